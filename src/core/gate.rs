@@ -1,0 +1,518 @@
+//! Gate evaluation. A gate that does not hold is data (`GateOutcome { passed: false, .. }`)
+//! with a detail a person can act on, never an error.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::checklist;
+use super::duration;
+use super::snapshot::{Child, LabelEvent, Snapshot};
+use super::workflow::{ChecklistGate, DurationSpec, Gate, Require};
+
+/// Whether a gate holds, and why (not).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GateOutcome {
+    pub passed: bool,
+    pub detail: String,
+}
+
+/// A gate's outcome as the CLI reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GateReport {
+    pub gate: String,
+    pub description: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+/// The state a gate is evaluated against: the snapshot, possibly moved on by transitions
+/// planned earlier in the same call.
+pub struct Context<'a> {
+    pub snapshot: &'a Snapshot,
+    pub labels: &'a [String],
+    pub entered_at: DateTime<Utc>,
+    pub now: DateTime<Utc>,
+    pub vars: &'a BTreeMap<String, String>,
+}
+
+pub fn evaluate(gate: &Gate, cx: &Context) -> GateOutcome {
+    match gate {
+        Gate::Checklist(c) => checklist_gate(c, cx),
+        Gate::Label {
+            name,
+            child,
+            present,
+        } => {
+            let (labels, whose) = match child {
+                None => (cx.labels.to_vec(), String::new()),
+                Some(t) => match cx.snapshot.child(t) {
+                    Some(c) => (c.issue.labels.clone(), format!(" on #{}", c.issue.number)),
+                    None => return no_child(t),
+                },
+            };
+            let is_set = labels.iter().any(|l| l == name);
+            let state = if is_set { "is set" } else { "is not set" };
+            outcome(is_set == *present, format!("~\"{name}\" {state}{whose}"))
+        }
+        Gate::Closed { child } => match cx.snapshot.child(child) {
+            Some(c) if !c.issue.open => outcome(true, format!("#{} is closed", c.issue.number)),
+            Some(c) => outcome(false, format!("#{} is open", c.issue.number)),
+            None => no_child(child),
+        },
+        Gate::Completed { child, stage } => match cx.snapshot.child(child) {
+            Some(c) => completed(c, stage.as_deref()),
+            None => no_child(child),
+        },
+        Gate::MinDuration(spec) => {
+            let need = match spec {
+                DurationSpec::Fixed(d) => *d,
+                DurationSpec::Variable(v) => match cx.vars.get(v).map(|text| duration::parse(text))
+                {
+                    Some(Ok(d)) => d,
+                    Some(Err(e)) => return outcome(false, format!("variable `{v}`: {e}")),
+                    None => {
+                        return outcome(
+                            false,
+                            format!("variable `{v}` is not set on this migration"),
+                        )
+                    }
+                },
+            };
+            let spent = cx.now - cx.entered_at;
+            if spent >= need {
+                outcome(
+                    true,
+                    format!(
+                        "soaked {} of {}",
+                        duration::human(spent),
+                        duration::human(need)
+                    ),
+                )
+            } else {
+                outcome(
+                    false,
+                    format!(
+                        "soak: {} of {} left",
+                        duration::human(need - spent),
+                        duration::human(need)
+                    ),
+                )
+            }
+        }
+        Gate::Approval { label, by, count } => {
+            approval(label, by, *count, cx.labels, &cx.snapshot.label_events)
+        }
+        Gate::Any(gates) => {
+            let outcomes: Vec<GateOutcome> = gates.iter().map(|g| evaluate(g, cx)).collect();
+            let passed = outcomes.iter().any(|o| o.passed);
+            outcome(
+                passed,
+                join(
+                    &outcomes,
+                    if passed {
+                        |o: &GateOutcome| o.passed
+                    } else {
+                        |_: &GateOutcome| true
+                    },
+                ),
+            )
+        }
+        Gate::All(gates) => {
+            let outcomes: Vec<GateOutcome> = gates.iter().map(|g| evaluate(g, cx)).collect();
+            let passed = outcomes.iter().all(|o| o.passed);
+            outcome(
+                passed,
+                join(
+                    &outcomes,
+                    if passed {
+                        |_: &GateOutcome| true
+                    } else {
+                        |o: &GateOutcome| !o.passed
+                    },
+                ),
+            )
+        }
+    }
+}
+
+/// Evaluates a gate and wraps it for reporting.
+pub fn report(gate: &Gate, cx: &Context) -> GateReport {
+    let GateOutcome { passed, detail } = evaluate(gate, cx);
+    GateReport {
+        gate: gate.kind().to_string(),
+        description: gate.describe(),
+        passed,
+        detail,
+    }
+}
+
+fn checklist_gate(gate: &ChecklistGate, cx: &Context) -> GateOutcome {
+    let (body, whose) = match &gate.child {
+        None => (cx.snapshot.issue.body.as_str(), String::new()),
+        Some(t) => match cx.snapshot.child(t) {
+            Some(c) => (c.issue.body.as_str(), format!("#{}: ", c.issue.number)),
+            None => return no_child(t),
+        },
+    };
+    let items = checklist::parse(body);
+    let tally = checklist::tally(&items, gate.section.as_deref(), &gate.items);
+    let section = gate
+        .section
+        .as_deref()
+        .map(|s| format!(" in *{s}*"))
+        .unwrap_or_default();
+    if !tally.section_found
+        && gate
+            .section
+            .as_ref()
+            .is_some_and(|s| !checklist::has_section(body, s))
+    {
+        return outcome(
+            false,
+            format!(
+                "{whose}no heading contains \"{}\"",
+                gate.section.as_deref().unwrap_or_default()
+            ),
+        );
+    }
+    let passed = match gate.require {
+        Require::All => tally.done == tally.total,
+        Require::AtLeast(n) => tally.done >= n,
+    };
+    let need = match gate.require {
+        Require::All => String::new(),
+        Require::AtLeast(n) => format!(", {n} needed"),
+    };
+    outcome(
+        passed,
+        format!("{whose}{}/{} items{section}{need}", tally.done, tally.total),
+    )
+}
+
+fn completed(child: &Child, stage: Option<&str>) -> GateOutcome {
+    let n = child.issue.number;
+    match (&child.stage, stage) {
+        (None, _) => outcome(false, format!("#{n} has no stage of its workflow")),
+        (Some(s), Some(want)) if s.id == want => outcome(true, format!("#{n} reached {want}")),
+        (Some(s), Some(want)) if s.terminal => {
+            outcome(false, format!("#{n} ended in {} instead of {want}", s.id))
+        }
+        (Some(s), None) if s.terminal => outcome(true, format!("#{n} completed ({})", s.id)),
+        (Some(s), _) => outcome(false, format!("#{n} is in stage {}", s.id)),
+    }
+}
+
+/// `label` must be on the issue, and among the adds since it was last removed, `count`
+/// distinct people of `by` must have added it.
+fn approval(
+    label: &str,
+    by: &[String],
+    count: usize,
+    labels: &[String],
+    events: &[LabelEvent],
+) -> GateOutcome {
+    let who = by.join(", ");
+    if !labels.iter().any(|l| l == label) {
+        return outcome(false, format!("waits for approval by {who} (~\"{label}\")"));
+    }
+    let since_removal = events
+        .iter()
+        .rposition(|e| e.label == label && !e.added)
+        .map(|i| &events[i + 1..])
+        .unwrap_or(events);
+    let adders: BTreeSet<&str> = since_removal
+        .iter()
+        .filter(|e| e.label == label && e.added)
+        .map(|e| e.actor.as_str())
+        .collect();
+    let approvers: Vec<&str> = adders
+        .iter()
+        .copied()
+        .filter(|a| by.iter().any(|b| b == a))
+        .collect();
+    if approvers.len() >= count {
+        return outcome(true, format!("approved by {}", approvers.join(", ")));
+    }
+    let others: Vec<&str> = adders
+        .iter()
+        .copied()
+        .filter(|a| !by.iter().any(|b| b == a))
+        .collect();
+    let mut detail = format!("waits for approval by {who} (~\"{label}\"");
+    if !approvers.is_empty() {
+        detail.push_str(&format!(
+            ", {}/{count} so far: {}",
+            approvers.len(),
+            approvers.join(", ")
+        ));
+    }
+    detail.push(')');
+    if !others.is_empty() {
+        detail.push_str(&format!(
+            "; set by {}, who may not approve",
+            others.join(", ")
+        ));
+    }
+    outcome(false, detail)
+}
+
+fn no_child(template: &str) -> GateOutcome {
+    outcome(false, format!("no {template} issue yet"))
+}
+
+fn outcome(passed: bool, detail: String) -> GateOutcome {
+    GateOutcome { passed, detail }
+}
+
+fn join(outcomes: &[GateOutcome], keep: fn(&GateOutcome) -> bool) -> String {
+    outcomes
+        .iter()
+        .filter(|o| keep(o))
+        .map(|o| o.detail.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::snapshot::{ChildStage, IssueView};
+    use chrono::{Duration, TimeZone};
+
+    fn t(minutes: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + Duration::minutes(minutes)
+    }
+
+    fn issue(number: u64, body: &str, labels: &[&str], open: bool) -> IssueView {
+        IssueView {
+            number,
+            title: String::new(),
+            body: body.to_string(),
+            labels: labels.iter().map(|s| s.to_string()).collect(),
+            open,
+            created_at: t(0),
+            url: String::new(),
+        }
+    }
+
+    fn event(label: &str, added: bool, actor: &str, at: i64) -> LabelEvent {
+        LabelEvent {
+            label: label.into(),
+            added,
+            actor: actor.into(),
+            at: t(at),
+        }
+    }
+
+    fn snapshot(labels: &[&str], events: Vec<LabelEvent>) -> Snapshot {
+        Snapshot {
+            issue: issue(
+                1,
+                "## Proposal\n- [x] a\n- [~] b\n- [ ] c\n## Other\n- [ ] d\n",
+                labels,
+                true,
+            ),
+            vars: BTreeMap::from([
+                ("wait".to_string(), "2h".to_string()),
+                ("bad".to_string(), "soon".to_string()),
+            ]),
+            label_events: events,
+            transitions: Vec::new(),
+            children: vec![
+                Child {
+                    issue: issue(2, "- [x] old", &[], false),
+                    template: "at".into(),
+                    entry: Some(1),
+                    stage: None,
+                },
+                Child {
+                    issue: issue(5, "## S\n- [x] one\n- [ ] two", &["x"], true),
+                    template: "at".into(),
+                    entry: Some(4),
+                    stage: Some(ChildStage {
+                        id: "staging".into(),
+                        terminal: false,
+                    }),
+                },
+            ],
+        }
+    }
+
+    fn gate(yaml: &str) -> Gate {
+        let text = format!(
+            "name: w\ntracking: {{template: t}}\nvariables: {{wait: {{}}, bad: {{}}}}\nstages:\n  - id: a\n    label: a\n    on_enter: [{{create_issue: {{template: at}}}}]\n    gates: [{yaml}]\n    terminal: true\n"
+        );
+        let mut known = crate::core::workflow::Known::default();
+        known.templates.insert("t".into(), Default::default());
+        known.templates.insert("at".into(), Default::default());
+        let w = crate::core::workflow::load("w.yaml", &text, None, &known)
+            .unwrap_or_else(|p| panic!("{yaml}: {p:?}"));
+        w.stages[0].gates[0].clone()
+    }
+
+    #[test]
+    fn gates_table() {
+        let approvals = vec![
+            event("lgtm", true, "alice", 1),
+            event("lgtm", false, "bob", 2),
+            event("lgtm", true, "mallory", 3),
+            event("lgtm", true, "bob", 4),
+        ];
+        // (gate, labels on the issue, label events, minutes in stage, passed, detail contains)
+        let cases: Vec<(&str, &[&str], Vec<LabelEvent>, i64, bool, &str)> = vec![
+            (
+                "{checklist: {section: proposal}}",
+                &[],
+                vec![],
+                0,
+                false,
+                "2/3 items in *proposal*",
+            ),
+            (
+                "{checklist: {section: proposal, require: 2}}",
+                &[],
+                vec![],
+                0,
+                true,
+                "2/3",
+            ),
+            (
+                "{checklist: {section: proposal, items: [a, b]}}",
+                &[],
+                vec![],
+                0,
+                true,
+                "2/2",
+            ),
+            (
+                "{checklist: {section: Missing}}",
+                &[],
+                vec![],
+                0,
+                false,
+                "no heading contains \"Missing\"",
+            ),
+            (
+                "{checklist: {child: at, section: s}}",
+                &[],
+                vec![],
+                0,
+                false,
+                "#5: 1/2 items",
+            ),
+            ("{checklist: {}}", &[], vec![], 0, false, "2/4 items"),
+            ("{label: ready}", &["ready"], vec![], 0, true, "is set"),
+            ("{no_label: ready}", &["ready"], vec![], 0, false, "is set"),
+            (
+                "{label: {name: x, child: at}}",
+                &[],
+                vec![],
+                0,
+                true,
+                "on #5",
+            ),
+            ("{closed: {child: at}}", &[], vec![], 0, false, "#5 is open"),
+            (
+                "{completed: {child: at}}",
+                &[],
+                vec![],
+                0,
+                false,
+                "#5 is in stage staging",
+            ),
+            (
+                "{min_duration: 2h}",
+                &[],
+                vec![],
+                100,
+                false,
+                "soak: 20m of 2h left",
+            ),
+            (
+                "{min_duration: \"{{wait}}\"}",
+                &[],
+                vec![],
+                120,
+                true,
+                "soaked 2h of 2h",
+            ),
+            (
+                "{min_duration: \"{{bad}}\"}",
+                &[],
+                vec![],
+                120,
+                false,
+                "variable `bad`",
+            ),
+            (
+                "{approval: {label: lgtm, by: [alice]}}",
+                &["lgtm"],
+                approvals.clone(),
+                0,
+                false,
+                "set by bob, mallory, who may not approve",
+            ),
+            (
+                "{approval: {label: lgtm, by: [bob]}}",
+                &["lgtm"],
+                approvals.clone(),
+                0,
+                true,
+                "approved by bob",
+            ),
+            (
+                "{approval: {label: lgtm, by: [bob]}}",
+                &[],
+                approvals.clone(),
+                0,
+                false,
+                "waits for approval by bob",
+            ),
+            (
+                "{approval: {label: lgtm, by: [alice, bob, mallory], count: 2}}",
+                &["lgtm"],
+                approvals,
+                0,
+                true,
+                "bob, mallory",
+            ),
+            (
+                "{any: [{label: a}, {label: b}]}",
+                &["b"],
+                vec![],
+                0,
+                true,
+                "~\"b\" is set",
+            ),
+            (
+                "{all: [{label: a}, {label: b}]}",
+                &["b"],
+                vec![],
+                0,
+                false,
+                "~\"a\" is not set",
+            ),
+        ];
+        for (yaml, labels, events, minutes, passed, detail) in cases {
+            let g = gate(yaml);
+            let snap = snapshot(labels, events);
+            let labels: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
+            let cx = Context {
+                snapshot: &snap,
+                labels: &labels,
+                entered_at: t(0),
+                now: t(minutes),
+                vars: &snap.vars,
+            };
+            let out = evaluate(&g, &cx);
+            assert_eq!(out.passed, passed, "{yaml}: {}", out.detail);
+            assert!(
+                out.detail.contains(detail),
+                "{yaml}: {:?} lacks {detail:?}",
+                out.detail
+            );
+        }
+    }
+}

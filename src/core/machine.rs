@@ -1,0 +1,685 @@
+//! The state machine: `plan(workflow, snapshot, now)` decides every move a migration can
+//! make now, as data. It goes as far as the gates allow, resumes a transition that an
+//! earlier run recorded but did not finish, and lists the steps the engine must apply, in
+//! the order that keeps a crash harmless: audit comment first (the intent), then the
+//! on_enter actions, then the stage label (the commit).
+
+use chrono::{DateTime, Utc};
+
+use super::gate::{self, GateReport};
+use super::snapshot::Snapshot;
+use super::workflow::{Action, Stage, Workflow};
+
+/// Everything one `advance` of one migration will do.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// The stage before the plan.
+    pub from: Option<String>,
+    /// The stage after the plan.
+    pub stage: Option<String>,
+    pub transitions: Vec<PlannedTransition>,
+    /// The gates of the final stage, all of them.
+    pub gates: Vec<GateReport>,
+    /// Why the plan stops where it does (empty when terminal).
+    pub blocked_by: Vec<GateReport>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlannedTransition {
+    pub seq: u64,
+    pub from: Option<String>,
+    pub to: String,
+    pub at: DateTime<Utc>,
+    pub reason: Option<String>,
+    pub rollback: bool,
+    /// An earlier run recorded this transition; this plan finishes it.
+    pub resumed: bool,
+    /// The gates that held (empty for exits, resumptions and rollbacks).
+    pub passed: Vec<GateReport>,
+    pub steps: Vec<Step>,
+}
+
+/// One write the engine makes, each idempotent by its marker or by being a set operation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// Post the audit comment of the transition (unless one with its marker exists).
+    Audit,
+    CreateIssue {
+        template: String,
+        workflow: Option<String>,
+    },
+    /// Post an on_enter comment (a Handlebars text) with marker `action=<seq>.<index>`.
+    Comment {
+        index: usize,
+        text: String,
+    },
+    Labels {
+        add: Vec<String>,
+        remove: Vec<String>,
+    },
+    Close,
+    Reopen,
+    /// Remove the other stage labels and add the new one, in one request.
+    MoveStage {
+        remove: Vec<String>,
+        add: String,
+    },
+}
+
+/// The migration's state as the CLI reports it.
+pub fn state(workflow: &Workflow, labels: &[String], open: bool) -> &'static str {
+    let terminal = workflow.stages_labelled(labels).iter().any(|s| s.terminal);
+    match (terminal, open) {
+        (true, _) => "completed",
+        (false, true) => "open",
+        (false, false) => "closed",
+    }
+}
+
+/// Plans every move the gates allow now.
+pub fn plan(workflow: &Workflow, snapshot: &Snapshot, now: DateTime<Utc>) -> Plan {
+    let mut sim = Sim::new(workflow, snapshot);
+    let from = sim.stage.map(|s| s.id.clone());
+    let mut transitions = Vec::new();
+    let mut warnings = sim.warnings.clone();
+
+    // Finish what an earlier run started.
+    if let Some(last) = snapshot.transitions.last() {
+        let current = sim.stage.map(|s| s.id.as_str());
+        if current == last.from.as_deref() && current != Some(last.to.as_str()) {
+            if let Some(target) = workflow.stage(&last.to) {
+                let steps = sim.enter(target, last.seq, last.rollback);
+                transitions.push(PlannedTransition {
+                    seq: last.seq,
+                    from: last.from.clone(),
+                    to: last.to.clone(),
+                    at: now,
+                    reason: last.reason.clone(),
+                    rollback: last.rollback,
+                    resumed: true,
+                    passed: Vec::new(),
+                    steps,
+                });
+                sim.entered_at = now;
+            } else {
+                warnings.push(format!(
+                    "transition {} leads to `{}`, which is no longer a stage",
+                    last.seq, last.to
+                ));
+            }
+        }
+    } else if sim.stage.is_none() {
+        let first = workflow.first_stage();
+        let steps = sim.enter(first, 1, false);
+        let mut steps_with_audit = vec![Step::Audit];
+        steps_with_audit.extend(steps);
+        transitions.push(PlannedTransition {
+            seq: 1,
+            from: None,
+            to: first.id.clone(),
+            at: now,
+            reason: None,
+            rollback: false,
+            resumed: false,
+            passed: Vec::new(),
+            steps: steps_with_audit,
+        });
+        sim.entered_at = now;
+    }
+
+    let mut blocked_by = Vec::new();
+    let mut gates = Vec::new();
+    let limit = workflow.stages.len() + 1;
+    loop {
+        let Some(stage) = sim.stage else {
+            blocked_by.push(GateReport {
+                gate: "stage".into(),
+                description: "the tracking issue carries one stage label".into(),
+                passed: false,
+                detail: format!(
+                    "#{} has no stage label of {}",
+                    snapshot.issue.number, workflow.name
+                ),
+            });
+            break;
+        };
+        if stage.terminal {
+            gates.clear();
+            break;
+        }
+        if !sim.open {
+            blocked_by.push(GateReport {
+                gate: "open".into(),
+                description: "the tracking issue is open".into(),
+                passed: false,
+                detail: format!("#{} is closed", snapshot.issue.number),
+            });
+            break;
+        }
+        if transitions.len() >= limit {
+            warnings.push(format!("stopped after {limit} moves: the workflow loops"));
+            break;
+        }
+        let cx = sim.context(snapshot, now);
+        if let Some((edge, reports)) = stage.exits.iter().find_map(|e| {
+            let reports: Vec<GateReport> = e.when.iter().map(|g| gate::report(g, &cx)).collect();
+            reports.iter().all(|r| r.passed).then_some((e, reports))
+        }) {
+            let reason = format!(
+                "exit: {}",
+                reports
+                    .iter()
+                    .map(|r| r.detail.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+            let target = workflow.stage(&edge.to).expect("validated edge");
+            transitions.push(sim.transition(stage, target, now, Some(reason), reports));
+            continue;
+        }
+        gates = stage.gates.iter().map(|g| gate::report(g, &cx)).collect();
+        let failing: Vec<GateReport> = gates.iter().filter(|r| !r.passed).cloned().collect();
+        if !failing.is_empty() {
+            blocked_by = failing;
+            break;
+        }
+        let chosen = stage
+            .next
+            .iter()
+            .find(|e| e.when.iter().all(|g| gate::evaluate(g, &cx).passed));
+        let Some(edge) = chosen else {
+            blocked_by.push(GateReport {
+                gate: "next".into(),
+                description: "one `next` edge applies".into(),
+                passed: false,
+                detail: "the gates hold, but no `next` edge's `when` holds".into(),
+            });
+            break;
+        };
+        let mut passed = gates.clone();
+        passed.extend(edge.when.iter().map(|g| gate::report(g, &cx)));
+        let target = workflow.stage(&edge.to).expect("validated edge");
+        transitions.push(sim.transition(stage, target, now, None, passed));
+    }
+    Plan {
+        from,
+        stage: sim.stage.map(|s| s.id.clone()),
+        transitions,
+        gates,
+        blocked_by,
+        warnings,
+    }
+}
+
+/// Plans a move back to `to`, recording `reason`. The target's on_enter actions do not run.
+pub fn rollback(
+    workflow: &Workflow,
+    snapshot: &Snapshot,
+    to: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<Plan, String> {
+    let Some(target) = workflow.stage(to) else {
+        let ids: Vec<&str> = workflow.stages.iter().map(|s| s.id.as_str()).collect();
+        return Err(format!(
+            "`{to}` is no stage of {} (stages: {})",
+            workflow.name,
+            ids.join(", ")
+        ));
+    };
+    let mut sim = Sim::new(workflow, snapshot);
+    let from = sim.stage.map(|s| s.id.clone());
+    if from.as_deref() == Some(to) {
+        return Err(format!(
+            "#{} is already in stage `{to}`",
+            snapshot.issue.number
+        ));
+    }
+    let seq = sim.next_seq;
+    let mut steps = vec![Step::Audit];
+    steps.extend(sim.enter(target, seq, true));
+    let transition = PlannedTransition {
+        seq,
+        from: from.clone(),
+        to: to.to_string(),
+        at: now,
+        reason: Some(reason.to_string()),
+        rollback: true,
+        resumed: false,
+        passed: Vec::new(),
+        steps,
+    };
+    Ok(Plan {
+        from,
+        stage: Some(to.to_string()),
+        transitions: vec![transition],
+        gates: Vec::new(),
+        blocked_by: Vec::new(),
+        warnings: sim.warnings,
+    })
+}
+
+/// The migration as the plan moves it along.
+struct Sim<'w> {
+    workflow: &'w Workflow,
+    stage: Option<&'w Stage>,
+    labels: Vec<String>,
+    open: bool,
+    entered_at: DateTime<Utc>,
+    next_seq: u64,
+    warnings: Vec<String>,
+}
+
+impl<'w> Sim<'w> {
+    fn new(workflow: &'w Workflow, snapshot: &Snapshot) -> Sim<'w> {
+        let labels = snapshot.issue.labels.clone();
+        let labelled = workflow.stages_labelled(&labels);
+        let mut warnings = Vec::new();
+        let stage = match labelled.as_slice() {
+            [] => None,
+            [one] => Some(*one),
+            several => {
+                let last_to = snapshot.transitions.last().map(|t| t.to.as_str());
+                let chosen = several
+                    .iter()
+                    .find(|s| Some(s.id.as_str()) == last_to)
+                    .unwrap_or(&several[0]);
+                warnings.push(format!(
+                    "#{} carries several stage labels ({}); taking `{}`",
+                    snapshot.issue.number,
+                    several
+                        .iter()
+                        .map(|s| s.label.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    chosen.label
+                ));
+                Some(*chosen)
+            }
+        };
+        let entered_at = stage
+            .map(|s| snapshot.entered_at(&s.id, &s.label))
+            .unwrap_or(snapshot.issue.created_at);
+        let next_seq = snapshot.transitions.last().map(|t| t.seq + 1).unwrap_or(1);
+        Sim {
+            workflow,
+            stage,
+            labels,
+            open: snapshot.issue.open,
+            entered_at,
+            next_seq,
+            warnings,
+        }
+    }
+
+    fn context<'a>(&'a self, snapshot: &'a Snapshot, now: DateTime<Utc>) -> gate::Context<'a> {
+        gate::Context {
+            snapshot,
+            labels: &self.labels,
+            entered_at: self.entered_at,
+            now,
+            vars: &snapshot.vars,
+        }
+    }
+
+    fn transition(
+        &mut self,
+        from: &'w Stage,
+        to: &'w Stage,
+        now: DateTime<Utc>,
+        reason: Option<String>,
+        passed: Vec<GateReport>,
+    ) -> PlannedTransition {
+        let seq = self.next_seq;
+        let mut steps = vec![Step::Audit];
+        steps.extend(self.enter(to, seq, false));
+        self.entered_at = now;
+        PlannedTransition {
+            seq,
+            from: Some(from.id.clone()),
+            to: to.id.clone(),
+            at: now,
+            reason,
+            rollback: false,
+            resumed: false,
+            passed,
+            steps,
+        }
+    }
+
+    /// The steps of entering `target` (after the audit comment), applied to the simulation.
+    fn enter(&mut self, target: &'w Stage, seq: u64, rollback: bool) -> Vec<Step> {
+        let mut steps = Vec::new();
+        if rollback {
+            if !self.open && !target.terminal {
+                steps.push(Step::Reopen);
+                self.open = true;
+            }
+        } else {
+            for (index, action) in target.on_enter.iter().enumerate() {
+                match action {
+                    Action::CreateIssue { template, workflow } => steps.push(Step::CreateIssue {
+                        template: template.clone(),
+                        workflow: workflow.clone(),
+                    }),
+                    Action::Comment(text) => steps.push(Step::Comment {
+                        index,
+                        text: text.clone(),
+                    }),
+                    Action::Labels { add, remove } => {
+                        self.labels.retain(|l| !remove.contains(l));
+                        for l in add {
+                            if !self.labels.contains(l) {
+                                self.labels.push(l.clone());
+                            }
+                        }
+                        steps.push(Step::Labels {
+                            add: add.clone(),
+                            remove: remove.clone(),
+                        });
+                    }
+                    Action::Close => {
+                        self.open = false;
+                        steps.push(Step::Close);
+                    }
+                }
+            }
+        }
+        let remove: Vec<String> = self
+            .workflow
+            .stages_labelled(&self.labels)
+            .iter()
+            .filter(|s| s.id != target.id)
+            .map(|s| s.label.clone())
+            .collect();
+        self.labels.retain(|l| !remove.contains(l));
+        if !self.labels.contains(&target.label) {
+            self.labels.push(target.label.clone());
+        }
+        steps.push(Step::MoveStage {
+            remove,
+            add: target.label.clone(),
+        });
+        self.stage = Some(target);
+        self.next_seq = self.next_seq.max(seq + 1);
+        steps
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::snapshot::{IssueView, LabelEvent, TransitionRecord};
+    use crate::core::workflow::{load, Known};
+    use chrono::{Duration, TimeZone};
+    use std::collections::BTreeMap;
+
+    const FLOW: &str = r#"
+name: db
+tracking: {template: t}
+stages:
+  - id: proposal
+    label: "db::proposal"
+    gates: [{checklist: {section: Proposal}}]
+    next:
+      - to: done
+        when: [{label: small}]
+      - to: rollout
+    exits:
+      - to: rejected
+        when: [{label: rejected}]
+  - id: rollout
+    label: "db::rollout"
+    on_enter: [{create_issue: {template: c}}, {comment: "started"}, {labels: {add: [rolling]}}]
+    gates: [{min_duration: 2h}]
+    next: done
+  - id: done
+    label: "db::done"
+    terminal: true
+    on_enter: [{close: true}]
+  - id: rejected
+    label: "db::rejected"
+    terminal: true
+"#;
+
+    fn workflow() -> Workflow {
+        let mut known = Known::default();
+        known.templates.insert("t".into(), Default::default());
+        known.templates.insert("c".into(), Default::default());
+        load("db.yaml", FLOW, None, &known).unwrap()
+    }
+
+    fn t(minutes: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + Duration::minutes(minutes)
+    }
+
+    fn snapshot(body: &str, labels: &[&str], transitions: &[(Option<&str>, &str)]) -> Snapshot {
+        Snapshot {
+            issue: IssueView {
+                number: 7,
+                title: "x".into(),
+                body: body.into(),
+                labels: labels.iter().map(|s| s.to_string()).collect(),
+                open: true,
+                created_at: t(0),
+                url: String::new(),
+            },
+            vars: BTreeMap::new(),
+            label_events: labels
+                .iter()
+                .map(|l| LabelEvent {
+                    label: l.to_string(),
+                    added: true,
+                    actor: "a".into(),
+                    at: t(0),
+                })
+                .collect(),
+            transitions: transitions
+                .iter()
+                .enumerate()
+                .map(|(i, (from, to))| TransitionRecord {
+                    seq: i as u64 + 1,
+                    from: from.map(String::from),
+                    to: to.to_string(),
+                    at: t(0),
+                    by: "a".into(),
+                    reason: None,
+                    rollback: false,
+                })
+                .collect(),
+            children: Vec::new(),
+        }
+    }
+
+    fn moves(plan: &Plan) -> Vec<(Option<&str>, &str, bool)> {
+        plan.transitions
+            .iter()
+            .map(|t| (t.from.as_deref(), t.to.as_str(), t.resumed))
+            .collect()
+    }
+
+    #[test]
+    fn plans_table() {
+        let done = "## Proposal\n- [x] a\n";
+        let open = "## Proposal\n- [ ] a\n";
+        let started = &[(None, "proposal")][..];
+        // (body, labels, recorded transitions, minutes, expected moves, expected stage)
+        let cases: Vec<(
+            &str,
+            Vec<&str>,
+            &[(Option<&str>, &str)],
+            i64,
+            Vec<(Option<&str>, &str, bool)>,
+            &str,
+        )> = vec![
+            (
+                open,
+                vec![],
+                &[],
+                0,
+                vec![(None, "proposal", false)],
+                "proposal",
+            ),
+            (
+                done,
+                vec![],
+                &[],
+                0,
+                vec![
+                    (None, "proposal", false),
+                    (Some("proposal"), "rollout", false),
+                ],
+                "rollout",
+            ),
+            (open, vec!["db::proposal"], started, 0, vec![], "proposal"),
+            (
+                done,
+                vec!["db::proposal"],
+                started,
+                0,
+                vec![(Some("proposal"), "rollout", false)],
+                "rollout",
+            ),
+            (
+                done,
+                vec!["db::proposal", "small"],
+                started,
+                0,
+                vec![(Some("proposal"), "done", false)],
+                "done",
+            ),
+            (
+                open,
+                vec!["db::proposal", "rejected"],
+                started,
+                0,
+                vec![(Some("proposal"), "rejected", false)],
+                "rejected",
+            ),
+            (
+                done,
+                vec!["db::rollout"],
+                &[(None, "proposal"), (Some("proposal"), "rollout")],
+                60,
+                vec![],
+                "rollout",
+            ),
+            (
+                done,
+                vec!["db::rollout"],
+                &[(None, "proposal"), (Some("proposal"), "rollout")],
+                120,
+                vec![(Some("rollout"), "done", false)],
+                "done",
+            ),
+            // A crash after the audit comment: the transition is finished, not planned again.
+            (
+                open,
+                vec!["db::proposal"],
+                &[(None, "proposal"), (Some("proposal"), "rollout")],
+                0,
+                vec![(Some("proposal"), "rollout", true)],
+                "rollout",
+            ),
+            (
+                open,
+                vec![],
+                &[(None, "proposal")],
+                0,
+                vec![(None, "proposal", true)],
+                "proposal",
+            ),
+            (
+                done,
+                vec!["db::done"],
+                &[(None, "proposal"), (Some("proposal"), "done")],
+                0,
+                vec![],
+                "done",
+            ),
+        ];
+        let w = workflow();
+        for (i, (body, labels, transitions, minutes, expected, stage)) in
+            cases.into_iter().enumerate()
+        {
+            let plan = plan(&w, &snapshot(body, &labels, transitions), t(minutes));
+            assert_eq!(moves(&plan), expected, "case {i}");
+            assert_eq!(plan.stage.as_deref(), Some(stage), "case {i}");
+        }
+    }
+
+    #[test]
+    fn blocked_plans_say_by_what() {
+        let w = workflow();
+        let plan = plan(
+            &w,
+            &snapshot(
+                "## Proposal\n- [ ] a\n- [x] b\n",
+                &["db::proposal"],
+                &[(None, "proposal")],
+            ),
+            t(0),
+        );
+        assert!(plan.transitions.is_empty());
+        assert_eq!(plan.blocked_by.len(), 1);
+        assert_eq!(plan.blocked_by[0].detail, "1/2 items in *Proposal*");
+    }
+
+    #[test]
+    fn steps_keep_the_crash_safe_order() {
+        let w = workflow();
+        let plan = plan(
+            &w,
+            &snapshot(
+                "## Proposal\n- [x] a\n",
+                &["db::proposal"],
+                &[(None, "proposal")],
+            ),
+            t(0),
+        );
+        let steps = &plan.transitions[0].steps;
+        assert_eq!(plan.transitions[0].seq, 2);
+        assert_eq!(steps.first(), Some(&Step::Audit));
+        assert!(matches!(steps[1], Step::CreateIssue { .. }));
+        assert!(matches!(steps[2], Step::Comment { index: 1, .. }));
+        assert_eq!(
+            steps.last(),
+            Some(&Step::MoveStage {
+                remove: vec!["db::proposal".into()],
+                add: "db::rollout".into()
+            })
+        );
+    }
+
+    #[test]
+    fn rollback_moves_back_without_on_enter() {
+        let w = workflow();
+        let mut snap = snapshot(
+            "",
+            &["db::done"],
+            &[(None, "proposal"), (Some("proposal"), "done")],
+        );
+        snap.issue.open = false;
+        let plan = rollback(&w, &snap, "proposal", "broke prod", t(5)).unwrap();
+        let tr = &plan.transitions[0];
+        assert_eq!(
+            (tr.seq, tr.rollback, tr.reason.as_deref()),
+            (3, true, Some("broke prod"))
+        );
+        assert_eq!(
+            tr.steps,
+            vec![
+                Step::Audit,
+                Step::Reopen,
+                Step::MoveStage {
+                    remove: vec!["db::done".into()],
+                    add: "db::proposal".into()
+                }
+            ]
+        );
+        assert!(rollback(&w, &snap, "nowhere", "x", t(5))
+            .unwrap_err()
+            .contains("stages: proposal, rollout, done, rejected"));
+    }
+}

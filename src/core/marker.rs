@@ -1,0 +1,144 @@
+//! Markers: the trailing HTML comments by which shepherd recognises its own issues and
+//! comments, so that every action can look before it writes.
+//!
+//! - tracking or child issue: `<!-- shepherd:{"workflow":…,"vars":{…}} -->`
+//! - audit comment: `<!-- shepherd:transition=3 {"from":…,"to":…,"by":…} -->`
+//! - on_enter comment: `<!-- shepherd:action=3.1 -->`
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+const ISSUE_PREFIX: &str = "<!-- shepherd:{";
+const TRANSITION_PREFIX: &str = "<!-- shepherd:transition=";
+const ACTION_PREFIX: &str = "<!-- shepherd:action=";
+const SUFFIX: &str = " -->";
+
+/// The marker of a shepherd issue: a tracking issue has a workflow and no parent; a child
+/// has a parent and a template, and a workflow when it runs its own.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct IssueMarker {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// The transition of the parent whose entry created this child.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<u64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vars: BTreeMap<String, String>,
+}
+
+/// What an audit comment records of its transition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TransitionMarker {
+    #[serde(skip)]
+    pub seq: u64,
+    pub from: Option<String>,
+    pub to: String,
+    pub by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rollback: bool,
+}
+
+impl IssueMarker {
+    pub fn render(&self) -> String {
+        format!("<!-- shepherd:{} -->", safe_json(self))
+    }
+
+    /// The marker at the end of an issue body, if any.
+    pub fn find(body: &str) -> Option<IssueMarker> {
+        let start = body.rfind(ISSUE_PREFIX)?;
+        let json = &body[start + ISSUE_PREFIX.len() - 1..];
+        let end = json.find(SUFFIX)?;
+        serde_json::from_str(&json[..end]).ok()
+    }
+
+    /// A body with the marker appended on its own line.
+    pub fn append_to(&self, body: &str) -> String {
+        format!("{}\n\n{}\n", body.trim_end(), self.render())
+    }
+}
+
+impl TransitionMarker {
+    pub fn render(&self) -> String {
+        format!(
+            "{TRANSITION_PREFIX}{} {}{SUFFIX}",
+            self.seq,
+            safe_json(self)
+        )
+    }
+
+    /// The transition marker of a comment, if it has one.
+    pub fn find(comment: &str) -> Option<TransitionMarker> {
+        let start = comment.rfind(TRANSITION_PREFIX)?;
+        let rest = &comment[start + TRANSITION_PREFIX.len()..];
+        let (seq, rest) = rest.split_once(' ')?;
+        let end = rest.find(SUFFIX)?;
+        let mut marker: TransitionMarker = serde_json::from_str(&rest[..end]).ok()?;
+        marker.seq = seq.parse().ok()?;
+        Some(marker)
+    }
+}
+
+/// The marker of the `index`th on_enter comment of transition `seq`.
+pub fn action_marker(seq: u64, index: usize) -> String {
+    format!("{ACTION_PREFIX}{seq}.{index}{SUFFIX}")
+}
+
+/// Whether a comment carries the given action marker.
+pub fn has_action_marker(comment: &str, marker: &str) -> bool {
+    comment.contains(marker)
+}
+
+/// JSON that cannot end the HTML comment around it: `<` and `>` are escaped.
+fn safe_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value)
+        .expect("markers serialise")
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_markers_round_trip() {
+        let marker = IssueMarker {
+            workflow: Some("gitaly-migration".into()),
+            vars: BTreeMap::from([("x".to_string(), "a --> b <!-- c".to_string())]),
+            ..Default::default()
+        };
+        let body = marker.append_to("Hello\n");
+        assert!(!body.contains("a -->"));
+        assert_eq!(IssueMarker::find(&body), Some(marker));
+        assert_eq!(IssueMarker::find("no marker"), None);
+    }
+
+    #[test]
+    fn transition_markers_round_trip() {
+        let marker = TransitionMarker {
+            seq: 12,
+            from: None,
+            to: "selection".into(),
+            by: "alice".into(),
+            reason: Some("bad -->".into()),
+            rollback: true,
+        };
+        let comment = format!("Moved.\n\n{}", marker.render());
+        assert_eq!(TransitionMarker::find(&comment), Some(marker));
+        assert!(has_action_marker(
+            &format!("x {}", action_marker(3, 1)),
+            &action_marker(3, 1)
+        ));
+        assert!(!has_action_marker(
+            &action_marker(3, 10),
+            &action_marker(3, 1)
+        ));
+    }
+}

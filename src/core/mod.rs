@@ -1,0 +1,12 @@
+//! The pure core: workflows, checklists, gates, the state machine and the report model.
+//! Nothing here does IO, reads the clock or awaits; every input is an argument.
+
+pub mod checklist;
+pub mod duration;
+pub mod gate;
+pub mod machine;
+pub mod marker;
+pub mod report;
+pub mod snapshot;
+pub mod workflow;
+pub mod yaml;

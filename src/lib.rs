@@ -1,0 +1,9 @@
+//! shepherd moves migrations and feature-flag rollouts through their stages on an issue
+//! tracker. See ARCHITECTURE.md for the map.
+
+pub mod catalog;
+pub mod cli;
+pub mod core;
+pub mod engine;
+pub mod render;
+pub mod tracker;

@@ -1,0 +1,215 @@
+//! The `Tracker` trait: the only door to the outside world. Adapters (local SQLite here;
+//! GitLab and GitHub later) convert their own types to these at the border.
+
+pub mod local;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::core::snapshot::{IssueView, LabelEvent};
+
+/// An issue as a tracker returns it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Issue {
+    pub number: u64,
+    pub title: String,
+    pub body: String,
+    pub labels: Vec<String>,
+    pub open: bool,
+    pub created_at: DateTime<Utc>,
+    pub url: String,
+    pub author: String,
+}
+
+/// A comment on an issue.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Comment {
+    pub id: u64,
+    pub body: String,
+    pub author: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An issue to create.
+#[derive(Clone, Debug)]
+pub struct NewIssue {
+    pub title: String,
+    pub body: String,
+    pub labels: Vec<String>,
+}
+
+/// A label a workflow uses, to create when missing.
+#[derive(Clone, Debug)]
+pub struct LabelSpec {
+    pub name: String,
+    pub color: String,
+    pub description: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateFilter {
+    Open,
+    All,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrackerError {
+    #[error("issue #{0} does not exist")]
+    NotFound(u64),
+    #[error("{path} is not a shepherd tracker database: {reason}")]
+    NotShepherd { path: String, reason: String },
+    #[error("{path} is corrupt: {reason}")]
+    Corrupt { path: String, reason: String },
+    #[error("the local tracker failed: {0}")]
+    Local(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Where migrations live.
+#[async_trait]
+pub trait Tracker: Send + Sync {
+    /// The tracker as `--tracker` names it.
+    fn describe(&self) -> String;
+
+    /// The tracker's clock: the local tracker's `--now`, else the system clock.
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+
+    async fn create_issue(&self, issue: &NewIssue) -> Result<Issue, TrackerError>;
+    async fn issue(&self, number: u64) -> Result<Issue, TrackerError>;
+    /// Issues with every label of `labels`, newest first.
+    async fn list_issues(
+        &self,
+        state: StateFilter,
+        labels: &[String],
+    ) -> Result<Vec<Issue>, TrackerError>;
+    async fn update_body(&self, number: u64, body: &str) -> Result<(), TrackerError>;
+    /// Adds and removes labels in one request.
+    async fn edit_labels(
+        &self,
+        number: u64,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<(), TrackerError>;
+    async fn set_open(&self, number: u64, open: bool) -> Result<(), TrackerError>;
+    async fn comments(&self, number: u64) -> Result<Vec<Comment>, TrackerError>;
+    async fn add_comment(&self, number: u64, body: &str) -> Result<Comment, TrackerError>;
+    /// Label history, oldest first.
+    async fn label_events(&self, number: u64) -> Result<Vec<LabelEvent>, TrackerError>;
+    /// Creates the labels that do not exist yet.
+    async fn ensure_labels(&self, labels: &[LabelSpec]) -> Result<(), TrackerError>;
+}
+
+impl Issue {
+    pub fn view(&self) -> IssueView {
+        IssueView {
+            number: self.number,
+            title: self.title.clone(),
+            body: self.body.clone(),
+            labels: self.labels.clone(),
+            open: self.open,
+            created_at: self.created_at,
+            url: self.url.clone(),
+        }
+    }
+}
+
+/// A tracker as `--tracker` spells it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TrackerSpec {
+    Local(PathBuf),
+    GitLab(String),
+    GitHub(String),
+}
+
+impl TrackerSpec {
+    pub const DEFAULT_LOCAL: &'static str = ".shepherd/tracker.db";
+
+    pub fn parse(text: &str) -> Result<TrackerSpec, String> {
+        let (kind, rest) = text.split_once(':').unwrap_or((text, ""));
+        match kind {
+            "local" if rest.is_empty() => Ok(TrackerSpec::Local(PathBuf::from(Self::DEFAULT_LOCAL))),
+            "local" => Ok(TrackerSpec::Local(PathBuf::from(rest))),
+            "gitlab" | "github" => {
+                let parts: Vec<&str> = rest.split('/').collect();
+                let min = if kind == "github" { 2 } else { 2 };
+                if parts.len() < min || parts.iter().any(|p| p.is_empty()) || (kind == "github" && parts.len() != 2) {
+                    let shape = if kind == "github" { "github:OWNER/REPO" } else { "gitlab:GROUP/PROJECT" };
+                    return Err(format!("bad tracker `{text}`: write {shape}"));
+                }
+                Ok(if kind == "gitlab" { TrackerSpec::GitLab(rest.into()) } else { TrackerSpec::GitHub(rest.into()) })
+            }
+            _ => Err(format!("bad tracker `{text}`: write local[:PATH], gitlab:GROUP/PROJECT or github:OWNER/REPO")),
+        }
+    }
+
+    pub fn is_local(&self) -> bool {
+        matches!(self, TrackerSpec::Local(_))
+    }
+}
+
+impl fmt::Display for TrackerSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrackerSpec::Local(p) => write!(f, "local:{}", p.display()),
+            TrackerSpec::GitLab(p) => write!(f, "gitlab:{p}"),
+            TrackerSpec::GitHub(p) => write!(f, "github:{p}"),
+        }
+    }
+}
+
+/// A colour and description for a label, stable per name.
+pub fn label_spec(name: &str, description: &str) -> LabelSpec {
+    // Colours dark enough for white text; picked by a hash of the name.
+    const COLORS: &[&str] = &[
+        "#1f78d1", "#8e44ad", "#2da160", "#d9534f", "#5843ad", "#004e00", "#a8d695", "#cc338b",
+        "#dc143c", "#34495e",
+    ];
+    let hash = name
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
+    LabelSpec {
+        name: name.to_string(),
+        color: COLORS[hash as usize % COLORS.len()].to_string(),
+        description: description.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs() {
+        assert_eq!(
+            TrackerSpec::parse("local").unwrap(),
+            TrackerSpec::Local(".shepherd/tracker.db".into())
+        );
+        assert_eq!(
+            TrackerSpec::parse("local:/tmp/x.db").unwrap(),
+            TrackerSpec::Local("/tmp/x.db".into())
+        );
+        assert_eq!(
+            TrackerSpec::parse("gitlab:a/b/c").unwrap(),
+            TrackerSpec::GitLab("a/b/c".into())
+        );
+        assert_eq!(
+            TrackerSpec::parse("github:o/r").unwrap(),
+            TrackerSpec::GitHub("o/r".into())
+        );
+        for bad in [
+            "github:o",
+            "github:o/r/x",
+            "gitlab:x",
+            "jira:x",
+            "gitlab:a//b",
+        ] {
+            assert!(TrackerSpec::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
