@@ -108,6 +108,9 @@ enum Command {
         /// Tick in the newest child issue made from this template
         #[arg(long)]
         child: Option<String>,
+        /// Only items under a heading containing this text
+        #[arg(long)]
+        section: Option<String>,
         /// Uncheck instead
         #[arg(long)]
         undo: bool,
@@ -354,22 +357,25 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
 
 /// The commands that talk to a tracker.
 async fn tracked(session: &Session, command: Command) -> Result<ExitCode> {
-    let writes = !matches!(
-        command,
-        Command::Issue { .. }
-            | Command::Status { .. }
-            | Command::History { .. }
-            | Command::Report { .. }
-    ) && !matches!(
-        command,
-        Command::Advance { dry_run: true, .. } | Command::Reconcile { dry_run: true }
-    );
+    // Only `start` creates a local tracker; other commands on a missing one see it empty.
+    let creates = matches!(command, Command::Start { .. });
     let format = match &command {
         Command::Report { .. } => session.format(&[Format::Text, Format::Json, Format::Md])?,
         _ => session.format(&[Format::Text, Format::Json])?,
     };
     let catalog = session.catalog()?;
-    let tracker = session.tracker(writes)?;
+    if let Command::Start {
+        workflow,
+        vars,
+        vars_file,
+        ..
+    } = &command
+    {
+        let w = catalog.workflow(workflow)?;
+        let vars = collect_vars(vars, vars_file.as_deref())?;
+        crate::engine::preflight(&catalog, w, &vars, session.now.unwrap_or_else(Utc::now))?;
+    }
+    let tracker = session.tracker(creates)?;
     let engine = Engine {
         tracker: tracker.as_ref(),
         catalog: &catalog,
@@ -477,10 +483,11 @@ async fn tracked(session: &Session, command: Command) -> Result<ExitCode> {
             reference,
             text,
             child,
+            section,
             undo,
         } => {
             let ticked = engine
-                .tick(reference, &text, child.as_deref(), undo)
+                .tick(reference, &text, section.as_deref(), child.as_deref(), undo)
                 .await?;
             print(format, &ticked, || {
                 let mark = if ticked.checked { "[x]" } else { "[ ]" };

@@ -112,7 +112,13 @@ impl<'a> Engine<'a> {
             .renderer
             .render(&workflow.tracking.template, &cx.to_value())?;
         // Render every text of the first stage now, so that a bad one fails before any write.
-        self.check_renders(workflow, &workflow.first_stage().on_enter, &vars)?;
+        check_renders(
+            self.catalog,
+            self.now(),
+            workflow,
+            &workflow.first_stage().on_enter,
+            &vars,
+        )?;
         let marker = IssueMarker {
             workflow: Some(workflow.name.clone()),
             vars: vars.clone(),
@@ -258,14 +264,56 @@ impl<'a> Engine<'a> {
         index: &[Migration],
         dry_run: bool,
     ) -> Result<Advanced> {
-        let (m, workflow) = self.migration(number).await?;
-        let (snapshot, comments) = self.snapshot(&m, index).await?;
-        let plan = machine::plan(workflow, &snapshot, self.now());
+        let mut fresh;
+        let mut index = index;
+        let mut transitions = Vec::new();
         let mut created = Vec::new();
-        if !dry_run && !plan.transitions.is_empty() {
-            created = self.apply(&m, workflow, &plan, &comments, index).await?;
+        // Applying can change what the gates see (a child now exists): plan again until
+        // nothing moves, so the report ends with the gates that really block.
+        for _ in 0..4 {
+            if !dry_run && self.start_children(number, index).await? {
+                fresh = self.index().await?;
+                index = &fresh;
+            }
+            let (m, workflow) = self.migration(number).await?;
+            let (snapshot, comments) = self.snapshot(&m, index).await?;
+            let plan = machine::plan(workflow, &snapshot, self.now());
+            if dry_run || plan.transitions.is_empty() {
+                let mut report = report_plan(number, workflow, plan, created);
+                transitions.append(&mut report.transitions);
+                report.transitions = transitions;
+                return Ok(report);
+            }
+            created.extend(self.apply(&m, workflow, &plan, &comments, index).await?);
+            transitions.extend(report_plan(number, workflow, plan, Vec::new()).transitions);
+            fresh = self.index().await?;
+            index = &fresh;
         }
-        Ok(report_plan(number, workflow, plan, created))
+        bail!("#{number} keeps moving after several rounds: does its workflow loop?")
+    }
+
+    /// Enters the first stage of children that run a workflow but have no stage yet (a
+    /// crash came between creating them and their first move). Returns whether any moved.
+    async fn start_children(&self, number: u64, index: &[Migration]) -> Result<bool> {
+        let mut moved = false;
+        for child in index
+            .iter()
+            .filter(|c| c.marker.parent == Some(number) && c.issue.open)
+        {
+            let Some(w) = child
+                .marker
+                .workflow
+                .as_deref()
+                .and_then(|w| self.catalog.workflows.get(w))
+            else {
+                continue;
+            };
+            if w.stages_labelled(&child.issue.labels).is_empty() {
+                self.advance_boxed(child.issue.number, false).await?;
+                moved = true;
+            }
+        }
+        Ok(moved)
     }
 
     /// Advances every open migration, children before their parents.
@@ -310,6 +358,7 @@ impl<'a> Engine<'a> {
         &self,
         number: u64,
         text: &str,
+        section: Option<&str>,
         child: Option<&str>,
         undo: bool,
     ) -> Result<Ticked> {
@@ -332,6 +381,13 @@ impl<'a> Engine<'a> {
         let issue = self.tracker.issue(target).await?;
         let items = checklist::parse(&issue.body);
         let needle = text.to_lowercase();
+        let items: Vec<checklist::Item> = match section {
+            Some(sect) => items.into_iter().filter(|i| i.in_section(sect)).collect(),
+            None => items,
+        };
+        let place = section
+            .map(|s| format!(" under \"{s}\""))
+            .unwrap_or_default();
         let matches: Vec<&checklist::Item> = items
             .iter()
             .filter(|i| i.text.to_lowercase().contains(&needle))
@@ -346,7 +402,7 @@ impl<'a> Engine<'a> {
                     .collect();
                 let state = if undo { "checked" } else { "open" };
                 bail!(
-                    "no task item of #{target} contains \"{text}\"{}",
+                    "no task item of #{target}{place} contains \"{text}\"{}",
                     if list.is_empty() {
                         String::new()
                     } else {
@@ -357,7 +413,7 @@ impl<'a> Engine<'a> {
             several => {
                 let list: Vec<String> = several.iter().map(|i| format!("  - {}", i.text)).collect();
                 bail!(
-                    "{} task items of #{target} contain \"{text}\"; say which:\n{}",
+                    "{} task items of #{target}{place} contain \"{text}\"; say which (or narrow with --section):\n{}",
                     several.len(),
                     list.join("\n")
                 );
@@ -428,57 +484,6 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
-    fn check_renders(
-        &self,
-        workflow: &Workflow,
-        actions: &[crate::core::workflow::Action],
-        vars: &BTreeMap<String, String>,
-    ) -> Result<()> {
-        use crate::core::workflow::Action;
-        let pending = IssueRef {
-            number: PENDING_REF.into(),
-            ..Default::default()
-        };
-        for action in actions {
-            let cx = Context {
-                vars,
-                migration: Some(pending.clone()),
-                parent: Some(pending.clone()),
-                issue: Some(pending.clone()),
-                now: self.now(),
-            };
-            match action {
-                Action::Comment(text) => {
-                    self.catalog.renderer.render_text(
-                        &format!("a comment of {}", workflow.name),
-                        text,
-                        &cx.to_value(),
-                    )?;
-                }
-                Action::CreateIssue {
-                    template,
-                    workflow: child,
-                } => {
-                    let child_vars = match child
-                        .as_deref()
-                        .map(|w| self.catalog.workflow(w))
-                        .transpose()?
-                    {
-                        Some(w) => child_vars(w, vars),
-                        None => vars.clone(),
-                    };
-                    let cx = Context {
-                        vars: &child_vars,
-                        ..cx
-                    };
-                    self.catalog.renderer.render(template, &cx.to_value())?;
-                }
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-
     /// Applies a plan's steps in order; returns the child issues created.
     async fn apply(
         &self,
@@ -490,7 +495,13 @@ impl<'a> Engine<'a> {
     ) -> Result<Vec<u64>> {
         for t in &plan.transitions {
             let stage = workflow.stage(&t.to).expect("planned stage exists");
-            self.check_renders(workflow, &stage.on_enter, &m.marker.vars)?;
+            check_renders(
+                self.catalog,
+                self.now(),
+                workflow,
+                &stage.on_enter,
+                &m.marker.vars,
+            )?;
         }
         self.ensure_labels(workflow).await?;
         let number = m.issue.number;
@@ -756,6 +767,89 @@ impl<'a> Engine<'a> {
         };
         format!("{text}\n\n{}", mark.render())
     }
+}
+
+/// Renders every text that `actions` need, so that a bad one fails before anything is
+/// written.
+pub fn check_renders(
+    catalog: &Catalog,
+    now: DateTime<Utc>,
+    workflow: &Workflow,
+    actions: &[crate::core::workflow::Action],
+    vars: &BTreeMap<String, String>,
+) -> Result<()> {
+    use crate::core::workflow::Action;
+    let pending = IssueRef {
+        number: PENDING_REF.into(),
+        ..Default::default()
+    };
+    for action in actions {
+        let cx = Context {
+            vars,
+            migration: Some(pending.clone()),
+            parent: Some(pending.clone()),
+            issue: Some(pending.clone()),
+            now: now,
+        };
+        match action {
+            Action::Comment(text) => {
+                catalog.renderer.render_text(
+                    &format!("a comment of {}", workflow.name),
+                    text,
+                    &cx.to_value(),
+                )?;
+            }
+            Action::CreateIssue {
+                template,
+                workflow: child,
+            } => {
+                let child_vars = match child.as_deref().map(|w| catalog.workflow(w)).transpose()? {
+                    Some(w) => child_vars(w, vars),
+                    None => vars.clone(),
+                };
+                let cx = Context {
+                    vars: &child_vars,
+                    ..cx
+                };
+                catalog.renderer.render(template, &cx.to_value())?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Everything `start` checks before it writes: variables, the tracking template, the first
+/// stage's texts. Returns the variables with defaults filled in.
+pub fn preflight(
+    catalog: &Catalog,
+    workflow: &Workflow,
+    given: &BTreeMap<String, String>,
+    now: DateTime<Utc>,
+) -> Result<BTreeMap<String, String>> {
+    let vars = resolve_vars(workflow, given)?;
+    let pending = IssueRef {
+        number: PENDING_REF.into(),
+        ..Default::default()
+    };
+    let cx = Context {
+        vars: &vars,
+        migration: Some(pending.clone()),
+        parent: None,
+        issue: Some(pending),
+        now,
+    };
+    catalog
+        .renderer
+        .render(&workflow.tracking.template, &cx.to_value())?;
+    check_renders(
+        catalog,
+        now,
+        workflow,
+        &workflow.first_stage().on_enter,
+        &vars,
+    )?;
+    Ok(vars)
 }
 
 /// Checks the given variables against the workflow: unknown, missing, pattern-violating.

@@ -1,1 +1,10 @@
+//! The one integration-test binary: runs the real `shepherd` binary (and, for crash
+//! injection, the engine on a faulty tracker) against the local tracker.
 
+mod bad_input;
+mod crash;
+mod feature_flag;
+mod gitaly;
+mod render;
+mod support;
+mod tidy;

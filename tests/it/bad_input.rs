@@ -1,0 +1,289 @@
+//! Bad input: a clear error (what, where), exit code 1, and nothing written.
+
+use shepherd::tracker::{NewIssue, Tracker};
+
+use crate::support::{at, block_on, start_gitaly, Shepherd, GITALY_VARS};
+
+const MINI_TEMPLATE: &str =
+    "---\ntitle: \"Move {{table}}\"\nlabels: [db]\n---\n## Proposal\n- [ ] agreed\n";
+
+const MINI: &str = "name: mini
+variables:
+  table: {required: true, pattern: \"^[a-z_]+$\"}
+tracking: {template: mini}
+stages:
+  - id: proposal
+    label: \"db::proposal\"
+    gates:
+      - checklist: {section: Proposal}
+    next: done
+  - id: done
+    label: \"db::done\"
+    terminal: true
+";
+
+fn project(workflow: &str) -> Shepherd {
+    let s = Shepherd::new();
+    std::fs::create_dir_all(s.path("workflows")).unwrap();
+    std::fs::create_dir_all(s.path("templates")).unwrap();
+    std::fs::write(s.path("templates/mini.md.hbs"), MINI_TEMPLATE).unwrap();
+    std::fs::write(s.path("workflows/mini.yaml"), workflow).unwrap();
+    s
+}
+
+/// Validation: (what to change in MINI, messages with their `line:column`).
+#[test]
+fn validate_reports_every_problem_with_its_place() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "    next: done\n",
+            "    next: [done\n",
+            &["workflows/mini.yaml:11:7: illegal placement"],
+        ),
+        (
+            "      - checklist: {section: Proposal}",
+            "      - checklist: {section: Proposal}\n      - soon: 1h",
+            &["mini.yaml:10:9: unknown gate `soon`"],
+        ),
+        (
+            "    terminal: true",
+            "    terminal: true\n    color: red",
+            &["mini.yaml:14:5: unknown key `color` in a stage"],
+        ),
+        (
+            "    next: done",
+            "    next: finished",
+            &["mini.yaml:10:11: stage `proposal` leads to `finished`, which is no stage"],
+        ),
+        (
+            "    terminal: true\n",
+            "    terminal: true\n  - id: orphan\n    label: orphan\n    terminal: true\n",
+            &["mini.yaml:14:9: stage `orphan` is unreachable"],
+        ),
+        (
+            "tracking: {template: mini}",
+            "tracking: {template: maxi}",
+            &["mini.yaml:4:22: the tracking template `maxi` does not exist"],
+        ),
+        (
+            "  table: {required: true, pattern: \"^[a-z_]+$\"}\n",
+            "  other: {}\n",
+            &["template `mini` uses variable `table`, which the workflow does not declare"],
+        ),
+        (
+            "pattern: \"^[a-z_]+$\"",
+            "pattern: \"^[a-z_+$\"",
+            &["mini.yaml:3:36: bad regex"],
+        ),
+        (
+            "      - checklist: {section: Proposal}",
+            "      - min_duration: 15s",
+            &["mini.yaml:9:23: bad duration"],
+        ),
+    ];
+    for (from, to, messages) in cases {
+        assert!(MINI.contains(from), "{from}");
+        let s = project(&MINI.replacen(from, to, 1));
+        let out = s.run(&["validate"]);
+        assert_eq!(out.status.code(), Some(1), "{to}");
+        let err = crate::support::stderr(&out);
+        for m in *messages {
+            assert!(err.contains(m), "{to:?}: expected {m:?} in:\n{err}");
+        }
+    }
+}
+
+#[test]
+fn several_problems_come_in_one_run_as_json_too() {
+    let broken = MINI
+        .replace("next: done", "next: finished")
+        .replace("{section: Proposal}", "{section: Proposal, every: true}");
+    let s = project(&broken);
+    let out = s.run(&["validate", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    let problems = v["problems"].as_array().unwrap();
+    assert!(problems.len() >= 3, "{v}");
+    assert!(problems
+        .iter()
+        .all(|p| p["line"].as_u64().unwrap() > 0 && p["column"].as_u64().unwrap() > 0));
+    // Any command that needs the workflows refuses to run, and writes nothing.
+    let err = s.fails(&["start", "mini", "--var", "table=users"]);
+    assert!(err.contains("mini.yaml:10:11"), "{err}");
+    assert!(!s.db().exists());
+}
+
+#[test]
+fn variables_are_checked_before_anything_is_written() {
+    let s = project(MINI);
+    let err = s.fails(&["start", "mini"]);
+    assert!(err.contains("variable `table` is required"), "{err}");
+    let err = s.fails(&["start", "mini", "--var", "table=Users; DROP"]);
+    assert!(
+        err.contains("variable `table` = \"Users; DROP\" does not match its pattern `^[a-z_]+$`"),
+        "{err}"
+    );
+    let err = s.fails(&["start", "mini", "--var", "table=users", "--var", "tabel=x"]);
+    assert!(err.contains("unknown variable `tabel`"), "{err}");
+    assert!(!s.db().exists(), "nothing written");
+    let err = s.fails(&["start", "nope"]);
+    assert!(err.contains("unknown workflow `nope`"), "{err}");
+    let out = s.run(&["start", "mini", "--var", "table=users", "--now", &at("0m")]);
+    assert!(out.status.success());
+}
+
+#[test]
+fn unknown_templates_and_refs() {
+    let s = Shepherd::new();
+    let err = s.fails(&["render", "nope"]);
+    assert!(
+        err.contains("unknown template `nope`") && err.contains("acceptance-testing"),
+        "{err}"
+    );
+    let n = start_gitaly(&s, &at("0m"));
+    let err = s.fails(&["status", "99"]);
+    assert!(err.contains("#99 does not exist"), "{err}");
+    let plain = block_on(s.tracker().create_issue(&NewIssue {
+        title: "plain".into(),
+        body: "no marker".into(),
+        labels: vec![],
+    }))
+    .unwrap();
+    let err = s.fails(&["advance", &plain.number.to_string()]);
+    assert!(
+        err.contains(&format!("#{} is no migration", plain.number)),
+        "{err}"
+    );
+    let out = s.run(&["advance", "twelve"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a malformed REF is a usage error"
+    );
+    assert!(s.ok(&["status", &format!("#{n}")]).contains("selection"));
+}
+
+#[test]
+fn tick_must_match_exactly_one_item() {
+    let s = Shepherd::new();
+    let n = start_gitaly(&s, &at("0m")).to_string();
+    let err = s.fails(&["tick", &n, "no such item"]);
+    assert!(
+        err.contains("no task item of #1 contains \"no such item\"") && err.contains("Unit tests"),
+        "{err}"
+    );
+    let err = s.fails(&["tick", &n, "tests"]);
+    assert!(
+        err.contains("2 task items of #1 contain \"tests\"")
+            && err.contains("  - Unit tests")
+            && err.contains("  - Integration tests"),
+        "{err}"
+    );
+    let body = s.issue(1).body;
+    assert!(!body.contains("[x]"), "nothing ticked");
+    let ticked = s.json(&["tick", &n, "unit tests"]);
+    assert_eq!(
+        (ticked["changed"].as_bool(), ticked["item"].as_str()),
+        (Some(true), Some("Unit tests"))
+    );
+    let again = s.json(&["tick", &n, "unit tests"]);
+    assert_eq!(again["changed"], false);
+    let undone = s.json(&["tick", &n, "unit tests", "--undo"]);
+    assert_eq!(undone["checked"], false);
+    assert_eq!(s.issue(1).body, body, "undo restores the body exactly");
+}
+
+#[test]
+fn rollback_to_an_unknown_stage() {
+    let s = Shepherd::new();
+    let n = start_gitaly(&s, &at("0m")).to_string();
+    let before = s.comments(1).len();
+    let err = s.fails(&["rollback", &n, "--to", "staging", "--reason", "x"]);
+    assert!(
+        err.contains(
+            "`staging` is no stage of gitaly-migration (stages: selection, migration-analysis"
+        ),
+        "{err}"
+    );
+    assert_eq!(s.comments(1).len(), before);
+}
+
+#[test]
+fn now_is_for_the_local_tracker_only() {
+    let s = Shepherd::new();
+    for tracker in ["gitlab:group/project", "github:owner/repo"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_shepherd"))
+            .current_dir(s.dir.path())
+            .args([
+                "--tracker",
+                tracker,
+                "--now",
+                "2026-01-01T00:00:00Z",
+                "status",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = crate::support::stderr(&out);
+        assert!(
+            err.contains("--now sets the local tracker's clock and cannot be used with"),
+            "{err}"
+        );
+    }
+    let err = s.fails(&["status", "--now", "yesterday"]);
+    assert!(
+        err.contains("--now `yesterday` is not an RFC 3339 time"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_file_that_is_no_shepherd_tracker() {
+    let s = Shepherd::new();
+    std::fs::write(
+        s.db(),
+        "just some text, not a database at all, long enough to look like a header......",
+    )
+    .unwrap();
+    let err = s.fails(&["status"]);
+    assert!(err.contains("is not a shepherd tracker database"), "{err}");
+
+    let other = Shepherd::new();
+    let conn = rusqlite::Connection::open(other.db()).unwrap();
+    conn.execute_batch("CREATE TABLE notes (text TEXT); INSERT INTO notes VALUES ('hello');")
+        .unwrap();
+    drop(conn);
+    let before = std::fs::read(other.db()).unwrap();
+    let mut args = vec!["start", "gitaly-migration"];
+    args.extend(GITALY_VARS);
+    let err = other.fails(&args);
+    assert!(
+        err.contains("is not a shepherd tracker database") && err.contains("shepherd_meta"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(other.db()).unwrap(),
+        before,
+        "nothing written"
+    );
+}
+
+#[test]
+fn a_corrupt_tracker() {
+    let s = Shepherd::new();
+    start_gitaly(&s, &at("0m"));
+    let mut bytes = std::fs::read(s.db()).unwrap();
+    assert!(bytes.len() > 8192);
+    let page = 4096;
+    for b in &mut bytes[page..page + 2048] {
+        *b = 0xA5;
+    }
+    std::fs::write(s.db(), &bytes).unwrap();
+    let err = s.fails(&["status"]);
+    assert!(
+        err.contains("is corrupt") || err.contains("malformed"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(s.db()).unwrap(), bytes, "nothing written");
+}

@@ -1,0 +1,526 @@
+//! The whole `gitaly-migration` on the local tracker, from `start` through the
+//! acceptance-testing child to Mandatory, and its side roads: the skip edge, shelving,
+//! approval by the wrong person, rollback, history, reconcile twice.
+
+use serde_json::Value;
+use shepherd::core::marker::TransitionMarker;
+
+use crate::support::{at, start_gitaly, Shepherd};
+
+fn stage(s: &Shepherd, n: u64) -> String {
+    s.json(&["status", &n.to_string()])["stage"]
+        .as_str()
+        .unwrap_or("-")
+        .to_string()
+}
+
+fn advance(s: &Shepherd, n: u64, now: &str) -> Value {
+    s.json(&["advance", &n.to_string(), "--now", now])
+}
+
+fn moves(v: &Value) -> Vec<String> {
+    v["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            format!(
+                "{}>{}",
+                t["from"].as_str().unwrap_or("-"),
+                t["to"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+fn blocked(v: &Value) -> Vec<String> {
+    v["blocked_by"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            format!(
+                "{}: {}",
+                b["gate"].as_str().unwrap(),
+                b["detail"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// Walks a migration from Selection to Ready-for-Testing; returns the time used.
+fn to_ready_for_testing(s: &Shepherd, n: u64) {
+    s.tick_section(n, None, "Selection", &at("1h"));
+    assert_eq!(
+        moves(&advance(s, n, &at("1h"))),
+        ["selection>migration-analysis"]
+    );
+    s.tick_section(n, None, "Migration Analysis", &at("2h"));
+    assert_eq!(
+        moves(&advance(s, n, &at("2h"))),
+        ["migration-analysis>rpc-design"]
+    );
+    s.tick_section(n, None, "RPC Design", &at("3h"));
+    // Client work done in parallel with server work counts as soon as its stage is reached.
+    s.tick_section(n, None, "Client Implementation", &at("3h"));
+    assert_eq!(
+        moves(&advance(s, n, &at("3h"))),
+        ["rpc-design>server-implementation"]
+    );
+    s.tick_section(n, None, "Server Implementation", &at("4h"));
+    let v = advance(s, n, &at("4h"));
+    assert_eq!(
+        moves(&v),
+        [
+            "server-implementation>client-implementation",
+            "client-implementation>ready-for-testing"
+        ]
+    );
+    assert_eq!(blocked(&v), ["checklist: 0/2 items in *Ready for Testing*"]);
+}
+
+#[test]
+fn a_gitaly_migration_from_selection_to_mandatory() {
+    let s = Shepherd::new();
+    let n = start_gitaly(&s, &at("0m"));
+    let issue = s.json(&["issue", &n.to_string()]);
+    assert_eq!(
+        issue["title"],
+        "Gitaly migration: CommitService::FindCommit (GITALY_FIND_COMMIT)"
+    );
+    let labels: Vec<&str> = issue["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["Migration", "Conversation", "Selection"]);
+
+    // An early advance is blocked and says by what.
+    let v = advance(&s, n, &at("10m"));
+    assert_eq!(moves(&v), Vec::<String>::new());
+    assert_eq!(blocked(&v), ["checklist: 0/1 items in *Selection*"]);
+    to_ready_for_testing(&s, n);
+
+    s.tick_section(n, None, "Ready for Testing", &at("5h"));
+    let v = advance(&s, n, &at("5h"));
+    assert_eq!(moves(&v), ["ready-for-testing>acceptance-testing"]);
+    let child = s.child_of(n, "acceptance-testing");
+    assert_eq!(v["created"], serde_json::json!([child]));
+    let child_issue = s.issue(child);
+    assert!(
+        child_issue
+            .body
+            .starts_with(&format!("~Conversation: #{n}\n")),
+        "{}",
+        child_issue.body
+    );
+    assert!(
+        child_issue
+            .body
+            .contains(&format!("gitaly%2Fissues%2F{child}%0A")),
+        "the child's own number is filled in"
+    );
+    assert!(
+        child_issue
+            .labels
+            .contains(&"acceptance::preparation".to_string()),
+        "{:?}",
+        child_issue.labels
+    );
+    let blocked_parent = blocked(&v);
+    assert!(
+        blocked_parent[0].contains(&format!("#{child} is in stage preparation")),
+        "{blocked_parent:?}"
+    );
+    assert!(
+        blocked_parent[2].starts_with("approval: waits for approval by jacobvosmaer-gitlab"),
+        "{blocked_parent:?}"
+    );
+
+    // The acceptance-testing child: each section, each soak time.
+    let c = child.to_string();
+    let child_advance = |now: &str| s.json(&["advance", &c, "--now", now]);
+    s.tick_section(n, Some("acceptance-testing"), "1. Preparation", &at("6h"));
+    s.tick_section(
+        n,
+        Some("acceptance-testing"),
+        "2. Development Trial",
+        &at("6h"),
+    );
+    assert_eq!(
+        moves(&child_advance(&at("6h"))),
+        [
+            "preparation>development-trial",
+            "development-trial>staging-trial"
+        ]
+    );
+    s.tick_section(n, Some("acceptance-testing"), "3. Staging Trial", &at("6h"));
+    let early = child_advance(&at("6h10m"));
+    assert_eq!(moves(&early), Vec::<String>::new());
+    assert_eq!(blocked(&early), ["min_duration: soak: 5m of 15m left"]);
+    assert_eq!(
+        moves(&child_advance(&at("6h15m"))),
+        ["staging-trial>production-version-check"]
+    );
+    s.tick_section(
+        n,
+        Some("acceptance-testing"),
+        "4. Production Server Version Check",
+        &at("7h"),
+    );
+    s.tick_section(
+        n,
+        Some("acceptance-testing"),
+        "5. Initial Impact Check",
+        &at("7h"),
+    );
+    assert_eq!(
+        moves(&child_advance(&at("7h"))),
+        ["production-version-check>initial-impact"]
+    );
+    assert_eq!(
+        blocked(&child_advance(&at("7h14m"))),
+        ["min_duration: soak: 1m of 15m left"]
+    );
+    s.tick_section(
+        n,
+        Some("acceptance-testing"),
+        "6. Low Impact Trial",
+        &at("7h15m"),
+    );
+    assert_eq!(
+        moves(&child_advance(&at("7h15m"))),
+        ["initial-impact>low-impact"]
+    );
+    assert_eq!(
+        blocked(&child_advance(&at("8h55m"))),
+        ["min_duration: soak: 20m of 2h left"]
+    );
+    s.tick_section(
+        n,
+        Some("acceptance-testing"),
+        "7. Mid Impact Trial",
+        &at("9h15m"),
+    );
+    assert_eq!(
+        moves(&child_advance(&at("9h15m"))),
+        ["low-impact>mid-impact"]
+    );
+    assert_eq!(
+        blocked(&child_advance(&at("1d9h")))[0],
+        "min_duration: soak: 15m of 1d left"
+    );
+    s.tick_section(
+        n,
+        Some("acceptance-testing"),
+        "8. Full Impact Trial",
+        &at("1d9h15m"),
+    );
+    assert_eq!(
+        moves(&child_advance(&at("1d9h15m"))),
+        ["mid-impact>full-impact"]
+    );
+    assert_eq!(
+        blocked(&child_advance(&at("8d9h")))[0],
+        "min_duration: soak: 15m of 1w left"
+    );
+    // reconcile takes the child to its end and then looks at the parent.
+    let r = s.json(&["reconcile", "--now", &at("8d9h15m")]);
+    let child_run = r["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["ref"] == child)
+        .unwrap();
+    assert_eq!(moves(child_run), ["full-impact>complete"]);
+    assert!(
+        !s.issue(child).open,
+        "a complete acceptance-testing issue is closed"
+    );
+    let parent_run = r["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["ref"] == n)
+        .unwrap();
+    assert_eq!(
+        blocked(parent_run).len(),
+        2,
+        "the child is complete; runbook and approval remain: {parent_run}"
+    );
+
+    // Approval: a label set by someone not in `by` does not count.
+    s.tick_section(n, None, "Acceptance Testing", &at("9d"));
+    s.ok(&[
+        "label",
+        &n.to_string(),
+        "--add",
+        "Opt-In Approved",
+        "--actor",
+        "mallory",
+        "--now",
+        &at("9d"),
+    ]);
+    let v = advance(&s, n, &at("9d"));
+    assert_eq!(moves(&v), Vec::<String>::new());
+    assert!(
+        blocked(&v)[0].contains("set by mallory, who may not approve"),
+        "{:?}",
+        blocked(&v)
+    );
+    s.ok(&[
+        "label",
+        &n.to_string(),
+        "--remove",
+        "Opt-In Approved",
+        "--actor",
+        "mallory",
+        "--now",
+        &at("9d1h"),
+    ]);
+    s.ok(&[
+        "label",
+        &n.to_string(),
+        "--add",
+        "Opt-In Approved",
+        "--actor",
+        "jacobvosmaer-gitlab",
+        "--now",
+        &at("9d1h"),
+    ]);
+    let v = advance(&s, n, &at("9d2h"));
+    assert_eq!(moves(&v), ["acceptance-testing>opt-in"]);
+    assert_eq!(stage(&s, n), "opt-in");
+
+    // Opt-In and Opt-Out each wait one release (30 days by default).
+    s.tick_section(n, None, "Opt-In", &at("9d2h"));
+    assert_eq!(
+        blocked(&advance(&s, n, &at("38d2h"))),
+        ["min_duration: soak: 1d of 4w 2d left"]
+    );
+    assert_eq!(moves(&advance(&s, n, &at("39d2h"))), ["opt-in>opt-out"]);
+    s.tick_section(n, None, "Opt-Out", &at("40d"));
+    assert_eq!(moves(&advance(&s, n, &at("69d2h"))), ["opt-out>mandatory"]);
+    let status = s.json(&["status", &n.to_string()]);
+    assert_eq!(status["stage"], "mandatory");
+    assert_eq!(status["label"], "Migration:Mandatory");
+    assert_eq!(status["state"], "completed");
+    assert_eq!(status["children"][0]["state"], "completed");
+    assert_eq!(status["children"][0]["stage"], "complete");
+
+    // History: every transition with when and by.
+    let history = s.json(&["history", &n.to_string()]);
+    let steps: Vec<String> = history["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            format!(
+                "{}>{}",
+                t["from"].as_str().unwrap_or("-"),
+                t["to"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "->selection",
+            "selection>migration-analysis",
+            "migration-analysis>rpc-design",
+            "rpc-design>server-implementation",
+            "server-implementation>client-implementation",
+            "client-implementation>ready-for-testing",
+            "ready-for-testing>acceptance-testing",
+            "acceptance-testing>opt-in",
+            "opt-in>opt-out",
+            "opt-out>mandatory",
+        ]
+    );
+    assert_eq!(history["transitions"][9]["at"], "2026-03-11T02:00:00Z");
+    assert_eq!(history["transitions"][9]["by"], "tester");
+
+    // Reconcile twice: nothing moves, nothing is written twice.
+    let before: Vec<usize> = s
+        .issues()
+        .iter()
+        .map(|i| s.comments(i.number).len())
+        .collect();
+    let issues_before = s.issues().len();
+    for _ in 0..2 {
+        let r = s.json(&["reconcile", "--now", &at("80d")]);
+        assert!(
+            r["migrations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|m| m["transitions"].as_array().unwrap().is_empty()),
+            "{r}"
+        );
+    }
+    let after: Vec<usize> = s
+        .issues()
+        .iter()
+        .map(|i| s.comments(i.number).len())
+        .collect();
+    assert_eq!((issues_before, before), (s.issues().len(), after));
+    let seqs: Vec<u64> = s
+        .comments(n)
+        .iter()
+        .filter_map(|c| TransitionMarker::find(&c.body))
+        .map(|t| t.seq)
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=10).collect::<Vec<u64>>(),
+        "one audit comment per transition"
+    );
+}
+
+#[test]
+fn an_existing_rpc_skips_design_and_server_work() {
+    let s = Shepherd::new();
+    let n = start_gitaly(&s, &at("0m"));
+    s.tick_section(n, None, "Selection", &at("1h"));
+    s.tick_section(n, None, "Migration Analysis", &at("1h"));
+    s.ok(&[
+        "label",
+        &n.to_string(),
+        "--add",
+        "existing-rpc",
+        "--now",
+        &at("1h"),
+    ]);
+    let v = advance(&s, n, &at("1h"));
+    assert_eq!(
+        moves(&v),
+        [
+            "selection>migration-analysis",
+            "migration-analysis>client-implementation"
+        ]
+    );
+    assert_eq!(
+        blocked(&v),
+        ["checklist: 0/2 items in *Client Implementation*"]
+    );
+}
+
+#[test]
+fn a_shelved_migration_is_closed() {
+    let s = Shepherd::new();
+    let n = start_gitaly(&s, &at("0m"));
+    s.tick_section(n, None, "Selection", &at("1h"));
+    advance(&s, n, &at("1h"));
+    s.ok(&[
+        "label",
+        &n.to_string(),
+        "--add",
+        "shelve",
+        "--now",
+        &at("2h"),
+    ]);
+    let v = advance(&s, n, &at("2h"));
+    assert_eq!(moves(&v), ["migration-analysis>shelved"]);
+    assert!(v["transitions"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("~\"shelve\" is set"));
+    let issue = s.issue(n);
+    assert!(!issue.open);
+    assert!(
+        issue.labels.contains(&"Migration:Shelved".to_string())
+            && !issue.labels.contains(&"shelve".to_string()),
+        "{:?}",
+        issue.labels
+    );
+    assert_eq!(s.json(&["status", &n.to_string()])["state"], "completed");
+}
+
+#[test]
+fn rollback_records_why_and_a_new_attempt_gets_a_new_child() {
+    let s = Shepherd::new();
+    let n = start_gitaly(&s, &at("0m"));
+    to_ready_for_testing(&s, n);
+    s.tick_section(n, None, "Ready for Testing", &at("5h"));
+    advance(&s, n, &at("5h"));
+    let first = s.child_of(n, "acceptance-testing");
+    // The trial is disabled: the child takes its rollback exit.
+    s.ok(&[
+        "label",
+        &first.to_string(),
+        "--add",
+        "trial-disabled",
+        "--now",
+        &at("6h"),
+    ]);
+    let v = s.json(&["advance", &first.to_string(), "--now", &at("6h")]);
+    assert_eq!(moves(&v), ["preparation>rolled-back"]);
+    assert!(!s.issue(first).open);
+    assert!(
+        blocked(&advance(&s, n, &at("6h")))[0].contains("ended in rolled-back instead of complete")
+    );
+
+    let v = s.json(&[
+        "rollback",
+        &n.to_string(),
+        "--to",
+        "ready-for-testing",
+        "--reason",
+        "error rates jumped on dev",
+        "--now",
+        &at("7h"),
+    ]);
+    assert_eq!(moves(&v), ["acceptance-testing>ready-for-testing"]);
+    let history = s.json(&["history", &n.to_string()]);
+    let last = history["transitions"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["reason"], "error rates jumped on dev");
+    assert_eq!(last["to"], "ready-for-testing");
+    let text = s.ok(&["history", &n.to_string()]);
+    assert!(text.contains("(error rates jumped on dev)"), "{text}");
+
+    // Entering Acceptance Testing again opens a new acceptance-testing issue.
+    assert_eq!(
+        moves(&advance(&s, n, &at("8h"))),
+        ["ready-for-testing>acceptance-testing"]
+    );
+    let second = s.child_of(n, "acceptance-testing");
+    assert_ne!(first, second);
+    assert_eq!(stage(&s, second), "preparation");
+}
+
+#[test]
+fn status_lists_open_migrations_and_dry_runs_write_nothing() {
+    let s = Shepherd::new();
+    let a = start_gitaly(&s, &at("0m"));
+    let b = start_gitaly(&s, &at("0m"));
+    s.tick_section(a, None, "Selection", &at("1h"));
+    let before = s.comments(a).len();
+    let dry = s.json(&["reconcile", "--dry-run", "--now", &at("1h")]);
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(
+        moves(&dry["migrations"][0]),
+        ["selection>migration-analysis"]
+    );
+    assert_eq!(s.comments(a).len(), before, "a dry run writes nothing");
+    assert_eq!(stage(&s, a), "selection");
+    let all = s.json(&["status"]);
+    let refs: Vec<u64> = all["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["ref"].as_u64().unwrap())
+        .collect();
+    assert_eq!(refs, [a, b]);
+    let table = s.ok(&["status", "--now", &at("1h")]);
+    assert!(
+        table.contains("#1") && table.contains("selection") && table.contains("ready to advance"),
+        "{table}"
+    );
+    assert!(table.contains("0/1 items in *Selection*"), "{table}");
+}

@@ -1,0 +1,193 @@
+//! A small builder around the real binary: each `Shepherd` works in its own temporary
+//! directory with its own tracker file.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use shepherd::tracker::local::LocalTracker;
+use shepherd::tracker::{Comment, Issue, StateFilter, Tracker};
+
+pub const T0: &str = "2026-01-01T00:00:00Z";
+
+pub struct Shepherd {
+    pub dir: tempfile::TempDir,
+}
+
+impl Shepherd {
+    pub fn new() -> Shepherd {
+        Shepherd {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+        }
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("tracker.db")
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs shepherd with `args` on this directory's tracker.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_shepherd"))
+            .current_dir(self.dir.path())
+            .env_remove("SHEPHERD_TRACKER")
+            .env("USER", "tester")
+            .arg("--tracker")
+            .arg(format!("local:{}", self.db().display()))
+            .args(args)
+            .output()
+            .expect("shepherd runs")
+    }
+
+    /// Runs and expects success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "shepherd {args:?} failed ({:?}):\n{}{}",
+            out.status.code(),
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    }
+
+    /// Runs with `--format json`, expects success, parses the one document on stdout.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut args = args.to_vec();
+        args.extend(["--format", "json"]);
+        let text = self.ok(&args);
+        serde_json::from_str(&text).unwrap_or_else(|e| {
+            panic!("shepherd {args:?} printed no single JSON document ({e}):\n{text}")
+        })
+    }
+
+    /// Runs and expects exit code 1; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "shepherd {args:?} should fail with 1:\n{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let err = stderr(&out);
+        assert!(err.contains("error"), "no error message: {err}");
+        err
+    }
+
+    pub fn tracker(&self) -> LocalTracker {
+        LocalTracker::open(&self.db(), false, None, "test").expect("the tracker opens")
+    }
+
+    pub fn comments(&self, number: u64) -> Vec<Comment> {
+        block_on(self.tracker().comments(number)).expect("comments")
+    }
+
+    pub fn issues(&self) -> Vec<Issue> {
+        block_on(self.tracker().list_issues(StateFilter::All, &[])).expect("issues")
+    }
+
+    pub fn issue(&self, number: u64) -> Issue {
+        block_on(self.tracker().issue(number)).expect("issue")
+    }
+
+    /// Ticks every open item under `section` of `number` (or its child `child`).
+    pub fn tick_section(&self, number: u64, child: Option<&str>, section: &str, now: &str) {
+        let target = match child {
+            None => number,
+            Some(t) => self.child_of(number, t),
+        };
+        let items = shepherd::core::checklist::parse(&self.issue(target).body);
+        let mut count = 0;
+        let n = number.to_string();
+        for item in items.iter().filter(|i| i.in_section(section) && !i.done()) {
+            let mut args = vec![
+                "tick",
+                n.as_str(),
+                item.text.as_str(),
+                "--section",
+                section,
+                "--now",
+                now,
+            ];
+            if let Some(t) = child {
+                args.extend(["--child", t]);
+            }
+            self.ok(&args);
+            count += 1;
+        }
+        assert!(count > 0, "no open items under {section:?} of #{target}");
+    }
+
+    /// The newest child of `number` made from `template`.
+    pub fn child_of(&self, number: u64, template: &str) -> u64 {
+        let status = self.json(&["status", &number.to_string()]);
+        status["children"]
+            .as_array()
+            .expect("children")
+            .iter()
+            .filter(|c| c["template"] == template)
+            .map(|c| c["ref"].as_u64().expect("ref"))
+            .max()
+            .unwrap_or_else(|| panic!("#{number} has no {template} child: {status}"))
+    }
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+/// The repository's shared folder (seeds, fixtures), beside the checkout.
+pub fn shared(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("shared")
+        .join(path)
+}
+
+/// `T0` plus a duration written like `90m`, as RFC 3339.
+pub fn at(offset: &str) -> String {
+    let base = chrono::DateTime::parse_from_rfc3339(T0).expect("T0");
+    let d = shepherd::core::duration::parse(offset).expect("an offset");
+    (base + d).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+pub const GITALY_VARS: &[&str] = &[
+    "--var",
+    "feature_flag=GITALY_FIND_COMMIT",
+    "--var",
+    "grpc_service=CommitService",
+    "--var",
+    "grpc_method=FindCommit",
+    "--var",
+    "gitaly_version=v1.2.3",
+    "--var",
+    "gitlab_version=v11.4",
+];
+
+/// Starts a gitaly-migration at `now`; returns its number.
+pub fn start_gitaly(s: &Shepherd, now: &str) -> u64 {
+    let mut args = vec!["start", "gitaly-migration", "--now", now];
+    args.extend(GITALY_VARS);
+    let started = s.json(&args);
+    assert_eq!(started["workflow"], "gitaly-migration");
+    assert_eq!(started["stage"], "selection");
+    started["ref"].as_u64().expect("ref")
+}
