@@ -2,7 +2,7 @@
 //! name by files in the `workflows/` and `templates/` directories. Loading validates all of
 //! them together, since workflows refer to templates and to each other.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -165,7 +165,7 @@ impl Sources {
             known
                 .templates
                 .entry(name.clone())
-                .or_insert_with(BTreeSet::new);
+                .or_default();
         }
         let renderer = match Renderer::new(templates) {
             Ok(r) => Some(r),

@@ -789,7 +789,7 @@ pub fn check_renders(
             migration: Some(pending.clone()),
             parent: Some(pending.clone()),
             issue: Some(pending.clone()),
-            now: now,
+            now,
         };
         match action {
             Action::Comment(text) => {

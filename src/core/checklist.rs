@@ -261,6 +261,7 @@ Intro
     }
 
     #[test]
+    #[allow(clippy::type_complexity)] // the test table's rows
     fn tallies() {
         let items = parse(BODY);
         let cases: &[(Option<&str>, &[&str], (usize, usize, bool))] = &[

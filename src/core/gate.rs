@@ -353,6 +353,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)] // the test table's rows
     fn gates_table() {
         let approvals = vec![
             event("lgtm", true, "alice", 1),

@@ -500,6 +500,7 @@ stages:
     }
 
     #[test]
+    #[allow(clippy::type_complexity)] // the test table's rows
     fn plans_table() {
         let done = "## Proposal\n- [x] a\n";
         let open = "## Proposal\n- [ ] a\n";

@@ -1367,6 +1367,7 @@ stages:
 
     /// Each case: a change to GOOD, and the messages (with line) that validation must give.
     #[test]
+    #[allow(clippy::type_complexity)] // the test table's rows
     fn every_problem_is_reported_with_its_place() {
         let cases: &[(&str, &str, &[(u32, &str)])] = &[
             (

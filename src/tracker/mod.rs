@@ -137,8 +137,7 @@ impl TrackerSpec {
             "local" => Ok(TrackerSpec::Local(PathBuf::from(rest))),
             "gitlab" | "github" => {
                 let parts: Vec<&str> = rest.split('/').collect();
-                let min = if kind == "github" { 2 } else { 2 };
-                if parts.len() < min || parts.iter().any(|p| p.is_empty()) || (kind == "github" && parts.len() != 2) {
+                if parts.len() < 2 || parts.iter().any(|p| p.is_empty()) || (kind == "github" && parts.len() != 2) {
                     let shape = if kind == "github" { "github:OWNER/REPO" } else { "gitlab:GROUP/PROJECT" };
                     return Err(format!("bad tracker `{text}`: write {shape}"));
                 }
