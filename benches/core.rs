@@ -15,13 +15,17 @@ use std::time::{Duration, Instant};
 use chrono::{TimeZone, Utc};
 use shepherd::catalog::Sources;
 use shepherd::core::machine;
-use shepherd::core::snapshot::{Child, ChildStage, IssueView, LabelEvent, Snapshot, TransitionRecord};
+use shepherd::core::snapshot::{
+    Child, ChildStage, IssueView, LabelEvent, Snapshot, TransitionRecord,
+};
 use shepherd::render::{context_from_dotted, Context, IssueRef};
 
 const N: usize = 10_000;
 
 fn main() {
-    let catalog = Sources::builtin().load().expect("the shipped workflows load");
+    let catalog = Sources::builtin()
+        .load()
+        .expect("the shipped workflows load");
     let now = Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap();
     let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
 
@@ -37,17 +41,35 @@ fn main() {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    let names = ["gitaly-migration", "acceptance-testing", "feature-flag-rollout"];
+    let names = [
+        "gitaly-migration",
+        "acceptance-testing",
+        "feature-flag-rollout",
+    ];
     let mut bodies = BTreeMap::new();
     for name in names {
         let w = &catalog.workflows[name];
         let mut v = vars.clone();
         for var in &w.variables {
-            v.entry(var.name.clone()).or_insert_with(|| var.default.clone().unwrap_or_default());
+            v.entry(var.name.clone())
+                .or_insert_with(|| var.default.clone().unwrap_or_default());
         }
-        let me = IssueRef { number: "12".into(), ..Default::default() };
-        let cx = Context { vars: &v, migration: Some(me.clone()), parent: Some(me.clone()), issue: Some(me), now };
-        let body = catalog.renderer.render(&w.tracking.template, &cx.to_value()).unwrap().body;
+        let me = IssueRef {
+            number: "12".into(),
+            ..Default::default()
+        };
+        let cx = Context {
+            vars: &v,
+            migration: Some(me.clone()),
+            parent: Some(me.clone()),
+            issue: Some(me),
+            now,
+        };
+        let body = catalog
+            .renderer
+            .render(&w.tracking.template, &cx.to_value())
+            .unwrap()
+            .body;
         bodies.insert(name, (body, v));
     }
     let at_body = bodies["acceptance-testing"].0.clone();
@@ -58,51 +80,111 @@ fn main() {
             let stage = &w.stages[i / names.len() % w.stages.len()];
             let (body, vars) = &bodies[name];
             // Tick every other item so that checklists are half done.
-            let body: String = body.split("- [ ]").enumerate().map(|(k, part)| if k == 0 { part.to_string() } else if k % 2 == 0 { format!("- [x]{part}") } else { format!("- [ ]{part}") }).collect();
+            let body: String = body
+                .split("- [ ]")
+                .enumerate()
+                .map(|(k, part)| {
+                    if k == 0 {
+                        part.to_string()
+                    } else if k % 2 == 0 {
+                        format!("- [x]{part}")
+                    } else {
+                        format!("- [ ]{part}")
+                    }
+                })
+                .collect();
             let entered = t0 + chrono::Duration::hours((i % 500) as i64);
             let issue = IssueView {
                 number: i as u64 + 1,
                 title: format!("migration {i}"),
                 body,
-                labels: vec![w.tracking.labels.first().cloned().unwrap_or_default(), stage.label.clone()],
+                labels: vec![
+                    w.tracking.labels.first().cloned().unwrap_or_default(),
+                    stage.label.clone(),
+                ],
                 open: true,
                 created_at: t0,
                 url: String::new(),
             };
             let label_events = vec![
-                LabelEvent { label: stage.label.clone(), added: true, actor: "shepherd".into(), at: entered },
-                LabelEvent { label: "Opt-In Approved".into(), added: true, actor: "mallory".into(), at: entered },
+                LabelEvent {
+                    label: stage.label.clone(),
+                    added: true,
+                    actor: "shepherd".into(),
+                    at: entered,
+                },
+                LabelEvent {
+                    label: "Opt-In Approved".into(),
+                    added: true,
+                    actor: "mallory".into(),
+                    at: entered,
+                },
             ];
-            let transitions = vec![TransitionRecord { seq: 1, from: None, to: stage.id.clone(), at: entered, by: "shepherd".into(), reason: None, rollback: false }];
+            let transitions = vec![TransitionRecord {
+                seq: 1,
+                from: None,
+                to: stage.id.clone(),
+                at: entered,
+                by: "shepherd".into(),
+                reason: None,
+                rollback: false,
+            }];
             let children = if name == "gitaly-migration" {
                 vec![Child {
-                    issue: IssueView { number: 100_000 + i as u64, body: at_body.clone(), ..issue.clone() },
+                    issue: IssueView {
+                        number: 100_000 + i as u64,
+                        body: at_body.clone(),
+                        ..issue.clone()
+                    },
                     template: "acceptance-testing".into(),
                     entry: Some(1),
-                    stage: Some(ChildStage { id: "staging-trial".into(), terminal: false }),
+                    stage: Some(ChildStage {
+                        id: "staging-trial".into(),
+                        terminal: false,
+                    }),
                 }]
             } else {
                 Vec::new()
             };
-            (name, Snapshot { issue, vars: vars.clone(), label_events, transitions, children })
+            (
+                name,
+                Snapshot {
+                    issue,
+                    vars: vars.clone(),
+                    label_events,
+                    transitions,
+                    children,
+                },
+            )
         })
         .collect();
 
     let baseline = median(|| {
         let mut events = 0usize;
         for (_, s) in &snapshots {
-            events += pulldown_cmark::Parser::new_ext(&s.issue.body, pulldown_cmark::Options::ENABLE_TASKLISTS).count();
+            events += pulldown_cmark::Parser::new_ext(
+                &s.issue.body,
+                pulldown_cmark::Options::ENABLE_TASKLISTS,
+            )
+            .count();
         }
         black_box(events);
     });
     let planned = median(|| {
         let mut moves = 0usize;
         for (name, s) in &snapshots {
-            moves += machine::plan(&catalog.workflows[*name], s, now).transitions.len();
+            moves += machine::plan(&catalog.workflows[*name], s, now)
+                .transitions
+                .len();
         }
         black_box(moves);
     });
-    report("plan, 10,000 migrations", planned, "pulldown-cmark pass over the same bodies", baseline);
+    report(
+        "plan, 10,000 migrations",
+        planned,
+        "pulldown-cmark pass over the same bodies",
+        baseline,
+    );
 
     // Rendering.
     let seed = include_str!("../templates/acceptance-testing.md.hbs");
@@ -138,10 +220,20 @@ fn main() {
     });
     let rendered = median(|| {
         for _ in 0..N {
-            black_box(catalog.renderer.render("acceptance-testing", &context).unwrap());
+            black_box(
+                catalog
+                    .renderer
+                    .render("acceptance-testing", &context)
+                    .unwrap(),
+            );
         }
     });
-    report("render acceptance-testing, 10,000 times", rendered, "str::replace of the 7 placeholders", by_hand);
+    report(
+        "render acceptance-testing, 10,000 times",
+        rendered,
+        "str::replace of the 7 placeholders",
+        by_hand,
+    );
 }
 
 fn median(mut f: impl FnMut()) -> Duration {
@@ -166,4 +258,3 @@ fn report(what: &str, time: Duration, baseline_name: &str, baseline: Duration) {
         time.as_secs_f64() / baseline.as_secs_f64()
     );
 }
-

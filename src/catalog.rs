@@ -162,10 +162,7 @@ impl Sources {
         };
         // A template that failed to parse still exists; do not also report it as missing.
         for name in self.templates.keys() {
-            known
-                .templates
-                .entry(name.clone())
-                .or_default();
+            known.templates.entry(name.clone()).or_default();
         }
         let renderer = match Renderer::new(templates) {
             Ok(r) => Some(r),
