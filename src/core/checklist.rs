@@ -139,7 +139,8 @@ fn collapse(text: &str) -> String {
 pub struct Tally {
     pub done: usize,
     pub total: usize,
-    /// Whether a heading matched the section (always true without a section).
+    /// Whether an item stood under a heading matching the section (always true without a
+    /// section). A matching heading without items leaves it false: see `has_section`.
     pub section_found: bool,
 }
 
@@ -156,6 +157,7 @@ pub fn tally(items: &[Item], section: Option<&str>, patterns: &[String]) -> Tall
             if !item.in_section(s) {
                 continue;
             }
+            tally.section_found = true;
         }
         if !patterns.is_empty()
             && !patterns

@@ -2,6 +2,7 @@
 //! injection, the engine on a faulty tracker) against the local tracker.
 
 mod bad_input;
+mod commands;
 mod crash;
 mod feature_flag;
 mod gitaly;
