@@ -46,6 +46,12 @@ struct Cli {
     /// Who acts on the local tracker (default: $USER)
     #[arg(long, global = true)]
     actor: Option<String>,
+    /// How many requests (migrations) run at once against a remote tracker
+    #[arg(long, global = true, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    concurrency: u16,
+    /// GitLab instance for gitlab:GROUP/PROJECT (self-managed; default https://gitlab.com)
+    #[arg(long, global = true, env = "SHEPHERD_GITLAB_URL")]
+    gitlab_url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -222,6 +228,8 @@ struct Session {
     actor: String,
     workflows: Option<PathBuf>,
     templates: Option<PathBuf>,
+    concurrency: usize,
+    gitlab_url: Option<String>,
 }
 
 impl Session {
@@ -340,6 +348,8 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
         actor,
         workflows: cli.workflows.clone(),
         templates: cli.templates.clone(),
+        concurrency: cli.concurrency as usize,
+        gitlab_url: cli.gitlab_url.clone(),
     };
     match cli.command {
         Command::Init { dir } => init(&session, dir.unwrap_or_else(|| PathBuf::from("."))),
@@ -380,6 +390,7 @@ async fn tracked(session: &Session, command: Command) -> Result<ExitCode> {
         tracker: tracker.as_ref(),
         catalog: &catalog,
         actor: session.actor.clone(),
+        concurrency: session.concurrency,
     };
     match command {
         Command::Issue { reference } => {
@@ -422,8 +433,7 @@ async fn tracked(session: &Session, command: Command) -> Result<ExitCode> {
             })
         }
         Command::Status { reference: Some(n) } => {
-            let index = engine.index().await?;
-            let status = engine.status(n, &index).await?;
+            let status = engine.status(n).await?;
             print(format, &status, || status_text(&status))
         }
         Command::Status { reference: None } => {
@@ -542,10 +552,7 @@ async fn tracked(session: &Session, command: Command) -> Result<ExitCode> {
             print(format, &advanced, || advanced_text(&advanced, false))
         }
         Command::History { reference } => {
-            let index = engine.index().await?;
-            let (m, _) = engine.migration(reference).await?;
-            let (snapshot, _) = engine.snapshot(&m, &index).await?;
-            let history = report::history(&snapshot);
+            let history = engine.history(reference).await?;
             print(
                 format,
                 &json!({"ref": reference, "transitions": history}),

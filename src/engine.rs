@@ -29,6 +29,8 @@ pub struct Engine<'a> {
     pub catalog: &'a Catalog,
     /// Who acts: recorded in audit markers.
     pub actor: String,
+    /// How many migrations `reconcile` works on at once.
+    pub concurrency: usize,
 }
 
 /// A shepherd issue: an issue with a marker naming its workflow.
@@ -171,50 +173,119 @@ impl<'a> Engine<'a> {
         Ok((Migration { issue, marker }, workflow))
     }
 
-    /// Every issue shepherd knows (with a marker), open and closed.
+    /// The open shepherd issues: one filtered list per distinct set of tracking labels
+    /// (the tracker pages through it), so a reconcile costs about N/100 list requests.
     pub async fn index(&self) -> Result<Vec<Migration>> {
-        let issues = self.tracker.list_issues(StateFilter::All, &[]).await?;
-        Ok(issues
+        self.index_of(StateFilter::Open).await
+    }
+
+    /// Like `index`, with closed issues too when `state` says so.
+    pub async fn index_of(&self, state: StateFilter) -> Result<Vec<Migration>> {
+        let mut sets: Vec<Vec<String>> = self
+            .catalog
+            .workflows
+            .values()
+            .map(|w| {
+                let mut labels = w.tracking.labels.clone();
+                labels.sort();
+                labels
+            })
+            .collect();
+        sets.sort();
+        sets.dedup();
+        if sets.iter().any(|s| s.is_empty()) {
+            sets = vec![Vec::new()];
+        }
+        let mut out: Vec<Migration> = Vec::new();
+        for labels in sets {
+            for issue in self.tracker.list_issues(state, &labels).await? {
+                if out.iter().any(|m| m.issue.number == issue.number) {
+                    continue;
+                }
+                if let Some(marker) = IssueMarker::find(&issue.body) {
+                    out.push(Migration { issue, marker });
+                }
+            }
+        }
+        out.sort_by_key(|m| m.issue.number);
+        Ok(out)
+    }
+
+    /// A migration and all its children, open and closed: what `advance REF` looks at.
+    async fn local_index(&self, number: u64) -> Result<Vec<Migration>> {
+        let (m, _) = self.migration(number).await?;
+        let mut out = vec![m];
+        out.extend(self.children(number).await?);
+        Ok(out)
+    }
+
+    /// The children of a migration, open and closed, from the tracker.
+    async fn children(&self, number: u64) -> Result<Vec<Migration>> {
+        Ok(self
+            .tracker
+            .children(number)
+            .await?
             .into_iter()
             .filter_map(|issue| {
-                IssueMarker::find(&issue.body).map(|marker| Migration { issue, marker })
+                let marker = IssueMarker::find(&issue.body)?;
+                (marker.parent == Some(number)).then_some(Migration { issue, marker })
             })
             .collect())
     }
 
-    /// Builds the snapshot of a migration; `index` supplies its children.
+    /// Builds the snapshot of a migration. `index` supplies its children; the tracker is
+    /// asked for more only when the current stage's gates look at a child the index lacks.
+    /// Comments (the transitions) and label history cost a request each on remote
+    /// trackers: they are fetched when `full`, and label history when the stage needs it.
     pub async fn snapshot(
         &self,
         m: &Migration,
+        workflow: &Workflow,
         index: &[Migration],
+        full: bool,
     ) -> Result<(Snapshot, Vec<Comment>)> {
         let number = m.issue.number;
-        let comments = self.tracker.comments(number).await?;
-        let label_events = self.tracker.label_events(number).await?;
-        let transitions = comments
+        let stage = workflow.stages_labelled(&m.issue.labels).first().copied();
+        let mut children: Vec<&Migration> =
+            index.iter().filter(|c| c.marker.parent == Some(number)).collect();
+        let wanted = stage.map(|s| s.child_templates()).unwrap_or_default();
+        let fetched;
+        if wanted
             .iter()
-            .filter_map(|c| {
-                TransitionMarker::find(&c.body).map(|t| TransitionRecord {
-                    seq: t.seq,
-                    from: t.from,
-                    to: t.to,
-                    at: c.created_at,
-                    by: t.by,
-                    reason: t.reason,
-                    rollback: t.rollback,
-                })
-            })
-            .fold(Vec::<TransitionRecord>::new(), |mut acc, t| {
-                if !acc.iter().any(|x| x.seq == t.seq) {
-                    acc.push(t);
+            .any(|t| !children.iter().any(|c| c.marker.template.as_deref() == Some(t)))
+        {
+            fetched = self.children(number).await?;
+            children = fetched.iter().collect();
+        }
+        let comments = if full {
+            self.tracker.comments(number).await?
+        } else {
+            Vec::new()
+        };
+        let label_events = if full || stage.is_some_and(|s| s.needs_label_history()) {
+            self.tracker.label_events(number).await?
+        } else {
+            Vec::new()
+        };
+        let mut transitions: Vec<TransitionRecord> = Vec::new();
+        for c in &comments {
+            if let Some(t) = TransitionMarker::find(&c.body) {
+                if !transitions.iter().any(|x| x.seq == t.seq) {
+                    transitions.push(TransitionRecord {
+                        seq: t.seq,
+                        from: t.from,
+                        to: t.to,
+                        at: c.created_at,
+                        by: t.by,
+                        reason: t.reason,
+                        rollback: t.rollback,
+                    });
                 }
-                acc
-            });
-        let mut transitions = transitions;
+            }
+        }
         transitions.sort_by_key(|t| t.seq);
-        let children = index
+        let children = children
             .iter()
-            .filter(|c| c.marker.parent == Some(number))
             .map(|c| Child {
                 issue: c.issue.view(),
                 template: c.marker.template.clone().unwrap_or_default(),
@@ -246,7 +317,7 @@ impl<'a> Engine<'a> {
 
     /// Moves one migration as far as its gates allow.
     pub async fn advance(&self, number: u64, dry_run: bool) -> Result<Advanced> {
-        let index = self.index().await?;
+        let index = self.local_index(number).await?;
         self.advance_in(number, &index, dry_run).await
     }
 
@@ -272,24 +343,43 @@ impl<'a> Engine<'a> {
         // nothing moves, so the report ends with the gates that really block.
         for _ in 0..4 {
             if !dry_run && self.start_children(number, index).await? {
-                fresh = self.index().await?;
+                fresh = self.local_index(number).await?;
                 index = &fresh;
             }
-            let (m, workflow) = self.migration(number).await?;
-            let (snapshot, comments) = self.snapshot(&m, index).await?;
-            let plan = machine::plan(workflow, &snapshot, self.now());
+            let (m, workflow) = match index.iter().find(|m| m.issue.number == number) {
+                Some(m) => (m.clone(), self.workflow_of(m)?),
+                None => self.migration(number).await?,
+            };
+            // First the cheap look: most migrations cannot move, and need no comments.
+            let (snapshot, _) = self.snapshot(&m, workflow, index, false).await?;
+            let mut plan = machine::plan(workflow, &snapshot, self.now());
+            let mut comments = Vec::new();
+            if !plan.transitions.is_empty() {
+                // Something may move: look at the whole history, which may hold a move an
+                // earlier run recorded and did not finish.
+                let (snapshot, c) = self.snapshot(&m, workflow, index, true).await?;
+                plan = machine::plan(workflow, &snapshot, self.now());
+                comments = c;
+            }
             if dry_run || plan.transitions.is_empty() {
                 let mut report = report_plan(number, workflow, plan, created);
                 transitions.append(&mut report.transitions);
                 report.transitions = transitions;
                 return Ok(report);
             }
-            created.extend(self.apply(&m, workflow, &plan, &comments, index).await?);
+            created.extend(self.apply(&m, workflow, &plan, &comments).await?);
             transitions.extend(report_plan(number, workflow, plan, Vec::new()).transitions);
-            fresh = self.index().await?;
+            fresh = self.local_index(number).await?;
             index = &fresh;
         }
         bail!("#{number} keeps moving after several rounds: does its workflow loop?")
+    }
+
+    fn workflow_of(&self, m: &Migration) -> Result<&'a Workflow> {
+        let name = m.marker.workflow.as_deref().with_context(|| {
+            format!("#{} is no migration: it has no workflow of its own", m.issue.number)
+        })?;
+        self.catalog.workflow(name)
     }
 
     /// Enters the first stage of children that run a workflow but have no stage yet (a
@@ -318,23 +408,44 @@ impl<'a> Engine<'a> {
 
     /// Advances every open migration, children before their parents.
     pub async fn reconcile(&self, dry_run: bool) -> Result<Vec<Advanced>> {
+        use futures::stream::{self, StreamExt, TryStreamExt};
         let mut index = self.index().await?;
-        let mut order: Vec<(usize, u64)> = index
+        let mut depths: Vec<(usize, u64)> = index
             .iter()
             .filter(|m| m.issue.open && m.marker.workflow.is_some())
             .map(|m| (depth(m, &index), m.issue.number))
             .collect();
-        order.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        depths.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
         let mut out = Vec::new();
-        for (_, number) in order {
-            let advanced = self
-                .advance_in(number, &index, dry_run)
-                .await
-                .with_context(|| format!("advancing #{number}"))?;
-            if !dry_run && (!advanced.transitions.is_empty() || !advanced.created.is_empty()) {
+        // Deepest first, so that a parent sees what its children did in the same run; each
+        // wave runs with bounded concurrency.
+        let mut waves: Vec<Vec<u64>> = Vec::new();
+        for (d, number) in &depths {
+            match waves.last_mut() {
+                Some(w) if depth_of(&depths, w[0]) == *d => w.push(*number),
+                _ => waves.push(vec![*number]),
+            }
+        }
+        for wave in waves {
+            let results: Vec<Advanced> = stream::iter(wave.iter().copied())
+                .map(|number| {
+                    let index = &index;
+                    async move {
+                        self.advance_in(number, index, dry_run)
+                            .await
+                            .with_context(|| format!("advancing #{number}"))
+                    }
+                })
+                .buffered(self.concurrency.max(1))
+                .try_collect()
+                .await?;
+            let moved = results
+                .iter()
+                .any(|a| !a.transitions.is_empty() || !a.created.is_empty());
+            out.extend(results);
+            if moved && !dry_run {
                 index = self.index().await?;
             }
-            out.push(advanced);
         }
         Ok(out)
     }
@@ -344,12 +455,12 @@ impl<'a> Engine<'a> {
         if reason.trim().is_empty() {
             bail!("--reason must say why #{number} is rolled back");
         }
-        let index = self.index().await?;
+        let index = self.local_index(number).await?;
         let (m, workflow) = self.migration(number).await?;
-        let (snapshot, comments) = self.snapshot(&m, &index).await?;
+        let (snapshot, comments) = self.snapshot(&m, workflow, &index, true).await?;
         let plan = machine::rollback(workflow, &snapshot, to, reason, self.now())
             .map_err(anyhow::Error::msg)?;
-        self.apply(&m, workflow, &plan, &comments, &index).await?;
+        self.apply(&m, workflow, &plan, &comments).await?;
         Ok(report_plan(number, workflow, plan, Vec::new()))
     }
 
@@ -365,8 +476,8 @@ impl<'a> Engine<'a> {
         let target = match child {
             None => number,
             Some(template) => {
-                let index = self.index().await?;
-                index
+                let children = self.children(number).await?;
+                children
                     .iter()
                     .filter(|c| {
                         c.marker.parent == Some(number)
@@ -433,10 +544,18 @@ impl<'a> Engine<'a> {
         })
     }
 
-    /// The status of one migration.
-    pub async fn status(&self, number: u64, index: &[Migration]) -> Result<Status> {
+    /// The transitions of one migration, from its audit comments.
+    pub async fn history(&self, number: u64) -> Result<Vec<report::HistoryEntry>> {
         let (m, workflow) = self.migration(number).await?;
-        let (snapshot, _) = self.snapshot(&m, index).await?;
+        let (snapshot, _) = self.snapshot(&m, workflow, std::slice::from_ref(&m), true).await?;
+        Ok(report::history(&snapshot))
+    }
+
+    /// The status of one migration.
+    pub async fn status(&self, number: u64) -> Result<Status> {
+        let index = self.local_index(number).await?;
+        let (m, workflow) = self.migration(number).await?;
+        let (snapshot, _) = self.snapshot(&m, workflow, &index, true).await?;
         let mut status = report::status(workflow, &snapshot, m.marker.parent, self.now());
         status.history = None;
         Ok(status)
@@ -457,7 +576,7 @@ impl<'a> Engine<'a> {
             else {
                 continue;
             };
-            let (snapshot, _) = self.snapshot(m, index).await?;
+            let (snapshot, _) = self.snapshot(m, workflow, index, true).await?;
             let mut status = report::status(workflow, &snapshot, m.marker.parent, self.now());
             status.history = Some(report::history(&snapshot));
             out.push(status);
@@ -491,7 +610,6 @@ impl<'a> Engine<'a> {
         workflow: &Workflow,
         plan: &Plan,
         comments: &[Comment],
-        index: &[Migration],
     ) -> Result<Vec<u64>> {
         for t in &plan.transitions {
             let stage = workflow.stage(&t.to).expect("planned stage exists");
@@ -531,7 +649,7 @@ impl<'a> Engine<'a> {
                         workflow: child_workflow,
                     } => {
                         if let Some(n) = self
-                            .create_child(m, &me, template, child_workflow.as_deref(), t.seq, index)
+                            .create_child(m, &me, template, child_workflow.as_deref(), t.seq)
                             .await?
                         {
                             created.push(n);
@@ -627,14 +745,8 @@ impl<'a> Engine<'a> {
         template: &str,
         child_workflow: Option<&str>,
         seq: u64,
-        index: &[Migration],
     ) -> Result<Option<u64>> {
         let number = m.issue.number;
-        let existing = index.iter().find(|c| {
-            c.marker.parent == Some(number)
-                && c.marker.template.as_deref() == Some(template)
-                && c.marker.entry == Some(seq)
-        });
         let workflow = child_workflow
             .map(|w| self.catalog.workflow(w))
             .transpose()?;
@@ -642,12 +754,6 @@ impl<'a> Engine<'a> {
             Some(w) => child_vars(w, &m.marker.vars),
             None => m.marker.vars.clone(),
         };
-        if let Some(child) = existing {
-            // A crash may have come between creating the child and filling in its number.
-            self.fill_pending_ref(&child.issue, template, &vars, Some(me))
-                .await?;
-            return Ok(None);
-        }
         let pending = IssueRef {
             number: PENDING_REF.into(),
             ..Default::default()
@@ -660,6 +766,38 @@ impl<'a> Engine<'a> {
             now: self.now(),
         };
         let rendered = self.catalog.renderer.render(template, &cx.to_value())?;
+        let mut labels = rendered.labels.clone();
+        if let Some(w) = workflow {
+            for l in &w.tracking.labels {
+                if !labels.contains(l) {
+                    labels.push(l.clone());
+                }
+            }
+        }
+        // Ask the tracker, by the labels the child carries, whether a run that crashed
+        // created it already; a link may be missing, a label filter does not miss it.
+        let existing = self
+            .tracker
+            .list_issues(StateFilter::All, &labels)
+            .await?
+            .into_iter()
+            .find(|issue| {
+                IssueMarker::find(&issue.body).is_some_and(|c| {
+                    c.parent == Some(number)
+                        && c.template.as_deref() == Some(template)
+                        && c.entry == Some(seq)
+                })
+            });
+        if let Some(child) = existing {
+            // A crash may have come between creating the child, filling in its number
+            // and linking it.
+            self.fill_pending_ref(&child, template, &vars, Some(me)).await?;
+            self.tracker.link(number, child.number).await?;
+            return Ok(None);
+        }
+        if let Some(w) = workflow {
+            self.ensure_labels(w).await?;
+        }
         let marker = IssueMarker {
             workflow: child_workflow.map(str::to_string),
             parent: Some(number),
@@ -667,15 +805,6 @@ impl<'a> Engine<'a> {
             entry: Some(seq),
             vars: vars.clone(),
         };
-        let mut labels = rendered.labels.clone();
-        if let Some(w) = workflow {
-            self.ensure_labels(w).await?;
-            for l in &w.tracking.labels {
-                if !labels.contains(l) {
-                    labels.push(l.clone());
-                }
-            }
-        }
         let issue = self
             .tracker
             .create_issue(&NewIssue {
@@ -684,8 +813,8 @@ impl<'a> Engine<'a> {
                 labels,
             })
             .await?;
-        self.fill_pending_ref(&issue, template, &vars, Some(me))
-            .await?;
+        self.fill_pending_ref(&issue, template, &vars, Some(me)).await?;
+        self.tracker.link(number, issue.number).await?;
         Ok(Some(issue.number))
     }
 
@@ -913,6 +1042,10 @@ fn child_vars(workflow: &Workflow, parent: &BTreeMap<String, String>) -> BTreeMa
         }
     }
     vars
+}
+
+fn depth_of(depths: &[(usize, u64)], number: u64) -> usize {
+    depths.iter().find(|(_, n)| *n == number).map(|(d, _)| *d).unwrap_or(0)
 }
 
 fn depth(m: &Migration, index: &[Migration]) -> usize {

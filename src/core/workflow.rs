@@ -193,6 +193,40 @@ impl Workflow {
     }
 }
 
+impl Stage {
+    /// Every gate of the stage: its own and those of its edges' `when`.
+    pub fn all_gates(&self) -> impl Iterator<Item = &Gate> {
+        self.gates.iter().chain(self.next.iter().chain(&self.exits).flat_map(|e| &e.when))
+    }
+
+    /// Whether evaluating the stage needs the tracking issue's label history (soak times
+    /// and approvals do). Trackers that charge a request for it fetch it only then.
+    pub fn needs_label_history(&self) -> bool {
+        let mut needs = false;
+        for gate in self.all_gates() {
+            gate.visit(&mut |g| needs |= matches!(g, Gate::MinDuration(_) | Gate::Approval { .. }));
+        }
+        needs
+    }
+
+    /// The child templates the stage's gates look at.
+    pub fn child_templates(&self) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for gate in self.all_gates() {
+            gate.visit(&mut |g| match g {
+                Gate::Checklist(ChecklistGate { child: Some(c), .. })
+                | Gate::Label { child: Some(c), .. }
+                | Gate::Closed { child: c }
+                | Gate::Completed { child: c, .. } => {
+                    out.insert(c.clone());
+                }
+                _ => {}
+            });
+        }
+        out
+    }
+}
+
 impl Gate {
     /// The gate's name as the JSON output spells it.
     pub fn kind(&self) -> &'static str {

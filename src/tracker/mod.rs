@@ -103,6 +103,23 @@ pub trait Tracker: Send + Sync {
     async fn label_events(&self, number: u64) -> Result<Vec<LabelEvent>, TrackerError>;
     /// Creates the labels that do not exist yet.
     async fn ensure_labels(&self, labels: &[LabelSpec]) -> Result<(), TrackerError>;
+
+    /// The child issues of `parent`, open and closed: the issues whose marker names it.
+    /// Trackers with issue links answer from the links instead of listing every issue.
+    async fn children(&self, parent: u64) -> Result<Vec<Issue>, TrackerError> {
+        let needle = format!("\"parent\":{parent},");
+        Ok(self
+            .list_issues(StateFilter::All, &[])
+            .await?
+            .into_iter()
+            .filter(|i| i.body.contains(&needle))
+            .collect())
+    }
+
+    /// Links a child issue to its parent, where the tracker has issue links.
+    async fn link(&self, _parent: u64, _child: u64) -> Result<(), TrackerError> {
+        Ok(())
+    }
 }
 
 impl Issue {

@@ -175,6 +175,7 @@ fn a_crash_at_any_write_is_finished_by_the_next_run_without_duplicates() {
         tracker: &healthy,
         catalog: &catalog,
         actor: "tester".into(),
+        concurrency: 4,
     };
     let done = block_on(engine.advance(n, false)).unwrap();
     assert_eq!(done.stage.as_deref(), Some("acceptance-testing"));
@@ -197,6 +198,7 @@ fn a_crash_at_any_write_is_finished_by_the_next_run_without_duplicates() {
                 tracker: &faulty,
                 catalog: &catalog,
                 actor: "tester".into(),
+                concurrency: 4,
             };
             let first = block_on(engine.advance(n, false));
             if first.is_ok() {
@@ -209,6 +211,7 @@ fn a_crash_at_any_write_is_finished_by_the_next_run_without_duplicates() {
                 tracker: &healthy,
                 catalog: &catalog,
                 actor: "tester".into(),
+                concurrency: 4,
             };
             let second = block_on(engine.advance(n, false)).unwrap_or_else(|e| {
                 panic!("after a crash at write {fail_at} (after: {after}): {e:#}")
