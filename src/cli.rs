@@ -18,6 +18,7 @@ use crate::core::report;
 use crate::core::workflow::{Gate, Workflow};
 use crate::engine::{Advanced, Engine};
 use crate::render;
+use crate::tracker::gitlab;
 use crate::tracker::local::LocalTracker;
 use crate::tracker::{Tracker, TrackerSpec};
 
@@ -291,8 +292,9 @@ impl Session {
         TrackerSpec::parse(&text).map_err(anyhow::Error::msg)
     }
 
-    /// Opens the tracker. `write` creates a missing local tracker; reads see an empty one.
-    fn tracker(&self, write: bool) -> Result<Box<dyn Tracker>> {
+    /// Opens the tracker. `create` creates a missing local tracker; other commands see an
+    /// empty one. Remote trackers read their token from the environment.
+    async fn tracker(&self, create: bool) -> Result<Box<dyn Tracker>> {
         let spec = self.spec()?;
         if self.now.is_some() && !spec.is_local() {
             bail!("--now sets the local tracker's clock and cannot be used with {spec}: remote trackers keep their own time");
@@ -300,17 +302,32 @@ impl Session {
         match spec {
             TrackerSpec::Local(path) => Ok(Box::new(LocalTracker::open(
                 &path,
-                write,
+                create,
                 self.now,
                 &self.actor,
             )?)),
+            TrackerSpec::GitLab(project) => {
+                let token = std::env::var("GITLAB_TOKEN").ok().filter(|t| !t.is_empty()).context(
+                    "GITLAB_TOKEN is not set: shepherd reads the GitLab token from the environment",
+                )?;
+                let url = self
+                    .gitlab_url
+                    .clone()
+                    .or_else(|| {
+                        self.config
+                            .tracker
+                            .as_ref()
+                            .and_then(|t| t.gitlab_url.clone())
+                    })
+                    .unwrap_or_else(|| "https://gitlab.com".to_string());
+                let config = gitlab::Config::new(&url, &project);
+                Ok(Box::new(
+                    gitlab::GitLabTracker::connect(config, &token).await?,
+                ))
+            }
             remote => {
-                let _ = (&self
-                    .config
-                    .tracker
-                    .as_ref()
-                    .map(|t| (&t.gitlab_url, &t.github_url)),);
-                bail!("the {remote} tracker is not available in this version of shepherd; use local[:PATH]")
+                let _ = self.config.tracker.as_ref().map(|t| &t.github_url);
+                bail!("the {remote} tracker is not available in this version of shepherd; use local[:PATH] or gitlab:GROUP/PROJECT")
             }
         }
     }
@@ -385,7 +402,7 @@ async fn tracked(session: &Session, command: Command) -> Result<ExitCode> {
         let vars = collect_vars(vars, vars_file.as_deref())?;
         crate::engine::preflight(&catalog, w, &vars, session.now.unwrap_or_else(Utc::now))?;
     }
-    let tracker = session.tracker(creates)?;
+    let tracker = session.tracker(creates).await?;
     let engine = Engine {
         tracker: tracker.as_ref(),
         catalog: &catalog,

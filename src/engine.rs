@@ -246,14 +246,17 @@ impl<'a> Engine<'a> {
     ) -> Result<(Snapshot, Vec<Comment>)> {
         let number = m.issue.number;
         let stage = workflow.stages_labelled(&m.issue.labels).first().copied();
-        let mut children: Vec<&Migration> =
-            index.iter().filter(|c| c.marker.parent == Some(number)).collect();
+        let mut children: Vec<&Migration> = index
+            .iter()
+            .filter(|c| c.marker.parent == Some(number))
+            .collect();
         let wanted = stage.map(|s| s.child_templates()).unwrap_or_default();
         let fetched;
-        if wanted
-            .iter()
-            .any(|t| !children.iter().any(|c| c.marker.template.as_deref() == Some(t)))
-        {
+        if wanted.iter().any(|t| {
+            !children
+                .iter()
+                .any(|c| c.marker.template.as_deref() == Some(t))
+        }) {
             fetched = self.children(number).await?;
             children = fetched.iter().collect();
         }
@@ -276,7 +279,7 @@ impl<'a> Engine<'a> {
                         from: t.from,
                         to: t.to,
                         at: c.created_at,
-                        by: t.by,
+                        by: c.author.clone(),
                         reason: t.reason,
                         rollback: t.rollback,
                     });
@@ -377,7 +380,10 @@ impl<'a> Engine<'a> {
 
     fn workflow_of(&self, m: &Migration) -> Result<&'a Workflow> {
         let name = m.marker.workflow.as_deref().with_context(|| {
-            format!("#{} is no migration: it has no workflow of its own", m.issue.number)
+            format!(
+                "#{} is no migration: it has no workflow of its own",
+                m.issue.number
+            )
         })?;
         self.catalog.workflow(name)
     }
@@ -547,7 +553,9 @@ impl<'a> Engine<'a> {
     /// The transitions of one migration, from its audit comments.
     pub async fn history(&self, number: u64) -> Result<Vec<report::HistoryEntry>> {
         let (m, workflow) = self.migration(number).await?;
-        let (snapshot, _) = self.snapshot(&m, workflow, std::slice::from_ref(&m), true).await?;
+        let (snapshot, _) = self
+            .snapshot(&m, workflow, std::slice::from_ref(&m), true)
+            .await?;
         Ok(report::history(&snapshot))
     }
 
@@ -791,7 +799,8 @@ impl<'a> Engine<'a> {
         if let Some(child) = existing {
             // A crash may have come between creating the child, filling in its number
             // and linking it.
-            self.fill_pending_ref(&child, template, &vars, Some(me)).await?;
+            self.fill_pending_ref(&child, template, &vars, Some(me))
+                .await?;
             self.tracker.link(number, child.number).await?;
             return Ok(None);
         }
@@ -813,7 +822,8 @@ impl<'a> Engine<'a> {
                 labels,
             })
             .await?;
-        self.fill_pending_ref(&issue, template, &vars, Some(me)).await?;
+        self.fill_pending_ref(&issue, template, &vars, Some(me))
+            .await?;
         self.tracker.link(number, issue.number).await?;
         Ok(Some(issue.number))
     }
@@ -1045,7 +1055,11 @@ fn child_vars(workflow: &Workflow, parent: &BTreeMap<String, String>) -> BTreeMa
 }
 
 fn depth_of(depths: &[(usize, u64)], number: u64) -> usize {
-    depths.iter().find(|(_, n)| *n == number).map(|(d, _)| *d).unwrap_or(0)
+    depths
+        .iter()
+        .find(|(_, n)| *n == number)
+        .map(|(d, _)| *d)
+        .unwrap_or(0)
 }
 
 fn depth(m: &Migration, index: &[Migration]) -> usize {

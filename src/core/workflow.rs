@@ -196,7 +196,9 @@ impl Workflow {
 impl Stage {
     /// Every gate of the stage: its own and those of its edges' `when`.
     pub fn all_gates(&self) -> impl Iterator<Item = &Gate> {
-        self.gates.iter().chain(self.next.iter().chain(&self.exits).flat_map(|e| &e.when))
+        self.gates
+            .iter()
+            .chain(self.next.iter().chain(&self.exits).flat_map(|e| &e.when))
     }
 
     /// Whether evaluating the stage needs the tracking issue's label history (soak times

@@ -1,6 +1,7 @@
 //! The `Tracker` trait: the only door to the outside world. Adapters (local SQLite here;
 //! GitLab and GitHub later) convert their own types to these at the border.
 
+pub mod gitlab;
 pub mod local;
 
 use std::fmt;

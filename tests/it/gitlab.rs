@@ -1,0 +1,721 @@
+//! The GitLab tracker against the stateful test server: the whole gitaly-migration through
+//! the real binary and the real `gitlab` crate client, requests pinned one by one, no N+1,
+//! faults and retries, crash recovery, quick actions, and GitLab's documented payloads.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::gitlab_server::{Fault, GitLabServer, Logged, PROJECT};
+use crate::support::{stderr, stdout, GITALY_VARS};
+
+const BOT: &str = "glpat-bot-0123456789";
+const JACOB: &str = "glpat-jacob-0123456789";
+const MALLORY: &str = "glpat-mallory-0123456789";
+
+struct Lab {
+    server: GitLabServer,
+    dir: tempfile::TempDir,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let server = GitLabServer::start(&[
+            (BOT, "shepherd-bot"),
+            (JACOB, "jacobvosmaer-gitlab"),
+            (MALLORY, "mallory"),
+        ]);
+        Lab {
+            server,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn run_as(&self, token: &str, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_shepherd"))
+            .current_dir(self.dir.path())
+            .env_remove("SHEPHERD_TRACKER")
+            .env("GITLAB_TOKEN", token)
+            .env("SHEPHERD_RETRY_BASE_MS", "10")
+            .args([
+                "--tracker",
+                &format!("gitlab:{PROJECT}"),
+                "--gitlab-url",
+                &self.server.url,
+            ])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn ok_as(&self, token: &str, args: &[&str]) -> String {
+        let out = self.run_as(token, args);
+        assert!(
+            out.status.success(),
+            "shepherd {args:?} failed:\n{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut args = args.to_vec();
+        args.extend(["--format", "json"]);
+        serde_json::from_str(&self.ok_as(BOT, &args)).unwrap()
+    }
+
+    fn start(&self) -> u64 {
+        let mut args = vec!["start", "gitaly-migration"];
+        args.extend(GITALY_VARS);
+        self.json(&args)["ref"].as_u64().unwrap()
+    }
+
+    fn tick_section(&self, n: u64, child: Option<u64>, section: &str) {
+        let target = child.unwrap_or(n);
+        let body = self.server.issue(target)["description"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let items = shepherd::core::checklist::parse(&body);
+        let t = target.to_string();
+        for item in items.iter().filter(|i| i.in_section(section) && !i.done()) {
+            self.ok_as(BOT, &["tick", &t, &item.text, "--section", section]);
+        }
+    }
+
+    fn advance(&self, n: u64) -> Value {
+        self.json(&["advance", &n.to_string()])
+    }
+
+    fn labels(&self, n: u64) -> Vec<String> {
+        self.server.issue(n)["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+fn moves(v: &Value) -> Vec<String> {
+    v["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            format!(
+                "{}>{}",
+                t["from"].as_str().unwrap_or("-"),
+                t["to"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+fn minutes(n: i64) -> chrono::Duration {
+    chrono::Duration::minutes(n)
+}
+
+/// Requests that write (everything but GET).
+fn writes(log: &[Logged]) -> Vec<String> {
+    log.iter()
+        .filter(|l| l.method != "GET")
+        .map(|l| {
+            format!(
+                "{} {}",
+                l.method,
+                l.path.trim_start_matches(&format!(
+                    "/api/v4/projects/{}",
+                    PROJECT.replace('/', "%2F")
+                ))
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_gitaly_migration_runs_on_gitlab() {
+    let lab = Lab::new();
+    let n = lab.start();
+    assert_eq!(lab.labels(n), ["Migration", "Conversation", "Selection"]);
+    let labels: Vec<String> = lab
+        .server
+        .labels()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap().to_string())
+        .collect();
+    for l in [
+        "Selection",
+        "Migration:Mandatory",
+        "Opt-In Approved",
+        "existing-rpc",
+        "shelve",
+    ] {
+        assert!(
+            labels.contains(&l.to_string()),
+            "label {l} created: {labels:?}"
+        );
+    }
+    for section in [
+        "Selection",
+        "Migration Analysis",
+        "RPC Design",
+        "Server Implementation",
+        "Client Implementation",
+        "Ready for Testing",
+    ] {
+        lab.tick_section(n, None, section);
+    }
+    lab.server.clear_log();
+    let v = lab.advance(n);
+    assert_eq!(moves(&v).len(), 6, "{v}");
+    assert_eq!(v["stage"], "acceptance-testing");
+    let child = v["created"][0].as_u64().unwrap();
+    assert_eq!(
+        lab.server.links(),
+        [(n, child)],
+        "the child is linked to its tracking issue"
+    );
+    let child_issue = lab.server.issue(child);
+    let body = child_issue["description"].as_str().unwrap();
+    assert!(
+        !body.contains("/label ~\"Acceptance Testing\""),
+        "the template's own quick action ran"
+    );
+    assert!(lab
+        .labels(child)
+        .contains(&"acceptance::preparation".to_string()));
+    // Every stage move of the tracking issue was one PUT with add_labels and remove_labels.
+    let log = lab.server.log();
+    let moves_put: Vec<&Logged> = log
+        .iter()
+        .filter(|l| l.method == "PUT" && l.path.ends_with(&format!("/issues/{n}")))
+        .collect();
+    assert_eq!(moves_put.len(), 6);
+    assert_eq!(
+        moves_put[0].form,
+        [
+            ("add_labels".to_string(), "Migration Analysis".to_string()),
+            ("remove_labels".to_string(), "Selection".to_string())
+        ]
+    );
+
+    // The child: ticks and soak times, with the server's clock moved instead of --now.
+    for section in ["1. Preparation", "2. Development Trial", "3. Staging Trial"] {
+        lab.tick_section(n, Some(child), section);
+    }
+    let v = lab.advance(child);
+    assert_eq!(
+        moves(&v),
+        [
+            "preparation>development-trial",
+            "development-trial>staging-trial"
+        ]
+    );
+    assert!(
+        v["blocked_by"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("soak: "),
+        "{v}"
+    );
+    lab.server.travel(minutes(16));
+    assert_eq!(
+        moves(&lab.advance(child)),
+        ["staging-trial>production-version-check"]
+    );
+    for (section, soak) in [
+        ("4. Production", 0),
+        ("5. Initial Impact", 16),
+        ("6. Low Impact", 121),
+        ("7. Mid Impact", 24 * 60 + 1),
+        ("8. Full Impact", 7 * 24 * 60 + 1),
+    ] {
+        lab.tick_section(n, Some(child), section);
+        lab.advance(child);
+        lab.server.travel(minutes(soak));
+    }
+    let r = lab.json(&["reconcile"]);
+    assert!(
+        r["migrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["ref"] == child && m["stage"] == "complete"),
+        "{r}"
+    );
+    assert_eq!(lab.server.issue(child)["state"], "closed");
+
+    // Approval: mallory's label does not count, the maintainer's does.
+    lab.tick_section(n, None, "Acceptance Testing");
+    lab.ok_as(
+        MALLORY,
+        &["label", &n.to_string(), "--add", "Opt-In Approved"],
+    );
+    let v = lab.advance(n);
+    assert!(
+        v["blocked_by"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("set by mallory, who may not approve"),
+        "{v}"
+    );
+    lab.ok_as(
+        MALLORY,
+        &["label", &n.to_string(), "--remove", "Opt-In Approved"],
+    );
+    lab.ok_as(
+        JACOB,
+        &["label", &n.to_string(), "--add", "Opt-In Approved"],
+    );
+    assert_eq!(moves(&lab.advance(n)), ["acceptance-testing>opt-in"]);
+    lab.tick_section(n, None, "Opt-In");
+    lab.tick_section(n, None, "Opt-Out");
+    lab.server.travel(chrono::Duration::days(31));
+    assert_eq!(moves(&lab.advance(n)), ["opt-in>opt-out"]);
+    lab.server.travel(chrono::Duration::days(31));
+    assert_eq!(moves(&lab.advance(n)), ["opt-out>mandatory"]);
+    let status = lab.json(&["status", &n.to_string()]);
+    assert_eq!(status["state"], "completed");
+    let history = lab.json(&["history", &n.to_string()]);
+    assert_eq!(history["transitions"].as_array().unwrap().len(), 10);
+    assert_eq!(history["transitions"][7]["by"], "shepherd-bot");
+
+    // Reconcile twice: nothing written.
+    lab.server.clear_log();
+    lab.json(&["reconcile"]);
+    lab.json(&["reconcile"]);
+    assert_eq!(writes(&lab.server.log()), Vec::<String>::new());
+}
+
+#[test]
+fn skip_shelve_and_rollback_on_gitlab() {
+    let lab = Lab::new();
+    let a = lab.start();
+    lab.tick_section(a, None, "Selection");
+    lab.tick_section(a, None, "Migration Analysis");
+    lab.ok_as(BOT, &["label", &a.to_string(), "--add", "existing-rpc"]);
+    assert_eq!(
+        moves(&lab.advance(a)),
+        [
+            "selection>migration-analysis",
+            "migration-analysis>client-implementation"
+        ]
+    );
+    let v = lab.json(&[
+        "rollback",
+        &a.to_string(),
+        "--to",
+        "selection",
+        "--reason",
+        "wrong route",
+    ]);
+    assert_eq!(moves(&v), ["client-implementation>selection"]);
+    assert_eq!(
+        lab.json(&["history", &a.to_string()])["transitions"][3]["reason"],
+        "wrong route"
+    );
+    lab.ok_as(
+        BOT,
+        &[
+            "label",
+            &a.to_string(),
+            "--remove",
+            "existing-rpc",
+            "--add",
+            "shelve",
+        ],
+    );
+    assert_eq!(
+        moves(&lab.advance(a)),
+        ["selection>migration-analysis", "migration-analysis>shelved"]
+    );
+    assert_eq!(lab.server.issue(a)["state"], "closed");
+    assert!(!lab.labels(a).contains(&"shelve".to_string()));
+}
+
+#[test]
+fn lists_are_filtered_and_paged_and_reconcile_makes_no_request_per_issue() {
+    let lab = Lab::new();
+    for _ in 0..3 {
+        lab.start();
+    }
+    // 230 more migrations in Selection, created through the API as shepherd would.
+    let first = lab.server.issue(1);
+    for _ in 0..230 {
+        let out = lab.run_as(
+            BOT,
+            &[
+                "start",
+                "gitaly-migration",
+                "--var",
+                "feature_flag=F",
+                "--var",
+                "grpc_service=S",
+                "--var",
+                "grpc_method=M",
+            ],
+        );
+        assert!(out.status.success());
+    }
+    let _ = first;
+    lab.server.clear_log();
+    let r = lab.json(&["reconcile"]);
+    assert_eq!(r["migrations"].as_array().unwrap().len(), 233);
+    let log = lab.server.log();
+    let lists: Vec<&Logged> = log.iter().filter(|l| l.path.ends_with("/issues")).collect();
+    // Two workflow label sets (Migration+Conversation, Acceptance Testing, feature flag): 3 pages + 1 + 1.
+    assert!(
+        lists
+            .iter()
+            .all(|l| l.query("per_page") == Some("100") && l.query("state") == Some("opened")),
+        "{lists:?}"
+    );
+    let pages: Vec<&str> = lists
+        .iter()
+        .filter(|l| l.query("labels") == Some("Conversation,Migration"))
+        .map(|l| l.query("page").unwrap())
+        .collect();
+    assert_eq!(pages, ["1", "2", "3"]);
+    let other: Vec<&Logged> = log
+        .iter()
+        .filter(|l| !l.path.ends_with("/issues") && l.path != "/api/v4/user")
+        .collect();
+    assert!(
+        other.is_empty(),
+        "no request per issue when nothing can move: {:?}",
+        other.iter().map(|l| &l.path).collect::<Vec<_>>()
+    );
+    assert_eq!(log.len(), 1 + 5, "user probe + list pages");
+}
+
+#[test]
+fn label_history_is_fetched_only_where_a_gate_needs_it() {
+    let lab = Lab::new();
+    let a = lab.start();
+    let b = lab.start();
+    for section in [
+        "Selection",
+        "Migration Analysis",
+        "RPC Design",
+        "Server Implementation",
+        "Client Implementation",
+        "Ready for Testing",
+    ] {
+        lab.tick_section(a, None, section);
+    }
+    lab.advance(a);
+    lab.server.clear_log();
+    lab.json(&["reconcile"]);
+    let log = lab.server.log();
+    let events: Vec<&str> = log
+        .iter()
+        .filter(|l| l.path.ends_with("/resource_label_events"))
+        .map(|l| l.path.as_str())
+        .collect();
+    // a waits for approval (needs history), its child waits in Preparation (no), b in Selection (no).
+    assert_eq!(
+        events,
+        [format!(
+            "/api/v4/projects/group%2Fproject/issues/{a}/resource_label_events"
+        )]
+    );
+    assert!(!log.iter().any(|l| l
+        .path
+        .ends_with(&format!("/issues/{b}/resource_label_events"))));
+}
+
+#[test]
+fn rate_limits_and_server_errors_are_retried() {
+    let lab = Lab::new();
+    let n = lab.start();
+    lab.tick_section(n, None, "Selection");
+    lab.server.fail(Fault {
+        method: Some("PUT"),
+        path_ends: format!("/issues/{n}"),
+        status: 429,
+        retry_after: Some(1),
+        after: false,
+        times: 1,
+    });
+    lab.server.fail(Fault {
+        method: Some("GET"),
+        path_ends: "/notes".into(),
+        status: 502,
+        retry_after: None,
+        after: false,
+        times: 2,
+    });
+    lab.server.clear_log();
+    assert_eq!(moves(&lab.advance(n)), ["selection>migration-analysis"]);
+    let log = lab.server.log();
+    assert_eq!(
+        log.iter().filter(|l| l.method == "PUT").count(),
+        2,
+        "the 429 was retried once"
+    );
+    assert_eq!(
+        log.iter()
+            .filter(|l| l.path.ends_with("/notes") && l.method == "GET")
+            .count(),
+        3
+    );
+    // After the last retry: a clear error that names the request, never the token.
+    lab.server.fail(Fault {
+        method: Some("GET"),
+        path_ends: format!("/issues/{n}"),
+        status: 503,
+        retry_after: None,
+        after: false,
+        times: 100,
+    });
+    let out = lab.run_as(BOT, &["status", &n.to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "GitLab request GET projects/group%2Fproject/issues/1 failed after 6 tries: 503"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains(BOT) && !stdout(&out).contains(BOT));
+}
+
+#[test]
+fn a_bad_token_is_a_clear_error_without_the_token() {
+    let lab = Lab::new();
+    let out = lab.run_as("glpat-wrong-secret", &["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("cannot connect to GitLab"), "{err}");
+    assert!(!err.contains("glpat-wrong-secret"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_shepherd"))
+        .env_remove("GITLAB_TOKEN")
+        .args([
+            "--tracker",
+            "gitlab:group/project",
+            "--gitlab-url",
+            &lab.server.url,
+            "status",
+        ])
+        .output()
+        .unwrap();
+    assert!(stderr(&out).contains("GITLAB_TOKEN is not set"));
+}
+
+#[test]
+fn a_lost_response_halfway_is_completed_without_duplicates() {
+    let lab = Lab::new();
+    let n = lab.start();
+    for section in [
+        "Selection",
+        "Migration Analysis",
+        "RPC Design",
+        "Server Implementation",
+        "Client Implementation",
+        "Ready for Testing",
+    ] {
+        lab.tick_section(n, None, section);
+    }
+    lab.advance(n);
+    // Leave Ready for Testing; the child is created but its creation's response is lost,
+    // and every later write fails too: the run stops halfway.
+    lab.ok_as(
+        BOT,
+        &[
+            "rollback",
+            &n.to_string(),
+            "--to",
+            "ready-for-testing",
+            "--reason",
+            "retry",
+        ],
+    );
+    for (method, path, after) in [
+        ("POST", "/issues".to_string(), true),
+        ("POST", format!("/issues/{n}/notes"), false),
+    ] {
+        lab.server.fail(Fault {
+            method: Some(method),
+            path_ends: path,
+            status: 500,
+            retry_after: None,
+            after,
+            times: 100,
+        });
+        let out = lab.run_as(BOT, &["advance", &n.to_string()]);
+        assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+        lab.server.shared_clear_faults();
+        let v = lab.advance(n);
+        assert_eq!(v["stage"], "acceptance-testing", "{v}");
+        let children: Vec<Value> = lab
+            .server
+            .issues()
+            .into_iter()
+            .filter(|i| {
+                i["description"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("\"parent\":{n},"))
+            })
+            .collect();
+        let entries: std::collections::BTreeSet<String> = children
+            .iter()
+            .map(|c| {
+                c["description"]
+                    .as_str()
+                    .unwrap()
+                    .split("\"entry\":")
+                    .nth(1)
+                    .unwrap()[..3]
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(
+            children.len(),
+            entries.len(),
+            "one child per entry into the stage"
+        );
+        let notes = lab.server.notes(n);
+        let mut markers: Vec<String> = notes
+            .iter()
+            .filter_map(|c| {
+                c["body"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit_once("<!-- shepherd:")
+                    .map(|(_, m)| m.split(' ').next().unwrap().to_string())
+            })
+            .collect();
+        let count = markers.len();
+        markers.sort();
+        let all = markers.clone();
+        markers.dedup();
+        assert_eq!(markers.len(), count, "no duplicate comment: {all:?}");
+        lab.ok_as(
+            BOT,
+            &[
+                "rollback",
+                &n.to_string(),
+                "--to",
+                "ready-for-testing",
+                "--reason",
+                "again",
+            ],
+        );
+    }
+}
+
+#[test]
+fn untrusted_values_do_not_run_quick_actions() {
+    let lab = Lab::new();
+    let out = lab.run_as(
+        BOT,
+        &[
+            "start",
+            "feature-flag-rollout",
+            "--var",
+            "feature_flag=my_flag",
+            "--var",
+            "feature_description=the thing\n/close\n/label ~hacked",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let issue = lab.server.issue(v["ref"].as_u64().unwrap());
+    assert_eq!(issue["state"], "opened");
+    assert!(!issue["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l == "hacked"));
+    assert!(issue["description"]
+        .as_str()
+        .unwrap()
+        .contains("the thing /close /label ~hacked"));
+}
+
+#[test]
+fn documented_payloads_parse() {
+    use shepherd::tracker::gitlab::{GlIssue, GlLabel, GlLabelEvent, GlNote};
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/gitlab/api");
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    for name in ["get_issue.json", "create_issue.json", "edit_issue.json"] {
+        let issue: GlIssue = serde_json::from_str(&read(name)).unwrap();
+        let issue: shepherd::tracker::Issue = issue.into();
+        assert!(issue.number > 0 && !issue.url.is_empty(), "{name}");
+    }
+    let issues: Vec<GlIssue> = serde_json::from_str(&read("list_project_issues.json")).unwrap();
+    assert!(!issues.is_empty());
+    let notes: Vec<GlNote> = serde_json::from_str(&read("list_issue_notes.json")).unwrap();
+    assert_eq!(notes.len(), 2);
+    assert!(notes[0].system);
+    let events: Vec<GlLabelEvent> =
+        serde_json::from_str(&read("list_issue_resource_label_events.json")).unwrap();
+    let events: Vec<_> = events
+        .into_iter()
+        .filter_map(GlLabelEvent::into_event)
+        .collect();
+    assert_eq!(
+        (
+            events[0].label.as_str(),
+            events[0].added,
+            events[0].actor.as_str()
+        ),
+        ("a1", true, "root")
+    );
+    let single: GlLabelEvent =
+        serde_json::from_str(&read("go-gitlab/get_issue_resource_label_event.json")).unwrap();
+    assert!(
+        single.into_event().is_none(),
+        "an event without a time is dropped, not misdated"
+    );
+    let labels: Vec<GlLabel> = serde_json::from_str(&read("list_labels.json")).unwrap();
+    assert!(!labels.is_empty());
+    for name in ["create_label.json", "edit_label.json"] {
+        let _: GlLabel = serde_json::from_str(&read(name)).unwrap();
+    }
+}
+
+/// Runs only with `SHEPHERD_LIVE_GITLAB=group/project` and `GITLAB_TOKEN` set.
+#[test]
+fn live_gitlab() {
+    let (Ok(project), Ok(_)) = (
+        std::env::var("SHEPHERD_LIVE_GITLAB"),
+        std::env::var("GITLAB_TOKEN"),
+    ) else {
+        println!("skipped live_gitlab: set SHEPHERD_LIVE_GITLAB=GROUP/PROJECT and GITLAB_TOKEN to run it");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_shepherd"))
+            .current_dir(dir.path())
+            .args([
+                "--tracker",
+                &format!("gitlab:{project}"),
+                "--format",
+                "json",
+            ])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let mut args = vec![
+        "start",
+        "feature-flag-rollout",
+        "--var",
+        "feature_flag=shepherd_live_test",
+    ];
+    args.extend::<[&str; 0]>([]);
+    let out = run(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let n = v["ref"].as_u64().unwrap().to_string();
+    assert!(run(&["status", &n]).status.success());
+    assert!(run(&["close", &n]).status.success());
+}

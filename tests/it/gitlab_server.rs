@@ -1,0 +1,776 @@
+//! A stateful GitLab API test server (axum on 127.0.0.1): issues, notes, labels, resource
+//! label events and issue links of one project, answering like GitLab. Its JSON starts from
+//! GitLab's own documented responses in `../shared/fixtures/gitlab/api/`. It checks
+//! `PRIVATE-TOKEN` (each token is a user), pages with `x-next-page`/`x-total-pages`, runs
+//! the quick actions `/label` and `/close` in bodies as GitLab does, logs every request,
+//! and injects faults (429 with `Retry-After`, 5xx, a lost response) and latency on demand.
+//! Its clock can be moved: `travel` shifts the time it stamps on what it records.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+pub const PROJECT: &str = "group/project";
+
+/// One request as the server saw it.
+#[derive(Clone, Debug)]
+pub struct Logged {
+    pub method: String,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub form: Vec<(String, String)>,
+    pub user: String,
+}
+
+impl Logged {
+    pub fn query(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn form(&self, key: &str) -> Option<&str> {
+        self.form
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A fault to inject into the next request that matches.
+#[derive(Clone, Debug)]
+pub struct Fault {
+    pub method: Option<&'static str>,
+    pub path_ends: String,
+    pub status: u16,
+    pub retry_after: Option<u64>,
+    /// Apply the request, then fail (the response is lost).
+    pub after: bool,
+    pub times: usize,
+}
+
+#[derive(Default)]
+struct Data {
+    issues: BTreeMap<u64, Value>,
+    notes: Vec<(u64, Value)>,
+    events: Vec<(u64, Value)>,
+    labels: Vec<Value>,
+    links: Vec<(u64, u64)>,
+    log: Vec<Logged>,
+    faults: VecDeque<Fault>,
+    next_id: u64,
+    rate_limit: Option<(u64, i64)>,
+}
+
+pub struct Shared {
+    data: Mutex<Data>,
+    tokens: BTreeMap<String, String>,
+    latency: Mutex<Duration>,
+    fixtures: Fixtures,
+}
+
+struct Fixtures {
+    issue: Value,
+    note: Value,
+    event: Value,
+    label: Value,
+    user: Value,
+}
+
+pub struct GitLabServer {
+    pub url: String,
+    pub shared: Arc<Shared>,
+}
+
+fn fixture(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/gitlab/api")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("fixture JSON")
+}
+
+impl GitLabServer {
+    /// Starts a server; `tokens` maps each token to its user's name.
+    pub fn start(tokens: &[(&str, &str)]) -> GitLabServer {
+        let notes = fixture("list_issue_notes.json");
+        let events = fixture("list_issue_resource_label_events.json");
+        let issue = fixture("get_issue.json");
+        let fixtures = Fixtures {
+            user: issue["author"].clone(),
+            issue,
+            note: notes[1].clone(),
+            event: events[0].clone(),
+            label: fixture("create_label.json"),
+        };
+        let shared = Arc::new(Shared {
+            data: Mutex::new(Data {
+                next_id: 1000,
+                ..Default::default()
+            }),
+            tokens: tokens
+                .iter()
+                .map(|(t, u)| (t.to_string(), u.to_string()))
+                .collect(),
+            latency: Mutex::new(Duration::ZERO),
+            fixtures,
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = Router::new().fallback(handle).with_state(shared.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        GitLabServer { url, shared }
+    }
+
+    pub fn log(&self) -> Vec<Logged> {
+        self.shared.data.lock().unwrap().log.clone()
+    }
+
+    pub fn clear_log(&self) {
+        self.shared.data.lock().unwrap().log.clear();
+    }
+
+    pub fn fail(&self, fault: Fault) {
+        self.shared.data.lock().unwrap().faults.push_back(fault);
+    }
+
+    pub fn shared_clear_faults(&self) {
+        self.shared.data.lock().unwrap().faults.clear();
+    }
+
+    pub fn set_latency(&self, d: Duration) {
+        *self.shared.latency.lock().unwrap() = d;
+    }
+
+    /// Sends `RateLimit-Remaining`/`RateLimit-Reset` (seconds from now) on every response.
+    pub fn set_rate_limit(&self, remaining: u64, reset_in: i64) {
+        self.shared.data.lock().unwrap().rate_limit = Some((remaining, reset_in));
+    }
+
+    /// Lets `d` pass for everything recorded so far: every stored time moves `d` into the
+    /// past, while the server keeps stamping new records with the real clock (which is
+    /// the clock shepherd reads against a remote tracker).
+    pub fn travel(&self, d: chrono::Duration) {
+        let mut data = self.shared.data.lock().unwrap();
+        let shift = |v: &mut Value, key: &str| {
+            if let Some(t) = v[key]
+                .as_str()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            {
+                v[key] = time(t.with_timezone(&Utc) - d);
+            }
+        };
+        for issue in data.issues.values_mut() {
+            shift(issue, "created_at");
+            shift(issue, "updated_at");
+        }
+        for (_, note) in data.notes.iter_mut() {
+            shift(note, "created_at");
+        }
+        for (_, event) in data.events.iter_mut() {
+            shift(event, "created_at");
+        }
+    }
+
+    pub fn issue(&self, iid: u64) -> Value {
+        self.shared.data.lock().unwrap().issues[&iid].clone()
+    }
+
+    pub fn issues(&self) -> Vec<Value> {
+        self.shared
+            .data
+            .lock()
+            .unwrap()
+            .issues
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn notes(&self, iid: u64) -> Vec<Value> {
+        self.shared
+            .data
+            .lock()
+            .unwrap()
+            .notes
+            .iter()
+            .filter(|(i, _)| *i == iid)
+            .map(|(_, n)| n.clone())
+            .collect()
+    }
+
+    pub fn events(&self, iid: u64) -> Vec<Value> {
+        self.shared
+            .data
+            .lock()
+            .unwrap()
+            .events
+            .iter()
+            .filter(|(i, _)| *i == iid)
+            .map(|(_, n)| n.clone())
+            .collect()
+    }
+
+    pub fn labels(&self) -> Vec<Value> {
+        self.shared.data.lock().unwrap().labels.clone()
+    }
+
+    pub fn links(&self) -> Vec<(u64, u64)> {
+        self.shared.data.lock().unwrap().links.clone()
+    }
+}
+
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let latency = *shared.latency.lock().unwrap();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let query: Vec<(String, String)> =
+        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let user = headers
+        .get("private-token")
+        .and_then(|t| t.to_str().ok())
+        .and_then(|t| shared.tokens.get(t))
+        .cloned();
+    let mut data = shared.data.lock().unwrap();
+    data.log.push(Logged {
+        method: method.to_string(),
+        path: uri.path().to_string(),
+        query: query.clone(),
+        form: form.clone(),
+        user: user.clone().unwrap_or_default(),
+    });
+    let Some(user) = user else {
+        return error(StatusCode::UNAUTHORIZED, "401 Unauthorized");
+    };
+    let fault = data.faults.iter().position(|f| {
+        f.method.is_none_or(|m| m == method.as_str()) && uri.path().ends_with(&f.path_ends)
+    });
+    let mut lost = None;
+    if let Some(i) = fault {
+        let f = data.faults[i].clone();
+        if f.times <= 1 {
+            data.faults.remove(i);
+        } else {
+            data.faults[i].times -= 1;
+        }
+        if f.after {
+            lost = Some(f);
+        } else {
+            return fault_response(&f);
+        }
+    }
+    let now = Utc::now();
+    let segments: Vec<String> = uri
+        .path()
+        .trim_start_matches("/api/v4/")
+        .split('/')
+        .map(|s| {
+            url::form_urlencoded::parse(s.as_bytes())
+                .map(|(k, v)| {
+                    if v.is_empty() {
+                        k.into_owned()
+                    } else {
+                        format!("{k}={v}")
+                    }
+                })
+                .collect::<String>()
+        })
+        .collect();
+    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let mut response = route(
+        &shared, &mut data, &method, &segs, &query, &form, &user, now,
+    );
+    if let Some((remaining, reset_in)) = data.rate_limit {
+        let reset = (Utc::now().timestamp() + reset_in).to_string();
+        response.headers_mut().insert(
+            "ratelimit-remaining",
+            HeaderValue::from_str(&remaining.to_string()).unwrap(),
+        );
+        response
+            .headers_mut()
+            .insert("ratelimit-reset", HeaderValue::from_str(&reset).unwrap());
+    }
+    match lost {
+        Some(f) => fault_response(&f),
+        None => response,
+    }
+}
+
+fn fault_response(f: &Fault) -> Response {
+    let mut r = error(StatusCode::from_u16(f.status).unwrap(), "injected fault");
+    if let Some(s) = f.retry_after {
+        r.headers_mut().insert(
+            "retry-after",
+            HeaderValue::from_str(&s.to_string()).unwrap(),
+        );
+    }
+    r
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(json!({"message": message}))).into_response()
+}
+
+fn ok(value: Value) -> Response {
+    axum::Json(value).into_response()
+}
+
+fn created(value: Value) -> Response {
+    (StatusCode::CREATED, axum::Json(value)).into_response()
+}
+
+fn param<'a>(list: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    list.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+fn time(t: DateTime<Utc>) -> Value {
+    Value::String(t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn route(
+    shared: &Shared,
+    data: &mut Data,
+    method: &Method,
+    segs: &[&str],
+    query: &[(String, String)],
+    form: &[(String, String)],
+    user: &str,
+    now: DateTime<Utc>,
+) -> Response {
+    let f = &shared.fixtures;
+    let user_json = || {
+        let mut u = f.user.clone();
+        u["username"] = json!(user);
+        u["name"] = json!(user);
+        u
+    };
+    match (method.as_str(), segs) {
+        ("GET", ["user"]) => ok(user_json()),
+        ("GET", ["projects", p, "issues"]) if *p == PROJECT => {
+            let state = param(query, "state");
+            let labels: Vec<&str> = param(query, "labels")
+                .map(|l| l.split(',').filter(|s| !s.is_empty()).collect())
+                .unwrap_or_default();
+            let mut list: Vec<Value> = data
+                .issues
+                .values()
+                .rev()
+                .filter(|i| state.is_none_or(|s| s == "all" || i["state"] == s))
+                .filter(|i| {
+                    labels
+                        .iter()
+                        .all(|l| i["labels"].as_array().unwrap().iter().any(|x| x == l))
+                })
+                .cloned()
+                .collect();
+            paginate(&mut list, query)
+        }
+        ("POST", ["projects", p, "issues"]) if *p == PROJECT => {
+            let Some(title) = param(form, "title") else {
+                return error(StatusCode::BAD_REQUEST, "title is missing");
+            };
+            let iid = data.issues.keys().max().copied().unwrap_or(0) + 1;
+            data.next_id += 1;
+            let mut issue = f.issue.clone();
+            issue["id"] = json!(data.next_id);
+            issue["iid"] = json!(iid);
+            issue["project_id"] = json!(1);
+            issue["title"] = json!(title);
+            issue["state"] = json!("opened");
+            issue["labels"] = json!([]);
+            issue["created_at"] = time(now);
+            issue["updated_at"] = time(now);
+            issue["closed_at"] = Value::Null;
+            issue["closed_by"] = Value::Null;
+            issue["author"] = user_json();
+            issue["user_notes_count"] = json!(0);
+            issue["web_url"] = json!(format!("http://gitlab.test/{PROJECT}/-/issues/{iid}"));
+            let (description, actions) = quick_actions(param(form, "description").unwrap_or(""));
+            issue["description"] = json!(description);
+            data.issues.insert(iid, issue);
+            let mut add: Vec<String> = param(form, "labels")
+                .map(|l| {
+                    l.split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut close = false;
+            for a in actions {
+                match a {
+                    Quick::Label(l) => add.extend(l),
+                    Quick::Close => close = true,
+                }
+            }
+            edit_labels(shared, data, iid, &add, &[], user, now);
+            if close {
+                data.issues.get_mut(&iid).unwrap()["state"] = json!("closed");
+            }
+            created(data.issues[&iid].clone())
+        }
+        ("GET", ["projects", p, "issues", iid]) if *p == PROJECT => {
+            match data.issues.get(&iid.parse::<u64>().unwrap_or(0)) {
+                Some(i) => ok(i.clone()),
+                None => error(StatusCode::NOT_FOUND, "404 Not found"),
+            }
+        }
+        ("PUT", ["projects", p, "issues", iid]) if *p == PROJECT => {
+            let iid: u64 = iid.parse().unwrap_or(0);
+            if !data.issues.contains_key(&iid) {
+                return error(StatusCode::NOT_FOUND, "404 Not found");
+            }
+            if let Some(d) = param(form, "description") {
+                let (d, actions) = quick_actions(d);
+                data.issues.get_mut(&iid).unwrap()["description"] = json!(d);
+                for a in actions {
+                    match a {
+                        Quick::Label(l) => edit_labels(shared, data, iid, &l, &[], user, now),
+                        Quick::Close => {
+                            data.issues.get_mut(&iid).unwrap()["state"] = json!("closed")
+                        }
+                    }
+                }
+            }
+            let split = |k: &str| -> Vec<String> {
+                param(form, k)
+                    .map(|l| {
+                        l.split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(String::from)
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            if let Some(all) = param(form, "labels") {
+                let current: Vec<String> = data.issues[&iid]["labels"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|l| l.as_str().unwrap().to_string())
+                    .collect();
+                let wanted: Vec<String> = all
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect();
+                let remove: Vec<String> = current
+                    .iter()
+                    .filter(|l| !wanted.contains(l))
+                    .cloned()
+                    .collect();
+                edit_labels(shared, data, iid, &wanted, &remove, user, now);
+            }
+            edit_labels(
+                shared,
+                data,
+                iid,
+                &split("add_labels"),
+                &split("remove_labels"),
+                user,
+                now,
+            );
+            match param(form, "state_event") {
+                Some("close") => {
+                    let i = data.issues.get_mut(&iid).unwrap();
+                    i["state"] = json!("closed");
+                    i["closed_at"] = time(now);
+                }
+                Some("reopen") => {
+                    let i = data.issues.get_mut(&iid).unwrap();
+                    i["state"] = json!("opened");
+                    i["closed_at"] = Value::Null;
+                }
+                _ => {}
+            }
+            data.issues.get_mut(&iid).unwrap()["updated_at"] = time(now);
+            ok(data.issues[&iid].clone())
+        }
+        ("GET", ["projects", p, "issues", iid, "notes"]) if *p == PROJECT => {
+            let iid: u64 = iid.parse().unwrap_or(0);
+            let mut list: Vec<Value> = data
+                .notes
+                .iter()
+                .filter(|(i, _)| *i == iid)
+                .map(|(_, n)| n.clone())
+                .collect();
+            if param(query, "sort") != Some("asc") {
+                list.reverse();
+            }
+            paginate(&mut list, query)
+        }
+        ("POST", ["projects", p, "issues", iid, "notes"]) if *p == PROJECT => {
+            let iid: u64 = iid.parse().unwrap_or(0);
+            if !data.issues.contains_key(&iid) {
+                return error(StatusCode::NOT_FOUND, "404 Not found");
+            }
+            let (body, actions) = quick_actions(param(form, "body").unwrap_or(""));
+            for a in actions {
+                match a {
+                    Quick::Label(l) => edit_labels(shared, data, iid, &l, &[], user, now),
+                    Quick::Close => data.issues.get_mut(&iid).unwrap()["state"] = json!("closed"),
+                }
+            }
+            data.next_id += 1;
+            let mut note = f.note.clone();
+            note["id"] = json!(data.next_id);
+            note["body"] = json!(body);
+            note["author"] = user_json();
+            note["created_at"] = time(now);
+            note["updated_at"] = time(now);
+            note["system"] = json!(false);
+            note["noteable_iid"] = json!(iid);
+            data.notes.push((iid, note.clone()));
+            let count = data.notes.iter().filter(|(i, _)| *i == iid).count();
+            data.issues.get_mut(&iid).unwrap()["user_notes_count"] = json!(count);
+            created(note)
+        }
+        ("GET", ["projects", p, "issues", iid, "resource_label_events"]) if *p == PROJECT => {
+            let iid: u64 = iid.parse().unwrap_or(0);
+            let mut list: Vec<Value> = data
+                .events
+                .iter()
+                .filter(|(i, _)| *i == iid)
+                .map(|(_, e)| e.clone())
+                .collect();
+            paginate(&mut list, query)
+        }
+        ("GET", ["projects", p, "issues", iid, "links"]) if *p == PROJECT => {
+            let iid: u64 = iid.parse().unwrap_or(0);
+            let linked: Vec<Value> = data
+                .links
+                .iter()
+                .filter_map(|(a, b)| {
+                    if *a == iid {
+                        Some(*b)
+                    } else if *b == iid {
+                        Some(*a)
+                    } else {
+                        None
+                    }
+                })
+                .filter_map(|other| data.issues.get(&other).cloned())
+                .map(|mut i| {
+                    i["issue_link_id"] = json!(1);
+                    i["link_type"] = json!("relates_to");
+                    i
+                })
+                .collect();
+            ok(Value::Array(linked))
+        }
+        ("POST", ["projects", p, "issues", iid, "links"]) if *p == PROJECT => {
+            let a: u64 = iid.parse().unwrap_or(0);
+            let b: u64 = param(form, "target_issue_iid")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            if !data.issues.contains_key(&a) || !data.issues.contains_key(&b) {
+                return error(StatusCode::NOT_FOUND, "404 Not found");
+            }
+            if data.links.iter().any(|l| *l == (a, b) || *l == (b, a)) {
+                return error(StatusCode::CONFLICT, "Issue(s) already assigned");
+            }
+            data.links.push((a, b));
+            created(
+                json!({"source_issue": data.issues[&a], "target_issue": data.issues[&b], "link_type": "relates_to"}),
+            )
+        }
+        ("GET", ["projects", p, "labels"]) if *p == PROJECT => {
+            let mut list = data.labels.clone();
+            paginate(&mut list, query)
+        }
+        ("POST", ["projects", p, "labels"]) if *p == PROJECT => {
+            let Some(name) = param(form, "name") else {
+                return error(StatusCode::BAD_REQUEST, "name is missing");
+            };
+            if data.labels.iter().any(|l| l["name"] == name) {
+                return error(StatusCode::CONFLICT, "Label already exists");
+            }
+            let Some(color) = param(form, "color").filter(|c| c.starts_with('#') && c.len() == 7)
+            else {
+                return error(StatusCode::BAD_REQUEST, "color is invalid");
+            };
+            data.next_id += 1;
+            let mut label = f.label.clone();
+            label["id"] = json!(data.next_id);
+            label["name"] = json!(name);
+            label["color"] = json!(color);
+            label["description"] = json!(param(form, "description"));
+            data.labels.push(label.clone());
+            created(label)
+        }
+        _ => error(StatusCode::NOT_FOUND, "404 Not found"),
+    }
+}
+
+fn paginate(list: &mut Vec<Value>, query: &[(String, String)]) -> Response {
+    let per_page: usize = param(query, "per_page")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20)
+        .clamp(1, 100);
+    let page: usize = param(query, "page")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let total = list.len();
+    let pages = total.div_ceil(per_page).max(1);
+    let items: Vec<Value> = list
+        .drain(..)
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    let mut r = ok(Value::Array(items));
+    let h = r.headers_mut();
+    let set = |h: &mut HeaderMap, k: &'static str, v: String| {
+        h.insert(k, HeaderValue::from_str(&v).unwrap());
+    };
+    set(h, "x-page", page.to_string());
+    set(h, "x-per-page", per_page.to_string());
+    set(h, "x-total", total.to_string());
+    set(h, "x-total-pages", pages.to_string());
+    set(
+        h,
+        "x-next-page",
+        if page < pages {
+            (page + 1).to_string()
+        } else {
+            String::new()
+        },
+    );
+    set(
+        h,
+        "x-prev-page",
+        if page > 1 {
+            (page - 1).to_string()
+        } else {
+            String::new()
+        },
+    );
+    r
+}
+
+fn edit_labels(
+    shared: &Shared,
+    data: &mut Data,
+    iid: u64,
+    add: &[String],
+    remove: &[String],
+    user: &str,
+    now: DateTime<Utc>,
+) {
+    let f = &shared.fixtures;
+    let mut current: Vec<String> = data.issues[&iid]["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect();
+    let mut changes = Vec::new();
+    for l in remove {
+        if let Some(i) = current.iter().position(|c| c == l) {
+            current.remove(i);
+            changes.push((l.clone(), "remove"));
+        }
+    }
+    for l in add {
+        if !current.contains(l) {
+            current.push(l.clone());
+            changes.push((l.clone(), "add"));
+        }
+    }
+    for (label, action) in changes {
+        if !data.labels.iter().any(|x| x["name"] == label.as_str()) {
+            data.next_id += 1;
+            let mut new = f.label.clone();
+            new["id"] = json!(data.next_id);
+            new["name"] = json!(label);
+            data.labels.push(new);
+        }
+        data.next_id += 1;
+        let mut e = f.event.clone();
+        e["id"] = json!(data.next_id);
+        e["user"]["username"] = json!(user);
+        e["user"]["name"] = json!(user);
+        e["created_at"] = time(now);
+        e["resource_id"] = data.issues[&iid]["id"].clone();
+        e["label"]["name"] = json!(label);
+        e["action"] = json!(action);
+        data.events.push((iid, e));
+    }
+    data.issues.get_mut(&iid).unwrap()["labels"] = json!(current);
+}
+
+enum Quick {
+    Label(Vec<String>),
+    Close,
+}
+
+/// GitLab runs quick actions on lines that start with them, outside code blocks, and
+/// removes those lines.
+fn quick_actions(text: &str) -> (String, Vec<Quick>) {
+    let mut kept = Vec::new();
+    let mut actions = Vec::new();
+    let mut fenced = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+        }
+        if !fenced {
+            if let Some(rest) = line.strip_prefix("/label ") {
+                let mut labels = Vec::new();
+                let mut rest = rest.trim();
+                while let Some(r) = rest.strip_prefix('~') {
+                    if let Some(q) = r.strip_prefix('"') {
+                        let end = q.find('"').unwrap_or(q.len());
+                        labels.push(q[..end].to_string());
+                        rest = q.get(end + 1..).unwrap_or("").trim_start();
+                    } else {
+                        let end = r.find(' ').unwrap_or(r.len());
+                        labels.push(r[..end].to_string());
+                        rest = r[end..].trim_start();
+                    }
+                }
+                actions.push(Quick::Label(labels));
+                continue;
+            }
+            if line.trim_end() == "/close" {
+                actions.push(Quick::Close);
+                continue;
+            }
+        }
+        kept.push(line);
+    }
+    (kept.join("\n"), actions)
+}
