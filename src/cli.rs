@@ -320,7 +320,8 @@ impl Session {
                             .and_then(|t| t.gitlab_url.clone())
                     })
                     .unwrap_or_else(|| "https://gitlab.com".to_string());
-                let config = gitlab::Config::new(&url, &project);
+                let mut config = gitlab::Config::new(&url, &project);
+                config.concurrency = self.concurrency;
                 Ok(Box::new(
                     gitlab::GitLabTracker::connect(config, &token).await?,
                 ))

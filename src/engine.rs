@@ -196,15 +196,19 @@ impl<'a> Engine<'a> {
         if sets.iter().any(|s| s.is_empty()) {
             sets = vec![Vec::new()];
         }
+        let lists = futures::future::try_join_all(
+            sets.iter()
+                .map(|labels| self.tracker.list_issues(state, labels)),
+        )
+        .await?;
         let mut out: Vec<Migration> = Vec::new();
-        for labels in sets {
-            for issue in self.tracker.list_issues(state, &labels).await? {
-                if out.iter().any(|m| m.issue.number == issue.number) {
-                    continue;
-                }
-                if let Some(marker) = IssueMarker::find(&issue.body) {
-                    out.push(Migration { issue, marker });
-                }
+        let mut seen = std::collections::BTreeSet::new();
+        for issue in lists.into_iter().flatten() {
+            if !seen.insert(issue.number) {
+                continue;
+            }
+            if let Some(marker) = IssueMarker::find(&issue.body) {
+                out.push(Migration { issue, marker });
             }
         }
         out.sort_by_key(|m| m.issue.number);
@@ -433,7 +437,8 @@ impl<'a> Engine<'a> {
             }
         }
         for wave in waves {
-            let results: Vec<Advanced> = stream::iter(wave.iter().copied())
+            // Unordered: a migration waiting on a request must not hold up the ones behind it.
+            let mut results: Vec<Advanced> = stream::iter(wave.iter().copied())
                 .map(|number| {
                     let index = &index;
                     async move {
@@ -442,9 +447,10 @@ impl<'a> Engine<'a> {
                             .with_context(|| format!("advancing #{number}"))
                     }
                 })
-                .buffered(self.concurrency.max(1))
+                .buffer_unordered(self.concurrency.max(1))
                 .try_collect()
                 .await?;
+            results.sort_by_key(|a| a.number);
             let moved = results
                 .iter()
                 .any(|a| !a.transitions.is_empty() || !a.created.is_empty());

@@ -30,6 +30,8 @@ pub struct Config {
     pub attempts: usize,
     /// The first retry's delay; it doubles from there, with jitter.
     pub min_delay: Duration,
+    /// Requests at once, for the pages of a list.
+    pub concurrency: usize,
 }
 
 impl Config {
@@ -42,6 +44,7 @@ impl Config {
             project: project.to_string(),
             attempts: env("SHEPHERD_RETRIES").unwrap_or(6).clamp(1, 20) as usize,
             min_delay: Duration::from_millis(env("SHEPHERD_RETRY_BASE_MS").unwrap_or(500)),
+            concurrency: 8,
         }
     }
 }
@@ -259,18 +262,9 @@ impl GitLabTracker {
     async fn wait_for_pace(&self) {
         let delay = {
             let pace = self.pace.lock().expect("pace");
-            match (pace.remaining, pace.reset) {
-                (Some(remaining), Some(reset)) if remaining < 20 => {
-                    let left = (reset - Utc::now())
-                        .to_std()
-                        .unwrap_or_default()
-                        .min(Duration::from_secs(60));
-                    Some(left / (remaining as u32 + 1))
-                }
-                _ => None,
-            }
+            pace_delay(pace.remaining, pace.reset, Utc::now())
         };
-        if let Some(d) = delay.filter(|d| !d.is_zero()) {
+        if let Some(d) = delay {
             tracing::info!("GitLab rate limit nearly reached; waiting {d:?}");
             tokio::time::sleep(d).await;
         }
@@ -289,23 +283,39 @@ impl GitLabTracker {
         &self,
         endpoint: &E,
     ) -> Result<Vec<T>, TrackerError> {
-        let mut out = Vec::new();
-        let mut page = 1;
-        loop {
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        let header = |rsp: &Response, name: &str| {
+            rsp.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        let first = self.send(endpoint, Some(1)).await?;
+        let mut out: Vec<T> = decode(&endpoint.endpoint(), &first.body)?;
+        // With the page count known, the other pages are fetched side by side.
+        if let Some(total) = header(&first, "x-total-pages").filter(|t| *t > 1) {
+            let mut pages: Vec<(u64, Vec<T>)> = stream::iter(2..=total)
+                .map(|page| async move {
+                    let rsp = self.send(endpoint, Some(page)).await?;
+                    Ok::<_, TrackerError>((
+                        page,
+                        decode::<Vec<T>>(&endpoint.endpoint(), &rsp.body)?,
+                    ))
+                })
+                .buffer_unordered(self.config.concurrency.max(1))
+                .try_collect()
+                .await?;
+            pages.sort_by_key(|(page, _)| *page);
+            out.extend(pages.into_iter().flat_map(|(_, items)| items));
+            return Ok(out);
+        }
+        // GitLab leaves out the totals for very long lists: follow x-next-page.
+        let mut next = header(&first, "x-next-page");
+        while let Some(page) = next {
             let rsp = self.send(endpoint, Some(page)).await?;
             let items: Vec<T> = decode(&endpoint.endpoint(), &rsp.body)?;
-            let count = items.len();
             out.extend(items);
-            let next = rsp
-                .headers
-                .get("x-next-page")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok());
-            match next {
-                Some(n) if n > page => page = n,
-                None if count == 100 && !rsp.headers.contains_key("x-next-page") => page += 1,
-                _ => break,
-            }
+            next = header(&rsp, "x-next-page").filter(|n| *n > page);
         }
         Ok(out)
     }
@@ -314,6 +324,21 @@ impl GitLabTracker {
         let _: GlIssue = self.get(&endpoint).await?;
         Ok(())
     }
+}
+
+/// Below 20 requests left, the time until the limit resets is shared out among them, so
+/// the run slows down instead of running into 429s.
+fn pace_delay(
+    remaining: Option<u64>,
+    reset: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Option<Duration> {
+    let (remaining, reset) = (remaining?, reset?);
+    if remaining >= 20 {
+        return None;
+    }
+    let left = (reset - now).to_std().ok()?.min(Duration::from_secs(60));
+    Some(left / (remaining as u32 + 1)).filter(|d| !d.is_zero())
 }
 
 fn build_err(e: impl std::fmt::Display) -> TrackerError {
@@ -638,5 +663,64 @@ impl Tracker for GitLabTracker {
             Err(TrackerError::Other(m)) if m.contains(": 409 ") => Ok(()),
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pace_slows_down_near_the_limit() {
+        let now = DateTime::from_timestamp(1_000_000, 0).unwrap();
+        let reset = Some(now + chrono::Duration::seconds(30));
+        let cases = [
+            (None, reset, None),
+            (Some(500), reset, None),
+            (Some(20), reset, None),
+            (Some(19), reset, Some(1500)),
+            (Some(0), reset, Some(30_000)),
+            (Some(0), Some(now - chrono::Duration::seconds(1)), None),
+            (
+                Some(0),
+                Some(now + chrono::Duration::seconds(600)),
+                Some(60_000),
+            ),
+        ];
+        for (remaining, reset, millis) in cases {
+            assert_eq!(
+                pace_delay(remaining, reset, now).map(|d| d.as_millis() as u64),
+                millis,
+                "{remaining:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn retry_waits_come_from_the_headers() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(retry_wait(&h), None);
+        h.insert(
+            "ratelimit-reset",
+            (Utc::now().timestamp() + 30).to_string().parse().unwrap(),
+        );
+        assert!(retry_wait(&h).is_some_and(|d| d.as_secs() >= 28 && d.as_secs() <= 30));
+        h.insert("retry-after", "7".parse().unwrap());
+        assert_eq!(retry_wait(&h), Some(Duration::from_secs(7)));
+    }
+
+    #[test]
+    fn only_safe_requests_are_retried_after_a_server_error() {
+        let f = |status, idempotent| Failure {
+            status,
+            idempotent,
+            wait: None,
+            message: String::new(),
+        };
+        assert!(f(Some(429), false).retryable());
+        assert!(f(Some(503), true).retryable());
+        assert!(!f(Some(503), false).retryable());
+        assert!(f(None, true).retryable());
+        assert!(!f(Some(404), true).retryable());
     }
 }

@@ -289,6 +289,100 @@ fn a_gitaly_migration_runs_on_gitlab() {
     assert_eq!(writes(&lab.server.log()), Vec::<String>::new());
 }
 
+/// Every write of `start` and of one move, with its form fields.
+#[test]
+fn each_write_is_pinned() {
+    let lab = Lab::new();
+    let n = lab.start();
+    let log = lab.server.log();
+    let label_posts: Vec<&Logged> = log
+        .iter()
+        .filter(|l| l.method == "POST" && l.path.ends_with("/labels"))
+        .collect();
+    assert_eq!(
+        label_posts.len(),
+        lab.server.labels().len(),
+        "one POST per missing label"
+    );
+    let selection = label_posts
+        .iter()
+        .find(|l| l.form("name") == Some("Selection"))
+        .unwrap();
+    assert!(selection.form("color").unwrap().starts_with('#'));
+    assert_eq!(
+        selection.form("description"),
+        Some("shepherd: gitaly-migration stage selection")
+    );
+    let rest: Vec<&Logged> = log
+        .iter()
+        .filter(|l| l.method != "GET" && !l.path.ends_with("/labels"))
+        .collect();
+    let shape: Vec<String> = rest
+        .iter()
+        .map(|l| format!("{} {}", l.method, l.path.rsplit("project/").next().unwrap()))
+        .collect();
+    assert_eq!(
+        shape,
+        ["POST issues", "POST issues/1/notes", "PUT issues/1"]
+    );
+    assert_eq!(rest[0].form("labels"), Some("Migration,Conversation"));
+    assert!(rest[0]
+        .form("title")
+        .unwrap()
+        .starts_with("Gitaly migration: CommitService::FindCommit"));
+    assert!(rest[0]
+        .form("description")
+        .unwrap()
+        .contains("<!-- shepherd:{\"workflow\":\"gitaly-migration\""));
+    assert!(rest[1]
+        .form("body")
+        .unwrap()
+        .contains("<!-- shepherd:transition=1 "));
+    assert_eq!(
+        rest[2].form,
+        [("add_labels".to_string(), "Selection".to_string())]
+    );
+
+    lab.tick_section(n, None, "Selection");
+    lab.server.clear_log();
+    lab.advance(n);
+    let log = lab.server.log();
+    let shape: Vec<String> = log
+        .iter()
+        .map(|l| format!("{} {}", l.method, l.path.rsplit("project/").next().unwrap()))
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            "GET /api/v4/user",
+            "GET issues/1",
+            "GET issues/1/links",
+            "GET issues/1/notes",
+            "GET issues/1/resource_label_events",
+            "GET labels",
+            "POST issues/1/notes",
+            "PUT issues/1",
+            "GET issues/1",
+            "GET issues/1/links",
+        ]
+    );
+    let put = log.iter().find(|l| l.method == "PUT").unwrap();
+    assert_eq!(
+        put.form,
+        [
+            ("add_labels".to_string(), "Migration Analysis".to_string()),
+            ("remove_labels".to_string(), "Selection".to_string())
+        ]
+    );
+    assert_eq!(
+        log.iter()
+            .find(|l| l.path.ends_with("/notes") && l.method == "GET")
+            .unwrap()
+            .query("per_page"),
+        Some("100")
+    );
+}
+
 #[test]
 fn skip_shelve_and_rollback_on_gitlab() {
     let lab = Lab::new();

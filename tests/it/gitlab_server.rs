@@ -156,6 +156,31 @@ impl GitLabServer {
         self.shared.data.lock().unwrap().faults.push_back(fault);
     }
 
+    /// Creates an issue directly in the server's state (no request, no log), as if a
+    /// person had made it; returns its iid.
+    pub fn seed(&self, title: &str, description: &str, labels: &[&str], user: &str) -> u64 {
+        let mut data = self.shared.data.lock().unwrap();
+        let data = &mut *data;
+        let form: Vec<(String, String)> = vec![
+            ("title".into(), title.into()),
+            ("description".into(), description.into()),
+            ("labels".into(), labels.join(",")),
+        ];
+        let segs = ["projects", PROJECT, "issues"];
+        let r = route(
+            &self.shared,
+            data,
+            &Method::POST,
+            &segs,
+            &[],
+            &form,
+            user,
+            Utc::now(),
+        );
+        assert_eq!(r.status(), StatusCode::CREATED);
+        *data.issues.keys().max().unwrap()
+    }
+
     pub fn shared_clear_faults(&self) {
         self.shared.data.lock().unwrap().faults.clear();
     }
@@ -384,7 +409,7 @@ fn route(
             let labels: Vec<&str> = param(query, "labels")
                 .map(|l| l.split(',').filter(|s| !s.is_empty()).collect())
                 .unwrap_or_default();
-            let mut list: Vec<Value> = data
+            let matching: Vec<&Value> = data
                 .issues
                 .values()
                 .rev()
@@ -394,9 +419,8 @@ fn route(
                         .iter()
                         .all(|l| i["labels"].as_array().unwrap().iter().any(|x| x == l))
                 })
-                .cloned()
                 .collect();
-            paginate(&mut list, query)
+            paginate_refs(&matching, query)
         }
         ("POST", ["projects", p, "issues"]) if *p == PROJECT => {
             let Some(title) = param(form, "title") else {
@@ -530,7 +554,7 @@ fn route(
             if param(query, "sort") != Some("asc") {
                 list.reverse();
             }
-            paginate(&mut list, query)
+            paginate(&list, query)
         }
         ("POST", ["projects", p, "issues", iid, "notes"]) if *p == PROJECT => {
             let iid: u64 = iid.parse().unwrap_or(0);
@@ -560,13 +584,13 @@ fn route(
         }
         ("GET", ["projects", p, "issues", iid, "resource_label_events"]) if *p == PROJECT => {
             let iid: u64 = iid.parse().unwrap_or(0);
-            let mut list: Vec<Value> = data
+            let list: Vec<Value> = data
                 .events
                 .iter()
                 .filter(|(i, _)| *i == iid)
                 .map(|(_, e)| e.clone())
                 .collect();
-            paginate(&mut list, query)
+            paginate(&list, query)
         }
         ("GET", ["projects", p, "issues", iid, "links"]) if *p == PROJECT => {
             let iid: u64 = iid.parse().unwrap_or(0);
@@ -608,8 +632,8 @@ fn route(
             )
         }
         ("GET", ["projects", p, "labels"]) if *p == PROJECT => {
-            let mut list = data.labels.clone();
-            paginate(&mut list, query)
+            let list = data.labels.clone();
+            paginate(&list, query)
         }
         ("POST", ["projects", p, "labels"]) if *p == PROJECT => {
             let Some(name) = param(form, "name") else {
@@ -635,7 +659,13 @@ fn route(
     }
 }
 
-fn paginate(list: &mut Vec<Value>, query: &[(String, String)]) -> Response {
+fn paginate(list: &[Value], query: &[(String, String)]) -> Response {
+    let refs: Vec<&Value> = list.iter().collect();
+    paginate_refs(&refs, query)
+}
+
+/// One page of `list`, with GitLab's pagination headers; only that page is copied.
+fn paginate_refs(list: &[&Value], query: &[(String, String)]) -> Response {
     let per_page: usize = param(query, "per_page")
         .and_then(|v| v.parse().ok())
         .unwrap_or(20)
@@ -647,9 +677,10 @@ fn paginate(list: &mut Vec<Value>, query: &[(String, String)]) -> Response {
     let total = list.len();
     let pages = total.div_ceil(per_page).max(1);
     let items: Vec<Value> = list
-        .drain(..)
+        .iter()
         .skip((page - 1) * per_page)
         .take(per_page)
+        .map(|v| (*v).clone())
         .collect();
     let mut r = ok(Value::Array(items));
     let h = r.headers_mut();
