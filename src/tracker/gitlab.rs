@@ -3,11 +3,7 @@
 //! exponential backoff and jitter (honouring `Retry-After` and `RateLimit-Reset`), and a
 //! slower pace when `RateLimit-Remaining` runs low. GitLab's JSON stays in this module.
 
-use std::sync::Mutex;
-use std::time::Duration;
-
 use async_trait::async_trait;
-use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, Utc};
 use gitlab::api::endpoint_prelude::*;
 use gitlab::api::projects::issues::{self as gl_issues, IssueState, IssueStateEvent};
@@ -16,6 +12,7 @@ use gitlab::{AsyncGitlab, GitlabBuilder};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+use super::retry::{self, redact, retry_wait, with_retries, Failure, Pace, Policy};
 use super::{Comment, Issue, LabelSpec, NewIssue, StateFilter, Tracker, TrackerError};
 use crate::core::snapshot::LabelEvent;
 
@@ -26,24 +23,18 @@ pub struct Config {
     pub url: String,
     /// `GROUP/PROJECT`.
     pub project: String,
-    /// Attempts per request before giving up (the first try included).
-    pub attempts: usize,
-    /// The first retry's delay; it doubles from there, with jitter.
-    pub min_delay: Duration,
+    /// Retries of failed requests.
+    pub policy: Policy,
     /// Requests at once, for the pages of a list.
     pub concurrency: usize,
 }
 
 impl Config {
-    /// Defaults: 6 attempts from 500 ms; `SHEPHERD_RETRIES` and `SHEPHERD_RETRY_BASE_MS`
-    /// change them (tests use short delays).
     pub fn new(url: &str, project: &str) -> Config {
-        let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
         Config {
             url: url.trim_end_matches('/').to_string(),
             project: project.to_string(),
-            attempts: env("SHEPHERD_RETRIES").unwrap_or(6).clamp(1, 20) as usize,
-            min_delay: Duration::from_millis(env("SHEPHERD_RETRY_BASE_MS").unwrap_or(500)),
+            policy: Policy::from_env(),
             concurrency: 8,
         }
     }
@@ -52,38 +43,8 @@ impl Config {
 pub struct GitLabTracker {
     client: AsyncGitlab,
     config: Config,
-    pace: Mutex<Pace>,
+    pace: Pace,
     labels: tokio::sync::Mutex<Option<Vec<String>>>,
-}
-
-/// What the last response said of the rate limit.
-#[derive(Default)]
-struct Pace {
-    remaining: Option<u64>,
-    reset: Option<DateTime<Utc>>,
-}
-
-/// A failed attempt: retryable (429, 5xx, transport) or not.
-#[derive(Debug)]
-struct Failure {
-    status: Option<u16>,
-    idempotent: bool,
-    wait: Option<Duration>,
-    message: String,
-}
-
-impl Failure {
-    /// 429 means the request was not processed: always try again. A 5xx or a broken
-    /// connection may come after the server did the work, so only requests that are safe
-    /// to repeat are retried then; a POST fails, and the next run finds what it made by
-    /// its marker.
-    fn retryable(&self) -> bool {
-        match self.status {
-            Some(429) => true,
-            Some(s) if s < 500 => false,
-            _ => self.idempotent,
-        }
-    }
 }
 
 struct Response {
@@ -121,7 +82,7 @@ impl GitLabTracker {
         Ok(GitLabTracker {
             client,
             config,
-            pace: Mutex::new(Pace::default()),
+            pace: Pace::default(),
             labels: tokio::sync::Mutex::new(None),
         })
     }
@@ -130,42 +91,17 @@ impl GitLabTracker {
         &self.config.project
     }
 
-    /// One request with retries; `what` names it in errors (method and path, no token).
+    /// One request with retries; errors name it by method and path, never the token.
     async fn send<E: Endpoint + Sync>(
         &self,
         endpoint: &E,
         page: Option<u64>,
     ) -> Result<Response, TrackerError> {
         let what = format!("{} {}", endpoint.method(), endpoint.endpoint());
-        let backoff = ExponentialBuilder::default()
-            .with_jitter()
-            .with_min_delay(self.config.min_delay)
-            .with_max_delay(Duration::from_secs(60))
-            .with_max_times(self.config.attempts.saturating_sub(1));
-        let attempt = || async { self.send_once(endpoint, page).await };
-        attempt
-            .retry(backoff)
-            .sleep(tokio::time::sleep)
-            .when(|f: &Failure| f.retryable())
-            .adjust(|failure, delay| match (failure.wait, delay) {
-                (Some(wait), Some(d)) => Some(wait.max(d)),
-                (_, d) => d,
-            })
-            .notify(|failure, delay| {
-                tracing::warn!("{what}: {}; retrying in {delay:?}", failure.message)
-            })
-            .await
-            .map_err(|f| {
-                let tries = if f.retryable() {
-                    format!(" after {} tries", self.config.attempts)
-                } else {
-                    String::new()
-                };
-                TrackerError::Other(format!(
-                    "GitLab request {what} failed{tries}: {}",
-                    f.message
-                ))
-            })
+        with_retries(&self.config.policy, "GitLab", &what, || {
+            self.send_once(endpoint, page)
+        })
+        .await
     }
 
     async fn send_once<E: Endpoint + Sync>(
@@ -173,7 +109,7 @@ impl GitLabTracker {
         endpoint: &E,
         page: Option<u64>,
     ) -> Result<Response, Failure> {
-        self.wait_for_pace().await;
+        self.pace.wait("GitLab").await;
         let idempotent = endpoint.method() != Method::POST;
         let mut url = self
             .client
@@ -220,7 +156,7 @@ impl GitLabTracker {
             })?;
         let status = rsp.status().as_u16();
         let headers = rsp.headers().clone();
-        self.note_pace(&headers);
+        self.pace.note(&headers, retry::GITLAB);
         if (200..300).contains(&status) {
             return Ok(Response {
                 headers,
@@ -239,35 +175,9 @@ impl GitLabTracker {
         Err(Failure {
             idempotent,
             status: Some(status),
-            wait: retry_wait(&headers),
+            wait: retry_wait(&headers, retry::GITLAB),
             message: format!("{status} {message}"),
         })
-    }
-
-    fn note_pace(&self, headers: &http::HeaderMap) {
-        let number = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<i64>().ok())
-        };
-        let mut pace = self.pace.lock().expect("pace");
-        if let Some(r) = number("ratelimit-remaining") {
-            pace.remaining = Some(r.max(0) as u64);
-            pace.reset = number("ratelimit-reset").and_then(|t| DateTime::from_timestamp(t, 0));
-        }
-    }
-
-    /// Near the limit, spread the requests left over the time left instead of hitting it.
-    async fn wait_for_pace(&self) {
-        let delay = {
-            let pace = self.pace.lock().expect("pace");
-            pace_delay(pace.remaining, pace.reset, Utc::now())
-        };
-        if let Some(d) = delay {
-            tracing::info!("GitLab rate limit nearly reached; waiting {d:?}");
-            tokio::time::sleep(d).await;
-        }
     }
 
     async fn get<T: DeserializeOwned, E: Endpoint + Sync>(
@@ -326,21 +236,6 @@ impl GitLabTracker {
     }
 }
 
-/// Below 20 requests left, the time until the limit resets is shared out among them, so
-/// the run slows down instead of running into 429s.
-fn pace_delay(
-    remaining: Option<u64>,
-    reset: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> Option<Duration> {
-    let (remaining, reset) = (remaining?, reset?);
-    if remaining >= 20 {
-        return None;
-    }
-    let left = (reset - now).to_std().ok()?.min(Duration::from_secs(60));
-    Some(left / (remaining as u32 + 1)).filter(|d| !d.is_zero())
-}
-
 fn build_err(e: impl std::fmt::Display) -> TrackerError {
     TrackerError::Other(format!("cannot build a GitLab request: {e}"))
 }
@@ -349,34 +244,6 @@ fn decode<T: DeserializeOwned>(what: &str, body: &[u8]) -> Result<T, TrackerErro
     serde_json::from_slice(body).map_err(|e| {
         TrackerError::Other(format!("GitLab answered {what} with unexpected JSON: {e}"))
     })
-}
-
-/// How long the server asks us to wait: `Retry-After` (seconds), else `RateLimit-Reset`.
-fn retry_wait(headers: &http::HeaderMap) -> Option<Duration> {
-    let get = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
-    if let Some(secs) = get("retry-after").and_then(|v| v.parse::<u64>().ok()) {
-        return Some(Duration::from_secs(secs.min(300)));
-    }
-    let reset = get("ratelimit-reset")
-        .and_then(|v| v.parse::<i64>().ok())
-        .and_then(|t| DateTime::from_timestamp(t, 0))?;
-    (reset - Utc::now())
-        .to_std()
-        .ok()
-        .map(|d| d.min(Duration::from_secs(300)))
-}
-
-fn redact(text: &str, token: &str) -> String {
-    if token.is_empty() {
-        text.to_string()
-    } else {
-        text.replace(token, "[token]")
-    }
 }
 
 /// GitLab's issue JSON, as much as shepherd reads.
@@ -663,64 +530,5 @@ impl Tracker for GitLabTracker {
             Err(TrackerError::Other(m)) if m.contains(": 409 ") => Ok(()),
             Err(e) => Err(e),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pace_slows_down_near_the_limit() {
-        let now = DateTime::from_timestamp(1_000_000, 0).unwrap();
-        let reset = Some(now + chrono::Duration::seconds(30));
-        let cases = [
-            (None, reset, None),
-            (Some(500), reset, None),
-            (Some(20), reset, None),
-            (Some(19), reset, Some(1500)),
-            (Some(0), reset, Some(30_000)),
-            (Some(0), Some(now - chrono::Duration::seconds(1)), None),
-            (
-                Some(0),
-                Some(now + chrono::Duration::seconds(600)),
-                Some(60_000),
-            ),
-        ];
-        for (remaining, reset, millis) in cases {
-            assert_eq!(
-                pace_delay(remaining, reset, now).map(|d| d.as_millis() as u64),
-                millis,
-                "{remaining:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn retry_waits_come_from_the_headers() {
-        let mut h = http::HeaderMap::new();
-        assert_eq!(retry_wait(&h), None);
-        h.insert(
-            "ratelimit-reset",
-            (Utc::now().timestamp() + 30).to_string().parse().unwrap(),
-        );
-        assert!(retry_wait(&h).is_some_and(|d| d.as_secs() >= 28 && d.as_secs() <= 30));
-        h.insert("retry-after", "7".parse().unwrap());
-        assert_eq!(retry_wait(&h), Some(Duration::from_secs(7)));
-    }
-
-    #[test]
-    fn only_safe_requests_are_retried_after_a_server_error() {
-        let f = |status, idempotent| Failure {
-            status,
-            idempotent,
-            wait: None,
-            message: String::new(),
-        };
-        assert!(f(Some(429), false).retryable());
-        assert!(f(Some(503), true).retryable());
-        assert!(!f(Some(503), false).retryable());
-        assert!(f(None, true).retryable());
-        assert!(!f(Some(404), true).retryable());
     }
 }

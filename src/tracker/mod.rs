@@ -3,6 +3,7 @@
 
 pub mod gitlab;
 pub mod local;
+pub mod retry;
 
 use std::fmt;
 use std::path::PathBuf;
