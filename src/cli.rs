@@ -18,8 +18,8 @@ use crate::core::report;
 use crate::core::workflow::{Gate, Workflow};
 use crate::engine::{Advanced, Engine};
 use crate::render;
-use crate::tracker::gitlab;
 use crate::tracker::local::LocalTracker;
+use crate::tracker::{github, gitlab};
 use crate::tracker::{Tracker, TrackerSpec};
 
 #[derive(Parser, Debug)]
@@ -53,6 +53,9 @@ struct Cli {
     /// GitLab instance for gitlab:GROUP/PROJECT (self-managed; default https://gitlab.com)
     #[arg(long, global = true, env = "SHEPHERD_GITLAB_URL")]
     gitlab_url: Option<String>,
+    /// GitHub API for github:OWNER/REPO (Enterprise; default https://api.github.com)
+    #[arg(long, global = true, env = "SHEPHERD_GITHUB_URL")]
+    github_url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -231,6 +234,7 @@ struct Session {
     templates: Option<PathBuf>,
     concurrency: usize,
     gitlab_url: Option<String>,
+    github_url: Option<String>,
 }
 
 impl Session {
@@ -326,9 +330,23 @@ impl Session {
                     gitlab::GitLabTracker::connect(config, &token).await?,
                 ))
             }
-            remote => {
-                let _ = self.config.tracker.as_ref().map(|t| &t.github_url);
-                bail!("the {remote} tracker is not available in this version of shepherd; use local[:PATH] or gitlab:GROUP/PROJECT")
+            TrackerSpec::GitHub(repo) => {
+                let token = std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty()).context(
+                    "GITHUB_TOKEN is not set: shepherd reads the GitHub token from the environment",
+                )?;
+                let url = self
+                    .github_url
+                    .clone()
+                    .or_else(|| {
+                        self.config
+                            .tracker
+                            .as_ref()
+                            .and_then(|t| t.github_url.clone())
+                    })
+                    .unwrap_or_else(|| "https://api.github.com".to_string());
+                let mut config = github::Config::new(&url, &repo);
+                config.concurrency = self.concurrency;
+                Ok(Box::new(github::GitHubTracker::connect(config, &token)?))
             }
         }
     }
@@ -368,6 +386,7 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
         templates: cli.templates.clone(),
         concurrency: cli.concurrency as usize,
         gitlab_url: cli.gitlab_url.clone(),
+        github_url: cli.github_url.clone(),
     };
     match cli.command {
         Command::Init { dir } => init(&session, dir.unwrap_or_else(|| PathBuf::from("."))),
@@ -541,7 +560,9 @@ async fn tracked(session: &Session, command: Command) -> Result<ExitCode> {
                 .filter(|l| issue.labels.contains(l))
                 .collect();
             if !add.is_empty() || !remove.is_empty() {
-                tracker.edit_labels(reference, &add, &remove).await?;
+                tracker
+                    .edit_labels(reference, &issue.labels, &add, &remove)
+                    .await?;
             }
             let issue = tracker.issue(reference).await?;
             print(

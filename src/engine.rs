@@ -704,7 +704,9 @@ impl<'a> Engine<'a> {
                             .cloned()
                             .collect();
                         if !add.is_empty() || !remove.is_empty() {
-                            self.tracker.edit_labels(number, &add, &remove).await?;
+                            self.tracker
+                                .edit_labels(number, &labels, &add, &remove)
+                                .await?;
                             labels.retain(|l| !remove.contains(l));
                             labels.extend(add);
                         }
@@ -728,7 +730,9 @@ impl<'a> Engine<'a> {
                             vec![add.clone()]
                         };
                         if !remove.is_empty() || !add_list.is_empty() {
-                            self.tracker.edit_labels(number, &add_list, &remove).await?;
+                            self.tracker
+                                .edit_labels(number, &labels, &add_list, &remove)
+                                .await?;
                             labels.retain(|l| !remove.contains(l));
                             labels.extend(add_list);
                         }

@@ -281,7 +281,8 @@ pub fn context_from_dotted(vars: &BTreeMap<String, String>, now: DateTime<Utc>) 
 }
 
 /// Makes an untrusted value safe to place in Markdown: one line, no leading quick action,
-/// no HTML comment.
+/// no HTML comment, no `@mention` that would notify someone (a zero-width space follows
+/// the `@`).
 pub fn neutralize(value: &str) -> String {
     let mut out: String = value
         .split(['\r', '\n'])
@@ -292,7 +293,20 @@ pub fn neutralize(value: &str) -> String {
     if out.starts_with('/') {
         out.insert(0, '\u{200B}');
     }
-    out.replace("<!--", "&lt;!--").replace("-->", "--&gt;")
+    let out = out.replace("<!--", "&lt;!--").replace("-->", "--&gt;");
+    let mut safe = String::with_capacity(out.len());
+    let mut chars = out.chars().peekable();
+    while let Some(c) = chars.next() {
+        safe.push(c);
+        if c == '@'
+            && chars
+                .peek()
+                .is_some_and(|n| n.is_alphanumeric() || *n == '-' || *n == '_')
+        {
+            safe.push('\u{200B}');
+        }
+    }
+    safe
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.
@@ -422,6 +436,16 @@ mod tests {
             }
             assert!(!out.body.contains("<!--"));
         }
+        let out = r
+            .render(
+                "t",
+                &vars(&[("name", "ask @octocat or @org/team, mail a@b.c")]),
+            )
+            .unwrap();
+        assert_eq!(
+            out.body,
+            "ask @\u{200B}octocat or @\u{200B}org/team, mail a@\u{200B}b.c\n"
+        );
     }
 
     #[test]

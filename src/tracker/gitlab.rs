@@ -387,6 +387,7 @@ impl Tracker for GitLabTracker {
     async fn edit_labels(
         &self,
         number: u64,
+        _current: &[String],
         add: &[String],
         remove: &[String],
     ) -> Result<(), TrackerError> {

@@ -360,6 +360,7 @@ impl Tracker for LocalTracker {
     async fn edit_labels(
         &self,
         number: u64,
+        _current: &[String],
         add: &[String],
         remove: &[String],
     ) -> Result<(), TrackerError> {

@@ -1,6 +1,7 @@
 //! The `Tracker` trait: the only door to the outside world. Adapters (local SQLite here;
 //! GitLab and GitHub later) convert their own types to these at the border.
 
+pub mod github;
 pub mod gitlab;
 pub mod local;
 pub mod retry;
@@ -91,10 +92,13 @@ pub trait Tracker: Send + Sync {
         labels: &[String],
     ) -> Result<Vec<Issue>, TrackerError>;
     async fn update_body(&self, number: u64, body: &str) -> Result<(), TrackerError>;
-    /// Adds and removes labels in one request.
+    /// Adds and removes labels in one request. `current` is the issue's label set as the
+    /// caller last read it: trackers without add/remove semantics (GitHub) replace the
+    /// whole set with `current - remove + add`.
     async fn edit_labels(
         &self,
         number: u64,
+        current: &[String],
         add: &[String],
         remove: &[String],
     ) -> Result<(), TrackerError>;

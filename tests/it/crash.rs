@@ -72,10 +72,11 @@ impl Tracker for Faulty {
     async fn edit_labels(
         &self,
         number: u64,
+        current: &[String],
         add: &[String],
         remove: &[String],
     ) -> Result<(), TrackerError> {
-        self.write(self.inner.edit_labels(number, add, remove))
+        self.write(self.inner.edit_labels(number, current, add, remove))
             .await
     }
     async fn set_open(&self, number: u64, open: bool) -> Result<(), TrackerError> {
