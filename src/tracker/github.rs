@@ -98,12 +98,18 @@ impl GhTimelineItem {
     }
 }
 
-/// An issue as shepherd sees it; `None` for a pull request.
+/// An issue as shepherd sees it; `None` for a pull request, which GitHub's issue lists
+/// return among issues and which is never a migration.
 pub fn convert(issue: GhIssue) -> Option<Issue> {
     if issue.pull_request.is_some() {
         return None;
     }
-    Some(Issue {
+    Some(convert_any(issue))
+}
+
+/// An issue or pull request as shepherd sees it.
+fn convert_any(issue: GhIssue) -> Issue {
+    Issue {
         number: issue.number,
         title: issue.title,
         body: issue.body.unwrap_or_default(),
@@ -112,7 +118,7 @@ pub fn convert(issue: GhIssue) -> Option<Issue> {
         created_at: issue.created_at,
         url: issue.html_url.to_string(),
         author: issue.user.login,
-    })
+    }
 }
 
 fn comment(c: GhComment) -> Comment {
@@ -338,9 +344,7 @@ impl Tracker for GitHubTracker {
                 json!({"title": new.title, "body": new.body, "labels": new.labels}),
             )
             .await?;
-        convert(issue).ok_or_else(|| {
-            TrackerError::Other("GitHub created a pull request instead of an issue".into())
-        })
+        Ok(convert_any(issue))
     }
 
     async fn issue(&self, number: u64) -> Result<Issue, TrackerError> {
@@ -348,9 +352,9 @@ impl Tracker for GitHubTracker {
             .get::<GhIssue>(&self.repo_path(&format!("/issues/{number}")))
             .await
         {
-            Ok(issue) => convert(issue).ok_or_else(|| {
-                TrackerError::Other(format!("#{number} is a pull request, not an issue"))
-            }),
+            // A pull request asked for by number comes back as it is: it has no marker,
+            // so it is no migration.
+            Ok(issue) => Ok(convert_any(issue)),
             Err(TrackerError::Other(m)) if m.contains(": 404 ") => {
                 Err(TrackerError::NotFound(number))
             }

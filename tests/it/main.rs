@@ -6,6 +6,8 @@ mod commands;
 mod crash;
 mod feature_flag;
 mod gitaly;
+mod github;
+mod github_server;
 mod gitlab;
 mod gitlab_server;
 mod render;

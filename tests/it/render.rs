@@ -130,5 +130,8 @@ fn every_shipped_template_renders_with_its_workflow_defaults() {
     }
     assert!(out.contains("This flag should be rollout after the `project_import_schedule_worker_job_tracker` flag is rolled out and runs stable."));
     assert!(out.contains("/chatops run feature set update_all_mirrors_job_tracker false"));
-    assert!(out.contains("- Best individual to reach out to: @qmnguyen0711\n"), "the template's own mention stays");
+    assert!(
+        out.contains("- Best individual to reach out to: @qmnguyen0711\n"),
+        "the template's own mention stays"
+    );
 }

@@ -1,0 +1,681 @@
+//! A stateful GitHub REST API test server (axum on 127.0.0.1) for one repository: issues
+//! (with pull requests among them, as GitHub lists them), comments, labels, the issue
+//! timeline (with an event type octocrab does not know) and sub-issues. Its JSON starts
+//! from the examples in GitHub's own OpenAPI description. It checks the token (each token
+//! is a user), pages with `Link` headers, logs every request, injects faults (secondary
+//! rate limits: 403 with `Retry-After`; 429; 5xx; a lost response) and latency, and can let
+//! time pass for what it recorded (`travel`).
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+pub const OWNER: &str = "octo-org";
+pub const REPO: &str = "migrations";
+
+#[derive(Clone, Debug)]
+pub struct Logged {
+    pub method: String,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub body: Value,
+    pub user: String,
+}
+
+impl Logged {
+    pub fn query(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Fault {
+    pub method: Option<&'static str>,
+    pub path_ends: String,
+    pub status: u16,
+    pub retry_after: Option<u64>,
+    pub after: bool,
+    pub times: usize,
+}
+
+#[derive(Default)]
+struct Data {
+    issues: BTreeMap<u64, Value>,
+    comments: Vec<(u64, Value)>,
+    timeline: Vec<(u64, Value)>,
+    labels: Vec<Value>,
+    subs: Vec<(u64, u64)>,
+    log: Vec<Logged>,
+    faults: VecDeque<Fault>,
+    next_id: u64,
+}
+
+struct Examples {
+    issue: Value,
+    comment: Value,
+    label: Value,
+    user: Value,
+}
+
+pub struct Shared {
+    data: Mutex<Data>,
+    tokens: BTreeMap<String, String>,
+    latency: Mutex<Duration>,
+    examples: Examples,
+}
+
+pub struct GitHubServer {
+    pub url: String,
+    pub shared: Arc<Shared>,
+}
+
+/// GitHub's OpenAPI description, parsed once per test process.
+pub fn spec() -> &'static Value {
+    static SPEC: OnceLock<Value> = OnceLock::new();
+    SPEC.get_or_init(|| {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/fixtures/github/api/api.github.com.json");
+        serde_json::from_str(
+            &std::fs::read_to_string(path).expect("the GitHub OpenAPI description"),
+        )
+        .expect("JSON")
+    })
+}
+
+pub fn example(name: &str) -> Value {
+    spec()["components"]["examples"][name]["value"].clone()
+}
+
+impl GitHubServer {
+    pub fn start(tokens: &[(&str, &str)]) -> GitHubServer {
+        let issue = example("issue");
+        let examples = Examples {
+            user: issue["user"].clone(),
+            issue,
+            comment: example("issue-comment"),
+            label: example("label"),
+        };
+        let shared = Arc::new(Shared {
+            data: Mutex::new(Data {
+                next_id: 5000,
+                ..Default::default()
+            }),
+            tokens: tokens
+                .iter()
+                .map(|(t, u)| (t.to_string(), u.to_string()))
+                .collect(),
+            latency: Mutex::new(Duration::ZERO),
+            examples,
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = Router::new().fallback(handle).with_state(shared.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        GitHubServer { url, shared }
+    }
+
+    pub fn log(&self) -> Vec<Logged> {
+        self.shared.data.lock().unwrap().log.clone()
+    }
+    pub fn clear_log(&self) {
+        self.shared.data.lock().unwrap().log.clear();
+    }
+    pub fn fail(&self, fault: Fault) {
+        self.shared.data.lock().unwrap().faults.push_back(fault);
+    }
+    pub fn clear_faults(&self) {
+        self.shared.data.lock().unwrap().faults.clear();
+    }
+    pub fn set_latency(&self, d: Duration) {
+        *self.shared.latency.lock().unwrap() = d;
+    }
+    pub fn issue(&self, n: u64) -> Value {
+        self.shared.data.lock().unwrap().issues[&n].clone()
+    }
+    pub fn issues(&self) -> Vec<Value> {
+        self.shared
+            .data
+            .lock()
+            .unwrap()
+            .issues
+            .values()
+            .cloned()
+            .collect()
+    }
+    pub fn comments(&self, n: u64) -> Vec<Value> {
+        self.shared
+            .data
+            .lock()
+            .unwrap()
+            .comments
+            .iter()
+            .filter(|(i, _)| *i == n)
+            .map(|(_, c)| c.clone())
+            .collect()
+    }
+    pub fn labels(&self) -> Vec<Value> {
+        self.shared.data.lock().unwrap().labels.clone()
+    }
+    pub fn subs(&self) -> Vec<(u64, u64)> {
+        self.shared.data.lock().unwrap().subs.clone()
+    }
+
+    /// Creates an issue (or, with `pull`, a pull request) directly in the state.
+    pub fn seed(&self, title: &str, body: &str, labels: &[&str], user: &str, pull: bool) -> u64 {
+        let mut data = self.shared.data.lock().unwrap();
+        let n = create(
+            &self.shared,
+            &mut data,
+            title,
+            body,
+            &labels.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            user,
+            Utc::now(),
+        );
+        if pull {
+            data.issues.get_mut(&n).unwrap()["pull_request"] = json!({"url": format!("https://api.github.com/repos/{OWNER}/{REPO}/pulls/{n}"), "html_url": format!("https://github.com/{OWNER}/{REPO}/pull/{n}"), "diff_url": format!("https://github.com/{OWNER}/{REPO}/pull/{n}.diff"), "patch_url": format!("https://github.com/{OWNER}/{REPO}/pull/{n}.patch")});
+        }
+        n
+    }
+
+    /// Lets `d` pass for everything recorded so far.
+    pub fn travel(&self, d: chrono::Duration) {
+        let mut data = self.shared.data.lock().unwrap();
+        let shift = |v: &mut Value| {
+            for key in ["created_at", "updated_at"] {
+                if let Some(t) = v[key]
+                    .as_str()
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                {
+                    v[key] = json!(stamp(t.with_timezone(&Utc) - d));
+                }
+            }
+        };
+        data.issues.values_mut().for_each(shift);
+        data.comments.iter_mut().for_each(|(_, c)| shift(c));
+        data.timeline.iter_mut().for_each(|(_, e)| shift(e));
+    }
+}
+
+fn stamp(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn user_json(shared: &Shared, login: &str) -> Value {
+    let mut u = shared.examples.user.clone();
+    u["login"] = json!(login);
+    u
+}
+
+fn label_json(shared: &Shared, data: &mut Data, name: &str) -> Value {
+    if let Some(l) = data.labels.iter().find(|l| l["name"] == name) {
+        return l.clone();
+    }
+    data.next_id += 1;
+    let mut l = shared.examples.label.clone();
+    l["id"] = json!(data.next_id);
+    l["name"] = json!(name);
+    l["url"] = json!(format!(
+        "https://api.github.com/repos/{OWNER}/{REPO}/labels/{}",
+        name.replace(' ', "%20")
+    ));
+    data.labels.push(l.clone());
+    l
+}
+
+fn create(
+    shared: &Shared,
+    data: &mut Data,
+    title: &str,
+    body: &str,
+    labels: &[String],
+    user: &str,
+    now: DateTime<Utc>,
+) -> u64 {
+    let n = data.issues.keys().max().copied().unwrap_or(0) + 1;
+    data.next_id += 1;
+    let mut issue = shared.examples.issue.clone();
+    issue["id"] = json!(data.next_id);
+    issue["number"] = json!(n);
+    issue["title"] = json!(title);
+    issue["body"] = json!(body);
+    issue["state"] = json!("open");
+    issue["state_reason"] = Value::Null;
+    issue["labels"] = json!([]);
+    issue["user"] = user_json(shared, user);
+    issue["created_at"] = json!(stamp(now));
+    issue["updated_at"] = json!(stamp(now));
+    issue["closed_at"] = Value::Null;
+    issue["closed_by"] = Value::Null;
+    issue["comments"] = json!(0);
+    issue["pull_request"] = Value::Null;
+    issue["html_url"] = json!(format!("https://github.com/{OWNER}/{REPO}/issues/{n}"));
+    issue["url"] = json!(format!(
+        "https://api.github.com/repos/{OWNER}/{REPO}/issues/{n}"
+    ));
+    data.issues.insert(n, issue);
+    // Every issue's timeline starts with an event type octocrab's `Event` does not know.
+    data.timeline.push((n, json!({"event": "blocked_by_added", "id": data.next_id, "actor": user_json(shared, user), "created_at": stamp(now)})));
+    set_labels(shared, data, n, labels, user, now);
+    n
+}
+
+fn set_labels(
+    shared: &Shared,
+    data: &mut Data,
+    n: u64,
+    wanted: &[String],
+    user: &str,
+    now: DateTime<Utc>,
+) {
+    let current: Vec<String> = data.issues[&n]["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap().to_string())
+        .collect();
+    let mut events = Vec::new();
+    for l in &current {
+        if !wanted.contains(l) {
+            events.push((l.clone(), "unlabeled"));
+        }
+    }
+    for l in wanted {
+        if !current.contains(l) {
+            events.push((l.clone(), "labeled"));
+        }
+    }
+    let mut labels = Vec::new();
+    for l in wanted {
+        if !labels.iter().any(|x: &Value| x["name"] == l.as_str()) {
+            labels.push(label_json(shared, data, l));
+        }
+    }
+    for (label, event) in events {
+        data.next_id += 1;
+        let l = label_json(shared, data, &label);
+        data.timeline.push((n, json!({"id": data.next_id, "node_id": "LE_x", "url": "https://api.github.com/x", "event": event, "actor": user_json(shared, user), "created_at": stamp(now), "label": {"name": l["name"], "color": l["color"]}, "commit_id": null, "commit_url": null, "performed_via_github_app": null})));
+    }
+    data.issues.get_mut(&n).unwrap()["labels"] = json!(labels);
+}
+
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let latency = *shared.latency.lock().unwrap();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let query: Vec<(String, String)> =
+        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    let body: Value = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body).unwrap_or(Value::Null)
+    };
+    let token = headers
+        .get("authorization")
+        .and_then(|t| t.to_str().ok())
+        .map(|t| {
+            t.trim_start_matches("Bearer ")
+                .trim_start_matches("token ")
+                .to_string()
+        });
+    let user = token.and_then(|t| shared.tokens.get(&t).cloned());
+    let mut data = shared.data.lock().unwrap();
+    data.log.push(Logged {
+        method: method.to_string(),
+        path: uri.path().to_string(),
+        query: query.clone(),
+        body: body.clone(),
+        user: user.clone().unwrap_or_default(),
+    });
+    let Some(user) = user else {
+        return error(StatusCode::UNAUTHORIZED, "Bad credentials");
+    };
+    let fault = data.faults.iter().position(|f| {
+        f.method.is_none_or(|m| m == method.as_str()) && uri.path().ends_with(&f.path_ends)
+    });
+    let mut lost = None;
+    if let Some(i) = fault {
+        let f = data.faults[i].clone();
+        if f.times <= 1 {
+            data.faults.remove(i);
+        } else {
+            data.faults[i].times -= 1;
+        }
+        if f.after {
+            lost = Some(f);
+        } else {
+            return fault_response(&f);
+        }
+    }
+    let prefix = format!("/repos/{OWNER}/{REPO}");
+    let Some(rest) = uri.path().strip_prefix(&prefix) else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let response = route(
+        &shared, &mut data, &method, &segs, &query, &body, &user, &uri,
+    );
+    match lost {
+        Some(f) => fault_response(&f),
+        None => response,
+    }
+}
+
+fn fault_response(f: &Fault) -> Response {
+    let mut r = error(
+        StatusCode::from_u16(f.status).unwrap(),
+        "You have exceeded a secondary rate limit (injected)",
+    );
+    if let Some(s) = f.retry_after {
+        r.headers_mut().insert(
+            "retry-after",
+            HeaderValue::from_str(&s.to_string()).unwrap(),
+        );
+    }
+    r
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        axum::Json(
+            json!({"message": message, "documentation_url": "https://docs.github.com/rest"}),
+        ),
+    )
+        .into_response()
+}
+
+fn ok(v: Value) -> Response {
+    axum::Json(v).into_response()
+}
+
+fn created(v: Value) -> Response {
+    (StatusCode::CREATED, axum::Json(v)).into_response()
+}
+
+fn param<'a>(q: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    q.iter().find(|(x, _)| x == k).map(|(_, v)| v.as_str())
+}
+
+fn page(list: Vec<&Value>, query: &[(String, String)], uri: &Uri) -> Response {
+    let per_page: usize = param(query, "per_page")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30)
+        .clamp(1, 100);
+    let page: usize = param(query, "page")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let last = list.len().div_ceil(per_page).max(1);
+    let items: Vec<Value> = list
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .cloned()
+        .collect();
+    let mut r = ok(Value::Array(items));
+    let link_to = |p: usize| {
+        let others: Vec<String> = query
+            .iter()
+            .filter(|(k, _)| k != "page")
+            .map(|(k, v)| {
+                format!(
+                    "{k}={}",
+                    url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+                )
+            })
+            .collect();
+        format!(
+            "<https://api.github.com{}?{}&page={p}>",
+            uri.path(),
+            others.join("&")
+        )
+    };
+    let mut links = Vec::new();
+    if page < last {
+        links.push(format!("{}; rel=\"next\"", link_to(page + 1)));
+        links.push(format!("{}; rel=\"last\"", link_to(last)));
+    }
+    if page > 1 {
+        links.push(format!("{}; rel=\"prev\"", link_to(page - 1)));
+        links.push(format!("{}; rel=\"first\"", link_to(1)));
+    }
+    if !links.is_empty() {
+        r.headers_mut()
+            .insert("link", HeaderValue::from_str(&links.join(", ")).unwrap());
+    }
+    r.headers_mut()
+        .insert("x-ratelimit-limit", HeaderValue::from_static("5000"));
+    r.headers_mut()
+        .insert("x-ratelimit-remaining", HeaderValue::from_static("4999"));
+    r
+}
+
+#[allow(clippy::too_many_arguments)]
+fn route(
+    shared: &Shared,
+    data: &mut Data,
+    method: &Method,
+    segs: &[&str],
+    query: &[(String, String)],
+    body: &Value,
+    user: &str,
+    uri: &Uri,
+) -> Response {
+    let now = Utc::now();
+    let n = |s: &str| s.parse::<u64>().unwrap_or(0);
+    match (method.as_str(), segs) {
+        ("GET", ["issues"]) => {
+            let state = param(query, "state").unwrap_or("open");
+            let labels: Vec<&str> = param(query, "labels")
+                .map(|l| l.split(',').filter(|s| !s.is_empty()).collect())
+                .unwrap_or_default();
+            let list: Vec<&Value> = data
+                .issues
+                .values()
+                .rev()
+                .filter(|i| state == "all" || i["state"] == state)
+                .filter(|i| {
+                    labels.iter().all(|l| {
+                        i["labels"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|x| x["name"] == *l)
+                    })
+                })
+                .collect();
+            page(list, query, uri)
+        }
+        ("POST", ["issues"]) => {
+            let Some(title) = body["title"].as_str() else {
+                return error(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed: title");
+            };
+            let labels: Vec<String> = body["labels"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|l| l.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let number = create(
+                shared,
+                data,
+                title,
+                body["body"].as_str().unwrap_or(""),
+                &labels,
+                user,
+                now,
+            );
+            created(data.issues[&number].clone())
+        }
+        ("GET", ["issues", num]) => match data.issues.get(&n(num)) {
+            Some(i) => ok(i.clone()),
+            None => error(StatusCode::NOT_FOUND, "Not Found"),
+        },
+        ("PATCH", ["issues", num]) => {
+            let num = n(num);
+            if !data.issues.contains_key(&num) {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            }
+            if let Some(b) = body["body"].as_str() {
+                data.issues.get_mut(&num).unwrap()["body"] = json!(b);
+            }
+            if let Some(labels) = body["labels"].as_array() {
+                let wanted: Vec<String> = labels
+                    .iter()
+                    .filter_map(|l| l.as_str().map(String::from))
+                    .collect();
+                set_labels(shared, data, num, &wanted, user, now);
+            }
+            if let Some(state) = body["state"].as_str() {
+                let i = data.issues.get_mut(&num).unwrap();
+                i["state"] = json!(state);
+                i["closed_at"] = if state == "closed" {
+                    json!(stamp(now))
+                } else {
+                    Value::Null
+                };
+            }
+            data.issues.get_mut(&num).unwrap()["updated_at"] = json!(stamp(now));
+            ok(data.issues[&num].clone())
+        }
+        ("GET", ["issues", num, "comments"]) => {
+            let list: Vec<&Value> = data
+                .comments
+                .iter()
+                .filter(|(i, _)| *i == n(num))
+                .map(|(_, c)| c)
+                .collect();
+            page(list, query, uri)
+        }
+        ("POST", ["issues", num, "comments"]) => {
+            let num = n(num);
+            let Some(text) = body["body"].as_str() else {
+                return error(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed: body");
+            };
+            if !data.issues.contains_key(&num) {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            }
+            data.next_id += 1;
+            let mut c = shared.examples.comment.clone();
+            c["id"] = json!(data.next_id);
+            c["body"] = json!(text);
+            c["user"] = user_json(shared, user);
+            c["created_at"] = json!(stamp(now));
+            c["updated_at"] = json!(stamp(now));
+            c["issue_url"] = json!(format!(
+                "https://api.github.com/repos/{OWNER}/{REPO}/issues/{num}"
+            ));
+            data.comments.push((num, c.clone()));
+            let count = data.comments.iter().filter(|(i, _)| *i == num).count();
+            data.issues.get_mut(&num).unwrap()["comments"] = json!(count);
+            created(c)
+        }
+        ("GET", ["issues", num, "timeline"]) => {
+            let list: Vec<&Value> = data
+                .timeline
+                .iter()
+                .filter(|(i, _)| *i == n(num))
+                .map(|(_, e)| e)
+                .collect();
+            page(list, query, uri)
+        }
+        ("GET", ["issues", num, "sub_issues"]) => {
+            let parent = n(num);
+            let list: Vec<&Value> = data
+                .subs
+                .iter()
+                .filter(|(p, _)| *p == parent)
+                .filter_map(|(_, c)| data.issues.get(c))
+                .collect();
+            page(list, query, uri)
+        }
+        ("POST", ["issues", num, "sub_issues"]) => {
+            let parent = n(num);
+            let Some(id) = body["sub_issue_id"].as_u64() else {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Validation Failed: sub_issue_id",
+                );
+            };
+            let Some(child) = data
+                .issues
+                .values()
+                .find(|i| i["id"] == id)
+                .map(|i| i["number"].as_u64().unwrap())
+            else {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            };
+            if data.subs.iter().any(|(_, c)| *c == child) {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Validation Failed: sub-issue already has a parent",
+                );
+            }
+            data.subs.push((parent, child));
+            created(data.issues[&parent].clone())
+        }
+        ("GET", ["labels"]) => {
+            let list: Vec<&Value> = data.labels.iter().collect();
+            page(list, query, uri)
+        }
+        ("POST", ["labels"]) => {
+            let Some(name) = body["name"].as_str() else {
+                return error(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed: name");
+            };
+            let color = body["color"].as_str().unwrap_or("");
+            if color.len() != 6 || !color.chars().all(|c| c.is_ascii_hexdigit()) {
+                return error(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed: color");
+            }
+            if data.labels.iter().any(|l| l["name"] == name) {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Validation Failed: already_exists",
+                );
+            }
+            let mut l = label_json(shared, data, name);
+            l["color"] = json!(color);
+            l["description"] = body["description"].clone();
+            let last = data.labels.len() - 1;
+            data.labels[last] = l.clone();
+            created(l)
+        }
+        _ => error(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
