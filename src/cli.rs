@@ -18,9 +18,10 @@ use crate::core::report;
 use crate::core::workflow::{Gate, Workflow};
 use crate::engine::{Advanced, Engine};
 use crate::render;
+use crate::report_format;
 use crate::tracker::local::LocalTracker;
 use crate::tracker::{github, gitlab};
-use crate::tracker::{Tracker, TrackerSpec};
+use crate::tracker::{StateFilter, Tracker, TrackerSpec};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -160,11 +161,27 @@ enum Command {
     },
     /// Where every migration stands
     Report {
+        /// Write the report to this file instead of standard output
         #[arg(long)]
         output: Option<PathBuf>,
         /// Include closed migrations
         #[arg(long)]
         include_closed: bool,
+        /// Only these workflows
+        #[arg(long = "workflow")]
+        workflow_filter: Vec<String>,
+        /// Only migrations in these stages (stage ids)
+        #[arg(long = "stage")]
+        stage_filter: Vec<String>,
+        /// Only migrations whose tracking issue carries these labels
+        #[arg(long = "label")]
+        label_filter: Vec<String>,
+        /// Mark migrations longer than this in their stage (15m, 2h, 14d, 2w)
+        #[arg(long, default_value = "14d")]
+        stale_after: String,
+        /// Create or update the one summary issue on the tracker (Markdown)
+        #[arg(long)]
+        publish: bool,
     },
 }
 
@@ -200,6 +217,8 @@ enum Format {
     Json,
     Mermaid,
     Md,
+    Csv,
+    Html,
 }
 
 /// Runs shepherd with `args` (the program name first) and returns the exit code.
@@ -244,7 +263,11 @@ impl Session {
             Some("json") => Format::Json,
             Some("mermaid") => Format::Mermaid,
             Some("md" | "markdown") => Format::Md,
-            Some(other) => bail!("unknown --format `{other}` (formats: text, json, mermaid, md)"),
+            Some("csv") => Format::Csv,
+            Some("html") => Format::Html,
+            Some(other) => {
+                bail!("unknown --format `{other}` (formats: text, json, mermaid, md, csv, html)")
+            }
         };
         if !allowed.contains(&format) {
             bail!(
@@ -407,7 +430,13 @@ async fn tracked(session: &Session, command: Command) -> Result<ExitCode> {
     // Only `start` creates a local tracker; other commands on a missing one see it empty.
     let creates = matches!(command, Command::Start { .. });
     let format = match &command {
-        Command::Report { .. } => session.format(&[Format::Text, Format::Json, Format::Md])?,
+        Command::Report { .. } => session.format(&[
+            Format::Text,
+            Format::Json,
+            Format::Md,
+            Format::Csv,
+            Format::Html,
+        ])?,
         _ => session.format(&[Format::Text, Format::Json])?,
     };
     let catalog = session.catalog()?;
@@ -475,7 +504,9 @@ async fn tracked(session: &Session, command: Command) -> Result<ExitCode> {
         }
         Command::Status { reference: None } => {
             let index = engine.index().await?;
-            let statuses = engine.statuses(&index, false).await?;
+            let statuses = engine
+                .statuses(&index, false, &report::Filter::default())
+                .await?;
             print(format, &json!({"migrations": statuses}), || {
                 if statuses.is_empty() {
                     return "no open migrations (start one with `shepherd start WORKFLOW --var …`)"
@@ -622,15 +653,46 @@ async fn tracked(session: &Session, command: Command) -> Result<ExitCode> {
         Command::Report {
             output,
             include_closed,
+            workflow_filter,
+            stage_filter,
+            label_filter,
+            stale_after,
+            publish,
         } => {
-            let index = engine.index().await?;
-            let statuses = engine.statuses(&index, include_closed).await?;
-            let workflows: Vec<&Workflow> = catalog.workflows.values().collect();
-            let report = report::build(engine.now(), &workflows, statuses);
+            let stale_after = crate::core::duration::parse(&stale_after)
+                .map_err(|e| anyhow::anyhow!("--stale-after: {e}"))?;
+            for w in &workflow_filter {
+                catalog.workflow(w)?;
+            }
+            let filter = report::Filter {
+                workflows: workflow_filter,
+                stages: stage_filter,
+                labels: label_filter,
+            };
+            let state = if include_closed {
+                StateFilter::All
+            } else {
+                StateFilter::Open
+            };
+            let index = engine.index_of(state).await?;
+            let statuses = engine.statuses(&index, include_closed, &filter).await?;
+            let workflows: Vec<&Workflow> = catalog
+                .workflows
+                .values()
+                .filter(|w| filter.workflows.is_empty() || filter.workflows.contains(&w.name))
+                .collect();
+            let report = report::build(engine.now(), &workflows, statuses, stale_after);
+            if publish {
+                let (number, created) = engine.publish(&report_format::text(&report, true)).await?;
+                let verb = if created { "created" } else { "updated" };
+                eprintln!("{verb} the summary issue #{number}");
+            }
             let text = match format {
                 Format::Json => serde_json::to_string_pretty(&report)? + "\n",
-                Format::Md => report::render_text(&report, true),
-                _ => report::render_text(&report, false),
+                Format::Md => report_format::text(&report, true),
+                Format::Csv => report_format::csv(&report)?,
+                Format::Html => report_format::html(&report),
+                _ => report_format::text(&report, false),
             };
             match output {
                 Some(path) => {

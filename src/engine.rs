@@ -21,6 +21,10 @@ use crate::core::workflow::Workflow;
 use crate::render::{Context, IssueRef};
 use crate::tracker::{label_spec, Comment, Issue, NewIssue, StateFilter, Tracker};
 
+/// The label and marker of the one summary issue that `report --publish` keeps up to date.
+const SUMMARY_LABEL: &str = "shepherd report";
+const SUMMARY_MARKER: &str = "<!-- shepherd:report -->";
+
 /// Stands for an issue's own number until the issue exists; replaced right after creation.
 const PENDING_REF: &str = "SHEPHERD-PENDING-ISSUE-REF";
 
@@ -575,28 +579,93 @@ impl<'a> Engine<'a> {
         Ok(status)
     }
 
-    /// Statuses (with history) of the migrations in `index`, open ones unless `closed`.
-    pub async fn statuses(&self, index: &[Migration], closed: bool) -> Result<Vec<Status>> {
-        let mut out = Vec::new();
-        for m in index
+    /// Statuses (with history) of the migrations in `index` that `filter` keeps, open ones
+    /// unless `closed`. Reading history costs a request per migration on remote trackers;
+    /// they run with bounded concurrency.
+    pub async fn statuses(
+        &self,
+        index: &[Migration],
+        closed: bool,
+        filter: &report::Filter,
+    ) -> Result<Vec<Status>> {
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        let wanted: Vec<(&Migration, &Workflow)> = index
             .iter()
-            .filter(|m| m.marker.workflow.is_some() && (closed || m.issue.open))
-        {
-            let Some(workflow) = m
-                .marker
-                .workflow
-                .as_deref()
-                .and_then(|w| self.catalog.workflows.get(w))
-            else {
-                continue;
-            };
-            let (snapshot, _) = self.snapshot(m, workflow, index, true).await?;
-            let mut status = report::status(workflow, &snapshot, m.marker.parent, self.now());
-            status.history = Some(report::history(&snapshot));
-            out.push(status);
-        }
+            .filter(|m| closed || m.issue.open)
+            .filter(|m| filter.labels.iter().all(|l| m.issue.labels.contains(l)))
+            .filter_map(|m| {
+                Some((
+                    m,
+                    m.marker
+                        .workflow
+                        .as_deref()
+                        .and_then(|w| self.catalog.workflows.get(w))?,
+                ))
+            })
+            .filter(|(m, w)| {
+                let stage = w
+                    .stages_labelled(&m.issue.labels)
+                    .first()
+                    .map(|s| s.id.clone());
+                (filter.workflows.is_empty() || filter.workflows.contains(&w.name))
+                    && (filter.stages.is_empty()
+                        || stage.is_some_and(|s| filter.stages.contains(&s)))
+            })
+            .collect();
+        let mut out: Vec<Status> = stream::iter(wanted)
+            .map(|(m, workflow)| async move {
+                let (snapshot, _) = self.snapshot(m, workflow, index, true).await?;
+                let mut status = report::status(workflow, &snapshot, m.marker.parent, self.now());
+                status.history = Some(report::history(&snapshot));
+                Ok::<_, anyhow::Error>(status)
+            })
+            .buffer_unordered(self.concurrency.max(1))
+            .try_collect()
+            .await?;
         out.sort_by_key(|s| s.number);
         Ok(out)
+    }
+
+    /// Creates or updates the one summary issue (found by its label and marker) with
+    /// `markdown`. Returns its number and whether it was created.
+    pub async fn publish(&self, markdown: &str) -> Result<(u64, bool)> {
+        let label = SUMMARY_LABEL.to_string();
+        let body = format!(
+            "{}\n\n_shepherd rewrites this issue on every `shepherd report --publish`; comment below instead of editing it._\n\n{SUMMARY_MARKER}\n",
+            markdown.trim_end()
+        );
+        let existing = self
+            .tracker
+            .list_issues(StateFilter::All, std::slice::from_ref(&label))
+            .await?
+            .into_iter()
+            .filter(|i| i.body.contains(SUMMARY_MARKER))
+            .min_by_key(|i| i.number);
+        match existing {
+            Some(issue) => {
+                if issue.body != body {
+                    self.tracker.update_body(issue.number, &body).await?;
+                }
+                if !issue.open {
+                    self.tracker.set_open(issue.number, true).await?;
+                }
+                Ok((issue.number, false))
+            }
+            None => {
+                self.tracker
+                    .ensure_labels(&[label_spec(&label, "shepherd: the migration status summary")])
+                    .await?;
+                let issue = self
+                    .tracker
+                    .create_issue(&NewIssue {
+                        title: "shepherd: where every migration stands".into(),
+                        body,
+                        labels: vec![label],
+                    })
+                    .await?;
+                Ok((issue.number, true))
+            }
+        }
     }
 
     async fn ensure_labels(&self, workflow: &Workflow) -> Result<()> {

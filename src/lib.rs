@@ -6,4 +6,5 @@ pub mod cli;
 pub mod core;
 pub mod engine;
 pub mod render;
+pub mod report_format;
 pub mod tracker;

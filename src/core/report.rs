@@ -3,10 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use super::duration;
 use super::gate::{self, GateReport};
 use super::machine;
 use super::snapshot::Snapshot;
@@ -51,13 +50,58 @@ pub struct HistoryEntry {
     pub reason: Option<String>,
 }
 
-/// The whole report.
+/// The whole report: the facts every format shows.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub generated_at: DateTime<Utc>,
     /// Per workflow, per stage (in workflow order), how many migrations stand there.
     pub stages: serde_json::Map<String, serde_json::Value>,
-    pub migrations: Vec<Status>,
+    /// Per workflow, per stage: how long migrations stayed there, from history.
+    pub lead_times: BTreeMap<String, Vec<LeadTime>>,
+    /// A migration longer than this in its stage is stale (seconds).
+    pub stale_after_seconds: i64,
+    pub migrations: Vec<Row>,
+}
+
+/// One migration in the report: its status (with history) and what the report adds.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    #[serde(flatten)]
+    pub status: Status,
+    pub time_in_stage_seconds: i64,
+    /// What holds it up, in one line ("done" when complete).
+    pub blocked_by: String,
+    pub stale: bool,
+}
+
+/// Time spent in one stage, over the stays that ended.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LeadTime {
+    pub stage: String,
+    pub samples: usize,
+    pub median_seconds: Option<i64>,
+    pub p90_seconds: Option<i64>,
+}
+
+/// Which migrations a report shows.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub workflows: Vec<String>,
+    pub stages: Vec<String>,
+    pub labels: Vec<String>,
+}
+
+impl Filter {
+    /// Whether a status passes; `labels` are the tracking issue's labels.
+    pub fn keeps(&self, status: &Status, labels: &[String]) -> bool {
+        (self.workflows.is_empty() || self.workflows.contains(&status.workflow))
+            && (self.stages.is_empty()
+                || status
+                    .stage
+                    .as_ref()
+                    .is_some_and(|s| self.stages.contains(s)))
+            && self.labels.iter().all(|l| labels.contains(l))
+    }
 }
 
 /// The status of one migration at `now`: its stage, the gates of that stage, its children.
@@ -135,29 +179,93 @@ pub fn history(snapshot: &Snapshot) -> Vec<HistoryEntry> {
 pub fn build(
     generated_at: DateTime<Utc>,
     workflows: &[&Workflow],
-    migrations: Vec<Status>,
+    statuses: Vec<Status>,
+    stale_after: Duration,
 ) -> Report {
     let mut stages = serde_json::Map::new();
+    let mut lead_times = BTreeMap::new();
     for w in workflows {
         let mut counts = serde_json::Map::new();
         for s in &w.stages {
-            let n = migrations
+            let n = statuses
                 .iter()
                 .filter(|m| m.workflow == w.name && m.stage.as_deref() == Some(s.id.as_str()))
                 .count();
             counts.insert(s.id.clone(), n.into());
         }
         stages.insert(w.name.clone(), counts.into());
+        let mine: Vec<&Status> = statuses.iter().filter(|m| m.workflow == w.name).collect();
+        lead_times.insert(w.name.clone(), stage_lead_times(w, &mine));
     }
+    let migrations = statuses
+        .into_iter()
+        .map(|status| {
+            let time_in_stage = generated_at - status.entered_at;
+            let stale = status.state == "open" && time_in_stage > stale_after;
+            Row {
+                time_in_stage_seconds: time_in_stage.num_seconds().max(0),
+                blocked_by: blockers(&status),
+                stale,
+                status,
+            }
+        })
+        .collect();
     Report {
         generated_at,
         stages,
+        lead_times,
+        stale_after_seconds: stale_after.num_seconds(),
         migrations,
     }
 }
 
+/// How long each stay in each stage lasted: from the transition into the stage to the
+/// next transition out of it. Stays still going are not counted.
+pub fn stage_lead_times(workflow: &Workflow, statuses: &[&Status]) -> Vec<LeadTime> {
+    let mut stays: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    for status in statuses {
+        let history = status.history.as_deref().unwrap_or(&[]);
+        for pair in history.windows(2) {
+            let seconds = (pair[1].at - pair[0].at).num_seconds();
+            stays
+                .entry(pair[0].to.as_str())
+                .or_default()
+                .push(seconds.max(0));
+        }
+    }
+    workflow
+        .stages
+        .iter()
+        .filter(|s| !s.terminal)
+        .map(|s| {
+            let mut samples = stays.remove(s.id.as_str()).unwrap_or_default();
+            samples.sort_unstable();
+            LeadTime {
+                stage: s.id.clone(),
+                samples: samples.len(),
+                median_seconds: percentile(&samples, 50),
+                p90_seconds: percentile(&samples, 90),
+            }
+        })
+        .collect()
+}
+
+/// The nearest-rank percentile of sorted samples.
+pub fn percentile(sorted: &[i64], p: usize) -> Option<i64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (p * sorted.len()).div_ceil(100).max(1);
+    Some(sorted[rank - 1])
+}
+
 /// What holds a migration up, in one line.
 pub fn blockers(status: &Status) -> String {
+    match status.state.as_str() {
+        "completed" => return "done".to_string(),
+        "closed" => return "closed".to_string(),
+        _ => {}
+    }
     let failing: Vec<String> = status
         .gates
         .iter()
@@ -165,78 +273,133 @@ pub fn blockers(status: &Status) -> String {
         .map(|g| format!("{}: {}", g.gate, g.detail))
         .collect();
     if failing.is_empty() {
-        match status.state.as_str() {
-            "completed" => "done".to_string(),
-            "closed" => "closed".to_string(),
-            _ => "ready to advance".to_string(),
-        }
+        "ready to advance".to_string()
     } else {
         failing.join("; ")
     }
 }
 
-/// The report as plain text or Markdown.
-pub fn render_text(report: &Report, markdown: bool) -> String {
-    let mut out = String::new();
-    let now = report.generated_at;
-    if markdown {
-        out.push_str(&format!(
-            "# Migration report\n\nGenerated {}.\n\n",
-            now.format("%Y-%m-%d %H:%M UTC")
-        ));
-    } else {
-        out.push_str(&format!(
-            "Migration report, {}\n\n",
-            now.format("%Y-%m-%d %H:%M UTC")
-        ));
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(hours: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + Duration::hours(hours)
     }
-    for (workflow, counts) in &report.stages {
-        let counts = counts.as_object().cloned().unwrap_or_default();
-        if markdown {
-            out.push_str(&format!(
-                "## {workflow}\n\n| stage | migrations |\n|---|---:|\n"
-            ));
-            for (stage, n) in &counts {
-                out.push_str(&format!("| {stage} | {n} |\n"));
-            }
-            out.push('\n');
-        } else {
-            let line: Vec<String> = counts.iter().map(|(s, n)| format!("{s}={n}")).collect();
-            out.push_str(&format!("{workflow}: {}\n", line.join(" ")));
+
+    fn status(
+        number: u64,
+        stage: &str,
+        state: &str,
+        entered: i64,
+        moves: &[(&str, i64)],
+    ) -> Status {
+        let history = moves
+            .iter()
+            .enumerate()
+            .map(|(i, (to, at))| HistoryEntry {
+                from: (i > 0).then(|| moves[i - 1].0.to_string()),
+                to: to.to_string(),
+                at: t(*at),
+                by: "x".into(),
+                reason: None,
+            })
+            .collect();
+        Status {
+            number,
+            title: format!("m{number}"),
+            url: String::new(),
+            workflow: "db".into(),
+            stage: Some(stage.into()),
+            label: Some(stage.into()),
+            state: state.into(),
+            entered_at: t(entered),
+            gates: vec![GateReport {
+                gate: "checklist".into(),
+                description: String::new(),
+                passed: false,
+                detail: "1/2 items".into(),
+            }],
+            children: Vec::new(),
+            parent: None,
+            history: Some(history),
         }
     }
-    let by_workflow: BTreeMap<&str, Vec<&Status>> =
-        report.migrations.iter().fold(BTreeMap::new(), |mut m, s| {
-            m.entry(s.workflow.as_str()).or_default().push(s);
-            m
-        });
-    if markdown {
-        out.push_str("## Migrations\n\n| migration | workflow | stage | state | in stage | blocked by |\n|---|---|---|---|---|---|\n");
-    } else {
-        out.push('\n');
+
+    fn workflow() -> Workflow {
+        let mut known = crate::core::workflow::Known::default();
+        known.templates.insert("t".into(), Default::default());
+        let text = "name: db\ntracking: {template: t}\nstages:\n  - {id: a, label: a, next: b}\n  - {id: b, label: b, next: c}\n  - {id: c, label: c, terminal: true}\n";
+        crate::core::workflow::load("db.yaml", text, None, &known).unwrap()
     }
-    for statuses in by_workflow.values() {
-        for s in statuses {
-            let stage = s.stage.as_deref().unwrap_or("-");
-            let time = duration::human(now - s.entered_at);
-            let blockers = blockers(s);
-            if markdown {
-                out.push_str(&format!(
-                    "| [#{} {}]({}) | {} | {stage} | {} | {time} | {} |\n",
-                    s.number,
-                    s.title.replace('|', "\\|"),
-                    s.url,
-                    s.workflow,
-                    s.state,
-                    blockers.replace('|', "\\|")
-                ));
-            } else {
-                out.push_str(&format!(
-                    "#{:<5} {:<22} {:<26} {:<10} {:>8}  {}\n",
-                    s.number, s.workflow, stage, s.state, time, blockers
-                ));
-            }
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let cases: &[(&[i64], usize, Option<i64>)] = &[
+            (&[], 50, None),
+            (&[5], 90, Some(5)),
+            (&[1, 2, 3, 4], 50, Some(2)),
+            (&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 90, Some(9)),
+            (&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], 90, Some(10)),
+        ];
+        for (samples, p, want) in cases {
+            assert_eq!(percentile(samples, *p), *want, "{samples:?} p{p}");
         }
     }
-    out
+
+    #[test]
+    fn lead_times_staleness_and_blockers() {
+        let w = workflow();
+        let statuses = vec![
+            status(1, "c", "completed", 5, &[("a", 0), ("b", 2), ("c", 5)]),
+            status(2, "b", "open", 4, &[("a", 0), ("b", 4)]),
+            status(3, "a", "open", 0, &[("a", 0)]),
+            status(4, "b", "open", 500, &[("a", 480), ("b", 500)]),
+        ];
+        let report = build(t(510), &[&w], statuses, Duration::days(14));
+        let a = &report.lead_times["db"][0];
+        assert_eq!(
+            (a.stage.as_str(), a.samples, a.median_seconds, a.p90_seconds),
+            ("a", 3, Some(4 * 3600), Some(20 * 3600))
+        );
+        let b = &report.lead_times["db"][1];
+        assert_eq!(
+            (b.samples, b.median_seconds),
+            (1, Some(3 * 3600)),
+            "only stays that ended count"
+        );
+        assert_eq!(
+            report.lead_times["db"].len(),
+            2,
+            "terminal stages have no lead time"
+        );
+        assert_eq!(report.stages["db"]["b"], 2);
+        let stale: Vec<u64> = report
+            .migrations
+            .iter()
+            .filter(|r| r.stale)
+            .map(|r| r.status.number)
+            .collect();
+        assert_eq!(stale, [2, 3], "open and more than 14 days in the stage");
+        assert_eq!(report.migrations[0].blocked_by, "done");
+        assert_eq!(report.migrations[1].blocked_by, "checklist: 1/2 items");
+        assert_eq!(report.migrations[3].time_in_stage_seconds, 10 * 3600);
+    }
+
+    #[test]
+    fn filters() {
+        let s = status(1, "b", "open", 0, &[]);
+        let labels = vec!["team-a".to_string()];
+        let f = |w: &[&str], st: &[&str], l: &[&str]| Filter {
+            workflows: w.iter().map(|x| x.to_string()).collect(),
+            stages: st.iter().map(|x| x.to_string()).collect(),
+            labels: l.iter().map(|x| x.to_string()).collect(),
+        };
+        assert!(f(&[], &[], &[]).keeps(&s, &labels));
+        assert!(f(&["db"], &["b"], &["team-a"]).keeps(&s, &labels));
+        assert!(!f(&["other"], &[], &[]).keeps(&s, &labels));
+        assert!(!f(&[], &["a"], &[]).keeps(&s, &labels));
+        assert!(!f(&[], &[], &["team-b"]).keeps(&s, &labels));
+    }
 }

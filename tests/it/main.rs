@@ -11,5 +11,6 @@ mod github_server;
 mod gitlab;
 mod gitlab_server;
 mod render;
+mod report;
 mod support;
 mod tidy;

@@ -1,0 +1,142 @@
+//! A report over 10,000 migrations with histories, in every format, against a baseline
+//! measured in the same run: serialising the same statuses to JSON with serde_json (the
+//! least any format must do: walk every migration and write it out).
+//!
+//! Run with `cargo bench --bench report`. Figures are medians of 5 runs.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use shepherd::catalog::Sources;
+use shepherd::core::gate::GateReport;
+use shepherd::core::report::{self, HistoryEntry, Status};
+use shepherd::report_format;
+
+const N: usize = 10_000;
+
+fn main() {
+    let catalog = Sources::builtin()
+        .load()
+        .expect("the shipped workflows load");
+    let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let now = t0 + chrono::Duration::days(120);
+    let names = [
+        "gitaly-migration",
+        "acceptance-testing",
+        "feature-flag-rollout",
+    ];
+    let statuses: Vec<Status> = (0..N)
+        .map(|i| {
+            let w = &catalog.workflows[names[i % names.len()]];
+            let depth = 1 + i % w.stages.len();
+            let history: Vec<HistoryEntry> = (0..depth)
+                .map(|k| HistoryEntry {
+                    from: (k > 0).then(|| w.stages[k - 1].id.clone()),
+                    to: w.stages[k].id.clone(),
+                    at: t0 + chrono::Duration::hours((i % 97) as i64 + 30 * k as i64),
+                    by: "shepherd".into(),
+                    reason: None,
+                })
+                .collect();
+            let stage = &w.stages[depth - 1];
+            Status {
+                number: i as u64 + 1,
+                title: format!("Migration {i}: move the thing, \"carefully\""),
+                url: format!(
+                    "https://gitlab.example.com/group/project/-/issues/{}",
+                    i + 1
+                ),
+                workflow: w.name.clone(),
+                stage: Some(stage.id.clone()),
+                label: Some(stage.label.clone()),
+                state: if stage.terminal { "completed" } else { "open" }.into(),
+                entered_at: history.last().unwrap().at,
+                gates: vec![GateReport {
+                    gate: "checklist".into(),
+                    description: "all items are done".into(),
+                    passed: false,
+                    detail: "3/5 items in *5. Initial Impact Check*".into(),
+                }],
+                children: Vec::new(),
+                parent: None,
+                history: Some(history),
+            }
+        })
+        .collect();
+    let workflows: Vec<_> = catalog.workflows.values().collect();
+
+    let baseline = median(|| {
+        black_box(serde_json::to_string(&statuses).unwrap());
+    });
+    let built = median(|| {
+        black_box(report::build(
+            now,
+            &workflows,
+            statuses.clone(),
+            chrono::Duration::days(14),
+        ));
+    });
+    let report = report::build(
+        now,
+        &workflows,
+        statuses.clone(),
+        chrono::Duration::days(14),
+    );
+    type Format<'a> = (&'static str, Box<dyn Fn() -> usize + 'a>);
+    let formats: [Format; 5] = [
+        (
+            "text",
+            Box::new(|| report_format::text(&report, false).len()),
+        ),
+        ("md", Box::new(|| report_format::text(&report, true).len())),
+        (
+            "json",
+            Box::new(|| serde_json::to_string_pretty(&report).unwrap().len()),
+        ),
+        (
+            "csv",
+            Box::new(|| report_format::csv(&report).unwrap().len()),
+        ),
+        ("html", Box::new(|| report_format::html(&report).len())),
+    ];
+    println!("report over {N} migrations with histories; baseline (serde_json of the statuses): {:.1} ms", ms(baseline));
+    println!(
+        "  model (lead times, staleness, blockers): {:.1} ms, {:.2}x baseline",
+        ms(built),
+        ratio(built, baseline)
+    );
+    for (name, f) in &formats {
+        let size = f();
+        let time = median(|| {
+            black_box(f());
+        });
+        println!(
+            "  {name:<5} {:>8.1} ms, {:>5.2}x baseline, {:.1} MB",
+            ms(time),
+            ratio(time, baseline),
+            size as f64 / 1e6
+        );
+    }
+}
+
+fn median(mut f: impl FnMut()) -> Duration {
+    f();
+    let mut runs: Vec<Duration> = (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed()
+        })
+        .collect();
+    runs.sort();
+    runs[2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64()
+}
