@@ -472,7 +472,11 @@ fn lists_are_filtered_and_paged_and_reconcile_makes_no_request_per_issue() {
         .map(|l| l.query("page").unwrap())
         .collect();
     pages.sort();
-    assert_eq!(pages, ["1", "2", "3"], "pages after the first are fetched side by side");
+    assert_eq!(
+        pages,
+        ["1", "2", "3"],
+        "pages after the first are fetched side by side"
+    );
     let other: Vec<&Logged> = log
         .iter()
         .filter(|l| !l.path.ends_with("/issues") && l.path != "/api/v4/user")
@@ -813,4 +817,33 @@ fn live_gitlab() {
     let n = v["ref"].as_u64().unwrap().to_string();
     assert!(run(&["status", &n]).status.success());
     assert!(run(&["close", &n]).status.success());
+}
+
+#[test]
+fn report_and_publish_on_gitlab() {
+    let lab = Lab::new();
+    let n = lab.start();
+    lab.ok_as(BOT, &["report", "--publish"]);
+    lab.tick_section(n, None, "Selection");
+    lab.advance(n);
+    let html = lab.ok_as(BOT, &["report", "--format", "html"]);
+    assert!(html.contains("class=\"bar timeline-bar\""));
+    lab.ok_as(BOT, &["report", "--publish"]);
+    let summaries: Vec<Value> = lab
+        .server
+        .issues()
+        .into_iter()
+        .filter(|i| {
+            i["labels"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|l| l == "shepherd report")
+        })
+        .collect();
+    assert_eq!(summaries.len(), 1, "one summary issue, updated in place");
+    assert!(summaries[0]["description"]
+        .as_str()
+        .unwrap()
+        .contains("| migration-analysis | 1 |"));
 }
