@@ -1,22 +1,7 @@
 //! The feature-flag rollout workflow: a flag that must follow another flag, the global
 //! rollout, release, cleanup, and a rollback from any step.
 
-use crate::support::{at, Shepherd};
-
-fn moves(v: &serde_json::Value) -> Vec<String> {
-    v["transitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            format!(
-                "{}>{}",
-                t["from"].as_str().unwrap_or("-"),
-                t["to"].as_str().unwrap()
-            )
-        })
-        .collect()
-}
+use crate::support::{at, moves, Shepherd};
 
 #[test]
 fn a_flag_waits_for_the_flag_it_depends_on() {

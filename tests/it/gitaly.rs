@@ -5,7 +5,7 @@
 use serde_json::Value;
 use shepherd::core::marker::TransitionMarker;
 
-use crate::support::{at, start_gitaly, Shepherd};
+use crate::support::{at, blocked, moves, start_gitaly, Shepherd};
 
 fn stage(s: &Shepherd, n: u64) -> String {
     s.json(&["status", &n.to_string()])["stage"]
@@ -16,36 +16,6 @@ fn stage(s: &Shepherd, n: u64) -> String {
 
 fn advance(s: &Shepherd, n: u64, now: &str) -> Value {
     s.json(&["advance", &n.to_string(), "--now", now])
-}
-
-fn moves(v: &Value) -> Vec<String> {
-    v["transitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            format!(
-                "{}>{}",
-                t["from"].as_str().unwrap_or("-"),
-                t["to"].as_str().unwrap()
-            )
-        })
-        .collect()
-}
-
-fn blocked(v: &Value) -> Vec<String> {
-    v["blocked_by"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| {
-            format!(
-                "{}: {}",
-                b["gate"].as_str().unwrap(),
-                b["detail"].as_str().unwrap()
-            )
-        })
-        .collect()
 }
 
 /// Walks a migration from Selection to Ready-for-Testing; returns the time used.

@@ -6,114 +6,35 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 use shepherd::tracker::github::{self, GhTimelineItem, GitHubTracker};
 use shepherd::tracker::{LabelSpec, NewIssue, StateFilter, Tracker};
 
 use crate::github_server::{example, Fault, GitHubServer, Logged, OWNER, REPO};
-use crate::support::{block_on, stderr, stdout, GITALY_VARS};
+use crate::remote::Remote;
+use crate::support::{block_on, moves, stderr, stdout};
 
 const BOT: &str = "ghp_bot0123456789";
 const JACOB: &str = "ghp_jacob0123456789";
 const MALLORY: &str = "ghp_mallory0123456789";
 
-struct Hub {
-    server: GitHubServer,
-    dir: tempfile::TempDir,
-}
+type Hub = Remote<GitHubServer>;
 
-impl Hub {
-    fn new() -> Hub {
-        Hub {
-            server: GitHubServer::start(&[
-                (BOT, "shepherd-bot"),
-                (JACOB, "jacobvosmaer-gitlab"),
-                (MALLORY, "mallory"),
-            ]),
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn run_as(&self, token: &str, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_shepherd"))
-            .current_dir(self.dir.path())
-            .env_remove("SHEPHERD_TRACKER")
-            .env("GITHUB_TOKEN", token)
-            .env("SHEPHERD_RETRY_BASE_MS", "10")
-            .args([
-                "--tracker",
-                &format!("github:{OWNER}/{REPO}"),
-                "--github-url",
-                &self.server.url,
-            ])
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn ok_as(&self, token: &str, args: &[&str]) -> String {
-        let out = self.run_as(token, args);
-        assert!(
-            out.status.success(),
-            "shepherd {args:?} failed:\n{}{}",
-            stdout(&out),
-            stderr(&out)
-        );
-        stdout(&out)
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut args = args.to_vec();
-        args.extend(["--format", "json"]);
-        serde_json::from_str(&self.ok_as(BOT, &args)).unwrap()
-    }
-
-    fn start(&self) -> u64 {
-        let mut args = vec!["start", "gitaly-migration"];
-        args.extend(GITALY_VARS);
-        self.json(&args)["ref"].as_u64().unwrap()
-    }
-
-    fn tick_section(&self, n: u64, section: &str) {
-        let body = self.server.issue(n)["body"].as_str().unwrap().to_string();
-        let t = n.to_string();
-        for item in shepherd::core::checklist::parse(&body)
-            .iter()
-            .filter(|i| i.in_section(section) && !i.done())
-        {
-            self.ok_as(BOT, &["tick", &t, &item.text, "--section", section]);
-        }
-    }
-
-    fn advance(&self, n: u64) -> Value {
-        self.json(&["advance", &n.to_string()])
-    }
-
-    fn labels(&self, n: u64) -> Vec<String> {
-        self.server.issue(n)["labels"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["name"].as_str().unwrap().to_string())
-            .collect()
-    }
-}
-
-fn moves(v: &Value) -> Vec<String> {
-    v["transitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            format!(
-                "{}>{}",
-                t["from"].as_str().unwrap_or("-"),
-                t["to"].as_str().unwrap()
-            )
-        })
-        .collect()
+fn hub() -> Hub {
+    let server = GitHubServer::start(&[
+        (BOT, "shepherd-bot"),
+        (JACOB, "jacobvosmaer-gitlab"),
+        (MALLORY, "mallory"),
+    ]);
+    Remote::new(
+        server,
+        &format!("github:{OWNER}/{REPO}"),
+        "--github-url",
+        "GITHUB_TOKEN",
+        BOT,
+    )
 }
 
 fn writes(log: &[Logged]) -> Vec<String> {
@@ -125,7 +46,7 @@ fn writes(log: &[Logged]) -> Vec<String> {
 
 #[test]
 fn a_gitaly_migration_runs_on_github() {
-    let hub = Hub::new();
+    let hub = hub();
     let n = hub.start();
     assert_eq!(hub.labels(n), ["Migration", "Conversation", "Selection"]);
     for section in [
@@ -252,7 +173,7 @@ fn a_gitaly_migration_runs_on_github() {
 
 #[test]
 fn pull_requests_are_not_migrations_and_lists_cost_no_request_per_issue() {
-    let hub = Hub::new();
+    let hub = hub();
     let n = hub.start();
     let body = hub.server.issue(n)["body"].as_str().unwrap().to_string();
     for i in 0..150 {
@@ -301,7 +222,7 @@ fn pull_requests_are_not_migrations_and_lists_cost_no_request_per_issue() {
 
 #[test]
 fn secondary_rate_limits_are_retried_and_permission_errors_are_not() {
-    let hub = Hub::new();
+    let hub = hub();
     let n = hub.start();
     hub.tick_section(n, "Selection");
     hub.server.fail(Fault {
@@ -352,7 +273,7 @@ fn secondary_rate_limits_are_retried_and_permission_errors_are_not() {
 
 #[test]
 fn a_lost_response_halfway_is_completed_without_duplicates() {
-    let hub = Hub::new();
+    let hub = hub();
     let n = hub.start();
     for section in [
         "Selection",
@@ -430,7 +351,7 @@ fn a_lost_response_halfway_is_completed_without_duplicates() {
 
 #[test]
 fn values_do_not_mention_people() {
-    let hub = Hub::new();
+    let hub = hub();
     let out = hub.run_as(
         BOT,
         &[

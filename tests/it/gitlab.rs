@@ -2,115 +2,33 @@
 //! the real binary and the real `gitlab` crate client, requests pinned one by one, no N+1,
 //! faults and retries, crash recovery, quick actions, and GitLab's documented payloads.
 
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 
 use crate::gitlab_server::{Fault, GitLabServer, Logged, PROJECT};
-use crate::support::{stderr, stdout, GITALY_VARS};
+use crate::remote::Remote;
+use crate::support::{moves, stderr, stdout};
 
 const BOT: &str = "glpat-bot-0123456789";
 const JACOB: &str = "glpat-jacob-0123456789";
 const MALLORY: &str = "glpat-mallory-0123456789";
 
-struct Lab {
-    server: GitLabServer,
-    dir: tempfile::TempDir,
-}
+type Lab = Remote<GitLabServer>;
 
-impl Lab {
-    fn new() -> Lab {
-        let server = GitLabServer::start(&[
-            (BOT, "shepherd-bot"),
-            (JACOB, "jacobvosmaer-gitlab"),
-            (MALLORY, "mallory"),
-        ]);
-        Lab {
-            server,
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn run_as(&self, token: &str, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_shepherd"))
-            .current_dir(self.dir.path())
-            .env_remove("SHEPHERD_TRACKER")
-            .env("GITLAB_TOKEN", token)
-            .env("SHEPHERD_RETRY_BASE_MS", "10")
-            .args([
-                "--tracker",
-                &format!("gitlab:{PROJECT}"),
-                "--gitlab-url",
-                &self.server.url,
-            ])
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn ok_as(&self, token: &str, args: &[&str]) -> String {
-        let out = self.run_as(token, args);
-        assert!(
-            out.status.success(),
-            "shepherd {args:?} failed:\n{}{}",
-            stdout(&out),
-            stderr(&out)
-        );
-        stdout(&out)
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut args = args.to_vec();
-        args.extend(["--format", "json"]);
-        serde_json::from_str(&self.ok_as(BOT, &args)).unwrap()
-    }
-
-    fn start(&self) -> u64 {
-        let mut args = vec!["start", "gitaly-migration"];
-        args.extend(GITALY_VARS);
-        self.json(&args)["ref"].as_u64().unwrap()
-    }
-
-    fn tick_section(&self, n: u64, child: Option<u64>, section: &str) {
-        let target = child.unwrap_or(n);
-        let body = self.server.issue(target)["description"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let items = shepherd::core::checklist::parse(&body);
-        let t = target.to_string();
-        for item in items.iter().filter(|i| i.in_section(section) && !i.done()) {
-            self.ok_as(BOT, &["tick", &t, &item.text, "--section", section]);
-        }
-    }
-
-    fn advance(&self, n: u64) -> Value {
-        self.json(&["advance", &n.to_string()])
-    }
-
-    fn labels(&self, n: u64) -> Vec<String> {
-        self.server.issue(n)["labels"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l.as_str().unwrap().to_string())
-            .collect()
-    }
-}
-
-fn moves(v: &Value) -> Vec<String> {
-    v["transitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            format!(
-                "{}>{}",
-                t["from"].as_str().unwrap_or("-"),
-                t["to"].as_str().unwrap()
-            )
-        })
-        .collect()
+fn lab() -> Lab {
+    let server = GitLabServer::start(&[
+        (BOT, "shepherd-bot"),
+        (JACOB, "jacobvosmaer-gitlab"),
+        (MALLORY, "mallory"),
+    ]);
+    Remote::new(
+        server,
+        &format!("gitlab:{PROJECT}"),
+        "--gitlab-url",
+        "GITLAB_TOKEN",
+        BOT,
+    )
 }
 
 fn minutes(n: i64) -> chrono::Duration {
@@ -136,7 +54,7 @@ fn writes(log: &[Logged]) -> Vec<String> {
 
 #[test]
 fn a_gitaly_migration_runs_on_gitlab() {
-    let lab = Lab::new();
+    let lab = lab();
     let n = lab.start();
     assert_eq!(lab.labels(n), ["Migration", "Conversation", "Selection"]);
     let labels: Vec<String> = lab
@@ -165,7 +83,7 @@ fn a_gitaly_migration_runs_on_gitlab() {
         "Client Implementation",
         "Ready for Testing",
     ] {
-        lab.tick_section(n, None, section);
+        lab.tick_section(n, section);
     }
     lab.server.clear_log();
     let v = lab.advance(n);
@@ -203,7 +121,7 @@ fn a_gitaly_migration_runs_on_gitlab() {
 
     // The child: ticks and soak times, with the server's clock moved instead of --now.
     for section in ["1. Preparation", "2. Development Trial", "3. Staging Trial"] {
-        lab.tick_section(n, Some(child), section);
+        lab.tick_section(child, section);
     }
     let v = lab.advance(child);
     assert_eq!(
@@ -232,7 +150,7 @@ fn a_gitaly_migration_runs_on_gitlab() {
         ("7. Mid Impact", 24 * 60 + 1),
         ("8. Full Impact", 7 * 24 * 60 + 1),
     ] {
-        lab.tick_section(n, Some(child), section);
+        lab.tick_section(child, section);
         lab.advance(child);
         lab.server.travel(minutes(soak));
     }
@@ -248,7 +166,7 @@ fn a_gitaly_migration_runs_on_gitlab() {
     assert_eq!(lab.server.issue(child)["state"], "closed");
 
     // Approval: mallory's label does not count, the maintainer's does.
-    lab.tick_section(n, None, "Acceptance Testing");
+    lab.tick_section(n, "Acceptance Testing");
     lab.ok_as(
         MALLORY,
         &["label", &n.to_string(), "--add", "Opt-In Approved"],
@@ -270,8 +188,8 @@ fn a_gitaly_migration_runs_on_gitlab() {
         &["label", &n.to_string(), "--add", "Opt-In Approved"],
     );
     assert_eq!(moves(&lab.advance(n)), ["acceptance-testing>opt-in"]);
-    lab.tick_section(n, None, "Opt-In");
-    lab.tick_section(n, None, "Opt-Out");
+    lab.tick_section(n, "Opt-In");
+    lab.tick_section(n, "Opt-Out");
     lab.server.travel(chrono::Duration::days(31));
     assert_eq!(moves(&lab.advance(n)), ["opt-in>opt-out"]);
     lab.server.travel(chrono::Duration::days(31));
@@ -292,7 +210,7 @@ fn a_gitaly_migration_runs_on_gitlab() {
 /// Every write of `start` and of one move, with its form fields.
 #[test]
 fn each_write_is_pinned() {
-    let lab = Lab::new();
+    let lab = lab();
     let n = lab.start();
     let log = lab.server.log();
     let label_posts: Vec<&Logged> = log
@@ -343,7 +261,7 @@ fn each_write_is_pinned() {
         [("add_labels".to_string(), "Selection".to_string())]
     );
 
-    lab.tick_section(n, None, "Selection");
+    lab.tick_section(n, "Selection");
     lab.server.clear_log();
     lab.advance(n);
     let log = lab.server.log();
@@ -385,10 +303,10 @@ fn each_write_is_pinned() {
 
 #[test]
 fn skip_shelve_and_rollback_on_gitlab() {
-    let lab = Lab::new();
+    let lab = lab();
     let a = lab.start();
-    lab.tick_section(a, None, "Selection");
-    lab.tick_section(a, None, "Migration Analysis");
+    lab.tick_section(a, "Selection");
+    lab.tick_section(a, "Migration Analysis");
     lab.ok_as(BOT, &["label", &a.to_string(), "--add", "existing-rpc"]);
     assert_eq!(
         moves(&lab.advance(a)),
@@ -431,7 +349,7 @@ fn skip_shelve_and_rollback_on_gitlab() {
 
 #[test]
 fn lists_are_filtered_and_paged_and_reconcile_makes_no_request_per_issue() {
-    let lab = Lab::new();
+    let lab = lab();
     for _ in 0..3 {
         lab.start();
     }
@@ -491,7 +409,7 @@ fn lists_are_filtered_and_paged_and_reconcile_makes_no_request_per_issue() {
 
 #[test]
 fn label_history_is_fetched_only_where_a_gate_needs_it() {
-    let lab = Lab::new();
+    let lab = lab();
     let a = lab.start();
     let b = lab.start();
     for section in [
@@ -502,7 +420,7 @@ fn label_history_is_fetched_only_where_a_gate_needs_it() {
         "Client Implementation",
         "Ready for Testing",
     ] {
-        lab.tick_section(a, None, section);
+        lab.tick_section(a, section);
     }
     lab.advance(a);
     lab.server.clear_log();
@@ -527,9 +445,9 @@ fn label_history_is_fetched_only_where_a_gate_needs_it() {
 
 #[test]
 fn rate_limits_and_server_errors_are_retried() {
-    let lab = Lab::new();
+    let lab = lab();
     let n = lab.start();
-    lab.tick_section(n, None, "Selection");
+    lab.tick_section(n, "Selection");
     lab.server.fail(Fault {
         method: Some("PUT"),
         path_ends: format!("/issues/{n}"),
@@ -583,7 +501,7 @@ fn rate_limits_and_server_errors_are_retried() {
 
 #[test]
 fn a_bad_token_is_a_clear_error_without_the_token() {
-    let lab = Lab::new();
+    let lab = lab();
     let out = lab.run_as("glpat-wrong-secret", &["status"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
@@ -605,7 +523,7 @@ fn a_bad_token_is_a_clear_error_without_the_token() {
 
 #[test]
 fn a_lost_response_halfway_is_completed_without_duplicates() {
-    let lab = Lab::new();
+    let lab = lab();
     let n = lab.start();
     for section in [
         "Selection",
@@ -615,7 +533,7 @@ fn a_lost_response_halfway_is_completed_without_duplicates() {
         "Client Implementation",
         "Ready for Testing",
     ] {
-        lab.tick_section(n, None, section);
+        lab.tick_section(n, section);
     }
     lab.advance(n);
     // Leave Ready for Testing; the child is created but its creation's response is lost,
@@ -708,7 +626,7 @@ fn a_lost_response_halfway_is_completed_without_duplicates() {
 
 #[test]
 fn untrusted_values_do_not_run_quick_actions() {
-    let lab = Lab::new();
+    let lab = lab();
     let out = lab.run_as(
         BOT,
         &[
@@ -821,10 +739,10 @@ fn live_gitlab() {
 
 #[test]
 fn report_and_publish_on_gitlab() {
-    let lab = Lab::new();
+    let lab = lab();
     let n = lab.start();
     lab.ok_as(BOT, &["report", "--publish"]);
-    lab.tick_section(n, None, "Selection");
+    lab.tick_section(n, "Selection");
     lab.advance(n);
     let html = lab.ok_as(BOT, &["report", "--format", "html"]);
     assert!(html.contains("class=\"bar timeline-bar\""));

@@ -1,6 +1,7 @@
 //! The one integration-test binary: runs the real `shepherd` binary (and, for crash
 //! injection, the engine on a faulty tracker) against the local tracker.
 
+mod api;
 mod bad_input;
 mod commands;
 mod crash;
@@ -10,6 +11,7 @@ mod github;
 mod github_server;
 mod gitlab;
 mod gitlab_server;
+mod remote;
 mod render;
 mod report;
 mod support;

@@ -191,3 +191,35 @@ pub fn start_gitaly(s: &Shepherd, now: &str) -> u64 {
     assert_eq!(started["stage"], "selection");
     started["ref"].as_u64().expect("ref")
 }
+
+/// The moves an `advance` JSON reports, as `from>to`.
+pub fn moves(v: &Value) -> Vec<String> {
+    v["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            format!(
+                "{}>{}",
+                t["from"].as_str().unwrap_or("-"),
+                t["to"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// What blocks an `advance`, as `gate: detail`.
+pub fn blocked(v: &Value) -> Vec<String> {
+    v["blocked_by"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            format!(
+                "{}: {}",
+                b["gate"].as_str().unwrap(),
+                b["detail"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
