@@ -186,7 +186,13 @@ pub fn html(report: &Report) -> String {
             s.gates
                 .iter()
                 .filter(|g| !g.passed)
-                .map(|g| format!("<li><b>{}</b>: {}</li>", esc(&g.gate), esc(&g.detail)))
+                .map(|g| {
+                    format!(
+                        "<li><b>{}</b>: {}</li>",
+                        esc(&g.gate),
+                        emphasis(&esc(&g.detail))
+                    )
+                })
                 .collect()
         } else {
             vec![format!("<li>{}</li>", esc(&row.blocked_by))]
@@ -429,6 +435,24 @@ fn link(url: &str, text: &str) -> String {
     }
 }
 
+/// Gate details mark section names Markdown's way (`*Selection*`): show them as emphasis.
+fn emphasis(escaped: &str) -> String {
+    if escaped.matches('*').count() % 2 != 0 {
+        return escaped.to_string();
+    }
+    escaped
+        .split('*')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 {
+                format!("<em>{part}</em>")
+            } else {
+                part.to_string()
+            }
+        })
+        .collect()
+}
+
 /// HTML escaping for text and attribute values.
 pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -468,5 +492,10 @@ mod tests {
         );
         assert_eq!(ticks(3), [0, 1, 2, 3]);
         assert_eq!(ticks(40), [0, 10, 20, 30, 40]);
+        assert_eq!(
+            emphasis("0/3 items in *Migration Analysis*"),
+            "0/3 items in <em>Migration Analysis</em>"
+        );
+        assert_eq!(emphasis("a * b"), "a * b");
     }
 }

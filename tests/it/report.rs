@@ -184,7 +184,7 @@ fn the_html_report_renders_in_chromium() {
         "the stale migration is marked"
     );
     assert!(
-        dom.contains("<b>checklist</b>: 0/3 items in *Migration Analysis*"),
+        dom.contains("<b>checklist</b>: 0/3 items in <em>Migration Analysis</em>"),
         "what blocks each migration"
     );
 
