@@ -171,8 +171,9 @@ pub fn html(report: &Report) -> String {
             .unwrap_or_default();
         out.push_str(&funnel(workflow, &counts));
     }
-    out.push_str("<h2>Timeline</h2>\n");
+    out.push_str("<h2>Timeline</h2>\n<div class=\"chart scroll\">");
     out.push_str(&timeline(report));
+    out.push_str("</div>\n");
     out.push_str("<h2>Migrations</h2>\n<div class=\"scroll\"><table class=\"migrations\">\n<thead><tr><th>Migration</th><th>Workflow</th><th>Stage</th><th>State</th><th>In stage</th><th>Blocked by</th><th>Children</th></tr></thead>\n<tbody>\n");
     for row in &report.migrations {
         let s = &row.status;
@@ -243,7 +244,8 @@ svg .today{stroke:#b00;stroke-width:2;stroke-dasharray:6 3}svg .grid{stroke:#ccc
 .scroll{overflow-x:auto}table{border-collapse:collapse;width:100%;font-size:.9rem}th,td{border:1px solid #999;padding:.3rem .5rem;text-align:left;vertical-align:top}\
 th{background:#eee}td ul{margin:0;padding-left:1rem}tr.stale td{background:repeating-linear-gradient(45deg,#fff,#fff 6px,#eee 6px,#eee 12px)}\
 .badge{border:1px solid #111;border-radius:3px;padding:0 .3rem;margin-left:.3rem;font-size:.75rem;font-weight:bold}\
-a{color:#0645ad}@media print{a{color:#111}.scroll{overflow:visible}}";
+a{color:#0645ad}@media print{a{color:#111}.scroll{overflow:visible}}\
+@media (max-width:700px){body{padding:0 .5rem}.chart svg{min-width:640px}}";
 
 /// A colour for stage `i` of `n`: viridis, whose lightness rises steadily, so that
 /// neighbouring stages stay apart in grey scale too.
@@ -281,7 +283,7 @@ fn funnel(workflow: &str, counts: &[(String, u64)]) -> String {
     let height = top + counts.len() as f64 * (bar_h + 6.0) + 46.0;
     let max = counts.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1);
     let mut s = format!(
-        "<figure><svg class=\"funnel\" viewBox=\"0 0 {} {height}\" role=\"img\" aria-labelledby=\"f-{id}\"><title id=\"f-{id}\">{w}: migrations per stage</title>\n<text x=\"0\" y=\"16\" font-weight=\"bold\">{w}</text>\n",
+        "<figure class=\"chart scroll\"><svg class=\"funnel\" viewBox=\"0 0 {} {height}\" role=\"img\" aria-labelledby=\"f-{id}\"><title id=\"f-{id}\">{w}: migrations per stage</title>\n<text x=\"0\" y=\"16\" font-weight=\"bold\">{w}</text>\n",
         left + width + 40.0,
         id = esc(&slug(workflow)),
         w = esc(workflow)
