@@ -439,7 +439,7 @@ fn link(url: &str, text: &str) -> String {
 
 /// Gate details mark section names Markdown's way (`*Selection*`): show them as emphasis.
 fn emphasis(escaped: &str) -> String {
-    if escaped.matches('*').count() % 2 != 0 {
+    if !escaped.matches('*').count().is_multiple_of(2) {
         return escaped.to_string();
     }
     escaped
