@@ -15,6 +15,8 @@ mod api;
 mod github_server;
 #[path = "../tests/it/gitlab_server.rs"]
 mod gitlab_server;
+#[path = "../tests/it/test_server.rs"]
+mod test_server;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

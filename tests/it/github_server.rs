@@ -9,7 +9,6 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, VecDeque};
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -20,6 +19,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
+
+pub use crate::test_server::Fault;
+use crate::test_server::{serve, take};
 
 pub const OWNER: &str = "octo-org";
 pub const REPO: &str = "migrations";
@@ -40,16 +42,6 @@ impl Logged {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
-}
-
-#[derive(Clone, Debug)]
-pub struct Fault {
-    pub method: Option<&'static str>,
-    pub path_ends: String,
-    pub status: u16,
-    pub retry_after: Option<u64>,
-    pub after: bool,
-    pub times: usize,
 }
 
 #[derive(Default)]
@@ -121,21 +113,7 @@ impl GitHubServer {
             latency: Mutex::new(Duration::ZERO),
             examples,
         });
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let app = Router::new().fallback(handle).with_state(shared.clone());
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                axum::serve(listener, app).await.unwrap();
-            });
-        });
+        let url = serve(Router::new().fallback(handle).with_state(shared.clone()));
         GitHubServer { url, shared }
     }
 
@@ -364,17 +342,8 @@ async fn handle(
     let Some(user) = user else {
         return error(StatusCode::UNAUTHORIZED, "Bad credentials");
     };
-    let fault = data.faults.iter().position(|f| {
-        f.method.is_none_or(|m| m == method.as_str()) && uri.path().ends_with(&f.path_ends)
-    });
     let mut lost = None;
-    if let Some(i) = fault {
-        let f = data.faults[i].clone();
-        if f.times <= 1 {
-            data.faults.remove(i);
-        } else {
-            data.faults[i].times -= 1;
-        }
+    if let Some(f) = take(&mut data.faults, method.as_str(), uri.path()) {
         if f.after {
             lost = Some(f);
         } else {

@@ -15,4 +15,5 @@ mod remote;
 mod render;
 mod report;
 mod support;
+mod test_server;
 mod tidy;
