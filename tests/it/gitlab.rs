@@ -765,3 +765,31 @@ fn report_and_publish_on_gitlab() {
         .unwrap()
         .contains("| migration-analysis | 1 |"));
 }
+
+#[test]
+fn a_rate_limit_running_low_slows_the_run_down() {
+    let lab = lab();
+    let n = lab.start();
+    lab.server.set_rate_limit(3, 1);
+    let out = lab.run_with(
+        BOT,
+        &[("SHEPHERD_LOG", "info")],
+        &["status", &n.to_string()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("GitLab rate limit nearly reached; waiting"),
+        "{}",
+        stderr(&out)
+    );
+    lab.server.set_rate_limit(4000, 60);
+    let out = lab.run_with(
+        BOT,
+        &[("SHEPHERD_LOG", "info")],
+        &["status", &n.to_string()],
+    );
+    assert!(
+        !stderr(&out).contains("rate limit nearly reached"),
+        "plenty left: no pause"
+    );
+}

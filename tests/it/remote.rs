@@ -36,8 +36,14 @@ impl<S: Api> Remote<S> {
     }
 
     pub fn run_as(&self, token: &str, args: &[&str]) -> Output {
+        self.run_with(token, &[], args)
+    }
+
+    /// Runs with extra environment variables.
+    pub fn run_with(&self, token: &str, env: &[(&str, &str)], args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_shepherd"))
             .current_dir(self.dir.path())
+            .envs(env.iter().copied())
             .env_remove("SHEPHERD_TRACKER")
             .env(self.token_var, token)
             .env("SHEPHERD_RETRY_BASE_MS", "10")
