@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::retry::{self, redact, retry_wait, with_retries, Failure, Pace, Policy};
-use super::{Comment, Issue, LabelSpec, NewIssue, StateFilter, Tracker, TrackerError};
+use super::{Comment, Issue, LabelCache, LabelSpec, NewIssue, StateFilter, Tracker, TrackerError};
 use crate::core::snapshot::LabelEvent;
 
 /// Connection settings.
@@ -50,7 +50,7 @@ pub struct GitHubTracker {
     client: Octocrab,
     config: Config,
     pace: Pace,
-    labels: tokio::sync::Mutex<Option<Vec<String>>>,
+    labels: LabelCache,
 }
 
 struct Response {
@@ -149,7 +149,7 @@ impl GitHubTracker {
             client,
             config,
             pace: Pace::default(),
-            labels: tokio::sync::Mutex::new(None),
+            labels: LabelCache::default(),
         })
     }
 
@@ -446,29 +446,23 @@ impl Tracker for GitHubTracker {
     }
 
     async fn ensure_labels(&self, labels: &[LabelSpec]) -> Result<(), TrackerError> {
-        let mut known = self.labels.lock().await;
-        if known.is_none() {
+        let list = async {
             let existing: Vec<GhLabel> = self.all(&self.repo_path("/labels")).await?;
-            *known = Some(existing.into_iter().map(|l| l.name).collect());
-        }
-        let known = known.as_mut().expect("loaded");
-        for spec in labels {
-            if known.iter().any(|k| k == &spec.name) {
-                continue;
-            }
+            Ok(existing.into_iter().map(|l| l.name).collect())
+        };
+        let create = |spec: LabelSpec| async move {
             let body = json!({"name": spec.name, "color": spec.color.trim_start_matches('#'), "description": spec.description});
             match self
                 .write::<GhLabel>(Method::POST, &self.repo_path("/labels"), body)
                 .await
             {
-                Ok(_) => {}
-                // Created meanwhile by someone else ("already_exists"): that is what we wanted.
-                Err(TrackerError::Other(m)) if m.contains(": 422 ") => {}
-                Err(e) => return Err(e),
+                // 422 "already_exists": created meanwhile by someone else, which is what we wanted.
+                Ok(_) => Ok(()),
+                Err(TrackerError::Other(m)) if m.contains(": 422 ") => Ok(()),
+                Err(e) => Err(e),
             }
-            known.push(spec.name.clone());
-        }
-        Ok(())
+        };
+        self.labels.ensure(labels, list, create).await
     }
 
     async fn children(&self, parent: u64) -> Result<Vec<Issue>, TrackerError> {

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::retry::{self, redact, retry_wait, with_retries, Failure, Pace, Policy};
-use super::{Comment, Issue, LabelSpec, NewIssue, StateFilter, Tracker, TrackerError};
+use super::{Comment, Issue, LabelCache, LabelSpec, NewIssue, StateFilter, Tracker, TrackerError};
 use crate::core::snapshot::LabelEvent;
 
 /// Connection settings.
@@ -44,7 +44,7 @@ pub struct GitLabTracker {
     client: AsyncGitlab,
     config: Config,
     pace: Pace,
-    labels: tokio::sync::Mutex<Option<Vec<String>>>,
+    labels: LabelCache,
 }
 
 struct Response {
@@ -83,7 +83,7 @@ impl GitLabTracker {
             client,
             config,
             pace: Pace::default(),
-            labels: tokio::sync::Mutex::new(None),
+            labels: LabelCache::default(),
         })
     }
 
@@ -470,20 +470,15 @@ impl Tracker for GitLabTracker {
     }
 
     async fn ensure_labels(&self, labels: &[LabelSpec]) -> Result<(), TrackerError> {
-        let mut known = self.labels.lock().await;
-        if known.is_none() {
+        let list = async {
             let endpoint = gitlab::api::projects::labels::Labels::builder()
                 .project(self.project())
                 .build()
                 .map_err(build_err)?;
             let existing: Vec<GlLabel> = self.all(&endpoint).await?;
-            *known = Some(existing.into_iter().map(|l| l.name).collect());
-        }
-        let known = known.as_mut().expect("loaded");
-        for spec in labels {
-            if known.iter().any(|k| k == &spec.name) {
-                continue;
-            }
+            Ok(existing.into_iter().map(|l| l.name).collect())
+        };
+        let create = |spec: LabelSpec| async move {
             let endpoint = gitlab::api::projects::labels::CreateLabel::builder()
                 .project(self.project())
                 .name(spec.name.as_str())
@@ -492,14 +487,13 @@ impl Tracker for GitLabTracker {
                 .build()
                 .map_err(build_err)?;
             match self.get::<GlLabel, _>(&endpoint).await {
-                Ok(_) => {}
-                // Created meanwhile by someone else: that is what we wanted.
-                Err(TrackerError::Other(m)) if m.contains(": 409 ") => {}
-                Err(e) => return Err(e),
+                // 409: created meanwhile by someone else, which is what we wanted.
+                Ok(_) => Ok(()),
+                Err(TrackerError::Other(m)) if m.contains(": 409 ") => Ok(()),
+                Err(e) => Err(e),
             }
-            known.push(spec.name.clone());
-        }
-        Ok(())
+        };
+        self.labels.ensure(labels, list, create).await
     }
 
     async fn children(&self, parent: u64) -> Result<Vec<Issue>, TrackerError> {

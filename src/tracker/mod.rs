@@ -185,6 +185,38 @@ impl fmt::Display for TrackerSpec {
     }
 }
 
+/// The labels a remote tracker has, listed once per run; `ensure` creates the missing ones.
+/// The lock is held while creating, so concurrent calls never create a label twice.
+#[derive(Default)]
+pub struct LabelCache(tokio::sync::Mutex<Option<Vec<String>>>);
+
+impl LabelCache {
+    pub async fn ensure<L, C, F>(
+        &self,
+        wanted: &[LabelSpec],
+        list: L,
+        create: C,
+    ) -> Result<(), TrackerError>
+    where
+        L: std::future::Future<Output = Result<Vec<String>, TrackerError>>,
+        C: Fn(LabelSpec) -> F,
+        F: std::future::Future<Output = Result<(), TrackerError>>,
+    {
+        let mut known = self.0.lock().await;
+        if known.is_none() {
+            *known = Some(list.await?);
+        }
+        let known = known.as_mut().expect("listed");
+        for spec in wanted {
+            if !known.contains(&spec.name) {
+                create(spec.clone()).await?;
+                known.push(spec.name.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A colour and description for a label, stable per name.
 pub fn label_spec(name: &str, description: &str) -> LabelSpec {
     // Colours dark enough for white text; picked by a hash of the name.
