@@ -10,15 +10,18 @@
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
+mod timing;
+
 use shepherd::catalog::Sources;
 use shepherd::core::machine;
 use shepherd::core::snapshot::{
     Child, ChildStage, IssueView, LabelEvent, Snapshot, TransitionRecord,
 };
 use shepherd::render::{context_from_dotted, Context, IssueRef};
+use timing::median;
 
 const N: usize = 10_000;
 
@@ -234,19 +237,6 @@ fn main() {
         "str::replace of the 7 placeholders",
         by_hand,
     );
-}
-
-fn median(mut f: impl FnMut()) -> Duration {
-    f();
-    let mut runs: Vec<Duration> = (0..5)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed()
-        })
-        .collect();
-    runs.sort();
-    runs[2]
 }
 
 fn report(what: &str, time: Duration, baseline_name: &str, baseline: Duration) {

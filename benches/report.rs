@@ -5,13 +5,16 @@
 //! Run with `cargo bench --bench report`. Figures are medians of 5 runs.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
+mod timing;
+
 use shepherd::catalog::Sources;
 use shepherd::core::gate::GateReport;
 use shepherd::core::report::{self, HistoryEntry, Status};
 use shepherd::report_format;
+use timing::median;
 
 const N: usize = 10_000;
 
@@ -118,19 +121,6 @@ fn main() {
             size as f64 / 1e6
         );
     }
-}
-
-fn median(mut f: impl FnMut()) -> Duration {
-    f();
-    let mut runs: Vec<Duration> = (0..5)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed()
-        })
-        .collect();
-    runs.sort();
-    runs[2]
 }
 
 fn ms(d: Duration) -> f64 {

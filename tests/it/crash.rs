@@ -14,7 +14,7 @@ use shepherd::engine::Engine;
 use shepherd::tracker::local::LocalTracker;
 use shepherd::tracker::{Comment, Issue, LabelSpec, NewIssue, StateFilter, Tracker, TrackerError};
 
-use crate::support::{at, block_on, start_gitaly, Shepherd};
+use crate::support::{at, block_on, start_gitaly, Shepherd, TO_ACCEPTANCE_TESTING};
 
 /// Fails the `fail_at`-th write; with `after`, performs it first (a lost response).
 struct Faulty {
@@ -155,12 +155,9 @@ fn check_final(db: &std::path::Path) -> String {
 fn a_crash_at_any_write_is_finished_by_the_next_run_without_duplicates() {
     let s = Shepherd::new();
     let n = start_gitaly(&s, &at("0m"));
-    s.tick_section(n, None, "Selection", &at("1h"));
-    s.tick_section(n, None, "Migration Analysis", &at("1h"));
-    s.tick_section(n, None, "RPC Design", &at("1h"));
-    s.tick_section(n, None, "Server Implementation", &at("1h"));
-    s.tick_section(n, None, "Client Implementation", &at("1h"));
-    s.tick_section(n, None, "Ready for Testing", &at("1h"));
+    for section in TO_ACCEPTANCE_TESTING {
+        s.tick_section(n, None, section, &at("1h"));
+    }
     let baseline = std::fs::read(s.db()).unwrap();
     let catalog = Sources::builtin().load().unwrap();
     let now = DateTime::parse_from_rfc3339(&at("2h"))

@@ -14,7 +14,7 @@ use shepherd::tracker::{LabelSpec, NewIssue, StateFilter, Tracker};
 
 use crate::github_server::{example, Fault, GitHubServer, Logged, OWNER, REPO};
 use crate::remote::Remote;
-use crate::support::{block_on, moves, stderr, stdout};
+use crate::support::{assert_no_duplicate_markers, block_on, moves, stderr, stdout};
 
 const BOT: &str = "ghp_bot0123456789";
 const JACOB: &str = "ghp_jacob0123456789";
@@ -49,16 +49,7 @@ fn a_gitaly_migration_runs_on_github() {
     let hub = hub();
     let n = hub.start();
     assert_eq!(hub.labels(n), ["Migration", "Conversation", "Selection"]);
-    for section in [
-        "Selection",
-        "Migration Analysis",
-        "RPC Design",
-        "Server Implementation",
-        "Client Implementation",
-        "Ready for Testing",
-    ] {
-        hub.tick_section(n, section);
-    }
+    hub.tick_through_ready_for_testing(n);
     hub.server.clear_log();
     let v = hub.advance(n);
     assert_eq!(moves(&v).len(), 6, "{v}");
@@ -275,16 +266,7 @@ fn secondary_rate_limits_are_retried_and_permission_errors_are_not() {
 fn a_lost_response_halfway_is_completed_without_duplicates() {
     let hub = hub();
     let n = hub.start();
-    for section in [
-        "Selection",
-        "Migration Analysis",
-        "RPC Design",
-        "Server Implementation",
-        "Client Implementation",
-        "Ready for Testing",
-    ] {
-        hub.tick_section(n, section);
-    }
+    hub.tick_through_ready_for_testing(n);
     for (method, path, after) in [
         ("POST", format!("/repos/{OWNER}/{REPO}/issues"), true),
         ("POST", format!("/issues/{n}/sub_issues"), false),
@@ -319,22 +301,8 @@ fn a_lost_response_halfway_is_completed_without_duplicates() {
             (hub.server.subs().len(), subs),
             "every child linked once"
         );
-        let mut markers: Vec<String> = hub
-            .server
-            .comments(n)
-            .iter()
-            .filter_map(|c| {
-                c["body"]
-                    .as_str()
-                    .unwrap()
-                    .rsplit_once("<!-- shepherd:")
-                    .map(|(_, m)| m.split(' ').next().unwrap().to_string())
-            })
-            .collect();
-        let count = markers.len();
-        markers.sort();
-        markers.dedup();
-        assert_eq!(markers.len(), count, "no duplicate comment");
+        let comments = hub.server.comments(n);
+        assert_no_duplicate_markers(comments.iter().map(|c| c["body"].as_str().unwrap()));
         hub.ok_as(
             BOT,
             &[

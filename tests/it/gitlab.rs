@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::gitlab_server::{Fault, GitLabServer, Logged, PROJECT};
 use crate::remote::Remote;
-use crate::support::{moves, stderr, stdout};
+use crate::support::{assert_no_duplicate_markers, moves, stderr, stdout};
 
 const BOT: &str = "glpat-bot-0123456789";
 const JACOB: &str = "glpat-jacob-0123456789";
@@ -75,16 +75,7 @@ fn a_gitaly_migration_runs_on_gitlab() {
             "label {l} created: {labels:?}"
         );
     }
-    for section in [
-        "Selection",
-        "Migration Analysis",
-        "RPC Design",
-        "Server Implementation",
-        "Client Implementation",
-        "Ready for Testing",
-    ] {
-        lab.tick_section(n, section);
-    }
+    lab.tick_through_ready_for_testing(n);
     lab.server.clear_log();
     let v = lab.advance(n);
     assert_eq!(moves(&v).len(), 6, "{v}");
@@ -412,16 +403,7 @@ fn label_history_is_fetched_only_where_a_gate_needs_it() {
     let lab = lab();
     let a = lab.start();
     let b = lab.start();
-    for section in [
-        "Selection",
-        "Migration Analysis",
-        "RPC Design",
-        "Server Implementation",
-        "Client Implementation",
-        "Ready for Testing",
-    ] {
-        lab.tick_section(a, section);
-    }
+    lab.tick_through_ready_for_testing(a);
     lab.advance(a);
     lab.server.clear_log();
     lab.json(&["reconcile"]);
@@ -525,16 +507,7 @@ fn a_bad_token_is_a_clear_error_without_the_token() {
 fn a_lost_response_halfway_is_completed_without_duplicates() {
     let lab = lab();
     let n = lab.start();
-    for section in [
-        "Selection",
-        "Migration Analysis",
-        "RPC Design",
-        "Server Implementation",
-        "Client Implementation",
-        "Ready for Testing",
-    ] {
-        lab.tick_section(n, section);
-    }
+    lab.tick_through_ready_for_testing(n);
     lab.advance(n);
     // Leave Ready for Testing; the child is created but its creation's response is lost,
     // and every later write fails too: the run stops halfway.
@@ -595,21 +568,7 @@ fn a_lost_response_halfway_is_completed_without_duplicates() {
             "one child per entry into the stage"
         );
         let notes = lab.server.notes(n);
-        let mut markers: Vec<String> = notes
-            .iter()
-            .filter_map(|c| {
-                c["body"]
-                    .as_str()
-                    .unwrap()
-                    .rsplit_once("<!-- shepherd:")
-                    .map(|(_, m)| m.split(' ').next().unwrap().to_string())
-            })
-            .collect();
-        let count = markers.len();
-        markers.sort();
-        let all = markers.clone();
-        markers.dedup();
-        assert_eq!(markers.len(), count, "no duplicate comment: {all:?}");
+        assert_no_duplicate_markers(notes.iter().map(|c| c["body"].as_str().unwrap()));
         lab.ok_as(
             BOT,
             &[

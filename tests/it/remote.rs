@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 use crate::api::Api;
-use crate::support::{stderr, stdout, GITALY_VARS};
+use crate::support::{stderr, stdout, GITALY_VARS, TO_ACCEPTANCE_TESTING};
 
 pub struct Remote<S: Api> {
     pub server: S,
@@ -87,6 +87,13 @@ impl<S: Api> Remote<S> {
             .filter(|i| i.in_section(section) && !i.done())
         {
             self.ok_as(self.bot, &["tick", &t, &item.text, "--section", section]);
+        }
+    }
+
+    /// Ticks every section a gitaly-migration needs to reach Acceptance Testing.
+    pub fn tick_through_ready_for_testing(&self, n: u64) {
+        for section in TO_ACCEPTANCE_TESTING {
+            self.tick_section(n, section);
         }
     }
 

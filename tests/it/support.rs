@@ -223,3 +223,27 @@ pub fn blocked(v: &Value) -> Vec<String> {
         })
         .collect()
 }
+
+/// The sections of a gitaly-migration's tracking issue from Selection to Ready for Testing.
+pub const TO_ACCEPTANCE_TESTING: [&str; 6] = [
+    "Selection",
+    "Migration Analysis",
+    "RPC Design",
+    "Server Implementation",
+    "Client Implementation",
+    "Ready for Testing",
+];
+
+/// Fails if two comments carry the same shepherd marker (a duplicate audit or action).
+pub fn assert_no_duplicate_markers<'a>(bodies: impl Iterator<Item = &'a str>) {
+    let mut markers: Vec<&str> = bodies
+        .filter_map(|b| {
+            b.rsplit_once("<!-- shepherd:")
+                .map(|(_, m)| m.split(' ').next().unwrap())
+        })
+        .collect();
+    markers.sort();
+    let all = markers.clone();
+    markers.dedup();
+    assert_eq!(markers.len(), all.len(), "no duplicate comment: {all:?}");
+}
