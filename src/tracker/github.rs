@@ -116,6 +116,7 @@ fn convert_any(issue: GhIssue) -> Issue {
         labels: issue.labels.into_iter().map(|l| l.name).collect(),
         open: issue.state != IssueState::Closed,
         created_at: issue.created_at,
+        updated_at: issue.updated_at,
         url: issue.html_url.to_string(),
         author: issue.user.login,
     }

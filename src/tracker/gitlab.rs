@@ -257,6 +257,7 @@ pub struct GlIssue {
     pub labels: Vec<String>,
     pub state: String,
     pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
     pub web_url: String,
     pub author: GlUser,
 }
@@ -304,6 +305,7 @@ impl From<GlIssue> for Issue {
             labels: i.labels,
             open: i.state != "closed",
             created_at: i.created_at,
+            updated_at: i.updated_at,
             url: i.web_url,
             author: i.author.username,
         }

@@ -193,9 +193,9 @@ impl LocalTracker {
     fn load_issue(&self, conn: &Connection, number: u64) -> Result<Issue, TrackerError> {
         let row = conn
             .query_row(
-                "SELECT number, title, body, open, author, created_at FROM issues WHERE number = ?1",
+                "SELECT number, title, body, open, author, created_at, updated_at FROM issues WHERE number = ?1",
                 [number as i64],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, bool>(3)?, r.get::<_, String>(4)?, r.get::<_, String>(5)?)),
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, bool>(3)?, r.get::<_, String>(4)?, r.get::<_, String>(5)?, r.get::<_, String>(6)?)),
             )
             .optional()
             .map_err(sql)?
@@ -208,6 +208,7 @@ impl LocalTracker {
             open: row.3,
             author: row.4,
             created_at: parse_time(&row.5)?,
+            updated_at: parse_time(&row.6)?,
             url: self.url(number),
             labels,
         })
@@ -320,25 +321,25 @@ impl Tracker for LocalTracker {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT i.number, i.title, i.body, i.open, i.author, i.created_at, \
-                     (SELECT group_concat(label, char(31)) FROM (SELECT label FROM issue_labels WHERE issue = i.number ORDER BY rowid)) \
+                     (SELECT group_concat(label, char(31)) FROM (SELECT label FROM issue_labels WHERE issue = i.number ORDER BY rowid)), i.updated_at \
                      FROM issues i WHERE (?1 = 0 OR i.open = 1) ORDER BY i.number DESC",
                 )
                 .map_err(sql)?;
             let open_only = state == StateFilter::Open;
             let rows = stmt
                 .query_map([open_only as i64], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, bool>(3)?, r.get::<_, String>(4)?, r.get::<_, String>(5)?, r.get::<_, Option<String>>(6)?))
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, bool>(3)?, r.get::<_, String>(4)?, r.get::<_, String>(5)?, r.get::<_, Option<String>>(6)?, r.get::<_, String>(7)?))
                 })
                 .map_err(sql)?;
             let mut out = Vec::new();
             for row in rows {
-                let (number, title, body, open, author, created_at, issue_labels) = row.map_err(sql)?;
+                let (number, title, body, open, author, created_at, issue_labels, updated_at) = row.map_err(sql)?;
                 let issue_labels: Vec<String> = issue_labels.map(|s| s.split('\u{1f}').map(String::from).collect()).unwrap_or_default();
                 if !labels.iter().all(|l| issue_labels.contains(l)) {
                     continue;
                 }
                 let number = number as u64;
-                out.push(Issue { number, title, body, open, author, created_at: parse_time(&created_at)?, url: self.url(number), labels: issue_labels });
+                out.push(Issue { number, title, body, open, author, created_at: parse_time(&created_at)?, updated_at: parse_time(&updated_at)?, url: self.url(number), labels: issue_labels });
             }
             Ok(out)
         })
@@ -418,7 +419,13 @@ impl Tracker for LocalTracker {
                 params![number as i64, body, self.actor, time(now)],
             )
             .map_err(sql)?;
-            Ok(tx.last_insert_rowid() as u64)
+            let id = tx.last_insert_rowid() as u64;
+            tx.execute(
+                "UPDATE issues SET updated_at = ?1 WHERE number = ?2",
+                params![time(now), number as i64],
+            )
+            .map_err(sql)?;
+            Ok(id)
         })?;
         Ok(Comment {
             id,

@@ -23,6 +23,9 @@ pub struct Issue {
     pub labels: Vec<String>,
     pub open: bool,
     pub created_at: DateTime<Utc>,
+    /// When anything on the issue last changed (body, labels, state, a comment): what an
+    /// incremental list (`updated_after`, `since`) and the Store's cache compare.
+    pub updated_at: DateTime<Utc>,
     pub url: String,
     pub author: String,
 }
@@ -42,6 +45,17 @@ pub struct NewIssue {
     pub title: String,
     pub body: String,
     pub labels: Vec<String>,
+}
+
+/// A change of labels and state, written in one request where the tracker allows it.
+#[derive(Clone, Debug, Default)]
+pub struct IssueEdit {
+    /// The issue's labels as the caller last read them (GitHub replaces the whole set).
+    pub current: Vec<String>,
+    pub add: Vec<String>,
+    pub remove: Vec<String>,
+    /// `Some(false)` closes the issue, `Some(true)` reopens it.
+    pub open: Option<bool>,
 }
 
 /// A label a workflow uses, to create when missing.
@@ -103,6 +117,43 @@ pub trait Tracker: Send + Sync {
         remove: &[String],
     ) -> Result<(), TrackerError>;
     async fn set_open(&self, number: u64, open: bool) -> Result<(), TrackerError>;
+    /// Moves labels and, when `edit.open` says so, opens or closes the issue: one request
+    /// where the tracker allows it (GitLab `PUT` with `add_labels`/`remove_labels` and
+    /// `state_event`; GitHub one `PATCH` of labels and state). Returns the issue as the
+    /// write's response shows it, so the caller need not read it again.
+    async fn edit_issue(&self, number: u64, edit: &IssueEdit) -> Result<Issue, TrackerError> {
+        if !edit.add.is_empty() || !edit.remove.is_empty() {
+            self.edit_labels(number, &edit.current, &edit.add, &edit.remove)
+                .await?;
+        }
+        if let Some(open) = edit.open {
+            self.set_open(number, open).await?;
+        }
+        self.issue(number).await
+    }
+    /// Issues with every label of `labels` changed after `since` (GitLab `updated_after`,
+    /// GitHub `since`): the incremental poll. Closed ones too when `state` says so.
+    async fn list_issues_since(
+        &self,
+        state: StateFilter,
+        labels: &[String],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Issue>, TrackerError> {
+        Ok(self
+            .list_issues(state, labels)
+            .await?
+            .into_iter()
+            .filter(|i| i.updated_at > since)
+            .collect())
+    }
+    /// Deletes one comment (the loser of a claim removes its audit comment).
+    async fn delete_comment(&self, number: u64, comment: u64) -> Result<(), TrackerError> {
+        let _ = (number, comment);
+        Err(TrackerError::Other(format!(
+            "{} cannot delete comments",
+            self.describe()
+        )))
+    }
     async fn comments(&self, number: u64) -> Result<Vec<Comment>, TrackerError>;
     async fn add_comment(&self, number: u64, body: &str) -> Result<Comment, TrackerError>;
     /// Label history, oldest first.
