@@ -1,0 +1,114 @@
+//! Reading a stage's `on_enter` actions: `create_issue`, `comment`, `labels`, `close`.
+
+use super::load::Validator;
+use super::Action;
+use crate::core::yaml::{Loc, Node, NodeKind};
+
+impl Validator<'_> {
+    pub(super) fn actions(
+        &mut self,
+        node: &Node,
+        creates: &mut Vec<(String, Option<String>, Loc)>,
+    ) -> Vec<Action> {
+        const ACTIONS: &[&str] = &["create_issue", "comment", "labels", "close"];
+        let NodeKind::Seq(items) = &node.kind else {
+            self.problem(
+                node.loc,
+                format!(
+                    "`on_enter` must be a list of actions, found {}",
+                    node.kind_name()
+                ),
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let NodeKind::Map(entries) = &item.kind else {
+                self.problem(
+                    item.loc,
+                    format!(
+                        "an action must be a one-key mapping such as `- close: true`, found {}",
+                        item.kind_name()
+                    ),
+                );
+                continue;
+            };
+            if entries.len() != 1 {
+                self.problem(
+                    item.loc,
+                    format!(
+                        "an action must have exactly one key, found {}",
+                        entries.len()
+                    ),
+                );
+                continue;
+            }
+            let (key, value) = &entries[0];
+            match key.as_str() {
+                Some("create_issue") => {
+                    let Some(fields) = self.map(value, "`create_issue`", &["template", "workflow"])
+                    else {
+                        continue;
+                    };
+                    let mut template = None;
+                    let mut workflow = None;
+                    for (k, v) in fields {
+                        match k.as_str() {
+                            Some("template") => {
+                                template = self.string(v, "`template`").map(|t| (t, v.loc))
+                            }
+                            Some("workflow") => workflow = self.string(v, "`workflow`"),
+                            _ => {}
+                        }
+                    }
+                    match template {
+                        Some((t, loc)) => {
+                            creates.push((t.clone(), workflow.clone(), loc));
+                            out.push(Action::CreateIssue {
+                                template: t,
+                                workflow,
+                            });
+                        }
+                        None => self.problem(value.loc, "`create_issue` needs a `template`"),
+                    }
+                }
+                Some("comment") => {
+                    if let Some(text) = self.string(value, "`comment`") {
+                        out.push(Action::Comment(text));
+                    }
+                }
+                Some("labels") => match &value.kind {
+                    NodeKind::Map(_) => {
+                        let Some(fields) = self.map(value, "`labels`", &["add", "remove"]) else {
+                            continue;
+                        };
+                        let (mut add, mut remove) = (Vec::new(), Vec::new());
+                        for (k, v) in fields {
+                            match k.as_str() {
+                                Some("add") => add = self.strings(v, "a label"),
+                                Some("remove") => remove = self.strings(v, "a label"),
+                                _ => {}
+                            }
+                        }
+                        out.push(Action::Labels { add, remove });
+                    }
+                    _ => out.push(Action::Labels {
+                        add: self.strings(value, "a label"),
+                        remove: Vec::new(),
+                    }),
+                },
+                Some("close") => {
+                    if self.bool(value, "`close`") {
+                        out.push(Action::Close);
+                    }
+                }
+                Some(other) => self.problem(
+                    key.loc,
+                    format!("unknown action `{other}` (actions: {})", ACTIONS.join(", ")),
+                ),
+                None => self.problem(key.loc, "an action's key must be a string"),
+            }
+        }
+        out
+    }
+}

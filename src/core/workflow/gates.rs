@@ -1,0 +1,236 @@
+//! Reading gates: each of `checklist`, `label`, `no_label`, `closed`, `completed`,
+//! `min_duration`, `approval`, `any` and `all` with its own fields and checks.
+
+use super::load::Validator;
+use super::{ChecklistGate, DurationSpec, Gate, Require, Variable};
+use crate::core::duration;
+use crate::core::yaml::{Node, NodeKind};
+
+impl Validator<'_> {
+    pub(super) fn gates(&mut self, node: &Node, variables: &[Variable]) -> Vec<Gate> {
+        let NodeKind::Seq(items) = &node.kind else {
+            self.problem(
+                node.loc,
+                format!("gates must be a list, found {}", node.kind_name()),
+            );
+            return Vec::new();
+        };
+        items
+            .iter()
+            .filter_map(|g| self.gate(g, variables))
+            .collect()
+    }
+
+    fn gate(&mut self, node: &Node, variables: &[Variable]) -> Option<Gate> {
+        const GATES: &[&str] = &[
+            "checklist",
+            "label",
+            "no_label",
+            "closed",
+            "completed",
+            "min_duration",
+            "approval",
+            "any",
+            "all",
+        ];
+        let NodeKind::Map(entries) = &node.kind else {
+            self.problem(
+                node.loc,
+                format!(
+                    "a gate must be a one-key mapping such as `- label: ready`, found {}",
+                    node.kind_name()
+                ),
+            );
+            return None;
+        };
+        if entries.len() != 1 {
+            self.problem(
+                node.loc,
+                format!("a gate must have exactly one key, found {}", entries.len()),
+            );
+            return None;
+        }
+        let (key, value) = &entries[0];
+        let Some(kind) = key.as_str() else {
+            self.problem(key.loc, "a gate's key must be a string");
+            return None;
+        };
+        match kind {
+            "checklist" => {
+                let mut gate = ChecklistGate {
+                    section: None,
+                    child: None,
+                    items: Vec::new(),
+                    require: Require::All,
+                };
+                if !matches!(value.kind, NodeKind::Null) {
+                    let fields = self.map(
+                        value,
+                        "`checklist`",
+                        &["section", "child", "items", "require"],
+                    )?;
+                    for (k, v) in fields {
+                        match k.as_str() {
+                            Some("section") => gate.section = self.string(v, "`section`"),
+                            Some("child") => gate.child = self.string(v, "`child`"),
+                            Some("items") => gate.items = self.strings(v, "an item pattern"),
+                            Some("require") => match &v.kind {
+                                NodeKind::Str(s) if s == "all" => gate.require = Require::All,
+                                NodeKind::Int(n) if *n >= 1 => {
+                                    gate.require = Require::AtLeast(*n as usize)
+                                }
+                                _ => self.problem(
+                                    v.loc,
+                                    "`require` must be `all` or a number of at least 1",
+                                ),
+                            },
+                            _ => {}
+                        }
+                    }
+                }
+                Some(Gate::Checklist(gate))
+            }
+            "label" | "no_label" => {
+                let present = kind == "label";
+                let (name, child) = match &value.kind {
+                    NodeKind::Map(_) => {
+                        let fields = self.map(value, &format!("`{kind}`"), &["name", "child"])?;
+                        let mut name = None;
+                        let mut child = None;
+                        for (k, v) in fields {
+                            match k.as_str() {
+                                Some("name") => name = self.string(v, "`name`"),
+                                Some("child") => child = self.string(v, "`child`"),
+                                _ => {}
+                            }
+                        }
+                        let Some(name) = name else {
+                            self.problem(value.loc, format!("`{kind}` needs a `name`"));
+                            return None;
+                        };
+                        (name, child)
+                    }
+                    _ => (self.string(value, &format!("`{kind}`"))?, None),
+                };
+                Some(Gate::Label {
+                    name,
+                    child,
+                    present,
+                })
+            }
+            "closed" | "completed" => {
+                let allowed: &[&str] = if kind == "closed" {
+                    &["child"]
+                } else {
+                    &["child", "stage"]
+                };
+                let fields = self.map(value, &format!("`{kind}`"), allowed)?;
+                let mut child = None;
+                let mut stage = None;
+                for (k, v) in fields {
+                    match k.as_str() {
+                        Some("child") => child = self.string(v, "`child`"),
+                        Some("stage") => stage = self.string(v, "`stage`"),
+                        _ => {}
+                    }
+                }
+                let Some(child) = child else {
+                    self.problem(
+                        value.loc,
+                        format!("`{kind}` needs a `child` (the template of the child issue)"),
+                    );
+                    return None;
+                };
+                Some(if kind == "closed" {
+                    Gate::Closed { child }
+                } else {
+                    Gate::Completed { child, stage }
+                })
+            }
+            "min_duration" => {
+                let text = match &value.kind {
+                    NodeKind::Str(s) => s.trim().to_string(),
+                    _ => {
+                        self.problem(value.loc, format!("bad duration: `min_duration` must be a string such as 15m, 2h, 1d or 1w, found {}", value.kind_name()));
+                        return None;
+                    }
+                };
+                if let Some(var) = text.strip_prefix("{{").and_then(|t| t.strip_suffix("}}")) {
+                    let var = var.trim();
+                    match variables.iter().find(|v| v.name == var) {
+                        None => self.problem(value.loc, format!("`min_duration` uses variable `{var}`, which the workflow does not declare")),
+                        Some(v) => {
+                            if let Some(d) = &v.default {
+                                if let Err(e) = duration::parse(d) {
+                                    self.problem(value.loc, format!("bad duration in the default of `{var}`: {e}"));
+                                }
+                            }
+                        }
+                    }
+                    return Some(Gate::MinDuration(DurationSpec::Variable(var.to_string())));
+                }
+                match duration::parse(&text) {
+                    Ok(d) => Some(Gate::MinDuration(DurationSpec::Fixed(d))),
+                    Err(e) => {
+                        self.problem(value.loc, format!("bad duration: {e}"));
+                        None
+                    }
+                }
+            }
+            "approval" => {
+                let fields = self.map(value, "`approval`", &["label", "by", "count"])?;
+                let mut label = None;
+                let mut by = Vec::new();
+                let mut count = 1;
+                for (k, v) in fields {
+                    match k.as_str() {
+                        Some("label") => label = self.string(v, "`label`"),
+                        Some("by") => by = self.strings(v, "an approver"),
+                        Some("count") => match v.kind {
+                            NodeKind::Int(n) if n >= 1 => count = n as usize,
+                            _ => self.problem(v.loc, "`count` must be a number of at least 1"),
+                        },
+                        _ => {}
+                    }
+                }
+                let Some(label) = label else {
+                    self.problem(value.loc, "`approval` needs a `label`");
+                    return None;
+                };
+                if by.is_empty() {
+                    self.problem(
+                        value.loc,
+                        "`approval` needs `by`: the people whose label counts",
+                    );
+                } else if count > by.len() {
+                    self.problem(
+                        value.loc,
+                        format!(
+                            "`approval` asks for {count} approvers but `by` names {}",
+                            by.len()
+                        ),
+                    );
+                }
+                Some(Gate::Approval { label, by, count })
+            }
+            "any" | "all" => {
+                let gates = self.gates(value, variables);
+                if gates.is_empty() && matches!(&value.kind, NodeKind::Seq(s) if s.is_empty()) {
+                    self.problem(value.loc, format!("`{kind}` needs at least one gate"));
+                }
+                Some(if kind == "any" {
+                    Gate::Any(gates)
+                } else {
+                    Gate::All(gates)
+                })
+            }
+            other => {
+                self.problem(
+                    key.loc,
+                    format!("unknown gate `{other}` (gates: {})", GATES.join(", ")),
+                );
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! Workflow files: the validated model (`Workflow`, `Stage`, `Edge`, `Gate`, `Action`,
+//! `Variable`) and its methods. The step from a file to the model lives in the submodules:
+//! `load` walks the raw YAML tree, `gates` and `actions` read those parts of a stage, and
+//! `validate` checks the workflow as a whole (targets, reachability, ways out, duplicates,
+//! templates, variables). Loading never stops at the first problem: it returns every
+//! `Problem` with its file, line and column.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use chrono::Duration;
+use regex::Regex;
+
+use super::duration;
+use super::yaml::Loc;
+
+mod actions;
+mod gates;
+mod load;
+mod validate;
+
+pub use load::load;
+pub use validate::template_variables;
+
+/// A named state machine, valid by construction.
+#[derive(Clone, Debug)]
+pub struct Workflow {
+    pub name: String,
+    pub description: String,
+    pub variables: Vec<Variable>,
+    pub tracking: Tracking,
+    pub stages: Vec<Stage>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Variable {
+    pub name: String,
+    pub required: bool,
+    pub default: Option<String>,
+    pub pattern: Option<Regex>,
+    pub description: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Tracking {
+    pub template: String,
+    pub labels: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Stage {
+    pub id: String,
+    pub label: String,
+    pub description: String,
+    pub gates: Vec<Gate>,
+    pub next: Vec<Edge>,
+    pub exits: Vec<Edge>,
+    pub terminal: bool,
+    pub on_enter: Vec<Action>,
+}
+
+/// A way out of a stage: taken when every `when` gate holds (no `when`: always).
+#[derive(Clone, Debug)]
+pub struct Edge {
+    pub to: String,
+    pub when: Vec<Gate>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Gate {
+    Checklist(ChecklistGate),
+    Label {
+        name: String,
+        child: Option<String>,
+        present: bool,
+    },
+    Closed {
+        child: String,
+    },
+    Completed {
+        child: String,
+        stage: Option<String>,
+    },
+    MinDuration(DurationSpec),
+    Approval {
+        label: String,
+        by: Vec<String>,
+        count: usize,
+    },
+    Any(Vec<Gate>),
+    All(Vec<Gate>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChecklistGate {
+    pub section: Option<String>,
+    pub child: Option<String>,
+    pub items: Vec<String>,
+    pub require: Require,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Require {
+    All,
+    AtLeast(usize),
+}
+
+/// A soak time, fixed in the file or taken from a migration variable (`"{{release_interval}}"`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum DurationSpec {
+    Fixed(Duration),
+    Variable(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    CreateIssue {
+        template: String,
+        workflow: Option<String>,
+    },
+    Comment(String),
+    Labels {
+        add: Vec<String>,
+        remove: Vec<String>,
+    },
+    Close,
+}
+
+/// One thing wrong with a workflow or template file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Problem {
+    pub file: String,
+    pub loc: Loc,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.loc.line, self.loc.column, self.message
+        )
+    }
+}
+
+/// What the rest of the catalogue offers a workflow: templates (with the variables each
+/// uses) and the names of the other workflows.
+#[derive(Clone, Debug, Default)]
+pub struct Known {
+    pub templates: BTreeMap<String, BTreeSet<String>>,
+    pub workflows: BTreeSet<String>,
+}
+
+impl Workflow {
+    pub fn stage(&self, id: &str) -> Option<&Stage> {
+        self.stages.iter().find(|s| s.id == id)
+    }
+
+    pub fn first_stage(&self) -> &Stage {
+        &self.stages[0]
+    }
+
+    pub fn variable(&self, name: &str) -> Option<&Variable> {
+        self.variables.iter().find(|v| v.name == name)
+    }
+
+    /// The stages whose label is among `labels`, in workflow order.
+    pub fn stages_labelled<'a>(&'a self, labels: &[String]) -> Vec<&'a Stage> {
+        self.stages
+            .iter()
+            .filter(|s| labels.iter().any(|l| l == &s.label))
+            .collect()
+    }
+
+    /// Every label the workflow uses: tracking labels, stage labels, labels named by gates
+    /// and actions. Trackers create the missing ones.
+    pub fn labels(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.tracking.labels.clone();
+        for stage in &self.stages {
+            out.push(stage.label.clone());
+            let gates = stage
+                .gates
+                .iter()
+                .chain(stage.next.iter().chain(&stage.exits).flat_map(|e| &e.when));
+            for gate in gates {
+                gate.visit(&mut |g| match g {
+                    Gate::Label {
+                        name, child: None, ..
+                    }
+                    | Gate::Approval { label: name, .. } => out.push(name.clone()),
+                    _ => {}
+                });
+            }
+            for action in &stage.on_enter {
+                if let Action::Labels { add, .. } = action {
+                    out.extend(add.iter().cloned());
+                }
+            }
+        }
+        let mut seen = BTreeSet::new();
+        out.retain(|l| seen.insert(l.clone()));
+        out
+    }
+}
+
+impl Stage {
+    /// Every gate of the stage: its own and those of its edges' `when`.
+    pub fn all_gates(&self) -> impl Iterator<Item = &Gate> {
+        self.gates
+            .iter()
+            .chain(self.next.iter().chain(&self.exits).flat_map(|e| &e.when))
+    }
+
+    /// Whether evaluating the stage needs the tracking issue's label history (soak times
+    /// and approvals do). Trackers that charge a request for it fetch it only then.
+    pub fn needs_label_history(&self) -> bool {
+        let mut needs = false;
+        for gate in self.all_gates() {
+            gate.visit(&mut |g| needs |= matches!(g, Gate::MinDuration(_) | Gate::Approval { .. }));
+        }
+        needs
+    }
+
+    /// The child templates the stage's gates look at.
+    pub fn child_templates(&self) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for gate in self.all_gates() {
+            gate.visit(&mut |g| match g {
+                Gate::Checklist(ChecklistGate { child: Some(c), .. })
+                | Gate::Label { child: Some(c), .. }
+                | Gate::Closed { child: c }
+                | Gate::Completed { child: c, .. } => {
+                    out.insert(c.clone());
+                }
+                _ => {}
+            });
+        }
+        out
+    }
+}
+
+impl Gate {
+    /// The gate's name as the JSON output spells it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Gate::Checklist(_) => "checklist",
+            Gate::Label { present: true, .. } => "label",
+            Gate::Label { present: false, .. } => "no_label",
+            Gate::Closed { .. } => "closed",
+            Gate::Completed { .. } => "completed",
+            Gate::MinDuration(_) => "min_duration",
+            Gate::Approval { .. } => "approval",
+            Gate::Any(_) => "any",
+            Gate::All(_) => "all",
+        }
+    }
+
+    /// Calls `f` on this gate and every gate nested in it.
+    pub fn visit(&self, f: &mut dyn FnMut(&Gate)) {
+        f(self);
+        if let Gate::Any(gates) | Gate::All(gates) = self {
+            for g in gates {
+                g.visit(f);
+            }
+        }
+    }
+
+    /// A one-line description a person can read.
+    pub fn describe(&self) -> String {
+        let of_child = |child: &Option<String>| match child {
+            Some(c) => format!(" of the {c} issue"),
+            None => String::new(),
+        };
+        match self {
+            Gate::Checklist(c) => {
+                let which = match c.require {
+                    Require::All => "all".to_string(),
+                    Require::AtLeast(n) => format!("at least {n}"),
+                };
+                let filter = if c.items.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " matching {}",
+                        c.items
+                            .iter()
+                            .map(|i| format!("\"{i}\""))
+                            .collect::<Vec<_>>()
+                            .join(" or ")
+                    )
+                };
+                match &c.section {
+                    Some(s) => format!(
+                        "{which} items{filter} under \"{s}\"{} are done",
+                        of_child(&c.child)
+                    ),
+                    None => format!("{which} items{filter}{} are done", of_child(&c.child)),
+                }
+            }
+            Gate::Label {
+                name,
+                child,
+                present: true,
+            } => format!("label ~\"{name}\" is set{}", of_child(child)),
+            Gate::Label {
+                name,
+                child,
+                present: false,
+            } => {
+                format!("label ~\"{name}\" is not set{}", of_child(child))
+            }
+            Gate::Closed { child } => format!("the {child} issue is closed"),
+            Gate::Completed { child, stage: None } => {
+                format!("the {child} issue's workflow is complete")
+            }
+            Gate::Completed {
+                child,
+                stage: Some(s),
+            } => format!("the {child} issue's workflow reached {s}"),
+            Gate::MinDuration(DurationSpec::Fixed(d)) => {
+                format!("at least {} in this stage", duration::human(*d))
+            }
+            Gate::MinDuration(DurationSpec::Variable(v)) => {
+                format!("at least {{{{{v}}}}} in this stage")
+            }
+            Gate::Approval { label, by, count } => {
+                let who = by.join(", ");
+                if *count > 1 {
+                    format!("{count} of {who} approve with ~\"{label}\"")
+                } else {
+                    format!("~\"{label}\" set by one of {who}")
+                }
+            }
+            Gate::Any(gates) => format!(
+                "any of: {}",
+                gates
+                    .iter()
+                    .map(Gate::describe)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            Gate::All(gates) => format!(
+                "all of: {}",
+                gates
+                    .iter()
+                    .map(Gate::describe)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
