@@ -1,0 +1,304 @@
+//! The commands that talk to a tracker: `issue`, `start`, `status`, `advance`,
+//! `reconcile`, `tick`, `label`, `close`, `reopen`, `rollback`, `history`, `report`.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use chrono::Utc;
+use serde_json::json;
+
+use super::args::Command;
+use super::commands::collect_vars;
+use super::config::Session;
+use super::output::{advanced_text, print, status_text, write_atomically, Format};
+use crate::core::report;
+use crate::core::workflow::Workflow;
+use crate::engine::Engine;
+use crate::report_format;
+use crate::tracker::StateFilter;
+
+/// The commands that talk to a tracker.
+pub(super) async fn tracked(session: &Session, command: Command) -> Result<ExitCode> {
+    // Only `start` creates a local tracker; other commands on a missing one see it empty.
+    let creates = matches!(command, Command::Start { .. });
+    let format = match &command {
+        Command::Report { .. } => session.format(&[
+            Format::Text,
+            Format::Json,
+            Format::Md,
+            Format::Csv,
+            Format::Html,
+        ])?,
+        _ => session.format(&[Format::Text, Format::Json])?,
+    };
+    let catalog = session.catalog()?;
+    if let Command::Start {
+        workflow,
+        vars,
+        vars_file,
+        ..
+    } = &command
+    {
+        let w = catalog.workflow(workflow)?;
+        let vars = collect_vars(vars, vars_file.as_deref())?;
+        crate::engine::preflight(&catalog, w, &vars, session.now.unwrap_or_else(Utc::now))?;
+    }
+    let tracker = session.tracker(creates).await?;
+    let engine = Engine {
+        tracker: tracker.as_ref(),
+        catalog: &catalog,
+        actor: session.actor.clone(),
+        concurrency: session.concurrency,
+    };
+    match command {
+        Command::Issue { reference } => {
+            let issue = tracker.issue(reference).await?;
+            let state = if issue.open { "open" } else { "closed" };
+            print(
+                format,
+                &json!({"ref": issue.number, "title": issue.title, "body": issue.body, "labels": issue.labels, "state": state, "url": issue.url}),
+                || {
+                    let labels = issue
+                        .labels
+                        .iter()
+                        .map(|l| format!("~\"{l}\""))
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    format!(
+                        "#{} {}\nstate: {state}\nlabels: {labels}\nurl: {}\n\n{}",
+                        issue.number, issue.title, issue.url, issue.body
+                    )
+                },
+            )
+        }
+        Command::Start {
+            workflow,
+            title,
+            vars,
+            vars_file,
+        } => {
+            let w = catalog.workflow(&workflow)?;
+            let vars = collect_vars(&vars, vars_file.as_deref())?;
+            let started = engine.start(w, title.as_deref(), &vars).await?;
+            print(format, &started, || {
+                format!(
+                    "started #{} ({}) in stage {}\n{}",
+                    started.number,
+                    started.workflow,
+                    started.stage.as_deref().unwrap_or("-"),
+                    started.url
+                )
+            })
+        }
+        Command::Status { reference: Some(n) } => {
+            let status = engine.status(n).await?;
+            print(format, &status, || status_text(&status))
+        }
+        Command::Status { reference: None } => {
+            let index = engine.index().await?;
+            let statuses = engine
+                .statuses(&index, false, &report::Filter::default())
+                .await?;
+            print(format, &json!({"migrations": statuses}), || {
+                if statuses.is_empty() {
+                    return "no open migrations (start one with `shepherd start WORKFLOW --var …`)"
+                        .to_string();
+                }
+                let mut out = format!(
+                    "{:<6} {:<22} {:<26} {:<10} {}\n",
+                    "REF", "WORKFLOW", "STAGE", "STATE", "BLOCKED BY"
+                );
+                for s in &statuses {
+                    out.push_str(&format!(
+                        "#{:<5} {:<22} {:<26} {:<10} {}\n",
+                        s.number,
+                        s.workflow,
+                        s.stage.as_deref().unwrap_or("-"),
+                        s.state,
+                        report::blockers(s)
+                    ));
+                }
+                out.trim_end().to_string()
+            })
+        }
+        Command::Advance { reference, dry_run } => {
+            let advanced = engine.advance(reference, dry_run).await?;
+            let mut value = serde_json::to_value(&advanced)?;
+            value["dry_run"] = dry_run.into();
+            print(format, &value, || advanced_text(&advanced, dry_run))
+        }
+        Command::Reconcile { dry_run } => {
+            let all = engine.reconcile(dry_run).await?;
+            let moved = all.iter().filter(|a| !a.transitions.is_empty()).count();
+            print(
+                format,
+                &json!({"dry_run": dry_run, "migrations": all}),
+                || {
+                    let mut out: Vec<String> =
+                        all.iter().map(|a| advanced_text(a, dry_run)).collect();
+                    out.push(format!(
+                        "{} migration(s), {moved} moved{}",
+                        all.len(),
+                        if dry_run {
+                            " (dry run: nothing written)"
+                        } else {
+                            ""
+                        }
+                    ));
+                    out.join("\n")
+                },
+            )
+        }
+        Command::Tick {
+            reference,
+            text,
+            child,
+            section,
+            undo,
+        } => {
+            let ticked = engine
+                .tick(reference, &text, section.as_deref(), child.as_deref(), undo)
+                .await?;
+            print(format, &ticked, || {
+                let mark = if ticked.checked { "[x]" } else { "[ ]" };
+                let note = if ticked.changed { "" } else { " (already so)" };
+                format!("#{}: {mark} {}{note}", ticked.number, ticked.item)
+            })
+        }
+        Command::Label {
+            reference,
+            add,
+            remove,
+        } => {
+            if add.is_empty() && remove.is_empty() {
+                bail!("say what to change: --add LABEL and/or --remove LABEL");
+            }
+            let issue = tracker.issue(reference).await?;
+            let add: Vec<String> = add
+                .into_iter()
+                .filter(|l| !issue.labels.contains(l))
+                .collect();
+            let remove: Vec<String> = remove
+                .into_iter()
+                .filter(|l| issue.labels.contains(l))
+                .collect();
+            if !add.is_empty() || !remove.is_empty() {
+                tracker
+                    .edit_labels(reference, &issue.labels, &add, &remove)
+                    .await?;
+            }
+            let issue = tracker.issue(reference).await?;
+            print(
+                format,
+                &json!({"ref": reference, "labels": issue.labels}),
+                || format!("#{reference}: {}", issue.labels.join(", ")),
+            )
+        }
+        Command::Close { reference } | Command::Reopen { reference } => {
+            let open = matches!(command, Command::Reopen { .. });
+            let issue = tracker.issue(reference).await?;
+            if issue.open != open {
+                tracker.set_open(reference, open).await?;
+            }
+            let state = if open { "open" } else { "closed" };
+            print(format, &json!({"ref": reference, "state": state}), || {
+                format!("#{reference} is {state}")
+            })
+        }
+        Command::Rollback {
+            reference,
+            to,
+            reason,
+        } => {
+            let advanced = engine.rollback(reference, &to, &reason).await?;
+            print(format, &advanced, || advanced_text(&advanced, false))
+        }
+        Command::History { reference } => {
+            let history = engine.history(reference).await?;
+            print(
+                format,
+                &json!({"ref": reference, "transitions": history}),
+                || {
+                    let mut out = Vec::new();
+                    for h in &history {
+                        let reason = h
+                            .reason
+                            .as_deref()
+                            .map(|r| format!("  ({r})"))
+                            .unwrap_or_default();
+                        out.push(format!(
+                            "{}  {:<26} → {:<26} by {}{reason}",
+                            h.at.format("%Y-%m-%d %H:%M"),
+                            h.from.as_deref().unwrap_or("(start)"),
+                            h.to,
+                            h.by
+                        ));
+                    }
+                    if out.is_empty() {
+                        "no transitions yet".to_string()
+                    } else {
+                        out.join("\n")
+                    }
+                },
+            )
+        }
+        Command::Report {
+            output,
+            include_closed,
+            workflow_filter,
+            stage_filter,
+            label_filter,
+            stale_after,
+            publish,
+        } => {
+            let stale_after = crate::core::duration::parse(&stale_after)
+                .map_err(|e| anyhow::anyhow!("--stale-after: {e}"))?;
+            for w in &workflow_filter {
+                catalog.workflow(w)?;
+            }
+            let filter = report::Filter {
+                workflows: workflow_filter,
+                stages: stage_filter,
+                labels: label_filter,
+            };
+            let state = if include_closed {
+                StateFilter::All
+            } else {
+                StateFilter::Open
+            };
+            let index = engine.index_of(state).await?;
+            let statuses = engine.statuses(&index, include_closed, &filter).await?;
+            let workflows: Vec<&Workflow> = catalog
+                .workflows
+                .values()
+                .filter(|w| filter.workflows.is_empty() || filter.workflows.contains(&w.name))
+                .collect();
+            let report = report::build(engine.now(), &workflows, statuses, stale_after);
+            if publish {
+                let (number, created) = engine.publish(&report_format::text(&report, true)).await?;
+                let verb = if created { "created" } else { "updated" };
+                eprintln!("{verb} the summary issue #{number}");
+            }
+            let text = match format {
+                Format::Json => serde_json::to_string_pretty(&report)? + "\n",
+                Format::Md => report_format::text(&report, true),
+                Format::Csv => report_format::csv(&report)?,
+                Format::Html => report_format::html(&report),
+                _ => report_format::text(&report, false),
+            };
+            match output {
+                Some(path) => {
+                    write_atomically(&path, &text)?;
+                    eprintln!("wrote {}", path.display());
+                }
+                None => print!("{text}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Init { .. }
+        | Command::Validate { .. }
+        | Command::Workflows
+        | Command::Show { .. }
+        | Command::Render { .. } => unreachable!("handled before opening a tracker"),
+    }
+}
