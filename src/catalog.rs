@@ -2,13 +2,15 @@
 //! name by files in the `workflows/` and `templates/` directories. Loading validates all of
 //! them together, since workflows refer to templates and to each other.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use chrono::{DateTime, Utc};
 
+use crate::core::workflow::Action;
 use crate::core::workflow::{self, Known, Problem, Workflow};
-use crate::render::{Renderer, Template};
+use crate::render::{self, Rendered, Renderer, Template};
 
 /// Built-in workflows: (name, text).
 pub const BUILTIN_WORKFLOWS: &[(&str, &str)] = &[
@@ -182,6 +184,9 @@ impl Sources {
                 Err(p) => problems.extend(p),
             }
         }
+        if problems.is_empty() {
+            problems.extend(workflow::check_children(&workflows, &origins));
+        }
         match renderer {
             Some(renderer) if problems.is_empty() => Ok(Catalog {
                 workflows,
@@ -193,7 +198,89 @@ impl Sources {
     }
 }
 
+/// A template rendered for `shepherd render`, with what the caller should warn about.
+#[derive(Clone, Debug)]
+pub struct RenderOutput {
+    pub rendered: Rendered,
+    /// Given variables that neither the template nor a workflow using it knows.
+    pub unused: Vec<String>,
+}
+
 impl Catalog {
+    /// The workflows that use `template`: those whose tracking issue it renders first, then
+    /// those that open a child with it, then the children's own workflows.
+    pub fn workflows_using(&self, template: &str) -> Vec<&Workflow> {
+        let mut names: Vec<&str> = Vec::new();
+        for w in self.workflows.values() {
+            if w.tracking.template == template {
+                names.push(&w.name);
+            }
+        }
+        let mut children = Vec::new();
+        for w in self.workflows.values() {
+            for action in w.stages.iter().flat_map(|s| &s.on_enter) {
+                if let Action::CreateIssue {
+                    template: t,
+                    workflow: child,
+                } = action
+                {
+                    if t == template {
+                        names.push(&w.name);
+                        children.extend(child.as_deref());
+                    }
+                }
+            }
+        }
+        names.extend(children);
+        let mut seen = BTreeSet::new();
+        names
+            .into_iter()
+            .filter(|n| seen.insert(*n))
+            .filter_map(|n| self.workflows.get(n))
+            .collect()
+    }
+
+    /// Renders `template` as `shepherd render` does: the given variables (dotted, e.g.
+    /// `migration.ref`), then the defaults of the workflows that use the template, as
+    /// `start` would apply them. Given variables that neither the template nor those
+    /// workflows declare come back in `unused`.
+    pub fn render_with_defaults(
+        &self,
+        template: &str,
+        given: &BTreeMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<RenderOutput> {
+        let workflows = self.workflows_using(template);
+        let mut vars = given.clone();
+        for w in &workflows {
+            for v in &w.variables {
+                if let Some(default) = &v.default {
+                    vars.entry(v.name.clone())
+                        .or_insert_with(|| default.clone());
+                }
+            }
+        }
+        let rendered = self
+            .renderer
+            .render(template, &render::context_from_dotted(&vars, now))?;
+        let used = self
+            .renderer
+            .template(template)
+            .map(|t| t.variables.clone())
+            .unwrap_or_default();
+        let unused = given
+            .keys()
+            .filter(|name| {
+                let head = name.split('.').next().unwrap_or_default();
+                !used.contains(head)
+                    && !["migration", "parent", "issue", "now"].contains(&head)
+                    && !workflows.iter().any(|w| w.variable(head).is_some())
+            })
+            .cloned()
+            .collect();
+        Ok(RenderOutput { rendered, unused })
+    }
+
     pub fn workflow(&self, name: &str) -> anyhow::Result<&Workflow> {
         self.workflows.get(name).with_context(|| {
             format!(

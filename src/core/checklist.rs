@@ -89,7 +89,7 @@ pub fn parse(body: &str) -> Vec<Item> {
                 } else if let Some(frame) = frames.last_mut() {
                     if !frame.started {
                         frame.started = true;
-                        if body[range.start..].starts_with("[~]") {
+                        if not_applicable_marker(&body[range.start..]) {
                             frame.check = Some(Check::NotApplicable);
                             frame.marker = range.start..range.start + 3;
                             frame.text.push_str(text.get(3..).unwrap_or(""));
@@ -120,6 +120,13 @@ pub fn parse(body: &str) -> Vec<Item> {
     }
     items.sort_by_key(|i| i.marker.start);
     items
+}
+
+/// Whether `rest` starts with GitLab's `[~]` followed by a space or tab: the same rule as
+/// `[x]` follows, so that `tick --undo` (which writes `[ ]`) always leaves a task item.
+fn not_applicable_marker(rest: &str) -> bool {
+    rest.strip_prefix("[~]")
+        .is_some_and(|after| after.is_empty() || after.starts_with([' ', '\t', '\n', '\r']))
 }
 
 struct Frame {
@@ -284,6 +291,22 @@ Intro
         }
         assert!(has_section(BODY, "development"));
         assert!(!has_section(BODY, "rollback"));
+    }
+
+    /// `[~]` is an item exactly when `[x]` in its place would be, so unticking (`[ ]`) keeps
+    /// it an item.
+    #[test]
+    fn not_applicable_needs_what_done_needs() {
+        for after in [" a", "\ta", "a", "", "\n", "  a", "~ a", "] a"] {
+            let body = |mark: &str| format!("## S\n- {mark}{after}\n- [ ] other\n");
+            let done = parse(&body("[x]")).len();
+            let na = parse(&body("[~]"));
+            assert_eq!(na.len(), done, "[~]{after:?}");
+            if let Some(item) = na.iter().find(|i| i.check == Check::NotApplicable) {
+                let unticked = set(&body("[~]"), item, false);
+                assert_eq!(parse(&unticked).len(), na.len(), "{unticked:?}");
+            }
+        }
     }
 
     #[test]

@@ -68,17 +68,18 @@ pub fn evaluate(gate: &Gate, cx: &Context) -> GateOutcome {
         Gate::MinDuration(spec) => {
             let need = match spec {
                 DurationSpec::Fixed(d) => *d,
-                DurationSpec::Variable(v) => match cx.vars.get(v).map(|text| duration::parse(text))
-                {
-                    Some(Ok(d)) => d,
-                    Some(Err(e)) => return outcome(false, format!("variable `{v}`: {e}")),
-                    None => {
-                        return outcome(
-                            false,
-                            format!("variable `{v}` is not set on this migration"),
-                        )
+                DurationSpec::Variable { name: v, .. } => {
+                    match cx.vars.get(v).map(|text| duration::parse(text)) {
+                        Some(Ok(d)) => d,
+                        Some(Err(e)) => return outcome(false, format!("variable `{v}`: {e}")),
+                        None => {
+                            return outcome(
+                                false,
+                                format!("variable `{v}` is not set on this migration"),
+                            )
+                        }
                     }
-                },
+                }
             };
             let spent = cx.now - cx.entered_at;
             if spent >= need {
@@ -142,7 +143,7 @@ pub fn report(gate: &Gate, cx: &Context) -> GateReport {
     let GateOutcome { passed, detail } = evaluate(gate, cx);
     GateReport {
         gate: gate.kind().to_string(),
-        description: gate.describe(),
+        description: gate.describe_with(cx.vars),
         passed,
         detail,
     }
@@ -176,6 +177,19 @@ fn checklist_gate(gate: &ChecklistGate, cx: &Context) -> GateOutcome {
                 gate.section.as_deref().unwrap_or_default()
             ),
         );
+    }
+    if tally.total == 0 {
+        let matching = if gate.items.is_empty() {
+            String::new()
+        } else {
+            let patterns: Vec<String> = gate.items.iter().map(|i| format!("\"{i}\"")).collect();
+            format!(" matching {}", patterns.join(" or "))
+        };
+        let place = match &gate.section {
+            Some(s) => format!("under '{s}'"),
+            None => "in the body".to_string(),
+        };
+        return outcome(false, format!("{whose}no task items{matching} {place}"));
     }
     let passed = match gate.require {
         Require::All => tally.done == tally.total,
@@ -310,7 +324,7 @@ mod tests {
         Snapshot {
             issue: issue(
                 1,
-                "## Proposal\n- [x] a\n- [~] b\n- [ ] c\n## Other\n- [ ] d\n",
+                "## Proposal\n- [x] a\n- [~] b\n- [ ] c\n## Other\n- [ ] d\n## Plan\nTo do.\n",
                 labels,
                 true,
             ),
@@ -328,7 +342,7 @@ mod tests {
                     stage: None,
                 },
                 Child {
-                    issue: issue(5, "## S\n- [x] one\n- [ ] two", &["x"], true),
+                    issue: issue(5, "## S\n- [x] one\n- [ ] two\n## Empty\n", &["x"], true),
                     template: "at".into(),
                     entry: Some(4),
                     stage: Some(ChildStage {
@@ -404,6 +418,30 @@ mod tests {
                 "#5: 1/2 items",
             ),
             ("{checklist: {}}", &[], vec![], 0, false, "2/4 items"),
+            (
+                "{checklist: {section: proposal, items: [zzz]}}",
+                &[],
+                vec![],
+                0,
+                false,
+                "no task items matching \"zzz\" under 'proposal'",
+            ),
+            (
+                "{checklist: {section: Plan}}",
+                &[],
+                vec![],
+                0,
+                false,
+                "no task items under 'Plan'",
+            ),
+            (
+                "{checklist: {child: at, section: empty}}",
+                &[],
+                vec![],
+                0,
+                false,
+                "#5: no task items under 'empty'",
+            ),
             ("{label: ready}", &["ready"], vec![], 0, true, "is set"),
             ("{no_label: ready}", &["ready"], vec![], 0, false, "is set"),
             (

@@ -1,7 +1,7 @@
 //! Reading a stage's `on_enter` actions: `create_issue`, `comment`, `labels`, `close`.
 
 use super::load::Validator;
-use super::Action;
+use super::{raw_use_message, raw_variable_uses, Action};
 use crate::core::yaml::{Loc, Node, NodeKind};
 
 impl Validator<'_> {
@@ -74,6 +74,9 @@ impl Validator<'_> {
                 }
                 Some("comment") => {
                     if let Some(text) = self.string(value, "`comment`") {
+                        for (_, var) in raw_variable_uses(&text) {
+                            self.problem(value.loc, raw_use_message(&var));
+                        }
                         out.push(Action::Comment(text));
                     }
                 }
@@ -85,15 +88,15 @@ impl Validator<'_> {
                         let (mut add, mut remove) = (Vec::new(), Vec::new());
                         for (k, v) in fields {
                             match k.as_str() {
-                                Some("add") => add = self.strings(v, "a label"),
-                                Some("remove") => remove = self.strings(v, "a label"),
+                                Some("add") => add = self.labels(v, "a label"),
+                                Some("remove") => remove = self.labels(v, "a label"),
                                 _ => {}
                             }
                         }
                         out.push(Action::Labels { add, remove });
                     }
                     _ => out.push(Action::Labels {
-                        add: self.strings(value, "a label"),
+                        add: self.labels(value, "a label"),
                         remove: Vec::new(),
                     }),
                 },

@@ -99,7 +99,7 @@ impl Validator<'_> {
                         let mut child = None;
                         for (k, v) in fields {
                             match k.as_str() {
-                                Some("name") => name = self.string(v, "`name`"),
+                                Some("name") => name = self.label(v, "`name`"),
                                 Some("child") => child = self.string(v, "`child`"),
                                 _ => {}
                             }
@@ -110,7 +110,7 @@ impl Validator<'_> {
                         };
                         (name, child)
                     }
-                    _ => (self.string(value, &format!("`{kind}`"))?, None),
+                    _ => (self.label(value, &format!("`{kind}`"))?, None),
                 };
                 Some(Gate::Label {
                     name,
@@ -157,17 +157,22 @@ impl Validator<'_> {
                 };
                 if let Some(var) = text.strip_prefix("{{").and_then(|t| t.strip_suffix("}}")) {
                     let var = var.trim();
+                    let mut default = None;
                     match variables.iter().find(|v| v.name == var) {
                         None => self.problem(value.loc, format!("`min_duration` uses variable `{var}`, which the workflow does not declare")),
                         Some(v) => {
                             if let Some(d) = &v.default {
-                                if let Err(e) = duration::parse(d) {
-                                    self.problem(value.loc, format!("bad duration in the default of `{var}`: {e}"));
+                                match duration::parse(d) {
+                                    Ok(d) => default = Some(d),
+                                    Err(e) => self.problem(value.loc, format!("bad duration in the default of `{var}`: {e}")),
                                 }
                             }
                         }
                     }
-                    return Some(Gate::MinDuration(DurationSpec::Variable(var.to_string())));
+                    return Some(Gate::MinDuration(DurationSpec::Variable {
+                        name: var.to_string(),
+                        default,
+                    }));
                 }
                 match duration::parse(&text) {
                     Ok(d) => Some(Gate::MinDuration(DurationSpec::Fixed(d))),
@@ -184,7 +189,7 @@ impl Validator<'_> {
                 let mut count = 1;
                 for (k, v) in fields {
                     match k.as_str() {
-                        Some("label") => label = self.string(v, "`label`"),
+                        Some("label") => label = self.label(v, "`label`"),
                         Some("by") => by = self.strings(v, "an approver"),
                         Some("count") => match v.kind {
                             NodeKind::Int(n) if n >= 1 => count = n as usize,

@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 
 use regex::Regex;
 
-use super::{Edge, Known, Problem, Stage, Tracking, Variable, Workflow};
+use super::{
+    check_label_name, CreateSite, Edge, Known, Problem, Stage, Tracking, Variable, Workflow,
+};
 use crate::core::yaml::{self, Loc, Node, NodeKind};
 
 /// Loads and validates one workflow file. `expected_name` is the file's stem, when the
@@ -111,6 +113,24 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// A label name: a string that `check_label_name` accepts (a bad one is reported and
+    /// kept, so that the rest of the stage is still checked).
+    pub(super) fn label(&mut self, node: &Node, what: &str) -> Option<String> {
+        let name = self.string(node, what)?;
+        if let Err(e) = check_label_name(&name) {
+            self.problem(node.loc, e);
+        }
+        Some(name)
+    }
+
+    /// One label or a list of them.
+    pub(super) fn labels(&mut self, node: &Node, what: &str) -> Vec<String> {
+        match &node.kind {
+            NodeKind::Seq(items) => items.iter().filter_map(|i| self.label(i, what)).collect(),
+            _ => self.label(node, what).into_iter().collect(),
+        }
+    }
+
     pub(super) fn bool(&mut self, node: &Node, what: &str) -> bool {
         match node.kind {
             NodeKind::Bool(b) => b,
@@ -195,6 +215,19 @@ impl<'a> Validator<'a> {
         }
         self.check_graph(&stages, &declared, known);
         let (tracking, _) = tracking?;
+        let create_sites = stages
+            .iter()
+            .flat_map(|s| {
+                s.creates
+                    .iter()
+                    .map(|(template, workflow, loc)| CreateSite {
+                        stage: s.stage.id.clone(),
+                        template: template.clone(),
+                        workflow: workflow.clone(),
+                        loc: *loc,
+                    })
+            })
+            .collect();
         let stages: Vec<Stage> = stages.into_iter().map(|s| s.stage).collect();
         if stages.is_empty() {
             return None;
@@ -205,6 +238,7 @@ impl<'a> Validator<'a> {
             variables,
             tracking,
             stages,
+            create_sites,
         })
     }
 
@@ -304,7 +338,7 @@ impl<'a> Validator<'a> {
                 Some("template") => {
                     template = self.string(v, "`tracking.template`").map(|t| (t, v.loc))
                 }
-                Some("labels") => labels = self.strings(v, "a tracking label"),
+                Some("labels") => labels = self.labels(v, "a tracking label"),
                 _ => {}
             }
         }
@@ -379,7 +413,7 @@ impl<'a> Validator<'a> {
                     }
                     None => ok = false,
                 },
-                Some("label") => match self.string(v, "a stage `label`") {
+                Some("label") => match self.label(v, "a stage `label`") {
                     Some(label) => {
                         located.label_loc = v.loc;
                         stage.label = label;

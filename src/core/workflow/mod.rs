@@ -20,7 +20,9 @@ mod load;
 mod validate;
 
 pub use load::load;
-pub use validate::template_variables;
+pub use validate::{
+    check_children, raw_use_message, raw_variable_uses, template_variables, MAX_CHILDREN,
+};
 
 /// A named state machine, valid by construction.
 #[derive(Clone, Debug)]
@@ -30,6 +32,19 @@ pub struct Workflow {
     pub variables: Vec<Variable>,
     pub tracking: Tracking,
     pub stages: Vec<Stage>,
+    /// Every `create_issue` of the file with its place, for the checks that look across
+    /// workflows (`check_children`).
+    pub create_sites: Vec<CreateSite>,
+}
+
+/// A `create_issue` action and where the file writes it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CreateSite {
+    /// The stage whose `on_enter` holds it.
+    pub stage: String,
+    pub template: String,
+    pub workflow: Option<String>,
+    pub loc: Loc,
 }
 
 #[derive(Clone, Debug)]
@@ -105,11 +120,15 @@ pub enum Require {
     AtLeast(usize),
 }
 
-/// A soak time, fixed in the file or taken from a migration variable (`"{{release_interval}}"`).
+/// A soak time, fixed in the file or taken from a migration variable (`"{{release_interval}}"`),
+/// with the variable's default when it has one (for descriptions without a migration).
 #[derive(Clone, Debug, PartialEq)]
 pub enum DurationSpec {
     Fixed(Duration),
-    Variable(String),
+    Variable {
+        name: String,
+        default: Option<Duration>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -266,8 +285,14 @@ impl Gate {
         }
     }
 
-    /// A one-line description a person can read.
+    /// A one-line description a person can read, with variables at their defaults.
     pub fn describe(&self) -> String {
+        self.describe_with(&BTreeMap::new())
+    }
+
+    /// A one-line description with a migration's variable values filled in (a variable
+    /// missing from `vars`, or not a duration, shows its default).
+    pub fn describe_with(&self, vars: &BTreeMap<String, String>) -> String {
         let of_child = |child: &Option<String>| match child {
             Some(c) => format!(" of the {c} issue"),
             None => String::new(),
@@ -321,8 +346,12 @@ impl Gate {
             Gate::MinDuration(DurationSpec::Fixed(d)) => {
                 format!("at least {} in this stage", duration::human(*d))
             }
-            Gate::MinDuration(DurationSpec::Variable(v)) => {
-                format!("at least {{{{{v}}}}} in this stage")
+            Gate::MinDuration(DurationSpec::Variable { name, default }) => {
+                let value = vars.get(name).and_then(|v| duration::parse(v).ok());
+                match value.or(*default) {
+                    Some(d) => format!("at least {} in this stage", duration::human(d)),
+                    None => format!("at least the migration's `{name}` in this stage"),
+                }
             }
             Gate::Approval { label, by, count } => {
                 let who = by.join(", ");
@@ -336,7 +365,7 @@ impl Gate {
                 "any of: {}",
                 gates
                     .iter()
-                    .map(Gate::describe)
+                    .map(|g| g.describe_with(vars))
                     .collect::<Vec<_>>()
                     .join("; ")
             ),
@@ -344,7 +373,7 @@ impl Gate {
                 "all of: {}",
                 gates
                     .iter()
-                    .map(Gate::describe)
+                    .map(|g| g.describe_with(vars))
                     .collect::<Vec<_>>()
                     .join("; ")
             ),
@@ -354,3 +383,26 @@ impl Gate {
 
 #[cfg(test)]
 mod tests;
+
+/// Whether `name` can be a label on every tracker: not empty, and without a comma (trackers
+/// read it as a separator), a line break or another control character.
+pub fn check_label_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err("a label name is empty".to_string());
+    }
+    if name.contains(',') {
+        return Err(format!(
+            "label `{name}` has a comma, which trackers read as a separator between labels"
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+    {
+        return Err(format!(
+            "label {name:?} has a line break or control character ({})",
+            c.escape_unicode()
+        ));
+    }
+    Ok(())
+}

@@ -1,6 +1,6 @@
 //! Loading and validating workflow files: every problem with its place.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
 
@@ -54,7 +54,10 @@ fn a_good_workflow_loads() {
     assert_eq!(w.stages[0].next[0].to, "c");
     assert_eq!(
         w.stages[1].gates[1],
-        Gate::MinDuration(DurationSpec::Variable("wait".into()))
+        Gate::MinDuration(DurationSpec::Variable {
+            name: "wait".into(),
+            default: Some(chrono::Duration::hours(2))
+        })
     );
     assert!(w.labels().contains(&"lgtm".to_string()));
 }
@@ -113,6 +116,41 @@ fn every_problem_is_reported_with_its_place() {
             &[(5, "template `t` uses variable `table`")],
         ),
         (
+            "label: \"db::c\"",
+            "label: \"db::c,d\"",
+            &[(28, "has a comma")],
+        ),
+        (
+            "labels: [db]",
+            "labels: [db, \"\"]",
+            &[(6, "must not be empty")],
+        ),
+        (
+            "[{label: small}]",
+            "[{label: \"small\\nbig\"}]",
+            &[(14, "line break or control character")],
+        ),
+        (
+            "{label: ok}",
+            "{no_label: \"o\\u2028k\"}",
+            &[(25, "line break")],
+        ),
+        (
+            "label: lgtm, by",
+            "label: \"lgtm\\tnow\", by",
+            &[(25, "control character")],
+        ),
+        (
+            "{close: true}",
+            "{close: true}, {labels: {add: [done, \"a,b\"]}}",
+            &[(30, "has a comma")],
+        ),
+        (
+            "{comment: \"go {{table}}\"}",
+            "{comment: \"go {{{table}}}\"}",
+            &[(21, "`table` is printed raw")],
+        ),
+        (
             "    terminal: true\n    on_enter: [{close: true}]",
             "    on_enter: [{close: true}]",
             &[(27, "no way out")],
@@ -151,5 +189,139 @@ fn template_variables_skip_helpers_and_context() {
         BTreeSet::from(
             ["depends_on", "feature_flag", "grpc_method", "name", "raw"].map(String::from)
         )
+    );
+}
+
+#[test]
+fn descriptions_fill_in_variables() {
+    let w = load("db.yaml", GOOD, Some("db"), &known()).unwrap();
+    let soak = &w.stages[1].gates[1];
+    assert_eq!(soak.describe(), "at least 2h in this stage");
+    let vars = BTreeMap::from([("wait".to_string(), "3d".to_string())]);
+    assert_eq!(soak.describe_with(&vars), "at least 3d in this stage");
+    let text = GOOD.replace("wait: {default: 2h}", "wait: {}");
+    let w = load("db.yaml", &text, Some("db"), &known()).unwrap();
+    assert_eq!(
+        w.stages[1].gates[1].describe(),
+        "at least the migration's `wait` in this stage"
+    );
+}
+
+#[test]
+fn label_names() {
+    for good in ["db", "team::db", "Opt-In Approved", "ä ✓"] {
+        assert_eq!(check_label_name(good), Ok(()), "{good:?}");
+    }
+    for bad in [
+        "",
+        "  ",
+        "a,b",
+        "a\nb",
+        "a\rb",
+        "a\u{2028}b",
+        "a\u{85}b",
+        "a\u{7}b",
+        "a\tb",
+    ] {
+        assert!(check_label_name(bad).is_err(), "{bad:?}");
+    }
+}
+
+/// Workflows for `check_children`: name, then (stage, `create_issue`s as (template,
+/// workflow)) for a one-stage workflow.
+fn catalogue(specs: &[(&str, &[(&str, Option<&str>)])]) -> BTreeMap<String, Workflow> {
+    let mut known = known();
+    for (name, _) in specs {
+        known.workflows.insert(name.to_string());
+    }
+    let mut out = BTreeMap::new();
+    for (name, creates) in specs {
+        let actions: Vec<String> = creates
+            .iter()
+            .map(|(t, w)| match w {
+                Some(w) => format!("      - create_issue: {{template: {t}, workflow: {w}}}\n"),
+                None => format!("      - create_issue: {{template: {t}}}\n"),
+            })
+            .collect();
+        let text = format!(
+            "name: {name}\ntracking: {{template: child}}\nstages:\n  - id: a\n    label: a\n    terminal: true\n    on_enter:\n{}",
+            actions.concat()
+        );
+        let w = load(&format!("{name}.yaml"), &text, Some(name), &known)
+            .unwrap_or_else(|p| panic!("{p:?}"));
+        out.insert(name.to_string(), w);
+    }
+    out
+}
+
+fn files(workflows: &BTreeMap<String, Workflow>) -> BTreeMap<String, String> {
+    workflows
+        .keys()
+        .map(|n| (n.clone(), format!("{n}.yaml")))
+        .collect()
+}
+
+#[test]
+fn workflows_that_start_each_other_are_refused() {
+    let self_starting = catalogue(&[("loop", &[("child", Some("loop"))])]);
+    let problems = check_children(&self_starting, &files(&self_starting));
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(
+        problems[0].to_string(),
+        "loop.yaml:8:34: workflows start each other in a cycle: loop → loop (a `create_issue` with a `workflow` starts that workflow on a new issue)"
+    );
+
+    let pair = catalogue(&[
+        ("gitaly-migration", &[("child", Some("acceptance-testing"))]),
+        (
+            "acceptance-testing",
+            &[("child", None), ("child", Some("gitaly-migration"))],
+        ),
+        ("other", &[("child", Some("acceptance-testing"))]),
+    ]);
+    let problems = check_children(&pair, &files(&pair));
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0]
+            .message
+            .contains("acceptance-testing → gitaly-migration → acceptance-testing"),
+        "{problems:?}"
+    );
+    assert_eq!(problems[0].file, "acceptance-testing.yaml");
+    assert_eq!(problems[0].loc.line, 9);
+
+    let tree = catalogue(&[
+        ("a", &[("child", Some("b")), ("child", Some("b"))]),
+        ("b", &[("child", None)]),
+    ]);
+    assert_eq!(check_children(&tree, &files(&tree)), vec![]);
+}
+
+#[test]
+fn a_transition_opens_at_most_twenty_issues() {
+    let twenty = [("child", None); MAX_CHILDREN];
+    let ok = catalogue(&[("w", &twenty)]);
+    assert_eq!(check_children(&ok, &files(&ok)), vec![]);
+
+    let many = [("child", None); MAX_CHILDREN + 1];
+    let bad = catalogue(&[("w", &many)]);
+    let problems = check_children(&bad, &files(&bad));
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0]
+            .to_string()
+            .starts_with("w.yaml:8:34: entering stage `a` opens 21 issues"),
+        "{problems:?}"
+    );
+
+    // Five children whose workflow opens four each: 25 issues in one transition.
+    let nested = catalogue(&[
+        ("parent", &[("child", Some("kid")); 5]),
+        ("kid", &[("child", None); 4]),
+    ]);
+    let problems = check_children(&nested, &files(&nested));
+    assert!(
+        problems.len() == 1 && problems[0].message.contains("opens 25 issues"),
+        "{problems:?}"
     );
 }

@@ -2,32 +2,24 @@
 //! strict mode, without HTML escaping (the output is Markdown). Variable values come from
 //! people and are untrusted: every `{{value}}` passes through `neutralize`, which keeps it on
 //! one line and stops it from starting a GitLab quick action or opening an HTML comment.
-//! The template's own text is trusted and kept as written.
+//! The template's own text is trusted and kept as written; a template that prints a
+//! variable raw (`{{{v}}}`) is refused when it is loaded (`template`). Escaping and the
+//! value helpers are in `escape`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use handlebars::{handlebars_helper, Handlebars, RenderErrorReason};
-use serde::Deserialize;
+use handlebars::{Handlebars, RenderErrorReason};
 use serde_json::{json, Value};
 
-use crate::core::workflow::{template_variables, Problem};
+use crate::core::workflow::{check_label_name, Problem};
 use crate::core::yaml::Loc;
 
-/// A parsed template, not yet compiled.
-#[derive(Clone, Debug)]
-pub struct Template {
-    pub name: String,
-    /// Where it came from, for messages: a path, or `(built-in)/<name>.md.hbs`.
-    pub file: String,
-    pub title: String,
-    pub labels: Vec<String>,
-    pub body: String,
-    /// The workflow variables the title and body use.
-    pub variables: BTreeSet<String>,
-    /// The line of the file on which the body starts.
-    body_line: usize,
-}
+mod escape;
+mod template;
+
+pub use escape::{neutralize, urlencode, LINE_BREAKS};
+pub use template::Template;
 
 /// A rendered issue.
 #[derive(Clone, Debug, PartialEq)]
@@ -43,80 +35,6 @@ pub struct Rendered {
 pub struct RenderError {
     pub message: String,
     pub missing: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FrontMatter {
-    title: String,
-    #[serde(default)]
-    labels: Vec<String>,
-}
-
-impl Template {
-    /// Splits front matter from body and checks the front matter.
-    pub fn parse(name: &str, file: &str, text: &str) -> Result<Template, Vec<Problem>> {
-        let problem = |line: u32, column: u32, message: String| Problem {
-            file: file.to_string(),
-            loc: Loc { line, column },
-            message,
-        };
-        let Some(rest) = text.strip_prefix("---\n") else {
-            return Err(vec![problem(
-                1,
-                1,
-                "a template starts with YAML front matter between `---` lines (title, labels)"
-                    .into(),
-            )]);
-        };
-        let Some(end) = rest
-            .find("\n---\n")
-            .or_else(|| rest.strip_suffix("\n---").map(|r| r.len()))
-        else {
-            return Err(vec![problem(
-                1,
-                1,
-                "the front matter has no closing `---` line".into(),
-            )]);
-        };
-        let front_text = &rest[..end];
-        let body = rest.get(end + 5..).unwrap_or("").to_string();
-        let front: FrontMatter = serde_saphyr::from_str(front_text).map_err(|e| {
-            let (line, column) = e
-                .location()
-                .map(|l| (l.line() as u32 + 1, l.column() as u32))
-                .unwrap_or((2, 1));
-            let message = e.to_string();
-            let message = message
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim_start_matches("error: ");
-            let message = match message.split_once(": ") {
-                Some((head, tail)) if head.starts_with("line ") => tail,
-                _ => message,
-            };
-            vec![problem(
-                line,
-                column,
-                format!("bad front matter: {message}"),
-            )]
-        })?;
-        let mut variables = template_variables(&front.title);
-        variables.extend(template_variables(&body));
-        for label in &front.labels {
-            variables.extend(template_variables(label));
-        }
-        Ok(Template {
-            name: name.to_string(),
-            file: file.to_string(),
-            title: front.title,
-            labels: front.labels,
-            body,
-            variables,
-            body_line: front_text.lines().count() + 3,
-        })
-    }
 }
 
 /// All templates, compiled once.
@@ -189,11 +107,18 @@ impl Renderer {
             .labels
             .iter()
             .map(|l| {
-                self.hb
+                let label = self
+                    .hb
                     .render_template(l, context)
-                    .map_err(|e| explain(name, &template.file, 2, e))
+                    .map_err(|e| explain(name, &template.file, 2, e))?;
+                // A value may bring a comma or a control character into a label.
+                check_label_name(&label).map_err(|e| RenderError {
+                    message: format!("template `{name}` gives a bad label: {e}"),
+                    missing: None,
+                })?;
+                Ok(label)
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<_, RenderError>>()?;
         Ok(Rendered {
             title: one_line(&title),
             labels,
@@ -280,95 +205,11 @@ pub fn context_from_dotted(vars: &BTreeMap<String, String>, now: DateTime<Utc>) 
     Value::Object(root)
 }
 
-/// Makes an untrusted value safe to place in Markdown: one line, no leading quick action,
-/// no HTML comment, no `@mention` that would notify someone (a zero-width space follows
-/// the `@`).
-pub fn neutralize(value: &str) -> String {
-    let mut out: String = value
-        .split(['\r', '\n'])
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
-    if out.starts_with('/') {
-        out.insert(0, '\u{200B}');
-    }
-    let out = out.replace("<!--", "&lt;!--").replace("-->", "--&gt;");
-    let mut safe = String::with_capacity(out.len());
-    let mut chars = out.chars().peekable();
-    while let Some(c) = chars.next() {
-        safe.push(c);
-        if c == '@'
-            && chars
-                .peek()
-                .is_some_and(|n| n.is_alphanumeric() || *n == '-' || *n == '_')
-        {
-            safe.push('\u{200B}');
-        }
-    }
-    safe
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-pub fn urlencode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn words(value: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut current = String::new();
-    let mut prev_lower = false;
-    for c in value.chars() {
-        if !c.is_alphanumeric() {
-            if !current.is_empty() {
-                words.push(std::mem::take(&mut current));
-            }
-            prev_lower = false;
-            continue;
-        }
-        if c.is_uppercase() && prev_lower && !current.is_empty() {
-            words.push(std::mem::take(&mut current));
-        }
-        prev_lower = c.is_lowercase() || c.is_ascii_digit();
-        current.extend(c.to_lowercase());
-    }
-    if !current.is_empty() {
-        words.push(current);
-    }
-    words
-}
-
-handlebars_helper!(urlencode_helper: |v: Value| urlencode(&scalar(&v)));
-handlebars_helper!(upper_helper: |v: Value| scalar(&v).to_uppercase());
-handlebars_helper!(lower_helper: |v: Value| scalar(&v).to_lowercase());
-handlebars_helper!(kebab_helper: |v: Value| words(&scalar(&v)).join("-"));
-handlebars_helper!(snake_helper: |v: Value| words(&scalar(&v)).join("_"));
-
-fn scalar(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
 fn handlebars() -> Handlebars<'static> {
     let mut hb = Handlebars::new();
     hb.set_strict_mode(true);
     hb.register_escape_fn(neutralize);
-    hb.register_helper("urlencode", Box::new(urlencode_helper));
-    hb.register_helper("upper", Box::new(upper_helper));
-    hb.register_helper("lower", Box::new(lower_helper));
-    hb.register_helper("kebab", Box::new(kebab_helper));
-    hb.register_helper("snake", Box::new(snake_helper));
+    escape::register_helpers(&mut hb);
     hb
 }
 
@@ -426,15 +267,30 @@ mod tests {
     #[test]
     fn untrusted_values_cannot_start_quick_actions() {
         let r = renderer("{{name}}\n");
-        for value in ["x\n/close", "/close", "a\r\n/label ~y", "x <!-- hide"] {
+        for value in [
+            "x\n/close",
+            "/close",
+            "a\r\n/label ~y",
+            "x <!-- hide",
+            "\u{2028}/close",
+            "x\u{2029}/close",
+            "x\u{85}/close",
+            "x\u{0B}/close",
+            "x\u{0C}/close",
+            "x --> /close",
+        ] {
             let out = r.render("t", &vars(&[("name", value)])).unwrap();
-            for line in out.body.lines().chain(std::iter::once(out.title.as_str())) {
+            let lines = out
+                .body
+                .split(LINE_BREAKS)
+                .chain(out.title.split(LINE_BREAKS));
+            for line in lines {
                 assert!(
                     !line.trim_start().starts_with('/'),
                     "{value:?} gave {line:?}"
                 );
             }
-            assert!(!out.body.contains("<!--"));
+            assert!(!out.body.contains("<!--") && !out.body.contains("-->"));
         }
         let out = r
             .render(
@@ -449,17 +305,22 @@ mod tests {
     }
 
     #[test]
+    fn a_value_cannot_break_a_label() {
+        let text = "---\ntitle: T\nlabels: [\"team::{{name}}\"]\n---\nbody\n";
+        let r = Renderer::new(vec![Template::parse("t", "t.md.hbs", text).unwrap()]).unwrap();
+        let out = r.render("t", &vars(&[("name", "db")])).unwrap();
+        assert_eq!(out.labels, ["team::db"]);
+        for value in ["db,ops", "db\u{7}x"] {
+            let err = r.render("t", &vars(&[("name", value)])).unwrap_err();
+            assert!(err.message.contains("bad label"), "{}", err.message);
+        }
+    }
+
+    #[test]
     fn missing_variables_are_named() {
         let r = renderer("line\n{{name}} {{other}}\n");
         let err = r.render("t", &vars(&[("name", "x")])).unwrap_err();
         assert_eq!(err.missing.as_deref(), Some("other"));
         assert!(err.message.contains("line 6"), "{}", err.message);
-    }
-
-    #[test]
-    fn bad_front_matter_has_a_location() {
-        let err =
-            Template::parse("t", "t.md.hbs", "---\ntitle: x\nlabls: [a]\n---\nbody").unwrap_err();
-        assert_eq!(err[0].loc.line, 3, "{err:?}");
     }
 }
