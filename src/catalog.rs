@@ -184,9 +184,8 @@ impl Sources {
                 Err(p) => problems.extend(p),
             }
         }
-        if problems.is_empty() {
-            problems.extend(workflow::check_children(&workflows, &origins));
-        }
+        // Over the workflows that loaded: a cycle among them is wrong whatever else is.
+        problems.extend(workflow::check_children(&workflows, &origins));
         match renderer {
             Some(renderer) if problems.is_empty() => Ok(Catalog {
                 workflows,

@@ -12,7 +12,6 @@ use super::config::Session;
 use super::output::{print, write_atomically, Format};
 use crate::catalog::{BUILTIN_TEMPLATES, BUILTIN_WORKFLOWS};
 use crate::core::workflow::{Gate, Workflow};
-use crate::render;
 
 /// `--var K=V` and `--vars-file F` (a YAML or JSON mapping); `--var` wins.
 pub(super) fn collect_vars(
@@ -289,22 +288,14 @@ pub(super) fn render_cmd(
             catalog.renderer.names().collect::<Vec<_>>().join(", ")
         );
     }
-    let used = &catalog
-        .renderer
-        .template(template)
-        .expect("checked")
-        .variables;
-    for name in vars.keys() {
-        let head = name.split('.').next().unwrap_or_default();
-        if !used.contains(head) && !["migration", "parent", "issue", "now"].contains(&head) {
-            tracing::warn!("template `{template}` does not use variable `{name}`");
-            eprintln!("warning: template `{template}` does not use variable `{name}`");
-        }
-    }
     let now = session.now.unwrap_or_else(Utc::now);
-    let rendered = catalog
-        .renderer
-        .render(template, &render::context_from_dotted(&vars, now))?;
+    // The defaults of the workflows that use the template, as `start` applies them.
+    let out = catalog.render_with_defaults(template, &vars, now)?;
+    for name in &out.unused {
+        tracing::warn!("template `{template}` does not use variable `{name}`");
+        eprintln!("warning: template `{template}` does not use variable `{name}`");
+    }
+    let rendered = out.rendered;
     print(
         format,
         &json!({"title": rendered.title, "labels": rendered.labels, "body": rendered.body}),

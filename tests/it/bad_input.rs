@@ -287,3 +287,200 @@ fn a_corrupt_tracker() {
     );
     assert_eq!(std::fs::read(s.db()).unwrap(), bytes, "nothing written");
 }
+
+/// A project with `mini` changed by `(from, to)` pairs in the workflow and the template.
+fn project_with(workflow: &[(&str, &str)], template: &[(&str, &str)]) -> Shepherd {
+    let mut w = MINI.to_string();
+    for (from, to) in workflow {
+        assert!(w.contains(from), "{from}");
+        w = w.replacen(from, to, 1);
+    }
+    let s = project(&w);
+    let mut t = MINI_TEMPLATE.to_string();
+    for (from, to) in template {
+        assert!(t.contains(from), "{from}");
+        t = t.replacen(from, to, 1);
+    }
+    std::fs::write(s.path("templates/mini.md.hbs"), t).unwrap();
+    s
+}
+
+/// Each case: `validate` fails naming the place, and `start` fails the same way without
+/// writing anything.
+fn refused(s: &Shepherd, expected: &str) {
+    let err = s.fails(&["validate"]);
+    assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
+    let err = s.fails(&["start", "mini", "--var", "table=users"]);
+    assert!(
+        err.contains(expected),
+        "start: expected {expected:?} in:\n{err}"
+    );
+    assert!(!s.db().exists(), "nothing written");
+}
+
+#[test]
+fn workflows_that_start_each_other_are_refused() {
+    let s = project_with(
+        &[(
+            "    label: \"db::proposal\"\n",
+            "    label: \"db::proposal\"\n    on_enter: [{create_issue: {template: mini, workflow: mini}}]\n",
+        )],
+        &[],
+    );
+    refused(
+        &s,
+        "workflows/mini.yaml:8:42: workflows start each other in a cycle: mini → mini",
+    );
+
+    // Two built-in workflows made to start each other by overriding one of them.
+    let s = Shepherd::new();
+    std::fs::create_dir_all(s.path("workflows")).unwrap();
+    let acceptance = include_str!("../../workflows/acceptance-testing.yaml").replacen(
+        "    label: \"acceptance::preparation\"\n",
+        "    label: \"acceptance::preparation\"\n    on_enter: [{create_issue: {template: gitaly-migration, workflow: gitaly-migration}}]\n",
+        1,
+    );
+    std::fs::write(s.path("workflows/acceptance-testing.yaml"), acceptance).unwrap();
+    let err = s.fails(&["validate"]);
+    assert!(
+        err.contains("workflows/acceptance-testing.yaml:19:42: workflows start each other in a cycle: acceptance-testing → gitaly-migration → acceptance-testing"),
+        "{err}"
+    );
+    let mut args = vec!["start", "gitaly-migration"];
+    args.extend(GITALY_VARS);
+    let err = s.fails(&args);
+    assert!(err.contains("in a cycle"), "{err}");
+    assert!(!s.db().exists(), "nothing written");
+}
+
+#[test]
+fn a_transition_opens_at_most_twenty_issues() {
+    let many = format!(
+        "    label: \"db::proposal\"\n    on_enter:\n{}",
+        "      - create_issue: {template: mini}\n".repeat(21)
+    );
+    let s = project_with(&[("    label: \"db::proposal\"\n", &many)], &[]);
+    refused(
+        &s,
+        "workflows/mini.yaml:9:34: entering stage `proposal` opens 21 issues",
+    );
+}
+
+#[test]
+fn durations_over_ten_years_are_refused() {
+    for duration in ["2147483647w", "99999999999999999999999999m", "3654d"] {
+        let s = project_with(
+            &[(
+                "      - checklist: {section: Proposal}",
+                &format!("      - min_duration: {duration}"),
+            )],
+            &[],
+        );
+        refused(
+            &s,
+            &format!("workflows/mini.yaml:9:23: bad duration: `{duration}` is too long: a duration is at most 10 years"),
+        );
+    }
+    // A variable's default is a duration too.
+    let s = project_with(
+        &[
+            (
+                "variables:\n",
+                "variables:\n  soak: {default: 2147483647w}\n",
+            ),
+            (
+                "      - checklist: {section: Proposal}",
+                "      - min_duration: \"{{soak}}\"",
+            ),
+        ],
+        &[],
+    );
+    refused(
+        &s,
+        "workflows/mini.yaml:10:23: bad duration in the default of `soak`: `2147483647w` is too long",
+    );
+}
+
+#[test]
+fn label_names_with_commas_or_line_breaks_are_refused() {
+    let cases: &[(&[(&str, &str)], &[(&str, &str)], &str)] = &[
+        (
+            &[("label: \"db::proposal\"", "label: \"db::proposal,x\"")],
+            &[],
+            "workflows/mini.yaml:7:12: label `db::proposal,x` has a comma",
+        ),
+        (
+            &[(
+                "tracking: {template: mini}",
+                "tracking: {template: mini, labels: [\"a\\u2028b\"]}",
+            )],
+            &[],
+            "workflows/mini.yaml:4:37: label \"a\\u{2028}b\" has a line break or control character",
+        ),
+        (
+            &[(
+                "      - checklist: {section: Proposal}",
+                "      - label: \"\"",
+            )],
+            &[],
+            "workflows/mini.yaml:9:16: `label` must not be empty",
+        ),
+        (
+            &[],
+            &[("labels: [db]", "labels: [db, \"x,y\"]")],
+            "templates/mini.md.hbs:3:14: label `x,y` has a comma",
+        ),
+    ];
+    for (workflow, template, expected) in cases {
+        let s = project_with(workflow, template);
+        refused(&s, expected);
+    }
+}
+
+#[test]
+fn templates_that_print_a_variable_raw_are_refused() {
+    for raw in ["{{{table}}}", "{{& table}}"] {
+        let s = project_with(&[], &[("- [ ] agreed\n", &format!("- [ ] agreed {raw}\n"))]);
+        refused(&s, "templates/mini.md.hbs:6:14: `table` is printed raw");
+    }
+    // shepherd's own values may be printed raw.
+    let s = project_with(
+        &[],
+        &[("- [ ] agreed\n", "- [ ] agreed {{{migration.url}}}\n")],
+    );
+    s.ok(&["validate"]);
+}
+
+#[test]
+fn a_checklist_gate_without_items_does_not_hold() {
+    let s = project_with(
+        &[("{section: Proposal}", "{section: Plan}")],
+        &[("- [ ] agreed\n", "- [ ] agreed\n## Plan\nTo be written.\n")],
+    );
+    s.ok(&["start", "mini", "--var", "table=users", "--now", &at("0m")]);
+    s.ok(&["advance", "1", "--now", &at("1m")]);
+    let status = s.ok(&["status", "1", "--now", &at("2m")]);
+    assert!(status.contains("no task items under 'Plan'"), "{status}");
+    assert!(
+        s.issue(1).labels.contains(&"db::proposal".to_string()),
+        "did not move"
+    );
+}
+
+#[test]
+fn a_value_with_any_line_break_cannot_start_a_quick_action() {
+    let s = project(MINI);
+    for br in ["\u{2028}", "\u{2029}", "\u{85}", "\u{0B}", "\u{0C}"] {
+        let value = format!("users{br}/close{br}--> x");
+        let out = s.json(&["render", "mini", "--var", &format!("table={value}")]);
+        for text in [&out["title"], &out["body"]] {
+            let text = text.as_str().unwrap();
+            for line in text.split([
+                '\r', '\n', '\u{0B}', '\u{0C}', '\u{85}', '\u{2028}', '\u{2029}',
+            ]) {
+                assert!(!line.trim_start().starts_with('/'), "{br:?}: {line:?}");
+            }
+            assert!(!text.contains("-->"), "{text:?}");
+        }
+    }
+}

@@ -135,3 +135,43 @@ fn every_shipped_template_renders_with_its_workflow_defaults() {
         "the template's own mention stays"
     );
 }
+
+#[test]
+fn render_applies_the_defaults_of_the_workflow_that_uses_the_template() {
+    let s = Shepherd::new();
+    let out = s.run(&["render", "feature-flag-rollout", "--var", "feature_flag=x"]);
+    assert!(out.status.success(), "{}", crate::support::stderr(&out));
+    let text = crate::support::stdout(&out);
+    assert!(
+        text.contains("#g_TEAM_NAME"),
+        "the default slack channel:\n{text}"
+    );
+    assert!(crate::support::stderr(&out).is_empty(), "no warning");
+
+    // A variable the workflow declares but the template does not print is no mistake; an
+    // unknown one is.
+    let mut args = vec!["render", "gitaly-migration", "--var", "release_interval=2w"];
+    args.extend([
+        "--var",
+        "feature_flag=f",
+        "--var",
+        "grpc_service=S",
+        "--var",
+        "grpc_method=M",
+    ]);
+    args.extend(["--var", "colour=red"]);
+    let out = s.run(&args);
+    assert!(out.status.success());
+    let err = crate::support::stderr(&out);
+    assert!(!err.contains("release_interval"), "{err}");
+    assert!(err.contains("does not use variable `colour`"), "{err}");
+}
+
+#[test]
+fn show_fills_in_variables() {
+    let s = Shepherd::new();
+    let out = s.ok(&["show", "gitaly-migration"]);
+    // release_interval's default, 30d, as people read it.
+    assert!(out.contains("gate: at least 4w 2d in this stage"), "{out}");
+    assert!(!out.contains("{{"), "{out}");
+}
