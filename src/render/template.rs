@@ -183,6 +183,7 @@ mod tests {
 
     /// (template text, expected `line:column: message` parts); `None`: the template is fine.
     #[test]
+    #[allow(clippy::type_complexity)] // the test table's rows
     fn labels_and_raw_values_are_checked_with_their_place() {
         let cases: &[(&str, Option<(u32, u32, &str)>)] = &[
             (

@@ -403,7 +403,9 @@ fn durations_over_ten_years_are_refused() {
 
 #[test]
 fn label_names_with_commas_or_line_breaks_are_refused() {
-    let cases: &[(&[(&str, &str)], &[(&str, &str)], &str)] = &[
+    // (changes to the workflow, changes to the template, the problem)
+    type Changes<'a> = &'a [(&'a str, &'a str)];
+    let cases: &[(Changes, Changes, &str)] = &[
         (
             &[("label: \"db::proposal\"", "label: \"db::proposal,x\"")],
             &[],

@@ -229,7 +229,9 @@ fn label_names() {
 
 /// Workflows for `check_children`: name, then (stage, `create_issue`s as (template,
 /// workflow)) for a one-stage workflow.
-fn catalogue(specs: &[(&str, &[(&str, Option<&str>)])]) -> BTreeMap<String, Workflow> {
+type Spec<'a> = (&'a str, &'a [(&'a str, Option<&'a str>)]);
+
+fn catalogue(specs: &[Spec]) -> BTreeMap<String, Workflow> {
     let mut known = known();
     for (name, _) in specs {
         known.workflows.insert(name.to_string());
