@@ -7,4 +7,5 @@ pub mod core;
 pub mod engine;
 pub mod render;
 pub mod report_format;
+pub mod store;
 pub mod tracker;

@@ -111,10 +111,14 @@ pub trait Store: Send + Sync {
     /// taken, in which case it stays, free for the next `take_due`.
     async fn done(&self, key: &str, owner: &str) -> Result<(), StoreError>;
 
-    /// The earliest due time in the queue (for sleeping until it).
+    /// When `take_due` may next find something (for sleeping until then): the earliest
+    /// due time of the entries no one is working on, and for a taken entry the later of
+    /// its due time and the end of its take.
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
 
-    /// How many entries are queued, and the age of the oldest due one.
+    /// How many entries are queued (taken ones too), and how long the longest-waiting
+    /// due entry that no one is working on has waited: since its due time, or since it
+    /// was queued when that came later.
     async fn queue_depth(&self) -> Result<(u64, Option<Duration>), StoreError>;
 
     // ---- failures and backoff ------------------------------------------------------
@@ -152,8 +156,10 @@ pub trait Store: Send + Sync {
 
 /// Opens the store that `url` names: `sqlite:PATH` or `postgres://…` (`postgresql://`
 /// too). A relative SQLite path is taken as given (the caller resolves it). With
-/// `dry_run`, a SQLite file that does not exist is not created: an empty in-memory store
-/// stands in, so that a dry run writes nothing anywhere.
+/// `dry_run`, nothing is written anywhere: a SQLite file that does not exist is not
+/// created (an empty in-memory store stands in), one that exists is copied into memory,
+/// and a PostgreSQL database is only checked (reachable, schema not newer than this
+/// binary's) before an in-memory store stands in for it.
 pub async fn open(url: &str, dry_run: bool) -> Result<Box<dyn Store>, StoreError> {
     if let Some(path) = url.strip_prefix("sqlite:") {
         if path.is_empty() {
@@ -168,6 +174,11 @@ pub async fn open(url: &str, dry_run: bool) -> Result<Box<dyn Store>, StoreError
         )?));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        if dry_run {
+            postgres::PostgresStore::check(url).await?;
+            let describe = format!("{} (dry run: in memory)", redact_url(url));
+            return Ok(Box::new(sqlite::SqliteStore::in_memory(describe)?));
+        }
         return Ok(Box::new(postgres::PostgresStore::connect(url).await?));
     }
     Err(StoreError::BadUrl {
@@ -177,13 +188,119 @@ pub async fn open(url: &str, dry_run: bool) -> Result<Box<dyn Store>, StoreError
 }
 
 /// `url` without the password it may carry (`postgres://user:secret@host` →
-/// `postgres://user:***@host`), for messages and logs.
+/// `postgres://user:***@host`, and `?password=secret` → `?password=***`), for messages
+/// and logs. A URL that does not parse is redacted by hand: everything between the
+/// user's `:` and the `@` goes.
 pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
+    let redacted = match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
             u.to_string()
         }
-        _ => url.to_string(),
+        Err(_) => redact_authority(url),
+    };
+    redact_query_password(&redacted)
+}
+
+/// The unparsed form of [`redact_url`]'s user-info redaction.
+fn redact_authority(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let start = scheme_end + 3;
+    let rest = &url[start..];
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_string();
+    };
+    match authority[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}:***{}",
+            &url[..start],
+            &authority[..colon],
+            &url[start + at..]
+        ),
+        None => url.to_string(),
+    }
+}
+
+/// Replaces the value of every `password=` query parameter with `***`.
+fn redact_query_password(url: &str) -> String {
+    let Some(q) = url.find('?') else {
+        return url.to_string();
+    };
+    let (base, query) = url.split_at(q + 1);
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if name.eq_ignore_ascii_case("password") => format!("{name}=***"),
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{base}{}", pairs.join("&"))
+}
+
+/// The retry delay after `attempts` failures in a row: `min * 2^(attempts-1)`, capped at
+/// `max` (and `max` when `min` is larger).
+pub fn backoff(min: Duration, max: Duration, attempts: u32) -> Duration {
+    let mut delay = min;
+    for _ in 1..attempts {
+        if delay >= max {
+            break;
+        }
+        delay = delay.saturating_mul(2);
+    }
+    delay.min(max)
+}
+
+/// Durations given to a store are capped at 100 years, so that adding one to now never
+/// overflows a timestamp.
+fn capped(d: Duration) -> Duration {
+    d.min(Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let s = Duration::from_secs;
+        let got: Vec<u64> = (1..=8)
+            .map(|n| backoff(s(60), s(3600), n).as_secs())
+            .collect();
+        assert_eq!(got, [60, 120, 240, 480, 960, 1920, 3600, 3600]);
+        assert_eq!(backoff(s(60), s(3600), u32::MAX), s(3600));
+        assert_eq!(backoff(s(10), s(5), 1), s(5));
+        assert_eq!(
+            backoff(Duration::from_nanos(1), Duration::MAX, 70),
+            Duration::from_nanos(1 << 60) * 512
+        );
+    }
+
+    #[test]
+    fn passwords_never_survive_redaction() {
+        for (url, want) in [
+            (
+                "postgres://u:secret@h:5432/db",
+                "postgres://u:***@h:5432/db",
+            ),
+            ("postgres://u@h/db", "postgres://u@h/db"),
+            (
+                "postgres://u:secret@h:notaport/db",
+                "postgres://u:***@h:notaport/db",
+            ),
+            (
+                "postgres://h/db?user=u&password=secret",
+                "postgres://h/db?user=u&password=***",
+            ),
+            ("mysql://u:p@ss@h/db", "mysql://u:***@h/db"),
+            ("sqlite:state.db", "sqlite:state.db"),
+        ] {
+            assert_eq!(redact_url(url), want, "{url}");
+        }
     }
 }

@@ -1,0 +1,666 @@
+//! `PostgresStore`: the Store in a PostgreSQL database (`postgres://…`), shared by several
+//! processes or machines. `tokio-postgres` behind a `deadpool-postgres` pool, statements
+//! prepared once per connection. Times come from the database (`now()`), so machines
+//! with different clocks agree on when a lease expires. Queue entries are taken with
+//! `FOR UPDATE SKIP LOCKED` and stamped with their taker and `taken_until`, as
+//! apalis-postgres does. Nothing waits forever: connecting gives up after 10 s, the
+//! server cancels a statement after 30 s, and every call has a deadline of its own, so a
+//! database that goes away mid-run is a `StoreError` naming the store, never a hang.
+//! Tables are prefixed `shepherd_`, so the store may share a database with others.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{
+    GenericClient, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime,
+};
+use tokio_postgres::NoTls;
+
+use super::sqlite::newer_schema;
+use super::{backoff, capped, redact_url, Cached, Failure, QueueEntry, Store, StoreError};
+
+/// The schema, one migration per entry; migration N (from 1) brings the database to
+/// version N.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE shepherd_leases (
+        key TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        expires TIMESTAMPTZ NOT NULL
+    );
+    CREATE INDEX shepherd_leases_owner ON shepherd_leases (owner);
+    CREATE TABLE shepherd_cursors (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE shepherd_queue (
+        key TEXT PRIMARY KEY,
+        due TIMESTAMPTZ NOT NULL,
+        reason TEXT NOT NULL,
+        queued_at TIMESTAMPTZ NOT NULL,
+        owner TEXT,
+        taken_until TIMESTAMPTZ,
+        again_due TIMESTAMPTZ,
+        again_reason TEXT,
+        again_queued_at TIMESTAMPTZ
+    );
+    CREATE INDEX shepherd_queue_due ON shepherd_queue (due);
+    CREATE TABLE shepherd_failures (
+        key TEXT PRIMARY KEY,
+        error TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        failed_at TIMESTAMPTZ NOT NULL,
+        retry_at TIMESTAMPTZ NOT NULL
+    );
+    CREATE TABLE shepherd_deliveries (id TEXT PRIMARY KEY, seen_at TIMESTAMPTZ NOT NULL);
+    CREATE INDEX shepherd_deliveries_seen ON shepherd_deliveries (seen_at);
+    CREATE TABLE shepherd_cache (key TEXT PRIMARY KEY, value TEXT NOT NULL, version TEXT NOT NULL);",
+];
+
+/// The schema version this binary writes and understands.
+pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
+
+/// The advisory lock held while migrating, so that concurrent first opens take turns.
+const MIGRATION_LOCK: i64 = 0x5348_4550_4845_5244; // "SHEPHERD"
+
+/// How long the store waits for the database.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// Connecting (and waiting for a free pooled connection).
+    pub connect: Duration,
+    /// One statement, enforced by the server (`statement_timeout`) and, in case the
+    /// server stops answering altogether, by the client too.
+    pub query: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(10),
+            query: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The Store in a PostgreSQL database.
+pub struct PostgresStore {
+    pool: Pool,
+    describe: String,
+    timeouts: Timeouts,
+}
+
+impl PostgresStore {
+    /// Connects to `url` with the default [`Timeouts`] and applies the schema migrations
+    /// this binary knows.
+    pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
+        PostgresStore::connect_with(url, Timeouts::default()).await
+    }
+
+    /// [`PostgresStore::connect`] with chosen timeouts.
+    pub async fn connect_with(url: &str, timeouts: Timeouts) -> Result<PostgresStore, StoreError> {
+        let store = PostgresStore::pool(url, timeouts)?;
+        store.migrate().await.map_err(|e| store.open_error(e))?;
+        Ok(store)
+    }
+
+    /// Checks that `url` can be reached and holds no schema newer than this binary's,
+    /// without writing anything (a dry run's check).
+    pub async fn check(url: &str) -> Result<(), StoreError> {
+        let store = PostgresStore::pool(url, Timeouts::default())?;
+        let found = store
+            .deadline(async {
+                let client = store.client().await?;
+                store.version(&client).await
+            })
+            .await
+            .map_err(|e| store.open_error(e))?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::Open {
+                store: store.describe,
+                reason: newer_schema(found.into(), SCHEMA_VERSION.into()),
+            });
+        }
+        Ok(())
+    }
+
+    fn pool(url: &str, timeouts: Timeouts) -> Result<PostgresStore, StoreError> {
+        let describe = redact_url(url);
+        let mut config = tokio_postgres::Config::from_str(url).map_err(|e| StoreError::BadUrl {
+            url: describe.clone(),
+            reason: scrub(&chain(&e), url),
+        })?;
+        let statement = format!(
+            "-c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout={}",
+            timeouts.query.as_millis(),
+            timeouts.query.as_millis(),
+            (timeouts.query * 2).as_millis()
+        );
+        let options = match config.get_options() {
+            Some(given) if !given.is_empty() => format!("{given} {statement}"),
+            _ => statement,
+        };
+        config
+            .options(options)
+            .connect_timeout(timeouts.connect)
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30));
+        if config.get_application_name().is_none() {
+            config.application_name("shepherd");
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(timeouts.connect))
+            .wait_timeout(Some(timeouts.connect + timeouts.query))
+            .recycle_timeout(Some(timeouts.connect))
+            .build()
+            .map_err(|e| StoreError::Open {
+                store: describe.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(PostgresStore {
+            pool,
+            describe,
+            timeouts,
+        })
+    }
+
+    fn open_error(&self, reason: String) -> StoreError {
+        StoreError::Open {
+            store: self.describe.clone(),
+            reason,
+        }
+    }
+
+    /// Runs `work` within the call's deadline (a connection plus one query's time, and a
+    /// little more for the transactions that make a few).
+    async fn deadline<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, String>>,
+    ) -> Result<T, String> {
+        let limit = self.timeouts.connect + self.timeouts.query * 2;
+        match tokio::time::timeout(limit, work).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("no answer within {} s", limit.as_secs())),
+        }
+    }
+
+    /// Runs `work` as one store call: within its deadline, errors naming the store.
+    async fn run<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, String>>,
+    ) -> Result<T, StoreError> {
+        self.deadline(work)
+            .await
+            .map_err(|reason| StoreError::Query {
+                store: self.describe.clone(),
+                reason,
+            })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, String> {
+        self.pool.get().await.map_err(|e| match e {
+            PoolError::Backend(e) => chain(&e),
+            PoolError::Timeout(_) => format!(
+                "no connection within {} s",
+                (self.timeouts.connect + self.timeouts.query).as_secs()
+            ),
+            other => other.to_string(),
+        })
+    }
+
+    async fn version(&self, client: &impl GenericClient) -> Result<i32, String> {
+        let exists: bool = client
+            .query_one(
+                "SELECT to_regclass('shepherd_schema_version') IS NOT NULL",
+                &[],
+            )
+            .await
+            .map_err(|e| chain(&e))?
+            .get(0);
+        if !exists {
+            return Ok(0);
+        }
+        let found: Option<i32> = client
+            .query_one("SELECT MAX(version) FROM shepherd_schema_version", &[])
+            .await
+            .map_err(|e| chain(&e))?
+            .get(0);
+        Ok(found.unwrap_or(0))
+    }
+
+    /// Brings the schema to [`SCHEMA_VERSION`] in one transaction under an advisory lock,
+    /// so that concurrent first opens take turns; an up-to-date database is only read.
+    async fn migrate(&self) -> Result<(), String> {
+        self.deadline(async {
+            let mut client = self.client().await?;
+            if self.version(&client).await? == SCHEMA_VERSION {
+                return Ok(());
+            }
+            let tx = client.transaction().await.map_err(|e| chain(&e))?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+                .await
+                .map_err(|e| chain(&e))?;
+            tx.batch_execute(
+                "CREATE TABLE IF NOT EXISTS shepherd_schema_version (version INTEGER NOT NULL)",
+            )
+            .await
+            .map_err(|e| chain(&e))?;
+            let found = self.version(&tx).await?;
+            if found > SCHEMA_VERSION {
+                return Err(newer_schema(found.into(), SCHEMA_VERSION.into()));
+            }
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+                tx.batch_execute(sql)
+                    .await
+                    .map_err(|e| format!("schema migration {} failed: {}", i + 1, chain(&e)))?;
+            }
+            tx.execute("DELETE FROM shepherd_schema_version", &[])
+                .await
+                .map_err(|e| chain(&e))?;
+            tx.execute(
+                "INSERT INTO shepherd_schema_version (version) VALUES ($1)",
+                &[&SCHEMA_VERSION],
+            )
+            .await
+            .map_err(|e| chain(&e))?;
+            tx.commit().await.map_err(|e| chain(&e))
+        })
+        .await
+    }
+
+    /// Runs one statement (prepared once per connection) and returns its rows.
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            let statement = client.prepare_cached(sql).await.map_err(|e| chain(&e))?;
+            client
+                .query(&statement, params)
+                .await
+                .map_err(|e| chain(&e))
+        })
+        .await
+    }
+
+    /// Runs one statement and returns how many rows it changed.
+    async fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            let statement = client.prepare_cached(sql).await.map_err(|e| chain(&e))?;
+            client
+                .execute(&statement, params)
+                .await
+                .map_err(|e| chain(&e))
+        })
+        .await
+    }
+}
+
+/// An error and its causes, one after the other (`db error: ERROR: …`).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// `reason` without the password of `url`, should a parser have echoed it.
+fn scrub(reason: &str, url: &str) -> String {
+    let password = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.password().map(str::to_string));
+    match password {
+        Some(p) if !p.is_empty() => reason.replace(&p, "***"),
+        _ => reason.to_string(),
+    }
+}
+
+fn secs(d: Duration) -> f64 {
+    capped(d).as_secs_f64()
+}
+
+fn failure(row: &tokio_postgres::Row) -> Failure {
+    Failure {
+        key: row.get(0),
+        error: row.get(1),
+        attempts: u32::try_from(row.get::<_, i32>(2)).unwrap_or(0),
+        failed_at: row.get(3),
+        retry_at: row.get(4),
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    async fn acquire(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let changed = self
+            .execute(
+                "INSERT INTO shepherd_leases AS l (key, owner, expires)
+                 VALUES ($1, $2, now() + $3::float8 * interval '1 second')
+                 ON CONFLICT (key) DO UPDATE SET owner = EXCLUDED.owner,
+                     expires = EXCLUDED.expires
+                 WHERE l.owner = EXCLUDED.owner OR l.expires <= now()",
+                &[&key, &owner, &secs(ttl)],
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
+    async fn renew(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let changed = self
+            .execute(
+                "UPDATE shepherd_leases SET expires = now() + $3::float8 * interval '1 second'
+                 WHERE key = $1 AND owner = $2",
+                &[&key, &owner, &secs(ttl)],
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
+    async fn release(&self, key: &str, owner: &str) -> Result<(), StoreError> {
+        self.execute(
+            "DELETE FROM shepherd_leases WHERE key = $1 AND owner = $2",
+            &[&key, &owner],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn release_all(&self, owner: &str) -> Result<(), StoreError> {
+        self.execute("DELETE FROM shepherd_leases WHERE owner = $1", &[&owner])
+            .await
+            .map(drop)
+    }
+
+    async fn holder(&self, key: &str) -> Result<Option<(String, DateTime<Utc>)>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT owner, expires FROM shepherd_leases WHERE key = $1 AND expires > now()",
+                &[&key],
+            )
+            .await?;
+        Ok(rows.first().map(|row| (row.get(0), row.get(1))))
+    }
+
+    async fn cursor(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let rows = self
+            .query("SELECT value FROM shepherd_cursors WHERE key = $1", &[&key])
+            .await?;
+        Ok(rows.first().map(|row| row.get(0)))
+    }
+
+    async fn set_cursor(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO shepherd_cursors (key, value) VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            &[&key, &value],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn enqueue(&self, key: &str, due: DateTime<Utc>, reason: &str) -> Result<(), StoreError> {
+        // A free entry keeps the earlier due time; a taken one records the new queuing in
+        // `again_*`, which `done` turns into the entry's next due time.
+        self.execute(
+            "INSERT INTO shepherd_queue AS q (key, due, reason, queued_at)
+             VALUES ($1, $2, $3, now())
+             ON CONFLICT (key) DO UPDATE SET
+               due = CASE WHEN q.owner IS NULL AND EXCLUDED.due < q.due
+                     THEN EXCLUDED.due ELSE q.due END,
+               reason = CASE WHEN q.owner IS NULL AND EXCLUDED.due < q.due
+                        THEN EXCLUDED.reason ELSE q.reason END,
+               again_due = CASE WHEN q.owner IS NOT NULL
+                           AND (q.again_due IS NULL OR EXCLUDED.due < q.again_due)
+                           THEN EXCLUDED.due ELSE q.again_due END,
+               again_reason = CASE WHEN q.owner IS NOT NULL
+                              AND (q.again_due IS NULL OR EXCLUDED.due < q.again_due)
+                              THEN EXCLUDED.reason ELSE q.again_reason END,
+               again_queued_at = CASE WHEN q.owner IS NOT NULL
+                                 THEN COALESCE(q.again_queued_at, EXCLUDED.queued_at)
+                                 ELSE q.again_queued_at END",
+            &[&key, &due, &reason],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn take_due(
+        &self,
+        owner: &str,
+        limit: usize,
+        ttl: Duration,
+    ) -> Result<Vec<QueueEntry>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .query(
+                "WITH picked AS (
+                     SELECT key FROM shepherd_queue
+                     WHERE due <= now() AND (owner IS NULL OR taken_until <= now())
+                     ORDER BY due, key LIMIT $2
+                     FOR UPDATE SKIP LOCKED)
+                 UPDATE shepherd_queue q
+                 SET owner = $1, taken_until = now() + $3::float8 * interval '1 second'
+                 FROM picked WHERE q.key = picked.key
+                 RETURNING q.key, q.due, q.reason, q.queued_at",
+                &[&owner, &limit, &secs(ttl)],
+            )
+            .await?;
+        let mut taken: Vec<QueueEntry> = rows
+            .iter()
+            .map(|row| QueueEntry {
+                key: row.get(0),
+                due: row.get(1),
+                reason: row.get(2),
+                queued_at: row.get(3),
+            })
+            .collect();
+        taken.sort_by(|a, b| (a.due, &a.key).cmp(&(b.due, &b.key)));
+        Ok(taken)
+    }
+
+    async fn done(&self, key: &str, owner: &str) -> Result<(), StoreError> {
+        self.run(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(|e| chain(&e))?;
+            // The row lock makes a concurrent `enqueue` wait for the decision below.
+            let again = tx
+                .prepare_cached(
+                    "SELECT again_due IS NOT NULL FROM shepherd_queue
+                     WHERE key = $1 AND owner = $2 FOR UPDATE",
+                )
+                .await
+                .map_err(|e| chain(&e))?;
+            let rows = tx
+                .query(&again, &[&key, &owner])
+                .await
+                .map_err(|e| chain(&e))?;
+            let sql = match rows.first().map(|row| row.get::<_, bool>(0)) {
+                None => return Ok(()),
+                Some(true) => {
+                    "UPDATE shepherd_queue SET due = again_due, reason = again_reason,
+                         queued_at = again_queued_at, owner = NULL, taken_until = NULL,
+                         again_due = NULL, again_reason = NULL, again_queued_at = NULL
+                     WHERE key = $1 AND owner = $2"
+                }
+                Some(false) => "DELETE FROM shepherd_queue WHERE key = $1 AND owner = $2",
+            };
+            let statement = tx.prepare_cached(sql).await.map_err(|e| chain(&e))?;
+            tx.execute(&statement, &[&key, &owner])
+                .await
+                .map_err(|e| chain(&e))?;
+            tx.commit().await.map_err(|e| chain(&e))
+        })
+        .await
+    }
+
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT MIN(CASE WHEN owner IS NULL OR taken_until <= now() THEN due
+                            ELSE GREATEST(due, taken_until) END) FROM shepherd_queue",
+                &[],
+            )
+            .await?;
+        Ok(rows.first().and_then(|row| row.get(0)))
+    }
+
+    async fn queue_depth(&self) -> Result<(u64, Option<Duration>), StoreError> {
+        let rows = self
+            .query(
+                "SELECT COUNT(*), EXTRACT(EPOCH FROM now() - MIN(CASE WHEN due <= now()
+                     AND (owner IS NULL OR taken_until <= now())
+                     THEN GREATEST(due, queued_at) END))::float8
+                 FROM shepherd_queue",
+                &[],
+            )
+            .await?;
+        let Some(row) = rows.first() else {
+            return Ok((0, None));
+        };
+        let count: i64 = row.get(0);
+        let age: Option<f64> = row.get(1);
+        Ok((
+            count.max(0) as u64,
+            age.map(|s| Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::MAX)),
+        ))
+    }
+
+    async fn record_failure(
+        &self,
+        key: &str,
+        error: &str,
+        min: Duration,
+        max: Duration,
+    ) -> Result<Failure, StoreError> {
+        self.run(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(|e| chain(&e))?;
+            // One upsert counts the failure (atomically, however many record at once);
+            // the delay then follows from the count, under the row lock it took.
+            let count = tx
+                .prepare_cached(
+                    "INSERT INTO shepherd_failures AS f (key, error, attempts, failed_at, retry_at)
+                     VALUES ($1, $2, 1, now(), now())
+                     ON CONFLICT (key) DO UPDATE SET error = EXCLUDED.error,
+                         attempts = LEAST(f.attempts, 2147483646) + 1, failed_at = now()
+                     RETURNING attempts",
+                )
+                .await
+                .map_err(|e| chain(&e))?;
+            let attempts: i32 = tx
+                .query_one(&count, &[&key, &error])
+                .await
+                .map_err(|e| chain(&e))?
+                .get(0);
+            let delay = backoff(min, max, u32::try_from(attempts).unwrap_or(1));
+            let schedule = tx
+                .prepare_cached(
+                    "UPDATE shepherd_failures
+                     SET retry_at = failed_at + $2::float8 * interval '1 second'
+                     WHERE key = $1
+                     RETURNING key, error, attempts, failed_at, retry_at",
+                )
+                .await
+                .map_err(|e| chain(&e))?;
+            let row = tx
+                .query_one(&schedule, &[&key, &secs(delay)])
+                .await
+                .map_err(|e| chain(&e))?;
+            tx.commit().await.map_err(|e| chain(&e))?;
+            Ok(failure(&row))
+        })
+        .await
+    }
+
+    async fn clear_failure(&self, key: &str) -> Result<(), StoreError> {
+        self.execute("DELETE FROM shepherd_failures WHERE key = $1", &[&key])
+            .await
+            .map(drop)
+    }
+
+    async fn failures(&self) -> Result<Vec<Failure>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT key, error, attempts, failed_at, retry_at FROM shepherd_failures
+                 ORDER BY key",
+                &[],
+            )
+            .await?;
+        Ok(rows.iter().map(failure).collect())
+    }
+
+    async fn first_delivery(&self, id: &str, keep: Duration) -> Result<bool, StoreError> {
+        self.execute(
+            "DELETE FROM shepherd_deliveries
+             WHERE seen_at < now() - $1::float8 * interval '1 second'",
+            &[&secs(keep)],
+        )
+        .await?;
+        let added = self
+            .execute(
+                "INSERT INTO shepherd_deliveries (id, seen_at) VALUES ($1, now())
+                 ON CONFLICT (id) DO NOTHING",
+                &[&id],
+            )
+            .await?;
+        Ok(added == 1)
+    }
+
+    async fn cache_get(&self, key: &str) -> Result<Option<Cached>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT value, version FROM shepherd_cache WHERE key = $1",
+                &[&key],
+            )
+            .await?;
+        Ok(rows.first().map(|row| Cached {
+            value: row.get(0),
+            version: row.get(1),
+        }))
+    }
+
+    async fn cache_put(&self, key: &str, value: &str, version: &str) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO shepherd_cache (key, value, version) VALUES ($1, $2, $3)
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, version = EXCLUDED.version",
+            &[&key, &value, &version],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn cache_clear(&self, prefix: &str) -> Result<(), StoreError> {
+        self.execute(
+            "DELETE FROM shepherd_cache WHERE starts_with(key, $1)",
+            &[&prefix],
+        )
+        .await
+        .map(drop)
+    }
+}
