@@ -80,7 +80,7 @@ pub fn spec() -> &'static Value {
     static SPEC: OnceLock<Value> = OnceLock::new();
     SPEC.get_or_init(|| {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/fixtures/github/api/api.github.com.json");
+            .join("tests/fixtures/github/api/api.github.com.json");
         serde_json::from_str(
             &std::fs::read_to_string(path).expect("the GitHub OpenAPI description"),
         )

@@ -617,8 +617,7 @@ fn untrusted_values_do_not_run_quick_actions() {
 #[test]
 fn documented_payloads_parse() {
     use shepherd::tracker::gitlab::{GlIssue, GlLabel, GlLabelEvent, GlNote};
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/gitlab/api");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gitlab/api");
     let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
     for name in ["get_issue.json", "create_issue.json", "edit_issue.json"] {
         let issue: GlIssue = serde_json::from_str(&read(name)).unwrap();

@@ -1,6 +1,6 @@
 //! A stateful GitLab API test server (axum on 127.0.0.1): issues, notes, labels, resource
 //! label events and issue links of one project, answering like GitLab. Its JSON starts from
-//! GitLab's own documented responses in `../shared/fixtures/gitlab/api/`. It checks
+//! GitLab's own documented responses in `tests/fixtures/gitlab/api/`. It checks
 //! `PRIVATE-TOKEN` (each token is a user), pages with `x-next-page`/`x-total-pages`, runs
 //! the quick actions `/label` and `/close` in bodies as GitLab does, logs every request,
 //! and injects faults (429 with `Retry-After`, 5xx, a lost response) and latency on demand.
@@ -85,7 +85,7 @@ pub struct GitLabServer {
 
 fn fixture(name: &str) -> Value {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/gitlab/api")
+        .join("tests/fixtures/gitlab/api")
         .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).expect("fixture JSON")

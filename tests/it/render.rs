@@ -1,7 +1,7 @@
 //! The shipped acceptance-testing template against seed 001: the rendered issue is the
 //! seed with values in place of its placeholders, character for character.
 
-use crate::support::{shared, Shepherd};
+use crate::support::{fixture, Shepherd};
 
 const VALUES: &[(&str, &str, &str)] = &[
     // (placeholder in seed 001, variable, value)
@@ -25,7 +25,8 @@ fn render(s: &Shepherd, values: &[(&str, &str, &str)]) -> String {
 
 #[test]
 fn acceptance_testing_is_seed_001_with_values() {
-    let seed = std::fs::read_to_string(shared("seeds/001_f67e02b59c2b9ddc.txt")).expect("seed 001");
+    let seed =
+        std::fs::read_to_string(fixture("seeds/001_f67e02b59c2b9ddc.txt")).expect("seed 001");
     let mut expected = seed.clone();
     for (placeholder, _, value) in VALUES {
         expected = expected.replace(placeholder, value);

@@ -2,12 +2,12 @@
 //! the right number of bars, a PNG screenshot), CSV read back by a CSV reader, the JSON
 //! shape, filters, and `--publish` keeping one summary issue.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{at, start_gitaly, Shepherd};
+use crate::support::{at, start_gitaly, tool, Shepherd};
 
 /// Four migrations in different places, one of them done, one stale.
 fn project() -> Shepherd {
@@ -60,19 +60,10 @@ fn project() -> Shepherd {
     s
 }
 
-fn chromium() -> PathBuf {
-    let path = PathBuf::from("/usr/bin/chromium");
-    assert!(
-        path.exists(),
-        "the HTML test needs Debian's chromium (apt-get install chromium; .ci/run installs it)"
-    );
-    path
-}
-
 /// Runs headless Chromium on `page` with `args`; returns (stdout, console lines).
-fn headless(page: &Path, args: &[&str]) -> (String, Vec<String>) {
+fn headless(chromium: &Path, page: &Path, args: &[&str]) -> (String, Vec<String>) {
     let profile = tempfile::tempdir().unwrap();
-    let out = Command::new(chromium())
+    let out = Command::new(chromium)
         .args([
             "--headless",
             "--no-sandbox",
@@ -105,6 +96,13 @@ fn headless(page: &Path, args: &[&str]) -> (String, Vec<String>) {
 
 #[test]
 fn the_html_report_renders_in_chromium() {
+    let Some(chromium) = tool(
+        "the_html_report_renders_in_chromium",
+        "chromium",
+        "Debian's chromium opens the page: apt-get install chromium",
+    ) else {
+        return;
+    };
     let s = project();
     let now = at("20d");
     s.ok(&[
@@ -152,13 +150,13 @@ fn the_html_report_renders_in_chromium() {
         "<!DOCTYPE html><p>x</p><script>console.error('shepherd control')</script>",
     )
     .unwrap();
-    let (_, console) = headless(&control, &["--dump-dom"]);
+    let (_, console) = headless(&chromium, &control, &["--dump-dom"]);
     assert!(
         console.iter().any(|l| l.contains("shepherd control")),
         "console lines are captured"
     );
 
-    let (dom, console) = headless(&page, &["--dump-dom"]);
+    let (dom, console) = headless(&chromium, &page, &["--dump-dom"]);
     assert!(console.is_empty(), "console output: {console:#?}");
     assert_eq!(
         dom.matches("<svg class=\"funnel\"").count(),
@@ -193,6 +191,7 @@ fn the_html_report_renders_in_chromium() {
     let png = dir.join("report.png");
     let _ = std::fs::remove_file(&png);
     let (_, console) = headless(
+        &chromium,
         &page,
         &[
             &format!("--screenshot={}", png.display()),

@@ -154,11 +154,10 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-/// The repository's shared folder (seeds, fixtures), beside the checkout.
-pub fn shared(path: &str) -> PathBuf {
+/// A file in `tests/fixtures/` (third-party documents and seeds; origin in its README).
+pub fn fixture(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("shared")
+        .join("tests/fixtures")
         .join(path)
 }
 
@@ -246,4 +245,24 @@ pub fn assert_no_duplicate_markers<'a>(bodies: impl Iterator<Item = &'a str>) {
     let all = markers.clone();
     markers.dedup();
     assert_eq!(markers.len(), all.len(), "no duplicate comment: {all:?}");
+}
+
+/// The program `name` on `PATH`, for a test that needs a tool outside Rust (`why` says
+/// what for). Without it the test is skipped with one line saying so, unless `CI` is set:
+/// CI installs every tool (`.ci/run`), so there a missing one fails the test.
+pub fn tool(test: &str, name: &str, why: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        let message = format!("skipped {test}: `{name}` is not installed ({why})");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{message}, and CI is set, so it is required"
+        );
+        println!("{message}");
+    }
+    found
 }

@@ -1,7 +1,25 @@
-//! Tidy: `core` stays pure. It must not import async runtimes, HTTP clients, tracker
-//! clients or the file system, nor read the clock.
+//! Tidy: `core` stays pure (no async runtimes, HTTP or tracker clients, file system or
+//! clock), and the tests and benchmarks read only what the repository holds.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Every file under `dir`, depth first, in a stable order.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
 
 #[test]
 fn core_does_no_io_and_reads_no_clock() {
@@ -23,18 +41,7 @@ fn core_does_no_io_and_reads_no_clock() {
     ];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/core");
     let mut offences = Vec::new();
-    let mut files = Vec::new();
-    let mut dirs = vec![dir];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else {
-                files.push(path);
-            }
-        }
-    }
+    let files = files(&dir);
     assert!(files.iter().any(|p| p.ends_with("workflow/load.rs")));
     for path in files {
         let text = std::fs::read_to_string(&path).unwrap();
@@ -49,6 +56,32 @@ fn core_does_no_io_and_reads_no_clock() {
     assert!(
         offences.is_empty(),
         "core must stay pure:\n{}",
+        offences.join("\n")
+    );
+}
+
+/// A clone of the repository has nothing beside it: every fixture a test or benchmark
+/// reads lives in `tests/fixtures/`.
+#[test]
+fn tests_and_benches_read_nothing_outside_the_repository() {
+    // Spelled in two pieces so that this file does not name it.
+    let outside = format!("{}/shared", "..");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut offences = Vec::new();
+    for dir in ["tests", "benches"] {
+        for path in files(&root.join(dir)) {
+            let bytes = std::fs::read(&path).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            for (i, line) in text.lines().enumerate() {
+                if line.contains(&outside) {
+                    offences.push(format!("{}:{}", path.display(), i + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "these read {outside}, which a clone does not have (copy the file into tests/fixtures/):\n{}",
         offences.join("\n")
     );
 }
