@@ -64,6 +64,11 @@ fn main() {
                 children: Vec::new(),
                 parent: None,
                 history: Some(history),
+                // One in 50 paused, one in 200 failing, as a busy deployment might have.
+                paused: i % 50 == 7,
+                paused_by: (i % 50 == 7).then(|| "alice".to_string()),
+                paused_reason: (i % 50 == 7).then(|| "error rate up on staging".to_string()),
+                failing: (i % 200 == 3).then(|| "GitLab answered 502".to_string()),
             }
         })
         .collect();

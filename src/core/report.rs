@@ -29,6 +29,17 @@ pub struct Status {
     pub parent: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<Vec<HistoryEntry>>,
+    /// Held: no forward move until it is resumed (exits still apply).
+    pub paused: bool,
+    /// Who paused it (the actor of `pause`, or who set the label in the tracker).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused_by: Option<String>,
+    /// Why, as given to `pause --reason`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused_reason: Option<String>,
+    /// The last error when the service or a reconcile failed on this migration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failing: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -157,6 +168,10 @@ pub fn status(
         children,
         parent,
         history: None,
+        paused: false,
+        paused_by: None,
+        paused_reason: None,
+        failing: None,
     }
 }
 
@@ -259,24 +274,48 @@ pub fn percentile(sorted: &[i64], p: usize) -> Option<i64> {
     Some(sorted[rank - 1])
 }
 
-/// What holds a migration up, in one line.
+/// What holds a migration up, in one line: a pause and an error first, then the gates
+/// that do not pass.
 pub fn blockers(status: &Status) -> String {
     match status.state.as_str() {
         "completed" => return "done".to_string(),
         "closed" => return "closed".to_string(),
         _ => {}
     }
-    let failing: Vec<String> = status
-        .gates
-        .iter()
-        .filter(|g| !g.passed)
-        .map(|g| format!("{}: {}", g.gate, g.detail))
-        .collect();
-    if failing.is_empty() {
+    let mut reasons: Vec<String> = Vec::new();
+    if let Some(note) = paused_note(status) {
+        reasons.push(note);
+    }
+    if let Some(error) = &status.failing {
+        reasons.push(format!("failing: {error}"));
+    }
+    reasons.extend(
+        status
+            .gates
+            .iter()
+            .filter(|g| !g.passed)
+            .map(|g| format!("{}: {}", g.gate, g.detail)),
+    );
+    if reasons.is_empty() {
         "ready to advance".to_string()
     } else {
-        failing.join("; ")
+        reasons.join("; ")
     }
+}
+
+/// "paused by X: reason" (each part when known), or `None` when it is not paused.
+pub fn paused_note(status: &Status) -> Option<String> {
+    if !status.paused {
+        return None;
+    }
+    let mut note = "paused".to_string();
+    if let Some(by) = &status.paused_by {
+        note.push_str(&format!(" by {by}"));
+    }
+    if let Some(reason) = &status.paused_reason {
+        note.push_str(&format!(": {reason}"));
+    }
+    Some(note)
 }
 
 #[cfg(test)]
@@ -324,6 +363,10 @@ mod tests {
             children: Vec::new(),
             parent: None,
             history: Some(history),
+            paused: false,
+            paused_by: None,
+            paused_reason: None,
+            failing: None,
         }
     }
 
@@ -385,6 +428,30 @@ mod tests {
         assert_eq!(report.migrations[0].blocked_by, "done");
         assert_eq!(report.migrations[1].blocked_by, "checklist: 1/2 items");
         assert_eq!(report.migrations[3].time_in_stage_seconds, 10 * 3600);
+    }
+
+    #[test]
+    fn a_pause_and_an_error_come_first_in_what_blocks() {
+        let mut s = status(1, "b", "open", 0, &[]);
+        s.paused = true;
+        assert_eq!(blockers(&s), "paused; checklist: 1/2 items");
+        s.paused_by = Some("alice".into());
+        s.paused_reason = Some("error rate up".into());
+        s.failing = Some("GitLab answered 500".into());
+        assert_eq!(
+            blockers(&s),
+            "paused by alice: error rate up; failing: GitLab answered 500; checklist: 1/2 items"
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["paused"], true);
+        assert_eq!(json["paused_by"], "alice");
+        assert_eq!(json["paused_reason"], "error rate up");
+        assert_eq!(json["failing"], "GitLab answered 500");
+        let plain = serde_json::to_value(status(2, "b", "open", 0, &[])).unwrap();
+        assert_eq!(plain["paused"], false, "always present");
+        for key in ["paused_by", "paused_reason", "failing"] {
+            assert!(plain.get(key).is_none(), "{key} skipped when unknown");
+        }
     }
 
     #[test]

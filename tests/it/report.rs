@@ -1,6 +1,8 @@
 //! Reports: the HTML page opened in headless Chromium (no console errors, the charts with
-//! the right number of bars, a PNG screenshot), CSV read back by a CSV reader, the JSON
-//! shape, filters, and `--publish` keeping one summary issue.
+//! the right number of bars, a legend naming every colour, distinct time ticks, rows named
+//! and linked, empty workflows folded, paused and failing migrations marked, PNG
+//! screenshots in target/test-output/), CSV read back by a CSV reader, the JSON shape,
+//! filters, and `--publish` keeping one summary issue.
 
 use std::path::Path;
 use std::process::Command;
@@ -94,6 +96,120 @@ fn headless(chromium: &Path, page: &Path, args: &[&str]) -> (String, Vec<String>
     (String::from_utf8_lossy(&out.stdout).into_owned(), console)
 }
 
+/// Every capture of `pattern`'s first group in `text`.
+fn captures(text: &str, pattern: &str) -> Vec<String> {
+    regex::Regex::new(pattern)
+        .unwrap()
+        .captures_iter(text)
+        .map(|c| c[1].to_string())
+        .collect()
+}
+
+/// What a reader checks on any report page: one file with nothing fetched, time ticks
+/// that say different things, a legend naming every colour drawn, rows named by number
+/// and title, lead times only where a stay ended.
+fn check_page(html: &str, dom: &str, report: &Value) {
+    for external in ["<script", "<link", "@import", "src=\"http", "@font-face"] {
+        assert!(
+            !html.contains(external),
+            "the page must be self-contained: {external}"
+        );
+    }
+    for target in captures(html, r"url\(([^)]*)\)") {
+        assert!(
+            target.starts_with('#'),
+            "only the page's own patterns: url({target})"
+        );
+    }
+    let ticks = captures(dom, r#"<text class="tick"[^>]*>([^<]*)</text>"#);
+    assert!(ticks.len() >= 2, "{ticks:?}");
+    let mut distinct = ticks.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        ticks.len(),
+        "repeated tick labels: {ticks:?}"
+    );
+
+    let drawn: std::collections::BTreeSet<String> =
+        captures(dom, r#"class="bar timeline-bar" data-stage="([^"]*)""#)
+            .into_iter()
+            .collect();
+    let legend: std::collections::BTreeSet<String> =
+        captures(dom, r#"<span class="key" data-stage="([^"]*)""#)
+            .into_iter()
+            .collect();
+    assert!(!drawn.is_empty());
+    assert_eq!(
+        legend, drawn,
+        "the legend names every stage the timeline draws"
+    );
+    for key in &drawn {
+        let stage = key.split(':').nth(1).unwrap();
+        assert!(
+            dom.contains(&format!("data-stage=\"{key}\"><svg class=\"swatch\"")),
+            "a swatch for {key}"
+        );
+        assert!(legend.iter().any(|l| l.ends_with(stage)));
+    }
+
+    let labels = captures(
+        dom,
+        r#"<text class="row-label"[^>]*><title>([^<]*)</title>"#,
+    );
+    let migrations = report["migrations"].as_array().unwrap();
+    assert_eq!(labels.len(), migrations.len());
+    for (label, m) in labels.iter().zip(migrations) {
+        let title = m["title"]
+            .as_str()
+            .unwrap()
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        assert_eq!(
+            label,
+            &format!("#{} {}", m["ref"], title),
+            "rows carry number and title"
+        );
+    }
+
+    let stays = captures(
+        dom,
+        r#"<tr><td>[^<]*</td><td>[^<]*</td><td>[^<]*</td><td>[^<]*</td><td>(\d+)</td></tr>"#,
+    );
+    assert!(!stays.is_empty(), "some stage has lead times");
+    assert!(
+        stays.iter().all(|n| n != "0"),
+        "lead times only for stages with finished stays: {stays:?}"
+    );
+}
+
+/// A screenshot of `page` at a laptop's width into target/test-output/NAME.
+fn screenshot(chromium: &Path, page: &Path, name: &str, height: u32) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-output");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = dir.join(name);
+    let _ = std::fs::remove_file(&png);
+    let (_, console) = headless(
+        chromium,
+        page,
+        &[
+            &format!("--screenshot={}", png.display()),
+            &format!("--window-size=1280,{height}"),
+            "--hide-scrollbars",
+        ],
+    );
+    assert!(console.is_empty(), "{console:#?}");
+    let bytes = std::fs::read(&png).expect("a screenshot");
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(
+        bytes.len() > 20_000,
+        "a real picture, not a blank page: {} bytes",
+        bytes.len()
+    );
+}
+
 #[test]
 fn the_html_report_renders_in_chromium() {
     let Some(chromium) = tool(
@@ -117,19 +233,6 @@ fn the_html_report_renders_in_chromium() {
     ]);
     let page = s.path("report.html");
     let html = std::fs::read_to_string(&page).unwrap();
-    for external in [
-        "<script",
-        "<link",
-        "@import",
-        "url(",
-        "src=\"http",
-        "@font-face",
-    ] {
-        assert!(
-            !html.contains(external),
-            "the page must be self-contained: {external}"
-        );
-    }
     let report = s.json(&["report", "--include-closed", "--now", &now]);
     let migrations = report["migrations"].as_array().unwrap();
     let timeline_bars: usize = migrations
@@ -158,11 +261,13 @@ fn the_html_report_renders_in_chromium() {
 
     let (dom, console) = headless(&chromium, &page, &["--dump-dom"]);
     assert!(console.is_empty(), "console output: {console:#?}");
+    check_page(&html, &dom, &report);
     assert_eq!(
         dom.matches("<svg class=\"funnel\"").count(),
         3,
-        "a funnel per workflow"
+        "a funnel per workflow with migrations"
     );
+    assert!(!dom.contains("class=\"folded\""), "{dom}");
     assert_eq!(dom.matches("class=\"bar funnel-bar\"").count(), stages);
     assert_eq!(dom.matches("<svg class=\"timeline\"").count(), 1);
     assert_eq!(
@@ -177,35 +282,180 @@ fn the_html_report_renders_in_chromium() {
             "axis label {label}"
         );
     }
+    // 20 days from Jan 1: a tick a week, on Mondays.
+    assert_eq!(
+        captures(&dom, r#"<text class="tick"[^>]*>([^<]*)</text>"#),
+        ["Jan 5", "Jan 12", "Jan 19"]
+    );
     assert!(
-        dom.contains("<span class=\"badge\">stale</span>"),
+        dom.contains("<span class=\"badge stale\">stale</span>"),
         "the stale migration is marked"
     );
+    assert!(dom.contains(">done</text>"), "the completed one too");
     assert!(
         dom.contains("<b>checklist</b>: 0/3 items in <em>Migration Analysis</em>"),
         "what blocks each migration"
     );
+    assert!(dom.contains("<li class=\"stale attention\"><b>4</b> stale</li>"));
+    screenshot(&chromium, &page, "report.png", 1500);
 
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-output");
-    std::fs::create_dir_all(&dir).unwrap();
-    let png = dir.join("report.png");
-    let _ = std::fs::remove_file(&png);
-    let (_, console) = headless(
-        &chromium,
-        &page,
-        &[
-            &format!("--screenshot={}", png.display()),
-            "--window-size=1280,2400",
-            "--hide-scrollbars",
-        ],
-    );
-    assert!(console.is_empty(), "{console:#?}");
-    let bytes = std::fs::read(&png).expect("a screenshot");
-    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    // Without the closed one, its workflow has no migration: one line, no funnel.
+    s.ok(&[
+        "report",
+        "--format",
+        "html",
+        "--output",
+        "open.html",
+        "--now",
+        &now,
+    ]);
+    let page = s.path("open.html");
+    let (dom, _) = headless(&chromium, &page, &["--dump-dom"]);
+    assert_eq!(dom.matches("<svg class=\"funnel\"").count(), 2);
     assert!(
-        bytes.len() > 20_000,
-        "a real picture, not a blank page: {} bytes",
-        bytes.len()
+        dom.contains("<p class=\"folded\">No migrations yet: feature-flag-rollout</p>"),
+        "{dom}"
+    );
+}
+
+/// A report as a deployment sees it, built with the library: issues on a web tracker,
+/// months of history, one paused and one failing migration, a workflow nobody uses.
+fn deployment_report() -> shepherd::core::report::Report {
+    use shepherd::core::report::{self, HistoryEntry};
+    let catalog = shepherd::catalog::Sources::builtin().load().unwrap();
+    let gitaly = &catalog.workflows["gitaly-migration"];
+    let t0 = chrono::DateTime::parse_from_rfc3339("2026-01-05T09:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let now = t0 + chrono::Duration::days(75);
+    let titles = [
+        "Gitaly migration: CommitService::FindCommit (gitaly_find_commit)",
+        "Gitaly migration: RefService::FindAllBranches <with an & in it>",
+        "Gitaly migration: BlobService::GetBlob",
+        "Gitaly migration: DiffService::CommitDiff",
+    ];
+    let statuses = titles
+        .iter()
+        .enumerate()
+        .map(|(i, title)| {
+            let depth = 3 + 2 * i;
+            let history: Vec<HistoryEntry> = (0..depth)
+                .map(|k| HistoryEntry {
+                    from: (k > 0).then(|| gitaly.stages[k - 1].id.clone()),
+                    to: gitaly.stages[k].id.clone(),
+                    at: t0 + chrono::Duration::days((3 * i + 6 * k) as i64),
+                    by: "shepherd".into(),
+                    reason: None,
+                })
+                .collect();
+            let stage = &gitaly.stages[depth - 1];
+            report::Status {
+                number: 40 + i as u64,
+                title: title.to_string(),
+                url: format!("https://gitlab.example.com/gitaly/-/issues/{}", 40 + i),
+                workflow: gitaly.name.clone(),
+                stage: Some(stage.id.clone()),
+                label: Some(stage.label.clone()),
+                state: "open".into(),
+                entered_at: history.last().unwrap().at,
+                gates: Vec::new(),
+                children: Vec::new(),
+                parent: None,
+                history: Some(history),
+                paused: i == 1,
+                paused_by: (i == 1).then(|| "alice".into()),
+                paused_reason: (i == 1).then(|| "error rate up on staging".into()),
+                failing: (i == 2).then(|| "GitLab answered 502 Bad Gateway".into()),
+            }
+        })
+        .collect();
+    let workflows: Vec<_> = catalog.workflows.values().collect();
+    report::build(now, &workflows, statuses, chrono::Duration::days(14))
+}
+
+#[test]
+fn paused_and_failing_migrations_are_marked_and_rows_link_to_their_issues() {
+    let Some(chromium) = tool(
+        "paused_and_failing_migrations_are_marked_and_rows_link_to_their_issues",
+        "chromium",
+        "Debian's chromium opens the page: apt-get install chromium",
+    ) else {
+        return;
+    };
+    let report = deployment_report();
+    let html = shepherd::report_format::html(&report);
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("report.html");
+    std::fs::write(&page, &html).unwrap();
+    let (dom, console) = headless(&chromium, &page, &["--dump-dom"]);
+    assert!(console.is_empty(), "console output: {console:#?}");
+    check_page(&html, &dom, &serde_json::to_value(&report).unwrap());
+
+    let links = captures(&dom, r#"<a class="row-link" href="([^"]*)">"#);
+    assert_eq!(
+        links,
+        (40..44)
+            .map(|n| format!("https://gitlab.example.com/gitaly/-/issues/{n}"))
+            .collect::<Vec<_>>(),
+        "every row links to its issue"
+    );
+    assert!(
+        dom.contains(
+            "#41 Gitaly migration: RefService::FindAllBranches &lt;with an &amp; in it&gt;</title>"
+        ),
+        "the whole title on hover, escaped"
+    );
+    // 75 days: ticks every two weeks or a month, all distinct, none a bare repeat.
+    let ticks = captures(&dom, r#"<text class="tick"[^>]*>([^<]*)</text>"#);
+    assert!((3..=8).contains(&ticks.len()), "{ticks:?}");
+
+    let marks = captures(&dom, r#"<text class="mark"[^>]*>([^<]*)</text>"#);
+    assert_eq!(marks, ["stale", "paused", "failing", "stale"], "{marks:?}");
+    assert_eq!(
+        dom.matches("class=\"paused-hatch\"").count(),
+        1,
+        "the paused stay is hatched"
+    );
+    assert!(dom.contains("<span class=\"badge paused\">paused</span>"));
+    assert!(dom.contains(
+        "<li class=\"paused-note\"><b>paused by alice: error rate up on staging</b></li>"
+    ));
+    assert!(dom.contains("<span class=\"badge failing\">failing</span>"));
+    assert!(dom.contains("<b>failing</b>: GitLab answered 502 Bad Gateway"));
+    assert!(dom.contains("<li class=\"paused attention\"><b>1</b> paused</li>"));
+    assert!(dom.contains("<li class=\"failing attention\"><b>1</b> failing</li>"));
+    assert!(
+        dom.contains(
+            "<p class=\"folded\">No migrations yet: acceptance-testing, feature-flag-rollout</p>"
+        ),
+        "empty workflows folded into one line"
+    );
+    assert_eq!(dom.matches("<svg class=\"funnel\"").count(), 1);
+    screenshot(&chromium, &page, "report-deployment.png", 1300);
+
+    // The same facts in the other formats.
+    let text = shepherd::report_format::text(&report, false);
+    assert!(
+        text.contains("paused by alice: error rate up on staging"),
+        "{text}"
+    );
+    assert!(
+        text.contains("⏸ paused") && text.contains("✖ failing"),
+        "{text}"
+    );
+    assert!(text.contains("No migrations yet: acceptance-testing, feature-flag-rollout"));
+    let md = shepherd::report_format::text(&report, true);
+    assert!(md.contains("| open ⚠ stale ⏸ paused |"), "{md}");
+    let csv = shepherd::report_format::csv(&report).unwrap();
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(
+        (&rows[1][13], &rows[1][14], &rows[1][15], &rows[1][16]),
+        ("true", "alice", "error rate up on staging", "")
+    );
+    assert_eq!(
+        (&rows[2][13], &rows[2][16]),
+        ("false", "GitLab answered 502 Bad Gateway")
     );
 }
 
@@ -239,7 +489,11 @@ fn csv_reads_back_with_a_csv_reader() {
             "stale",
             "blocked_by",
             "children",
-            "transitions"
+            "transitions",
+            "paused",
+            "paused_by",
+            "paused_reason",
+            "failing"
         ]
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();

@@ -1,0 +1,76 @@
+//! The report in every format people use: plain text and Markdown (for terminals and the
+//! summary issue), CSV (RFC 4180, for spreadsheets) and one self-contained HTML page with
+//! inline SVG charts for laptops, phones and grey-scale printers. Pure functions of
+//! `Report`; each format lives in its own module, the charts in `svg`, the time axis in
+//! `ticks`.
+//!
+//! Every format says the same things the same way: workflows with no migration are folded
+//! into one line, lead times are shown only for stages with finished stays, and a paused
+//! or failing migration is marked ("paused by X: reason", "failing: error").
+
+mod csv;
+mod html;
+mod svg;
+mod text;
+mod ticks;
+
+pub use self::csv::csv;
+pub use self::html::{esc, html};
+pub use self::text::text;
+
+use chrono::Duration;
+
+use crate::core::duration::human;
+use crate::core::report::{LeadTime, Report};
+
+/// A workflow's name and how many migrations stand in each of its stages, in order.
+type Counts<'a> = (&'a str, Vec<(&'a str, u64)>);
+
+/// Workflows with at least one migration in the report, with their stage counts in
+/// workflow order; and the names of those with none.
+fn workflows(report: &Report) -> (Vec<Counts<'_>>, Vec<&str>) {
+    let mut busy = Vec::new();
+    let mut empty = Vec::new();
+    for (workflow, counts) in &report.stages {
+        let counts: Vec<(&str, u64)> = counts
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.as_str(), v.as_u64().unwrap_or(0)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let has_migrations = counts.iter().any(|(_, n)| *n > 0)
+            || report
+                .migrations
+                .iter()
+                .any(|m| m.status.workflow == *workflow);
+        if has_migrations {
+            busy.push((workflow.as_str(), counts));
+        } else {
+            empty.push(workflow.as_str());
+        }
+    }
+    (busy, empty)
+}
+
+/// The lead times of a workflow's stages that have at least one finished stay.
+fn lead_times<'a>(report: &'a Report, workflow: &str) -> Vec<&'a LeadTime> {
+    report
+        .lead_times
+        .get(workflow)
+        .map(|l| l.iter().filter(|l| l.samples > 0).collect())
+        .unwrap_or_default()
+}
+
+/// A duration in seconds the way people say it ("2w 5d"), or a dash when unknown.
+fn span(seconds: Option<i64>) -> String {
+    seconds
+        .map(|s| human(Duration::seconds(s)))
+        .unwrap_or_else(|| "–".into())
+}
+
+/// The one line for workflows with no migrations, or `None` when every workflow has some.
+fn folded(empty: &[&str]) -> Option<String> {
+    (!empty.is_empty()).then(|| format!("No migrations yet: {}", empty.join(", ")))
+}
