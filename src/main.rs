@@ -3,12 +3,6 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SHEPHERD_LOG")
-                .unwrap_or_else(|_| "off".into()),
-        )
-        .init();
+    shepherd::cli::init_logging();
     shepherd::cli::run(std::env::args_os().collect())
 }

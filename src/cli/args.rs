@@ -1,42 +1,101 @@
-//! The arguments: clap's derive types for the global flags and every subcommand.
+//! The arguments: clap's derive types for the global flags and every subcommand, with the
+//! help a person reads (every flag described, examples under each command). Flag values
+//! are parsed here (`values.rs`), so a bad one is a usage error (exit 2).
 
 use std::path::PathBuf;
 
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
+
+use super::output::Format;
+use super::values::{parse_cli_duration, parse_ref, parse_std_duration, parse_time};
+
+/// `--version`: the crate's version and the commit it was built from (`build.rs`).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("SHEPHERD_COMMIT"),
+    ")"
+);
+
+/// The top-level long help's epilogue: environment, logging, exit codes.
+const ENVIRONMENT: &str = "\
+Environment:
+  SHEPHERD_TRACKER     the tracker, as --tracker (below the flag, above shepherd.toml)
+  SHEPHERD_STATE       the state store, as --state
+  GITLAB_TOKEN         token for gitlab:… trackers (read from the environment only, never printed)
+  GITHUB_TOKEN         token for github:… trackers (likewise)
+  SHEPHERD_LOG         log filter for stderr, e.g. `warn`, `debug`, `shepherd=debug`
+                       (tracing's EnvFilter syntax); if unset, RUST_LOG; if neither, no logs
+  NO_COLOR             when set, logs carry no colour (neither do they when stderr is not
+                       a terminal)
+
+Configuration: shepherd.toml is looked for in the current directory and then in each
+parent directory, as git finds .git; relative paths in it (local:PATH, workflows,
+templates, [state] url = \"sqlite:PATH\") are relative to the file's directory.
+
+Exit codes: 0 done (an advance blocked by its gates is done), 1 error, 2 usage (unknown
+flags, bad flag values).
+
+Examples:
+  shepherd init && shepherd validate
+  shepherd start gitaly-migration --var feature_flag=GITALY_FIND_COMMIT --var grpc_service=CommitService --var grpc_method=FindCommit
+  SHEPHERD_LOG=debug shepherd --tracker gitlab:my-group/my-project reconcile --dry-run";
 
 #[derive(Parser, Debug)]
 #[command(
     name = "shepherd",
-    version,
-    about = "Moves migrations and feature-flag rollouts through their stages"
+    version = VERSION,
+    about = "Moves migrations and feature-flag rollouts through their stages",
+    long_about = "Moves migrations and feature-flag rollouts through their stages on GitLab, \
+GitHub or a local tracker: renders checklist issues from templates, watches checklists, \
+labels, approvals and soak times, moves the stage label when a gate holds, leaves an audit \
+comment for every move, and reports where every migration stands.",
+    after_help = "Run `shepherd help COMMAND` for examples; `shepherd --help` for the environment (logging, tokens).",
+    after_long_help = ENVIRONMENT,
 )]
 pub(super) struct Cli {
-    /// local[:PATH] (default local:.shepherd/tracker.db), gitlab:GROUP/PROJECT or github:OWNER/REPO
-    #[arg(long, global = true, env = "SHEPHERD_TRACKER")]
+    /// The tracker: local[:PATH] (default local:.shepherd/tracker.db), gitlab:GROUP/PROJECT or github:OWNER/REPO
+    #[arg(long, global = true, env = "SHEPHERD_TRACKER", value_name = "SPEC")]
     pub(super) tracker: Option<String>,
+    /// The state store (leases, cursors): sqlite:PATH (default sqlite:.shepherd/state.db) or postgres://…
+    #[arg(
+        long,
+        global = true,
+        env = "SHEPHERD_STATE",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub(super) state: Option<String>,
     /// Directory of workflow files that override the built-in ones by name
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_name = "DIR")]
     pub(super) workflows: Option<PathBuf>,
     /// Directory of templates that override the built-in ones by name
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_name = "DIR")]
     pub(super) templates: Option<PathBuf>,
-    /// The local tracker's clock (RFC 3339), to rehearse a rollout offline
-    #[arg(long, global = true)]
-    pub(super) now: Option<String>,
-    /// Output format: text or json (show: also mermaid; report: also md)
-    #[arg(long, global = true)]
-    pub(super) format: Option<String>,
+    /// The time for this one command on the local tracker (RFC 3339, e.g. 2026-01-01T12:00:00Z); overrides its clock
+    #[arg(long, global = true, value_name = "RFC3339", value_parser = parse_time)]
+    pub(super) now: Option<DateTime<Utc>>,
+    /// Output format: text or json (show: also mermaid; report: also md, csv, html)
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub(super) format: Option<Format>,
     /// Who acts on the local tracker (default: $USER)
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_name = "USER")]
     pub(super) actor: Option<String>,
     /// How many requests (migrations) run at once against a remote tracker
-    #[arg(long, global = true, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, global = true, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub(super) concurrency: u16,
+    /// How long one request to a remote tracker may take (e.g. 60s, 1m30s); connecting may take 10s
+    #[arg(long, global = true, default_value = "60s", value_name = "DURATION", value_parser = parse_std_duration)]
+    pub(super) timeout: std::time::Duration,
+    /// The longest shepherd waits for a rate limit or retries before giving up (e.g. 15m)
+    #[arg(long, global = true, default_value = "15m", value_name = "DURATION", value_parser = parse_std_duration)]
+    pub(super) max_wait: std::time::Duration,
     /// GitLab instance for gitlab:GROUP/PROJECT (self-managed; default https://gitlab.com)
-    #[arg(long, global = true, env = "SHEPHERD_GITLAB_URL")]
+    #[arg(long, global = true, env = "SHEPHERD_GITLAB_URL", value_name = "URL")]
     pub(super) gitlab_url: Option<String>,
     /// GitHub API for github:OWNER/REPO (Enterprise; default https://api.github.com)
-    #[arg(long, global = true, env = "SHEPHERD_GITHUB_URL")]
+    #[arg(long, global = true, env = "SHEPHERD_GITHUB_URL", value_name = "URL")]
     pub(super) github_url: Option<String>,
     #[command(subcommand)]
     pub(super) command: Command,
@@ -45,60 +104,114 @@ pub(super) struct Cli {
 #[derive(Subcommand, Debug)]
 pub(super) enum Command {
     /// Write shepherd.toml, workflows/ and templates/ (the defaults) for editing
-    Init { dir: Option<PathBuf> },
+    #[command(
+        after_help = "Examples:\n  shepherd init\n  shepherd init my-project && cd my-project && shepherd validate"
+    )]
+    Init {
+        /// Where to write (default: the current directory); nothing existing is overwritten
+        dir: Option<PathBuf>,
+    },
     /// Validate workflows and templates; exit 1 on any problem
-    Validate { paths: Vec<PathBuf> },
+    #[command(
+        after_help = "Examples:\n  shepherd validate\n  shepherd validate workflows/my-rollout.yaml templates/\n  shepherd validate --format json"
+    )]
+    Validate {
+        /// Workflow or template files, or directories of them, checked with those in use
+        paths: Vec<PathBuf>,
+    },
     /// List the workflows in use
+    #[command(
+        after_help = "Examples:\n  shepherd workflows\n  shepherd workflows --workflows ./workflows --format json"
+    )]
     Workflows,
     /// Show a workflow's stages, gates and edges
-    Show { workflow: String },
+    #[command(
+        after_help = "Examples:\n  shepherd show gitaly-migration\n  shepherd show gitaly-migration --format mermaid > gitaly.mmd"
+    )]
+    Show {
+        /// The workflow's name (see `shepherd workflows`)
+        workflow: String,
+    },
     /// Print a rendered issue: "# <title>", a blank line, the body
+    #[command(
+        after_help = "Examples:\n  shepherd render feature-flag-rollout --var feature_flag=my_flag\n  shepherd render acceptance-testing --var migration.ref=12 --var issue.ref=13 --vars-file vars.yaml"
+    )]
     Render {
+        /// The template's name (a workflow's tracking template or a child's)
         template: String,
+        /// A variable, dotted for context values (migration.ref=12); repeatable; wins over --vars-file
         #[arg(long = "var", value_name = "K=V")]
         vars: Vec<String>,
-        #[arg(long)]
+        /// A YAML or JSON file mapping variable names to values
+        #[arg(long, value_name = "FILE")]
         vars_file: Option<PathBuf>,
     },
     /// Print one issue as a person sees it
+    #[command(after_help = "Examples:\n  shepherd issue 12\n  shepherd issue '#12' --format json")]
     Issue {
-        #[arg(value_parser = parse_ref)]
+        /// The issue's number (12 or #12)
+        #[arg(value_parser = parse_ref, value_name = "REF")]
         reference: u64,
     },
     /// Open a tracking issue in the workflow's first stage
+    #[command(
+        after_help = "Examples:\n  shepherd start gitaly-migration --var feature_flag=GITALY_FIND_COMMIT --var grpc_service=CommitService --var grpc_method=FindCommit\n  shepherd start feature-flag-rollout --title 'Roll out my_flag' --vars-file vars.yaml"
+    )]
     Start {
+        /// The workflow's name (see `shepherd workflows`)
         workflow: String,
+        /// The tracking issue's title (default: the template's)
         #[arg(long)]
         title: Option<String>,
+        /// A workflow variable; repeatable; wins over --vars-file
         #[arg(long = "var", value_name = "K=V")]
         vars: Vec<String>,
-        #[arg(long)]
+        /// A YAML or JSON file mapping variable names to values
+        #[arg(long, value_name = "FILE")]
         vars_file: Option<PathBuf>,
     },
     /// One migration (gates, children), or a table of all open ones
+    #[command(
+        after_help = "Examples:\n  shepherd status\n  shepherd status 12\n  shepherd status 12 --format json"
+    )]
     Status {
-        #[arg(value_parser = parse_ref)]
+        /// The tracking issue's number (12 or #12); without it, every open migration
+        #[arg(value_parser = parse_ref, value_name = "REF")]
         reference: Option<u64>,
     },
     /// Evaluate gates and move as far as they allow
+    #[command(
+        after_help = "Examples:\n  shepherd advance 12\n  shepherd advance 12 --dry-run --format json"
+    )]
     Advance {
-        #[arg(value_parser = parse_ref)]
+        /// The issue's number (12 or #12)
+        #[arg(value_parser = parse_ref, value_name = "REF")]
         reference: u64,
+        /// Say what would move, write nothing
         #[arg(long)]
         dry_run: bool,
     },
     /// Advance every open migration
+    #[command(
+        after_help = "Examples:\n  shepherd reconcile\n  shepherd reconcile --dry-run\n  shepherd --tracker gitlab:my-group/my-project reconcile --concurrency 16"
+    )]
     Reconcile {
+        /// Say what would move, write nothing
         #[arg(long)]
         dry_run: bool,
     },
     /// Check the task item whose text contains TEXT (exactly one)
+    #[command(
+        after_help = "Examples:\n  shepherd tick 12 \"route to migrate\"\n  shepherd tick 12 \"Monitor Grafana\" --child acceptance-testing --section \"2. Development\"\n  shepherd tick 12 \"route to migrate\" --undo"
+    )]
     Tick {
-        #[arg(value_parser = parse_ref)]
+        /// The issue's number (12 or #12)
+        #[arg(value_parser = parse_ref, value_name = "REF")]
         reference: u64,
+        /// Part of the task item's text; it must match exactly one item
         text: String,
         /// Tick in the newest child issue made from this template
-        #[arg(long)]
+        #[arg(long, value_name = "TEMPLATE")]
         child: Option<String>,
         /// Only items under a heading containing this text
         #[arg(long)]
@@ -108,68 +221,96 @@ pub(super) enum Command {
         undo: bool,
     },
     /// Change labels, as a person would
+    #[command(
+        after_help = "Examples:\n  shepherd label 12 --add existing-rpc\n  shepherd label 12 --add \"Opt-In Approved\" --actor jacobvosmaer-gitlab\n  shepherd label 12 --remove shelve"
+    )]
     Label {
-        #[arg(value_parser = parse_ref)]
+        /// The issue's number (12 or #12)
+        #[arg(value_parser = parse_ref, value_name = "REF")]
         reference: u64,
-        #[arg(long = "add")]
+        /// A label to add; repeatable
+        #[arg(long = "add", value_name = "LABEL")]
         add: Vec<String>,
-        #[arg(long = "remove")]
+        /// A label to remove; repeatable
+        #[arg(long = "remove", value_name = "LABEL")]
         remove: Vec<String>,
     },
     /// Close an issue
+    #[command(after_help = "Examples:\n  shepherd close 13")]
     Close {
-        #[arg(value_parser = parse_ref)]
+        /// The issue's number (12 or #12)
+        #[arg(value_parser = parse_ref, value_name = "REF")]
         reference: u64,
     },
     /// Reopen an issue
+    #[command(after_help = "Examples:\n  shepherd reopen 13")]
     Reopen {
-        #[arg(value_parser = parse_ref)]
+        /// The issue's number (12 or #12)
+        #[arg(value_parser = parse_ref, value_name = "REF")]
         reference: u64,
     },
     /// Move a migration back to a stage, recording the reason
+    #[command(
+        after_help = "Examples:\n  shepherd rollback 12 --to selection --reason \"wrong route\""
+    )]
     Rollback {
-        #[arg(value_parser = parse_ref)]
+        /// The tracking issue's number (12 or #12)
+        #[arg(value_parser = parse_ref, value_name = "REF")]
         reference: u64,
-        #[arg(long)]
+        /// The stage to move back to (its id, see `shepherd show WORKFLOW`)
+        #[arg(long, value_name = "STAGE")]
         to: String,
-        #[arg(long)]
+        /// Why, recorded in the audit comment
+        #[arg(long, value_name = "TEXT")]
         reason: String,
     },
     /// Every transition of a migration: from, to, when, by, why
+    #[command(
+        after_help = "Examples:\n  shepherd history 12\n  shepherd history 12 --format json"
+    )]
     History {
-        #[arg(value_parser = parse_ref)]
+        /// The tracking issue's number (12 or #12)
+        #[arg(value_parser = parse_ref, value_name = "REF")]
         reference: u64,
     },
     /// Where every migration stands
+    #[command(
+        after_help = "Examples:\n  shepherd report --format html --output report.html\n  shepherd report --format md --stale-after 7d --workflow gitaly-migration\n  shepherd report --publish"
+    )]
     Report {
         /// Write the report to this file instead of standard output
-        #[arg(long)]
+        #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
         /// Include closed migrations
         #[arg(long)]
         include_closed: bool,
-        /// Only these workflows
-        #[arg(long = "workflow")]
+        /// Only these workflows; repeatable
+        #[arg(long = "workflow", value_name = "WORKFLOW")]
         workflow_filter: Vec<String>,
-        /// Only migrations in these stages (stage ids)
-        #[arg(long = "stage")]
+        /// Only migrations in these stages (stage ids); repeatable
+        #[arg(long = "stage", value_name = "STAGE")]
         stage_filter: Vec<String>,
-        /// Only migrations whose tracking issue carries these labels
-        #[arg(long = "label")]
+        /// Only migrations whose tracking issue carries these labels; repeatable
+        #[arg(long = "label", value_name = "LABEL")]
         label_filter: Vec<String>,
-        /// Mark migrations longer than this in their stage (15m, 2h, 14d, 2w)
-        #[arg(long, default_value = "14d")]
-        stale_after: String,
+        /// Mark migrations longer than this in their stage (30s, 15m, 2h, 14d, 2w, 1d12h)
+        #[arg(long, default_value = "14d", value_name = "DURATION", value_parser = parse_cli_duration)]
+        stale_after: chrono::Duration,
         /// Create or update the one summary issue on the tracker (Markdown)
         #[arg(long)]
         publish: bool,
     },
-}
-
-pub(super) fn parse_ref(text: &str) -> Result<u64, String> {
-    text.trim_start_matches('#')
-        .parse::<u64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| format!("`{text}` is no issue reference: write a number such as 12 or #12"))
+    /// Print shell completions for SHELL on standard output
+    #[command(
+        after_help = "Examples:\n  shepherd completions bash > ~/.local/share/bash-completion/completions/shepherd\n  shepherd completions zsh > \"${fpath[1]}/_shepherd\"\n  shepherd completions fish > ~/.config/fish/completions/shepherd.fish"
+    )]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on standard output
+    #[command(
+        after_help = "Examples:\n  shepherd man | man -l -\n  shepherd man > ~/.local/share/man/man1/shepherd.1"
+    )]
+    Man,
 }

@@ -4,12 +4,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{bail, Result};
 use chrono::Utc;
 use serde_json::json;
 
 use super::config::Session;
-use super::output::{print, write_atomically, Format};
+use super::output::{io_error, line, note, print, warn, write_atomically, Format};
 use crate::catalog::{BUILTIN_TEMPLATES, BUILTIN_WORKFLOWS};
 use crate::core::workflow::{Gate, Workflow};
 
@@ -20,8 +20,8 @@ pub(super) fn collect_vars(
 ) -> Result<BTreeMap<String, String>> {
     let mut vars = BTreeMap::new();
     if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read vars file {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| io_error(path, "read vars file", e))?;
         let node = crate::core::yaml::parse(&text).map_err(|e| {
             anyhow::anyhow!(
                 "{}:{}:{}: {}",
@@ -86,8 +86,7 @@ pub(super) fn init(session: &Session, dir: PathBuf) -> Result<ExitCode> {
     }
     for (path, text) in &files {
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create {}", parent.display()))?;
+            std::fs::create_dir_all(parent).map_err(|e| io_error(parent, "create", e))?;
         }
         write_atomically(path, text)?;
     }
@@ -116,17 +115,20 @@ pub(super) fn validate(session: &Session, paths: &[PathBuf]) -> Result<ExitCode>
         "problems": problems.iter().map(|p| json!({"file": p.file, "line": p.loc.line, "column": p.loc.column, "message": p.message})).collect::<Vec<_>>(),
     });
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&json)?),
-        _ if problems.is_empty() => println!(
+        Format::Json => line(&serde_json::to_string_pretty(&json)?)?,
+        _ if problems.is_empty() => line(&format!(
             "ok: {} workflows, {} templates",
             sources.workflows.len(),
             sources.templates.len()
-        ),
+        ))?,
         _ => {
             for p in &problems {
-                eprintln!("{p}");
+                note(&p.to_string());
             }
-            eprintln!("error: {} problem(s) in {checked} files", problems.len());
+            note(&format!(
+                "error: {} problem(s) in {checked} files",
+                problems.len()
+            ));
         }
     }
     Ok(if problems.is_empty() {
@@ -183,9 +185,9 @@ pub(super) fn show(session: &Session, name: &str) -> Result<ExitCode> {
                     "on_enter": s.on_enter.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
             });
-            println!("{}", serde_json::to_string_pretty(&value)?);
+            line(&serde_json::to_string_pretty(&value)?)?;
         }
-        Format::Mermaid => println!("{}", mermaid(w)),
+        Format::Mermaid => line(&mermaid(w))?,
         _ => {
             let mut out = format!("{} — {}\n", w.name, w.description);
             for s in &w.stages {
@@ -225,7 +227,7 @@ pub(super) fn show(session: &Session, name: &str) -> Result<ExitCode> {
                     ));
                 }
             }
-            println!("{}", out.trim_end());
+            line(out.trim_end())?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -292,8 +294,9 @@ pub(super) fn render_cmd(
     // The defaults of the workflows that use the template, as `start` applies them.
     let out = catalog.render_with_defaults(template, &vars, now)?;
     for name in &out.unused {
-        tracing::warn!("template `{template}` does not use variable `{name}`");
-        eprintln!("warning: template `{template}` does not use variable `{name}`");
+        warn(&format!(
+            "template `{template}` does not use variable `{name}`"
+        ));
     }
     let rendered = out.rendered;
     print(

@@ -1,17 +1,26 @@
-//! Configuration: `shepherd.toml`, the `Session` built from flags, environment and the
-//! file (`--tracker` > `SHEPHERD_TRACKER` > `shepherd.toml`), and opening trackers.
+//! Configuration: `shepherd.toml`, found from the current directory upwards as git finds
+//! `.git`, and the `Session` built from flags, environment and that file (`--tracker` >
+//! `SHEPHERD_TRACKER` > `shepherd.toml` > the default). Relative paths in the file are
+//! relative to its directory; the defaults (`.shepherd/tracker.db`, `.shepherd/state.db`,
+//! `workflows/`, `templates/`) are relative to the project: the file's directory, or the
+//! current directory when there is no file. Opens the trackers.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::output::Format;
+use super::args::Cli;
+use super::output::{io_error, Format};
 use crate::catalog::{Catalog, Sources};
 use crate::tracker::local::LocalTracker;
 use crate::tracker::{github, gitlab};
 use crate::tracker::{Tracker, TrackerSpec};
+
+/// The configuration file's name.
+pub(super) const CONFIG_FILE: &str = "shepherd.toml";
 
 /// `shepherd.toml`.
 #[derive(Debug, Default, Deserialize)]
@@ -19,10 +28,14 @@ use crate::tracker::{Tracker, TrackerSpec};
 pub(super) struct Config {
     #[serde(default)]
     pub(super) tracker: Option<TrackerConfig>,
+    #[serde(default)]
+    #[allow(dead_code)] // read through `state_url`, which the Store's opening will call
+    pub(super) state: Option<StateConfig>,
     pub(super) workflows: Option<PathBuf>,
     pub(super) templates: Option<PathBuf>,
 }
 
+/// `[tracker]` in `shepherd.toml`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct TrackerConfig {
@@ -31,53 +44,109 @@ pub(super) struct TrackerConfig {
     pub(super) github_url: Option<String>,
 }
 
+/// `[state]` in `shepherd.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StateConfig {
+    #[allow(dead_code)] // as above
+    pub(super) url: Option<String>,
+}
+
+/// Everything a command needs to know besides its own arguments: flags, environment and
+/// `shepherd.toml`, resolved once.
 pub(super) struct Session {
-    pub(super) cli_format: Option<String>,
-    pub(super) config: Config,
-    pub(super) tracker_spec: Option<String>,
+    format: Option<Format>,
+    config: Config,
+    /// The directory of the `shepherd.toml` in use, if any.
+    config_dir: Option<PathBuf>,
+    /// Where the defaults live: `config_dir`, else the current directory.
+    root: PathBuf,
+    tracker_spec: Option<String>,
+    #[allow(dead_code)] // as `state`
+    state: Option<String>,
+    /// `--now`: the time for this one command on the local tracker.
     pub(super) now: Option<DateTime<Utc>>,
     pub(super) actor: String,
-    pub(super) workflows: Option<PathBuf>,
-    pub(super) templates: Option<PathBuf>,
+    workflows: Option<PathBuf>,
+    templates: Option<PathBuf>,
     pub(super) concurrency: usize,
-    pub(super) gitlab_url: Option<String>,
-    pub(super) github_url: Option<String>,
+    /// `--timeout`: how long one request to a remote tracker may take.
+    #[allow(dead_code)] // goes into the remote trackers' retry policy once it has the field
+    pub(super) timeout: Duration,
+    /// `--max-wait`: the longest wait for a rate limit or retries.
+    #[allow(dead_code)] // as `timeout`
+    pub(super) max_wait: Duration,
+    gitlab_url: Option<String>,
+    github_url: Option<String>,
 }
 
 impl Session {
-    pub(super) fn format(&self, allowed: &[Format]) -> Result<Format> {
-        let format = match self.cli_format.as_deref() {
-            None | Some("text") => Format::Text,
-            Some("json") => Format::Json,
-            Some("mermaid") => Format::Mermaid,
-            Some("md" | "markdown") => Format::Md,
-            Some("csv") => Format::Csv,
-            Some("html") => Format::Html,
-            Some(other) => {
-                bail!("unknown --format `{other}` (formats: text, json, mermaid, md, csv, html)")
+    /// Reads `shepherd.toml` (from the current directory upwards) and takes the flags.
+    pub(super) fn new(cli: &Cli) -> Result<Session> {
+        let cwd = std::env::current_dir().context("cannot read the current directory")?;
+        let (config, config_dir) = match find_config(&cwd) {
+            Some(path) => {
+                let config = read_config(&path)?;
+                (config, path.parent().map(Path::to_path_buf))
             }
+            None => (Config::default(), None),
         };
+        let actor = cli
+            .actor
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| "shepherd".to_string());
+        Ok(Session {
+            format: cli.format,
+            root: config_dir.clone().unwrap_or(cwd),
+            config,
+            config_dir,
+            tracker_spec: cli.tracker.clone(),
+            state: cli.state.clone(),
+            now: cli.now,
+            actor,
+            workflows: cli.workflows.clone(),
+            templates: cli.templates.clone(),
+            concurrency: cli.concurrency as usize,
+            timeout: cli.timeout,
+            max_wait: cli.max_wait,
+            gitlab_url: cli.gitlab_url.clone(),
+            github_url: cli.github_url.clone(),
+        })
+    }
+
+    /// The `--format` asked for (text when none), if this command can print it.
+    pub(super) fn format(&self, allowed: &[Format]) -> Result<Format> {
+        let format = self.format.unwrap_or(Format::Text);
         if !allowed.contains(&format) {
+            let names: Vec<String> = allowed
+                .iter()
+                .map(|f| format!("{f:?}").to_lowercase())
+                .collect();
             bail!(
-                "this command cannot print --format {}",
-                self.cli_format.as_deref().unwrap_or("text")
+                "this command cannot print --format {} (it prints {})",
+                format!("{format:?}").to_lowercase(),
+                names.join(", ")
             );
         }
         Ok(format)
     }
 
+    /// The workflow and template sources: built in, then the directories in use (flag, then
+    /// `shepherd.toml`, then `workflows/` and `templates/` of the project if they exist).
     pub(super) fn sources(&self) -> Result<Sources> {
         let mut sources = Sources::builtin();
-        let workflows = self
-            .workflows
-            .clone()
-            .or_else(|| self.config.workflows.clone())
-            .or_else(|| existing_dir("workflows"));
-        let templates = self
-            .templates
-            .clone()
-            .or_else(|| self.config.templates.clone())
-            .or_else(|| existing_dir("templates"));
+        let dir = |flag: &Option<PathBuf>, configured: &Option<PathBuf>, name: &str| {
+            flag.clone()
+                .or_else(|| configured.as_ref().map(|p| self.in_config_dir(p)))
+                .or_else(|| {
+                    let p = self.root.join(name);
+                    p.is_dir().then_some(p)
+                })
+        };
+        let workflows = dir(&self.workflows, &self.config.workflows, "workflows");
+        let templates = dir(&self.templates, &self.config.templates, "templates");
         if let Some(dir) = templates {
             sources.add_template_dir(&dir)?;
         }
@@ -87,6 +156,7 @@ impl Session {
         Ok(sources)
     }
 
+    /// Loads every workflow and template in use; their problems are one error.
     pub(super) fn catalog(&self) -> Result<Catalog> {
         self.sources()?.load().map_err(|problems| {
             let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
@@ -98,13 +168,52 @@ impl Session {
         })
     }
 
+    /// The tracker in use. A local path from `shepherd.toml` is relative to its directory;
+    /// the default one lives in the project's `.shepherd/`.
     pub(super) fn spec(&self) -> Result<TrackerSpec> {
-        let text = self
-            .tracker_spec
-            .clone()
-            .or_else(|| self.config.tracker.as_ref().and_then(|t| t.spec.clone()))
-            .unwrap_or_else(|| format!("local:{}", TrackerSpec::DEFAULT_LOCAL));
-        TrackerSpec::parse(&text).map_err(anyhow::Error::msg)
+        if let Some(text) = &self.tracker_spec {
+            return TrackerSpec::parse(text).map_err(anyhow::Error::msg);
+        }
+        let configured = self.config.tracker.as_ref().and_then(|t| t.spec.clone());
+        let spec = match configured {
+            Some(text) => TrackerSpec::parse(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", self.config_path().display()))?,
+            None => TrackerSpec::Local(PathBuf::from(TrackerSpec::DEFAULT_LOCAL)),
+        };
+        Ok(match spec {
+            TrackerSpec::Local(path) => TrackerSpec::Local(self.root.join(path)),
+            other => other,
+        })
+    }
+
+    /// The state store's URL: `--state`, `SHEPHERD_STATE`, `[state] url` (a relative
+    /// `sqlite:` path is relative to `shepherd.toml`), else `sqlite:` beside the default
+    /// local tracker. It may carry a password: never print it.
+    #[allow(dead_code)] // the Store is opened from here once it has implementations
+    pub(super) fn state_url(&self) -> String {
+        if let Some(url) = &self.state {
+            return url.clone();
+        }
+        match self.config.state.as_ref().and_then(|s| s.url.as_deref()) {
+            Some(url) => match url.strip_prefix("sqlite:") {
+                Some(path) if !path.starts_with("//") => {
+                    format!("sqlite:{}", self.root.join(path).display())
+                }
+                _ => url.to_string(),
+            },
+            None => format!("sqlite:{}", self.root.join(".shepherd/state.db").display()),
+        }
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.root.join(CONFIG_FILE)
+    }
+
+    fn in_config_dir(&self, path: &Path) -> PathBuf {
+        match &self.config_dir {
+            Some(dir) => dir.join(path),
+            None => path.to_path_buf(),
+        }
     }
 
     /// Opens the tracker. `create` creates a missing local tracker; other commands see an
@@ -114,6 +223,7 @@ impl Session {
         if self.now.is_some() && !spec.is_local() {
             bail!("--now sets the local tracker's clock and cannot be used with {spec}: remote trackers keep their own time");
         }
+        let configured = self.config.tracker.as_ref();
         match spec {
             TrackerSpec::Local(path) => Ok(Box::new(LocalTracker::open(
                 &path,
@@ -122,18 +232,11 @@ impl Session {
                 &self.actor,
             )?)),
             TrackerSpec::GitLab(project) => {
-                let token = std::env::var("GITLAB_TOKEN").ok().filter(|t| !t.is_empty()).context(
-                    "GITLAB_TOKEN is not set: shepherd reads the GitLab token from the environment",
-                )?;
+                let token = token("GITLAB_TOKEN", "GitLab")?;
                 let url = self
                     .gitlab_url
                     .clone()
-                    .or_else(|| {
-                        self.config
-                            .tracker
-                            .as_ref()
-                            .and_then(|t| t.gitlab_url.clone())
-                    })
+                    .or_else(|| configured.and_then(|t| t.gitlab_url.clone()))
                     .unwrap_or_else(|| "https://gitlab.com".to_string());
                 let mut config = gitlab::Config::new(&url, &project);
                 config.concurrency = self.concurrency;
@@ -142,18 +245,11 @@ impl Session {
                 ))
             }
             TrackerSpec::GitHub(repo) => {
-                let token = std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty()).context(
-                    "GITHUB_TOKEN is not set: shepherd reads the GitHub token from the environment",
-                )?;
+                let token = token("GITHUB_TOKEN", "GitHub")?;
                 let url = self
                     .github_url
                     .clone()
-                    .or_else(|| {
-                        self.config
-                            .tracker
-                            .as_ref()
-                            .and_then(|t| t.github_url.clone())
-                    })
+                    .or_else(|| configured.and_then(|t| t.github_url.clone()))
                     .unwrap_or_else(|| "https://api.github.com".to_string());
                 let mut config = github::Config::new(&url, &repo);
                 config.concurrency = self.concurrency;
@@ -163,17 +259,24 @@ impl Session {
     }
 }
 
-pub(super) fn existing_dir(name: &str) -> Option<PathBuf> {
-    let p = PathBuf::from(name);
-    p.is_dir().then_some(p)
+fn token(var: &str, name: &str) -> Result<String> {
+    std::env::var(var)
+        .ok()
+        .filter(|t| !t.is_empty())
+        .with_context(|| {
+            format!("{var} is not set: shepherd reads the {name} token from the environment")
+        })
 }
 
-pub(super) fn read_config(path: &Path) -> Result<Config> {
-    if !path.exists() {
-        return Ok(Config::default());
-    }
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+/// The nearest `shepherd.toml` in `dir` or its ancestors.
+fn find_config(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors()
+        .map(|d| d.join(CONFIG_FILE))
+        .find(|p| p.is_file())
+}
+
+fn read_config(path: &Path) -> Result<Config> {
+    let text = std::fs::read_to_string(path).map_err(|e| io_error(path, "read", e))?;
     toml::from_str(&text)
         .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))
 }

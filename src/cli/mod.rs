@@ -1,25 +1,32 @@
 //! The command line: arguments (clap), configuration (`--tracker`, `SHEPHERD_TRACKER`,
 //! `shepherd.toml`), and the text and JSON output of every command. Errors are printed once,
-//! as `error: {:#}`, and give exit code 1; usage errors give 2.
+//! as `error: {:#}`, and give exit code 1; usage errors (unknown flags, bad flag values)
+//! give 2.
 
 mod args;
 mod commands;
 mod config;
+mod label_cmd;
+mod logging;
 mod output;
+pub mod progress;
+mod report_cmd;
 mod tracked;
+mod values;
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context as _, Result};
-use chrono::{DateTime, Utc};
-use clap::Parser;
+use anyhow::Result;
+use clap::{CommandFactory as _, Parser};
 
 use args::{Cli, Command};
 use commands::{init, render_cmd, show, validate, workflows};
-use config::{read_config, Session};
+use config::Session;
 use tracked::tracked;
+
+pub use logging::init_logging;
 
 /// Runs shepherd with `args` (the program name first) and returns the exit code.
 pub fn run(args: Vec<OsString>) -> ExitCode {
@@ -30,50 +37,42 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .expect("a tokio runtime");
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            output::note(&format!("error: cannot start the async runtime: {e}"));
+            return ExitCode::from(1);
+        }
+    };
     match runtime.block_on(execute(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            output::note(&format!("error: {e:#}"));
             ExitCode::from(1)
         }
     }
 }
 
 async fn execute(cli: Cli) -> Result<ExitCode> {
-    let config = read_config(Path::new("shepherd.toml"))?;
-    let now = cli
-        .now
-        .as_deref()
-        .map(|t| {
-            DateTime::parse_from_rfc3339(t)
-                .map(|d| d.with_timezone(&Utc))
-                .with_context(|| {
-                    format!("--now `{t}` is not an RFC 3339 time such as 2026-01-01T12:00:00Z")
-                })
-        })
-        .transpose()?;
-    let actor = cli
-        .actor
-        .clone()
-        .or_else(|| std::env::var("USER").ok())
-        .filter(|a| !a.is_empty())
-        .unwrap_or_else(|| "shepherd".to_string());
-    let session = Session {
-        cli_format: cli.format.clone(),
-        config,
-        tracker_spec: cli.tracker.clone(),
-        now,
-        actor,
-        workflows: cli.workflows.clone(),
-        templates: cli.templates.clone(),
-        concurrency: cli.concurrency as usize,
-        gitlab_url: cli.gitlab_url.clone(),
-        github_url: cli.github_url.clone(),
-    };
+    match &cli.command {
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "shepherd", &mut out);
+            output::raw(&out)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            output::raw(&out)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
+    let session = Session::new(&cli)?;
     match cli.command {
         Command::Init { dir } => init(&session, dir.unwrap_or_else(|| PathBuf::from("."))),
         Command::Validate { paths } => validate(&session, &paths),

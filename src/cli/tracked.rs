@@ -3,19 +3,19 @@
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use chrono::Utc;
 use serde_json::json;
 
 use super::args::Command;
 use super::commands::collect_vars;
 use super::config::Session;
-use super::output::{advanced_text, print, status_text, write_atomically, Format};
+use super::label_cmd::label;
+use super::output::{advanced_text, print, status_text, Format};
+use super::progress::Bar;
+use super::report_cmd::{report, ReportArgs};
 use crate::core::report;
-use crate::core::workflow::Workflow;
 use crate::engine::Engine;
-use crate::report_format;
-use crate::tracker::StateFilter;
 
 /// The commands that talk to a tracker.
 pub(super) async fn tracked(session: &Session, command: Command) -> Result<ExitCode> {
@@ -43,6 +43,8 @@ pub(super) async fn tracked(session: &Session, command: Command) -> Result<ExitC
         let vars = collect_vars(vars, vars_file.as_deref())?;
         crate::engine::preflight(&catalog, w, &vars, session.now.unwrap_or_else(Utc::now))?;
     }
+    let spec = session.spec()?;
+    tracing::debug!(tracker = %spec, "opening the tracker");
     let tracker = session.tracker(creates).await?;
     let engine = Engine {
         tracker: tracker.as_ref(),
@@ -92,20 +94,29 @@ pub(super) async fn tracked(session: &Session, command: Command) -> Result<ExitC
         }
         Command::Status { reference: Some(n) } => {
             let status = engine.status(n).await?;
-            print(format, &status, || status_text(&status))
+            let mut value = serde_json::to_value(&status)?;
+            value["tracker"] = spec.to_string().into();
+            print(format, &value, || {
+                format!("{}\ntracker: {spec}", status_text(&status))
+            })
         }
         Command::Status { reference: None } => {
+            let progress = Bar::new(
+                "reading migrations",
+                Bar::visible(!spec.is_local(), format == Format::Json),
+            );
             let index = engine.index().await?;
             let statuses = engine
                 .statuses(&index, false, &report::Filter::default())
                 .await?;
-            print(format, &json!({"migrations": statuses}), || {
+            drop(progress);
+            let value = json!({"tracker": spec.to_string(), "migrations": statuses});
+            print(format, &value, || {
                 if statuses.is_empty() {
-                    return "no open migrations (start one with `shepherd start WORKFLOW --var …`)"
-                        .to_string();
+                    return format!("tracker: {spec}\nno open migrations (start one with `shepherd start WORKFLOW --var …`)");
                 }
                 let mut out = format!(
-                    "{:<6} {:<22} {:<26} {:<10} {}\n",
+                    "tracker: {spec}\n{:<6} {:<22} {:<26} {:<10} {}\n",
                     "REF", "WORKFLOW", "STAGE", "STATE", "BLOCKED BY"
                 );
                 for s in &statuses {
@@ -128,7 +139,12 @@ pub(super) async fn tracked(session: &Session, command: Command) -> Result<ExitC
             print(format, &value, || advanced_text(&advanced, dry_run))
         }
         Command::Reconcile { dry_run } => {
+            let progress = Bar::new(
+                "reconciling",
+                Bar::visible(!spec.is_local(), format == Format::Json),
+            );
             let all = engine.reconcile(dry_run).await?;
+            drop(progress);
             let moved = all.iter().filter(|a| !a.transitions.is_empty()).count();
             print(
                 format,
@@ -169,31 +185,7 @@ pub(super) async fn tracked(session: &Session, command: Command) -> Result<ExitC
             reference,
             add,
             remove,
-        } => {
-            if add.is_empty() && remove.is_empty() {
-                bail!("say what to change: --add LABEL and/or --remove LABEL");
-            }
-            let issue = tracker.issue(reference).await?;
-            let add: Vec<String> = add
-                .into_iter()
-                .filter(|l| !issue.labels.contains(l))
-                .collect();
-            let remove: Vec<String> = remove
-                .into_iter()
-                .filter(|l| issue.labels.contains(l))
-                .collect();
-            if !add.is_empty() || !remove.is_empty() {
-                tracker
-                    .edit_labels(reference, &issue.labels, &add, &remove)
-                    .await?;
-            }
-            let issue = tracker.issue(reference).await?;
-            print(
-                format,
-                &json!({"ref": reference, "labels": issue.labels}),
-                || format!("#{reference}: {}", issue.labels.join(", ")),
-            )
-        }
+        } => label(&engine, format, reference, add, remove).await,
         Command::Close { reference } | Command::Reopen { reference } => {
             let open = matches!(command, Command::Reopen { .. });
             let issue = tracker.issue(reference).await?;
@@ -251,54 +243,23 @@ pub(super) async fn tracked(session: &Session, command: Command) -> Result<ExitC
             stale_after,
             publish,
         } => {
-            let stale_after = crate::core::duration::parse(&stale_after)
-                .map_err(|e| anyhow::anyhow!("--stale-after: {e}"))?;
-            for w in &workflow_filter {
-                catalog.workflow(w)?;
-            }
-            let filter = report::Filter {
+            let args = ReportArgs {
+                output,
+                include_closed,
                 workflows: workflow_filter,
                 stages: stage_filter,
                 labels: label_filter,
+                stale_after,
+                publish,
             };
-            let state = if include_closed {
-                StateFilter::All
-            } else {
-                StateFilter::Open
-            };
-            let index = engine.index_of(state).await?;
-            let statuses = engine.statuses(&index, include_closed, &filter).await?;
-            let workflows: Vec<&Workflow> = catalog
-                .workflows
-                .values()
-                .filter(|w| filter.workflows.is_empty() || filter.workflows.contains(&w.name))
-                .collect();
-            let report = report::build(engine.now(), &workflows, statuses, stale_after);
-            if publish {
-                let (number, created) = engine.publish(&report_format::text(&report, true)).await?;
-                let verb = if created { "created" } else { "updated" };
-                eprintln!("{verb} the summary issue #{number}");
-            }
-            let text = match format {
-                Format::Json => serde_json::to_string_pretty(&report)? + "\n",
-                Format::Md => report_format::text(&report, true),
-                Format::Csv => report_format::csv(&report)?,
-                Format::Html => report_format::html(&report),
-                _ => report_format::text(&report, false),
-            };
-            match output {
-                Some(path) => {
-                    write_atomically(&path, &text)?;
-                    eprintln!("wrote {}", path.display());
-                }
-                None => print!("{text}"),
-            }
-            Ok(ExitCode::SUCCESS)
+            report(&engine, &spec, format, args).await
         }
         Command::Init { .. }
         | Command::Validate { .. }
         | Command::Workflows
         | Command::Show { .. }
-        | Command::Render { .. } => unreachable!("handled before opening a tracker"),
+        | Command::Render { .. }
+        | Command::Completions { .. }
+        | Command::Man => unreachable!("handled before opening a tracker"),
     }
 }

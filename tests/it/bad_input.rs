@@ -231,11 +231,11 @@ fn now_is_for_the_local_tracker_only() {
             "{err}"
         );
     }
-    let err = s.fails(&["status", "--now", "yesterday"]);
-    assert!(
-        err.contains("--now `yesterday` is not an RFC 3339 time"),
-        "{err}"
-    );
+    // A bad flag value is a usage error (exit 2).
+    let out = s.run(&["status", "--now", "yesterday"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = crate::support::stderr(&out);
+    assert!(err.contains("`yesterday` is not an RFC 3339 time"), "{err}");
 }
 
 #[test]

@@ -1,0 +1,84 @@
+//! Progress on stderr for long runs on a remote tracker (`indicatif`): a spinner while the
+//! migrations are listed, a bar once their number is known. Hidden when stderr is not a
+//! terminal, when the tracker is local (it answers at once), and when JSON is printed to
+//! a pipe.
+//!
+//! The engine reports through the small `Progress` trait, so it knows nothing of
+//! terminals; `NoProgress` is for callers that show none.
+
+use std::io::IsTerminal as _;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// What a long run reports: how many items it will work through, then each one done.
+pub trait Progress: Send + Sync {
+    /// `total` items are to be done.
+    fn start(&self, total: u64);
+    /// One more item is done.
+    fn inc(&self);
+}
+
+/// Progress that shows nothing.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _total: u64) {}
+    fn inc(&self) {}
+}
+
+/// A progress bar on stderr, or nothing when it should be hidden. Cleared when dropped.
+pub struct Bar {
+    bar: ProgressBar,
+}
+
+impl Bar {
+    /// A spinner saying `what` (e.g. "reconciling"), shown only if `visible`.
+    pub fn new(what: &str, visible: bool) -> Bar {
+        let bar = if visible {
+            ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_message(what.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Bar { bar }
+    }
+
+    /// Whether progress should show: a remote tracker, stderr a terminal, and not JSON
+    /// going to a pipe.
+    pub fn visible(remote: bool, json: bool) -> bool {
+        remote && std::io::stderr().is_terminal() && !(json && !std::io::stdout().is_terminal())
+    }
+
+    /// Whether anything is drawn.
+    pub fn is_hidden(&self) -> bool {
+        self.bar.is_hidden()
+    }
+}
+
+impl Progress for Bar {
+    fn start(&self, total: u64) {
+        self.bar.set_length(total);
+        self.bar.set_position(0);
+        self.bar.set_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({eta} left)")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+    }
+
+    fn inc(&self) {
+        self.bar.inc(1);
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}
