@@ -52,7 +52,8 @@ impl Bar {
     /// Whether progress should show: a remote tracker, stderr a terminal, and not JSON
     /// going to a pipe.
     pub fn visible(remote: bool, json: bool) -> bool {
-        remote && std::io::stderr().is_terminal() && !(json && !std::io::stdout().is_terminal())
+        let json_to_pipe = json && !std::io::stdout().is_terminal();
+        remote && std::io::stderr().is_terminal() && !json_to_pipe
     }
 
     /// Whether anything is drawn.
