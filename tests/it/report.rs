@@ -600,7 +600,10 @@ fn json_report_shape_and_filters() {
     );
     let err = s.fails(&["report", "--workflow", "nope"]);
     assert!(err.contains("unknown workflow `nope`"), "{err}");
-    let err = s.fails(&["report", "--stale-after", "soon"]);
+    // A bad flag value is a usage error (exit 2).
+    let out = s.run(&["report", "--stale-after", "soon"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = crate::support::stderr(&out);
     assert!(err.contains("--stale-after"), "{err}");
 }
 
