@@ -12,6 +12,7 @@ mod github;
 mod github_server;
 mod gitlab;
 mod gitlab_server;
+mod local;
 mod pg;
 mod remote;
 mod render;
