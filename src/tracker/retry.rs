@@ -1,33 +1,61 @@
-//! What the remote trackers share about failing requests: which failures to retry, how
-//! long the server asks us to wait, exponential backoff with jitter (backon), and pacing
-//! when the rate limit runs low. GitLab and GitHub differ only in header names.
+//! What the remote trackers share about requests: a timeout on each one, which failures to
+//! retry, how long the server asks us to wait, exponential backoff with jitter (backon's
+//! `ExponentialBuilder`), pacing when the rate limit runs low, long waits announced on
+//! stderr and waits beyond `max_wait` refused. GitLab and GitHub differ only in header
+//! names. Nothing here ever prints a token: every message passes through `redact`.
 
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
-use chrono::{DateTime, Utc};
+use backon::{BackoffBuilder, ExponentialBuilder};
+use chrono::{DateTime, Local, Utc};
 
 use super::TrackerError;
 
-/// How many attempts, from which first delay.
+/// How requests are timed out and retried.
 #[derive(Clone, Debug)]
 pub struct Policy {
     /// Attempts per request before giving up (the first try included).
     pub attempts: usize,
     /// The first retry's delay; it doubles from there, with jitter.
     pub min_delay: Duration,
+    /// How long to wait for a connection to be set up.
+    pub connect_timeout: Duration,
+    /// How long one whole request may take, from sending it to its body's last byte. A
+    /// request that times out is not retried: the run fails, naming the request.
+    pub timeout: Duration,
+    /// The longest wait shepherd accepts (a rate limit, `Retry-After`): a longer one fails
+    /// at once instead of waiting.
+    pub max_wait: Duration,
+}
+
+/// Waits longer than this are announced on stderr.
+pub const ANNOUNCE_AFTER: Duration = Duration::from_secs(10);
+
+impl Default for Policy {
+    /// 6 attempts from 500 ms; connect 10 s, whole request 60 s; waits up to 15 min.
+    fn default() -> Policy {
+        Policy {
+            attempts: 6,
+            min_delay: Duration::from_millis(500),
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(60),
+            max_wait: Duration::from_secs(15 * 60),
+        }
+    }
 }
 
 impl Policy {
-    /// Defaults: 6 attempts from 500 ms; `SHEPHERD_RETRIES` and `SHEPHERD_RETRY_BASE_MS`
-    /// change them (tests use short delays).
+    /// The defaults, with `SHEPHERD_RETRIES` and `SHEPHERD_RETRY_BASE_MS` applied (tests
+    /// use short delays). The CLI sets `timeout` and `max_wait` from its flags.
     pub fn from_env() -> Policy {
         let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+        let d = Policy::default();
         Policy {
-            attempts: env("SHEPHERD_RETRIES").unwrap_or(6).clamp(1, 20) as usize,
-            min_delay: Duration::from_millis(env("SHEPHERD_RETRY_BASE_MS").unwrap_or(500)),
+            attempts: env("SHEPHERD_RETRIES").map_or(d.attempts, |n| n.clamp(1, 20) as usize),
+            min_delay: env("SHEPHERD_RETRY_BASE_MS").map_or(d.min_delay, Duration::from_millis),
+            ..d
         }
     }
 }
@@ -59,46 +87,224 @@ impl Failure {
     }
 }
 
-/// Runs `attempt` until it succeeds, fails for good, or runs out of attempts; `what`
-/// names the request in the error (method and path, never a token).
-pub async fn with_retries<T, F, Fut>(
-    policy: &Policy,
-    tracker: &str,
-    what: &str,
-    attempt: F,
-) -> Result<T, TrackerError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, Failure>>,
-{
-    let backoff = ExponentialBuilder::default()
-        .with_jitter()
-        .with_min_delay(policy.min_delay)
-        .with_max_delay(Duration::from_secs(60))
-        .with_max_times(policy.attempts.saturating_sub(1));
-    attempt
-        .retry(backoff)
-        .sleep(tokio::time::sleep)
-        .when(|f: &Failure| f.retryable())
-        .adjust(|failure, delay| match (failure.wait, delay) {
-            (Some(wait), Some(d)) => Some(wait.max(d)),
-            (_, d) => d,
-        })
-        .notify(|failure, delay| {
-            tracing::warn!("{what}: {}; retrying in {delay:?}", failure.message)
-        })
-        .await
-        .map_err(|f| {
-            let tries = if f.retryable() {
-                format!(" after {} tries", policy.attempts)
-            } else {
-                String::new()
+/// A request that failed for good: the error to show, and the HTTP status if one came, so
+/// that callers can tell "not found" (or "already there") from a real failure.
+#[derive(Debug)]
+pub struct Failed {
+    pub status: Option<u16>,
+    pub message: String,
+}
+
+impl From<Failed> for TrackerError {
+    fn from(f: Failed) -> TrackerError {
+        TrackerError::Other(f.message)
+    }
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// A duration as people read it in messages: `200 ms`, `45 s`, `15 min`, `1 h 5 min`.
+pub fn seconds(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        return format!("{} ms", d.as_millis());
+    }
+    let s = d.as_secs() + u64::from(d.subsec_nanos() >= 500_000_000);
+    match s {
+        0..120 => format!("{s} s"),
+        120..7200 => format!("{} min", (s + 30) / 60),
+        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// What one remote tracker's requests share: its name and address for messages, the retry
+/// policy, the rate limit as the last response told it, and the waits already announced
+/// (concurrent requests that all meet one rate limit announce it once).
+pub struct Retrier {
+    policy: Policy,
+    tracker: &'static str,
+    url: String,
+    names: Headers,
+    secret: String,
+    pace: Pace,
+    announced: Mutex<Option<DateTime<Utc>>>,
+}
+
+impl Retrier {
+    /// `secret` is the token: removed from every message, in case a library echoes it.
+    pub fn new(
+        tracker: &'static str,
+        url: &str,
+        names: Headers,
+        policy: Policy,
+        secret: &str,
+    ) -> Retrier {
+        Retrier {
+            policy,
+            tracker,
+            url: url.to_string(),
+            names,
+            secret: secret.to_string(),
+            pace: Pace::default(),
+            announced: Mutex::new(None),
+        }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The text with the token taken out.
+    pub fn redact(&self, text: &str) -> String {
+        redact(text, &self.secret)
+    }
+
+    /// Reads a response's rate-limit headers: remembered for pacing, and the wait the
+    /// server asks for, if it asks for one.
+    pub fn observe(&self, headers: &http::HeaderMap) -> Option<Duration> {
+        self.pace.note(headers, self.names);
+        retry_wait(headers, self.names)
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or runs out of attempts; each
+    /// attempt has `policy.timeout` to finish. `method` and `path` name the request in
+    /// messages (never a token).
+    pub async fn run<T, F, Fut>(
+        &self,
+        method: &str,
+        path: &str,
+        mut attempt: F,
+    ) -> Result<T, Failed>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Failure>>,
+    {
+        let what = format!("{method} {path}");
+        let mut delays = ExponentialBuilder::default()
+            .with_jitter()
+            .with_min_delay(self.policy.min_delay)
+            .with_max_delay(Duration::from_secs(60))
+            .with_max_times(self.policy.attempts.saturating_sub(1))
+            .build();
+        let mut tries = 0;
+        loop {
+            if let Some(d) = self.pace.delay(Utc::now()) {
+                // Pacing is a courtesy: it never waits longer than a wait allowed.
+                let d = d.min(self.policy.max_wait);
+                tracing::info!("{} rate limit nearly reached; waiting {d:?}", self.tracker);
+                self.announce(d, &format!("{} rate limit nearly reached", self.tracker));
+                tokio::time::sleep(d).await;
+            }
+            tries += 1;
+            let failure = match tokio::time::timeout(self.policy.timeout, attempt()).await {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(failure)) => failure,
+                Err(_) => {
+                    return Err(Failed {
+                        status: None,
+                        message: format!(
+                            "{} at {} did not answer {what} within {}",
+                            self.tracker,
+                            self.url,
+                            seconds(self.policy.timeout)
+                        ),
+                    })
+                }
             };
-            TrackerError::Other(format!(
-                "{tracker} request {what} failed{tries}: {}",
-                f.message
+            let next = if failure.retryable() {
+                delays.next()
+            } else {
+                None
+            };
+            let Some(backoff) = next else {
+                let after = if failure.retryable() {
+                    format!(" after {tries} tries")
+                } else {
+                    String::new()
+                };
+                return Err(Failed {
+                    status: failure.status,
+                    message: self.redact(&format!(
+                        "{} request {what} failed{after}: {}",
+                        self.tracker, failure.message
+                    )),
+                });
+            };
+            let delay = failure.wait.map_or(backoff, |w| w.max(backoff));
+            let why = match (failure.status, failure.wait) {
+                (Some(429 | 403), _) | (_, Some(_)) => format!("{} rate limit", self.tracker),
+                _ => format!("{} answered {what} with {}", self.tracker, failure.message),
+            };
+            if delay > self.policy.max_wait {
+                return Err(Failed {
+                    status: failure.status,
+                    message: self.redact(&format!(
+                        "{why}: {} asks to wait {} before {what} is sent again, longer than the \
+                         longest wait allowed ({}, --max-wait): {}",
+                        self.tracker,
+                        seconds(delay),
+                        seconds(self.policy.max_wait),
+                        failure.message
+                    )),
+                });
+            }
+            tracing::warn!(
+                "{}",
+                self.redact(&format!(
+                    "{what}: {}; retrying in {delay:?}",
+                    failure.message
+                ))
+            );
+            self.announce(delay, &why);
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Says on stderr, once, that the run waits more than `ANNOUNCE_AFTER`, and until when
+    /// (local time of day).
+    fn announce(&self, wait: Duration, why: &str) {
+        if wait <= ANNOUNCE_AFTER {
+            return;
+        }
+        let Some(until) = chrono::Duration::from_std(wait)
+            .ok()
+            .and_then(|w| Utc::now().checked_add_signed(w))
+        else {
+            return;
+        };
+        {
+            let mut last = self.announced.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|t| until <= t + chrono::Duration::seconds(2)) {
+                return;
+            }
+            *last = Some(until);
+        }
+        eprintln!(
+            "{}",
+            self.redact(&format!(
+                "{why}: waiting {}, until {} local time",
+                seconds(wait),
+                until.with_timezone(&Local).format("%H:%M:%S")
             ))
-        })
+        );
+    }
+}
+
+/// An error and its causes, without repeats: what a transport error says in full.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
 }
 
 /// The names of a tracker's rate-limit headers.
@@ -118,7 +324,8 @@ pub const GITHUB: Headers = Headers {
 };
 
 /// How long the server asks us to wait: `Retry-After` (seconds), else, when no request is
-/// left, until the rate limit resets.
+/// left, until the rate limit resets. Not capped: `Policy::max_wait` decides whether the
+/// wait is accepted.
 pub fn retry_wait(headers: &http::HeaderMap, names: Headers) -> Option<Duration> {
     let get = |name: &str| {
         headers
@@ -127,7 +334,7 @@ pub fn retry_wait(headers: &http::HeaderMap, names: Headers) -> Option<Duration>
             .map(str::trim)
     };
     if let Some(secs) = get("retry-after").and_then(|v| v.parse::<u64>().ok()) {
-        return Some(Duration::from_secs(secs.min(300)));
+        return Some(Duration::from_secs(secs));
     }
     let remaining = get(names.remaining).and_then(|v| v.parse::<i64>().ok());
     if remaining.is_some_and(|r| r > 0) {
@@ -136,10 +343,7 @@ pub fn retry_wait(headers: &http::HeaderMap, names: Headers) -> Option<Duration>
     let reset = get(names.reset)
         .and_then(|v| v.parse::<i64>().ok())
         .and_then(|t| DateTime::from_timestamp(t, 0))?;
-    (reset - Utc::now())
-        .to_std()
-        .ok()
-        .map(|d| d.min(Duration::from_secs(300)))
+    (reset - Utc::now()).to_std().ok()
 }
 
 /// What the last response said of the rate limit, shared by concurrent requests.
@@ -158,17 +362,14 @@ impl Pace {
         };
         if let Some(r) = number(names.remaining) {
             let reset = number(names.reset).and_then(|t| DateTime::from_timestamp(t, 0));
-            *self.state.lock().expect("pace") = (Some(r.max(0) as u64), reset);
+            *self.state.lock().unwrap_or_else(|e| e.into_inner()) = (Some(r.max(0) as u64), reset);
         }
     }
 
-    /// Near the limit, spread the requests left over the time left instead of hitting it.
-    pub async fn wait(&self, tracker: &str) {
-        let (remaining, reset) = *self.state.lock().expect("pace");
-        if let Some(d) = pace_delay(remaining, reset, Utc::now()) {
-            tracing::info!("{tracker} rate limit nearly reached; waiting {d:?}");
-            tokio::time::sleep(d).await;
-        }
+    /// How long to wait before the next request, near the limit.
+    pub fn delay(&self, now: DateTime<Utc>) -> Option<Duration> {
+        let (remaining, reset) = *self.state.lock().unwrap_or_else(|e| e.into_inner());
+        pace_delay(remaining, reset, now)
     }
 }
 
@@ -241,6 +442,12 @@ mod tests {
         assert_eq!(retry_wait(&h, GITLAB), None, "GitLab's names differ");
         h.insert("retry-after", "7".parse().unwrap());
         assert_eq!(retry_wait(&h, GITLAB), Some(Duration::from_secs(7)));
+        h.insert("retry-after", "3600".parse().unwrap());
+        assert_eq!(
+            retry_wait(&h, GITLAB),
+            Some(Duration::from_secs(3600)),
+            "not capped: max_wait decides"
+        );
     }
 
     #[test]
@@ -261,5 +468,112 @@ mod tests {
         assert!(!f(Some(503), false, None).retryable());
         assert!(f(None, true, None).retryable());
         assert!(!f(Some(404), true, None).retryable());
+    }
+
+    #[test]
+    fn durations_read_well() {
+        for (secs, text) in [
+            (1, "1 s"),
+            (60, "60 s"),
+            (119, "119 s"),
+            (900, "15 min"),
+            (3900, "65 min"),
+            (7260, "2 h 1 min"),
+        ] {
+            assert_eq!(seconds(Duration::from_secs(secs)), text);
+        }
+        assert_eq!(seconds(Duration::from_millis(250)), "250 ms");
+    }
+
+    fn retrier(policy: Policy) -> Retrier {
+        Retrier::new(
+            "GitLab",
+            "http://127.0.0.1:9",
+            GITLAB,
+            policy,
+            "glpat-secret",
+        )
+    }
+
+    fn rate_limited(wait: u64) -> Failure {
+        Failure {
+            status: Some(429),
+            idempotent: true,
+            wait: Some(Duration::from_secs(wait)),
+            message: "429 glpat-secret is over its limit".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_wait_beyond_max_wait_fails_at_once() {
+        let r = retrier(Policy {
+            max_wait: Duration::from_secs(30),
+            ..Policy::default()
+        });
+        let started = std::time::Instant::now();
+        let mut calls = 0;
+        let err = r
+            .run("GET", "/user", || {
+                calls += 1;
+                async { Err::<(), _>(rate_limited(3600)) }
+            })
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!(calls, 1);
+        assert_eq!(err.status, Some(429));
+        assert!(
+            err.message.starts_with("GitLab rate limit: GitLab asks to wait 60 min before GET /user is sent again, longer than the longest wait allowed (30 s, --max-wait)"),
+            "{}",
+            err.message
+        );
+        assert!(!err.message.contains("glpat-secret"), "{}", err.message);
+    }
+
+    #[tokio::test]
+    async fn a_request_that_never_ends_times_out_naming_the_tracker() {
+        let r = retrier(Policy {
+            timeout: Duration::from_millis(200),
+            ..Policy::default()
+        });
+        let started = std::time::Instant::now();
+        let err = r
+            .run("GET", "/projects/x/issues", || {
+                std::future::pending::<Result<(), Failure>>()
+            })
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(
+            err.message,
+            "GitLab at http://127.0.0.1:9 did not answer GET /projects/x/issues within 200 ms"
+        );
+    }
+
+    #[tokio::test]
+    async fn retries_honour_the_wait_and_then_give_up_clearly() {
+        let r = retrier(Policy {
+            attempts: 3,
+            min_delay: Duration::from_millis(1),
+            ..Policy::default()
+        });
+        let started = std::time::Instant::now();
+        let mut calls = 0;
+        let err = r
+            .run("GET", "/user", || {
+                calls += 1;
+                async { Err::<(), _>(rate_limited(1)) }
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(calls, 3);
+        assert!(
+            started.elapsed() >= Duration::from_secs(2),
+            "Retry-After: 1 honoured twice"
+        );
+        assert_eq!(
+            err.message,
+            "GitLab request GET /user failed after 3 tries: 429 [token] is over its limit"
+        );
     }
 }

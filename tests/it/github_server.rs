@@ -2,9 +2,13 @@
 //! (with pull requests among them, as GitHub lists them), comments, labels, the issue
 //! timeline (with an event type octocrab does not know) and sub-issues. Its JSON starts
 //! from the examples in GitHub's own OpenAPI description. It checks the token (each token
-//! is a user), pages with `Link` headers, logs every request, injects faults (secondary
-//! rate limits: 403 with `Retry-After`; 429; 5xx; a lost response) and latency, and can let
-//! time pass for what it recorded (`travel`).
+//! is a user), pages with `Link` headers, answers lists with an `ETag` and a conditional
+//! request whose `If-None-Match` still matches with 304, filters lists by `since` (on
+//! `updated_at`, inclusive), deletes comments, logs every request with its status, injects
+//! faults (secondary rate limits: 403 with `Retry-After`; 429; 5xx; a lost response; no
+//! answer; a connection closed mid-response) and latency, can answer 404 to the
+//! sub-issues API as GitHub Enterprise Server 3.17 does (`without_sub_issues`), and can
+//! let time pass for what it recorded (`travel`).
 
 #![allow(dead_code)]
 
@@ -21,7 +25,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 pub use crate::test_server::Fault;
-use crate::test_server::{serve, take};
+use crate::test_server::{cut_response, never, serve, take};
 
 pub const OWNER: &str = "octo-org";
 pub const REPO: &str = "migrations";
@@ -33,6 +37,10 @@ pub struct Logged {
     pub query: Vec<(String, String)>,
     pub body: Value,
     pub user: String,
+    /// The `If-None-Match` the request carried.
+    pub if_none_match: Option<String>,
+    /// The status answered (0 while a request is unanswered).
+    pub status: u16,
 }
 
 impl Logged {
@@ -54,6 +62,8 @@ struct Data {
     log: Vec<Logged>,
     faults: VecDeque<Fault>,
     next_id: u64,
+    /// Answer 404 to the sub-issues API, as GitHub Enterprise Server before 3.18 does.
+    no_sub_issues: bool,
 }
 
 struct Examples {
@@ -158,6 +168,15 @@ impl GitHubServer {
     }
     pub fn labels(&self) -> Vec<Value> {
         self.shared.data.lock().unwrap().labels.clone()
+    }
+    /// Answers 404 to the sub-issues API from now on, like GitHub Enterprise Server 3.17.
+    pub fn without_sub_issues(&self) {
+        self.shared.data.lock().unwrap().no_sub_issues = true;
+    }
+    /// Stamps an issue as changed now, as a person's edit would.
+    pub fn touch(&self, n: u64) {
+        let mut data = self.shared.data.lock().unwrap();
+        data.issues.get_mut(&n).unwrap()["updated_at"] = json!(stamp(Utc::now()));
     }
     pub fn subs(&self) -> Vec<(u64, u64)> {
         self.shared.data.lock().unwrap().subs.clone()
@@ -313,6 +332,20 @@ async fn handle(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
+    match answer(&shared, &method, &uri, &headers, &body) {
+        Some(response) => response,
+        None => never().await,
+    }
+}
+
+/// The answer to one request; `None` for a request that is never answered.
+fn answer(
+    shared: &Shared,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Option<Response> {
     let query: Vec<(String, String)> =
         url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
             .into_owned()
@@ -320,7 +353,7 @@ async fn handle(
     let body: Value = if body.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&body).unwrap_or(Value::Null)
+        serde_json::from_slice(body).unwrap_or(Value::Null)
     };
     let token = headers
         .get("authorization")
@@ -331,6 +364,10 @@ async fn handle(
                 .to_string()
         });
     let user = token.and_then(|t| shared.tokens.get(&t).cloned());
+    let if_none_match = headers
+        .get("if-none-match")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let mut data = shared.data.lock().unwrap();
     data.log.push(Logged {
         method: method.to_string(),
@@ -338,30 +375,56 @@ async fn handle(
         query: query.clone(),
         body: body.clone(),
         user: user.clone().unwrap_or_default(),
+        if_none_match: if_none_match.clone(),
+        status: 0,
     });
+    let at = data.log.len() - 1;
     let Some(user) = user else {
-        return error(StatusCode::UNAUTHORIZED, "Bad credentials");
+        data.log[at].status = 401;
+        return Some(error(StatusCode::UNAUTHORIZED, "Bad credentials"));
     };
     let mut lost = None;
     if let Some(f) = take(&mut data.faults, method.as_str(), uri.path()) {
+        if f.status == Fault::HANG {
+            return None;
+        }
+        if f.status == Fault::CUT {
+            data.log[at].status = 200;
+            return Some(cut_response());
+        }
         if f.after {
             lost = Some(f);
         } else {
-            return fault_response(&f);
+            data.log[at].status = f.status;
+            return Some(fault_response(&f));
         }
     }
     let prefix = format!("/repos/{OWNER}/{REPO}");
     let Some(rest) = uri.path().strip_prefix(&prefix) else {
-        return error(StatusCode::NOT_FOUND, "Not Found");
+        data.log[at].status = 404;
+        return Some(error(StatusCode::NOT_FOUND, "Not Found"));
     };
     let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-    let response = route(
-        &shared, &mut data, &method, &segs, &query, &body, &user, &uri,
-    );
-    match lost {
+    let response = route(shared, &mut data, method, &segs, &query, &body, &user, uri);
+    let mut response = match lost {
         Some(f) => fault_response(&f),
         None => response,
+    };
+    // A conditional request whose ETag still matches: 304, no body, no rate limit spent.
+    let etag = response.headers().get("etag").cloned();
+    if let (Some(etag), Some(sent)) = (etag, &if_none_match) {
+        if response.status() == StatusCode::OK && etag.to_str().ok() == Some(sent.as_str()) {
+            let mut not_modified = StatusCode::NOT_MODIFIED.into_response();
+            for name in ["etag", "link", "x-ratelimit-limit", "x-ratelimit-remaining"] {
+                if let Some(v) = response.headers().get(name) {
+                    not_modified.headers_mut().insert(name, v.clone());
+                }
+            }
+            response = not_modified;
+        }
     }
+    data.log[at].status = response.status().as_u16();
+    Some(response)
 }
 
 fn fault_response(f: &Fault) -> Response {
@@ -416,7 +479,17 @@ fn page(list: Vec<&Value>, query: &[(String, String)], uri: &Uri) -> Response {
         .take(per_page)
         .cloned()
         .collect();
-    let mut r = ok(Value::Array(items));
+    let items = Value::Array(items);
+    let etag = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        items.to_string().hash(&mut h);
+        last.hash(&mut h);
+        format!("W/\"{:016x}\"", h.finish())
+    };
+    let mut r = ok(items);
+    r.headers_mut()
+        .insert("etag", HeaderValue::from_str(&etag).unwrap());
     let link_to = |p: usize| {
         let others: Vec<String> = query
             .iter()
@@ -473,11 +546,27 @@ fn route(
             let labels: Vec<&str> = param(query, "labels")
                 .map(|l| l.split(',').filter(|s| !s.is_empty()).collect())
                 .unwrap_or_default();
+            // GitHub: "only show results that were last updated after the given time",
+            // to the second and inclusive.
+            let since = param(query, "since").map(|t| {
+                DateTime::parse_from_rfc3339(t)
+                    .expect("since in ISO 8601")
+                    .with_timezone(&Utc)
+            });
             let list: Vec<&Value> = data
                 .issues
                 .values()
                 .rev()
                 .filter(|i| state == "all" || i["state"] == state)
+                .filter(|i| {
+                    since.is_none_or(|t| {
+                        let updated =
+                            DateTime::parse_from_rfc3339(i["updated_at"].as_str().unwrap())
+                                .unwrap()
+                                .with_timezone(&Utc);
+                        updated >= t
+                    })
+                })
                 .filter(|i| {
                     labels.iter().all(|l| {
                         i["labels"]
@@ -573,8 +662,22 @@ fn route(
             ));
             data.comments.push((num, c.clone()));
             let count = data.comments.iter().filter(|(i, _)| *i == num).count();
-            data.issues.get_mut(&num).unwrap()["comments"] = json!(count);
+            let issue = data.issues.get_mut(&num).unwrap();
+            issue["comments"] = json!(count);
+            issue["updated_at"] = json!(stamp(now));
             created(c)
+        }
+        ("DELETE", ["issues", "comments", id]) => {
+            let Some(at) = data.comments.iter().position(|(_, c)| c["id"] == n(id)) else {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            };
+            let (num, _) = data.comments.remove(at);
+            let count = data.comments.iter().filter(|(i, _)| *i == num).count();
+            data.issues.get_mut(&num).unwrap()["comments"] = json!(count);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        (_, ["issues", _, "sub_issues"]) if data.no_sub_issues => {
+            error(StatusCode::NOT_FOUND, "Not Found")
         }
         ("GET", ["issues", num, "timeline"]) => {
             let list: Vec<&Value> = data

@@ -3,8 +3,10 @@
 //! GitLab's own documented responses in `tests/fixtures/gitlab/api/`. It checks
 //! `PRIVATE-TOKEN` (each token is a user), pages with `x-next-page`/`x-total-pages`, runs
 //! the quick actions `/label` and `/close` in bodies as GitLab does, logs every request,
-//! and injects faults (429 with `Retry-After`, 5xx, a lost response) and latency on demand.
-//! Its clock can be moved: `travel` shifts the time it stamps on what it records.
+//! and injects faults (429 with `Retry-After`, 5xx, a lost response, no answer at all, a
+//! connection closed mid-response) and latency on demand. Lists filter by `state`,
+//! `labels` and `updated_after`; notes can be deleted. Its clock can be moved: `travel`
+//! shifts the time it stamps on what it records.
 
 #![allow(dead_code)]
 
@@ -21,7 +23,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 pub use crate::test_server::Fault;
-use crate::test_server::{serve, take};
+use crate::test_server::{cut_response, never, serve, take};
 
 pub const PROJECT: &str = "group/project";
 
@@ -33,6 +35,8 @@ pub struct Logged {
     pub query: Vec<(String, String)>,
     pub form: Vec<(String, String)>,
     pub user: String,
+    /// The status answered (0 while a request is unanswered).
+    pub status: u16,
 }
 
 impl Logged {
@@ -238,6 +242,12 @@ impl GitLabServer {
         self.shared.data.lock().unwrap().labels.clone()
     }
 
+    /// Stamps an issue as changed now, as a person's edit would.
+    pub fn touch(&self, iid: u64) {
+        let mut data = self.shared.data.lock().unwrap();
+        data.issues.get_mut(&iid).unwrap()["updated_at"] = time(Utc::now());
+    }
+
     pub fn links(&self) -> Vec<(u64, u64)> {
         self.shared.data.lock().unwrap().links.clone()
     }
@@ -254,11 +264,25 @@ async fn handle(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
+    match answer(&shared, &method, &uri, &headers, &body) {
+        Some(response) => response,
+        None => never().await,
+    }
+}
+
+/// The answer to one request; `None` for a request that is never answered.
+fn answer(
+    shared: &Shared,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Option<Response> {
     let query: Vec<(String, String)> =
         url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
             .into_owned()
             .collect();
-    let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
     let user = headers
         .get("private-token")
         .and_then(|t| t.to_str().ok())
@@ -271,16 +295,27 @@ async fn handle(
         query: query.clone(),
         form: form.clone(),
         user: user.clone().unwrap_or_default(),
+        status: 0,
     });
+    let at = data.log.len() - 1;
     let Some(user) = user else {
-        return error(StatusCode::UNAUTHORIZED, "401 Unauthorized");
+        data.log[at].status = 401;
+        return Some(error(StatusCode::UNAUTHORIZED, "401 Unauthorized"));
     };
     let mut lost = None;
     if let Some(f) = take(&mut data.faults, method.as_str(), uri.path()) {
+        if f.status == Fault::HANG {
+            return None;
+        }
+        if f.status == Fault::CUT {
+            data.log[at].status = 200;
+            return Some(cut_response());
+        }
         if f.after {
             lost = Some(f);
         } else {
-            return fault_response(&f);
+            data.log[at].status = f.status;
+            return Some(fault_response(&f));
         }
     }
     let now = Utc::now();
@@ -301,9 +336,7 @@ async fn handle(
         })
         .collect();
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let mut response = route(
-        &shared, &mut data, &method, &segs, &query, &form, &user, now,
-    );
+    let mut response = route(shared, &mut data, method, &segs, &query, &form, &user, now);
     if let Some((remaining, reset_in)) = data.rate_limit {
         let reset = (Utc::now().timestamp() + reset_in).to_string();
         response.headers_mut().insert(
@@ -314,10 +347,12 @@ async fn handle(
             .headers_mut()
             .insert("ratelimit-reset", HeaderValue::from_str(&reset).unwrap());
     }
-    match lost {
+    let response = match lost {
         Some(f) => fault_response(&f),
         None => response,
-    }
+    };
+    data.log[at].status = response.status().as_u16();
+    Some(response)
 }
 
 fn fault_response(f: &Fault) -> Response {
@@ -345,6 +380,13 @@ fn created(value: Value) -> Response {
 
 fn param<'a>(list: &'a [(String, String)], key: &str) -> Option<&'a str> {
     list.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// A time the server stored.
+fn stamp(v: &Value) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(v.as_str().expect("a time"))
+        .expect("a stored time")
+        .with_timezone(&Utc)
 }
 
 fn time(t: DateTime<Utc>) -> Value {
@@ -376,11 +418,18 @@ fn route(
             let labels: Vec<&str> = param(query, "labels")
                 .map(|l| l.split(',').filter(|s| !s.is_empty()).collect())
                 .unwrap_or_default();
+            // GitLab: "issues updated on or after the given time".
+            let after = param(query, "updated_after").map(|t| {
+                DateTime::parse_from_rfc3339(t)
+                    .expect("updated_after in ISO 8601")
+                    .with_timezone(&Utc)
+            });
             let matching: Vec<&Value> = data
                 .issues
                 .values()
                 .rev()
                 .filter(|i| state.is_none_or(|s| s == "all" || i["state"] == s))
+                .filter(|i| after.is_none_or(|t| stamp(&i["updated_at"]) >= t))
                 .filter(|i| {
                     labels
                         .iter()
@@ -546,8 +595,23 @@ fn route(
             note["noteable_iid"] = json!(iid);
             data.notes.push((iid, note.clone()));
             let count = data.notes.iter().filter(|(i, _)| *i == iid).count();
-            data.issues.get_mut(&iid).unwrap()["user_notes_count"] = json!(count);
+            let issue = data.issues.get_mut(&iid).unwrap();
+            issue["user_notes_count"] = json!(count);
+            issue["updated_at"] = time(now);
             created(note)
+        }
+        ("DELETE", ["projects", p, "issues", iid, "notes", id]) if *p == PROJECT => {
+            let iid: u64 = iid.parse().unwrap_or(0);
+            let id: u64 = id.parse().unwrap_or(0);
+            let Some(at) = data
+                .notes
+                .iter()
+                .position(|(i, n)| *i == iid && n["id"] == id)
+            else {
+                return error(StatusCode::NOT_FOUND, "404 Note Not Found");
+            };
+            data.notes.remove(at);
+            StatusCode::NO_CONTENT.into_response()
         }
         ("GET", ["projects", p, "issues", iid, "resource_label_events"]) if *p == PROJECT => {
             let iid: u64 = iid.parse().unwrap_or(0);

@@ -1,12 +1,17 @@
 //! One harness for shepherd on a remote tracker's test server: the real binary with the
-//! tracker, its URL flag and its token variable.
+//! tracker, its URL flag and its token variable; and the steps the GitLab and GitHub tests
+//! share when they call the tracker API directly (timeouts, errors without tokens, waits
+//! announced).
 
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use shepherd::tracker::retry::Policy;
+use shepherd::tracker::TrackerError;
 
 use crate::api::Api;
-use crate::support::{stderr, stdout, GITALY_VARS, TO_ACCEPTANCE_TESTING};
+use crate::support::{block_on, stderr, stdout, GITALY_VARS, TO_ACCEPTANCE_TESTING};
 
 pub struct Remote<S: Api> {
     pub server: S,
@@ -104,4 +109,62 @@ impl<S: Api> Remote<S> {
     pub fn labels(&self, n: u64) -> Vec<String> {
         self.server.label_names(n)
     }
+}
+
+/// Tracker settings for tests through the tracker API: a short request timeout and quick
+/// retries.
+pub fn quick_policy() -> Policy {
+    Policy {
+        attempts: 3,
+        min_delay: Duration::from_millis(10),
+        timeout: Duration::from_secs(2),
+        ..Policy::default()
+    }
+}
+
+/// Runs `call` on a runtime of its own and checks that it fails within `limit`, with an
+/// error that does not show `token`; returns the error's text.
+pub fn fails_within<T>(
+    limit: Duration,
+    token: &str,
+    call: impl std::future::Future<Output = Result<T, TrackerError>>,
+) -> String {
+    let started = Instant::now();
+    let result = block_on(call);
+    let took = started.elapsed();
+    let Err(err) = result else {
+        panic!("the call succeeded; it should have failed")
+    };
+    let err = err.to_string();
+    assert!(
+        took < limit,
+        "failed after {took:?}, not within {limit:?}: {err}"
+    );
+    assert!(!err.contains(token), "the token is in the error: {err}");
+    err
+}
+
+/// The stderr of a run, checked to hold no token.
+pub fn stderr_without(out: &Output, token: &str) -> String {
+    let err = stderr(out);
+    assert!(
+        !err.contains(token) && !stdout(out).contains(token),
+        "{err}"
+    );
+    err
+}
+
+/// A line that announces a wait: `… waiting 11 s, until 14:05:10 local time`.
+pub fn announced_wait(stderr: &str, why: &str) -> bool {
+    stderr.lines().any(|l| {
+        l.strip_prefix(why)
+            .and_then(|rest| rest.strip_prefix(": waiting "))
+            .and_then(|rest| rest.split_once(", until "))
+            .is_some_and(|(_, until)| {
+                until.ends_with(" local time")
+                    && until
+                        .get(..8)
+                        .is_some_and(|t| chrono::NaiveTime::parse_from_str(t, "%H:%M:%S").is_ok())
+            })
+    })
 }

@@ -1,11 +1,15 @@
 //! What the GitLab and GitHub test servers share: serving an axum app on 127.0.0.1 from a
-//! thread of its own, and injected faults.
+//! thread of its own, and injected faults: an error status (with `Retry-After`), a lost
+//! response, a server that accepts the request and never answers (`Fault::hang`), and one
+//! that starts its answer and closes the connection halfway (`Fault::cut`).
 
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
 use std::net::TcpListener;
 
+use axum::body::{Body, Bytes};
+use axum::response::Response;
 use axum::Router;
 
 /// A fault to inject into the next requests that match.
@@ -19,6 +23,73 @@ pub struct Fault {
     /// Apply the request, then fail (the response is lost).
     pub after: bool,
     pub times: usize,
+}
+
+impl Fault {
+    /// The `status` of a fault that never answers.
+    pub const HANG: u16 = 0;
+    /// The `status` of a fault that sends the headers and part of the body, then closes.
+    pub const CUT: u16 = 1;
+
+    /// `status` (with `Retry-After: retry_after`) for the next `times` matching requests.
+    pub fn status(
+        method: &'static str,
+        path_ends: &str,
+        status: u16,
+        retry_after: Option<u64>,
+        times: usize,
+    ) -> Fault {
+        Fault {
+            method: Some(method),
+            path_ends: path_ends.to_string(),
+            status,
+            retry_after,
+            after: false,
+            times,
+        }
+    }
+
+    /// Accepts the next matching request and never answers it.
+    pub fn hang(method: &'static str, path_ends: &str) -> Fault {
+        Fault::status(method, path_ends, Fault::HANG, None, 1)
+    }
+
+    /// Closes the connection halfway through the answer to the next `times` requests.
+    pub fn cut(method: &'static str, path_ends: &str, times: usize) -> Fault {
+        Fault::status(method, path_ends, Fault::CUT, None, times)
+    }
+}
+
+/// The answer that never comes (the connection stays open until the client gives up).
+pub async fn never() -> Response {
+    std::future::pending().await
+}
+
+/// A 200 whose body breaks off: the headers promise 4 KiB, a few bytes come, and a moment
+/// later the connection closes.
+pub fn cut_response() -> Response {
+    let parts = futures::stream::unfold(0, |step| async move {
+        match step {
+            0 => Some((Ok(Bytes::from_static(b"[{\"id\": 1, \"title\": \"")), 1)),
+            1 => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                Some((
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "injected: connection closed mid-response",
+                    )),
+                    2,
+                ))
+            }
+            _ => None,
+        }
+    });
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .header("content-length", "4096")
+        .body(Body::from_stream(parts))
+        .unwrap()
 }
 
 /// Serves `app` on a free port of 127.0.0.1; returns its base URL.

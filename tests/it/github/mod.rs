@@ -2,19 +2,21 @@
 //! real binary and octocrab, GitHub's conventions (exclusive stage labels set in one
 //! request, pull requests that are not migrations, timeline events octocrab does not
 //! know), rate limits, crash recovery, @mentions, GitHub's payloads, and a contract test of
-//! every request against GitHub's own OpenAPI description served by Prism.
+//! every request against GitHub's own OpenAPI description served by Prism (`contract`).
+//! `requests` calls the tracker API directly, request by request.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod contract;
+mod requests;
+
+use std::path::Path;
+use std::process::Command;
 
 use serde_json::Value;
-use shepherd::tracker::github::{self, GhTimelineItem, GitHubTracker};
-use shepherd::tracker::{LabelSpec, NewIssue, StateFilter, Tracker};
+use shepherd::tracker::github::{self, GhTimelineItem};
 
 use crate::github_server::{example, Fault, GitHubServer, Logged, OWNER, REPO};
 use crate::remote::Remote;
-use crate::support::{assert_no_duplicate_markers, block_on, moves, stderr, stdout};
+use crate::support::{assert_no_duplicate_markers, moves, stderr, stdout};
 
 const BOT: &str = "ghp_bot0123456789";
 const JACOB: &str = "ghp_jacob0123456789";
@@ -450,193 +452,6 @@ fn github_payloads_parse() {
             .event
             .is_some(),
         "ours reads it"
-    );
-}
-
-/// Prism, installed by `.ci/run` (or here, once, into target/) with npm; `None` (the test
-/// skipped, see `support::tool`) when npm is missing.
-fn prism() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for dir in [root.join(".ci/prism"), root.join("target/prism")] {
-        let bin = dir.join("node_modules/.bin/prism");
-        if bin.exists() {
-            return Some(bin);
-        }
-    }
-    let npm = crate::support::tool(
-        "every_request_is_accepted_by_githubs_api_description",
-        "npm",
-        "Node 20 and npm install Prism for the GitHub contract test",
-    )?;
-    let dir = root.join("target/prism");
-    std::fs::create_dir_all(&dir).unwrap();
-    let status = Command::new(npm)
-        .args(["install", "--no-audit", "--no-fund", "--prefix"])
-        .arg(&dir)
-        .arg("@stoplight/prism-cli@5.14.2")
-        .status()
-        .expect("npm runs (Node 20 and npm are needed for the contract test)");
-    assert!(
-        status.success(),
-        "npm install @stoplight/prism-cli@5.14.2 failed"
-    );
-    Some(dir.join("node_modules/.bin/prism"))
-}
-
-struct Prism(Child);
-
-impl Drop for Prism {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Every request the adapter makes, each kind at least once, against Prism serving
-/// GitHub's OpenAPI description in static mode with `--errors`: a request the description
-/// does not allow gets a 4xx, and the adapter fails.
-#[test]
-fn every_request_is_accepted_by_githubs_api_description() {
-    let Some(prism) = prism() else { return };
-    let spec =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/github/api/api.github.com.json");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(prism)
-        .args([
-            "mock",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "--errors",
-        ])
-        .arg(&spec)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("prism starts");
-    let lines = BufReader::new(child.stdout.take().unwrap());
-    let _prism = Prism(child);
-    let mut log = Vec::new();
-    let mut lines = lines.lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if line.contains("Prism is listening") {
-            break;
-        }
-        log.push(line);
-    }
-    let violations = std::thread::spawn(move || {
-        lines
-            .map_while(Result::ok)
-            .filter(|l| l.contains("✖") || l.contains("error"))
-            .collect::<Vec<_>>()
-    });
-    let mut config =
-        github::Config::new(&format!("http://127.0.0.1:{port}"), "octo-org/migrations");
-    config.policy.attempts = 1;
-    block_on(async {
-        // octocrab's client must be built inside a runtime.
-        let tracker = GitHubTracker::connect(config, "ghp_contract").unwrap();
-        let t: &dyn Tracker = &tracker;
-        // A request the description rejects fails with its 4xx; a response whose example
-        // octocrab's strict models cannot read is Prism's sample data, not a contract
-        // breach (the real payloads are parsed in `github_payloads_parse`).
-        fn accepted<T>(what: &str, r: Result<T, shepherd::tracker::TrackerError>) -> Option<T> {
-            match r {
-                Ok(v) => Some(v),
-                Err(e) if e.to_string().contains("unexpected JSON") => None,
-                Err(e) => panic!("{what}: {e}"),
-            }
-        }
-        let created = accepted(
-            "create issue",
-            t.create_issue(&NewIssue {
-                title: "Gitaly migration".into(),
-                body: "body <!-- shepherd:{} -->".into(),
-                labels: vec!["Migration".into(), "feature flag".into()],
-            })
-            .await,
-        );
-        let n = created.map(|i| i.number).unwrap_or(1347);
-        accepted("get issue", t.issue(n).await);
-        accepted(
-            "list open issues by labels",
-            t.list_issues(
-                StateFilter::Open,
-                &["Migration".into(), "feature flag".into()],
-            )
-            .await,
-        );
-        accepted(
-            "list all issues",
-            t.list_issues(StateFilter::All, &[]).await,
-        );
-        accepted("update body", t.update_body(n, "ticked").await);
-        accepted(
-            "move a stage",
-            t.edit_labels(
-                n,
-                &["Migration".into(), "Selection".into()],
-                &["Migration Analysis".into()],
-                &["Selection".into()],
-            )
-            .await,
-        );
-        accepted("close", t.set_open(n, false).await);
-        accepted("reopen", t.set_open(n, true).await);
-        accepted("list comments", t.comments(n).await);
-        accepted(
-            "comment",
-            t.add_comment(n, "moved <!-- shepherd:transition=1 {} -->")
-                .await,
-        );
-        let events = accepted("timeline", t.label_events(n).await);
-        assert!(
-            events.is_some(),
-            "the timeline is read item by item and never fails on an example"
-        );
-        accepted(
-            "labels",
-            t.ensure_labels(&[LabelSpec {
-                name: "shepherd-contract-test".into(),
-                color: "#1f78d1".into(),
-                description: "made by the contract test".into(),
-            }])
-            .await,
-        );
-        accepted("sub-issues", t.children(n).await);
-        accepted("add a sub-issue", t.link(n, n + 1).await);
-    });
-    // A control: one request the description forbids must be caught, or this test proves
-    // nothing.
-    let control = {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        write!(stream, "GET /repos/octo-org/migrations/issues?state=shepherd-control HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: token x\r\nConnection: close\r\n\r\n").unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).unwrap();
-        answer
-    };
-    assert!(control.starts_with("HTTP/1.1 422"), "{control}");
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    drop(_prism);
-    let violations = violations.join().unwrap();
-    let (expected, unexpected): (Vec<String>, Vec<String>) = violations
-        .into_iter()
-        .partition(|l| l.contains("query parameter state"));
-    assert!(
-        !expected.is_empty(),
-        "Prism's log shows the control's violation"
-    );
-    assert!(
-        unexpected.is_empty(),
-        "Prism reported:\n{}",
-        unexpected.join("\n")
     );
 }
 

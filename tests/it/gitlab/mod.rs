@@ -1,6 +1,9 @@
 //! The GitLab tracker against the stateful test server: the whole gitaly-migration through
 //! the real binary and the real `gitlab` crate client, requests pinned one by one, no N+1,
 //! faults and retries, crash recovery, quick actions, and GitLab's documented payloads.
+//! `requests` calls the tracker API directly, request by request.
+
+mod requests;
 
 use std::process::Command;
 

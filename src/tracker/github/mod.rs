@@ -1,0 +1,340 @@
+//! The GitHub tracker: octocrab's client and models, with GitHub's conventions. There are
+//! no scoped labels, so shepherd keeps stage labels exclusive itself, and a stage move (with
+//! a close, if any) is one `PATCH` that sets the new label set and state and returns the
+//! issue. Pull requests, which the issues API returns among issues, are not migrations.
+//! Children are sub-issues, or, on a GitHub Enterprise Server without that API, records on
+//! the parent (`children`). The transport is `http`; GitHub's JSON is `json`.
+
+mod children;
+mod http;
+mod json;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use ::http::Method;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use octocrab::models::issues::{Comment as GhComment, Issue as GhIssue};
+use octocrab::models::Label as GhLabel;
+use serde_json::{json, Value};
+
+pub use self::children::{child_record, child_records};
+use self::json::{comment, label_query, since_query};
+pub use self::json::{convert, convert_any, link_page, GhLabelName, GhLogin, GhTimelineItem};
+use super::retry::{Failed, Policy};
+use super::{
+    Comment, Issue, IssueEdit, LabelCache, LabelSpec, NewIssue, StateFilter, Tracker, TrackerError,
+};
+use crate::core::snapshot::LabelEvent;
+
+/// Connection settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `https://api.github.com`, or a GitHub Enterprise API (`http://` is allowed for tests).
+    pub url: String,
+    pub owner: String,
+    pub repo: String,
+    /// Timeouts, retries and waits.
+    pub policy: Policy,
+    /// Requests at once, for the pages of a list.
+    pub concurrency: usize,
+}
+
+impl Config {
+    pub fn new(url: &str, owner_repo: &str) -> Config {
+        let (owner, repo) = owner_repo.split_once('/').unwrap_or((owner_repo, ""));
+        Config {
+            url: url.trim_end_matches('/').to_string(),
+            owner: owner.to_string(),
+            repo: repo.to_string(),
+            policy: Policy::from_env(),
+            concurrency: 8,
+        }
+    }
+}
+
+pub struct GitHubTracker {
+    http: http::Http,
+    config: Config,
+    labels: LabelCache,
+    /// The id (not the number) of each issue this run has seen: adding a sub-issue needs it.
+    ids: Mutex<HashMap<u64, u64>>,
+    /// Whether the server has the sub-issues API; a 404 says it has not, once per run.
+    sub_issues: children::SubIssues,
+}
+
+impl GitHubTracker {
+    /// Builds the client (inside a Tokio runtime); sends no request.
+    pub fn connect(config: Config, token: &str) -> Result<GitHubTracker, TrackerError> {
+        Ok(GitHubTracker {
+            http: http::Http::new(&config, token)?,
+            config,
+            labels: LabelCache::default(),
+            ids: Mutex::new(HashMap::new()),
+            sub_issues: children::SubIssues::default(),
+        })
+    }
+
+    fn repo_path(&self, rest: &str) -> String {
+        format!("/repos/{}/{}{rest}", self.config.owner, self.config.repo)
+    }
+
+    /// Converts an issue, remembering its id.
+    fn keep(&self, issue: GhIssue) -> Issue {
+        self.ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(issue.number, issue.id.into_inner());
+        convert_any(issue)
+    }
+
+    /// Converts a list, leaving out pull requests.
+    fn keep_issues(&self, issues: Vec<GhIssue>) -> Vec<Issue> {
+        issues
+            .into_iter()
+            .filter(|i| i.pull_request.is_none())
+            .map(|i| self.keep(i))
+            .collect()
+    }
+
+    async fn list(
+        &self,
+        state: StateFilter,
+        labels: &[String],
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Issue>, TrackerError> {
+        let state = if state == StateFilter::Open {
+            "open"
+        } else {
+            "all"
+        };
+        let mut path = self.repo_path(&format!("/issues?state={state}"));
+        if !labels.is_empty() {
+            path.push_str(&format!("&labels={}", label_query(labels)));
+        }
+        if let Some(since) = since {
+            path.push_str(&format!("&since={}", since_query(since)));
+        }
+        let issues: Vec<GhIssue> = self.http.all(&path).await?;
+        Ok(self.keep_issues(issues))
+    }
+
+    async fn patch_issue(&self, number: u64, body: Value) -> Result<Issue, TrackerError> {
+        let path = self.repo_path(&format!("/issues/{number}"));
+        match self.http.write::<GhIssue>(Method::PATCH, &path, body).await {
+            Ok(issue) => Ok(self.keep(issue)),
+            Err(f) if f.status == Some(404) => Err(TrackerError::NotFound(number)),
+            Err(f) => Err(f.into()),
+        }
+    }
+
+    /// The issue's id, from this run's memory or else one `GET`.
+    async fn id(&self, number: u64) -> Result<u64, TrackerError> {
+        let known = self
+            .ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&number)
+            .copied();
+        match known {
+            Some(id) => Ok(id),
+            None => {
+                self.issue(number).await?;
+                self.ids
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&number)
+                    .copied()
+                    .ok_or(TrackerError::NotFound(number))
+            }
+        }
+    }
+}
+
+/// `Ok(true)` for success, `Ok(false)` for the given status, else the error.
+fn unless<T>(result: Result<T, Failed>, status: u16) -> Result<bool, TrackerError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(f) if f.status == Some(status) => Ok(false),
+        Err(f) => Err(f.into()),
+    }
+}
+
+#[async_trait]
+impl Tracker for GitHubTracker {
+    fn describe(&self) -> String {
+        format!("github:{}/{}", self.config.owner, self.config.repo)
+    }
+
+    async fn create_issue(&self, new: &NewIssue) -> Result<Issue, TrackerError> {
+        let issue: GhIssue = self
+            .http
+            .write(
+                Method::POST,
+                &self.repo_path("/issues"),
+                json!({"title": new.title, "body": new.body, "labels": new.labels}),
+            )
+            .await?;
+        Ok(self.keep(issue))
+    }
+
+    async fn issue(&self, number: u64) -> Result<Issue, TrackerError> {
+        match self
+            .http
+            .get::<GhIssue>(&self.repo_path(&format!("/issues/{number}")))
+            .await
+        {
+            // A pull request asked for by number comes back as it is: it has no marker,
+            // so it is no migration.
+            Ok(issue) => Ok(self.keep(issue)),
+            Err(f) if f.status == Some(404) => Err(TrackerError::NotFound(number)),
+            Err(f) => Err(f.into()),
+        }
+    }
+
+    async fn list_issues(
+        &self,
+        state: StateFilter,
+        labels: &[String],
+    ) -> Result<Vec<Issue>, TrackerError> {
+        self.list(state, labels, None).await
+    }
+
+    /// `since`, which GitHub applies to `updated_at` as "at or after" (to the second): the
+    /// issues changed exactly at `since` are dropped here, as the trait promises.
+    async fn list_issues_since(
+        &self,
+        state: StateFilter,
+        labels: &[String],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Issue>, TrackerError> {
+        let mut issues = self.list(state, labels, Some(since)).await?;
+        issues.retain(|i| i.updated_at > since);
+        Ok(issues)
+    }
+
+    async fn update_body(&self, number: u64, body: &str) -> Result<(), TrackerError> {
+        self.patch_issue(number, json!({ "body": body }))
+            .await
+            .map(drop)
+    }
+
+    async fn edit_labels(
+        &self,
+        number: u64,
+        current: &[String],
+        add: &[String],
+        remove: &[String],
+    ) -> Result<(), TrackerError> {
+        let edit = IssueEdit {
+            current: current.to_vec(),
+            add: add.to_vec(),
+            remove: remove.to_vec(),
+            open: None,
+        };
+        self.edit_issue(number, &edit).await.map(drop)
+    }
+
+    async fn set_open(&self, number: u64, open: bool) -> Result<(), TrackerError> {
+        let edit = IssueEdit {
+            open: Some(open),
+            ..IssueEdit::default()
+        };
+        self.edit_issue(number, &edit).await.map(drop)
+    }
+
+    /// One `PATCH` with the whole new label set (`current - remove + add`) and the state;
+    /// the issue comes from its response.
+    async fn edit_issue(&self, number: u64, edit: &IssueEdit) -> Result<Issue, TrackerError> {
+        let mut body = serde_json::Map::new();
+        if !edit.add.is_empty() || !edit.remove.is_empty() {
+            let mut labels: Vec<&String> = edit
+                .current
+                .iter()
+                .filter(|l| !edit.remove.contains(l))
+                .collect();
+            for l in &edit.add {
+                if !labels.contains(&l) {
+                    labels.push(l);
+                }
+            }
+            body.insert("labels".into(), json!(labels));
+        }
+        if let Some(open) = edit.open {
+            body.insert("state".into(), json!(if open { "open" } else { "closed" }));
+        }
+        if body.is_empty() {
+            return self.issue(number).await;
+        }
+        self.patch_issue(number, Value::Object(body)).await
+    }
+
+    async fn delete_comment(&self, _number: u64, comment: u64) -> Result<(), TrackerError> {
+        let path = self.repo_path(&format!("/issues/comments/{comment}"));
+        // 404: deleted already (a retry whose first answer was lost, or someone else).
+        let sent = self.http.send(Method::DELETE, &path, None, None).await;
+        unless(sent, 404).map(drop)
+    }
+
+    async fn comments(&self, number: u64) -> Result<Vec<Comment>, TrackerError> {
+        let comments: Vec<GhComment> = self
+            .http
+            .all(&self.repo_path(&format!("/issues/{number}/comments")))
+            .await?;
+        let mut out: Vec<Comment> = comments.into_iter().map(comment).collect();
+        out.sort_by_key(|c| (c.created_at, c.id));
+        Ok(out)
+    }
+
+    async fn add_comment(&self, number: u64, body: &str) -> Result<Comment, TrackerError> {
+        let c: GhComment = self
+            .http
+            .write(
+                Method::POST,
+                &self.repo_path(&format!("/issues/{number}/comments")),
+                json!({ "body": body }),
+            )
+            .await?;
+        Ok(comment(c))
+    }
+
+    async fn label_events(&self, number: u64) -> Result<Vec<LabelEvent>, TrackerError> {
+        let items: Vec<Value> = self
+            .http
+            .all(&self.repo_path(&format!("/issues/{number}/timeline")))
+            .await?;
+        let mut out: Vec<LabelEvent> = items
+            .into_iter()
+            .filter_map(|v| serde_json::from_value::<GhTimelineItem>(v).ok())
+            .filter_map(GhTimelineItem::into_event)
+            .collect();
+        out.sort_by_key(|e| e.at);
+        Ok(out)
+    }
+
+    async fn ensure_labels(&self, labels: &[LabelSpec]) -> Result<(), TrackerError> {
+        let list = async {
+            let existing: Vec<GhLabel> = self.http.all(&self.repo_path("/labels")).await?;
+            Ok(existing.into_iter().map(|l| l.name).collect())
+        };
+        let create = |spec: LabelSpec| async move {
+            let body = json!({"name": spec.name, "color": spec.color.trim_start_matches('#'), "description": spec.description});
+            // 422 "already_exists": created meanwhile by someone else, which is what we wanted.
+            let sent = self
+                .http
+                .write::<GhLabel>(Method::POST, &self.repo_path("/labels"), body)
+                .await;
+            unless(sent, 422).map(drop)
+        };
+        self.labels.ensure(labels, list, create).await
+    }
+
+    async fn children(&self, parent: u64) -> Result<Vec<Issue>, TrackerError> {
+        self.find_children(parent).await
+    }
+
+    async fn link(&self, parent: u64, child: u64) -> Result<(), TrackerError> {
+        self.link_child(parent, child).await
+    }
+}

@@ -1,0 +1,343 @@
+//! The GitLab tracker: the `gitlab` crate's endpoints (paths, parameters, bodies) sent by
+//! `http`, which adds what shepherd needs around them: timeouts, retries, waits, pacing and
+//! pages. Each trait call is the fewest requests GitLab allows: a stage move and a close
+//! are one `PUT` whose response is the issue; children come from issue links; the
+//! incremental poll is `updated_after`. GitLab's JSON stays in `json`.
+
+mod http;
+mod json;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use gitlab::api::projects::issues::{self as gl_issues, IssueState, IssueStateEvent};
+
+pub use self::json::{GlIssue, GlLabel, GlLabelEvent, GlLabelRef, GlNote, GlUser};
+use super::retry::{Failed, Policy};
+use super::{
+    Comment, Issue, IssueEdit, LabelCache, LabelSpec, NewIssue, StateFilter, Tracker, TrackerError,
+};
+use crate::core::snapshot::LabelEvent;
+
+/// Connection settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `https://gitlab.com`, or a self-managed instance (`http://` is allowed for tests).
+    pub url: String,
+    /// `GROUP/PROJECT`.
+    pub project: String,
+    /// Timeouts, retries and waits.
+    pub policy: Policy,
+    /// Requests at once, for the pages of a list.
+    pub concurrency: usize,
+}
+
+impl Config {
+    pub fn new(url: &str, project: &str) -> Config {
+        Config {
+            url: url.trim_end_matches('/').to_string(),
+            project: project.to_string(),
+            policy: Policy::from_env(),
+            concurrency: 8,
+        }
+    }
+}
+
+pub struct GitLabTracker {
+    http: http::Http,
+    config: Config,
+    labels: LabelCache,
+}
+
+impl GitLabTracker {
+    /// Connects and checks the token with `GET /api/v4/user`: the run's first request,
+    /// timed out and retried like any other (a 429, a 5xx, a refused connection).
+    pub async fn connect(config: Config, token: &str) -> Result<GitLabTracker, TrackerError> {
+        let http = http::Http::new(&config, token)?;
+        let user = gitlab::api::users::CurrentUser::builder()
+            .build()
+            .map_err(build_err)?;
+        if let Err(f) = http.send(&user, None).await {
+            let why = match f.status {
+                Some(401) => "the token was refused (401 Unauthorized)".to_string(),
+                // "GitLab at URL did not answer …" says it all.
+                _ if f.message.starts_with("GitLab at ") => return Err(f.into()),
+                _ => f.message,
+            };
+            return Err(TrackerError::Other(format!(
+                "cannot connect to GitLab at {}: {why}",
+                config.url
+            )));
+        }
+        Ok(GitLabTracker {
+            http,
+            config,
+            labels: LabelCache::default(),
+        })
+    }
+
+    fn project(&self) -> &str {
+        &self.config.project
+    }
+
+    async fn list(
+        &self,
+        state: StateFilter,
+        labels: &[String],
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Issue>, TrackerError> {
+        let mut builder = gl_issues::Issues::builder();
+        builder.project(self.project());
+        if state == StateFilter::Open {
+            builder.state(IssueState::Opened);
+        }
+        if !labels.is_empty() {
+            builder.labels(labels.iter().map(String::as_str));
+        }
+        if let Some(since) = since {
+            builder.updated_after(since);
+        }
+        let endpoint = builder.build().map_err(build_err)?;
+        let issues: Vec<GlIssue> = self.http.all(&endpoint).await?;
+        Ok(issues.into_iter().map(Issue::from).collect())
+    }
+}
+
+fn build_err(e: impl std::fmt::Display) -> TrackerError {
+    TrackerError::Other(format!("cannot build a GitLab request: {e}"))
+}
+
+/// `Ok(true)` for success, `Ok(false)` for the given status, else the error.
+fn unless(result: Result<(), Failed>, status: u16) -> Result<bool, TrackerError> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(f) if f.status == Some(status) => Ok(false),
+        Err(f) => Err(f.into()),
+    }
+}
+
+#[async_trait]
+impl Tracker for GitLabTracker {
+    fn describe(&self) -> String {
+        format!("gitlab:{}", self.config.project)
+    }
+
+    async fn create_issue(&self, new: &NewIssue) -> Result<Issue, TrackerError> {
+        let endpoint = gl_issues::CreateIssue::builder()
+            .project(self.project())
+            .title(new.title.as_str())
+            .description(new.body.as_str())
+            .labels(new.labels.iter().map(String::as_str))
+            .build()
+            .map_err(build_err)?;
+        let issue: GlIssue = self.http.get(&endpoint).await?;
+        Ok(issue.into())
+    }
+
+    async fn issue(&self, number: u64) -> Result<Issue, TrackerError> {
+        let endpoint = gl_issues::Issue::builder()
+            .project(self.project())
+            .issue(number)
+            .build()
+            .map_err(build_err)?;
+        match self.http.get::<GlIssue, _>(&endpoint).await {
+            Ok(i) => Ok(i.into()),
+            Err(f) if f.status == Some(404) => Err(TrackerError::NotFound(number)),
+            Err(f) => Err(f.into()),
+        }
+    }
+
+    async fn list_issues(
+        &self,
+        state: StateFilter,
+        labels: &[String],
+    ) -> Result<Vec<Issue>, TrackerError> {
+        self.list(state, labels, None).await
+    }
+
+    /// `updated_after`, which GitLab applies as "on or after" (to the second): the issues
+    /// changed exactly at `since` are dropped here, as the trait promises.
+    async fn list_issues_since(
+        &self,
+        state: StateFilter,
+        labels: &[String],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Issue>, TrackerError> {
+        let mut issues = self.list(state, labels, Some(since)).await?;
+        issues.retain(|i| i.updated_at > since);
+        Ok(issues)
+    }
+
+    async fn update_body(&self, number: u64, body: &str) -> Result<(), TrackerError> {
+        let endpoint = gl_issues::EditIssue::builder()
+            .project(self.project())
+            .issue(number)
+            .description(body)
+            .build()
+            .map_err(build_err)?;
+        let _: GlIssue = self.http.get(&endpoint).await?;
+        Ok(())
+    }
+
+    async fn edit_labels(
+        &self,
+        number: u64,
+        current: &[String],
+        add: &[String],
+        remove: &[String],
+    ) -> Result<(), TrackerError> {
+        let edit = IssueEdit {
+            current: current.to_vec(),
+            add: add.to_vec(),
+            remove: remove.to_vec(),
+            open: None,
+        };
+        self.edit_issue(number, &edit).await.map(drop)
+    }
+
+    async fn set_open(&self, number: u64, open: bool) -> Result<(), TrackerError> {
+        let edit = IssueEdit {
+            open: Some(open),
+            ..IssueEdit::default()
+        };
+        self.edit_issue(number, &edit).await.map(drop)
+    }
+
+    /// One `PUT` with `add_labels`, `remove_labels` and `state_event` together; the issue
+    /// comes from its response.
+    async fn edit_issue(&self, number: u64, edit: &IssueEdit) -> Result<Issue, TrackerError> {
+        if edit.add.is_empty() && edit.remove.is_empty() && edit.open.is_none() {
+            return self.issue(number).await;
+        }
+        let mut builder = gl_issues::EditIssue::builder();
+        builder.project(self.project()).issue(number);
+        for l in &edit.add {
+            builder.add_label(l.as_str());
+        }
+        for l in &edit.remove {
+            builder.remove_label(l.as_str());
+        }
+        match edit.open {
+            Some(true) => {
+                builder.state_event(IssueStateEvent::Reopen);
+            }
+            Some(false) => {
+                builder.state_event(IssueStateEvent::Close);
+            }
+            None => {}
+        }
+        let endpoint = builder.build().map_err(build_err)?;
+        match self.http.get::<GlIssue, _>(&endpoint).await {
+            Ok(issue) => Ok(issue.into()),
+            Err(f) if f.status == Some(404) => Err(TrackerError::NotFound(number)),
+            Err(f) => Err(f.into()),
+        }
+    }
+
+    async fn delete_comment(&self, number: u64, comment: u64) -> Result<(), TrackerError> {
+        let endpoint = gl_issues::notes::DeleteIssueNote::builder()
+            .project(self.project())
+            .issue(number)
+            .note(comment)
+            .build()
+            .map_err(build_err)?;
+        // 404: deleted already (a retry whose first answer was lost, or someone else).
+        let sent = self.http.send(&endpoint, None).await.map(drop);
+        unless(sent, 404).map(drop)
+    }
+
+    async fn comments(&self, number: u64) -> Result<Vec<Comment>, TrackerError> {
+        let endpoint = gl_issues::notes::IssueNotes::builder()
+            .project(self.project())
+            .issue(number)
+            .build()
+            .map_err(build_err)?;
+        let notes: Vec<GlNote> = self.http.all(&endpoint).await?;
+        let mut out: Vec<Comment> = notes
+            .into_iter()
+            .filter(|n| !n.system)
+            .map(Comment::from)
+            .collect();
+        out.sort_by_key(|c| (c.created_at, c.id));
+        Ok(out)
+    }
+
+    async fn add_comment(&self, number: u64, body: &str) -> Result<Comment, TrackerError> {
+        let endpoint = gl_issues::notes::CreateIssueNote::builder()
+            .project(self.project())
+            .issue(number)
+            .body(body)
+            .build()
+            .map_err(build_err)?;
+        let note: GlNote = self.http.get(&endpoint).await?;
+        Ok(note.into())
+    }
+
+    async fn label_events(&self, number: u64) -> Result<Vec<LabelEvent>, TrackerError> {
+        let endpoint = gl_issues::IssueResourceLabelEvents::builder()
+            .project(self.project())
+            .issue(number)
+            .build()
+            .map_err(build_err)?;
+        let events: Vec<GlLabelEvent> = self.http.all(&endpoint).await?;
+        let mut out: Vec<LabelEvent> = events
+            .into_iter()
+            .filter_map(GlLabelEvent::into_event)
+            .collect();
+        out.sort_by_key(|e| e.at);
+        Ok(out)
+    }
+
+    async fn ensure_labels(&self, labels: &[LabelSpec]) -> Result<(), TrackerError> {
+        let list = async {
+            let endpoint = gitlab::api::projects::labels::Labels::builder()
+                .project(self.project())
+                .build()
+                .map_err(build_err)?;
+            let existing: Vec<GlLabel> = self.http.all(&endpoint).await?;
+            Ok(existing.into_iter().map(|l| l.name).collect())
+        };
+        let create = |spec: LabelSpec| async move {
+            let endpoint = gitlab::api::projects::labels::CreateLabel::builder()
+                .project(self.project())
+                .name(spec.name.as_str())
+                .color(spec.color.as_str())
+                .description(spec.description.as_str())
+                .build()
+                .map_err(build_err)?;
+            // 409: created meanwhile by someone else, which is what we wanted.
+            let sent = self.http.get::<GlLabel, _>(&endpoint).await.map(drop);
+            unless(sent, 409).map(drop)
+        };
+        self.labels.ensure(labels, list, create).await
+    }
+
+    /// The issues linked to `parent` whose marker names it: one request, whatever the
+    /// project's size.
+    async fn children(&self, parent: u64) -> Result<Vec<Issue>, TrackerError> {
+        let endpoint = gl_issues::links::IssueLinks::builder()
+            .project(self.project())
+            .issue(parent)
+            .build()
+            .map_err(build_err)?;
+        let linked: Vec<GlIssue> = self.http.get(&endpoint).await?;
+        let needle = format!("\"parent\":{parent},");
+        Ok(linked
+            .into_iter()
+            .map(Issue::from)
+            .filter(|i| i.body.contains(&needle))
+            .collect())
+    }
+
+    async fn link(&self, parent: u64, child: u64) -> Result<(), TrackerError> {
+        let endpoint = gl_issues::links::CreateIssueLink::builder()
+            .project(self.project())
+            .issue(parent)
+            .target_project(self.project())
+            .target_issue(child)
+            .build()
+            .map_err(build_err)?;
+        // GitLab answers 409 when the link exists: a rerun after a crash.
+        let sent = self.http.send(&endpoint, None).await.map(drop);
+        unless(sent, 409).map(drop)
+    }
+}
