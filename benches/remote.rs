@@ -133,17 +133,18 @@ async fn measure(
     catalog: &Catalog,
     needs_history: usize,
 ) {
-    let engine = Engine {
-        tracker,
-        catalog,
-        actor: "bench".into(),
-        concurrency: CONCURRENCY,
-    };
+    let state = tempfile::tempdir().unwrap();
+    let store =
+        shepherd::store::sqlite::SqliteStore::open(&state.path().join("state.db"), false).unwrap();
+    let mut engine = Engine::new(tracker, catalog, &store, "bench");
+    engine.concurrency = CONCURRENCY;
     server.forget_requests();
     let start = Instant::now();
     let result = engine.reconcile(false).await.unwrap();
     let wall = start.elapsed();
     let requests = server.requests();
+    assert!(result.errors.is_empty());
+    let result = result.migrations;
     assert_eq!(result.len(), N);
     assert!(
         result.iter().all(|a| a.transitions.is_empty()),

@@ -263,6 +263,25 @@ pub(super) enum Command {
         /// Why, recorded in the audit comment
         #[arg(long, value_name = "TEXT")]
         reason: String,
+        /// Move to a stage the migration has never been in
+        #[arg(long)]
+        force: bool,
+    },
+    /// Hold a migration where it is: no forward move until `resume` (exits still apply)
+    Pause {
+        #[arg(value_parser = parse_ref)]
+        reference: u64,
+        /// Why: recorded in a comment on the tracking issue
+        #[arg(long)]
+        reason: String,
+    },
+    /// Let a paused migration move on again
+    Resume {
+        #[arg(value_parser = parse_ref)]
+        reference: u64,
+        /// Why, if worth saying: recorded in a comment
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Every transition of a migration: from, to, when, by, why
     #[command(

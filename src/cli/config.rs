@@ -29,7 +29,6 @@ pub(super) struct Config {
     #[serde(default)]
     pub(super) tracker: Option<TrackerConfig>,
     #[serde(default)]
-    #[allow(dead_code)] // read through `state_url`, which the Store's opening will call
     pub(super) state: Option<StateConfig>,
     pub(super) workflows: Option<PathBuf>,
     pub(super) templates: Option<PathBuf>,
@@ -48,7 +47,6 @@ pub(super) struct TrackerConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct StateConfig {
-    #[allow(dead_code)] // as above
     pub(super) url: Option<String>,
 }
 
@@ -62,7 +60,6 @@ pub(super) struct Session {
     /// Where the defaults live: `config_dir`, else the current directory.
     root: PathBuf,
     tracker_spec: Option<String>,
-    #[allow(dead_code)] // as `state`
     state: Option<String>,
     /// `--now`: the time for this one command on the local tracker.
     pub(super) now: Option<DateTime<Utc>>,
@@ -189,7 +186,6 @@ impl Session {
     /// The state store's URL: `--state`, `SHEPHERD_STATE`, `[state] url` (a relative
     /// `sqlite:` path is relative to `shepherd.toml`), else `sqlite:` beside the default
     /// local tracker. It may carry a password: never print it.
-    #[allow(dead_code)] // the Store is opened from here once it has implementations
     pub(super) fn state_url(&self) -> String {
         if let Some(url) = &self.state {
             return url.clone();

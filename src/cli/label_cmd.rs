@@ -39,22 +39,8 @@ pub(super) async fn label(
             ));
         }
     }
-    let tracker = engine.tracker;
-    let issue = tracker.issue(reference).await?;
-    let add: Vec<String> = add
-        .into_iter()
-        .filter(|l| !issue.labels.contains(l))
-        .collect();
-    let remove: Vec<String> = remove
-        .into_iter()
-        .filter(|l| issue.labels.contains(l))
-        .collect();
-    if !add.is_empty() || !remove.is_empty() {
-        tracker
-            .edit_labels(reference, &issue.labels, &add, &remove)
-            .await?;
-    }
-    let issue = tracker.issue(reference).await?;
+    // Under the migration's lease, so a reconcile at the same moment does not overwrite it.
+    let issue = engine.person_labels(reference, &add, &remove).await?;
     print(
         format,
         &json!({"ref": reference, "labels": issue.labels}),

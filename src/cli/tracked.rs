@@ -16,6 +16,7 @@ use super::progress::Bar;
 use super::report_cmd::{report, ReportArgs};
 use crate::core::report;
 use crate::engine::Engine;
+use crate::tracker::Tracker;
 
 /// The commands that talk to a tracker.
 pub(super) async fn tracked(session: &Session, command: Command) -> Result<ExitCode> {
@@ -46,12 +47,22 @@ pub(super) async fn tracked(session: &Session, command: Command) -> Result<ExitC
     let spec = session.spec()?;
     tracing::debug!(tracker = %spec, "opening the tracker");
     let tracker = session.tracker(creates).await?;
-    let engine = Engine {
-        tracker: tracker.as_ref(),
-        catalog: &catalog,
-        actor: session.actor.clone(),
-        concurrency: session.concurrency,
+    let dry_run = matches!(
+        command,
+        Command::Advance { dry_run: true, .. } | Command::Reconcile { dry_run: true }
+    );
+    let state_url = session.state_url();
+    let store = crate::store::open(&state_url, dry_run).await?;
+    // Remote trackers are read through the Store's cache: a poll costs what changed.
+    let cached;
+    let tracker: &dyn Tracker = if session.spec()?.is_local() {
+        tracker.as_ref()
+    } else {
+        cached = crate::tracker::cached::CachedTracker::new(tracker.as_ref(), store.as_ref());
+        &cached
     };
+    let mut engine = Engine::new(tracker, &catalog, store.as_ref(), &session.actor);
+    engine.concurrency = session.concurrency;
     match command {
         Command::Issue { reference } => {
             let issue = tracker.issue(reference).await?;
@@ -143,18 +154,27 @@ pub(super) async fn tracked(session: &Session, command: Command) -> Result<ExitC
                 "reconciling",
                 Bar::visible(!spec.is_local(), format == Format::Json),
             );
-            let all = engine.reconcile(dry_run).await?;
+            let done = engine.reconcile(dry_run).await?;
             drop(progress);
+            let all = &done.migrations;
             let moved = all.iter().filter(|a| !a.transitions.is_empty()).count();
-            print(
+            let code = print(
                 format,
-                &json!({"dry_run": dry_run, "migrations": all}),
+                &json!({"dry_run": dry_run, "migrations": all, "errors": done.errors}),
                 || {
                     let mut out: Vec<String> =
                         all.iter().map(|a| advanced_text(a, dry_run)).collect();
+                    for f in &done.errors {
+                        out.push(format!("#{}: failed: {}", f.number, f.error));
+                    }
                     out.push(format!(
-                        "{} migration(s), {moved} moved{}",
-                        all.len(),
+                        "{} migration(s), {moved} moved{}{}",
+                        all.len() + done.errors.len(),
+                        if done.errors.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", {} failed", done.errors.len())
+                        },
                         if dry_run {
                             " (dry run: nothing written)"
                         } else {
@@ -163,7 +183,14 @@ pub(super) async fn tracked(session: &Session, command: Command) -> Result<ExitC
                     ));
                     out.join("\n")
                 },
-            )
+            )?;
+            if !done.errors.is_empty() {
+                for f in &done.errors {
+                    eprintln!("error: #{}: {}", f.number, f.error);
+                }
+                return Ok(ExitCode::from(1));
+            }
+            Ok(code)
         }
         Command::Tick {
             reference,
@@ -188,10 +215,7 @@ pub(super) async fn tracked(session: &Session, command: Command) -> Result<ExitC
         } => label(&engine, format, reference, add, remove).await,
         Command::Close { reference } | Command::Reopen { reference } => {
             let open = matches!(command, Command::Reopen { .. });
-            let issue = tracker.issue(reference).await?;
-            if issue.open != open {
-                tracker.set_open(reference, open).await?;
-            }
+            engine.person_set_open(reference, open).await?;
             let state = if open { "open" } else { "closed" };
             print(format, &json!({"ref": reference, "state": state}), || {
                 format!("#{reference} is {state}")
@@ -201,9 +225,35 @@ pub(super) async fn tracked(session: &Session, command: Command) -> Result<ExitC
             reference,
             to,
             reason,
+            force,
         } => {
-            let advanced = engine.rollback(reference, &to, &reason).await?;
-            print(format, &advanced, || advanced_text(&advanced, false))
+            let advanced = engine.rollback(reference, &to, &reason, force).await?;
+            print(format, &advanced, || {
+                format!(
+                    "{}\n#{reference} is paused there: `shepherd resume {reference}` lets it move on",
+                    advanced_text(&advanced, false)
+                )
+            })
+        }
+        Command::Pause { reference, reason } => {
+            let p = engine.pause(reference, true, Some(&reason)).await?;
+            print(format, &p, || {
+                if p.changed {
+                    format!("#{reference} is paused: {reason}")
+                } else {
+                    format!("#{reference} was paused already")
+                }
+            })
+        }
+        Command::Resume { reference, reason } => {
+            let p = engine.pause(reference, false, reason.as_deref()).await?;
+            print(format, &p, || {
+                if p.changed {
+                    format!("#{reference} may move on again")
+                } else {
+                    format!("#{reference} was not paused")
+                }
+            })
         }
         Command::History { reference } => {
             let history = engine.history(reference).await?;

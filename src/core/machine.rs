@@ -50,22 +50,22 @@ pub enum Step {
         workflow: Option<String>,
     },
     /// Post an on_enter comment (a Handlebars text) with marker `action=<seq>.<index>`.
-    Comment {
-        index: usize,
-        text: String,
-    },
-    Labels {
-        add: Vec<String>,
-        remove: Vec<String>,
-    },
-    Close,
-    Reopen,
-    /// Remove the other stage labels and add the new one, in one request.
+    Comment { index: usize, text: String },
+    /// The commit: remove the other stage labels and add the new one, together with the
+    /// labels the stage's `labels` actions change and the state its `close` sets (or a
+    /// rollback's reopen), in one request.
     MoveStage {
         remove: Vec<String>,
-        add: String,
+        add: Vec<String>,
+        /// `Some(false)` closes the issue, `Some(true)` reopens it.
+        open: Option<bool>,
     },
 }
+
+/// The label that holds a migration where it is: no forward move while it is on the
+/// tracking issue (exits still apply). `pause`, `rollback` and a person in the tracker's
+/// own UI set it.
+pub const PAUSED_LABEL: &str = "shepherd::paused";
 
 /// The migration's state as the CLI reports it.
 pub fn state(workflow: &Workflow, labels: &[String], open: bool) -> &'static str {
@@ -178,6 +178,19 @@ pub fn plan(workflow: &Workflow, snapshot: &Snapshot, now: DateTime<Utc>) -> Pla
             transitions.push(sim.transition(stage, target, now, Some(reason), reports));
             continue;
         }
+        if sim.labels.iter().any(|l| l == PAUSED_LABEL) {
+            gates = stage.gates.iter().map(|g| gate::report(g, &cx)).collect();
+            blocked_by.push(GateReport {
+                gate: "paused".into(),
+                description: "the migration is not paused".into(),
+                passed: false,
+                detail: format!(
+                    "paused (label {PAUSED_LABEL}): `shepherd resume {}` lets it move on",
+                    snapshot.issue.number
+                ),
+            });
+            break;
+        }
         gates = stage.gates.iter().map(|g| gate::report(g, &cx)).collect();
         let failing: Vec<GateReport> = gates.iter().filter(|r| !r.passed).cloned().collect();
         if !failing.is_empty() {
@@ -212,12 +225,15 @@ pub fn plan(workflow: &Workflow, snapshot: &Snapshot, now: DateTime<Utc>) -> Pla
     }
 }
 
-/// Plans a move back to `to`, recording `reason`. The target's on_enter actions do not run.
+/// Plans a move back to `to`, recording `reason`, and pauses the migration there (so the
+/// next `advance` does not move straight on again). The target's on_enter actions do not
+/// run. `to` must be a stage the migration has been in before, unless `force`.
 pub fn rollback(
     workflow: &Workflow,
     snapshot: &Snapshot,
     to: &str,
     reason: &str,
+    force: bool,
     now: DateTime<Utc>,
 ) -> Result<Plan, String> {
     let Some(target) = workflow.stage(to) else {
@@ -234,6 +250,25 @@ pub fn rollback(
         return Err(format!(
             "#{} is already in stage `{to}`",
             snapshot.issue.number
+        ));
+    }
+    let visited = snapshot.transitions.iter().any(|t| t.to == to);
+    if !visited && !force {
+        let mut been: Vec<&str> = snapshot
+            .transitions
+            .iter()
+            .map(|t| t.to.as_str())
+            .filter(|s| Some(*s) != from.as_deref())
+            .collect();
+        been.dedup();
+        return Err(format!(
+            "#{} has never been in stage `{to}`, so it cannot be rolled back there{} (--force moves it anyway)",
+            snapshot.issue.number,
+            if been.is_empty() {
+                String::new()
+            } else {
+                format!("; stages it has been in: {}", been.join(", "))
+            }
         ));
     }
     let seq = sim.next_seq;
@@ -349,13 +384,18 @@ impl<'w> Sim<'w> {
     }
 
     /// The steps of entering `target` (after the audit comment), applied to the simulation.
+    /// Label actions and `close` ride on the final stage move, so the commit is one write.
     fn enter(&mut self, target: &'w Stage, seq: u64, rollback: bool) -> Vec<Step> {
         let mut steps = Vec::new();
+        let mut add: Vec<String> = Vec::new();
+        let mut remove: Vec<String> = Vec::new();
+        let mut open = None;
         if rollback {
             if !self.open && !target.terminal {
-                steps.push(Step::Reopen);
-                self.open = true;
+                open = Some(true);
             }
+            // A rollback holds the migration where it was put.
+            add.push(PAUSED_LABEL.to_string());
         } else {
             for (index, action) in target.on_enter.iter().enumerate() {
                 match action {
@@ -367,40 +407,47 @@ impl<'w> Sim<'w> {
                         index,
                         text: text.clone(),
                     }),
-                    Action::Labels { add, remove } => {
-                        self.labels.retain(|l| !remove.contains(l));
-                        for l in add {
-                            if !self.labels.contains(l) {
-                                self.labels.push(l.clone());
+                    Action::Labels {
+                        add: more,
+                        remove: fewer,
+                    } => {
+                        for l in fewer {
+                            add.retain(|a| a != l);
+                            if !remove.contains(l) {
+                                remove.push(l.clone());
                             }
                         }
-                        steps.push(Step::Labels {
-                            add: add.clone(),
-                            remove: remove.clone(),
-                        });
+                        for l in more {
+                            remove.retain(|r| r != l);
+                            if !add.contains(l) {
+                                add.push(l.clone());
+                            }
+                        }
                     }
-                    Action::Close => {
-                        self.open = false;
-                        steps.push(Step::Close);
-                    }
+                    Action::Close => open = Some(false),
                 }
             }
         }
-        let remove: Vec<String> = self
-            .workflow
-            .stages_labelled(&self.labels)
-            .iter()
-            .filter(|s| s.id != target.id)
-            .map(|s| s.label.clone())
-            .collect();
-        self.labels.retain(|l| !remove.contains(l));
-        if !self.labels.contains(&target.label) {
-            self.labels.push(target.label.clone());
+        for stage in self.workflow.stages_labelled(&self.labels) {
+            if stage.id != target.id && !remove.contains(&stage.label) {
+                remove.push(stage.label.clone());
+            }
         }
-        steps.push(Step::MoveStage {
-            remove,
-            add: target.label.clone(),
-        });
+        add.retain(|l| !remove.contains(l) || l == &target.label);
+        remove.retain(|l| l != &target.label);
+        if !add.contains(&target.label) {
+            add.insert(0, target.label.clone());
+        }
+        self.labels.retain(|l| !remove.contains(l));
+        for l in &add {
+            if !self.labels.contains(l) {
+                self.labels.push(l.clone());
+            }
+        }
+        if let Some(o) = open {
+            self.open = o;
+        }
+        steps.push(Step::MoveStage { remove, add, open });
         self.stage = Some(target);
         self.next_seq = self.next_seq.max(seq + 1);
         steps
@@ -648,7 +695,8 @@ stages:
             steps.last(),
             Some(&Step::MoveStage {
                 remove: vec!["db::proposal".into()],
-                add: "db::rollout".into()
+                add: vec!["db::rollout".into(), "rolling".into()],
+                open: None,
             })
         );
     }
@@ -662,7 +710,7 @@ stages:
             &[(None, "proposal"), (Some("proposal"), "done")],
         );
         snap.issue.open = false;
-        let plan = rollback(&w, &snap, "proposal", "broke prod", t(5)).unwrap();
+        let plan = rollback(&w, &snap, "proposal", "broke prod", false, t(5)).unwrap();
         let tr = &plan.transitions[0];
         assert_eq!(
             (tr.seq, tr.rollback, tr.reason.as_deref()),
@@ -672,15 +720,39 @@ stages:
             tr.steps,
             vec![
                 Step::Audit,
-                Step::Reopen,
                 Step::MoveStage {
                     remove: vec!["db::done".into()],
-                    add: "db::proposal".into()
+                    add: vec!["db::proposal".into(), PAUSED_LABEL.into()],
+                    open: Some(true),
                 }
             ]
         );
-        assert!(rollback(&w, &snap, "nowhere", "x", t(5))
+        assert!(rollback(&w, &snap, "nowhere", "x", false, t(5))
             .unwrap_err()
             .contains("stages: proposal, rollout, done, rejected"));
+        // Never been in `rollout`: only with --force.
+        let err = rollback(&w, &snap, "rollout", "x", false, t(5)).unwrap_err();
+        assert!(err.contains("never been in stage `rollout`"), "{err}");
+        assert!(rollback(&w, &snap, "rollout", "x", true, t(5)).is_ok());
+    }
+
+    #[test]
+    fn a_paused_migration_waits_but_its_exits_apply() {
+        let w = workflow();
+        let snap = snapshot(
+            "## Proposal\n- [x] a\n",
+            &["db::proposal", PAUSED_LABEL],
+            &[(None, "proposal")],
+        );
+        let p = plan(&w, &snap, t(0));
+        assert!(p.transitions.is_empty());
+        assert_eq!(p.blocked_by[0].gate, "paused");
+        let snap = snapshot(
+            "## Proposal\n- [x] a\n",
+            &["db::proposal", PAUSED_LABEL, "rejected"],
+            &[(None, "proposal")],
+        );
+        let p = plan(&w, &snap, t(0));
+        assert_eq!(moves(&p), vec![(Some("proposal"), "rejected", false)]);
     }
 }

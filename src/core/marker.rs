@@ -4,6 +4,7 @@
 //! - tracking or child issue: `<!-- shepherd:{"workflow":…,"vars":{…}} -->`
 //! - audit comment: `<!-- shepherd:transition=3 {"from":…,"to":…,"by":…} -->`
 //! - on_enter comment: `<!-- shepherd:action=3.1 -->`
+//! - pause or resume comment: `<!-- shepherd:pause {"by":…,"reason":…,"paused":true} -->`
 
 use std::collections::BTreeMap;
 
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 const ISSUE_PREFIX: &str = "<!-- shepherd:{";
 const TRANSITION_PREFIX: &str = "<!-- shepherd:transition=";
 const ACTION_PREFIX: &str = "<!-- shepherd:action=";
+const PAUSE_PREFIX: &str = "<!-- shepherd:pause ";
 const SUFFIX: &str = " -->";
 
 /// The marker of a shepherd issue: a tracking issue has a workflow and no parent; a child
@@ -43,6 +45,37 @@ pub struct TransitionMarker {
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rollback: bool,
+    /// The run that posted it: of two runs that record the same transition, the one whose
+    /// comment came first wins the claim, and the other deletes its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    /// The Store that run used: a run that shares it holds no lease now, so a transition it
+    /// left unfinished can be finished at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+}
+
+/// What a pause comment records: who paused the migration and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PauseMarker {
+    pub by: String,
+    pub reason: String,
+    /// False for the comment of a `resume`.
+    pub paused: bool,
+}
+
+impl PauseMarker {
+    pub fn render(&self) -> String {
+        format!("{PAUSE_PREFIX}{}{SUFFIX}", safe_json(self))
+    }
+
+    /// The pause marker of a comment, if it has one.
+    pub fn find(comment: &str) -> Option<PauseMarker> {
+        let start = comment.rfind(PAUSE_PREFIX)?;
+        let rest = &comment[start + PAUSE_PREFIX.len()..];
+        let end = rest.find(SUFFIX)?;
+        serde_json::from_str(&rest[..end]).ok()
+    }
 }
 
 impl IssueMarker {
@@ -101,6 +134,10 @@ fn safe_json<T: Serialize>(value: &T) -> String {
         .expect("markers serialise")
         .replace('<', "\\u003c")
         .replace('>', "\\u003e")
+        // serde_json leaves these raw; GitLab starts a quick action after any of them.
+        .replace('\u{85}', "\\u0085")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
 }
 
 #[cfg(test)]
@@ -121,6 +158,23 @@ mod tests {
     }
 
     #[test]
+    fn markers_keep_unicode_line_breaks_escaped() {
+        let marker = IssueMarker {
+            workflow: Some("w".into()),
+            vars: BTreeMap::from([(
+                "x".to_string(),
+                "a\u{2028}/close\u{2029}/label ~x\u{85}/unassign".to_string(),
+            )]),
+            ..Default::default()
+        };
+        let text = marker.render();
+        for c in ['\u{2028}', '\u{2029}', '\u{85}', '\n'] {
+            assert!(!text.contains(c), "{text:?}");
+        }
+        assert_eq!(IssueMarker::find(&marker.append_to("body")), Some(marker));
+    }
+
+    #[test]
     fn transition_markers_round_trip() {
         let marker = TransitionMarker {
             seq: 12,
@@ -129,6 +183,8 @@ mod tests {
             by: "alice".into(),
             reason: Some("bad -->".into()),
             rollback: true,
+            run: Some("r1".into()),
+            store: None,
         };
         let comment = format!("Moved.\n\n{}", marker.render());
         assert_eq!(TransitionMarker::find(&comment), Some(marker));

@@ -19,7 +19,7 @@ pub struct IssueView {
 }
 
 /// One label added to or removed from an issue, by whom and when.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LabelEvent {
     pub label: String,
     pub added: bool,

@@ -1,6 +1,7 @@
 //! The `Tracker` trait: the only door to the outside world. Adapters (local SQLite here;
 //! GitLab and GitHub later) convert their own types to these at the border.
 
+pub mod cached;
 pub mod github;
 pub mod gitlab;
 pub mod local;
@@ -15,7 +16,7 @@ use chrono::{DateTime, Utc};
 use crate::core::snapshot::{IssueView, LabelEvent};
 
 /// An issue as a tracker returns it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Issue {
     pub number: u64,
     pub title: String,
@@ -31,7 +32,7 @@ pub struct Issue {
 }
 
 /// A comment on an issue.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Comment {
     pub id: u64,
     pub body: String,

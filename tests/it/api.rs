@@ -18,6 +18,12 @@ pub trait Api {
     fn requests(&self) -> usize;
     fn forget_requests(&self);
     fn latency(&self, d: Duration);
+    /// Every issue's number.
+    fn issue_numbers(&self) -> Vec<u64>;
+    /// The bodies of issue `n`'s comments, oldest first.
+    fn comment_bodies(&self, n: u64) -> Vec<String>;
+    /// How many times `label` was added to issue `n`.
+    fn label_added_count(&self, n: u64, label: &str) -> usize;
 }
 
 impl Api for GitLabServer {
@@ -50,6 +56,24 @@ impl Api for GitLabServer {
     fn latency(&self, d: Duration) {
         self.set_latency(d)
     }
+    fn issue_numbers(&self) -> Vec<u64> {
+        self.issues()
+            .iter()
+            .filter_map(|i| i["iid"].as_u64())
+            .collect()
+    }
+    fn comment_bodies(&self, n: u64) -> Vec<String> {
+        self.notes(n)
+            .iter()
+            .map(|c| c["body"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+    fn label_added_count(&self, n: u64, label: &str) -> usize {
+        self.events(n)
+            .iter()
+            .filter(|e| e["action"] == "add" && e["label"]["name"] == label)
+            .count()
+    }
 }
 
 impl Api for GitHubServer {
@@ -81,5 +105,23 @@ impl Api for GitHubServer {
     }
     fn latency(&self, d: Duration) {
         self.set_latency(d)
+    }
+    fn issue_numbers(&self) -> Vec<u64> {
+        self.issues()
+            .iter()
+            .filter_map(|i| i["number"].as_u64())
+            .collect()
+    }
+    fn comment_bodies(&self, n: u64) -> Vec<String> {
+        self.comments(n)
+            .iter()
+            .map(|c| c["body"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+    fn label_added_count(&self, n: u64, label: &str) -> usize {
+        self.timeline(n)
+            .iter()
+            .filter(|e| e["event"] == "labeled" && e["label"]["name"] == label)
+            .count()
     }
 }

@@ -11,6 +11,7 @@ use shepherd::catalog::Sources;
 use shepherd::core::marker::{IssueMarker, TransitionMarker};
 use shepherd::core::snapshot::LabelEvent;
 use shepherd::engine::Engine;
+use shepherd::store::sqlite::SqliteStore;
 use shepherd::tracker::local::LocalTracker;
 use shepherd::tracker::{Comment, Issue, LabelSpec, NewIssue, StateFilter, Tracker, TrackerError};
 
@@ -94,6 +95,23 @@ impl Tracker for Faulty {
     async fn ensure_labels(&self, labels: &[LabelSpec]) -> Result<(), TrackerError> {
         self.write(self.inner.ensure_labels(labels)).await
     }
+    async fn delete_comment(&self, number: u64, comment: u64) -> Result<(), TrackerError> {
+        self.write(self.inner.delete_comment(number, comment)).await
+    }
+    async fn children(&self, parent: u64) -> Result<Vec<Issue>, TrackerError> {
+        self.inner.children(parent).await
+    }
+    async fn link(&self, parent: u64, child: u64) -> Result<(), TrackerError> {
+        self.write(self.inner.link(parent, child)).await
+    }
+    async fn list_issues_since(
+        &self,
+        state: StateFilter,
+        labels: &[String],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Issue>, TrackerError> {
+        self.inner.list_issues_since(state, labels, since).await
+    }
 }
 
 /// What must hold after the work is done, whatever crashed before.
@@ -164,17 +182,14 @@ fn a_crash_at_any_write_is_finished_by_the_next_run_without_duplicates() {
         .unwrap()
         .with_timezone(&Utc);
 
+    let state = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&state.path().join("state.db"), false).unwrap();
     // The run without a crash, for comparison.
     let clean = tempfile::tempdir().unwrap();
     let clean_db = clean.path().join("t.db");
     std::fs::write(&clean_db, &baseline).unwrap();
     let healthy = LocalTracker::open(&clean_db, false, Some(now), "tester").unwrap();
-    let engine = Engine {
-        tracker: &healthy,
-        catalog: &catalog,
-        actor: "tester".into(),
-        concurrency: 4,
-    };
+    let engine = Engine::new(&healthy, &catalog, &store, "tester");
     let done = block_on(engine.advance(n, false)).unwrap();
     assert_eq!(done.stage.as_deref(), Some("acceptance-testing"));
     assert_eq!(done.transitions.len(), 6);
@@ -192,12 +207,7 @@ fn a_crash_at_any_write_is_finished_by_the_next_run_without_duplicates() {
                 fail_at,
                 after,
             };
-            let engine = Engine {
-                tracker: &faulty,
-                catalog: &catalog,
-                actor: "tester".into(),
-                concurrency: 4,
-            };
+            let engine = Engine::new(&faulty, &catalog, &store, "tester");
             let first = block_on(engine.advance(n, false));
             if first.is_ok() {
                 assert!(fail_at > 5, "the run has several writes");
@@ -205,12 +215,7 @@ fn a_crash_at_any_write_is_finished_by_the_next_run_without_duplicates() {
             }
             crashes += 1;
             let healthy = LocalTracker::open(&db, false, Some(now), "tester").unwrap();
-            let engine = Engine {
-                tracker: &healthy,
-                catalog: &catalog,
-                actor: "tester".into(),
-                concurrency: 4,
-            };
+            let engine = Engine::new(&healthy, &catalog, &store, "tester");
             let second = block_on(engine.advance(n, false)).unwrap_or_else(|e| {
                 panic!("after a crash at write {fail_at} (after: {after}): {e:#}")
             });

@@ -454,6 +454,13 @@ fn rollback_records_why_and_a_new_attempt_gets_a_new_child() {
     let text = s.ok(&["history", &n.to_string()]);
     assert!(text.contains("(error rates jumped on dev)"), "{text}");
 
+    // A rollback pauses the migration: the ticks are still there, but it stays put
+    // until someone resumes it.
+    let v = advance(&s, n, &at("7h"));
+    assert!(moves(&v).is_empty());
+    assert!(blocked(&v)[0].starts_with("paused:"), "{v}");
+    assert!(s.issue(n).labels.contains(&"shepherd::paused".to_string()));
+    s.ok(&["resume", &n.to_string(), "--now", &at("8h")]);
     // Entering Acceptance Testing again opens a new acceptance-testing issue.
     assert_eq!(
         moves(&advance(&s, n, &at("8h"))),
@@ -462,6 +469,88 @@ fn rollback_records_why_and_a_new_attempt_gets_a_new_child() {
     let second = s.child_of(n, "acceptance-testing");
     assert_ne!(first, second);
     assert_eq!(stage(&s, second), "preparation");
+}
+
+#[test]
+fn rollback_goes_only_where_the_migration_has_been_unless_forced() {
+    let s = Shepherd::new();
+    let n = start_gitaly(&s, &at("0m"));
+    s.tick_section(n, None, "Selection", &at("1h"));
+    assert_eq!(
+        moves(&advance(&s, n, &at("1h"))),
+        ["selection>migration-analysis"]
+    );
+    let err = s.fails(&[
+        "rollback",
+        &n.to_string(),
+        "--to",
+        "mandatory",
+        "--reason",
+        "skip ahead",
+        "--now",
+        &at("2h"),
+    ]);
+    assert!(err.contains("never been in stage `mandatory`"), "{err}");
+    assert!(err.contains("selection"), "names where it has been: {err}");
+    assert_eq!(stage(&s, n), "migration-analysis");
+    // A person pauses it; its exits still apply while paused.
+    s.ok(&[
+        "pause",
+        &n.to_string(),
+        "--reason",
+        "waiting for the DBA",
+        "--now",
+        &at("2h"),
+    ]);
+    let status = s.json(&["status", &n.to_string()]);
+    assert_eq!(status["paused"], true, "{status}");
+    s.ok(&[
+        "label",
+        &n.to_string(),
+        "--add",
+        "shelve",
+        "--now",
+        &at("3h"),
+    ]);
+    let v = advance(&s, n, &at("3h"));
+    assert_eq!(moves(&v), ["migration-analysis>shelved"], "{v}");
+
+    // Back to a stage it has been in: allowed, and paused there.
+    let n = start_gitaly(&s, &at("0m"));
+    s.tick_section(n, None, "Selection", &at("1h"));
+    advance(&s, n, &at("1h"));
+    s.ok(&[
+        "rollback",
+        &n.to_string(),
+        "--to",
+        "selection",
+        "--reason",
+        "wrong route",
+        "--now",
+        &at("2h"),
+    ]);
+    assert_eq!(stage(&s, n), "selection");
+    // Its ticks still hold, but a paused migration does not move straight back.
+    assert!(moves(&advance(&s, n, &at("3h"))).is_empty());
+    s.ok(&["resume", &n.to_string(), "--now", &at("3h")]);
+    assert_eq!(
+        moves(&advance(&s, n, &at("3h"))),
+        ["selection>migration-analysis"]
+    );
+    // --force goes anywhere.
+    let n2 = start_gitaly(&s, &at("0m"));
+    s.ok(&[
+        "rollback",
+        &n2.to_string(),
+        "--to",
+        "client-implementation",
+        "--reason",
+        "already built",
+        "--force",
+        "--now",
+        &at("1h"),
+    ]);
+    assert_eq!(stage(&s, n2), "client-implementation");
 }
 
 #[test]

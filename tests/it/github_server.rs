@@ -178,6 +178,15 @@ impl GitHubServer {
         let mut data = self.shared.data.lock().unwrap();
         data.issues.get_mut(&n).unwrap()["updated_at"] = json!(stamp(Utc::now()));
     }
+    /// The timeline events of issue `n`, oldest first.
+    pub fn timeline(&self, n: u64) -> Vec<Value> {
+        let data = self.shared.data.lock().unwrap();
+        data.timeline
+            .iter()
+            .filter(|(i, _)| *i == n)
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
     pub fn subs(&self) -> Vec<(u64, u64)> {
         self.shared.data.lock().unwrap().subs.clone()
     }

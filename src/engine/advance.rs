@@ -1,0 +1,360 @@
+//! Moving migrations: `start` opens one, `advance` moves one as far as its gates allow,
+//! `reconcile` advances every open one, `rollback` moves one back.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use anyhow::{bail, Context as _, Result};
+
+use super::lease::Leased;
+use super::vars::{check_renders, resolve_vars};
+use super::{
+    report_plan, waves, Advanced, Engine, Failed, Kin, Migration, Reconciled, Started, BACKOFF_MAX,
+    BACKOFF_MIN, PENDING_REF, PENDING_URL,
+};
+use crate::core::machine;
+use crate::core::marker::IssueMarker;
+use crate::core::snapshot::LabelEvent;
+use crate::core::workflow::Workflow;
+use crate::render::{Context, IssueRef};
+use crate::tracker::NewIssue;
+
+impl<'a> Engine<'a> {
+    /// Opens a tracking issue and enters the workflow's first stage.
+    pub async fn start(
+        &self,
+        workflow: &Workflow,
+        title: Option<&str>,
+        given: &BTreeMap<String, String>,
+    ) -> Result<Started> {
+        let vars = resolve_vars(workflow, given)?;
+        let pending = IssueRef {
+            number: PENDING_REF.into(),
+            url: PENDING_URL.into(),
+            title: String::new(),
+        };
+        let cx = Context {
+            vars: &vars,
+            migration: Some(pending.clone()),
+            parent: None,
+            issue: Some(pending),
+            now: self.now(),
+        };
+        let rendered = self
+            .catalog
+            .renderer
+            .render(&workflow.tracking.template, &cx.to_value())?;
+        // Render every text of the first stage now, so that a bad one fails before any write.
+        check_renders(
+            self.catalog,
+            self.now(),
+            workflow,
+            &workflow.first_stage().on_enter,
+            &vars,
+        )?;
+        let marker = IssueMarker {
+            workflow: Some(workflow.name.clone()),
+            vars: vars.clone(),
+            ..Default::default()
+        };
+        let mut labels = rendered.labels.clone();
+        for l in &workflow.tracking.labels {
+            if !labels.contains(l) {
+                labels.push(l.clone());
+            }
+        }
+        self.ensure_labels(workflow).await?;
+        let title = title.map(str::to_string).unwrap_or(rendered.title);
+        let issue = self
+            .tracker
+            .create_issue(&NewIssue {
+                title,
+                body: marker.append_to(&rendered.body),
+                labels,
+            })
+            .await?;
+        self.fill_pending_ref(&issue, false).await?;
+        let advanced = self.advance(issue.number, false).await?;
+        Ok(Started {
+            number: issue.number,
+            url: issue.url,
+            workflow: workflow.name.clone(),
+            stage: advanced.stage,
+        })
+    }
+
+    /// Moves one migration as far as its gates allow, holding its lease while it writes.
+    pub async fn advance(&self, number: u64, dry_run: bool) -> Result<Advanced> {
+        if dry_run {
+            let index = self.local_index(number).await?;
+            return self.advance_in(number, &index, true, None).await;
+        }
+        self.with_lease(number, async {
+            let index = self.local_index(number).await?;
+            self.advance_in(number, &index, false, None).await
+        })
+        .await
+    }
+
+    pub(crate) fn advance_boxed<'s>(
+        &'s self,
+        number: u64,
+        dry_run: bool,
+    ) -> Pin<Box<dyn Future<Output = Result<Advanced>> + Send + 's>> {
+        Box::pin(self.advance(number, dry_run))
+    }
+
+    /// Plans and (unless `dry_run`) applies, as far as the gates allow. The caller holds
+    /// the lease when not `dry_run`. `events` is label history an earlier look of this
+    /// advance already read.
+    async fn advance_in(
+        &self,
+        number: u64,
+        index: &[Migration],
+        dry_run: bool,
+        mut events: Option<Vec<LabelEvent>>,
+    ) -> Result<Advanced> {
+        let mut fresh;
+        let mut index = index;
+        let mut transitions = Vec::new();
+        let mut created = Vec::new();
+        // Applying can change what the gates see (a child now exists): plan again until
+        // nothing moves, so the report ends with the gates that really block.
+        for _ in 0..4 {
+            if !dry_run && self.start_children(number, index).await? {
+                fresh = self.local_index(number).await?;
+                index = &fresh;
+            }
+            let (m, workflow) = match index.iter().find(|m| m.issue.number == number) {
+                Some(m) => (m.clone(), self.workflow_of(m)?),
+                None => self.migration(number).await?,
+            };
+            let kin = Kin::new(index);
+            let kids = kin.children(number);
+            // First the cheap look: most migrations cannot move, and need no comments.
+            let (snapshot, _) = self
+                .snapshot(&m, workflow, kids, false, events.take())
+                .await?;
+            let mut plan = machine::plan(workflow, &snapshot, self.now());
+            let mut comments = Vec::new();
+            if !plan.transitions.is_empty() {
+                // Something may move: look at the whole history, which may hold a move an
+                // earlier run recorded and did not finish. Label history read by the
+                // cheap look is not read again.
+                let known = (!snapshot.label_events.is_empty()).then_some(snapshot.label_events);
+                let (snapshot, c) = self.snapshot(&m, workflow, kids, true, known).await?;
+                plan = machine::plan(workflow, &snapshot, self.now());
+                comments = c;
+            }
+            if dry_run || plan.transitions.is_empty() {
+                let mut report = report_plan(number, workflow, plan, created);
+                transitions.append(&mut report.transitions);
+                report.transitions = transitions;
+                return Ok(report);
+            }
+            let store_id = self.store_id().await?.clone();
+            if let Some(busy) = self.in_other_hands(number, &plan, &comments, &store_id) {
+                let mut report = report_plan(number, workflow, plan, created);
+                report.transitions = transitions;
+                report.stage = workflow
+                    .stages_labelled(&m.issue.labels)
+                    .first()
+                    .map(|s| s.id.clone());
+                report.skipped = Some(busy);
+                return Ok(report);
+            }
+            let applied = self.apply(&m, workflow, &plan, &comments).await?;
+            if let Some(winner) = applied.lost_to {
+                let mut report = report_plan(number, workflow, plan, created);
+                report.transitions = transitions;
+                report.stage = workflow
+                    .stages_labelled(&m.issue.labels)
+                    .first()
+                    .map(|s| s.id.clone());
+                report.skipped = Some(format!(
+                    "another shepherd ({winner}) is moving #{number}; left to it"
+                ));
+                return Ok(report);
+            }
+            let children_changed = !applied.created.is_empty();
+            created.extend(applied.created.iter().map(|(n, _)| *n));
+            let report = report_plan(number, workflow, plan, Vec::new());
+            transitions.extend(report.transitions.iter().cloned());
+            if !children_changed {
+                // The plan went as far as the gates allow; nothing it wrote changes them.
+                let mut report = report;
+                report.transitions = transitions;
+                report.created = created;
+                return Ok(report);
+            }
+            fresh = self.local_index(number).await?;
+            index = &fresh;
+        }
+        bail!("#{number} keeps moving after several rounds: does its workflow loop?")
+    }
+
+    /// A transition recorded moments ago by a run that shares no Store with this one (so
+    /// its lease is not seen here) and not finished yet is most likely being finished by
+    /// that run right now: it is left to it. Only one older than twice
+    /// the lease's life is taken for a crash and resumed here.
+    fn in_other_hands(
+        &self,
+        number: u64,
+        plan: &crate::core::machine::Plan,
+        comments: &[crate::tracker::Comment],
+        store_id: &str,
+    ) -> Option<String> {
+        let t = plan.transitions.first().filter(|t| t.resumed)?;
+        let (run, store, at) = comments.iter().find_map(|c| {
+            let m = crate::core::marker::TransitionMarker::find(&c.body)?;
+            (m.seq == t.seq).then_some((m.run, m.store, c.created_at))
+        })?;
+        let run = run.filter(|r| r != &self.run_id)?;
+        if store.as_deref() == Some(store_id) {
+            // It shares this Store, and this run holds the lease: it is not working.
+            return None;
+        }
+        let age = self.now() - at;
+        let grace = chrono::Duration::from_std(super::lease::lease_ttl() * 2).ok()?;
+        (age < grace).then(|| {
+            format!(
+                "another shepherd ({run}) recorded the move of #{number} to {} {}s ago and is finishing it",
+                t.to,
+                age.num_seconds().max(0)
+            )
+        })
+    }
+
+    /// Enters the first stage of children that run a workflow but have no stage yet (a
+    /// crash came between creating them and their first move). Returns whether any moved.
+    async fn start_children(&self, number: u64, index: &[Migration]) -> Result<bool> {
+        let mut moved = false;
+        for child in Kin::new(index).children(number) {
+            if !child.issue.open || !self.unstarted(child) {
+                continue;
+            }
+            self.advance_boxed(child.issue.number, false).await?;
+            moved = true;
+        }
+        Ok(moved)
+    }
+
+    /// Whether `m` runs a workflow but carries none of its stage labels yet.
+    fn unstarted(&self, m: &Migration) -> bool {
+        m.marker
+            .workflow
+            .as_deref()
+            .and_then(|w| self.catalog.workflows.get(w))
+            .is_some_and(|w| w.stages_labelled(&m.issue.labels).is_empty())
+    }
+
+    /// Advances every open migration, children before their parents. A migration that
+    /// fails is reported in `errors` (and recorded in the Store, with backoff for the
+    /// service) and the others still move; one whose lease another process holds is
+    /// skipped and says so.
+    pub async fn reconcile(&self, dry_run: bool) -> Result<Reconciled> {
+        use futures::stream::{self, StreamExt};
+        let mut index = self.index().await?;
+        let failing: std::collections::BTreeSet<String> = if dry_run {
+            Default::default()
+        } else {
+            self.store
+                .failures()
+                .await?
+                .into_iter()
+                .map(|f| f.key)
+                .collect()
+        };
+        let waves = waves(&index);
+        let mut out = Reconciled::default();
+        self.progress.start(waves.iter().map(Vec::len).sum());
+        for wave in waves {
+            // Unordered: a migration waiting on a request must not hold up the ones behind it.
+            let results: Vec<(u64, Result<Advanced>)> = stream::iter(wave.iter().copied())
+                .map(|number| {
+                    let index = &index;
+                    async move {
+                        let r = self.reconcile_one(number, index, dry_run).await;
+                        self.progress.inc();
+                        (number, r)
+                    }
+                })
+                .buffer_unordered(self.concurrency.max(1))
+                .collect()
+                .await;
+            let mut moved = false;
+            for (number, result) in results {
+                let key = self.lease_key(number);
+                match result {
+                    Ok(a) => {
+                        moved |= !a.transitions.is_empty() || !a.created.is_empty();
+                        if !dry_run && failing.contains(&key) {
+                            self.store.clear_failure(&key).await?;
+                        }
+                        out.migrations.push(a);
+                    }
+                    Err(e) => {
+                        let error = format!("{e:#}");
+                        if !dry_run {
+                            self.store
+                                .record_failure(&key, &error, BACKOFF_MIN, BACKOFF_MAX)
+                                .await?;
+                        }
+                        out.errors.push(Failed { number, error });
+                    }
+                }
+            }
+            if moved && !dry_run {
+                index = self.index().await?;
+            }
+        }
+        self.progress.finish();
+        out.migrations.sort_by_key(|a| a.number);
+        out.errors.sort_by_key(|f| f.number);
+        Ok(out)
+    }
+
+    /// One migration of a reconcile: a look without the lease (most cannot move), then,
+    /// when something may move, the lease and a fresh read of the tracking issue before
+    /// anything is written.
+    async fn reconcile_one(
+        &self,
+        number: u64,
+        index: &[Migration],
+        dry_run: bool,
+    ) -> Result<Advanced> {
+        let look = self
+            .advance_in(number, index, true, None)
+            .await
+            .with_context(|| format!("advancing #{number}"))?;
+        let kin = Kin::new(index);
+        let unstarted_children = kin
+            .children(number)
+            .iter()
+            .any(|c| c.issue.open && self.unstarted(c));
+        if dry_run || (look.transitions.is_empty() && !unstarted_children) {
+            return Ok(look);
+        }
+        let work = async {
+            // Another process may have moved it since the list was read.
+            let issue = self.tracker.issue(number).await?;
+            let mut fresh: Vec<Migration> =
+                kin.children(number).iter().map(|m| (*m).clone()).collect();
+            if let Some(marker) = crate::core::marker::IssueMarker::find(&issue.body) {
+                fresh.push(Migration { issue, marker });
+            }
+            self.advance_in(number, &fresh, false, None).await
+        };
+        match self.leased(number, std::time::Duration::ZERO, work).await {
+            Ok(Leased::Done(a)) => Ok(a),
+            Ok(Leased::Busy(who)) => Ok(Advanced {
+                transitions: Vec::new(),
+                created: Vec::new(),
+                skipped: Some(who),
+                ..look
+            }),
+            Err(e) => Err(e.context(format!("advancing #{number}"))),
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! Applying a plan: the audit comment (the intent), the on_enter actions (each found by its
+//! marker before it is done again), then the stage label move (the commit).
+
+use anyhow::{Context as _, Result};
+use chrono::{DateTime, Utc};
+
+use super::vars::{check_renders, child_vars};
+use super::{Engine, Migration, PENDING_REF, PENDING_URL};
+use crate::core::machine::{Plan, PlannedTransition, Step};
+use crate::core::marker::{self, IssueMarker, TransitionMarker};
+use crate::core::workflow::Workflow;
+use crate::render::{Context, IssueRef};
+use crate::tracker::{Comment, Issue, IssueEdit, NewIssue, StateFilter};
+
+/// What applying a plan did.
+#[derive(Debug, Default)]
+pub(crate) struct Applied {
+    /// Child issues created, and whether each runs a workflow of its own.
+    pub created: Vec<(u64, bool)>,
+    /// The tracking issue as the last write's response showed it.
+    pub issue: Option<Issue>,
+    /// Another run recorded the same transition first: this run deleted its own audit
+    /// comment and left the migration alone. Names the winner.
+    pub lost_to: Option<String>,
+}
+
+impl<'a> Engine<'a> {
+    /// Applies a plan's steps in order.
+    pub(crate) async fn apply(
+        &self,
+        m: &Migration,
+        workflow: &Workflow,
+        plan: &Plan,
+        comments: &[Comment],
+    ) -> Result<Applied> {
+        for t in &plan.transitions {
+            let stage = workflow.stage(&t.to).context("planned stage exists")?;
+            check_renders(
+                self.catalog,
+                self.now(),
+                workflow,
+                &stage.on_enter,
+                &m.marker.vars,
+            )?;
+        }
+        self.ensure_labels(workflow).await?;
+        let number = m.issue.number;
+        let mut comments: Vec<Comment> = comments.to_vec();
+        let mut labels = m.issue.labels.clone();
+        let mut open = m.issue.open;
+        let mut applied = Applied::default();
+        let me = IssueRef {
+            number: number.to_string(),
+            url: m.issue.url.clone(),
+            title: m.issue.title.clone(),
+        };
+        for t in &plan.transitions {
+            // When this run posts the audit comment and wins the claim, no other run can
+            // have begun this entry: nothing to look for before creating.
+            let mut claimed = false;
+            for step in &t.steps {
+                match step {
+                    Step::Audit => {
+                        let exists = comments.iter().any(|c| {
+                            TransitionMarker::find(&c.body).is_some_and(|x| x.seq == t.seq)
+                        });
+                        if !exists {
+                            let mine = self
+                                .tracker
+                                .add_comment(number, &self.audit_comment(workflow, t))
+                                .await?;
+                            match self.claim(number, t.seq, &mine).await? {
+                                Claim::Won(all) => {
+                                    comments = all;
+                                    claimed = true;
+                                }
+                                Claim::Lost(winner) => {
+                                    applied.lost_to = Some(winner);
+                                    return Ok(applied);
+                                }
+                            }
+                        }
+                    }
+                    Step::CreateIssue {
+                        template,
+                        workflow: child_workflow,
+                    } => {
+                        let since = (!claimed).then(|| entry_time(&comments, t.seq)).flatten();
+                        if let Some(n) = self
+                            .create_child(
+                                m,
+                                &me,
+                                template,
+                                child_workflow.as_deref(),
+                                t.seq,
+                                claimed,
+                                since,
+                            )
+                            .await?
+                        {
+                            applied.created.push((n, child_workflow.is_some()));
+                        }
+                    }
+                    Step::Comment { index: i, text } => {
+                        let mark = marker::action_marker(t.seq, *i);
+                        if !comments
+                            .iter()
+                            .any(|c| marker::has_action_marker(&c.body, &mark))
+                        {
+                            let cx = Context {
+                                vars: &m.marker.vars,
+                                migration: Some(me.clone()),
+                                parent: None,
+                                issue: Some(me.clone()),
+                                now: self.now(),
+                            };
+                            let text = self.catalog.renderer.render_text(
+                                &format!("a comment of stage {}", t.to),
+                                text,
+                                &cx.to_value(),
+                            )?;
+                            let posted = self
+                                .tracker
+                                .add_comment(number, &format!("{}\n\n{mark}", text.trim_end()))
+                                .await?;
+                            comments.push(posted);
+                        }
+                    }
+                    Step::MoveStage {
+                        remove,
+                        add,
+                        open: want,
+                    } => {
+                        let edit = IssueEdit {
+                            current: labels.clone(),
+                            add: add
+                                .iter()
+                                .filter(|l| !labels.contains(l))
+                                .cloned()
+                                .collect(),
+                            remove: remove
+                                .iter()
+                                .filter(|l| labels.contains(l))
+                                .cloned()
+                                .collect(),
+                            open: want.filter(|w| *w != open),
+                        };
+                        if !edit.add.is_empty() || !edit.remove.is_empty() || edit.open.is_some() {
+                            let issue = self.tracker.edit_issue(number, &edit).await?;
+                            labels = issue.labels.clone();
+                            open = issue.open;
+                            applied.issue = Some(issue);
+                        }
+                    }
+                }
+            }
+        }
+        // A child that runs its own workflow enters its first stage right away.
+        for (child, runs_workflow) in &applied.created {
+            if *runs_workflow {
+                self.advance_boxed(*child, false)
+                    .await
+                    .with_context(|| format!("starting child #{child}"))?;
+            }
+        }
+        Ok(applied)
+    }
+
+    /// The claim on the tracker: after posting its audit comment `mine` for transition
+    /// `seq`, a run reads the comments back. The earliest audit comment for `seq` wins;
+    /// a run that finds another's before its own deletes its own and leaves the migration.
+    async fn claim(&self, number: u64, seq: u64, mine: &Comment) -> Result<Claim> {
+        let all = self.tracker.comments(number).await?;
+        let first = all
+            .iter()
+            .filter(|c| TransitionMarker::find(&c.body).is_some_and(|x| x.seq == seq))
+            .min_by_key(|c| c.id);
+        match first {
+            Some(first) if first.id != mine.id => {
+                let winner = TransitionMarker::find(&first.body)
+                    .and_then(|x| x.run)
+                    .unwrap_or_else(|| first.author.clone());
+                self.tracker
+                    .delete_comment(number, mine.id)
+                    .await
+                    .with_context(|| "deleting this run's duplicate audit comment".to_string())?;
+                tracing::info!(
+                    "#{number}: another shepherd ({winner}) recorded transition {seq} first; leaving it"
+                );
+                Ok(Claim::Lost(winner))
+            }
+            _ => {
+                let mut all = all;
+                if !all.iter().any(|c| c.id == mine.id) {
+                    all.push(mine.clone());
+                }
+                Ok(Claim::Won(all))
+            }
+        }
+    }
+
+    /// Creates the child unless the entry that creates it already did; returns a new
+    /// child's number. After a won claim nothing can exist yet; when resuming an entry an
+    /// earlier run began (at `since`), the child is looked for through the parent's links
+    /// and then among the issues with its labels created since that entry — never by
+    /// listing the whole project.
+    #[allow(clippy::too_many_arguments)]
+    async fn create_child(
+        &self,
+        m: &Migration,
+        me: &IssueRef,
+        template: &str,
+        child_workflow: Option<&str>,
+        seq: u64,
+        claimed: bool,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Option<u64>> {
+        let number = m.issue.number;
+        let workflow = child_workflow
+            .map(|w| self.catalog.workflow(w))
+            .transpose()?;
+        let vars = match workflow {
+            Some(w) => child_vars(w, &m.marker.vars),
+            None => m.marker.vars.clone(),
+        };
+        let pending = IssueRef {
+            number: PENDING_REF.into(),
+            url: PENDING_URL.into(),
+            ..Default::default()
+        };
+        let cx = Context {
+            vars: &vars,
+            migration: Some(me.clone()),
+            parent: Some(me.clone()),
+            issue: Some(pending),
+            now: self.now(),
+        };
+        let rendered = self.catalog.renderer.render(template, &cx.to_value())?;
+        let mut labels = rendered.labels.clone();
+        if let Some(w) = workflow {
+            for l in &w.tracking.labels {
+                if !labels.contains(l) {
+                    labels.push(l.clone());
+                }
+            }
+        }
+        if !claimed {
+            let is_it = |issue: &Issue| {
+                IssueMarker::find(&issue.body).is_some_and(|c| {
+                    c.parent == Some(number)
+                        && c.template.as_deref() == Some(template)
+                        && c.entry == Some(seq)
+                })
+            };
+            let mut existing = self
+                .tracker
+                .children(number)
+                .await?
+                .into_iter()
+                .find(|i| is_it(i));
+            if existing.is_none() {
+                // A crash may have come between creating the child and linking it.
+                let since = since.unwrap_or(m.issue.created_at) - chrono::Duration::minutes(5);
+                existing = self
+                    .tracker
+                    .list_issues_since(StateFilter::All, &labels, since)
+                    .await?
+                    .into_iter()
+                    .find(|i| is_it(i));
+            }
+            if let Some(child) = existing {
+                // A crash may have come between creating the child, filling in its number
+                // and linking it.
+                self.fill_pending_ref(&child, true).await?;
+                self.tracker.link(number, child.number).await?;
+                return Ok(None);
+            }
+        }
+        if let Some(w) = workflow {
+            self.ensure_labels(w).await?;
+        }
+        let marker = IssueMarker {
+            workflow: child_workflow.map(str::to_string),
+            parent: Some(number),
+            template: Some(template.to_string()),
+            entry: Some(seq),
+            vars: vars.clone(),
+        };
+        let issue = self
+            .tracker
+            .create_issue(&NewIssue {
+                title: rendered.title,
+                body: marker.append_to(&rendered.body),
+                labels,
+            })
+            .await?;
+        self.fill_pending_ref(&issue, false).await?;
+        self.tracker.link(number, issue.number).await?;
+        Ok(Some(issue.number))
+    }
+
+    /// Fills in a new issue's own number and URL where its body still waits for them.
+    /// Only the placeholders change: with `reread` (any time but right after creating
+    /// it, when the creation's response is the newest copy) the body is read again right
+    /// before writing, so an edit a person made in between is kept.
+    pub(crate) async fn fill_pending_ref(&self, issue: &Issue, reread: bool) -> Result<()> {
+        if !issue.body.contains(PENDING_REF) && !issue.body.contains(PENDING_URL) {
+            return Ok(());
+        }
+        let current = if reread {
+            self.tracker.issue(issue.number).await?
+        } else {
+            issue.clone()
+        };
+        let body = current
+            .body
+            .replace(PENDING_REF, &current.number.to_string())
+            .replace(PENDING_URL, &current.url);
+        if body != current.body {
+            self.tracker.update_body(current.number, &body).await?;
+        }
+        Ok(())
+    }
+
+    fn audit_comment(&self, workflow: &Workflow, t: &PlannedTransition) -> String {
+        let label = |id: &str| {
+            workflow
+                .stage(id)
+                .map(|s| format!("~\"{}\"", s.label))
+                .unwrap_or_else(|| id.to_string())
+        };
+        let mut text = match (&t.from, t.rollback) {
+            (None, _) => format!(
+                "**shepherd** started this {} migration in {}.",
+                workflow.name,
+                label(&t.to)
+            ),
+            (Some(from), true) => format!(
+                "**shepherd** rolled this migration back from {} to {}.",
+                label(from),
+                label(&t.to)
+            ),
+            (Some(from), false) => format!(
+                "**shepherd** moved this migration from {} to {}.",
+                label(from),
+                label(&t.to)
+            ),
+        };
+        if let Some(reason) = &t.reason {
+            text.push_str(&format!(
+                "\n\nReason: {}",
+                crate::render::neutralize(reason)
+            ));
+        }
+        if !t.passed.is_empty() {
+            text.push_str("\n\nGates that held:\n");
+            for g in &t.passed {
+                text.push_str(&format!("\n- ✅ {} — {}", g.description, g.detail));
+            }
+        }
+        let mark = TransitionMarker {
+            seq: t.seq,
+            from: t.from.clone(),
+            to: t.to.clone(),
+            by: self.actor.clone(),
+            reason: t.reason.clone(),
+            rollback: t.rollback,
+            run: Some(self.run_id.clone()),
+            store: self.store_id.get().cloned(),
+        };
+        format!("{text}\n\n{}", mark.render())
+    }
+}
+
+enum Claim {
+    /// This run's audit comment is the first; the comments as read back.
+    Won(Vec<Comment>),
+    /// Another run's came first (its run id).
+    Lost(String),
+}
+
+/// When the audit comment of transition `seq` was posted.
+fn entry_time(comments: &[Comment], seq: u64) -> Option<DateTime<Utc>> {
+    comments
+        .iter()
+        .filter(|c| TransitionMarker::find(&c.body).is_some_and(|x| x.seq == seq))
+        .map(|c| c.created_at)
+        .min()
+}

@@ -1,0 +1,130 @@
+//! Leases: every write to a migration happens while this process holds that migration's
+//! lease in the Store. A lease is held for `lease_ttl()`, renewed while the work goes on,
+//! and given back at the end; when a process dies, its leases expire and others take over.
+
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+
+use super::Engine;
+
+/// How long a lease lasts without renewal: 10 s, or `SHEPHERD_LEASE_TTL` (e.g. `3s`),
+/// which bounds how long the work of a killed process stays blocked.
+pub fn lease_ttl() -> Duration {
+    std::env::var("SHEPHERD_LEASE_TTL")
+        .ok()
+        .and_then(|v| v.strip_suffix('s').and_then(|n| n.parse::<u64>().ok()))
+        .filter(|n| (1..=3600).contains(n))
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(10))
+}
+
+/// How long commands that act on one migration (`advance`, `tick`, …) wait for another
+/// process to give its lease back before they fail.
+pub const LEASE_WAIT: Duration = Duration::from_secs(15);
+
+/// The outcome of work that needed a lease.
+#[derive(Debug)]
+pub enum Leased<T> {
+    Done(T),
+    /// Someone else holds the lease: who, and until when.
+    Busy(String),
+}
+
+impl<'a> Engine<'a> {
+    /// The Store key of a migration's lease: the tracker and the issue number.
+    pub fn lease_key(&self, number: u64) -> String {
+        format!("{}#{number}", self.tracker.describe())
+    }
+
+    /// Runs `work` while holding the lease on `number`, waiting up to `wait` for it.
+    /// The lease is renewed every third of its life while `work` runs; if a renewal finds
+    /// the lease taken by another (this process stalled longer than the lease), `work` is
+    /// abandoned with an error. The lease is given back at the end, also on error.
+    pub async fn leased<T, F>(&self, number: u64, wait: Duration, work: F) -> Result<Leased<T>>
+    where
+        F: Future<Output = Result<T>>,
+    {
+        self.leased_on(&self.lease_key(number), &format!("#{number}"), wait, work)
+            .await
+    }
+
+    /// Like `leased`, for any key; `what` names it in messages ("#12", "the summary issue").
+    pub async fn leased_on<T, F>(
+        &self,
+        key: &str,
+        what: &str,
+        wait: Duration,
+        work: F,
+    ) -> Result<Leased<T>>
+    where
+        F: Future<Output = Result<T>>,
+    {
+        let key = key.to_string();
+        let owner = format!(
+            "{}/{}",
+            self.run_id,
+            self.lease_counter.fetch_add(1, Ordering::Relaxed)
+        );
+        let ttl = lease_ttl();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if self.store.acquire(&key, &owner, ttl).await? {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let holder = match self.store.holder(&key).await? {
+                    Some((who, until)) => format!(
+                        "{what} is being worked on by another shepherd ({who}, lease until {})",
+                        until.format("%H:%M:%S UTC")
+                    ),
+                    None => format!("{what} is being worked on by another shepherd"),
+                };
+                return Ok(Leased::Busy(holder));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let renew = async {
+            loop {
+                tokio::time::sleep(ttl / 3).await;
+                match self.store.renew(&key, &owner, ttl).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        return anyhow!(
+                            "lost the lease on {what} (this process stalled longer than {}s); nothing more was written",
+                            ttl.as_secs()
+                        )
+                    }
+                    Err(e) => {
+                        return anyhow::Error::from(e)
+                            .context(format!("renewing the lease on {what}"))
+                    }
+                }
+            }
+        };
+        let result = tokio::select! {
+            r = work => r,
+            e = renew => Err(e),
+        };
+        let released = self.store.release(&key, &owner).await;
+        let out = result?;
+        released?;
+        Ok(Leased::Done(out))
+    }
+
+    /// Like `leased`, for commands on one migration: a lease that stays busy is an error.
+    pub async fn with_lease<T, F>(&self, number: u64, work: F) -> Result<T>
+    where
+        F: Future<Output = Result<T>>,
+    {
+        match self.leased(number, LEASE_WAIT, work).await? {
+            Leased::Done(t) => Ok(t),
+            Leased::Busy(who) => Err(anyhow!(
+                "{who}; waited {}s: try again in a moment",
+                LEASE_WAIT.as_secs()
+            )),
+        }
+    }
+}

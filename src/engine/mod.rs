@@ -1,0 +1,408 @@
+//! The async shell around `core`: fetch a snapshot from the tracker, plan, apply the plan's
+//! steps. Every step looks before it writes (markers, set operations), so running twice, or
+//! again after a crash between two steps, writes nothing twice.
+//!
+//! - `snapshot`: what a migration looks like now, read from the tracker.
+//! - `advance`: `start`, `advance`, `reconcile` and `rollback` — plan and apply.
+//! - `apply`: the writes of a plan, each found by its marker before it is made again.
+//! - `lease`: the Store lease under which every write to a migration happens.
+//! - `person`: what a person does through shepherd (`tick`, `label`, `pause`, `rollback`).
+//! - `views`: `status`, `history`, the report's statuses and `report --publish`.
+//! - `vars`: variables and the renders checked before any write.
+
+mod advance;
+mod apply;
+pub mod lease;
+mod person;
+mod snapshot;
+mod vars;
+mod views;
+
+pub use person::Paused;
+pub use vars::{check_renders, preflight, resolve_vars};
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+
+use anyhow::{bail, Context as _, Result};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::catalog::Catalog;
+use crate::core::gate::GateReport;
+use crate::core::machine::Plan;
+use crate::core::marker::IssueMarker;
+use crate::core::workflow::Workflow;
+use crate::store::Store;
+use crate::tracker::{label_spec, Issue, StateFilter, Tracker};
+
+/// The label and marker of the one summary issue that `report --publish` keeps up to date.
+pub(crate) const SUMMARY_LABEL: &str = "shepherd report";
+pub(crate) const SUMMARY_MARKER: &str = "<!-- shepherd:report -->";
+
+/// Stands for an issue's own number until the issue exists; replaced right after creation.
+pub(crate) const PENDING_REF: &str = "SHEPHERD-PENDING-ISSUE-REF";
+/// Stands for an issue's own URL until the issue exists.
+pub(crate) const PENDING_URL: &str = "SHEPHERD-PENDING-ISSUE-URL";
+
+/// Backoff of a migration that keeps failing (the service retries it; `status` shows it).
+pub const BACKOFF_MIN: std::time::Duration = std::time::Duration::from_secs(60);
+pub const BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(3600);
+
+pub struct Engine<'a> {
+    pub tracker: &'a dyn Tracker,
+    pub catalog: &'a Catalog,
+    /// Leases, failures, cursors and caches.
+    pub store: &'a dyn Store,
+    /// Who acts: recorded in audit markers.
+    pub actor: String,
+    /// This run's random id: the owner of its leases and the mark of its audit comments.
+    pub run_id: String,
+    /// How many migrations `reconcile` works on at once.
+    pub concurrency: usize,
+    /// Told how far a long run has come (a progress bar on a terminal).
+    pub progress: &'a dyn Progress,
+    lease_counter: AtomicU64,
+    /// The Store's own random id (kept in the Store), read once.
+    pub(crate) store_id: tokio::sync::OnceCell<String>,
+}
+
+/// Progress of a long run, for a progress bar. The default does nothing.
+pub trait Progress: Send + Sync {
+    fn start(&self, _total: usize) {}
+    fn inc(&self) {}
+    fn finish(&self) {}
+}
+
+/// A `Progress` that shows nothing.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// What `reconcile` did: every migration it looked at, and the ones that failed.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Reconciled {
+    pub migrations: Vec<Advanced>,
+    pub errors: Vec<Failed>,
+}
+
+/// A migration whose advance failed; the others went on.
+#[derive(Clone, Debug, Serialize)]
+pub struct Failed {
+    #[serde(rename = "ref")]
+    pub number: u64,
+    pub error: String,
+}
+
+/// A shepherd issue: an issue with a marker naming its workflow.
+#[derive(Clone, Debug)]
+pub struct Migration {
+    pub issue: Issue,
+    pub marker: IssueMarker,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Started {
+    #[serde(rename = "ref")]
+    pub number: u64,
+    pub url: String,
+    pub workflow: String,
+    pub stage: Option<String>,
+}
+
+/// What `advance` did (or, in a dry run, would do) to one migration.
+#[derive(Clone, Debug, Serialize)]
+pub struct Advanced {
+    #[serde(rename = "ref")]
+    pub number: u64,
+    pub workflow: String,
+    pub stage: Option<String>,
+    pub transitions: Vec<MoveReport>,
+    pub blocked_by: Vec<GateReport>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub created: Vec<u64>,
+    /// Why this run left the migration alone (another shepherd holds it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct MoveReport {
+    pub from: Option<String>,
+    pub to: String,
+    pub at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub resumed: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Ticked {
+    #[serde(rename = "ref")]
+    pub number: u64,
+    pub item: String,
+    pub checked: bool,
+    pub changed: bool,
+}
+
+impl<'a> Engine<'a> {
+    /// An engine acting as `actor`, with a new run id, 8 migrations at once and no
+    /// progress display.
+    pub fn new(
+        tracker: &'a dyn Tracker,
+        catalog: &'a Catalog,
+        store: &'a dyn Store,
+        actor: &str,
+    ) -> Engine<'a> {
+        Engine {
+            tracker,
+            catalog,
+            store,
+            actor: actor.to_string(),
+            run_id: new_run_id(),
+            concurrency: 8,
+            progress: &NoProgress,
+            lease_counter: AtomicU64::new(0),
+            store_id: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.tracker.now()
+    }
+
+    /// The Store's id: made up and kept the first time a Store is used.
+    pub(crate) async fn store_id(&self) -> Result<&String> {
+        Ok(self
+            .store_id
+            .get_or_try_init(|| async {
+                if let Some(id) = self.store.cursor("store-id").await? {
+                    return Ok::<_, anyhow::Error>(id);
+                }
+                let id = new_run_id();
+                self.store.set_cursor("store-id", &id).await?;
+                Ok(self.store.cursor("store-id").await?.unwrap_or(id))
+            })
+            .await?)
+    }
+
+    /// The migration with number `number`, or an error saying why it is none.
+    pub async fn migration(&self, number: u64) -> Result<(Migration, &'a Workflow)> {
+        let issue = self.tracker.issue(number).await?;
+        let Some(marker) = IssueMarker::find(&issue.body) else {
+            bail!("#{number} is no migration: it has no shepherd marker (start one with `shepherd start WORKFLOW`)");
+        };
+        let Some(name) = marker.workflow.clone() else {
+            bail!(
+                "#{number} is no migration: it is a {} issue of #{} without a workflow of its own",
+                marker.template.as_deref().unwrap_or("child"),
+                marker.parent.unwrap_or(0)
+            );
+        };
+        let workflow = self
+            .catalog
+            .workflow(&name)
+            .with_context(|| format!("#{number} runs workflow `{name}`"))?;
+        Ok((Migration { issue, marker }, workflow))
+    }
+
+    /// The open shepherd issues: one filtered list per distinct set of tracking labels
+    /// (the tracker pages through it), so a reconcile costs about N/100 list requests.
+    pub async fn index(&self) -> Result<Vec<Migration>> {
+        self.index_of(StateFilter::Open).await
+    }
+
+    /// Like `index`, with closed issues too when `state` says so.
+    pub async fn index_of(&self, state: StateFilter) -> Result<Vec<Migration>> {
+        let mut sets: Vec<Vec<String>> = self
+            .catalog
+            .workflows
+            .values()
+            .map(|w| {
+                let mut labels = w.tracking.labels.clone();
+                labels.sort();
+                labels
+            })
+            .collect();
+        sets.sort();
+        sets.dedup();
+        if sets.iter().any(|s| s.is_empty()) {
+            sets = vec![Vec::new()];
+        }
+        let lists = futures::future::try_join_all(
+            sets.iter()
+                .map(|labels| self.tracker.list_issues(state, labels)),
+        )
+        .await?;
+        let mut out: Vec<Migration> = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for issue in lists.into_iter().flatten() {
+            if !seen.insert(issue.number) {
+                continue;
+            }
+            if let Some(marker) = IssueMarker::find(&issue.body) {
+                out.push(Migration { issue, marker });
+            }
+        }
+        out.sort_by_key(|m| m.issue.number);
+        Ok(out)
+    }
+
+    /// A migration and all its children, open and closed: what `advance REF` looks at.
+    pub(crate) async fn local_index(&self, number: u64) -> Result<Vec<Migration>> {
+        let (m, _) = self.migration(number).await?;
+        let mut out = vec![m];
+        out.extend(self.children(number).await?);
+        Ok(out)
+    }
+
+    /// The children of a migration, open and closed, from the tracker.
+    pub(crate) async fn children(&self, number: u64) -> Result<Vec<Migration>> {
+        Ok(self
+            .tracker
+            .children(number)
+            .await?
+            .into_iter()
+            .filter_map(|issue| {
+                let marker = IssueMarker::find(&issue.body)?;
+                (marker.parent == Some(number)).then_some(Migration { issue, marker })
+            })
+            .collect())
+    }
+
+    pub(crate) fn workflow_of(&self, m: &Migration) -> Result<&'a Workflow> {
+        let name = m.marker.workflow.as_deref().with_context(|| {
+            format!(
+                "#{} is no migration: it has no workflow of its own",
+                m.issue.number
+            )
+        })?;
+        self.catalog.workflow(name)
+    }
+
+    pub(crate) async fn ensure_labels(&self, workflow: &Workflow) -> Result<()> {
+        let specs: Vec<_> = workflow
+            .labels()
+            .iter()
+            .map(|l| {
+                let description = workflow
+                    .stages
+                    .iter()
+                    .find(|s| &s.label == l)
+                    .map(|s| format!("shepherd: {} stage {}", workflow.name, s.id))
+                    .unwrap_or_else(|| format!("shepherd: used by {}", workflow.name));
+                label_spec(l, &description)
+            })
+            .collect();
+        self.tracker.ensure_labels(&specs).await?;
+        Ok(())
+    }
+}
+
+/// A random id for this run: host, process and random bits.
+pub fn new_run_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    h.write_u32(std::process::id());
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+    format!("{host}-{}-{:08x}", std::process::id(), h.finish() as u32)
+}
+
+/// Migrations by parent: children found without scanning the whole index.
+pub(crate) struct Kin<'i> {
+    by_parent: HashMap<u64, Vec<&'i Migration>>,
+}
+
+impl<'i> Kin<'i> {
+    pub(crate) fn new(index: &'i [Migration]) -> Kin<'i> {
+        let mut by_parent: HashMap<u64, Vec<&'i Migration>> = HashMap::new();
+        for m in index {
+            if let Some(p) = m.marker.parent {
+                by_parent.entry(p).or_default().push(m);
+            }
+        }
+        Kin { by_parent }
+    }
+
+    pub(crate) fn children(&self, parent: u64) -> &[&'i Migration] {
+        self.by_parent
+            .get(&parent)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+}
+
+/// The open migrations of `index` in waves, deepest first, so that a parent sees what its
+/// children did in the same run.
+pub(crate) fn waves(index: &[Migration]) -> Vec<Vec<u64>> {
+    let parents: HashMap<u64, Option<u64>> = index
+        .iter()
+        .map(|m| (m.issue.number, m.marker.parent))
+        .collect();
+    let depth = |m: &Migration| {
+        let mut depth = 0;
+        let mut parent = m.marker.parent;
+        while let Some(p) = parent {
+            depth += 1;
+            if depth > 16 {
+                break;
+            }
+            parent = parents.get(&p).copied().flatten();
+        }
+        depth
+    };
+    let mut by_depth: std::collections::BTreeMap<std::cmp::Reverse<usize>, Vec<u64>> =
+        Default::default();
+    for m in index
+        .iter()
+        .filter(|m| m.issue.open && m.marker.workflow.is_some())
+    {
+        by_depth
+            .entry(std::cmp::Reverse(depth(m)))
+            .or_default()
+            .push(m.issue.number);
+    }
+    by_depth
+        .into_values()
+        .map(|mut w| {
+            w.sort();
+            w
+        })
+        .collect()
+}
+
+pub(crate) fn report_plan(
+    number: u64,
+    workflow: &Workflow,
+    plan: Plan,
+    created: Vec<u64>,
+) -> Advanced {
+    Advanced {
+        number,
+        workflow: workflow.name.clone(),
+        stage: plan.stage,
+        transitions: plan
+            .transitions
+            .iter()
+            .map(|t| MoveReport {
+                from: t.from.clone(),
+                to: t.to.clone(),
+                at: t.at,
+                reason: t.reason.clone(),
+                resumed: t.resumed,
+            })
+            .collect(),
+        blocked_by: plan.blocked_by,
+        warnings: plan.warnings,
+        created,
+        skipped: None,
+    }
+}

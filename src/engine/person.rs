@@ -1,0 +1,314 @@
+//! What a person does through shepherd: `tick` checks exactly one task item, re-reading the
+//! body right before writing it; `label`, `close` and `reopen` change an issue; `pause`,
+//! `resume` and `rollback` hold a migration or move it back. Each takes the migration's
+//! lease, so a person's write and a reconcile never overwrite each other.
+
+use anyhow::{bail, Context as _, Result};
+use serde::Serialize;
+
+use super::{report_plan, Advanced, Engine, Ticked};
+use crate::core::checklist;
+use crate::core::machine::{self, PAUSED_LABEL};
+use crate::core::marker::PauseMarker;
+use crate::tracker::{label_spec, Issue, IssueEdit};
+
+/// What `pause` or `resume` did.
+#[derive(Clone, Debug, Serialize)]
+pub struct Paused {
+    #[serde(rename = "ref")]
+    pub number: u64,
+    pub paused: bool,
+    /// False when the migration already was as asked.
+    pub changed: bool,
+    pub reason: Option<String>,
+}
+
+impl<'a> Engine<'a> {
+    /// Checks (or with `undo` unchecks) the one task item whose text contains `text`.
+    pub async fn tick(
+        &self,
+        number: u64,
+        text: &str,
+        section: Option<&str>,
+        child: Option<&str>,
+        undo: bool,
+    ) -> Result<Ticked> {
+        self.with_lease(
+            number,
+            self.tick_unleased(number, text, section, child, undo),
+        )
+        .await
+    }
+
+    /// Ticks, then reads the body back: a person's editor (or a shepherd that shares no
+    /// Store with this one) may have written a stale copy over it in between; then tick
+    /// again.
+    async fn tick_unleased(
+        &self,
+        number: u64,
+        text: &str,
+        section: Option<&str>,
+        child: Option<&str>,
+        undo: bool,
+    ) -> Result<Ticked> {
+        let mut ticked = self.tick_once(number, text, section, child, undo).await?;
+        for _ in 0..3 {
+            if !ticked.changed {
+                return Ok(ticked);
+            }
+            let body = self.tracker.issue(ticked.number).await?.body;
+            let held = checklist::parse(&body)
+                .iter()
+                .filter(|i| section.is_none_or(|s| i.in_section(s)))
+                .any(|i| i.text == ticked.item && i.done() != undo);
+            if held {
+                return Ok(ticked);
+            }
+            let again = self.tick_once(number, text, section, child, undo).await?;
+            ticked.changed = again.changed;
+        }
+        bail!(
+            "#{}: the tick of \"{}\" was overwritten three times by someone editing the issue at the same moment; try again",
+            ticked.number,
+            ticked.item
+        )
+    }
+
+    async fn tick_once(
+        &self,
+        number: u64,
+        text: &str,
+        section: Option<&str>,
+        child: Option<&str>,
+        undo: bool,
+    ) -> Result<Ticked> {
+        let target = match child {
+            None => number,
+            Some(template) => {
+                let children = self.children(number).await?;
+                children
+                    .iter()
+                    .filter(|c| {
+                        c.marker.parent == Some(number)
+                            && c.marker.template.as_deref() == Some(template)
+                    })
+                    .map(|c| c.issue.number)
+                    .max()
+                    .with_context(|| format!("#{number} has no {template} child issue"))?
+            }
+        };
+        // Re-read right before writing: a person may have edited the body a moment ago.
+        let issue = self.tracker.issue(target).await?;
+        let items = checklist::parse(&issue.body);
+        let needle = text.to_lowercase();
+        let items: Vec<checklist::Item> = match section {
+            Some(sect) => items.into_iter().filter(|i| i.in_section(sect)).collect(),
+            None => items,
+        };
+        let place = section
+            .map(|s| format!(" under \"{s}\""))
+            .unwrap_or_default();
+        let matches: Vec<&checklist::Item> = items
+            .iter()
+            .filter(|i| i.text.to_lowercase().contains(&needle))
+            .collect();
+        let item = match matches.as_slice() {
+            [one] => *one,
+            [] => {
+                let list: Vec<String> = items
+                    .iter()
+                    .filter(|i| i.done() == undo)
+                    .map(|i| format!("  - {}", i.text))
+                    .collect();
+                let state = if undo { "checked" } else { "open" };
+                bail!(
+                    "no task item of #{target}{place} contains \"{text}\"{}",
+                    if list.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; its {state} items:\n{}", list.join("\n"))
+                    }
+                );
+            }
+            several => {
+                let list: Vec<String> = several.iter().map(|i| format!("  - {}", i.text)).collect();
+                bail!(
+                    "{} task items of #{target}{place} contain \"{text}\"; say which (or narrow with --section):\n{}",
+                    several.len(),
+                    list.join("\n")
+                );
+            }
+        };
+        let changed = item.done() == undo;
+        if changed {
+            self.tracker
+                .update_body(target, &checklist::set(&issue.body, item, !undo))
+                .await?;
+        }
+        Ok(Ticked {
+            number: target,
+            item: item.text.clone(),
+            checked: !undo,
+            changed,
+        })
+    }
+
+    /// Adds and removes labels as a person would, under the migration's lease.
+    pub async fn person_labels(
+        &self,
+        number: u64,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<Issue> {
+        self.with_lease(number, async {
+            let issue = self.tracker.issue(number).await?;
+            let specs: Vec<_> = add
+                .iter()
+                .map(|l| label_spec(l, "added by a person through shepherd"))
+                .collect();
+            self.tracker.ensure_labels(&specs).await?;
+            let edit = IssueEdit {
+                current: issue.labels.clone(),
+                add: add
+                    .iter()
+                    .filter(|l| !issue.labels.contains(l))
+                    .cloned()
+                    .collect(),
+                remove: remove
+                    .iter()
+                    .filter(|l| issue.labels.contains(l))
+                    .cloned()
+                    .collect(),
+                open: None,
+            };
+            if edit.add.is_empty() && edit.remove.is_empty() {
+                return Ok(issue);
+            }
+            Ok(self.tracker.edit_issue(number, &edit).await?)
+        })
+        .await
+    }
+
+    /// Closes or reopens an issue as a person would, under its lease.
+    pub async fn person_set_open(&self, number: u64, open: bool) -> Result<Issue> {
+        self.with_lease(number, async {
+            let issue = self.tracker.issue(number).await?;
+            if issue.open == open {
+                return Ok(issue);
+            }
+            let edit = IssueEdit {
+                current: issue.labels.clone(),
+                open: Some(open),
+                ..Default::default()
+            };
+            Ok(self.tracker.edit_issue(number, &edit).await?)
+        })
+        .await
+    }
+
+    /// Holds a migration where it is (`paused`) or lets it move on again, recording who
+    /// and why in a comment on the tracking issue.
+    pub async fn pause(&self, number: u64, paused: bool, reason: Option<&str>) -> Result<Paused> {
+        if paused && reason.is_none_or(|r| r.trim().is_empty()) {
+            bail!("--reason must say why #{number} is paused");
+        }
+        self.with_lease(number, async {
+            let (m, _) = self.migration(number).await?;
+            let is_paused = m.issue.labels.iter().any(|l| l == PAUSED_LABEL);
+            if is_paused == paused {
+                return Ok(Paused {
+                    number,
+                    paused,
+                    changed: false,
+                    reason: reason.map(str::to_string),
+                });
+            }
+            let mark = PauseMarker {
+                by: self.actor.clone(),
+                reason: reason.unwrap_or_default().to_string(),
+                paused,
+            };
+            let text = match (paused, reason) {
+                (true, Some(r)) => format!(
+                    "**shepherd**: {} paused this migration: {}",
+                    crate::render::neutralize(&self.actor),
+                    crate::render::neutralize(r)
+                ),
+                _ => format!(
+                    "**shepherd**: {} resumed this migration{}",
+                    crate::render::neutralize(&self.actor),
+                    reason
+                        .map(|r| format!(": {}", crate::render::neutralize(r)))
+                        .unwrap_or_default()
+                ),
+            };
+            self.tracker
+                .add_comment(number, &format!("{text}\n\n{}", mark.render()))
+                .await?;
+            if paused {
+                self.tracker
+                    .ensure_labels(&[label_spec(
+                        PAUSED_LABEL,
+                        "shepherd: no forward move while this label is on",
+                    )])
+                    .await?;
+            }
+            let edit = IssueEdit {
+                current: m.issue.labels.clone(),
+                add: if paused {
+                    vec![PAUSED_LABEL.to_string()]
+                } else {
+                    Vec::new()
+                },
+                remove: if paused {
+                    Vec::new()
+                } else {
+                    vec![PAUSED_LABEL.to_string()]
+                },
+                open: None,
+            };
+            self.tracker.edit_issue(number, &edit).await?;
+            Ok(Paused {
+                number,
+                paused,
+                changed: true,
+                reason: reason.map(str::to_string),
+            })
+        })
+        .await
+    }
+
+    /// Moves a migration back to a stage it has been in (any stage with `force`),
+    /// recording why, and pauses it there.
+    pub async fn rollback(
+        &self,
+        number: u64,
+        to: &str,
+        reason: &str,
+        force: bool,
+    ) -> Result<Advanced> {
+        if reason.trim().is_empty() {
+            bail!("--reason must say why #{number} is rolled back");
+        }
+        self.with_lease(number, async {
+            let (m, workflow) = self.migration(number).await?;
+            let (snapshot, comments) = self.snapshot(&m, workflow, &[], true, None).await?;
+            let plan = machine::rollback(workflow, &snapshot, to, reason, force, self.now())
+                .map_err(anyhow::Error::msg)?;
+            self.tracker
+                .ensure_labels(&[label_spec(
+                    PAUSED_LABEL,
+                    "shepherd: no forward move while this label is on",
+                )])
+                .await?;
+            let applied = self.apply(&m, workflow, &plan, &comments).await?;
+            let mut report = report_plan(number, workflow, plan, Vec::new());
+            if let Some(winner) = applied.lost_to {
+                report.transitions.clear();
+                report.skipped = Some(format!("another shepherd ({winner}) moved #{number} first"));
+            }
+            Ok(report)
+        })
+        .await
+    }
+}

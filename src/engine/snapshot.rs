@@ -1,0 +1,98 @@
+//! Snapshots: what a migration looks like now — its tracking issue, children, audit
+//! comments (the transitions) and label history — read from the tracker.
+
+use anyhow::Result;
+
+use super::{Engine, Migration};
+use crate::core::marker::TransitionMarker;
+use crate::core::snapshot::{Child, ChildStage, LabelEvent, Snapshot, TransitionRecord};
+use crate::core::workflow::Workflow;
+use crate::tracker::Comment;
+
+impl<'a> Engine<'a> {
+    /// Builds the snapshot of a migration. `kids` are the children already known (from
+    /// the index); the tracker is asked for more only when the current stage's gates look
+    /// at a child they lack. Comments (the transitions) and label history cost a request
+    /// each on remote trackers: they are fetched when `full`, and label history when the
+    /// stage needs it — unless `events` brings them from an earlier look of this advance.
+    pub async fn snapshot(
+        &self,
+        m: &Migration,
+        workflow: &Workflow,
+        kids: &[&Migration],
+        full: bool,
+        events: Option<Vec<LabelEvent>>,
+    ) -> Result<(Snapshot, Vec<Comment>)> {
+        let number = m.issue.number;
+        let stage = workflow.stages_labelled(&m.issue.labels).first().copied();
+        let mut children: Vec<&Migration> = kids.to_vec();
+        let wanted = stage.map(|s| s.child_templates()).unwrap_or_default();
+        let fetched;
+        if wanted.iter().any(|t| {
+            !children
+                .iter()
+                .any(|c| c.marker.template.as_deref() == Some(t))
+        }) {
+            fetched = self.children(number).await?;
+            children = fetched.iter().collect();
+        }
+        let comments = if full {
+            self.tracker.comments(number).await?
+        } else {
+            Vec::new()
+        };
+        let label_events = match events {
+            Some(events) => events,
+            None if full || stage.is_some_and(|s| s.needs_label_history()) => {
+                self.tracker.label_events(number).await?
+            }
+            None => Vec::new(),
+        };
+        let mut transitions: Vec<TransitionRecord> = Vec::new();
+        for c in &comments {
+            if let Some(t) = TransitionMarker::find(&c.body) {
+                if !transitions.iter().any(|x| x.seq == t.seq) {
+                    transitions.push(TransitionRecord {
+                        seq: t.seq,
+                        from: t.from,
+                        to: t.to,
+                        at: c.created_at,
+                        by: c.author.clone(),
+                        reason: t.reason,
+                        rollback: t.rollback,
+                    });
+                }
+            }
+        }
+        transitions.sort_by_key(|t| t.seq);
+        let children = children
+            .iter()
+            .map(|c| Child {
+                issue: c.issue.view(),
+                template: c.marker.template.clone().unwrap_or_default(),
+                entry: c.marker.entry,
+                stage: c
+                    .marker
+                    .workflow
+                    .as_deref()
+                    .and_then(|w| self.catalog.workflows.get(w))
+                    .and_then(|w| {
+                        w.stages_labelled(&c.issue.labels)
+                            .first()
+                            .map(|s| ChildStage {
+                                id: s.id.clone(),
+                                terminal: s.terminal,
+                            })
+                    }),
+            })
+            .collect();
+        let snapshot = Snapshot {
+            issue: m.issue.view(),
+            vars: m.marker.vars.clone(),
+            label_events,
+            transitions,
+            children,
+        };
+        Ok((snapshot, comments))
+    }
+}

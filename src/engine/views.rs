@@ -1,0 +1,172 @@
+//! Views of migrations: `status`, `history`, the statuses a report is built from, and the
+//! one summary issue of `report --publish`.
+
+use anyhow::Result;
+
+use super::lease::{Leased, LEASE_WAIT};
+use super::{Engine, Kin, Migration, SUMMARY_LABEL, SUMMARY_MARKER};
+use crate::core::report::{self, Status};
+use crate::core::workflow::Workflow;
+use crate::tracker::{label_spec, NewIssue, StateFilter};
+
+impl<'a> Engine<'a> {
+    /// The transitions of one migration, from its audit comments.
+    pub async fn history(&self, number: u64) -> Result<Vec<report::HistoryEntry>> {
+        let (m, workflow) = self.migration(number).await?;
+        // History is the audit comments; label history is not needed.
+        let (snapshot, _) = self
+            .snapshot(&m, workflow, &[], true, Some(Vec::new()))
+            .await?;
+        Ok(report::history(&snapshot))
+    }
+
+    /// The status of one migration.
+    pub async fn status(&self, number: u64) -> Result<Status> {
+        let index = self.local_index(number).await?;
+        let m = &index[0];
+        let workflow = self.workflow_of(m)?;
+        let kin = Kin::new(&index);
+        let (snapshot, _) = self
+            .snapshot(
+                m,
+                workflow,
+                kin.children(number),
+                true,
+                events_unless_needed(m, workflow),
+            )
+            .await?;
+        let mut status = report::status(workflow, &snapshot, m.marker.parent, self.now());
+        status.history = None;
+        Ok(status)
+    }
+
+    /// Statuses (with history) of the migrations in `index` that `filter` keeps, open ones
+    /// unless `closed`. Reading history costs a request per migration on remote trackers;
+    /// they run with bounded concurrency.
+    pub async fn statuses(
+        &self,
+        index: &[Migration],
+        closed: bool,
+        filter: &report::Filter,
+    ) -> Result<Vec<Status>> {
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        let wanted: Vec<(&Migration, &Workflow)> = index
+            .iter()
+            .filter(|m| closed || m.issue.open)
+            .filter(|m| filter.labels.iter().all(|l| m.issue.labels.contains(l)))
+            .filter_map(|m| {
+                Some((
+                    m,
+                    m.marker
+                        .workflow
+                        .as_deref()
+                        .and_then(|w| self.catalog.workflows.get(w))?,
+                ))
+            })
+            .filter(|(m, w)| {
+                let stage = w
+                    .stages_labelled(&m.issue.labels)
+                    .first()
+                    .map(|s| s.id.clone());
+                (filter.workflows.is_empty() || filter.workflows.contains(&w.name))
+                    && (filter.stages.is_empty()
+                        || stage.is_some_and(|s| filter.stages.contains(&s)))
+            })
+            .collect();
+        let kin = Kin::new(index);
+        let kin = &kin;
+        let mut out: Vec<Status> = stream::iter(wanted)
+            .map(|(m, workflow)| async move {
+                let (snapshot, _) = self
+                    .snapshot(
+                        m,
+                        workflow,
+                        kin.children(m.issue.number),
+                        true,
+                        events_unless_needed(m, workflow),
+                    )
+                    .await?;
+                let mut status = report::status(workflow, &snapshot, m.marker.parent, self.now());
+                status.history = Some(report::history(&snapshot));
+                Ok::<_, anyhow::Error>(status)
+            })
+            .buffer_unordered(self.concurrency.max(1))
+            .try_collect()
+            .await?;
+        out.sort_by_key(|s| s.number);
+        Ok(out)
+    }
+
+    /// Creates or updates the one summary issue (found by its label and marker) with
+    /// `markdown`. Returns its number and whether it was created.
+    /// Holds the summary's lease, so that several `report --publish` at once make one.
+    pub async fn publish(&self, markdown: &str) -> Result<(u64, bool)> {
+        let key = format!("{}#summary", self.tracker.describe());
+        match self
+            .leased_on(
+                &key,
+                "the summary issue",
+                LEASE_WAIT,
+                self.publish_unleased(markdown),
+            )
+            .await?
+        {
+            Leased::Done(out) => Ok(out),
+            Leased::Busy(who) => anyhow::bail!("{who}; try again in a moment"),
+        }
+    }
+
+    async fn publish_unleased(&self, markdown: &str) -> Result<(u64, bool)> {
+        let label = SUMMARY_LABEL.to_string();
+        let body = format!(
+            "{}\n\n_shepherd rewrites this issue on every `shepherd report --publish`; comment below instead of editing it._\n\n{SUMMARY_MARKER}\n",
+            markdown.trim_end()
+        );
+        let existing = self
+            .tracker
+            .list_issues(StateFilter::All, std::slice::from_ref(&label))
+            .await?
+            .into_iter()
+            .filter(|i| i.body.contains(SUMMARY_MARKER))
+            .min_by_key(|i| i.number);
+        match existing {
+            Some(issue) => {
+                if issue.body != body {
+                    self.tracker.update_body(issue.number, &body).await?;
+                }
+                if !issue.open {
+                    self.tracker.set_open(issue.number, true).await?;
+                }
+                Ok((issue.number, false))
+            }
+            None => {
+                self.tracker
+                    .ensure_labels(&[label_spec(&label, "shepherd: the migration status summary")])
+                    .await?;
+                let issue = self
+                    .tracker
+                    .create_issue(&NewIssue {
+                        title: "shepherd: where every migration stands".into(),
+                        body,
+                        labels: vec![label],
+                    })
+                    .await?;
+                Ok((issue.number, true))
+            }
+        }
+    }
+}
+
+/// Label history costs a request on remote trackers: a status reads it only when the
+/// migration's stage has a gate that looks at it (soak, approval); otherwise the stage's
+/// entry time comes from the audit comments.
+fn events_unless_needed(
+    m: &Migration,
+    workflow: &Workflow,
+) -> Option<Vec<crate::core::snapshot::LabelEvent>> {
+    let needs = workflow
+        .stages_labelled(&m.issue.labels)
+        .first()
+        .is_none_or(|s| s.needs_label_history());
+    (!needs).then(Vec::new)
+}

@@ -1,0 +1,262 @@
+//! A remote tracker seen through the Store's cache, so that a poll costs requests only for
+//! what changed. Lists are incremental: the first list of a label set is read whole and
+//! kept with a cursor (the newest `updated_at` seen); later ones ask only for issues
+//! updated since (GitLab `updated_after`, GitHub `since`) and merge them in. Comments and
+//! label history are kept per issue, valid while the issue's `updated_at` is the one they
+//! were read at (a comment or a label change moves it). Writes go straight through and
+//! forget what they change. The cache is only ever a copy: deleting the Store costs one
+//! cold poll, nothing else.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::{Comment, Issue, IssueEdit, LabelSpec, NewIssue, StateFilter, Tracker, TrackerError};
+use crate::core::snapshot::LabelEvent;
+use crate::store::Store;
+
+/// How far back an incremental list looks before its cursor: clocks and replication lag.
+const MARGIN: Duration = Duration::minutes(5);
+/// A cached list older than this is read whole again (issues that lost a label or were
+/// deleted drop out of it then).
+const FULL_EVERY: Duration = Duration::hours(6);
+
+pub struct CachedTracker<'a> {
+    inner: &'a dyn Tracker,
+    store: &'a dyn Store,
+    /// Each issue's `updated_at` as this run last saw it.
+    seen: Mutex<HashMap<u64, DateTime<Utc>>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CachedList {
+    cursor: DateTime<Utc>,
+    full_at: DateTime<Utc>,
+    issues: Vec<Issue>,
+}
+
+impl<'a> CachedTracker<'a> {
+    pub fn new(inner: &'a dyn Tracker, store: &'a dyn Store) -> CachedTracker<'a> {
+        CachedTracker {
+            inner,
+            store,
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn key(&self, what: &str) -> String {
+        format!("{}|{what}", self.inner.describe())
+    }
+
+    fn saw(&self, issues: &[Issue]) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        for i in issues {
+            seen.insert(i.number, i.updated_at);
+        }
+    }
+
+    fn forget(&self, number: u64) {
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&number);
+    }
+
+    fn version(&self, number: u64) -> Option<String> {
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&number)
+            .map(|t| t.to_rfc3339())
+    }
+
+    async fn get<T: DeserializeOwned>(&self, key: &str, version: &str) -> Option<T> {
+        match self.store.cache_get(key).await {
+            Ok(Some(c)) if c.version == version => serde_json::from_str(&c.value).ok(),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!("cache: {e}");
+                None
+            }
+        }
+    }
+
+    async fn put<T: Serialize>(&self, key: &str, version: &str, value: &T) {
+        let Ok(text) = serde_json::to_string(value) else {
+            return;
+        };
+        if let Err(e) = self.store.cache_put(key, &text, version).await {
+            tracing::warn!("cache: {e}");
+        }
+    }
+
+    /// Comments or label history of `number`, from the cache while the issue is unchanged.
+    async fn per_issue<T, F>(&self, what: &str, number: u64, fetch: F) -> Result<T, TrackerError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: std::future::Future<Output = Result<T, TrackerError>>,
+    {
+        let key = self.key(&format!("{what}:{number}"));
+        let version = self.version(number);
+        if let Some(v) = &version {
+            if let Some(hit) = self.get::<T>(&key, v).await {
+                return Ok(hit);
+            }
+        }
+        let value = fetch.await?;
+        if let Some(v) = &version {
+            self.put(&key, v, &value).await;
+        }
+        Ok(value)
+    }
+}
+
+#[async_trait]
+impl Tracker for CachedTracker<'_> {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.inner.now()
+    }
+
+    async fn create_issue(&self, issue: &NewIssue) -> Result<Issue, TrackerError> {
+        let created = self.inner.create_issue(issue).await?;
+        self.saw(std::slice::from_ref(&created));
+        Ok(created)
+    }
+
+    async fn issue(&self, number: u64) -> Result<Issue, TrackerError> {
+        let issue = self.inner.issue(number).await?;
+        self.saw(std::slice::from_ref(&issue));
+        Ok(issue)
+    }
+
+    async fn list_issues(
+        &self,
+        state: StateFilter,
+        labels: &[String],
+    ) -> Result<Vec<Issue>, TrackerError> {
+        let mut sorted = labels.to_vec();
+        sorted.sort();
+        let key = self.key(&format!("list:{state:?}:{}", sorted.join("\u{1f}")));
+        let now = Utc::now();
+        let cached = match self.store.cache_get(&key).await {
+            Ok(Some(c)) => serde_json::from_str::<CachedList>(&c.value).ok(),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!("cache: {e}");
+                None
+            }
+        };
+        let list = match cached.filter(|c| now - c.full_at < FULL_EVERY) {
+            Some(mut list) => {
+                let changed = self
+                    .inner
+                    .list_issues_since(StateFilter::All, labels, list.cursor - MARGIN)
+                    .await?;
+                for issue in changed {
+                    list.cursor = list.cursor.max(issue.updated_at);
+                    list.issues.retain(|i| i.number != issue.number);
+                    if state == StateFilter::All || issue.open {
+                        list.issues.push(issue);
+                    }
+                }
+                list.issues.sort_by(|a, b| b.number.cmp(&a.number));
+                list
+            }
+            None => {
+                let issues = self.inner.list_issues(state, labels).await?;
+                let cursor = issues
+                    .iter()
+                    .map(|i| i.updated_at)
+                    .max()
+                    .unwrap_or(now - FULL_EVERY);
+                CachedList {
+                    cursor,
+                    full_at: now,
+                    issues,
+                }
+            }
+        };
+        self.put(&key, "1", &list).await;
+        self.saw(&list.issues);
+        Ok(list.issues)
+    }
+
+    async fn list_issues_since(
+        &self,
+        state: StateFilter,
+        labels: &[String],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Issue>, TrackerError> {
+        let issues = self.inner.list_issues_since(state, labels, since).await?;
+        self.saw(&issues);
+        Ok(issues)
+    }
+
+    async fn update_body(&self, number: u64, body: &str) -> Result<(), TrackerError> {
+        self.forget(number);
+        self.inner.update_body(number, body).await
+    }
+
+    async fn edit_labels(
+        &self,
+        number: u64,
+        current: &[String],
+        add: &[String],
+        remove: &[String],
+    ) -> Result<(), TrackerError> {
+        self.forget(number);
+        self.inner.edit_labels(number, current, add, remove).await
+    }
+
+    async fn set_open(&self, number: u64, open: bool) -> Result<(), TrackerError> {
+        self.forget(number);
+        self.inner.set_open(number, open).await
+    }
+
+    async fn edit_issue(&self, number: u64, edit: &IssueEdit) -> Result<Issue, TrackerError> {
+        self.forget(number);
+        self.inner.edit_issue(number, edit).await
+    }
+
+    async fn comments(&self, number: u64) -> Result<Vec<Comment>, TrackerError> {
+        self.per_issue("comments", number, self.inner.comments(number))
+            .await
+    }
+
+    async fn add_comment(&self, number: u64, body: &str) -> Result<Comment, TrackerError> {
+        self.forget(number);
+        self.inner.add_comment(number, body).await
+    }
+
+    async fn delete_comment(&self, number: u64, comment: u64) -> Result<(), TrackerError> {
+        self.forget(number);
+        self.inner.delete_comment(number, comment).await
+    }
+
+    async fn label_events(&self, number: u64) -> Result<Vec<LabelEvent>, TrackerError> {
+        self.per_issue("events", number, self.inner.label_events(number))
+            .await
+    }
+
+    async fn ensure_labels(&self, labels: &[LabelSpec]) -> Result<(), TrackerError> {
+        self.inner.ensure_labels(labels).await
+    }
+
+    async fn children(&self, parent: u64) -> Result<Vec<Issue>, TrackerError> {
+        let children = self.inner.children(parent).await?;
+        self.saw(&children);
+        Ok(children)
+    }
+
+    async fn link(&self, parent: u64, child: u64) -> Result<(), TrackerError> {
+        self.inner.link(parent, child).await
+    }
+}

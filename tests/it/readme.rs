@@ -1,0 +1,85 @@
+//! The README's commands, run as a newcomer would: its rehearsal block in order, in a
+//! fresh directory, with `shepherd` being the binary under test.
+
+use std::process::Command;
+
+use crate::support::{stderr, stdout};
+
+/// The first ```sh block after `heading` in README.md.
+fn block_after(heading: &str) -> String {
+    let readme = include_str!("../../README.md");
+    let at = readme
+        .find(heading)
+        .unwrap_or_else(|| panic!("README has no {heading:?}"));
+    let rest = &readme[at..];
+    let start = rest.find("```sh\n").expect("a sh block") + "```sh\n".len();
+    let end = rest[start..].find("```").expect("the block ends") + start;
+    rest[start..end].to_string()
+}
+
+#[test]
+fn the_readme_rehearsal_runs_in_order_on_a_fresh_directory() {
+    let block = block_after("## Rehearse a whole Gitaly migration offline");
+    // The install line is the reader's; the test already has the binary.
+    let script: String = block
+        .lines()
+        .filter(|l| !l.starts_with("cargo install"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let dir = tempfile::tempdir().expect("dir");
+    let bin = env!("CARGO_BIN_EXE_shepherd");
+    let out = Command::new("bash")
+        .current_dir(dir.path())
+        .env_remove("SHEPHERD_TRACKER")
+        .env_remove("SHEPHERD_STATE")
+        .env("USER", "newcomer")
+        .arg("-c")
+        .arg(format!(
+            "set -euo pipefail\nshepherd() {{ {bin:?} \"$@\"; }}\n{script}"
+        ))
+        .output()
+        .expect("bash runs");
+    let text = stdout(&out);
+    assert!(
+        out.status.success(),
+        "the rehearsal failed:\n{text}\n{}",
+        stderr(&out)
+    );
+    // It acted on the migration it started, in rehearsal time, in order.
+    assert!(text.contains("started #1"), "{text}");
+    assert!(text.contains("client-implementation"), "{text}");
+    let history_at = text
+        .find("2026-01-01T01:00")
+        .expect("history shows rehearsal times");
+    assert!(
+        text[history_at..].contains("2026-01-03"),
+        "history runs forward in time: {text}"
+    );
+    assert!(
+        !text.contains("stale"),
+        "the report reads the rehearsal clock: {text}"
+    );
+}
+
+#[test]
+fn the_readme_main_job_runs_on_a_plain_directory() {
+    let readme = include_str!("../../README.md");
+    let first = readme
+        .lines()
+        .find(|l| l.starts_with("cargo run -- start"))
+        .expect("README's first command");
+    let bin = env!("CARGO_BIN_EXE_shepherd");
+    let command = first.replace("cargo run --", &format!("{bin:?}"));
+    let dir = tempfile::tempdir().expect("dir");
+    let out = Command::new("bash")
+        .current_dir(dir.path())
+        .env_remove("SHEPHERD_TRACKER")
+        .env_remove("SHEPHERD_STATE")
+        .arg("-c")
+        .arg(format!("set -euo pipefail\n{command}"))
+        .output()
+        .expect("bash runs");
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("selection"), "{}", stdout(&out));
+    assert!(dir.path().join(".shepherd/tracker.db").exists());
+}

@@ -1,0 +1,255 @@
+//! Four `shepherd reconcile` processes at once against the GitLab and GitHub test servers
+//! (with latency, so their requests interleave), on migrations that enter Acceptance
+//! Testing — which opens a child issue and comments. With a shared Store, leases keep
+//! them apart; with none, the claim on the tracker does. Either way: no duplicate issue,
+//! comment or stage label move.
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use chrono::Utc;
+use shepherd::catalog::Sources;
+use shepherd::core::marker::{IssueMarker, TransitionMarker};
+use shepherd::render::{Context, IssueRef};
+
+use crate::api::Api;
+use crate::github_server::GitHubServer;
+use crate::gitlab_server::GitLabServer;
+use crate::support::{stderr, stdout};
+
+const MIGRATIONS: usize = 4;
+
+/// Seeds `MIGRATIONS` gitaly migrations in Ready for Testing with every box ticked.
+fn seed(server: &impl Api) -> Vec<u64> {
+    let catalog = Sources::builtin().load().expect("shipped workflows load");
+    let vars: BTreeMap<String, String> = [
+        ("feature_flag", "GITALY_FIND_COMMIT"),
+        ("grpc_service", "CommitService"),
+        ("grpc_method", "FindCommit"),
+        ("gitaly_version", "v1.2.3"),
+        ("gitlab_version", "v11.4"),
+        ("release_interval", "30d"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let me = IssueRef {
+        number: "1".into(),
+        ..Default::default()
+    };
+    let cx = Context {
+        vars: &vars,
+        migration: Some(me.clone()),
+        parent: None,
+        issue: Some(me),
+        now: Utc::now(),
+    };
+    let rendered = catalog
+        .renderer
+        .render("gitaly-migration", &cx.to_value())
+        .expect("renders");
+    let body = IssueMarker {
+        workflow: Some("gitaly-migration".into()),
+        vars,
+        ..Default::default()
+    }
+    .append_to(&rendered.body.replace("- [ ] ", "- [x] "));
+    (0..MIGRATIONS)
+        .map(|i| {
+            server.seed_issue(
+                &format!("migration {i}"),
+                &body,
+                &["Migration", "Conversation", "Migration:Ready-for-Testing"],
+            )
+        })
+        .collect()
+}
+
+struct Target<'a> {
+    tracker: String,
+    url_flag: &'a str,
+    token_var: &'a str,
+    token: &'a str,
+}
+
+fn race(server: &impl Api, target: &Target, shared_store: bool) {
+    let numbers = seed(server);
+    server.latency(Duration::from_millis(15));
+    let dir = tempfile::tempdir().expect("dir");
+    let runs: Vec<_> = (0..4)
+        .map(|i| {
+            let state = if shared_store {
+                format!("sqlite:{}", dir.path().join("state.db").display())
+            } else {
+                format!(
+                    "sqlite:{}",
+                    dir.path().join(format!("state-{i}.db")).display()
+                )
+            };
+            Command::new(env!("CARGO_BIN_EXE_shepherd"))
+                .current_dir(dir.path())
+                .env_remove("SHEPHERD_TRACKER")
+                .env("SHEPHERD_STATE", state)
+                .env("SHEPHERD_RETRY_BASE_MS", "10")
+                .env(target.token_var, target.token)
+                .args([
+                    "--tracker",
+                    &target.tracker,
+                    target.url_flag,
+                    server.url(),
+                    "reconcile",
+                    "--format",
+                    "json",
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("shepherd starts")
+        })
+        .collect();
+    for run in runs {
+        let out = run.wait_with_output().expect("ends");
+        assert!(
+            out.status.success(),
+            "reconcile failed:\n{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+    server.latency(Duration::ZERO);
+    // One child per migration, each migration in Acceptance Testing, no duplicate comment.
+    let mut children: BTreeMap<u64, usize> = BTreeMap::new();
+    for n in server.issue_numbers() {
+        if let Some(p) = IssueMarker::find(&server.body(n)).and_then(|m| m.parent) {
+            *children.entry(p).or_insert(0) += 1;
+        }
+    }
+    for n in &numbers {
+        assert_eq!(children.get(n), Some(&1), "#{n}: one child: {children:?}");
+        assert!(
+            server
+                .label_names(*n)
+                .contains(&"Acceptance Testing".to_string()),
+            "#{n} moved: {:?}",
+            server.label_names(*n)
+        );
+        let comments = server.comment_bodies(*n);
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        for c in &comments {
+            if let Some(t) = TransitionMarker::find(c) {
+                *seen.entry(format!("transition {}", t.seq)).or_insert(0) += 1;
+            } else if let Some(i) = c.rfind("shepherd:action=") {
+                *seen.entry(c[i..].to_string()).or_insert(0) += 1;
+            }
+        }
+        assert!(
+            seen.values().all(|k| *k == 1),
+            "#{n}: duplicate comments: {seen:?}"
+        );
+        let added = server.label_added_count(*n, "Acceptance Testing");
+        assert_eq!(added, 1, "#{n}: the stage label was added {added} times");
+    }
+}
+
+fn gitlab_target() -> Target<'static> {
+    Target {
+        tracker: format!("gitlab:{}", crate::gitlab_server::PROJECT),
+        url_flag: "--gitlab-url",
+        token_var: "GITLAB_TOKEN",
+        token: "bot-token",
+    }
+}
+
+fn github_target() -> Target<'static> {
+    Target {
+        tracker: format!(
+            "github:{}/{}",
+            crate::github_server::OWNER,
+            crate::github_server::REPO
+        ),
+        url_flag: "--github-url",
+        token_var: "GITHUB_TOKEN",
+        token: "bot-token",
+    }
+}
+
+#[test]
+fn four_reconciles_on_gitlab_make_no_duplicates() {
+    for shared in [true, false] {
+        for _trial in 0..3 {
+            let server = GitLabServer::start(&[("bot-token", "shepherd-bot")]);
+            race(&server, &gitlab_target(), shared);
+        }
+    }
+}
+
+#[test]
+fn four_reconciles_on_github_make_no_duplicates() {
+    for shared in [true, false] {
+        for _trial in 0..3 {
+            let server = GitHubServer::start(&[("bot-token", "shepherd-bot")]);
+            race(&server, &github_target(), shared);
+        }
+    }
+}
+
+#[test]
+fn three_people_ticking_at_once_on_gitlab_lose_no_tick() {
+    let server = GitLabServer::start(&[
+        ("alice-token", "alice"),
+        ("bob-token", "bob"),
+        ("carol-token", "carol"),
+    ]);
+    let body = "## Plan\n- [ ] one\n- [ ] two\n- [ ] three\n- [ ] four\n- [ ] five\n- [ ] six\n";
+    let n = server.seed_issue("a plan", body, &["Migration"]);
+    server.latency(Duration::from_millis(15));
+    let dir = tempfile::tempdir().expect("dir");
+    let people = [
+        ("alice-token", ["one", "two"]),
+        ("bob-token", ["three", "four"]),
+        ("carol-token", ["five", "six"]),
+    ];
+    let (dir, server) = (&dir, &server);
+    let runs: Vec<_> = people
+        .iter()
+        .flat_map(|(token, items)| {
+            items.iter().map(move |item| {
+                Command::new(env!("CARGO_BIN_EXE_shepherd"))
+                    .current_dir(dir.path())
+                    .env_remove("SHEPHERD_TRACKER")
+                    .env_remove("SHEPHERD_STATE")
+                    .env("SHEPHERD_RETRY_BASE_MS", "10")
+                    .env("GITLAB_TOKEN", token)
+                    .args([
+                        "--tracker",
+                        &format!("gitlab:{}", crate::gitlab_server::PROJECT),
+                        "--gitlab-url",
+                        server.url(),
+                        "tick",
+                        &n.to_string(),
+                        item,
+                    ])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("shepherd starts")
+            })
+        })
+        .collect();
+    for run in runs {
+        let out = run.wait_with_output().expect("ends");
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    }
+    let body = server.body(n);
+    let done: Vec<String> = shepherd::core::checklist::parse(&body)
+        .into_iter()
+        .filter(|i| i.done())
+        .map(|i| i.text)
+        .collect();
+    assert_eq!(
+        done,
+        ["one", "two", "three", "four", "five", "six"],
+        "{body}"
+    );
+}
