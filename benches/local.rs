@@ -284,6 +284,8 @@ async fn enter(
         by: "bench".into(),
         reason: None,
         rollback: false,
+        run: None,
+        store: None,
     };
     tracker
         .add_comment(
@@ -372,12 +374,11 @@ fn status_in_process(
             inner: LocalTracker::open(db, false, Some(time(LATER)), "bench").unwrap(),
             calls: Mutex::new(BTreeMap::new()),
         };
-        let engine = Engine {
-            tracker: &tracker,
-            catalog,
-            actor: "bench".into(),
-            concurrency: 8,
-        };
+        let state = tempfile::tempdir().unwrap();
+        let store =
+            shepherd::store::sqlite::SqliteStore::open(&state.path().join("state.db"), false)
+                .unwrap();
+        let engine = Engine::new(&tracker, catalog, &store, "bench");
         runtime.block_on(async {
             let index = engine.index().await.unwrap();
             let statuses = engine

@@ -327,9 +327,34 @@ pub(super) enum Command {
         /// bash, zsh, fish, elvish or powershell
         shell: clap_complete::Shell,
     },
+    /// The local tracker's rehearsal clock: show it, set it, or move it on
+    #[command(
+        after_help = "Examples:\n  shepherd clock set 2026-01-01T00:00:00Z\n  shepherd clock advance 2h\n  shepherd clock"
+    )]
+    Clock {
+        #[command(subcommand)]
+        action: Option<ClockAction>,
+    },
     /// Print the man page (roff) on standard output
     #[command(
         after_help = "Examples:\n  shepherd man | man -l -\n  shepherd man > ~/.local/share/man/man1/shepherd.1"
     )]
     Man,
+}
+
+/// What `shepherd clock` does.
+#[derive(Subcommand, Debug)]
+pub(super) enum ClockAction {
+    /// Print the clock (the default)
+    Show,
+    /// Set the clock to a time (RFC 3339)
+    Set {
+        #[arg(value_name = "RFC3339", value_parser = parse_time)]
+        time: DateTime<Utc>,
+    },
+    /// Move the clock on by a duration (30s, 15m, 2h, 1d, 1w)
+    Advance {
+        #[arg(value_name = "DURATION", value_parser = parse_cli_duration)]
+        by: chrono::Duration,
+    },
 }

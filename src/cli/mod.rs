@@ -4,6 +4,7 @@
 //! give 2.
 
 mod args;
+mod clock_cmd;
 mod commands;
 mod config;
 mod label_cmd;
@@ -83,6 +84,7 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
             vars,
             vars_file,
         } => render_cmd(&session, &template, &vars, vars_file.as_deref()),
+        Command::Clock { action } => clock_cmd::clock(&session, action),
         command => tracked(&session, command).await,
     }
 }

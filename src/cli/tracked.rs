@@ -310,6 +310,7 @@ pub(super) async fn tracked(session: &Session, command: Command) -> Result<ExitC
         | Command::Show { .. }
         | Command::Render { .. }
         | Command::Completions { .. }
+        | Command::Clock { .. }
         | Command::Man => unreachable!("handled before opening a tracker"),
     }
 }

@@ -5,6 +5,8 @@ use anyhow::Result;
 
 use super::lease::{Leased, LEASE_WAIT};
 use super::{Engine, Kin, Migration, SUMMARY_LABEL, SUMMARY_MARKER};
+use crate::core::machine::PAUSED_LABEL;
+use crate::core::marker::{PauseMarker, TransitionMarker};
 use crate::core::report::{self, Status};
 use crate::core::workflow::Workflow;
 use crate::tracker::{label_spec, NewIssue, StateFilter};
@@ -26,7 +28,7 @@ impl<'a> Engine<'a> {
         let m = &index[0];
         let workflow = self.workflow_of(m)?;
         let kin = Kin::new(&index);
-        let (snapshot, _) = self
+        let (snapshot, comments) = self
             .snapshot(
                 m,
                 workflow,
@@ -37,6 +39,20 @@ impl<'a> Engine<'a> {
             .await?;
         let mut status = report::status(workflow, &snapshot, m.marker.parent, self.now());
         status.history = None;
+        mark_paused(
+            &mut status,
+            &m.issue.labels,
+            &comments,
+            &snapshot.label_events,
+        );
+        let key = self.lease_key(number);
+        status.failing = self
+            .store
+            .failures()
+            .await?
+            .into_iter()
+            .find(|f| f.key == key)
+            .map(|f| f.error);
         Ok(status)
     }
 
@@ -75,9 +91,17 @@ impl<'a> Engine<'a> {
             .collect();
         let kin = Kin::new(index);
         let kin = &kin;
+        let failures: std::collections::HashMap<String, String> = self
+            .store
+            .failures()
+            .await?
+            .into_iter()
+            .map(|f| (f.key, f.error))
+            .collect();
+        let failures = &failures;
         let mut out: Vec<Status> = stream::iter(wanted)
             .map(|(m, workflow)| async move {
-                let (snapshot, _) = self
+                let (snapshot, comments) = self
                     .snapshot(
                         m,
                         workflow,
@@ -88,6 +112,13 @@ impl<'a> Engine<'a> {
                     .await?;
                 let mut status = report::status(workflow, &snapshot, m.marker.parent, self.now());
                 status.history = Some(report::history(&snapshot));
+                mark_paused(
+                    &mut status,
+                    &m.issue.labels,
+                    &comments,
+                    &snapshot.label_events,
+                );
+                status.failing = failures.get(&self.lease_key(m.issue.number)).cloned();
                 Ok::<_, anyhow::Error>(status)
             })
             .buffer_unordered(self.concurrency.max(1))
@@ -169,4 +200,42 @@ fn events_unless_needed(
         .first()
         .is_none_or(|s| s.needs_label_history());
     (!needs).then(Vec::new)
+}
+
+/// Whether the migration is paused, by whom and why: the newest pause comment while the
+/// label is on, else whoever added the label (a person in the tracker's own UI).
+fn mark_paused(
+    status: &mut Status,
+    labels: &[String],
+    comments: &[crate::tracker::Comment],
+    events: &[crate::core::snapshot::LabelEvent],
+) {
+    status.paused = labels.iter().any(|l| l == PAUSED_LABEL);
+    if !status.paused {
+        return;
+    }
+    if let Some(p) = comments
+        .iter()
+        .rev()
+        .find_map(|c| PauseMarker::find(&c.body))
+        .filter(|p| p.paused)
+    {
+        status.paused_by = Some(p.by);
+        status.paused_reason = Some(p.reason);
+        return;
+    }
+    if let Some(rb) = comments
+        .iter()
+        .rev()
+        .find_map(|c| TransitionMarker::find(&c.body).filter(|t| t.rollback))
+    {
+        status.paused_by = Some(rb.by);
+        status.paused_reason = rb.reason.map(|r| format!("rolled back: {r}"));
+        return;
+    }
+    status.paused_by = events
+        .iter()
+        .rev()
+        .find(|e| e.added && e.label == PAUSED_LABEL)
+        .map(|e| e.actor.clone());
 }

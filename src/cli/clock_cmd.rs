@@ -1,0 +1,57 @@
+//! `shepherd clock`: the local tracker's rehearsal clock, kept in its file. Every command on
+//! that tracker reads it (`--now` overrides it for one command); setting it before the
+//! newest event in the file warns, since history would then run backwards.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use serde_json::json;
+
+use super::args::ClockAction;
+use super::config::Session;
+use super::output::{print, warn, Format};
+use crate::tracker::local::LocalTracker;
+use crate::tracker::TrackerSpec;
+
+pub(super) fn clock(session: &Session, action: Option<ClockAction>) -> Result<ExitCode> {
+    let format = session.format(&[Format::Text, Format::Json])?;
+    let spec = session.spec()?;
+    let TrackerSpec::Local(path) = &spec else {
+        bail!("{spec} keeps its own time: the rehearsal clock belongs to the local tracker (--tracker local:PATH)");
+    };
+    let writes = !matches!(action, None | Some(ClockAction::Show));
+    let tracker = LocalTracker::open(path, writes, session.now, &session.actor)?;
+    let (clock, stored) = match action {
+        None | Some(ClockAction::Show) => {
+            let stored = tracker.clock()?;
+            (
+                stored.unwrap_or_else(|| crate::tracker::Tracker::now(&tracker)),
+                stored.is_some(),
+            )
+        }
+        Some(ClockAction::Set { time }) => (report(tracker.set_clock(time)?), true),
+        Some(ClockAction::Advance { by }) => (report(tracker.advance_clock(by)?), true),
+    };
+    let shown = clock.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    print(
+        format,
+        &json!({"tracker": spec.to_string(), "clock": shown, "stored": stored}),
+        || {
+            if stored {
+                format!("{shown} (the rehearsal clock of {spec})")
+            } else {
+                format!("{shown} (no rehearsal clock set: the system clock)")
+            }
+        },
+    )
+}
+
+fn report(set: crate::tracker::local::ClockSet) -> chrono::DateTime<chrono::Utc> {
+    if let Some(latest) = set.latest_event {
+        warn(&format!(
+            "the clock is now before the latest event ({}): history will run backwards",
+            latest.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ));
+    }
+    set.clock
+}
