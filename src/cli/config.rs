@@ -68,10 +68,8 @@ pub(super) struct Session {
     templates: Option<PathBuf>,
     pub(super) concurrency: usize,
     /// `--timeout`: how long one request to a remote tracker may take.
-    #[allow(dead_code)] // goes into the remote trackers' retry policy once it has the field
     pub(super) timeout: Duration,
     /// `--max-wait`: the longest wait for a rate limit or retries.
-    #[allow(dead_code)] // as `timeout`
     pub(super) max_wait: Duration,
     gitlab_url: Option<String>,
     github_url: Option<String>,
@@ -236,6 +234,8 @@ impl Session {
                     .unwrap_or_else(|| "https://gitlab.com".to_string());
                 let mut config = gitlab::Config::new(&url, &project);
                 config.concurrency = self.concurrency;
+                config.policy.timeout = self.timeout;
+                config.policy.max_wait = self.max_wait;
                 Ok(Box::new(
                     gitlab::GitLabTracker::connect(config, &token).await?,
                 ))
@@ -249,6 +249,8 @@ impl Session {
                     .unwrap_or_else(|| "https://api.github.com".to_string());
                 let mut config = github::Config::new(&url, &repo);
                 config.concurrency = self.concurrency;
+                config.policy.timeout = self.timeout;
+                config.policy.max_wait = self.max_wait;
                 Ok(Box::new(github::GitHubTracker::connect(config, &token)?))
             }
         }
