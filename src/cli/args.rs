@@ -268,16 +268,24 @@ pub(super) enum Command {
         force: bool,
     },
     /// Hold a migration where it is: no forward move until `resume` (exits still apply)
+    #[command(
+        after_help = "Examples:\n  shepherd pause 12 --reason \"waiting for the DBA\"\n  shepherd resume 12"
+    )]
     Pause {
-        #[arg(value_parser = parse_ref)]
+        /// The migration's number (12 or #12)
+        #[arg(value_parser = parse_ref, value_name = "REF")]
         reference: u64,
         /// Why: recorded in a comment on the tracking issue
         #[arg(long)]
         reason: String,
     },
     /// Let a paused migration move on again
+    #[command(
+        after_help = "Examples:\n  shepherd resume 12\n  shepherd resume 12 --reason \"DBA approved\""
+    )]
     Resume {
-        #[arg(value_parser = parse_ref)]
+        /// The migration's number (12 or #12)
+        #[arg(value_parser = parse_ref, value_name = "REF")]
         reference: u64,
         /// Why, if worth saying: recorded in a comment
         #[arg(long)]

@@ -55,7 +55,9 @@ pub(super) async fn tracked(session: &Session, command: Command) -> Result<ExitC
     let store = crate::store::open(&state_url, dry_run).await?;
     // Remote trackers are read through the Store's cache: a poll costs what changed.
     let cached;
-    let tracker: &dyn Tracker = if session.spec()?.is_local() {
+    // `SHEPHERD_CACHE=off` reads everything every time (to rule the cache out).
+    let no_cache = std::env::var("SHEPHERD_CACHE").is_ok_and(|v| v == "off");
+    let tracker: &dyn Tracker = if session.spec()?.is_local() || no_cache {
         tracker.as_ref()
     } else {
         cached = crate::tracker::cached::CachedTracker::new(tracker.as_ref(), store.as_ref());

@@ -56,7 +56,7 @@ fn the_readme_rehearsal_runs_in_order_on_a_fresh_directory() {
         "history runs forward in time: {text}"
     );
     assert!(
-        !text.contains("stale"),
+        !text.contains("⚠ stale"),
         "the report reads the rehearsal clock: {text}"
     );
 }
