@@ -175,8 +175,7 @@ impl<'a> Engine<'a> {
 
     /// The Store's id: made up and kept the first time a Store is used.
     pub(crate) async fn store_id(&self) -> Result<&String> {
-        Ok(self
-            .store_id
+        self.store_id
             .get_or_try_init(|| async {
                 if let Some(id) = self.store.cursor("store-id").await? {
                     return Ok::<_, anyhow::Error>(id);
@@ -185,7 +184,7 @@ impl<'a> Engine<'a> {
                 self.store.set_cursor("store-id", &id).await?;
                 Ok(self.store.cursor("store-id").await?.unwrap_or(id))
             })
-            .await?)
+            .await
     }
 
     /// The migration with number `number`, or an error saying why it is none.

@@ -167,7 +167,7 @@ impl Tracker for CachedTracker<'_> {
                         list.issues.push(issue);
                     }
                 }
-                list.issues.sort_by(|a, b| b.number.cmp(&a.number));
+                list.issues.sort_by_key(|i| std::cmp::Reverse(i.number));
                 list
             }
             None => {
