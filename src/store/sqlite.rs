@@ -88,9 +88,20 @@ impl SqliteStore {
                 .map_err(|e| failed(e.to_string()))?;
             // Read back: a file that is not a database fails here, and WAL cannot be
             // set on some file systems (then SQLite keeps its rollback journal).
-            let _mode: String = conn
-                .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-                .map_err(|e| failed(e.to_string()))?;
+            // Switching a new file to WAL takes an exclusive lock that SQLite's busy
+            // handler does not wait for: several processes opening the store at once
+            // retry for a while instead of failing with "database is locked".
+            let mut tries = 0;
+            let _mode: String = loop {
+                match conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)) {
+                    Ok(mode) => break mode,
+                    Err(e) if tries < 200 && e.to_string().contains("locked") => {
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(25));
+                    }
+                    Err(e) => return Err(failed(e.to_string())),
+                }
+            };
             conn.pragma_update(None, "synchronous", "NORMAL")
                 .map_err(|e| failed(e.to_string()))?;
             conn
