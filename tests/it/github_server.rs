@@ -78,6 +78,18 @@ pub struct Shared {
     tokens: BTreeMap<String, String>,
     latency: Mutex<Duration>,
     examples: Examples,
+    /// The address clients reach the API at: the `url` of every issue and the `Link`
+    /// pages point there, as GitHub (and GitHub Enterprise Server) answer.
+    api: OnceLock<String>,
+}
+
+/// The API's address for `url` fields and `Link` headers.
+fn api(shared: &Shared) -> &str {
+    shared
+        .api
+        .get()
+        .map(String::as_str)
+        .unwrap_or("https://api.github.com")
 }
 
 pub struct GitHubServer {
@@ -122,8 +134,10 @@ impl GitHubServer {
                 .collect(),
             latency: Mutex::new(Duration::ZERO),
             examples,
+            api: OnceLock::new(),
         });
         let url = serve(Router::new().fallback(handle).with_state(shared.clone()));
+        let _ = shared.api.set(url.clone());
         GitHubServer { url, shared }
     }
 
@@ -281,9 +295,7 @@ fn create(
     issue["comments"] = json!(0);
     issue["pull_request"] = Value::Null;
     issue["html_url"] = json!(format!("https://github.com/{OWNER}/{REPO}/issues/{n}"));
-    issue["url"] = json!(format!(
-        "https://api.github.com/repos/{OWNER}/{REPO}/issues/{n}"
-    ));
+    issue["url"] = json!(format!("{}/repos/{OWNER}/{REPO}/issues/{n}", api(shared)));
     data.issues.insert(n, issue);
     // Every issue's timeline starts with an event type octocrab's `Event` does not know.
     data.timeline.push((n, json!({"event": "blocked_by_added", "id": data.next_id, "actor": user_json(shared, user), "created_at": stamp(now)})));
@@ -414,7 +426,14 @@ fn answer(
         return Some(error(StatusCode::NOT_FOUND, "Not Found"));
     };
     let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-    let response = route(shared, &mut data, method, &segs, &query, &body, &user, uri);
+    let mut response = route(shared, &mut data, method, &segs, &query, &body, &user, uri);
+    // The pages of a list are on this server, not on api.github.com.
+    if let Some(link) = response.headers().get("link").and_then(|v| v.to_str().ok()) {
+        let own = link.replace("https://api.github.com", api(shared));
+        if let Ok(v) = HeaderValue::from_str(&own) {
+            response.headers_mut().insert("link", v);
+        }
+    }
     let mut response = match lost {
         Some(f) => fault_response(&f),
         None => response,

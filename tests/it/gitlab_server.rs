@@ -282,7 +282,7 @@ fn answer(
         url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
             .into_owned()
             .collect();
-    let form: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
+    let form = form_params(headers, body);
     let user = headers
         .get("private-token")
         .and_then(|t| t.to_str().ok())
@@ -335,7 +335,15 @@ fn answer(
                 .collect::<String>()
         })
         .collect();
-    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    // GitLab takes a project's numeric id (1 here) wherever it takes its path.
+    let segs: Vec<&str> = segments
+        .iter()
+        .enumerate()
+        .map(|(i, s)| match (i, s.as_str()) {
+            (1, "1") if segments[0] == "projects" => PROJECT,
+            (_, s) => s,
+        })
+        .collect();
     let mut response = route(shared, &mut data, method, &segs, &query, &form, &user, now);
     if let Some((remaining, reset_in)) = data.rate_limit {
         let reset = (Utc::now().timestamp() + reset_in).to_string();
@@ -347,12 +355,88 @@ fn answer(
             .headers_mut()
             .insert("ratelimit-reset", HeaderValue::from_str(&reset).unwrap());
     }
+    link_pages(&mut response, headers, uri);
     let response = match lost {
         Some(f) => fault_response(&f),
         None => response,
     };
     data.log[at].status = response.status().as_u16();
     Some(response)
+}
+
+/// The parameters of a request body: form-encoded, or a JSON object (GitLab takes both;
+/// python-gitlab sends JSON). A JSON array becomes a comma-separated list, as GitLab
+/// accepts `labels` either way.
+fn form_params(headers: &HeaderMap, body: &[u8]) -> Vec<(String, String)> {
+    let json = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json {
+        return url::form_urlencoded::parse(body).into_owned().collect();
+    }
+    let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
+        return Vec::new();
+    };
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    map.iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| match v {
+            Value::Array(items) => (
+                k.clone(),
+                items.iter().map(text).collect::<Vec<_>>().join(","),
+            ),
+            v => (k.clone(), text(v)),
+        })
+        .collect()
+}
+
+/// GitLab's `Link` header on a paged list (`rel="next"`, `"prev"`, `"first"`, `"last"`),
+/// with the address the client used: python-gitlab follows it.
+fn link_pages(response: &mut Response, headers: &HeaderMap, uri: &Uri) {
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+    };
+    let (Some(page), Some(last)) = (header("x-page"), header("x-total-pages")) else {
+        return;
+    };
+    let host = headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
+    let query: Vec<(String, String)> =
+        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .filter(|(k, _)| k != "page")
+            .collect();
+    let to = |p: usize, rel: &str| {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.extend_pairs(&query).append_pair("page", &p.to_string());
+        format!(
+            "<http://{host}{}?{}>; rel=\"{rel}\"",
+            uri.path(),
+            q.finish()
+        )
+    };
+    let mut links = Vec::new();
+    if page < last {
+        links.push(to(page + 1, "next"));
+    }
+    if page > 1 {
+        links.push(to(page - 1, "prev"));
+    }
+    links.push(to(1, "first"));
+    links.push(to(last, "last"));
+    if let Ok(v) = HeaderValue::from_str(&links.join(", ")) {
+        response.headers_mut().insert("link", v);
+    }
 }
 
 fn fault_response(f: &Fault) -> Response {

@@ -1,0 +1,352 @@
+"""Gitaly's migration process, as a person who automates it with a plain script writes it
+down: the stages of `workflows/gitaly-migration.yaml` and of its acceptance-testing child
+(`workflows/acceptance-testing.yaml`), their gates, what entering a stage does, and the
+decisions. No tracker I/O here: `gitlab_rollout.py` (python-gitlab) and
+`github_rollout.py` (PyGithub) fetch and write, through the small interface that
+`advance` and `report_entry` take.
+
+Gates are checked cheapest first: the checklist and labels are in the issue that the list
+already returned; the label history (soaks, approvals) and the children are fetched only
+when the gates before them hold, once per issue and run.
+"""
+
+import json
+import re
+import urllib.parse
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Optional
+
+
+@dataclass
+class Stage:
+    label: str
+    section: Optional[str] = None  # checklist section that must be done
+    soak: Optional[str] = None  # a duration, or the variable holding it
+    approval: Optional[tuple] = None  # (label, users who may add it)
+    child_done: Optional[str] = None  # the child's stage label that completes it
+    next: Optional[Callable[[list], str]] = None  # labels -> next stage label
+    exits: dict = field(default_factory=dict)  # label -> stage label (no gates)
+    on_enter: Optional[str] = None  # comment text, {variables} filled in
+    child: bool = False  # entering it opens the acceptance-testing child
+    close: bool = False
+    remove: tuple = ()
+    terminal: bool = False
+
+
+def to(label):
+    return lambda _labels: label
+
+
+GITALY = [
+    Stage("Selection", section="Selection", next=to("Migration Analysis")),
+    Stage(
+        "Migration Analysis",
+        section="Migration Analysis",
+        next=lambda labels: "Client Implementation" if "existing-rpc" in labels else "RPC Design",
+        exits={"shelve": "Migration:Shelved"},
+    ),
+    Stage("RPC Design", section="RPC Design", next=to("Server Implementation")),
+    Stage("Server Implementation", section="Server Implementation", next=to("Client Implementation")),
+    Stage("Client Implementation", section="Client Implementation", next=to("Migration:Ready-for-Testing")),
+    Stage("Migration:Ready-for-Testing", section="Ready for Testing", next=to("Acceptance Testing")),
+    Stage(
+        "Acceptance Testing",
+        section="Acceptance Testing",
+        approval=("Opt-In Approved", {"jacobvosmaer-gitlab"}),
+        child_done="acceptance::complete",
+        next=to("Migration:Opt-In"),
+        child=True,
+        on_enter="Acceptance testing of `{feature_flag}` starts: work through the acceptance-testing issue. "
+        "When it is complete, update the runbook and alerts, and ask the Gitaly maintainer to review and add "
+        '~"Opt-In Approved".',
+    ),
+    Stage(
+        "Migration:Opt-In",
+        section="Opt-In",
+        soak="release_interval",
+        next=to("Migration:Opt-Out"),
+        on_enter="Opt-In: on-premise installations can enable the feature with `{feature_flag}=1`. "
+        "This migration moves to Opt-Out after one release ({release_interval}).",
+    ),
+    Stage(
+        "Migration:Opt-Out",
+        section="Opt-Out",
+        soak="release_interval",
+        next=to("Migration:Mandatory"),
+        on_enter="Opt-Out: the feature is enabled by default; it can be disabled with `{feature_flag}=0`. "
+        "This migration moves to Mandatory after one release ({release_interval}).",
+    ),
+    Stage(
+        "Migration:Mandatory",
+        terminal=True,
+        on_enter="Mandatory: remove the references to `{feature_flag}` from Omnibus and the Chef repo, "
+        "and the flag switching code from the client application.",
+    ),
+    Stage("Migration:Shelved", terminal=True, close=True, remove=("shelve",)),
+]
+
+TRIAL = {"trial-disabled": "acceptance::rolled-back"}
+ACCEPTANCE = [
+    Stage("acceptance::preparation", section="1. Preparation", next=to("acceptance::development"), exits=TRIAL),
+    Stage("acceptance::development", section="2. Development Trial", next=to("acceptance::staging"), exits=TRIAL),
+    Stage(
+        "acceptance::staging",
+        section="3. Staging Trial",
+        soak="15m",
+        next=to("acceptance::production-version-check"),
+        exits=TRIAL,
+    ),
+    Stage(
+        "acceptance::production-version-check",
+        section="4. Production Server Version Check",
+        next=to("acceptance::production-1%"),
+        exits=TRIAL,
+    ),
+    Stage("acceptance::production-1%", section="5. Initial Impact Check", soak="15m", next=to("acceptance::production-5%"), exits=TRIAL),
+    Stage("acceptance::production-5%", section="6. Low Impact Trial", soak="2h", next=to("acceptance::production-50%"), exits=TRIAL),
+    Stage("acceptance::production-50%", section="7. Mid Impact Trial", soak="24h", next=to("acceptance::production-100%"), exits=TRIAL),
+    Stage("acceptance::production-100%", section="8. Full Impact Trial", soak="1w", next=to("acceptance::complete"), exits=TRIAL),
+    Stage(
+        "acceptance::complete",
+        terminal=True,
+        close=True,
+        on_enter="Acceptance testing of `{feature_flag}` is complete in all environments.",
+    ),
+    Stage(
+        "acceptance::rolled-back",
+        terminal=True,
+        close=True,
+        on_enter="The trial of `{feature_flag}` was disabled. Disable the flag everywhere with "
+        "`!feature-set {feature_flag} false` and `/chatops run feature set {feature_flag} false`.",
+    ),
+]
+
+WORKFLOWS = {
+    "gitaly-migration": {s.label: s for s in GITALY},
+    "acceptance-testing": {s.label: s for s in ACCEPTANCE},
+}
+# The labels each workflow's issues carry, listed together (one list, 100 a page).
+TRACKING_LABELS = {
+    "gitaly-migration": ["Migration", "Conversation"],
+    "acceptance-testing": ["Acceptance Testing"],
+}
+CHILD_LABELS = ["Acceptance Testing", "acceptance::preparation"]
+
+MARKER = re.compile(r"<!-- shepherd:(\{.*\}) -->")
+
+
+def marker(body):
+    """The machine-readable line at the end of a migration's body: workflow and variables."""
+    found = MARKER.findall(body or "")
+    return json.loads(found[-1]) if found else None
+
+
+def stage_of(workflow, labels):
+    stages = WORKFLOWS[workflow]
+    return next((stages[l] for l in labels if l in stages), None)
+
+
+# --- checklists ---------------------------------------------------------------------
+
+HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+\[([ xX~])\]\s")
+FENCE = re.compile(r"^\s*(```|~~~)")
+
+
+def section_done(body, section):
+    """All task items under a heading containing `section` are ticked ([x], [X] or [~]),
+    and there is at least one."""
+    wanted = section.lower()
+    headings, fenced, seen = [], False, []
+    for line in (body or "").splitlines():
+        if FENCE.match(line):
+            fenced = not fenced
+            continue
+        if fenced:
+            continue
+        h = HEADING.match(line)
+        if h:
+            level = len(h.group(1))
+            while headings and headings[-1][0] >= level:
+                headings.pop()
+            headings.append((level, h.group(2).lower()))
+            continue
+        item = ITEM.match(line)
+        if item and any(wanted in text for _, text in headings):
+            seen.append(item.group(1) != " ")
+    return bool(seen) and all(seen)
+
+
+def duration(text):
+    total, digits = timedelta(), ""
+    units = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+    for c in text:
+        if c.isdigit():
+            digits += c
+        else:
+            total += units[c] * int(digits)
+            digits = ""
+    return total
+
+
+# --- deciding and moving ------------------------------------------------------------
+
+
+@dataclass
+class Migration:
+    """One issue as the list returned it, plus what was fetched for it in this run."""
+
+    number: int
+    workflow: str
+    vars: dict
+    labels: list
+    body: str
+    created_at: datetime
+    handle: object  # the client library's issue object
+    events: Optional[list] = None  # [(label, added, at, user)], oldest first
+    children: Optional[list] = None  # [(number, labels, open)]
+
+
+def entered_at(m, label, fetch_events):
+    if m.events is None:
+        m.events = fetch_events(m)
+    added = [at for (l, add, at, _) in m.events if l == label and add]
+    return max(added) if added else m.created_at
+
+
+def approved(m, label, users, fetch_events):
+    if label not in m.labels:
+        return False
+    if m.events is None:
+        m.events = fetch_events(m)
+    last = [user for (l, add, _, user) in m.events if l == label and add]
+    return bool(last) and last[-1] in users
+
+
+def gates_hold(m, stage, now, just_entered, tracker):
+    if stage.section and not section_done(m.body, stage.section):
+        return False
+    if stage.approval and stage.approval[0] not in m.labels:
+        return False
+    if stage.soak:
+        if just_entered:
+            return False
+        need = duration(m.vars.get(stage.soak, stage.soak))
+        if now - entered_at(m, stage.label, tracker.label_events) < need:
+            return False
+    if stage.approval and not approved(m, *stage.approval, tracker.label_events):
+        return False
+    if stage.child_done:
+        if m.children is None:
+            m.children = tracker.children(m)
+        newest = max(m.children, default=None)
+        if newest is None or stage.child_done not in newest[1]:
+            return False
+    return True
+
+
+def advance(m, now, tracker, child_template):
+    """Moves `m` as far as its gates allow; returns (moves, children created)."""
+    stages = WORKFLOWS[m.workflow]
+    moves = created = 0
+    just_entered = False
+    while moves < 8:
+        stage = stage_of(m.workflow, m.labels)
+        if stage is None or stage.terminal:
+            break
+        target = next((to for label, to in stage.exits.items() if label in m.labels), None)
+        if target is None:
+            if not gates_hold(m, stage, now, just_entered, tracker):
+                break
+            target = stage.next(m.labels)
+        new = stages[target]
+        text = f'Moved from ~"{stage.label}" to ~"{new.label}".'
+        if new.on_enter:
+            text += "\n\n" + new.on_enter.format(**m.vars)
+        remove = [stage.label, *new.remove]
+        m.labels = [l for l in m.labels if l not in remove] + [new.label]
+        tracker.move(m, text, remove, new.label, new.close)
+        moves += 1
+        just_entered = True
+        if new.child:
+            title, body = render_child(child_template, m, "PENDING")
+            number = tracker.create_child(m, title, body, CHILD_LABELS)
+            created += 1
+            _, body = render_child(child_template, m, str(number))
+            tracker.fill_in_child(number, body)
+            tracker.comment(number, 'Started the acceptance testing in ~"acceptance::preparation".')
+            tracker.link_child(m, number)
+    return moves, created
+
+
+def render_child(template, m, own):
+    """The acceptance-testing issue from its template (`{{var}}`, `{{urlencode var}}`)."""
+    _, front, text = template.split("---\n", 2)
+    title = re.search(r'^title:\s*"(.*)"\s*$', front, re.M).group(1)
+    values = dict(m.vars)
+    values["migration.ref"] = str(m.number)
+    values["issue.ref"] = own
+
+    def fill(match):
+        helper, name = match.group(1), match.group(2)
+        value = values[name]
+        return urllib.parse.quote(value, safe="") if helper == "urlencode" else value
+
+    pattern = re.compile(r"\{\{\s*(?:(urlencode)\s+)?([\w.]+)\s*\}\}")
+    keep = {k: v for k, v in m.vars.items() if k != "release_interval"}
+    mark = json.dumps(
+        {"workflow": "acceptance-testing", "parent": m.number, "template": "acceptance-testing", "vars": keep},
+        separators=(",", ":"),
+    )
+    body = pattern.sub(fill, text).rstrip()
+    return pattern.sub(fill, title), f"{body}\n\n<!-- shepherd:{mark} -->\n"
+
+
+def parse_time(text):
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def now():
+    return datetime.now(timezone.utc)
+
+
+# --- report -------------------------------------------------------------------------
+
+
+def report_entry(m, at):
+    """Where one migration stands: stage, since when, how it got there, its gates."""
+    stage = stage_of(m.workflow, m.labels)
+    stages = WORKFLOWS[m.workflow]
+    history = [
+        {"label": l, "at": t.isoformat(), "by": u} for (l, add, t, u) in (m.events or []) if add and l in stages
+    ]
+    entry = {
+        "ref": m.number,
+        "workflow": m.workflow,
+        "stage": stage.label if stage else None,
+        "entered_at": entered_at(m, stage.label, lambda _m: []).isoformat() if stage else None,
+        "history": history,
+    }
+    if stage and not stage.terminal:
+        entry["checklist_done"] = bool(stage.section) and section_done(m.body, stage.section)
+        if stage.soak:
+            need = duration(m.vars.get(stage.soak, stage.soak))
+            entry["soaked"] = at - entered_at(m, stage.label, lambda _m: []) >= need
+    if m.children is not None:
+        entry["children"] = [{"ref": n, "labels": labels, "open": o} for (n, labels, o) in m.children]
+    return entry
+
+
+def report(migrations, at):
+    counts = {}
+    for m in migrations:
+        stage = stage_of(m.workflow, m.labels)
+        per = counts.setdefault(m.workflow, {})
+        key = stage.label if stage else "(none)"
+        per[key] = per.get(key, 0) + 1
+    return {
+        "generated_at": at.isoformat(),
+        "stages": counts,
+        "migrations": [report_entry(m, at) for m in migrations],
+    }

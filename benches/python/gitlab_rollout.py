@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Gitaly's migration process on GitLab with python-gitlab, written as a competent user
+would write it: plain loops, one request at a time, no cache between runs.
+
+    GITLAB_TOKEN=… gitlab_rollout.py reconcile --url URL --project group/project
+    GITLAB_TOKEN=… gitlab_rollout.py report --url URL --project group/project
+
+`reconcile` lists the open migrations (a labels filter, 100 a page), decides each one's
+gates (`gitaly_process`), and for each move posts one comment (the move and the stage's
+message) and sets the labels in one `PUT`; entering Acceptance Testing creates the child
+issue (then fills in its own number, comments its start and links it). It prints
+`{"moves": M, "children": C}`. `report` prints where every open migration stands, from
+its label history (and its children, in Acceptance Testing).
+"""
+
+import argparse
+import json
+import os
+import pathlib
+
+import gitlab
+
+import gitaly_process as gp
+
+
+class GitLab:
+    def __init__(self, url, project):
+        self.gl = gitlab.Gitlab(url, private_token=os.environ["GITLAB_TOKEN"], per_page=100)
+        self.project = self.gl.projects.get(project, lazy=True)
+        self.path = project
+        self.created = {}
+
+    def migrations(self):
+        found = {}
+        for workflow, labels in gp.TRACKING_LABELS.items():
+            for issue in self.project.issues.list(state="opened", labels=labels, iterator=True):
+                mark = gp.marker(issue.description)
+                if not mark or mark.get("workflow") != workflow or issue.iid in found:
+                    continue
+                found[issue.iid] = gp.Migration(
+                    number=issue.iid,
+                    workflow=workflow,
+                    vars=mark.get("vars", {}),
+                    labels=list(issue.labels),
+                    body=issue.description or "",
+                    created_at=gp.parse_time(issue.created_at),
+                    handle=issue,
+                )
+        return list(found.values())
+
+    def label_events(self, m):
+        return [
+            (e.label["name"], e.action == "add", gp.parse_time(e.created_at), e.user["username"])
+            for e in m.handle.resourcelabelevents.list(iterator=True)
+            if e.label
+        ]
+
+    def children(self, m):
+        return sorted((i.iid, i.labels, i.state == "opened") for i in m.handle.links.list(iterator=True))
+
+    def move(self, m, text, remove, add, close):
+        m.handle.notes.create({"body": text})
+        m.handle.labels = m.labels
+        if close:
+            m.handle.state_event = "close"
+        m.handle.save()
+
+    def create_child(self, m, title, body, labels):
+        child = self.project.issues.create({"title": title, "description": body, "labels": labels})
+        self.created[child.iid] = child
+        return child.iid
+
+    def fill_in_child(self, number, body):
+        child = self.created[number]
+        child.description = body
+        child.save()
+
+    def comment(self, number, text):
+        self.created[number].notes.create({"body": text})
+
+    def link_child(self, m, number):
+        m.handle.links.create({"target_project_id": self.path, "target_issue_iid": number})
+
+
+def main():
+    here = pathlib.Path(__file__).resolve().parent
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["reconcile", "report"])
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--project", required=True)
+    parser.add_argument("--templates", default=str(here.parent.parent / "templates"))
+    args = parser.parse_args()
+
+    tracker = GitLab(args.url, args.project)
+    migrations = tracker.migrations()
+    at = gp.now()
+    if args.command == "report":
+        for m in migrations:
+            m.events = tracker.label_events(m)
+            stage = gp.stage_of(m.workflow, m.labels)
+            if stage and stage.child:
+                m.children = tracker.children(m)
+        print(json.dumps(gp.report(migrations, at), indent=1))
+        return
+    template = (pathlib.Path(args.templates) / "acceptance-testing.md.hbs").read_text()
+    moves = created = 0
+    # Children first, so that a parent sees what its child did in the same run.
+    for m in sorted(migrations, key=lambda m: (m.workflow != "acceptance-testing", m.number)):
+        a, b = gp.advance(m, at, tracker, template)
+        moves += a
+        created += b
+    print(json.dumps({"moves": moves, "children": created}))
+
+
+if __name__ == "__main__":
+    main()
