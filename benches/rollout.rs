@@ -7,8 +7,8 @@
 //!
 //! The steps: two idle polls (nothing can move), 10% of the migrations ready to move
 //! (their current section ticked through the server's API, as a person would), 10% entering
-//! Acceptance Testing (which opens an `acceptance-testing` child), soaks expiring (the
-//! servers' clocks moved on by 31 days, so `min_duration` gates hold), and
+//! Acceptance Testing (which opens an `acceptance-testing` child), soaks expiring (both
+//! clients run under `faketime +31d`, so `min_duration` gates hold), and
 //! `report --format json`. shepherd and the script each run on their own server, seeded
 //! identically and ticked alike; after every step both servers must hold the same number
 //! of issues in every stage, or the benchmark fails.
@@ -101,7 +101,6 @@ trait Server: Api {
     const SCRIPT: &'static str;
     const TARGET: [&'static str; 2];
     fn start() -> Self;
-    fn travel(&self, d: chrono::Duration);
     /// Every issue: number → (open, labels, body).
     fn state(&self) -> BTreeMap<u64, (bool, Vec<String>, String)>;
     /// shepherd's own client for this server, to tick as a person would.
@@ -143,9 +142,6 @@ impl Server for gitlab_server::GitLabServer {
     fn start() -> Self {
         Self::start(&[(TOKEN, "shepherd-bot")])
     }
-    fn travel(&self, d: chrono::Duration) {
-        self.travel(d)
-    }
     fn state(&self) -> BTreeMap<u64, (bool, Vec<String>, String)> {
         self.issues()
             .iter()
@@ -184,9 +180,6 @@ impl Server for github_server::GitHubServer {
     const TARGET: [&'static str; 2] = ["--repo", "octo-org/migrations"];
     fn start() -> Self {
         Self::start(&[(TOKEN, "shepherd-bot")])
-    }
-    fn travel(&self, d: chrono::Duration) {
-        self.travel(d)
     }
     fn state(&self) -> BTreeMap<u64, (bool, Vec<String>, String)> {
         self.issues()
@@ -242,10 +235,16 @@ fn main() {
     let started = Instant::now();
     let mut agree = true;
     let full = std::env::var("ROLLOUT_FULL").is_ok_and(|v| v == "1");
+    let faketime = have_faketime();
+    if !faketime {
+        println!("faketime is not installed (apt-get install faketime): steps 5 and 6 need a client clock a month on, and are left out");
+    }
     for n in sizes {
         // Above 1,000 migrations the soaks and the report (the Python script's report alone
         // takes minutes) are left out unless asked for.
-        let steps = if n <= 1_000 || full {
+        let steps = if !faketime {
+            &ALL_STEPS[..4]
+        } else if n <= 1_000 || full {
             &ALL_STEPS[..]
         } else {
             &ALL_STEPS[..4]
@@ -418,6 +417,28 @@ async fn tick(server: &impl Server, catalog: &Catalog, numbers: &[u64]) {
         .await;
     server.latency(LATENCY);
     server.forget_requests();
+}
+
+/// A command for `program`, under `faketime +31d` when `later`: a month has passed for the
+/// client. (Moving the servers' records into the past instead would rewrite history under
+/// a client's cache, which real time passing never does.)
+fn clock(program: &Path, later: bool) -> Command {
+    if !later {
+        return Command::new(program);
+    }
+    let mut cmd = Command::new("faketime");
+    cmd.args(["-f", "+31d"])
+        .arg(program)
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    cmd
+}
+
+/// Whether `faketime` (libfaketime) is installed.
+fn have_faketime() -> bool {
+    Command::new("faketime")
+        .args(["-f", "+0d", "true"])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Requests and wall time of one run.
@@ -652,10 +673,8 @@ fn series<S: Server>(
                 tick(&theirs, catalog, &touched).await;
             });
         }
-        if step == Step::Soaks {
-            ours.travel(chrono::Duration::days(31));
-            theirs.travel(chrono::Duration::days(31));
-        }
+        // From the soaks on, a month has passed for both clients.
+        let later = matches!(step, Step::Soaks | Step::Report);
         let before = ours.state();
         let command = if step == Step::Report {
             "report"
@@ -664,7 +683,7 @@ fn series<S: Server>(
         };
         let (shepherd, out, shepherd_kinds) = measure(
             &ours,
-            Command::new(env!("CARGO_BIN_EXE_shepherd"))
+            clock(Path::new(env!("CARGO_BIN_EXE_shepherd")), later)
                 .current_dir(dir.path())
                 .env_remove("SHEPHERD_TRACKER")
                 .env(S::TOKEN_VAR, TOKEN)
@@ -687,7 +706,7 @@ fn series<S: Server>(
             .unwrap_or(0);
         let (python, out, python_kinds) = measure(
             &theirs,
-            Command::new(python)
+            clock(python, later)
                 .arg(&script)
                 .arg(command)
                 .args(["--url", theirs.url()])
