@@ -18,15 +18,11 @@ mod gitlab_server;
 #[path = "../tests/it/test_server.rs"]
 mod test_server;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use api::Api;
-use chrono::Utc;
 use shepherd::catalog::{Catalog, Sources};
-use shepherd::core::marker::IssueMarker;
 use shepherd::engine::Engine;
-use shepherd::render::{Context, IssueRef};
 use shepherd::tracker::{github, gitlab, Tracker};
 
 const N: usize = 1_000;
@@ -70,38 +66,7 @@ fn main() {
 /// needed) and Opt-In/Opt-Out (needed); returns how many need it. Then the latency.
 fn seed(server: &impl Api, catalog: &Catalog) -> usize {
     let workflow = &catalog.workflows["gitaly-migration"];
-    let vars: BTreeMap<String, String> = [
-        ("feature_flag", "GITALY_FIND_COMMIT"),
-        ("grpc_service", "CommitService"),
-        ("grpc_method", "FindCommit"),
-        ("gitaly_version", "v1.2.3"),
-        ("gitlab_version", "v11.4"),
-        ("release_interval", "30d"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let me = IssueRef {
-        number: "1".into(),
-        ..Default::default()
-    };
-    let cx = Context {
-        vars: &vars,
-        migration: Some(me.clone()),
-        parent: None,
-        issue: Some(me),
-        now: Utc::now(),
-    };
-    let rendered = catalog
-        .renderer
-        .render("gitaly-migration", &cx.to_value())
-        .unwrap();
-    let body = IssueMarker {
-        workflow: Some("gitaly-migration".into()),
-        vars: vars.clone(),
-        ..Default::default()
-    }
-    .append_to(&rendered.body);
+    let body = api::gitaly_body(catalog, 1, api::gitaly_vars());
     let stages = [
         "selection",
         "migration-analysis",

@@ -33,14 +33,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use api::Api;
-use chrono::Utc;
 use futures::stream::{self, StreamExt};
 use serde_json::Value;
 use shepherd::catalog::{Catalog, Sources};
 use shepherd::core::checklist;
 use shepherd::core::marker::IssueMarker;
 use shepherd::core::workflow::{Gate, Stage, Workflow};
-use shepherd::render::{Context, IssueRef};
 use shepherd::tracker::{github, gitlab, Tracker};
 
 const LATENCY: Duration = Duration::from_millis(20);
@@ -310,39 +308,11 @@ struct Plan {
 fn seed(servers: [&impl Api; 2], catalog: &Catalog, n: usize) -> Plan {
     let workflow = &catalog.workflows["gitaly-migration"];
     for i in 0..n {
-        let vars: BTreeMap<String, String> = [
-            ("feature_flag", format!("GITALY_FEATURE_{i}")),
-            ("grpc_service", "CommitService".into()),
-            ("grpc_method", format!("FindCommit{i}")),
-            ("gitaly_version", "v1.2.3".into()),
-            ("gitlab_version", "v11.4".into()),
-            ("release_interval", "30d".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        let me = IssueRef {
-            number: (i + 1).to_string(),
-            ..Default::default()
-        };
-        let cx = Context {
-            vars: &vars,
-            migration: Some(me.clone()),
-            parent: None,
-            issue: Some(me),
-            now: Utc::now(),
-        };
-        let rendered = catalog
-            .renderer
-            .render("gitaly-migration", &cx.to_value())
-            .expect("the gitaly-migration template renders");
+        let mut vars = api::gitaly_vars();
+        vars.insert("feature_flag".into(), format!("GITALY_FEATURE_{i}"));
+        vars.insert("grpc_method".into(), format!("FindCommit{i}"));
         let stage = workflow.stage(SPREAD[i % 8]).expect("a shipped stage");
-        let mut body = IssueMarker {
-            workflow: Some("gitaly-migration".into()),
-            vars,
-            ..Default::default()
-        }
-        .append_to(&rendered.body);
+        let mut body = api::gitaly_body(catalog, i as u64 + 1, vars);
         let mut labels = vec!["Migration", "Conversation", stage.label.as_str()];
         if i % 8 == 1 && (i / 8) % 2 == 1 {
             labels.push("existing-rpc");

@@ -10,7 +10,7 @@ mod config;
 mod label_cmd;
 mod logging;
 mod output;
-pub mod progress;
+mod progress;
 mod report_cmd;
 mod tracked;
 mod values;

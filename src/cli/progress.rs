@@ -3,29 +3,15 @@
 //! terminal, when the tracker is local (it answers at once), and when JSON is printed to
 //! a pipe.
 //!
-//! The engine reports through the small `Progress` trait, so it knows nothing of
-//! terminals; `NoProgress` is for callers that show none.
+//! The engine reports through its small `engine::Progress` trait, so it knows nothing of
+//! terminals; `Bar` is the terminal's side of it.
 
 use std::io::IsTerminal as _;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// What a long run reports: how many items it will work through, then each one done.
-pub trait Progress: Send + Sync {
-    /// `total` items are to be done.
-    fn start(&self, total: u64);
-    /// One more item is done.
-    fn inc(&self);
-}
-
-/// Progress that shows nothing.
-pub struct NoProgress;
-
-impl Progress for NoProgress {
-    fn start(&self, _total: u64) {}
-    fn inc(&self) {}
-}
+use crate::engine::Progress;
 
 /// A progress bar on stderr, or nothing when it should be hidden. Cleared when dropped.
 pub struct Bar {
@@ -55,16 +41,11 @@ impl Bar {
         let json_to_pipe = json && !std::io::stdout().is_terminal();
         remote && std::io::stderr().is_terminal() && !json_to_pipe
     }
-
-    /// Whether anything is drawn.
-    pub fn is_hidden(&self) -> bool {
-        self.bar.is_hidden()
-    }
 }
 
 impl Progress for Bar {
-    fn start(&self, total: u64) {
-        self.bar.set_length(total);
+    fn start(&self, total: usize) {
+        self.bar.set_length(total as u64);
         self.bar.set_position(0);
         self.bar.set_style(
             ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({eta} left)")
@@ -75,6 +56,10 @@ impl Progress for Bar {
 
     fn inc(&self) {
         self.bar.inc(1);
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
     }
 }
 

@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use anyhow::{bail, Result};
 
 use super::output::{check_target, note, raw, write_atomically, Format};
-use super::progress::Bar;
 use crate::core::report;
 use crate::core::workflow::Workflow;
 use crate::engine::Engine;
@@ -43,15 +42,10 @@ pub(super) async fn report(
     } else {
         StateFilter::Open
     };
-    let progress = Bar::new(
-        "reading migrations",
-        Bar::visible(!spec.is_local(), format == Format::Json),
-    );
     let index = engine.index_of(state).await?;
     let statuses = engine
         .statuses(&index, args.include_closed, &filter)
         .await?;
-    drop(progress);
     let workflows: Vec<&Workflow> = engine
         .catalog
         .workflows

@@ -57,14 +57,25 @@ pub(super) async fn tracked(session: &Session, command: Command) -> Result<ExitC
     let cached;
     // `SHEPHERD_CACHE=off` reads everything every time (to rule the cache out).
     let no_cache = std::env::var("SHEPHERD_CACHE").is_ok_and(|v| v == "off");
-    let tracker: &dyn Tracker = if session.spec()?.is_local() || no_cache {
+    let tracker: &dyn Tracker = if spec.is_local() || no_cache {
         tracker.as_ref()
     } else {
         cached = crate::tracker::cached::CachedTracker::new(tracker.as_ref(), store.as_ref());
         &cached
     };
+    // Long runs show a bar on a terminal; the engine moves it and clears it at the end.
+    let long_run = match &command {
+        Command::Reconcile { .. } => Some("reconciling"),
+        Command::Status { reference: None } | Command::Report { .. } => Some("reading migrations"),
+        _ => None,
+    };
+    let bar = Bar::new(
+        long_run.unwrap_or_default(),
+        long_run.is_some() && Bar::visible(!spec.is_local(), format == Format::Json),
+    );
     let mut engine = Engine::new(tracker, &catalog, store.as_ref(), &session.actor);
     engine.concurrency = session.concurrency;
+    engine.progress = &bar;
     match command {
         Command::Issue { reference } => {
             let issue = tracker.issue(reference).await?;
@@ -114,15 +125,10 @@ pub(super) async fn tracked(session: &Session, command: Command) -> Result<ExitC
             })
         }
         Command::Status { reference: None } => {
-            let progress = Bar::new(
-                "reading migrations",
-                Bar::visible(!spec.is_local(), format == Format::Json),
-            );
             let index = engine.index().await?;
             let statuses = engine
                 .statuses(&index, false, &report::Filter::default())
                 .await?;
-            drop(progress);
             let value = json!({"tracker": spec.to_string(), "migrations": statuses});
             print(format, &value, || {
                 if statuses.is_empty() {
@@ -152,12 +158,7 @@ pub(super) async fn tracked(session: &Session, command: Command) -> Result<ExitC
             print(format, &value, || advanced_text(&advanced, dry_run))
         }
         Command::Reconcile { dry_run } => {
-            let progress = Bar::new(
-                "reconciling",
-                Bar::visible(!spec.is_local(), format == Format::Json),
-            );
             let done = engine.reconcile(dry_run).await?;
-            drop(progress);
             let all = &done.migrations;
             let moved = all.iter().filter(|a| !a.transitions.is_empty()).count();
             let code = print(

@@ -1,7 +1,7 @@
 //! Moving migrations: `start` opens one, `advance` moves one as far as its gates allow,
 //! `reconcile` advances every open one, `rollback` moves one back.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -10,8 +10,8 @@ use anyhow::{bail, Context as _, Result};
 use super::lease::Leased;
 use super::vars::{check_renders, resolve_vars};
 use super::{
-    report_plan, waves, Advanced, Engine, Failed, Kin, Migration, Reconciled, Started, BACKOFF_MAX,
-    BACKOFF_MIN, PENDING_REF, PENDING_URL,
+    report_plan, waves, Advanced, Engine, Failed, Kin, Migration, MoveReport, Reconciled, Started,
+    BACKOFF_MAX, BACKOFF_MIN, PENDING_REF, PENDING_URL,
 };
 use crate::core::machine;
 use crate::core::marker::IssueMarker;
@@ -155,27 +155,12 @@ impl<'a> Engine<'a> {
             }
             let store_id = self.store_id().await?.clone();
             if let Some(busy) = self.in_other_hands(number, &plan, &comments, &store_id) {
-                let mut report = report_plan(number, workflow, plan, created);
-                report.transitions = transitions;
-                report.stage = workflow
-                    .stages_labelled(&m.issue.labels)
-                    .first()
-                    .map(|s| s.id.clone());
-                report.skipped = Some(busy);
-                return Ok(report);
+                return Ok(left_alone(&m, workflow, plan, transitions, created, busy));
             }
             let applied = self.apply(&m, workflow, &plan, &comments).await?;
             if let Some(winner) = applied.lost_to {
-                let mut report = report_plan(number, workflow, plan, created);
-                report.transitions = transitions;
-                report.stage = workflow
-                    .stages_labelled(&m.issue.labels)
-                    .first()
-                    .map(|s| s.id.clone());
-                report.skipped = Some(format!(
-                    "another shepherd ({winner}) is moving #{number}; left to it"
-                ));
-                return Ok(report);
+                let why = format!("another shepherd ({winner}) is moving #{number}; left to it");
+                return Ok(left_alone(&m, workflow, plan, transitions, created, why));
             }
             let children_changed = !applied.created.is_empty();
             created.extend(applied.created.iter().map(|(n, _)| *n));
@@ -270,12 +255,20 @@ impl<'a> Engine<'a> {
         let mut out = Reconciled::default();
         self.progress.start(waves.iter().map(Vec::len).sum());
         for wave in waves {
+            // Children by parent and migrations by number, once per wave: nothing below
+            // scans the whole index per migration.
+            let kin = Kin::new(&index);
+            let by_number: HashMap<u64, &Migration> =
+                index.iter().map(|m| (m.issue.number, m)).collect();
             // Unordered: a migration waiting on a request must not hold up the ones behind it.
             let results: Vec<(u64, Result<Advanced>)> = stream::iter(wave.iter().copied())
                 .map(|number| {
-                    let index = &index;
+                    let (kin, by_number) = (&kin, &by_number);
                     async move {
-                        let r = self.reconcile_one(number, index, dry_run).await;
+                        let r = match by_number.get(&number) {
+                            Some(m) => self.reconcile_one(m, kin.children(number), dry_run).await,
+                            None => Err(anyhow::anyhow!("#{number} left the index")),
+                        };
                         self.progress.inc();
                         (number, r)
                     }
@@ -283,6 +276,7 @@ impl<'a> Engine<'a> {
                 .buffer_unordered(self.concurrency.max(1))
                 .collect()
                 .await;
+            drop((kin, by_number));
             let mut moved = false;
             for (number, result) in results {
                 let key = self.lease_key(number);
@@ -315,36 +309,51 @@ impl<'a> Engine<'a> {
         Ok(out)
     }
 
-    /// One migration of a reconcile: a look without the lease (most cannot move), then,
-    /// when something may move, the lease and a fresh read of the tracking issue before
-    /// anything is written.
+    /// One migration of a reconcile: a cheap look without the lease (most cannot move,
+    /// and it reads no comments), then, when something may move, the lease, a fresh read of
+    /// the tracking issue, and the whole advance — reusing the label history the look read
+    /// while the issue is unchanged.
     async fn reconcile_one(
         &self,
-        number: u64,
-        index: &[Migration],
+        m: &Migration,
+        kids: &[&Migration],
         dry_run: bool,
     ) -> Result<Advanced> {
-        let look = self
-            .advance_in(number, index, true, None)
-            .await
-            .with_context(|| format!("advancing #{number}"))?;
-        let kin = Kin::new(index);
-        let unstarted_children = kin
-            .children(number)
-            .iter()
-            .any(|c| c.issue.open && self.unstarted(c));
-        if dry_run || (look.transitions.is_empty() && !unstarted_children) {
-            return Ok(look);
+        let number = m.issue.number;
+        let context = || format!("advancing #{number}");
+        let family = |head: Migration| {
+            let mut family = vec![head];
+            family.extend(kids.iter().map(|k| (*k).clone()));
+            family
+        };
+        if dry_run {
+            return self
+                .advance_in(number, &family(m.clone()), true, None)
+                .await
+                .with_context(context);
         }
+        let workflow = self.workflow_of(m).with_context(context)?;
+        let (snapshot, _) = self
+            .snapshot(m, workflow, kids, false, None)
+            .await
+            .with_context(context)?;
+        let plan = machine::plan(workflow, &snapshot, self.now());
+        let unstarted_children = kids.iter().any(|c| c.issue.open && self.unstarted(c));
+        if plan.transitions.is_empty() && !unstarted_children {
+            return Ok(report_plan(number, workflow, plan, Vec::new()));
+        }
+        let look = report_plan(number, workflow, plan, Vec::new());
+        let events = snapshot.label_events;
         let work = async {
             // Another process may have moved it since the list was read.
             let issue = self.tracker.issue(number).await?;
-            let mut fresh: Vec<Migration> =
-                kin.children(number).iter().map(|m| (*m).clone()).collect();
-            if let Some(marker) = crate::core::marker::IssueMarker::find(&issue.body) {
-                fresh.push(Migration { issue, marker });
-            }
-            self.advance_in(number, &fresh, false, None).await
+            let events =
+                (issue.updated_at == m.issue.updated_at && !events.is_empty()).then_some(events);
+            let Some(marker) = crate::core::marker::IssueMarker::find(&issue.body) else {
+                bail!("#{number} lost its shepherd marker");
+            };
+            self.advance_in(number, &family(Migration { issue, marker }), false, events)
+                .await
         };
         match self.leased(number, std::time::Duration::ZERO, work).await {
             Ok(Leased::Done(a)) => Ok(a),
@@ -354,7 +363,27 @@ impl<'a> Engine<'a> {
                 skipped: Some(who),
                 ..look
             }),
-            Err(e) => Err(e.context(format!("advancing #{number}"))),
+            Err(e) => Err(e.context(context())),
         }
     }
+}
+
+/// The report of an advance that left the migration to another run: the moves this run
+/// made before, the stage it is in, and why it stopped.
+fn left_alone(
+    m: &Migration,
+    workflow: &Workflow,
+    plan: machine::Plan,
+    transitions: Vec<MoveReport>,
+    created: Vec<u64>,
+    why: String,
+) -> Advanced {
+    let mut report = report_plan(m.issue.number, workflow, plan, created);
+    report.transitions = transitions;
+    report.stage = workflow
+        .stages_labelled(&m.issue.labels)
+        .first()
+        .map(|s| s.id.clone());
+    report.skipped = Some(why);
+    report
 }

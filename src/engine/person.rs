@@ -51,7 +51,8 @@ impl<'a> Engine<'a> {
         child: Option<&str>,
         undo: bool,
     ) -> Result<Ticked> {
-        let mut ticked = self.tick_once(number, text, section, child, undo).await?;
+        let target = self.tick_target(number, child).await?;
+        let mut ticked = self.tick_once(target, text, section, undo).await?;
         for _ in 0..3 {
             if !ticked.changed {
                 return Ok(ticked);
@@ -64,7 +65,7 @@ impl<'a> Engine<'a> {
             if held {
                 return Ok(ticked);
             }
-            let again = self.tick_once(number, text, section, child, undo).await?;
+            let again = self.tick_once(target, text, section, undo).await?;
             ticked.changed = again.changed;
         }
         bail!(
@@ -74,29 +75,28 @@ impl<'a> Engine<'a> {
         )
     }
 
+    /// The issue a tick writes: the migration, or its newest child made from `child`.
+    async fn tick_target(&self, number: u64, child: Option<&str>) -> Result<u64> {
+        let Some(template) = child else {
+            return Ok(number);
+        };
+        self.children(number)
+            .await?
+            .iter()
+            .filter(|c| c.marker.template.as_deref() == Some(template))
+            .map(|c| c.issue.number)
+            .max()
+            .with_context(|| format!("#{number} has no {template} child issue"))
+    }
+
+    /// Checks (or unchecks) the one matching item of issue `target`.
     async fn tick_once(
         &self,
-        number: u64,
+        target: u64,
         text: &str,
         section: Option<&str>,
-        child: Option<&str>,
         undo: bool,
     ) -> Result<Ticked> {
-        let target = match child {
-            None => number,
-            Some(template) => {
-                let children = self.children(number).await?;
-                children
-                    .iter()
-                    .filter(|c| {
-                        c.marker.parent == Some(number)
-                            && c.marker.template.as_deref() == Some(template)
-                    })
-                    .map(|c| c.issue.number)
-                    .max()
-                    .with_context(|| format!("#{number} has no {template} child issue"))?
-            }
-        };
         // Re-read right before writing: a person may have edited the body a moment ago.
         let issue = self.tracker.issue(target).await?;
         let items = checklist::parse(&issue.body);
@@ -162,11 +162,6 @@ impl<'a> Engine<'a> {
     ) -> Result<Issue> {
         self.with_lease(number, async {
             let issue = self.tracker.issue(number).await?;
-            let specs: Vec<_> = add
-                .iter()
-                .map(|l| label_spec(l, "added by a person through shepherd"))
-                .collect();
-            self.tracker.ensure_labels(&specs).await?;
             let edit = IssueEdit {
                 current: issue.labels.clone(),
                 add: add
@@ -246,12 +241,7 @@ impl<'a> Engine<'a> {
                 .add_comment(number, &format!("{text}\n\n{}", mark.render()))
                 .await?;
             if paused {
-                self.tracker
-                    .ensure_labels(&[label_spec(
-                        PAUSED_LABEL,
-                        "shepherd: no forward move while this label is on",
-                    )])
-                    .await?;
+                self.ensure_paused_label().await?;
             }
             let edit = IssueEdit {
                 current: m.issue.labels.clone(),
@@ -295,12 +285,7 @@ impl<'a> Engine<'a> {
             let (snapshot, comments) = self.snapshot(&m, workflow, &[], true, None).await?;
             let plan = machine::rollback(workflow, &snapshot, to, reason, force, self.now())
                 .map_err(anyhow::Error::msg)?;
-            self.tracker
-                .ensure_labels(&[label_spec(
-                    PAUSED_LABEL,
-                    "shepherd: no forward move while this label is on",
-                )])
-                .await?;
+            self.ensure_paused_label().await?;
             let applied = self.apply(&m, workflow, &plan, &comments).await?;
             let mut report = report_plan(number, workflow, plan, Vec::new());
             if let Some(winner) = applied.lost_to {
@@ -310,5 +295,13 @@ impl<'a> Engine<'a> {
             Ok(report)
         })
         .await
+    }
+
+    async fn ensure_paused_label(&self) -> Result<()> {
+        let spec = label_spec(
+            PAUSED_LABEL,
+            "shepherd: no forward move while this label is on",
+        );
+        Ok(self.tracker.ensure_labels(&[spec]).await?)
     }
 }

@@ -99,6 +99,7 @@ impl<'a> Engine<'a> {
             .map(|f| (f.key, f.error))
             .collect();
         let failures = &failures;
+        self.progress.start(wanted.len());
         let mut out: Vec<Status> = stream::iter(wanted)
             .map(|(m, workflow)| async move {
                 let (snapshot, comments) = self
@@ -119,11 +120,13 @@ impl<'a> Engine<'a> {
                     &snapshot.label_events,
                 );
                 status.failing = failures.get(&self.lease_key(m.issue.number)).cloned();
+                self.progress.inc();
                 Ok::<_, anyhow::Error>(status)
             })
             .buffer_unordered(self.concurrency.max(1))
             .try_collect()
             .await?;
+        self.progress.finish();
         out.sort_by_key(|s| s.number);
         Ok(out)
     }

@@ -3,10 +3,57 @@
 
 #![allow(dead_code)] // the benchmark uses what the tests do not
 
+use std::collections::BTreeMap;
 use std::time::Duration;
+
+use chrono::Utc;
+use shepherd::catalog::Catalog;
+use shepherd::core::marker::IssueMarker;
+use shepherd::render::{Context, IssueRef};
 
 use crate::github_server::GitHubServer;
 use crate::gitlab_server::GitLabServer;
+
+/// The variables of a seeded gitaly migration, every one given.
+pub fn gitaly_vars() -> BTreeMap<String, String> {
+    [
+        ("feature_flag", "GITALY_FIND_COMMIT"),
+        ("grpc_service", "CommitService"),
+        ("grpc_method", "FindCommit"),
+        ("gitaly_version", "v1.2.3"),
+        ("gitlab_version", "v11.4"),
+        ("release_interval", "30d"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// The body of gitaly-migration tracking issue `number` as `start` writes it (the template
+/// rendered with `vars`, then the marker), for seeding a server without requests.
+pub fn gitaly_body(catalog: &Catalog, number: u64, vars: BTreeMap<String, String>) -> String {
+    let me = IssueRef {
+        number: number.to_string(),
+        ..Default::default()
+    };
+    let cx = Context {
+        vars: &vars,
+        migration: Some(me.clone()),
+        parent: None,
+        issue: Some(me),
+        now: Utc::now(),
+    };
+    let rendered = catalog
+        .renderer
+        .render("gitaly-migration", &cx.to_value())
+        .expect("the gitaly-migration template renders");
+    IssueMarker {
+        workflow: Some("gitaly-migration".into()),
+        vars,
+        ..Default::default()
+    }
+    .append_to(&rendered.body)
+}
 
 pub trait Api {
     fn url(&self) -> &str;

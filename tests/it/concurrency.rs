@@ -112,13 +112,9 @@ fn assert_all_in_acceptance_testing(s: &Shepherd, numbers: &[u64]) {
     }
 }
 
-fn race(trials: usize) {
-    race_with(Some(None), trials)
-}
-
-/// `shared`: `Some(url)` for every run on one Store at `url` (`None`: the default SQLite
-/// file beside the tracker); `None` for a Store of each run's own.
-fn race_with(shared: Option<Option<String>>, trials: usize) {
+/// Four reconciles at once on every trial, all on the Store at `state` (`None`: the
+/// default SQLite file beside the tracker).
+fn race(state: Option<String>, trials: usize) {
     let (_s, baseline, numbers) = ready_to_open_children();
     let mut skipped_or_lost = 0;
     for trial in 0..trials {
@@ -126,22 +122,7 @@ fn race_with(shared: Option<Option<String>>, trials: usize) {
         std::fs::write(s.db(), &baseline).expect("copy");
         let dir = s.dir.path();
         let runs: Vec<Child> = (0..4)
-            .map(|i| {
-                let state = match &shared {
-                    Some(url) => url.clone(),
-                    None => Some(format!(
-                        "sqlite:{}",
-                        dir.join(format!("state-{i}.db")).display()
-                    )),
-                };
-                spawn(
-                    dir,
-                    state.as_deref(),
-                    // The wall clock: a transition another run recorded a moment ago is
-                    // told from one a crash left behind by its age.
-                    &["reconcile", "--format", "json"],
-                )
-            })
+            .map(|_| spawn(dir, state.as_deref(), &["reconcile", "--format", "json"]))
             .collect();
         for run in runs {
             let out = run.wait_with_output().expect("reconcile ends");
@@ -168,7 +149,7 @@ fn race_with(shared: Option<Option<String>>, trials: usize) {
 
 #[test]
 fn four_reconciles_sharing_a_store_make_no_duplicates() {
-    race(6);
+    race(None, 6);
 }
 
 #[test]
@@ -177,7 +158,7 @@ fn four_reconciles_sharing_a_postgres_store_make_no_duplicates() {
     let Some(db) = crate::pg::TestDb::create() else {
         return;
     };
-    race_with(Some(Some(db.url().to_string())), 3);
+    race(Some(db.url().to_string()), 3);
 }
 
 #[test]

@@ -8,10 +8,8 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use chrono::Utc;
 use shepherd::catalog::Sources;
 use shepherd::core::marker::{IssueMarker, TransitionMarker};
-use shepherd::render::{Context, IssueRef};
 
 use crate::api::Api;
 use crate::github_server::GitHubServer;
@@ -23,38 +21,8 @@ const MIGRATIONS: usize = 4;
 /// Seeds `MIGRATIONS` gitaly migrations in Ready for Testing with every box ticked.
 fn seed(server: &impl Api) -> Vec<u64> {
     let catalog = Sources::builtin().load().expect("shipped workflows load");
-    let vars: BTreeMap<String, String> = [
-        ("feature_flag", "GITALY_FIND_COMMIT"),
-        ("grpc_service", "CommitService"),
-        ("grpc_method", "FindCommit"),
-        ("gitaly_version", "v1.2.3"),
-        ("gitlab_version", "v11.4"),
-        ("release_interval", "30d"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let me = IssueRef {
-        number: "1".into(),
-        ..Default::default()
-    };
-    let cx = Context {
-        vars: &vars,
-        migration: Some(me.clone()),
-        parent: None,
-        issue: Some(me),
-        now: Utc::now(),
-    };
-    let rendered = catalog
-        .renderer
-        .render("gitaly-migration", &cx.to_value())
-        .expect("renders");
-    let body = IssueMarker {
-        workflow: Some("gitaly-migration".into()),
-        vars,
-        ..Default::default()
-    }
-    .append_to(&rendered.body.replace("- [ ] ", "- [x] "));
+    let body =
+        crate::api::gitaly_body(&catalog, 1, crate::api::gitaly_vars()).replace("- [ ] ", "- [x] ");
     (0..MIGRATIONS)
         .map(|i| {
             server.seed_issue(
@@ -174,24 +142,29 @@ fn github_target() -> Target<'static> {
     }
 }
 
-#[test]
-fn four_reconciles_on_gitlab_make_no_duplicates() {
+/// Three trials with one Store for all four runs, three with a Store each.
+fn races<S: Api>(start: impl Fn() -> S, target: Target) {
     for shared in [true, false] {
         for _trial in 0..3 {
-            let server = GitLabServer::start(&[("bot-token", "shepherd-bot")]);
-            race(&server, &gitlab_target(), shared);
+            race(&start(), &target, shared);
         }
     }
 }
 
 #[test]
+fn four_reconciles_on_gitlab_make_no_duplicates() {
+    races(
+        || GitLabServer::start(&[("bot-token", "shepherd-bot")]),
+        gitlab_target(),
+    );
+}
+
+#[test]
 fn four_reconciles_on_github_make_no_duplicates() {
-    for shared in [true, false] {
-        for _trial in 0..3 {
-            let server = GitHubServer::start(&[("bot-token", "shepherd-bot")]);
-            race(&server, &github_target(), shared);
-        }
-    }
+    races(
+        || GitHubServer::start(&[("bot-token", "shepherd-bot")]),
+        github_target(),
+    );
 }
 
 #[test]
