@@ -155,6 +155,7 @@ fn main() {
                     issue,
                     vars: vars.clone(),
                     label_events,
+                    history_unread: false,
                     transitions,
                     children,
                 },

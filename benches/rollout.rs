@@ -302,7 +302,7 @@ struct Plan {
     entering: Vec<usize>,
 }
 
-/// Seeds `n` migrations spread over `SPREAD` (every other Migration Analysis one with
+/// Seeds `n` migrations, opened two minutes apart, spread over `SPREAD` (every other Migration Analysis one with
 /// `existing-rpc`; half of the Opt-In and Opt-Out ones with their section done, waiting
 /// for their soak) into each server, identically.
 fn seed(servers: [&impl Api; 2], catalog: &Catalog, n: usize) -> Plan {
@@ -323,6 +323,9 @@ fn seed(servers: [&impl Api; 2], catalog: &Catalog, n: usize) -> Plan {
         for server in servers {
             let number = server.seed_issue(&format!("migration {i}"), &body, &labels);
             assert_eq!(number, i as u64 + 1, "both servers number alike");
+            // Opened one every two minutes, the newest just now: migrations are not all
+            // made in the same millisecond (a soak of a release is not reached).
+            server.backdate(number, chrono::Duration::minutes(2 * (n - i) as i64));
         }
     }
     Plan {

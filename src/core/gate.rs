@@ -65,6 +65,10 @@ pub fn evaluate(gate: &Gate, cx: &Context) -> GateOutcome {
             Some(c) => completed(c, stage.as_deref()),
             None => no_child(child),
         },
+        Gate::MinDuration(_) if cx.snapshot.history_unread => outcome(
+            true,
+            "soak not checked yet: the label history is read once the other gates hold".into(),
+        ),
         Gate::MinDuration(spec) => {
             let need = match spec {
                 DurationSpec::Fixed(d) => *d,
@@ -101,6 +105,14 @@ pub fn evaluate(gate: &Gate, cx: &Context) -> GateOutcome {
                     ),
                 )
             }
+        }
+        Gate::Approval { label, .. }
+            if cx.snapshot.history_unread && cx.labels.iter().any(|l| l == label) =>
+        {
+            outcome(
+                true,
+                format!("~\"{label}\" is set; who set it is checked once the other gates hold"),
+            )
         }
         Gate::Approval { label, by, count } => {
             approval(label, by, *count, cx.labels, &cx.snapshot.label_events)
@@ -333,6 +345,7 @@ mod tests {
                 ("bad".to_string(), "soon".to_string()),
             ]),
             label_events: events,
+            history_unread: false,
             transitions: Vec::new(),
             children: vec![
                 Child {
@@ -552,6 +565,55 @@ mod tests {
                 "{yaml}: {:?} lacks {detail:?}",
                 out.detail
             );
+        }
+    }
+
+    /// Without the label history, soaks and approvals hold (an upper bound, so a plan that
+    /// moves nothing needs no history), but nothing the issue itself shows is assumed: an
+    /// approval label that is not set, an unticked checklist.
+    #[test]
+    fn unread_history_is_an_upper_bound() {
+        let cases: &[(&str, &[&str], bool, &str)] = &[
+            ("{min_duration: 2h}", &[], true, "soak not checked yet"),
+            (
+                "{approval: {label: lgtm, by: [bob]}}",
+                &["lgtm"],
+                true,
+                "who set it",
+            ),
+            (
+                "{approval: {label: lgtm, by: [bob]}}",
+                &[],
+                false,
+                "waits for approval",
+            ),
+            (
+                "{all: [{min_duration: 2h}, {checklist: {section: proposal}}]}",
+                &[],
+                false,
+                "2/3 items",
+            ),
+            (
+                "{any: [{min_duration: 2h}, {label: never}]}",
+                &[],
+                true,
+                "soak not checked",
+            ),
+        ];
+        for (yaml, labels, passed, detail) in cases {
+            let mut snap = snapshot(labels, Vec::new());
+            snap.history_unread = true;
+            let labels: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
+            let cx = Context {
+                snapshot: &snap,
+                labels: &labels,
+                entered_at: t(0),
+                now: t(1),
+                vars: &snap.vars,
+            };
+            let out = evaluate(&gate(yaml), &cx);
+            assert_eq!(out.passed, *passed, "{yaml}: {}", out.detail);
+            assert!(out.detail.contains(detail), "{yaml}: {:?}", out.detail);
         }
     }
 }

@@ -522,6 +522,7 @@ stages:
                     at: t(0),
                 })
                 .collect(),
+            history_unread: false,
             transitions: transitions
                 .iter()
                 .enumerate()

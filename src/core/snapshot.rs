@@ -63,6 +63,11 @@ pub struct Snapshot {
     pub vars: BTreeMap<String, String>,
     /// Label history of the tracking issue, oldest first.
     pub label_events: Vec<LabelEvent>,
+    /// The label history was not read (it costs a request): the gates that need it — soak
+    /// times and who approved — are taken as holding. A plan made so can only move too
+    /// far, never too little, so a plan that moves nothing needs no history; one that moves
+    /// is made again with it.
+    pub history_unread: bool,
     /// Transitions from the audit comments, by sequence number.
     pub transitions: Vec<TransitionRecord>,
     pub children: Vec<Child>,

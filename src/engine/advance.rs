@@ -74,8 +74,13 @@ impl<'a> Engine<'a> {
                 labels,
             })
             .await?;
-        self.fill_pending_ref(&issue, false).await?;
-        let advanced = self.advance(issue.number, false).await?;
+        let issue = self.fill_pending_ref(&issue, false).await?;
+        let advanced = self
+            .advance_new(Migration {
+                issue: issue.clone(),
+                marker,
+            })
+            .await?;
         Ok(Started {
             number: issue.number,
             url: issue.url,
@@ -88,13 +93,29 @@ impl<'a> Engine<'a> {
     pub async fn advance(&self, number: u64, dry_run: bool) -> Result<Advanced> {
         if dry_run {
             let index = self.local_index(number).await?;
-            return self.advance_in(number, &index, true, None).await;
+            return self.advance_in(number, &index, true, None, false).await;
         }
         self.with_lease(number, async {
             let index = self.local_index(number).await?;
-            self.advance_in(number, &index, false, None).await
+            self.advance_in(number, &index, false, None, false).await
         })
         .await
+    }
+
+    /// Enters the first stage of an issue this run has just made, under its lease: the
+    /// issue as made is all there is to read.
+    pub(crate) fn advance_new<'s>(
+        &'s self,
+        m: Migration,
+    ) -> Pin<Box<dyn Future<Output = Result<Advanced>> + Send + 's>> {
+        Box::pin(async move {
+            let number = m.issue.number;
+            self.with_lease(number, async {
+                self.advance_in(number, &[m], false, Some(Vec::new()), true)
+                    .await
+            })
+            .await
+        })
     }
 
     pub(crate) fn advance_boxed<'s>(
@@ -107,13 +128,15 @@ impl<'a> Engine<'a> {
 
     /// Plans and (unless `dry_run`) applies, as far as the gates allow. The caller holds
     /// the lease when not `dry_run`. `events` is label history an earlier look of this
-    /// advance already read.
+    /// advance already read; `new_issue` says this run has just made the issue, so it has
+    /// no comments to read yet.
     async fn advance_in(
         &self,
         number: u64,
         index: &[Migration],
         dry_run: bool,
         mut events: Option<Vec<LabelEvent>>,
+        mut new_issue: bool,
     ) -> Result<Advanced> {
         let mut fresh;
         let mut index = index;
@@ -132,18 +155,40 @@ impl<'a> Engine<'a> {
             };
             let kin = Kin::new(index);
             let kids = kin.children(number);
-            // First the cheap look: most migrations cannot move, and need no comments.
-            let (snapshot, _) = self
-                .snapshot(&m, workflow, kids, false, events.take())
-                .await?;
+            // First the cheap look: most migrations cannot move, and need no comments, nor
+            // label history unless the other gates hold.
+            let mut given = events.is_some();
+            let mut snapshot = match events.take() {
+                Some(events) => {
+                    self.snapshot(&m, workflow, kids, false, Some(events))
+                        .await?
+                        .0
+                }
+                None => self.glance(&m, workflow, kids).await?,
+            };
             let mut plan = machine::plan(workflow, &snapshot, self.now());
+            if snapshot.history_unread && !plan.transitions.is_empty() {
+                snapshot = self.snapshot(&m, workflow, kids, false, None).await?.0;
+                plan = machine::plan(workflow, &snapshot, self.now());
+                given = true;
+            }
             let mut comments = Vec::new();
             if !plan.transitions.is_empty() {
                 // Something may move: look at the whole history, which may hold a move an
-                // earlier run recorded and did not finish. Label history read by the
-                // cheap look is not read again.
-                let known = (!snapshot.label_events.is_empty()).then_some(snapshot.label_events);
-                let (snapshot, c) = self.snapshot(&m, workflow, kids, true, known).await?;
+                // earlier run recorded and did not finish. Label history is read once, and
+                // only when the gates of the stage the migration is in need it: a stage the plan enters starts its
+                // soak now, and an approval there is judged by the next look (a plan without
+                // that history can stop short, never go too far).
+                let known = Some(if given {
+                    snapshot.label_events
+                } else {
+                    Vec::new()
+                });
+                // Comments an issue made a moment ago by this run has none.
+                let read_comments = !std::mem::take(&mut new_issue);
+                let (snapshot, c) = self
+                    .snapshot(&m, workflow, kids, read_comments, known)
+                    .await?;
                 plan = machine::plan(workflow, &snapshot, self.now());
                 comments = c;
             }
@@ -163,7 +208,7 @@ impl<'a> Engine<'a> {
                 return Ok(left_alone(&m, workflow, plan, transitions, created, why));
             }
             let children_changed = !applied.created.is_empty();
-            created.extend(applied.created.iter().map(|(n, _)| *n));
+            created.extend(applied.created.iter().map(|(c, _)| c.number));
             let report = report_plan(number, workflow, plan, Vec::new());
             transitions.extend(report.transitions.iter().cloned());
             if !children_changed {
@@ -173,7 +218,19 @@ impl<'a> Engine<'a> {
                 report.created = created;
                 return Ok(report);
             }
-            fresh = self.local_index(number).await?;
+            // New children change what the gates see: look again, at the tracking issue as
+            // the move's response showed it.
+            fresh = match applied.issue {
+                Some(issue) => {
+                    let Some(marker) = IssueMarker::find(&issue.body) else {
+                        bail!("#{number} lost its shepherd marker");
+                    };
+                    let mut family = vec![Migration { issue, marker }];
+                    family.extend(self.children(number).await?);
+                    family
+                }
+                None => self.local_index(number).await?,
+            };
             index = &fresh;
         }
         bail!("#{number} keeps moving after several rounds: does its workflow loop?")
@@ -310,7 +367,7 @@ impl<'a> Engine<'a> {
     }
 
     /// One migration of a reconcile: a cheap look without the lease (most cannot move,
-    /// and it reads no comments), then, when something may move, the lease, a fresh read of
+    /// and it reads no comments, nor label history unless the other gates hold), then, when something may move, the lease, a fresh read of
     /// the tracking issue, and the whole advance — reusing the label history the look read
     /// while the issue is unchanged.
     async fn reconcile_one(
@@ -328,16 +385,23 @@ impl<'a> Engine<'a> {
         };
         if dry_run {
             return self
-                .advance_in(number, &family(m.clone()), true, None)
+                .advance_in(number, &family(m.clone()), true, None, false)
                 .await
                 .with_context(context);
         }
         let workflow = self.workflow_of(m).with_context(context)?;
-        let (snapshot, _) = self
-            .snapshot(m, workflow, kids, false, None)
-            .await
-            .with_context(context)?;
-        let plan = machine::plan(workflow, &snapshot, self.now());
+        // Cheapest first: without label history, soaks and approvals taken as holding.
+        let mut snapshot = self.glance(m, workflow, kids).await.with_context(context)?;
+        let mut plan = machine::plan(workflow, &snapshot, self.now());
+        let history_read = snapshot.history_unread && !plan.transitions.is_empty();
+        if history_read {
+            // The other gates hold: now the soak or the approval decides.
+            (snapshot, _) = self
+                .snapshot(m, workflow, kids, false, None)
+                .await
+                .with_context(context)?;
+            plan = machine::plan(workflow, &snapshot, self.now());
+        }
         let unstarted_children = kids.iter().any(|c| c.issue.open && self.unstarted(c));
         if plan.transitions.is_empty() && !unstarted_children {
             return Ok(report_plan(number, workflow, plan, Vec::new()));
@@ -345,15 +409,27 @@ impl<'a> Engine<'a> {
         let look = report_plan(number, workflow, plan, Vec::new());
         let events = snapshot.label_events;
         let work = async {
-            // Another process may have moved it since the list was read.
-            let issue = self.tracker.issue(number).await?;
-            let events =
-                (issue.updated_at == m.issue.updated_at && !events.is_empty()).then_some(events);
-            let Some(marker) = crate::core::marker::IssueMarker::find(&issue.body) else {
+            // Another process may have moved it since the list was read: where a move
+            // writes the whole label set, read it again first. Where labels move relative
+            // to what the issue carries, the list's copy does: a move another run made
+            // meanwhile shows in the comments read next, and is finished, not repeated.
+            let issue = if self.tracker.relative_label_edits() {
+                m.issue.clone()
+            } else {
+                self.tracker.issue(number).await?
+            };
+            let events = (issue.updated_at == m.issue.updated_at && history_read).then_some(events);
+            let Some(marker) = IssueMarker::find(&issue.body) else {
                 bail!("#{number} lost its shepherd marker");
             };
-            self.advance_in(number, &family(Migration { issue, marker }), false, events)
-                .await
+            self.advance_in(
+                number,
+                &family(Migration { issue, marker }),
+                false,
+                events,
+                false,
+            )
+            .await
         };
         match self.leased(number, std::time::Duration::ZERO, work).await {
             Ok(Leased::Done(a)) => Ok(a),

@@ -15,8 +15,9 @@ use crate::tracker::{Comment, Issue, IssueEdit, NewIssue, StateFilter};
 /// What applying a plan did.
 #[derive(Debug, Default)]
 pub(crate) struct Applied {
-    /// Child issues created, and whether each runs a workflow of its own.
-    pub created: Vec<(u64, bool)>,
+    /// Child issues created (as their creation and fill-in left them), and whether each
+    /// runs a workflow of its own.
+    pub created: Vec<(Issue, bool)>,
     /// The tracking issue as the last write's response showed it.
     pub issue: Option<Issue>,
     /// Another run recorded the same transition first: this run deleted its own audit
@@ -65,9 +66,17 @@ impl<'a> Engine<'a> {
                             TransitionMarker::find(&c.body).is_some_and(|x| x.seq == t.seq)
                         });
                         if !exists {
+                            // The stage's on_enter comments ride along, each with its own
+                            // marker: one comment, and the Comment steps find them done.
+                            let mut along = Vec::new();
+                            for step in &t.steps {
+                                if let Step::Comment { index, text } = step {
+                                    along.push(self.on_enter_comment(m, &me, t, *index, text)?);
+                                }
+                            }
                             let mine = self
                                 .tracker
-                                .add_comment(number, &self.audit_comment(workflow, t))
+                                .add_comment(number, &self.audit_comment(workflow, t, &along))
                                 .await?;
                             match self.claim(number, t.seq, &mine).await? {
                                 Claim::Won(all) => {
@@ -107,22 +116,8 @@ impl<'a> Engine<'a> {
                             .iter()
                             .any(|c| marker::has_action_marker(&c.body, &mark))
                         {
-                            let cx = Context {
-                                vars: &m.marker.vars,
-                                migration: Some(me.clone()),
-                                parent: None,
-                                issue: Some(me.clone()),
-                                now: self.now(),
-                            };
-                            let text = self.catalog.renderer.render_text(
-                                &format!("a comment of stage {}", t.to),
-                                text,
-                                &cx.to_value(),
-                            )?;
-                            let posted = self
-                                .tracker
-                                .add_comment(number, &format!("{}\n\n{mark}", text.trim_end()))
-                                .await?;
+                            let text = self.on_enter_comment(m, &me, t, *i, text)?;
+                            let posted = self.tracker.add_comment(number, &text).await?;
                             comments.push(posted);
                         }
                     }
@@ -156,11 +151,20 @@ impl<'a> Engine<'a> {
             }
         }
         // A child that runs its own workflow enters its first stage right away.
+        // A new issue is known whole: no comments, no history, no children of its own.
         for (child, runs_workflow) in &applied.created {
             if *runs_workflow {
-                self.advance_boxed(*child, false)
+                let n = child.number;
+                let Some(marker) = IssueMarker::find(&child.body) else {
+                    anyhow::bail!("child #{n} was made without its marker");
+                };
+                let known = Migration {
+                    issue: child.clone(),
+                    marker,
+                };
+                self.advance_new(known)
                     .await
-                    .with_context(|| format!("starting child #{child}"))?;
+                    .with_context(|| format!("starting child #{n}"))?;
             }
         }
         Ok(applied)
@@ -214,7 +218,7 @@ impl<'a> Engine<'a> {
         seq: u64,
         claimed: bool,
         since: Option<DateTime<Utc>>,
-    ) -> Result<Option<u64>> {
+    ) -> Result<Option<Issue>> {
         let number = m.issue.number;
         let workflow = child_workflow
             .map(|w| self.catalog.workflow(w))
@@ -294,20 +298,20 @@ impl<'a> Engine<'a> {
                 labels,
             })
             .await?;
-        self.fill_pending_ref(&issue, false).await?;
+        let issue = self.fill_pending_ref(&issue, false).await?;
         self.tracker.link(number, issue.number).await?;
-        Ok(Some(issue.number))
+        Ok(Some(issue))
     }
 
     /// Fills in a new issue's own number and URL where its body still waits for them.
     /// Only the placeholders change: with `reread` (any time but right after creating
     /// it, when the creation's response is the newest copy) the body is read again right
     /// before writing, so an edit a person made in between is kept.
-    pub(crate) async fn fill_pending_ref(&self, issue: &Issue, reread: bool) -> Result<()> {
+    pub(crate) async fn fill_pending_ref(&self, issue: &Issue, reread: bool) -> Result<Issue> {
         if !issue.body.contains(PENDING_REF) && !issue.body.contains(PENDING_URL) {
-            return Ok(());
+            return Ok(issue.clone());
         }
-        let current = if reread {
+        let mut current = if reread {
             self.tracker.issue(issue.number).await?
         } else {
             issue.clone()
@@ -318,11 +322,43 @@ impl<'a> Engine<'a> {
             .replace(PENDING_URL, &current.url);
         if body != current.body {
             self.tracker.update_body(current.number, &body).await?;
+            current.body = body;
         }
-        Ok(())
+        Ok(current)
     }
 
-    fn audit_comment(&self, workflow: &Workflow, t: &PlannedTransition) -> String {
+    /// The `index`th on_enter comment of transition `t`, rendered, with its marker.
+    fn on_enter_comment(
+        &self,
+        m: &Migration,
+        me: &IssueRef,
+        t: &PlannedTransition,
+        index: usize,
+        text: &str,
+    ) -> Result<String> {
+        let cx = Context {
+            vars: &m.marker.vars,
+            migration: Some(me.clone()),
+            parent: None,
+            issue: Some(me.clone()),
+            now: self.now(),
+        };
+        let text = self.catalog.renderer.render_text(
+            &format!("a comment of stage {}", t.to),
+            text,
+            &cx.to_value(),
+        )?;
+        let mark = marker::action_marker(t.seq, index);
+        Ok(format!("{}\n\n{mark}", text.trim_end()))
+    }
+
+    /// The audit comment of transition `t`, with the on_enter comments that ride along.
+    fn audit_comment(
+        &self,
+        workflow: &Workflow,
+        t: &PlannedTransition,
+        along: &[String],
+    ) -> String {
         let label = |id: &str| {
             workflow
                 .stage(id)
@@ -357,6 +393,10 @@ impl<'a> Engine<'a> {
             for g in &t.passed {
                 text.push_str(&format!("\n- ✅ {} — {}", g.description, g.detail));
             }
+        }
+        for comment in along {
+            text.push_str("\n\n");
+            text.push_str(comment);
         }
         let mark = TransitionMarker {
             seq: t.seq,

@@ -10,6 +10,26 @@ use crate::core::workflow::Workflow;
 use crate::tracker::Comment;
 
 impl<'a> Engine<'a> {
+    /// The cheapest look at a migration: no comments and, where the stage's gates would
+    /// need it, no label history either (`Snapshot::history_unread`): a plan made from it
+    /// that moves nothing is final; one that moves must look again with the history.
+    pub async fn glance(
+        &self,
+        m: &Migration,
+        workflow: &Workflow,
+        kids: &[&Migration],
+    ) -> Result<Snapshot> {
+        let needs = workflow
+            .stages_labelled(&m.issue.labels)
+            .first()
+            .is_some_and(|s| s.needs_label_history());
+        let (mut snapshot, _) = self
+            .snapshot(m, workflow, kids, false, Some(Vec::new()))
+            .await?;
+        snapshot.history_unread = needs;
+        Ok(snapshot)
+    }
+
     /// Builds the snapshot of a migration. `kids` are the children already known (from
     /// the index); the tracker is asked for more only when the current stage's gates look
     /// at a child they lack. Comments (the transitions) and label history cost a request
@@ -90,6 +110,7 @@ impl<'a> Engine<'a> {
             issue: m.issue.view(),
             vars: m.marker.vars.clone(),
             label_events,
+            history_unread: false,
             transitions,
             children,
         };

@@ -125,6 +125,10 @@ impl Tracker for CachedTracker<'_> {
         self.inner.now()
     }
 
+    fn relative_label_edits(&self) -> bool {
+        self.inner.relative_label_edits()
+    }
+
     async fn create_issue(&self, issue: &NewIssue) -> Result<Issue, TrackerError> {
         let created = self.inner.create_issue(issue).await?;
         self.saw(std::slice::from_ref(&created));

@@ -98,6 +98,14 @@ pub trait Tracker: Send + Sync {
         Utc::now()
     }
 
+    /// Whether `edit_issue` adds and removes labels relative to what the issue carries at
+    /// that moment (GitLab's `add_labels`/`remove_labels`), rather than writing the whole
+    /// set from `current`. A caller whose copy of the issue may be a little old needs no
+    /// fresh read before the move then: no label a person set in between is lost.
+    fn relative_label_edits(&self) -> bool {
+        false
+    }
+
     async fn create_issue(&self, issue: &NewIssue) -> Result<Issue, TrackerError>;
     async fn issue(&self, number: u64) -> Result<Issue, TrackerError>;
     /// Issues with every label of `labels`, newest first.

@@ -62,6 +62,9 @@ pub trait Api {
     fn label_names(&self, n: u64) -> Vec<String>;
     /// Creates an issue as a person would, without a request; returns its number.
     fn seed_issue(&self, title: &str, body: &str, labels: &[&str]) -> u64;
+    /// Moves one issue's times (and its comments' and label events') `d` into the past.
+    #[allow(dead_code)] // used by the benchmarks
+    fn backdate(&self, n: u64, d: chrono::Duration);
     fn requests(&self) -> usize;
     fn forget_requests(&self);
     fn latency(&self, d: Duration);
@@ -93,6 +96,9 @@ impl Api for GitLabServer {
     }
     fn seed_issue(&self, title: &str, body: &str, labels: &[&str]) -> u64 {
         self.seed(title, body, labels, "shepherd-bot")
+    }
+    fn backdate(&self, n: u64, d: chrono::Duration) {
+        GitLabServer::backdate(self, n, d)
     }
     fn requests(&self) -> usize {
         self.log().len()
@@ -143,6 +149,9 @@ impl Api for GitHubServer {
     }
     fn seed_issue(&self, title: &str, body: &str, labels: &[&str]) -> u64 {
         self.seed(title, body, labels, "shepherd-bot", false)
+    }
+    fn backdate(&self, n: u64, d: chrono::Duration) {
+        GitHubServer::backdate(self, n, d)
     }
     fn requests(&self) -> usize {
         self.log().len()

@@ -225,6 +225,17 @@ impl GitHubServer {
 
     /// Lets `d` pass for everything recorded so far.
     pub fn travel(&self, d: chrono::Duration) {
+        self.travel_some(None, d)
+    }
+
+    /// Lets `d` pass for one issue only: as if it had been opened and worked on earlier.
+    #[allow(dead_code)] // used by the benchmarks
+    pub fn backdate(&self, number: u64, d: chrono::Duration) {
+        self.travel_some(Some(number), d)
+    }
+
+    fn travel_some(&self, only: Option<u64>, d: chrono::Duration) {
+        let mine = |n: u64| only.is_none_or(|o| o == n);
         let mut data = self.shared.data.lock().unwrap();
         let shift = |v: &mut Value| {
             for key in ["created_at", "updated_at"] {
@@ -236,9 +247,18 @@ impl GitHubServer {
                 }
             }
         };
-        data.issues.values_mut().for_each(shift);
-        data.comments.iter_mut().for_each(|(_, c)| shift(c));
-        data.timeline.iter_mut().for_each(|(_, e)| shift(e));
+        data.issues
+            .iter_mut()
+            .filter(|(n, _)| mine(**n))
+            .for_each(|(_, i)| shift(i));
+        data.comments
+            .iter_mut()
+            .filter(|(n, _)| mine(*n))
+            .for_each(|(_, c)| shift(c));
+        data.timeline
+            .iter_mut()
+            .filter(|(n, _)| mine(*n))
+            .for_each(|(_, e)| shift(e));
     }
 }
 

@@ -178,6 +178,17 @@ impl GitLabServer {
     /// past, while the server keeps stamping new records with the real clock (which is
     /// the clock shepherd reads against a remote tracker).
     pub fn travel(&self, d: chrono::Duration) {
+        self.travel_some(None, d)
+    }
+
+    /// Lets `d` pass for one issue only: as if it had been opened and worked on earlier.
+    #[allow(dead_code)] // used by the benchmarks
+    pub fn backdate(&self, iid: u64, d: chrono::Duration) {
+        self.travel_some(Some(iid), d)
+    }
+
+    fn travel_some(&self, only: Option<u64>, d: chrono::Duration) {
+        let mine = |n: u64| only.is_none_or(|o| o == n);
         let mut data = self.shared.data.lock().unwrap();
         let shift = |v: &mut Value, key: &str| {
             if let Some(t) = v[key]
@@ -187,15 +198,21 @@ impl GitLabServer {
                 v[key] = time(t.with_timezone(&Utc) - d);
             }
         };
-        for issue in data.issues.values_mut() {
-            shift(issue, "created_at");
-            shift(issue, "updated_at");
+        for (n, issue) in data.issues.iter_mut() {
+            if mine(*n) {
+                shift(issue, "created_at");
+                shift(issue, "updated_at");
+            }
         }
-        for (_, note) in data.notes.iter_mut() {
-            shift(note, "created_at");
+        for (n, note) in data.notes.iter_mut() {
+            if mine(*n) {
+                shift(note, "created_at");
+            }
         }
-        for (_, event) in data.events.iter_mut() {
-            shift(event, "created_at");
+        for (n, event) in data.events.iter_mut() {
+            if mine(*n) {
+                shift(event, "created_at");
+            }
         }
     }
 

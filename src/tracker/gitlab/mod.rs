@@ -121,6 +121,10 @@ impl Tracker for GitLabTracker {
         format!("gitlab:{}", self.config.project)
     }
 
+    fn relative_label_edits(&self) -> bool {
+        true
+    }
+
     async fn create_issue(&self, new: &NewIssue) -> Result<Issue, TrackerError> {
         let endpoint = gl_issues::CreateIssue::builder()
             .project(self.project())
