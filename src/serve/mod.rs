@@ -119,7 +119,7 @@ impl Shared {
         self.ready.load(Ordering::Relaxed) && !self.degraded.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn set_ready(&self, ok: bool) {
+    pub fn set_ready(&self, ok: bool) {
         if ok {
             self.ready.store(true, Ordering::Relaxed);
         }
