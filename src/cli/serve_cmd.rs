@@ -79,8 +79,8 @@ fn secrets(insecure: bool) -> Result<Secrets> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let secret = var("SHEPHERD_WEBHOOK_SECRET");
     let signing = var("SHEPHERD_WEBHOOK_SIGNING_TOKEN");
-    let secrets =
-        Secrets::new(secret.as_deref(), signing.as_deref(), insecure).map_err(anyhow::Error::msg)?;
+    let secrets = Secrets::new(secret.as_deref(), signing.as_deref(), insecure)
+        .map_err(anyhow::Error::msg)?;
     if !secrets.configured() {
         if !insecure {
             bail!(

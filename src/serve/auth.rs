@@ -54,7 +54,9 @@ impl Secrets {
         signing_token: Option<&str>,
         insecure: bool,
     ) -> Result<Secrets, String> {
-        let secret = secret.filter(|s| !s.is_empty()).map(|s| s.as_bytes().to_vec());
+        let secret = secret
+            .filter(|s| !s.is_empty())
+            .map(|s| s.as_bytes().to_vec());
         let signing_key = match signing_token.filter(|s| !s.is_empty()) {
             None => None,
             Some(token) => Some(decode_signing_token(token)?),
@@ -164,7 +166,8 @@ fn standard_webhook(key: &[u8], headers: &HeaderMap, body: &[u8], now: i64) -> R
 /// The key of a `whsec_<base64>` signing token.
 fn decode_signing_token(token: &str) -> Result<Vec<u8>, String> {
     let encoded = token.strip_prefix("whsec_").ok_or_else(|| {
-        "SHEPHERD_WEBHOOK_SIGNING_TOKEN must start with `whsec_` (GitLab's signing token)".to_string()
+        "SHEPHERD_WEBHOOK_SIGNING_TOKEN must start with `whsec_` (GitLab's signing token)"
+            .to_string()
     })?;
     base64::engine::general_purpose::STANDARD
         .decode(encoded)
@@ -176,7 +179,7 @@ fn decode_signing_token(token: &str) -> Result<Vec<u8>, String> {
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())

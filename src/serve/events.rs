@@ -213,9 +213,16 @@ mod tests {
 
     #[test]
     fn gitlab_kinds_and_missing_fields() {
-        let issue = json!({"object_kind": "issue", "object_attributes": {"iid": 4, "description": "x"}});
+        let issue =
+            json!({"object_kind": "issue", "object_attributes": {"iid": 4, "description": "x"}});
         let m = gitlab(None, issue.to_string().as_bytes()).unwrap();
-        assert_eq!(m.issues, [Mentioned { number: 4, marker: None }]);
+        assert_eq!(
+            m.issues,
+            [Mentioned {
+                number: 4,
+                marker: None
+            }]
+        );
         let broken = json!({"object_kind": "issue", "object_attributes": {}});
         assert_eq!(
             gitlab(None, broken.to_string().as_bytes()),

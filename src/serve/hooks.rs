@@ -52,7 +52,11 @@ pub(super) async fn github(
         return unauthorized(&shared, "github");
     }
     let Some(kind) = header(&headers, "x-github-event") else {
-        return malformed(&shared, "github", "missing the X-GitHub-Event header".into());
+        return malformed(
+            &shared,
+            "github",
+            "missing the X-GitHub-Event header".into(),
+        );
     };
     if kind == "ping" {
         shared.metrics.delivery("github", "ping");
@@ -77,7 +81,11 @@ async fn accept(
 ) -> Response {
     let Some(tracker) = tracker_for(&shared.trackers, source, mentions.project.as_deref()) else {
         shared.metrics.delivery(source, "ignored");
-        return (StatusCode::ACCEPTED, "no tracker here serves that project\n").into_response();
+        return (
+            StatusCode::ACCEPTED,
+            "no tracker here serves that project\n",
+        )
+            .into_response();
     };
     let targets = targets(&shared.known(tracker), &mentions);
     if targets.is_empty() {
@@ -111,11 +119,7 @@ async fn accept(
     shared.wake.notify_one();
     shared.metrics.delivery(source, "queued");
     let list: Vec<String> = targets.iter().map(|n| format!("#{n}")).collect();
-    (
-        StatusCode::ACCEPTED,
-        format!("queued {}\n", list.join(" ")),
-    )
-        .into_response()
+    (StatusCode::ACCEPTED, format!("queued {}\n", list.join(" "))).into_response()
 }
 
 /// The served tracker a delivery from `source` about `project` is for: the one with

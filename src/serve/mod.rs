@@ -215,8 +215,8 @@ pub async fn run(
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let server = axum::serve(listener, app(shared.clone()))
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let server =
+        axum::serve(listener, app(shared.clone())).with_graceful_shutdown(stopped(stop_rx.clone()));
     let server = async { server.await.map_err(anyhow::Error::from) };
     let workers = worker::Workers::new(engines, &shared, config.concurrency);
     let signal = async {

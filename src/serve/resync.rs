@@ -91,7 +91,10 @@ async fn resync_all(engines: &[Engine<'_>], shared: &Shared, full: bool) -> bool
 pub(super) async fn resync(engine: &Engine<'_>, shared: &Shared, full: bool) -> Result<usize> {
     let tracker = engine.tracker.describe();
     if full {
-        shared.store.cache_clear(&format!("{tracker}|list:")).await?;
+        shared
+            .store
+            .cache_clear(&format!("{tracker}|list:"))
+            .await?;
     }
     let index = engine.index().await?;
     shared.set_known(&tracker, &index);

@@ -181,8 +181,12 @@ fn find_tracker<'t>(trackers: &'t [String], name: &str) -> Option<&'t String> {
         let first = found.next()?;
         found.next().is_none().then_some(first)
     };
-    by(&|t| t.split_once(':').is_some_and(|(kind, _)| kind == name))
-        .or_else(|| by(&|t| t.split_once(':').is_some_and(|(_, project)| project == name)))
+    by(&|t| t.split_once(':').is_some_and(|(kind, _)| kind == name)).or_else(|| {
+        by(&|t| {
+            t.split_once(':')
+                .is_some_and(|(_, project)| project == name)
+        })
+    })
 }
 
 fn not_found(why: &str) -> Response {

@@ -150,10 +150,7 @@ impl<'e, 'a> Workers<'e, 'a> {
         if let Ok(Some((holder, _))) = store.holder(key).await {
             if !holder.starts_with(&format!("{}/", engine.run_id)) {
                 let again = Utc::now() + chrono::Duration::seconds(BUSY_RETRY_SECONDS);
-                if let Err(e) = store
-                    .enqueue(key, again, "another shepherd holds it")
-                    .await
-                {
+                if let Err(e) = store.enqueue(key, again, "another shepherd holds it").await {
                     tracing::warn!(%key, "queueing again: {e}");
                 }
                 self.shared
@@ -238,7 +235,9 @@ impl<'e, 'a> Workers<'e, 'a> {
     async fn hand_back(&self, key: &str) {
         let store = self.shared.store.as_ref();
         // Queued again while taken, then done: the entry stays, free, due now.
-        let _ = store.enqueue(key, Utc::now(), "handed back at shutdown").await;
+        let _ = store
+            .enqueue(key, Utc::now(), "handed back at shutdown")
+            .await;
         let _ = store.done(key, &self.owner).await;
         if let Ok(Some((holder, _))) = store.holder(key).await {
             if holder.starts_with(&format!("{}/", self.owner)) {

@@ -181,7 +181,11 @@ fn health_dashboard_api_metrics_and_unknown_paths() {
     let rig = rig(secrets(), false);
     assert_eq!(rig.get("/healthz"), (StatusCode::OK, "ok\n".into()));
     let (status, _) = rig.get("/readyz");
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "not ready before a resync");
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not ready before a resync"
+    );
     let (status, page) = rig.get("/");
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("http-equiv=\"refresh\""), "{page}");
@@ -214,8 +218,14 @@ fn health_dashboard_api_metrics_and_unknown_paths() {
     // The tracker as it describes itself, slashes and all.
     let (status, _) = rig.get(&format!("/api/migrations/{}/%23{}", rig.local, rig.number));
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(rig.get("/api/migrations/local/999").0, StatusCode::NOT_FOUND);
-    assert_eq!(rig.get("/api/migrations/nowhere/1").0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        rig.get("/api/migrations/local/999").0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        rig.get("/api/migrations/nowhere/1").0,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(rig.get("/api/migrations/local/x").0, StatusCode::NOT_FOUND);
     assert_eq!(rig.get("/api/migrations/1").0, StatusCode::NOT_FOUND);
     // Several trackers: the reports of each, or one by name.
@@ -324,8 +334,12 @@ fn gitlab_hooks_are_checked_before_reading_and_queue_the_migration_once() {
     let mut push_headers = good.clone();
     push_headers[1] = ("x-gitlab-event", "Push Hook");
     assert_eq!(
-        rig.post("/hooks/gitlab", &push_headers, push.to_string().into_bytes())
-            .0,
+        rig.post(
+            "/hooks/gitlab",
+            &push_headers,
+            push.to_string().into_bytes()
+        )
+        .0,
         StatusCode::ACCEPTED
     );
     assert!(rig.queued().is_empty());
@@ -344,8 +358,12 @@ fn gitlab_hooks_are_checked_before_reading_and_queue_the_migration_once() {
     let mut note_headers = gitlab_headers(SECRET, "u-2");
     note_headers[1] = ("x-gitlab-event", "Note Hook");
     assert_eq!(
-        rig.post("/hooks/gitlab", &note_headers, note.to_string().into_bytes())
-            .0,
+        rig.post(
+            "/hooks/gitlab",
+            &note_headers,
+            note.to_string().into_bytes()
+        )
+        .0,
         StatusCode::ACCEPTED
     );
     // A merge request that closes the migration's issue.
@@ -448,7 +466,10 @@ fn gitlab_signing_token_standard_webhooks() {
         send("msg_1", later, &standard_signature("msg_1", later, &body)),
         StatusCode::OK
     );
-    assert!(rig.queued().is_empty(), "a replayed webhook-id is not queued");
+    assert!(
+        rig.queued().is_empty(),
+        "a replayed webhook-id is not queued"
+    );
 }
 
 #[test]
@@ -711,7 +732,11 @@ impl Service {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status.code();
             }
-            assert!(Instant::now() < deadline, "serve did not stop:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "serve did not stop:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -726,7 +751,13 @@ impl Drop for Service {
 
 /// One HTTP/1.1 request on a fresh connection; the status and the body. A connection
 /// that fails counts as status 0.
-fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
     let Ok(mut stream) = TcpStream::connect(addr) else {
         return (0, String::new());
     };
@@ -845,8 +876,7 @@ fn serve_moves_a_gitlab_migration_when_its_webhook_arrives() {
     // The dashboard follows.
     service.wait_for("the dashboard to follow", || {
         let (_, text) = service.get(&format!("/api/migrations/gitlab/{n}"));
-        serde_json::from_str::<Value>(&text)
-            .is_ok_and(|v| v["stage"] == "migration-analysis")
+        serde_json::from_str::<Value>(&text).is_ok_and(|v| v["stage"] == "migration-analysis")
     });
     let (status, page) = service.get("/");
     assert_eq!(status, 200);
@@ -878,14 +908,18 @@ fn serve_catches_a_change_no_webhook_announced_on_the_local_tracker() {
         &[],
     );
     assert!(
-        service.log().contains("WARNING: --insecure-no-webhook-secret"),
+        service
+            .log()
+            .contains("WARNING: --insecure-no-webhook-secret"),
         "{}",
         service.log()
     );
     let mut service = service;
     s.tick_section(n, None, "Selection", T0);
     service.wait_for("the resync to move it", || {
-        s.issue(n).labels.contains(&"Migration Analysis".to_string())
+        s.issue(n)
+            .labels
+            .contains(&"Migration Analysis".to_string())
     });
     assert_eq!(service.terminate(), Some(0));
     assert!(no_lease_left(&s, n), "no lease left behind");
@@ -914,7 +948,10 @@ fn serve_refuses_to_start_without_a_secret() {
     assert_eq!(bad.status.code(), Some(1));
     let err = crate::support::stderr(&bad);
     assert!(err.contains("whsec_"), "{err}");
-    assert!(!err.contains("not-a-whsec-token-xyz"), "the token is never printed: {err}");
+    assert!(
+        !err.contains("not-a-whsec-token-xyz"),
+        "the token is never printed: {err}"
+    );
     let usage = s.run(&["serve", "--resync", "soon"]);
     assert_eq!(usage.status.code(), Some(2));
 }
