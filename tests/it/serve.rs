@@ -955,3 +955,119 @@ fn serve_refuses_to_start_without_a_secret() {
     let usage = s.run(&["serve", "--resync", "soon"]);
     assert_eq!(usage.status.code(), Some(2));
 }
+
+#[test]
+fn a_failing_migration_backs_off_while_another_moves() {
+    let lab = Remote::new(
+        GitLabServer::start(&[(BOT, "shepherd-bot")]),
+        &format!("gitlab:{PROJECT}"),
+        "--gitlab-url",
+        "GITLAB_TOKEN",
+        BOT,
+    );
+    let (a, b) = (lab.start(), lab.start());
+    let dir = tempfile::tempdir().unwrap();
+    let state = format!("sqlite:{}", dir.path().join("state.db").display());
+    let tracker = format!("gitlab:{PROJECT}");
+    let mut service = Service::start(
+        dir.path(),
+        &[
+            "--tracker",
+            &tracker,
+            "--gitlab-url",
+            lab.server.url(),
+            "--state",
+            &state,
+        ],
+        &[("GITLAB_TOKEN", BOT), ("SHEPHERD_WEBHOOK_SECRET", SECRET)],
+    );
+    lab.tick_section(a, "Selection");
+    lab.tick_section(b, "Selection");
+    // Reading #a fails from now on (404 is not retried).
+    lab.server.fail(crate::gitlab_server::Fault::status(
+        "GET",
+        &format!("/issues/{a}"),
+        404,
+        None,
+        1000,
+    ));
+    for (n, uuid) in [(a, "fail-a"), (b, "fail-b")] {
+        let body = gitlab_issue_hook(n, &lab.server.body(n), PROJECT);
+        let (status, text) = service.post("/hooks/gitlab", &gitlab_headers(SECRET, uuid), &body);
+        assert_eq!(status, 202, "{text}");
+    }
+    service.wait_for("#b to move", || {
+        lab.labels(b).contains(&"Migration Analysis".to_string())
+    });
+    service.wait_for("#a to be shown failing", || {
+        let (_, metrics) = service.get("/metrics");
+        sample(&metrics, "shepherd_failing_migrations") == Some(1.0)
+            && sample(
+                &metrics,
+                &format!("shepherd_advances_total{{tracker=\"{tracker}\",result=\"failed\"}}"),
+            )
+            .is_some()
+    });
+    assert!(lab.labels(a).contains(&"Selection".to_string()));
+    // Its retry waits for the backoff: it is queued, a minute or more from now.
+    let (_, metrics) = service.get("/metrics");
+    assert_eq!(
+        sample(&metrics, "shepherd_queue_depth"),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "shepherd_queue_age_seconds"),
+        Some(0.0),
+        "{metrics}"
+    );
+    service.wait_for("the dashboard to show #a failing", || {
+        let (_, text) = service.get(&format!("/api/migrations/gitlab/{a}"));
+        serde_json::from_str::<Value>(&text).is_ok_and(|v| v["failing"].is_string())
+    });
+    assert_eq!(service.terminate(), Some(0));
+}
+
+#[test]
+fn a_soak_moves_on_its_timer() {
+    let s = Shepherd::new();
+    std::fs::create_dir_all(s.path("workflows")).unwrap();
+    std::fs::create_dir_all(s.path("templates")).unwrap();
+    std::fs::write(
+        s.path("workflows/soak-test.yaml"),
+        "name: soak-test\ndescription: A one-minute soak\ntracking:\n  template: soak-test\n  labels: [\"soak\"]\nstages:\n  - id: soaking\n    label: \"soak::soaking\"\n    gates:\n      - min_duration: 1m\n    next: done\n  - id: done\n    label: \"soak::done\"\n    terminal: true\n",
+    )
+    .unwrap();
+    std::fs::write(
+        s.path("templates/soak-test.md.hbs"),
+        "---\ntitle: \"A soak\"\nlabels: [\"soak\"]\n---\nNothing to tick: a minute passes.\n",
+    )
+    .unwrap();
+    // On the system clock (no --now): the soak ends a minute from now.
+    let started = s.json(&["start", "soak-test"]);
+    assert_eq!(started["stage"], "soaking");
+    let n = started["ref"].as_u64().unwrap();
+    let db = format!("local:{}", s.db().display());
+    // Resync every 10 minutes: only the timer can move it within the test.
+    let mut service = Service::start(
+        s.dir.path(),
+        &["--tracker", &db],
+        &[("SHEPHERD_WEBHOOK_SECRET", SECRET)],
+    );
+    let (_, metrics) = service.get("/metrics");
+    assert_eq!(
+        sample(&metrics, "shepherd_queue_depth"),
+        Some(1.0),
+        "queued for the end of the soak: {metrics}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(150);
+    while !s.issue(n).labels.contains(&"soak::done".to_string()) {
+        assert!(
+            Instant::now() < deadline,
+            "the soak did not end on its timer:\n{}",
+            service.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(service.terminate(), Some(0));
+}
