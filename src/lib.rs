@@ -7,5 +7,6 @@ pub mod core;
 pub mod engine;
 pub mod render;
 pub mod report_format;
+pub mod serve;
 pub mod store;
 pub mod tracker;

@@ -25,6 +25,8 @@ Environment:
   SHEPHERD_STATE       the state store, as --state
   GITLAB_TOKEN         token for gitlab:… trackers (read from the environment only, never printed)
   GITHUB_TOKEN         token for github:… trackers (likewise)
+  SHEPHERD_WEBHOOK_SECRET         serve: GitLab's secret token / GitHub's webhook secret
+  SHEPHERD_WEBHOOK_SIGNING_TOKEN  serve: GitLab's signing token (whsec_…)
   SHEPHERD_LOG         log filter for stderr, e.g. `warn`, `debug`, `shepherd=debug`
                        (tracing's EnvFilter syntax); if unset, RUST_LOG; if neither, no logs
   NO_COLOR             when set, logs carry no colour (neither do they when stderr is not
@@ -342,6 +344,24 @@ pub(super) enum Command {
     Clock {
         #[command(subcommand)]
         action: Option<ClockAction>,
+    },
+    /// Run the service: webhooks, workers, resync, dashboard, /metrics
+    #[command(
+        after_help = "Needs SHEPHERD_WEBHOOK_SECRET (GitLab secret token, GitHub webhook secret) or\nSHEPHERD_WEBHOOK_SIGNING_TOKEN (GitLab signing token, whsec_…), read from the environment.\n\nEndpoints: POST /hooks/gitlab, POST /hooks/github, GET / (dashboard), GET /api/migrations,\nGET /api/migrations/TRACKER/REF, GET /metrics, GET /healthz, GET /readyz.\n\nExamples:\n  SHEPHERD_WEBHOOK_SECRET=… shepherd --tracker gitlab:my-group/my-project serve\n  shepherd serve --listen 0.0.0.0:8080 --resync 5m --concurrency 16"
+    )]
+    Serve {
+        /// The address to listen on (port 0: any free port, printed at start)
+        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// Time between incremental resyncs, which catch missed webhooks (e.g. 10m, 30s)
+        #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = parse_std_duration)]
+        resync: std::time::Duration,
+        /// Time between full resyncs, which read every list whole again (e.g. 6h)
+        #[arg(long, default_value = "6h", value_name = "DURATION", value_parser = parse_std_duration)]
+        full_resync: std::time::Duration,
+        /// Accept webhooks without any secret (only on a trusted network; printed loudly)
+        #[arg(long)]
+        insecure_no_webhook_secret: bool,
     },
     /// Print the man page (roff) on standard output
     #[command(

@@ -12,6 +12,7 @@ mod logging;
 mod output;
 mod progress;
 mod report_cmd;
+mod serve_cmd;
 mod tracked;
 mod values;
 
@@ -85,6 +86,20 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
             vars_file,
         } => render_cmd(&session, &template, &vars, vars_file.as_deref()),
         Command::Clock { action } => clock_cmd::clock(&session, action),
+        Command::Serve {
+            listen,
+            resync,
+            full_resync,
+            insecure_no_webhook_secret,
+        } => {
+            let args = serve_cmd::ServeArgs {
+                listen,
+                resync,
+                full_resync,
+                insecure: insecure_no_webhook_secret,
+            };
+            serve_cmd::serve(&session, args).await
+        }
         command => tracked(&session, command).await,
     }
 }

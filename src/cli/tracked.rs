@@ -314,6 +314,7 @@ pub(super) async fn tracked(session: &Session, command: Command) -> Result<ExitC
         | Command::Render { .. }
         | Command::Completions { .. }
         | Command::Clock { .. }
+        | Command::Serve { .. }
         | Command::Man => unreachable!("handled before opening a tracker"),
     }
 }

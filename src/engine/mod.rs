@@ -12,6 +12,7 @@
 
 mod advance;
 mod apply;
+pub mod due;
 pub mod lease;
 mod person;
 mod snapshot;

@@ -20,6 +20,7 @@ mod remote;
 mod remote_race;
 mod render;
 mod report;
+mod serve;
 mod store;
 mod support;
 mod test_server;

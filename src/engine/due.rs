@@ -1,0 +1,148 @@
+//! When a migration is next worth advancing: a look without the lease (the cheap first
+//! look of `reconcile`, no comments read) says whether it may move now, and, for a stage
+//! with a soak (`min_duration`) gate, when that gate will hold. The service queues the
+//! migration for that moment, so a 2h soak moves at 2h, not at the next resync.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+
+use super::{Engine, Kin, Migration};
+use crate::core::duration;
+use crate::core::machine;
+use crate::core::workflow::{DurationSpec, Gate, Stage};
+
+/// What a look at one migration found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Look {
+    pub number: u64,
+    /// Something may move now: the plan has a transition, or a child waits for its first
+    /// stage.
+    pub may_move: bool,
+    /// The earliest time after now (the tracker's clock) at which a soak gate of the
+    /// migration's stage will hold.
+    pub due: Option<DateTime<Utc>>,
+}
+
+impl Engine<'_> {
+    /// Looks at the open migrations of `index` that run a workflow (all of them, or only
+    /// those in `only`), children seen through the index, without leases or comments.
+    pub async fn looks(&self, index: &[Migration], only: Option<&[u64]>) -> Result<Vec<Look>> {
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        let kin = Kin::new(index);
+        let kin = &kin;
+        let wanted: Vec<&Migration> = index
+            .iter()
+            .filter(|m| m.issue.open && m.marker.workflow.is_some())
+            .filter(|m| only.is_none_or(|o| o.contains(&m.issue.number)))
+            .collect();
+        stream::iter(wanted)
+            .map(|m| async move { self.look(m, kin.children(m.issue.number)).await })
+            .buffer_unordered(self.concurrency.max(1))
+            .try_collect()
+            .await
+    }
+
+    async fn look(&self, m: &Migration, kids: &[&Migration]) -> Result<Look> {
+        let number = m.issue.number;
+        let workflow = self.workflow_of(m)?;
+        let (snapshot, _) = self.snapshot(m, workflow, kids, false, None).await?;
+        let now = self.now();
+        let plan = machine::plan(workflow, &snapshot, now);
+        let unstarted_child = kids.iter().any(|c| {
+            c.issue.open
+                && c.marker
+                    .workflow
+                    .as_deref()
+                    .and_then(|w| self.catalog.workflows.get(w))
+                    .is_some_and(|w| w.stages_labelled(&c.issue.labels).is_empty())
+        });
+        let due = workflow
+            .stages_labelled(&m.issue.labels)
+            .first()
+            .and_then(|stage| {
+                let entered = snapshot.entered_at(&stage.id, &stage.label);
+                soak_due(stage, &m.marker.vars, entered, now)
+            });
+        Ok(Look {
+            number,
+            may_move: !plan.transitions.is_empty() || unstarted_child,
+            due,
+        })
+    }
+}
+
+/// The earliest moment after `now` at which one of `stage`'s soak gates (its own gates,
+/// and those on its edges and exits) holds, for a stage entered at `entered_at`. `None`
+/// when no soak is still running. A soak whose variable is unset or unreadable has no due
+/// time (the gate reports why).
+pub fn soak_due(
+    stage: &Stage,
+    vars: &BTreeMap<String, String>,
+    entered_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let mut earliest: Option<DateTime<Utc>> = None;
+    for gate in stage.all_gates() {
+        gate.visit(&mut |g| {
+            let Gate::MinDuration(spec) = g else {
+                return;
+            };
+            let need = match spec {
+                DurationSpec::Fixed(d) => Some(*d),
+                DurationSpec::Variable { name, .. } => {
+                    vars.get(name).and_then(|t| duration::parse(t).ok())
+                }
+            };
+            let Some(at) = need.and_then(|d| entered_at.checked_add_signed(d)) else {
+                return;
+            };
+            if at > now && earliest.is_none_or(|e| at < e) {
+                earliest = Some(at);
+            }
+        });
+    }
+    earliest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::workflow::Edge;
+
+    fn stage(gates: Vec<Gate>, edge: Vec<Gate>) -> Stage {
+        Stage {
+            id: "soak".into(),
+            label: "soak".into(),
+            description: String::new(),
+            gates,
+            next: vec![Edge {
+                to: "done".into(),
+                when: edge,
+            }],
+            exits: Vec::new(),
+            terminal: false,
+            on_enter: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_earliest_running_soak_is_due() {
+        let t0: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        let h = chrono::Duration::hours;
+        let vars: BTreeMap<String, String> = [("wait".to_string(), "3h".to_string())].into();
+        let s = stage(
+            vec![Gate::MinDuration(DurationSpec::Fixed(h(2)))],
+            vec![Gate::Any(vec![Gate::MinDuration(DurationSpec::Variable {
+                name: "wait".into(),
+                default: None,
+            })])],
+        );
+        assert_eq!(soak_due(&s, &vars, t0, t0 + h(1)), Some(t0 + h(2)));
+        assert_eq!(soak_due(&s, &vars, t0, t0 + h(2)), Some(t0 + h(3)));
+        assert_eq!(soak_due(&s, &vars, t0, t0 + h(3)), None);
+        assert_eq!(soak_due(&s, &BTreeMap::new(), t0, t0 + h(2)), None);
+        assert_eq!(soak_due(&stage(vec![], vec![]), &vars, t0, t0), None);
+    }
+}

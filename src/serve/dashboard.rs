@@ -1,0 +1,144 @@
+//! The dashboard's copy of the report: after each resync and after work, the statuses
+//! of the open migrations are read (through the Store's cache: unchanged issues cost no
+//! request) and kept as a `Page` — the HTML report with a meta refresh, the report JSON,
+//! the stage counts — in memory for `/` and `/api`, and in the Store so that a restarted
+//! service shows the last page at once.
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::Shared;
+use crate::core::report;
+use crate::core::workflow::Workflow;
+use crate::engine::{Engine, Migration};
+use crate::report_format;
+use crate::store::Store;
+
+/// Migrations longer than this in a stage are marked stale, as `report` does by default.
+const STALE_AFTER_DAYS: i64 = 14;
+
+/// One tracker's report as the service shows it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Page {
+    /// The HTML report, reloading itself.
+    pub html: String,
+    /// The report as `report --format json` prints it (with `tracker`).
+    pub json: Value,
+    /// Open migrations by (workflow, stage).
+    pub counts: Vec<((String, String), i64)>,
+}
+
+impl Page {
+    /// The status of migration `number`, as `status REF --format json` prints it
+    /// (with its history).
+    pub fn status(&self, number: u64) -> Option<Value> {
+        self.json
+            .get("migrations")?
+            .as_array()?
+            .iter()
+            .find(|m| m.get("ref").and_then(Value::as_u64) == Some(number))
+            .cloned()
+    }
+}
+
+/// Reads the statuses of `index`'s open migrations and keeps them as `engine`'s page.
+pub async fn publish(engine: &Engine<'_>, shared: &Shared, index: &[Migration]) -> Result<()> {
+    let tracker = engine.tracker.describe();
+    let statuses = engine
+        .statuses(index, false, &report::Filter::default())
+        .await?;
+    let workflows: Vec<&Workflow> = engine.catalog.workflows.values().collect();
+    let mut counts: std::collections::BTreeMap<(String, String), i64> = Default::default();
+    for s in &statuses {
+        let stage = s.stage.clone().unwrap_or_else(|| "-".into());
+        *counts.entry((s.workflow.clone(), stage)).or_default() += 1;
+    }
+    let report = report::build(
+        engine.now(),
+        &workflows,
+        statuses,
+        chrono::Duration::days(STALE_AFTER_DAYS),
+    );
+    let mut json = serde_json::to_value(&report)?;
+    if let Some(map) = json.as_object_mut() {
+        map.insert("tracker".into(), tracker.clone().into());
+    }
+    let html = live_html(
+        &report_format::html(&report),
+        shared.page_refresh_seconds,
+        &shared.trackers,
+        &tracker,
+    );
+    let page = Page {
+        html,
+        json,
+        counts: counts.into_iter().collect(),
+    };
+    if let Ok(text) = serde_json::to_string(&page) {
+        let version = report.generated_at.to_rfc3339();
+        if let Err(e) = shared
+            .store
+            .cache_put(&cache_key(&tracker), &text, &version)
+            .await
+        {
+            tracing::warn!("keeping the dashboard in the Store: {e}");
+        }
+    }
+    shared.set_page(&tracker, page);
+    Ok(())
+}
+
+/// The page the last run kept in the Store for `tracker`.
+pub async fn load(store: &dyn Store, tracker: &str) -> Option<Page> {
+    let cached = store.cache_get(&cache_key(tracker)).await.ok()??;
+    serde_json::from_str(&cached.value).ok()
+}
+
+fn cache_key(tracker: &str) -> String {
+    format!("serve|page|{tracker}")
+}
+
+/// The report page with a meta refresh every `seconds`, and, when several trackers are
+/// served, links between their pages.
+pub fn live_html(report: &str, seconds: u64, trackers: &[String], current: &str) -> String {
+    let mut head = format!("<head>\n<meta http-equiv=\"refresh\" content=\"{seconds}\">\n");
+    let mut out = report.replacen("<head>\n", &head, 1);
+    if trackers.len() > 1 {
+        let links: Vec<String> = trackers
+            .iter()
+            .map(|t| {
+                let name = report_format::esc(t);
+                if t == current {
+                    format!("<strong>{name}</strong>")
+                } else {
+                    format!(
+                        "<a href=\"/?tracker={}\">{name}</a>",
+                        report_format::esc(&urlencode(t))
+                    )
+                }
+            })
+            .collect();
+        head = format!("<body>\n<nav>{}</nav>\n", links.join(" · "));
+        out = out.replacen("<body>\n", &head, 1);
+    }
+    out
+}
+
+/// The page shown before the first resync has finished.
+pub fn waiting_html(seconds: u64) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta http-equiv=\"refresh\" content=\"{seconds}\">\n<title>Migration report</title>\n</head>\n<body>\n<h1>Migration report</h1>\n<p>shepherd is reading the migrations; this page reloads itself.</p>\n</body>\n</html>\n"
+    )
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,130 @@
+//! The service's Prometheus series (`prometheus-client`), exposed at `/metrics` in the
+//! text format. Counters move as things happen; the queue and failure gauges are read from
+//! the Store at each scrape, so every replica on a shared Store reports the same queue.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(String, String)>;
+
+/// Every series the service exposes.
+pub struct Metrics {
+    registry: Registry,
+    /// Stage moves, by tracker, workflow, from and to.
+    pub transitions: Family<Labels, Counter>,
+    /// Open migrations by tracker, workflow and stage (as of the last dashboard refresh).
+    pub migrations: Family<Labels, Gauge>,
+    /// Webhook deliveries by source (gitlab, github) and result (queued, ignored,
+    /// duplicate, ping, unauthorized, malformed, failed).
+    pub deliveries: Family<Labels, Counter>,
+    /// Advances by tracker and result (moved, blocked, busy, failed).
+    pub advances: Family<Labels, Counter>,
+    /// Errors by kind (advance, resync, refresh, store).
+    pub errors: Family<Labels, Counter>,
+    /// Resyncs by kind (incremental, full) and result (ok, failed).
+    pub resyncs: Family<Labels, Counter>,
+    /// Entries in the work queue (taken ones too).
+    pub queue_depth: Gauge,
+    /// How long the longest-waiting due entry has waited, in seconds.
+    pub queue_age: Gauge<f64, AtomicU64>,
+    /// Migrations whose last advance failed (retried with backoff).
+    pub failing: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let mut registry = Registry::with_prefix("shepherd");
+        let transitions = Family::<Labels, Counter>::default();
+        registry.register(
+            "transitions",
+            "Stage moves made by this service",
+            transitions.clone(),
+        );
+        let migrations = Family::<Labels, Gauge>::default();
+        registry.register(
+            "migrations",
+            "Open migrations by workflow and stage",
+            migrations.clone(),
+        );
+        let deliveries = Family::<Labels, Counter>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook deliveries by source and result",
+            deliveries.clone(),
+        );
+        let advances = Family::<Labels, Counter>::default();
+        registry.register(
+            "advances",
+            "Migrations advanced by the workers, by result",
+            advances.clone(),
+        );
+        let errors = Family::<Labels, Counter>::default();
+        registry.register("errors", "Errors by kind", errors.clone());
+        let resyncs = Family::<Labels, Counter>::default();
+        registry.register("resyncs", "Resyncs by kind and result", resyncs.clone());
+        let queue_depth = Gauge::default();
+        registry.register(
+            "queue_depth",
+            "Entries in the work queue",
+            queue_depth.clone(),
+        );
+        let queue_age = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "queue_age_seconds",
+            "How long the longest-waiting due entry of the work queue has waited",
+            queue_age.clone(),
+        );
+        let failing = Gauge::default();
+        registry.register(
+            "failing_migrations",
+            "Migrations whose last advance failed and that wait for a retry",
+            failing.clone(),
+        );
+        Metrics {
+            registry,
+            transitions,
+            migrations,
+            deliveries,
+            advances,
+            errors,
+            resyncs,
+            queue_depth,
+            queue_age,
+            failing,
+        }
+    }
+}
+
+impl Metrics {
+    /// The registry in Prometheus' text format (ending with `# EOF`).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+
+    pub fn delivery(&self, source: &str, result: &str) {
+        self.deliveries
+            .get_or_create(&labels(&[("source", source), ("result", result)]))
+            .inc();
+    }
+
+    pub fn error(&self, kind: &str) {
+        self.errors.get_or_create(&labels(&[("kind", kind)])).inc();
+    }
+}
+
+/// A label set from pairs.
+pub fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}

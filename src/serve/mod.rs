@@ -1,0 +1,244 @@
+//! `shepherd serve`: the long-running service. Webhooks are checked and mapped to the
+//! migrations they concern, which are queued in the Store and answered at once; workers
+//! take due entries and advance each migration under its lease with the same engine as
+//! the CLI; a resync lists the migrations now and then, so a missed webhook is caught,
+//! and queues soaks for the moment they end; the dashboard, the JSON API and `/metrics`
+//! read what the last refresh kept, never the tracker.
+//!
+//! - `router`: `app(shared) -> Router` — every endpoint, no socket (tests use `oneshot`).
+//! - `auth`: secret tokens and signatures, checked on the raw bytes, in constant time.
+//! - `events`: what a delivery's JSON names (issues, references, everything).
+//! - `hooks`: the webhook handlers: check, read, map, queue, answer.
+//! - `worker`: the loop that takes due entries and advances them, with backoff.
+//! - `resync`: the periodic list, the timers, and the refresh after work.
+//! - `dashboard`: the report page and JSON kept for `/` and `/api`.
+//! - `metrics`: the Prometheus series.
+
+pub mod auth;
+pub mod dashboard;
+pub mod events;
+mod hooks;
+pub mod metrics;
+mod resync;
+mod router;
+mod worker;
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use anyhow::Result;
+use tokio::sync::{watch, Notify};
+
+use crate::engine::{Engine, Migration};
+use crate::store::Store;
+
+pub use auth::Secrets;
+pub use dashboard::Page;
+pub use metrics::Metrics;
+pub use router::app;
+
+/// How long webhook delivery ids are remembered.
+pub const DELIVERY_MEMORY: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The most a webhook body may weigh.
+pub const BODY_LIMIT: usize = 25 * 1024 * 1024;
+/// How long in-hand advances may go on after a shutdown signal.
+pub const DRAIN: Duration = Duration::from_secs(30);
+
+/// How the service runs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Time between incremental resyncs.
+    pub resync: Duration,
+    /// Time between full resyncs (the cached issue lists are read whole again).
+    pub full_resync: Duration,
+    /// How many migrations are advanced at once.
+    pub concurrency: usize,
+    /// How often the dashboard page reloads itself, in seconds.
+    pub page_refresh_seconds: u64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            resync: Duration::from_secs(600),
+            full_resync: Duration::from_secs(6 * 3600),
+            concurrency: 8,
+            page_refresh_seconds: 30,
+        }
+    }
+}
+
+/// What the HTTP handlers and the workers share: the Store, the secrets, the index of
+/// migrations each tracker had at its last list, the dashboard pages, the metrics.
+pub struct Shared {
+    pub store: Arc<dyn Store>,
+    pub secrets: Secrets,
+    /// The trackers served, as they describe themselves (`gitlab:group/project`).
+    pub trackers: Vec<String>,
+    pub metrics: Metrics,
+    /// Seconds between reloads of the dashboard page.
+    pub page_refresh_seconds: u64,
+    /// Per tracker: the open migrations at the last list, and each one's parent.
+    known: RwLock<HashMap<String, HashMap<u64, Option<u64>>>>,
+    pages: RwLock<HashMap<String, Page>>,
+    /// The first resync of every tracker succeeded.
+    ready: AtomicBool,
+    /// The last resync failed (a tracker or the Store is unreachable).
+    degraded: AtomicBool,
+    /// Wakes the workers: something was queued.
+    pub(crate) wake: Notify,
+    /// Wakes the refresher: migrations were advanced.
+    pub(crate) changed: Notify,
+    /// Migrations advanced since the last refresh, by tracker.
+    worked: Mutex<BTreeSet<(String, u64)>>,
+}
+
+impl Shared {
+    pub fn new(store: Arc<dyn Store>, secrets: Secrets, trackers: Vec<String>) -> Shared {
+        Shared {
+            store,
+            secrets,
+            trackers,
+            metrics: Metrics::default(),
+            page_refresh_seconds: 30,
+            known: RwLock::default(),
+            pages: RwLock::default(),
+            ready: AtomicBool::new(false),
+            degraded: AtomicBool::new(false),
+            wake: Notify::new(),
+            changed: Notify::new(),
+            worked: Mutex::default(),
+        }
+    }
+
+    /// Whether the first resync succeeded and the last one did too.
+    pub fn ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed) && !self.degraded.load(Ordering::Relaxed)
+    }
+
+    pub fn set_ready(&self, ok: bool) {
+        if ok {
+            self.ready.store(true, Ordering::Relaxed);
+        }
+        self.degraded.store(!ok, Ordering::Relaxed);
+    }
+
+    /// Records the open migrations of `tracker` (its index).
+    pub fn set_known(&self, tracker: &str, index: &[Migration]) {
+        let map = index
+            .iter()
+            .filter(|m| m.issue.open)
+            .map(|m| (m.issue.number, m.marker.parent))
+            .collect();
+        self.known
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(tracker.to_string(), map);
+    }
+
+    /// The open migrations `tracker` had at its last list, with their parents.
+    pub fn known(&self, tracker: &str) -> HashMap<u64, Option<u64>> {
+        self.known
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(tracker)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn page(&self, tracker: &str) -> Option<Page> {
+        self.pages
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(tracker)
+            .cloned()
+    }
+
+    pub fn set_page(&self, tracker: &str, page: Page) {
+        let mut pages = self.pages.write().unwrap_or_else(|e| e.into_inner());
+        pages.insert(tracker.to_string(), page);
+        // The per-stage gauge follows the pages of every tracker.
+        self.metrics.migrations.clear();
+        for (name, page) in pages.iter() {
+            for ((workflow, stage), count) in &page.counts {
+                self.metrics
+                    .migrations
+                    .get_or_create(&metrics::labels(&[
+                        ("tracker", name),
+                        ("workflow", workflow),
+                        ("stage", stage),
+                    ]))
+                    .set(*count);
+            }
+        }
+    }
+
+    pub(crate) fn note_worked(&self, tracker: &str, number: u64) {
+        self.worked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((tracker.to_string(), number));
+        self.changed.notify_one();
+    }
+
+    pub(crate) fn take_worked(&self) -> BTreeSet<(String, u64)> {
+        std::mem::take(&mut *self.worked.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// The queue key of migration `number` on `tracker`: the same as its lease key.
+pub fn queue_key(tracker: &str, number: u64) -> String {
+    format!("{tracker}#{number}")
+}
+
+/// The tracker and number of a queue key.
+pub fn parse_key(key: &str) -> Option<(&str, u64)> {
+    let (tracker, number) = key.rsplit_once('#')?;
+    Some((tracker, number.parse().ok()?))
+}
+
+/// Runs the service until `shutdown` completes: the HTTP server on `listener`, the
+/// workers and the resync, for the trackers of `engines` (which share `shared.store`).
+/// After `shutdown`, the server stops accepting, the workers finish what they hold (up to
+/// `DRAIN`), hand back what they did not finish, and give back their leases.
+pub async fn run(
+    engines: &[Engine<'_>],
+    shared: Arc<Shared>,
+    config: &Config,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let server =
+        axum::serve(listener, app(shared.clone())).with_graceful_shutdown(stopped(stop_rx.clone()));
+    let server = async { server.await.map_err(anyhow::Error::from) };
+    let workers = worker::Workers::new(engines, &shared, config.concurrency);
+    let signal = async {
+        shutdown.await;
+        tracing::info!("shutting down: finishing the migrations in hand");
+        let _ = stop_tx.send(true);
+    };
+    let (served, (), (), ()) = tokio::join!(
+        server,
+        workers.run(stop_rx.clone()),
+        resync::run(engines, &shared, config, stop_rx),
+        signal
+    );
+    served
+}
+
+/// Loads the pages the last run kept in the Store, so that the dashboard shows
+/// something from the first request after a restart.
+pub async fn load_pages(shared: &Shared) {
+    for tracker in shared.trackers.clone() {
+        if let Some(page) = dashboard::load(shared.store.as_ref(), &tracker).await {
+            shared.set_page(&tracker, page);
+        }
+    }
+}
