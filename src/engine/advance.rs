@@ -226,7 +226,25 @@ impl<'a> Engine<'a> {
                         bail!("#{number} lost its shepherd marker");
                     };
                     let mut family = vec![Migration { issue, marker }];
-                    family.extend(self.children(number).await?);
+                    if applied
+                        .created
+                        .iter()
+                        .any(|(_, started_apart)| *started_apart)
+                    {
+                        // A child that entered its first stage on its own: read them.
+                        family.extend(self.children(number).await?);
+                    } else {
+                        // The children are those known and those just made, as made.
+                        family.extend(kids.iter().map(|k| (*k).clone()));
+                        for (child, _) in &applied.created {
+                            if let Some(marker) = IssueMarker::find(&child.body) {
+                                family.push(Migration {
+                                    issue: child.clone(),
+                                    marker,
+                                });
+                            }
+                        }
+                    }
                     family
                 }
                 None => self.local_index(number).await?,

@@ -8,7 +8,7 @@ use super::vars::{check_renders, child_vars};
 use super::{Engine, Migration, PENDING_REF, PENDING_URL};
 use crate::core::machine::{Plan, PlannedTransition, Step};
 use crate::core::marker::{self, IssueMarker, TransitionMarker};
-use crate::core::workflow::Workflow;
+use crate::core::workflow::{Stage, Workflow};
 use crate::render::{Context, IssueRef};
 use crate::tracker::{Comment, Issue, IssueEdit, NewIssue, StateFilter};
 
@@ -16,7 +16,7 @@ use crate::tracker::{Comment, Issue, IssueEdit, NewIssue, StateFilter};
 #[derive(Debug, Default)]
 pub(crate) struct Applied {
     /// Child issues created (as their creation and fill-in left them), and whether each
-    /// runs a workflow of its own.
+    /// still has to enter the first stage of its own workflow.
     pub created: Vec<(Issue, bool)>,
     /// The tracking issue as the last write's response showed it.
     pub issue: Option<Issue>,
@@ -95,7 +95,7 @@ impl<'a> Engine<'a> {
                         workflow: child_workflow,
                     } => {
                         let since = (!claimed).then(|| entry_time(&comments, t.seq)).flatten();
-                        if let Some(n) = self
+                        if let Some(made) = self
                             .create_child(
                                 m,
                                 &me,
@@ -107,7 +107,7 @@ impl<'a> Engine<'a> {
                             )
                             .await?
                         {
-                            applied.created.push((n, child_workflow.is_some()));
+                            applied.created.push(made);
                         }
                     }
                     Step::Comment { index: i, text } => {
@@ -152,8 +152,8 @@ impl<'a> Engine<'a> {
         }
         // A child that runs its own workflow enters its first stage right away.
         // A new issue is known whole: no comments, no history, no children of its own.
-        for (child, runs_workflow) in &applied.created {
-            if *runs_workflow {
+        for (child, needs_start) in &applied.created {
+            if *needs_start {
                 let n = child.number;
                 let Some(marker) = IssueMarker::find(&child.body) else {
                     anyhow::bail!("child #{n} was made without its marker");
@@ -204,10 +204,13 @@ impl<'a> Engine<'a> {
     }
 
     /// Creates the child unless the entry that creates it already did; returns a new
-    /// child's number. After a won claim nothing can exist yet; when resuming an entry an
-    /// earlier run began (at `since`), the child is looked for through the parent's links
-    /// and then among the issues with its labels created since that entry — never by
-    /// listing the whole project.
+    /// child, and whether it still has to enter its workflow's first stage. After a won
+    /// claim nothing can exist yet; when resuming an entry an earlier run began (at
+    /// `since`), the child is looked for through the parent's links and then among the
+    /// issues with its labels created since that entry — never by listing the whole
+    /// project. A child whose first stage does nothing on entering is made in it: its
+    /// stage label comes with the creation and its audit comment right after, so no
+    /// other run ever sees it without a stage.
     #[allow(clippy::too_many_arguments)]
     async fn create_child(
         &self,
@@ -218,7 +221,7 @@ impl<'a> Engine<'a> {
         seq: u64,
         claimed: bool,
         since: Option<DateTime<Utc>>,
-    ) -> Result<Option<Issue>> {
+    ) -> Result<Option<(Issue, bool)>> {
         let number = m.issue.number;
         let workflow = child_workflow
             .map(|w| self.catalog.workflow(w))
@@ -248,6 +251,16 @@ impl<'a> Engine<'a> {
                 }
             }
         }
+        // The labels it is looked for by: those it is made with, but its first stage's.
+        let wanted = labels.clone();
+        let born_in = workflow
+            .map(|w| w.first_stage())
+            .filter(|s| s.on_enter.is_empty());
+        if let Some(first) = born_in {
+            if !labels.contains(&first.label) {
+                labels.push(first.label.clone());
+            }
+        }
         if !claimed {
             let is_it = |issue: &Issue| {
                 IssueMarker::find(&issue.body).is_some_and(|c| {
@@ -267,7 +280,7 @@ impl<'a> Engine<'a> {
                 let since = since.unwrap_or(m.issue.created_at) - chrono::Duration::minutes(5);
                 existing = self
                     .tracker
-                    .list_issues_since(StateFilter::All, &labels, since)
+                    .list_issues_since(StateFilter::All, &wanted, since)
                     .await?
                     .into_iter()
                     .find(|i| is_it(i));
@@ -276,6 +289,17 @@ impl<'a> Engine<'a> {
                 // A crash may have come between creating the child, filling in its number
                 // and linking it.
                 self.fill_pending_ref(&child, true).await?;
+                if let (Some(w), Some(first)) = (workflow, born_in) {
+                    let recorded = self
+                        .tracker
+                        .comments(child.number)
+                        .await?
+                        .iter()
+                        .any(|c| TransitionMarker::find(&c.body).is_some_and(|x| x.seq == 1));
+                    if !recorded {
+                        self.record_birth(w, first, child.number).await?;
+                    }
+                }
                 self.tracker.link(number, child.number).await?;
                 return Ok(None);
             }
@@ -299,8 +323,30 @@ impl<'a> Engine<'a> {
             })
             .await?;
         let issue = self.fill_pending_ref(&issue, false).await?;
+        if let (Some(w), Some(first)) = (workflow, born_in) {
+            self.record_birth(w, first, issue.number).await?;
+        }
         self.tracker.link(number, issue.number).await?;
-        Ok(Some(issue))
+        Ok(Some((issue, workflow.is_some() && born_in.is_none())))
+    }
+
+    /// The audit comment of a child made in its workflow's first stage.
+    async fn record_birth(&self, workflow: &Workflow, first: &Stage, child: u64) -> Result<()> {
+        let entry = PlannedTransition {
+            seq: 1,
+            from: None,
+            to: first.id.clone(),
+            at: self.now(),
+            reason: None,
+            rollback: false,
+            resumed: false,
+            passed: Vec::new(),
+            steps: Vec::new(),
+        };
+        self.tracker
+            .add_comment(child, &self.audit_comment(workflow, &entry, &[]))
+            .await?;
+        Ok(())
     }
 
     /// Fills in a new issue's own number and URL where its body still waits for them.

@@ -56,7 +56,8 @@ impl<'a> Engine<'a> {
             fetched = self.children(number).await?;
             children = fetched.iter().collect();
         }
-        let comments = if full {
+        // An issue its tracker lists with no comment has none to read.
+        let comments = if full && m.issue.comment_count != Some(0) {
             self.tracker.comments(number).await?
         } else {
             Vec::new()

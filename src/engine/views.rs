@@ -102,15 +102,20 @@ impl<'a> Engine<'a> {
         self.progress.start(wanted.len());
         let mut out: Vec<Status> = stream::iter(wanted)
             .map(|(m, workflow)| async move {
-                let (snapshot, comments) = self
+                // One request per migration: its comments (none when it has none), and its
+                // label history only where they cannot tell what the status needs.
+                let (mut snapshot, comments) = self
                     .snapshot(
                         m,
                         workflow,
                         kin.children(m.issue.number),
                         true,
-                        events_unless_needed(m, workflow),
+                        Some(Vec::new()),
                     )
                     .await?;
+                if history_needed(m, workflow, &snapshot, &comments) {
+                    snapshot.label_events = self.tracker.label_events(m.issue.number).await?;
+                }
                 let mut status = report::status(workflow, &snapshot, m.marker.parent, self.now());
                 status.history = Some(report::history(&snapshot));
                 mark_paused(
@@ -203,6 +208,37 @@ fn events_unless_needed(
         .first()
         .is_none_or(|s| s.needs_label_history());
     (!needs).then(Vec::new)
+}
+
+/// Whether a status needs the label history beyond the comments already read: who set an
+/// approval label that is on, when a stage with a soak was entered (unless an audit
+/// comment says), who paused it (unless a comment says), or a migration with no stage.
+fn history_needed(
+    m: &Migration,
+    workflow: &Workflow,
+    snapshot: &crate::core::snapshot::Snapshot,
+    comments: &[crate::tracker::Comment],
+) -> bool {
+    use crate::core::workflow::Gate;
+    let labels = &m.issue.labels;
+    let Some(stage) = workflow.stages_labelled(labels).first().copied() else {
+        return true;
+    };
+    let paused_unexplained = labels.iter().any(|l| l == PAUSED_LABEL)
+        && !comments.iter().any(|c| {
+            PauseMarker::find(&c.body).is_some()
+                || TransitionMarker::find(&c.body).is_some_and(|t| t.rollback)
+        });
+    let entered_by_record = snapshot.transitions.iter().any(|t| t.to == stage.id);
+    let mut needed = paused_unexplained;
+    for gate in stage.all_gates() {
+        gate.visit(&mut |g| match g {
+            Gate::Approval { label, .. } => needed |= labels.contains(label),
+            Gate::MinDuration(_) => needed |= !entered_by_record,
+            _ => {}
+        });
+    }
+    needed
 }
 
 /// Whether the migration is paused, by whom and why: the newest pause comment while the

@@ -29,6 +29,11 @@ pub struct Issue {
     pub updated_at: DateTime<Utc>,
     pub url: String,
     pub author: String,
+    /// How many comments the issue has, where the tracker says so with the issue (GitLab
+    /// `user_notes_count`, GitHub `comments`). Zero spares reading them; a count that is a
+    /// moment old can only make a move lose its claim, never make one twice.
+    #[serde(default)]
+    pub comment_count: Option<u64>,
 }
 
 /// A comment on an issue.

@@ -71,6 +71,7 @@ pub fn convert_any(issue: GhIssue) -> Issue {
         updated_at: issue.updated_at,
         url: issue.html_url.to_string(),
         author: issue.user.login,
+        comment_count: Some(issue.comments.into()),
     }
 }
 

@@ -21,6 +21,8 @@ pub struct GlIssue {
     pub updated_at: DateTime<Utc>,
     pub web_url: String,
     pub author: GlUser,
+    #[serde(default)]
+    pub user_notes_count: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,6 +71,7 @@ impl From<GlIssue> for Issue {
             updated_at: i.updated_at,
             url: i.web_url,
             author: i.author.username,
+            comment_count: i.user_notes_count,
         }
     }
 }

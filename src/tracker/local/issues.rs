@@ -58,6 +58,8 @@ impl IssueRow {
             updated_at: parse_time(&self.updated_at)?,
             url: tracker.url(number),
             author: self.author,
+            // Reading the local file costs nothing: no count needed.
+            comment_count: None,
         })
     }
 }
