@@ -40,12 +40,18 @@ fn main() {
     let catalog = Sources::builtin()
         .load()
         .expect("the shipped workflows load");
+    // `LOCAL_BENCH_DIR=DIR` keeps the seeded files there (and reuses them), to profile.
     let dir = tempfile::tempdir().unwrap();
-    let big = dir.path().join("big.db");
-    let small = dir.path().join("small.db");
+    let kept = std::env::var_os("LOCAL_BENCH_DIR").map(std::path::PathBuf::from);
+    let root = kept.clone().unwrap_or_else(|| dir.path().to_path_buf());
+    let big = root.join("big.db");
+    let small = root.join("small.db");
     let seeding = Instant::now();
-    seed(&big, &catalog, N, WITH_CHILDREN);
-    seed(&small, &catalog, 10, 1);
+    if kept.is_none() || !big.exists() {
+        let _ = std::fs::remove_file(&small);
+        seed(&big, &catalog, N, WITH_CHILDREN);
+        seed(&small, &catalog, 10, 1);
+    }
     println!(
         "seeded {N} migrations ({WITH_CHILDREN} with a child) in {:.1} s",
         seeding.elapsed().as_secs_f64()
