@@ -5,6 +5,8 @@
 //! same delivery twice is one move; SIGTERM exits 0) and on the local tracker (resync
 //! catches a change no webhook announced).
 
+mod github;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
