@@ -6,6 +6,7 @@
 //! catches a change no webhook announced).
 
 mod github;
+mod replicas;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
