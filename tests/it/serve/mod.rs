@@ -7,6 +7,7 @@
 
 mod github;
 mod replicas;
+mod shutdown;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
