@@ -223,6 +223,34 @@ impl<'e, 'a> Workers<'e, 'a> {
                 "moved"
             );
         }
+        let workflow = self.engines.iter().find_map(|e| {
+            (e.tracker.describe() == tracker)
+                .then(|| e.catalog.workflows.get(&advanced.workflow))
+                .flatten()
+        });
+        let gate = |gate: &str, result: &str| {
+            metrics
+                .gate_evaluations
+                .get_or_create(&labels(&[
+                    ("tracker", tracker),
+                    ("workflow", &advanced.workflow),
+                    ("gate", gate),
+                    ("result", result),
+                ]))
+                .inc();
+        };
+        for t in &advanced.transitions {
+            let left = t
+                .from
+                .as_deref()
+                .and_then(|from| workflow.and_then(|w| w.stage(from)));
+            for g in left.map(|s| s.gates.as_slice()).unwrap_or_default() {
+                gate(g.kind(), "passed");
+            }
+        }
+        for report in &advanced.blocked_by {
+            gate(&report.gate, if report.passed { "passed" } else { "failed" });
+        }
         let result = if advanced.skipped.is_some() {
             "busy"
         } else if advanced.transitions.is_empty() {

@@ -102,4 +102,23 @@ fn serve_moves_a_github_migration_when_its_webhook_arrives() {
     assert_eq!(audits, 2, "start's audit and the one move: {comments:?}");
     assert_eq!(hub.server.label_added_count(n, "Migration Analysis"), 1);
     assert_eq!(sample(&metrics, &transitions), Some(1.0));
+    // The same exposition, read by a Prometheus parser: the gates of the stage it left.
+    let scrape = super::metrics::parse(&metrics);
+    let checklist = super::metrics::value(
+        &scrape,
+        "shepherd_gate_evaluations_total",
+        &[
+            ("tracker", &tracker),
+            ("workflow", "gitaly-migration"),
+            ("gate", "checklist"),
+            ("result", "passed"),
+        ],
+    );
+    assert!(checklist >= Some(1.0), "{metrics}");
+    let moved = super::metrics::value(
+        &scrape,
+        "shepherd_advances_total",
+        &[("tracker", &tracker), ("result", "moved")],
+    );
+    assert_eq!(moved, Some(1.0), "{metrics}");
 }

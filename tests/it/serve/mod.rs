@@ -6,6 +6,7 @@
 //! catches a change no webhook announced).
 
 mod github;
+mod metrics;
 mod replicas;
 mod shutdown;
 
