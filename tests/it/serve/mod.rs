@@ -5,6 +5,7 @@
 //! same delivery twice is one move; SIGTERM exits 0) and on the local tracker (resync
 //! catches a change no webhook announced).
 
+mod browser;
 mod github;
 mod metrics;
 mod replicas;
