@@ -13,7 +13,6 @@
 #[path = "../tests/it/api.rs"]
 mod api;
 #[path = "../tests/it/github_server.rs"]
-#[allow(dead_code)]
 mod github_server;
 #[path = "../tests/it/gitlab_server.rs"]
 mod gitlab_server;
@@ -153,15 +152,32 @@ fn main() {
     println!("shepherd serve: {n} migrations, GitLab test server, +20 ms per response, --concurrency {CONCURRENCY}");
     println!("| measure | value |");
     println!("|---|---|");
-    println!("| first resync at start (cold) | {first_requests} requests, ready after {:.1} s |", first_resync.as_secs_f64());
-    println!("| deliveries | {n} at {rate}/s, answered {:?} |", statuses.lock().unwrap());
+    println!(
+        "| first resync at start (cold) | {first_requests} requests, ready after {:.1} s |",
+        first_resync.as_secs_f64()
+    );
+    println!(
+        "| deliveries | {n} at {rate}/s, answered {:?} |",
+        statuses.lock().unwrap()
+    );
     println!("| delivery → label moved, p50 | {} |", ms(pick(0.50)));
     println!("| delivery → label moved, p99 | {} |", ms(pick(0.99)));
     println!("| delivery → label moved, max | {} |", ms(pick(1.0)));
-    println!("| requests per delivery | {:.2} ({delivery_requests} in {:.0} s) |", delivery_requests as f64 / n as f64, phase_time.as_secs_f64());
+    println!(
+        "| requests per delivery | {:.2} ({delivery_requests} in {:.0} s) |",
+        delivery_requests as f64 / n as f64,
+        phase_time.as_secs_f64()
+    );
     println!("| requests by kind | {by_kind} |");
     println!("| idle resync (restart, nothing changed) | {idle_requests} requests |");
-    println!("| budget (DESIGN.md §9) | p99 within 1 s: {} |", if pick(0.99) <= Duration::from_secs(1) { "met" } else { "NOT met" });
+    println!(
+        "| budget (DESIGN.md §9) | p99 within 1 s: {} |",
+        if pick(0.99) <= Duration::from_secs(1) {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
 }
 
 fn env_number(name: &str, default: usize) -> usize {
@@ -232,7 +248,8 @@ fn edit_description(url: &str, n: u64, description: &str) {
 
 /// GitLab's Issue Hook example about issue `n` with `body`.
 fn issue_hook(n: u64, body: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gitlab/webhooks/issue.json");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gitlab/webhooks/issue.json");
     let mut v: Value =
         serde_json::from_str(&std::fs::read_to_string(path).expect("the fixture")).expect("JSON");
     v["object_attributes"]["iid"] = n.into();
@@ -313,7 +330,13 @@ impl Drop for Service {
 
 /// One HTTP/1.1 request on a fresh connection; the status and the body (status 0 when
 /// the connection fails).
-fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
     let Ok(mut stream) = TcpStream::connect(addr) else {
         return (0, String::new());
     };

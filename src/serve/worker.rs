@@ -249,7 +249,10 @@ impl<'e, 'a> Workers<'e, 'a> {
             }
         }
         for report in &advanced.blocked_by {
-            gate(&report.gate, if report.passed { "passed" } else { "failed" });
+            gate(
+                &report.gate,
+                if report.passed { "passed" } else { "failed" },
+            );
         }
         let result = if advanced.skipped.is_some() {
             "busy"

@@ -68,7 +68,10 @@ fn the_dashboard_opens_in_chromium_and_shows_the_migrations() {
         assert!(dom.contains(&format!("#{n}")), "#{n} in {dom}");
         assert!(dom.contains(&title), "{title} in {dom}");
     }
-    assert!(dom.contains("Selection") || dom.contains("selection"), "{dom}");
+    assert!(
+        dom.contains("Selection") || dom.contains("selection"),
+        "{dom}"
+    );
     // A picture for a person to look at: target/test-output/serve-dashboard.png.
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-output");
     std::fs::create_dir_all(&dir).unwrap();

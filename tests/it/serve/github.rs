@@ -51,7 +51,10 @@ fn serve_moves_a_github_migration_when_its_webhook_arrives() {
     let (status, text) = service.get(&format!("/api/migrations/github/{n}"));
     assert_eq!(status, 200, "{text}");
     let before: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(before["stage"], "selection", "nothing moved at the first resync");
+    assert_eq!(
+        before["stage"], "selection",
+        "nothing moved at the first resync"
+    );
 
     // A person ticks the Selection checklist; GitHub sends `issues` (edited).
     hub.tick_section(n, "Selection");

@@ -93,7 +93,10 @@ fn metrics_parse_with_a_prometheus_parser() {
     assert_eq!(delivery("queued"), Some(1.0));
     assert_eq!(delivery("unauthorized"), Some(1.0));
     assert_eq!(value(&scrape, "shepherd_queue_depth", &[]), Some(1.0));
-    assert_eq!(value(&scrape, "shepherd_failing_migrations", &[]), Some(0.0));
+    assert_eq!(
+        value(&scrape, "shepherd_failing_migrations", &[]),
+        Some(0.0)
+    );
     let staged = find(
         &scrape,
         "shepherd_migrations",

@@ -112,8 +112,10 @@ fn two_replicas_on_postgres_move_every_migration_once_when_one_is_killed() {
         if i % 2 == 0 {
             let uuid = format!("replicas-same-{n}");
             let mut statuses = [
-                a.post("/hooks/gitlab", &gitlab_headers(SECRET, &uuid), &hook).0,
-                b.post("/hooks/gitlab", &gitlab_headers(SECRET, &uuid), &hook).0,
+                a.post("/hooks/gitlab", &gitlab_headers(SECRET, &uuid), &hook)
+                    .0,
+                b.post("/hooks/gitlab", &gitlab_headers(SECRET, &uuid), &hook)
+                    .0,
             ];
             statuses.sort();
             assert_eq!(statuses, [200, 202], "#{n}: queued once, seen once");

@@ -117,12 +117,7 @@ fn sigterm_in_the_middle_of_work_leaves_no_half_done_transition() {
         .args(["--state", &state, "reconcile", "--format", "json"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let kids = children(&server);
     for n in &numbers {
         assert!(server
