@@ -24,6 +24,10 @@ pub struct Metrics {
     pub deliveries: Family<Labels, Counter>,
     /// Advances by tracker and result (moved, blocked, busy, failed).
     pub advances: Family<Labels, Counter>,
+    /// Gate outcomes the advances reported, by tracker, workflow, gate and result: the
+    /// gates of each stage a migration left (passed), and those that held one back
+    /// (failed).
+    pub gate_evaluations: Family<Labels, Counter>,
     /// Errors by kind (advance, resync, refresh, store).
     pub errors: Family<Labels, Counter>,
     /// Resyncs by kind (incremental, full) and result (ok, failed).
@@ -63,6 +67,12 @@ impl Default for Metrics {
             "Migrations advanced by the workers, by result",
             advances.clone(),
         );
+        let gate_evaluations = Family::<Labels, Counter>::default();
+        registry.register(
+            "gate_evaluations",
+            "Gate outcomes reported by the advances, by gate and result",
+            gate_evaluations.clone(),
+        );
         let errors = Family::<Labels, Counter>::default();
         registry.register("errors", "Errors by kind", errors.clone());
         let resyncs = Family::<Labels, Counter>::default();
@@ -91,6 +101,7 @@ impl Default for Metrics {
             migrations,
             deliveries,
             advances,
+            gate_evaluations,
             errors,
             resyncs,
             queue_depth,

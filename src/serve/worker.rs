@@ -14,12 +14,18 @@ use tokio::sync::watch;
 
 use super::metrics::labels;
 use super::{parse_key, Shared, DRAIN};
+use crate::engine::lease::lease_ttl;
 use crate::engine::{Advanced, Engine, BACKOFF_MAX, BACKOFF_MIN};
 use crate::store::QueueEntry;
 
-/// How long a taken entry stays this worker's before another may take it (its worker
-/// died): longer than any advance.
-const TAKE_TTL: Duration = Duration::from_secs(120);
+/// How long a taken entry stays this worker's before another replica may take it (its
+/// worker died): three leases (30 s by default), so that a killed replica's work is
+/// carried on about when its leases have run out. An advance that runs longer is still
+/// alone: its lease keeps the migration, and a replica that takes the entry meanwhile
+/// finds it busy and queues it again.
+fn take_ttl() -> Duration {
+    lease_ttl() * 3
+}
 /// The longest sleep between looks at the queue (other replicas queue work too).
 const POLL: Duration = Duration::from_secs(2);
 /// The shortest, so that a queue that cannot be taken from is not spun on.
@@ -64,7 +70,7 @@ impl<'e, 'a> Workers<'e, 'a> {
             let free = self.concurrency.saturating_sub(working.len());
             let mut wait = POLL;
             if free > 0 {
-                match store.take_due(&self.owner, free, TAKE_TTL).await {
+                match store.take_due(&self.owner, free, take_ttl()).await {
                     Ok(entries) => {
                         for entry in entries {
                             in_hand.insert(entry.key.clone());
@@ -215,6 +221,37 @@ impl<'e, 'a> Workers<'e, 'a> {
                 from = t.from.as_deref().unwrap_or("-"),
                 to = %t.to,
                 "moved"
+            );
+        }
+        let workflow = self.engines.iter().find_map(|e| {
+            (e.tracker.describe() == tracker)
+                .then(|| e.catalog.workflows.get(&advanced.workflow))
+                .flatten()
+        });
+        let gate = |gate: &str, result: &str| {
+            metrics
+                .gate_evaluations
+                .get_or_create(&labels(&[
+                    ("tracker", tracker),
+                    ("workflow", &advanced.workflow),
+                    ("gate", gate),
+                    ("result", result),
+                ]))
+                .inc();
+        };
+        for t in &advanced.transitions {
+            let left = t
+                .from
+                .as_deref()
+                .and_then(|from| workflow.and_then(|w| w.stage(from)));
+            for g in left.map(|s| s.gates.as_slice()).unwrap_or_default() {
+                gate(g.kind(), "passed");
+            }
+        }
+        for report in &advanced.blocked_by {
+            gate(
+                &report.gate,
+                if report.passed { "passed" } else { "failed" },
             );
         }
         let result = if advanced.skipped.is_some() {

@@ -3,7 +3,15 @@
 //! signature computed here, replayed deliveries — and the real binary as a service
 //! against the GitLab test server (a webhook moves the label without any `reconcile`; the
 //! same delivery twice is one move; SIGTERM exits 0) and on the local tracker (resync
-//! catches a change no webhook announced).
+//! catches a change no webhook announced). Submodules: the GitHub end to end (`github`),
+//! two replicas on PostgreSQL (`replicas`), SIGTERM mid-work (`shutdown`), `/metrics`
+//! parsed (`metrics`), the dashboard in Chromium (`browser`).
+
+mod browser;
+mod github;
+mod metrics;
+mod replicas;
+mod shutdown;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

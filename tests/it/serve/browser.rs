@@ -1,0 +1,94 @@
+//! The dashboard of a running `shepherd serve`, opened in headless Chromium (required when
+//! `CI` is set): the page renders the migrations from the service's cache, fetches nothing
+//! from elsewhere, and says nothing on the console.
+
+use std::path::Path;
+use std::process::Command;
+
+use super::{Service, SECRET};
+use crate::support::{start_gitaly, tool, Shepherd, T0};
+
+/// Runs headless Chromium on `url` with `args`; returns (stdout, console lines).
+fn headless(chromium: &Path, url: &str, args: &[&str]) -> (String, Vec<String>) {
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-quic",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("chromium runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let console = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.contains(":CONSOLE"))
+        .map(String::from)
+        .collect();
+    (String::from_utf8_lossy(&out.stdout).into_owned(), console)
+}
+
+#[test]
+fn the_dashboard_opens_in_chromium_and_shows_the_migrations() {
+    let Some(chromium) = tool(
+        "the_dashboard_opens_in_chromium_and_shows_the_migrations",
+        "chromium",
+        "to open the dashboard",
+    ) else {
+        return;
+    };
+    let s = Shepherd::new();
+    let (a, b) = (start_gitaly(&s, T0), start_gitaly(&s, T0));
+    let db = format!("local:{}", s.db().display());
+    let mut service = Service::start(
+        s.dir.path(),
+        &["--tracker", &db],
+        &[("SHEPHERD_WEBHOOK_SECRET", SECRET)],
+    );
+    let url = format!("http://{}/", service.addr);
+    let (dom, console) = headless(&chromium, &url, &["--dump-dom"]);
+    assert!(console.is_empty(), "{console:#?}");
+    assert!(dom.contains("Migration report"), "{dom}");
+    for n in [a, b] {
+        let title = s.issue(n).title;
+        assert!(dom.contains(&format!("#{n}")), "#{n} in {dom}");
+        assert!(dom.contains(&title), "{title} in {dom}");
+    }
+    assert!(
+        dom.contains("Selection") || dom.contains("selection"),
+        "{dom}"
+    );
+    // A picture for a person to look at: target/test-output/serve-dashboard.png.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-output");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = dir.join("serve-dashboard.png");
+    let _ = std::fs::remove_file(&png);
+    let (_, console) = headless(
+        &chromium,
+        &url,
+        &[
+            &format!("--screenshot={}", png.display()),
+            "--window-size=1280,900",
+            "--hide-scrollbars",
+        ],
+    );
+    assert!(console.is_empty(), "{console:#?}");
+    let bytes = std::fs::read(&png).expect("a screenshot");
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(bytes.len() > 10_000, "a picture, not a blank page");
+    assert_eq!(service.terminate(), Some(0));
+}
