@@ -57,9 +57,15 @@ comment for every move, and reports where every migration stands.",
     after_long_help = ENVIRONMENT,
 )]
 pub(super) struct Cli {
-    /// The tracker: local[:PATH] (default local:.shepherd/tracker.db), gitlab:GROUP/PROJECT or github:OWNER/REPO
-    #[arg(long, global = true, env = "SHEPHERD_TRACKER", value_name = "SPEC")]
-    pub(super) tracker: Option<String>,
+    /// The tracker: local[:PATH] (default local:.shepherd/tracker.db), gitlab:GROUP/PROJECT or github:OWNER/REPO (repeated: `serve` serves them all)
+    #[arg(
+        long,
+        global = true,
+        env = "SHEPHERD_TRACKER",
+        value_name = "SPEC",
+        action = clap::ArgAction::Append
+    )]
+    pub(super) tracker: Vec<String>,
     /// The state store (leases, cursors): sqlite:PATH (default sqlite:.shepherd/state.db) or postgres://…
     #[arg(
         long,

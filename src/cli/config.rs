@@ -28,6 +28,9 @@ pub(super) const CONFIG_FILE: &str = "shepherd.toml";
 pub(super) struct Config {
     #[serde(default)]
     pub(super) tracker: Option<TrackerConfig>,
+    /// `[[trackers]]`: the trackers `serve` serves together.
+    #[serde(default)]
+    pub(super) trackers: Vec<TrackerConfig>,
     #[serde(default)]
     pub(super) state: Option<StateConfig>,
     pub(super) workflows: Option<PathBuf>,
@@ -59,7 +62,8 @@ pub(super) struct Session {
     config_dir: Option<PathBuf>,
     /// Where the defaults live: `config_dir`, else the current directory.
     root: PathBuf,
-    tracker_spec: Option<String>,
+    /// `--tracker`, as often as given.
+    tracker_specs: Vec<String>,
     state: Option<String>,
     /// `--now`: the time for this one command on the local tracker.
     pub(super) now: Option<DateTime<Utc>>,
@@ -97,7 +101,7 @@ impl Session {
             root: config_dir.clone().unwrap_or(cwd),
             config,
             config_dir,
-            tracker_spec: cli.tracker.clone(),
+            tracker_specs: cli.tracker.clone(),
             state: cli.state.clone(),
             now: cli.now,
             actor,
@@ -166,8 +170,13 @@ impl Session {
     /// The tracker in use. A local path from `shepherd.toml` is relative to its directory;
     /// the default one lives in the project's `.shepherd/`.
     pub(super) fn spec(&self) -> Result<TrackerSpec> {
-        if let Some(text) = &self.tracker_spec {
-            return TrackerSpec::parse(text).map_err(anyhow::Error::msg);
+        match self.tracker_specs.as_slice() {
+            [] => {}
+            [text] => return TrackerSpec::parse(text).map_err(anyhow::Error::msg),
+            [..] => bail!(
+                "--tracker is given {} times: only `serve` serves several trackers; other commands act on one",
+                self.tracker_specs.len()
+            ),
         }
         let configured = self.config.tracker.as_ref().and_then(|t| t.spec.clone());
         let spec = match configured {
@@ -175,10 +184,57 @@ impl Session {
                 .map_err(|e| anyhow::anyhow!("{}: {e}", self.config_path().display()))?,
             None => TrackerSpec::Local(PathBuf::from(TrackerSpec::DEFAULT_LOCAL)),
         };
-        Ok(match spec {
+        Ok(self.rooted(spec))
+    }
+
+    /// A local tracker's path from `shepherd.toml` is relative to its directory.
+    fn rooted(&self, spec: TrackerSpec) -> TrackerSpec {
+        match spec {
             TrackerSpec::Local(path) => TrackerSpec::Local(self.root.join(path)),
             other => other,
-        })
+        }
+    }
+
+    /// The trackers `serve` serves: every `--tracker`, else every `[[trackers]]` of
+    /// `shepherd.toml` (each with its own URLs), else the one tracker in use.
+    pub(super) fn targets(&self) -> Result<Vec<(TrackerSpec, Target)>> {
+        let of_config = |t: &TrackerConfig| Target {
+            gitlab_url: t.gitlab_url.clone(),
+            github_url: t.github_url.clone(),
+        };
+        if self.tracker_specs.len() > 1 {
+            let shared = self.config.tracker.as_ref().map(of_config);
+            return self
+                .tracker_specs
+                .iter()
+                .map(|text| {
+                    let spec = TrackerSpec::parse(text).map_err(anyhow::Error::msg)?;
+                    Ok((spec, shared.clone().unwrap_or_default()))
+                })
+                .collect();
+        }
+        if self.tracker_specs.is_empty() && !self.config.trackers.is_empty() {
+            return self
+                .config
+                .trackers
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    let text = t.spec.as_deref().with_context(|| {
+                        format!(
+                            "{}: [[trackers]] number {} has no `spec`",
+                            self.config_path().display(),
+                            i + 1
+                        )
+                    })?;
+                    let spec = TrackerSpec::parse(text)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", self.config_path().display()))?;
+                    Ok(of_config(t).with(self.rooted(spec)))
+                })
+                .collect();
+        }
+        let shared = self.config.tracker.as_ref().map(of_config);
+        Ok(vec![shared.unwrap_or_default().with(self.spec()?)])
     }
 
     /// The state store's URL: `--state`, `SHEPHERD_STATE`, `[state] url` (a relative
@@ -213,12 +269,25 @@ impl Session {
     /// Opens the tracker. `create` creates a missing local tracker; other commands see an
     /// empty one. Remote trackers read their token from the environment.
     pub(super) async fn tracker(&self, create: bool) -> Result<Box<dyn Tracker>> {
-        let spec = self.spec()?;
+        let configured = self.config.tracker.as_ref();
+        let target = Target {
+            gitlab_url: configured.and_then(|t| t.gitlab_url.clone()),
+            github_url: configured.and_then(|t| t.github_url.clone()),
+        };
+        self.open(&self.spec()?, &target, create).await
+    }
+
+    /// Opens one tracker with the URLs `target` configures (the flags come first).
+    pub(super) async fn open(
+        &self,
+        spec: &TrackerSpec,
+        target: &Target,
+        create: bool,
+    ) -> Result<Box<dyn Tracker>> {
         if self.now.is_some() && !spec.is_local() {
             bail!("--now sets the local tracker's clock and cannot be used with {spec}: remote trackers keep their own time");
         }
-        let configured = self.config.tracker.as_ref();
-        match spec {
+        match spec.clone() {
             TrackerSpec::Local(path) => Ok(Box::new(LocalTracker::open(
                 &path,
                 create,
@@ -230,7 +299,7 @@ impl Session {
                 let url = self
                     .gitlab_url
                     .clone()
-                    .or_else(|| configured.and_then(|t| t.gitlab_url.clone()))
+                    .or_else(|| target.gitlab_url.clone())
                     .unwrap_or_else(|| "https://gitlab.com".to_string());
                 let mut config = gitlab::Config::new(&url, &project);
                 config.concurrency = self.concurrency;
@@ -245,7 +314,7 @@ impl Session {
                 let url = self
                     .github_url
                     .clone()
-                    .or_else(|| configured.and_then(|t| t.github_url.clone()))
+                    .or_else(|| target.github_url.clone())
                     .unwrap_or_else(|| "https://api.github.com".to_string());
                 let mut config = github::Config::new(&url, &repo);
                 config.concurrency = self.concurrency;
@@ -254,6 +323,20 @@ impl Session {
                 Ok(Box::new(github::GitHubTracker::connect(config, &token)?))
             }
         }
+    }
+}
+
+/// The URLs one tracker is reached at, from `shepherd.toml` (`--gitlab-url` and
+/// `--github-url` come first).
+#[derive(Clone, Debug, Default)]
+pub(super) struct Target {
+    gitlab_url: Option<String>,
+    github_url: Option<String>,
+}
+
+impl Target {
+    fn with(self, spec: TrackerSpec) -> (TrackerSpec, Target) {
+        (spec, self)
     }
 }
 

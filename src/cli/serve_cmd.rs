@@ -15,6 +15,7 @@ use super::output::note;
 use crate::engine::Engine;
 use crate::serve::{self, Secrets, Shared};
 use crate::store::Store;
+use crate::tracker::cached::CachedTracker;
 use crate::tracker::Tracker;
 
 /// `serve`'s own flags.
@@ -31,23 +32,45 @@ pub(super) async fn serve(session: &Session, args: ServeArgs) -> Result<ExitCode
         bail!("--now cannot be used with serve: the service runs on the clock");
     }
     let catalog = session.catalog()?;
-    let spec = session.spec()?;
-    let tracker = session.tracker(false).await?;
+    let targets = session.targets()?;
+    let mut opened: Vec<(String, bool, Box<dyn Tracker>)> = Vec::new();
+    for (spec, target) in &targets {
+        let tracker = session.open(spec, target, false).await?;
+        let name = tracker.describe();
+        if opened.iter().any(|(n, _, _)| *n == name) {
+            bail!("{name} is served twice: give each tracker once");
+        }
+        opened.push((name, spec.is_local(), tracker));
+    }
     let state_url = session.state_url();
     let store: Arc<dyn Store> = Arc::from(crate::store::open(&state_url, false).await?);
-    let cached;
+    // Remote trackers are read through the Store's cache; local ones cost nothing to read.
     let no_cache = std::env::var("SHEPHERD_CACHE").is_ok_and(|v| v == "off");
-    let tracker: &dyn Tracker = if spec.is_local() || no_cache {
-        tracker.as_ref()
-    } else {
-        cached = crate::tracker::cached::CachedTracker::new(tracker.as_ref(), store.as_ref());
-        &cached
-    };
+    let cached: Vec<Option<CachedTracker>> = opened
+        .iter()
+        .map(|(_, local, t)| {
+            (!(*local || no_cache)).then(|| CachedTracker::new(t.as_ref(), store.as_ref()))
+        })
+        .collect();
+    let trackers: Vec<&dyn Tracker> = opened
+        .iter()
+        .zip(&cached)
+        .map(|((_, _, t), c)| match c {
+            Some(c) => c as &dyn Tracker,
+            None => t.as_ref(),
+        })
+        .collect();
     let run_id = crate::engine::new_run_id();
-    let mut engine = Engine::new(tracker, &catalog, store.as_ref(), &session.actor);
-    engine.run_id = run_id;
-    engine.concurrency = session.concurrency;
-    let engines = [engine];
+    let engines: Vec<Engine> = trackers
+        .iter()
+        .map(|t| {
+            let mut engine = Engine::new(*t, &catalog, store.as_ref(), &session.actor);
+            engine.run_id = run_id.clone();
+            engine.concurrency = session.concurrency;
+            engine
+        })
+        .collect();
+    let names: Vec<String> = opened.iter().map(|(n, _, _)| n.clone()).collect();
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -55,7 +78,7 @@ pub(super) async fn serve(session: &Session, args: ServeArgs) -> Result<ExitCode
     let addr = listener
         .local_addr()
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let mut shared = Shared::new(store.clone(), secrets, vec![tracker.describe()]);
+    let mut shared = Shared::new(store.clone(), secrets, names.clone());
     let config = serve::Config {
         resync: args.resync,
         full_resync: args.full_resync,
@@ -66,7 +89,8 @@ pub(super) async fn serve(session: &Session, args: ServeArgs) -> Result<ExitCode
     let shared = Arc::new(shared);
     serve::load_pages(&shared).await;
     note(&format!(
-        "shepherd serve: listening on http://{addr} for {spec} (state {})",
+        "shepherd serve: listening on http://{addr} for {} (state {})",
+        names.join(", "),
         store.describe()
     ));
     serve::run(&engines, shared, &config, listener, shutdown_signal()).await?;

@@ -36,7 +36,7 @@ use tower::ServiceExt;
 use crate::api::Api;
 use crate::gitlab_server::{GitLabServer, PROJECT};
 use crate::remote::Remote;
-use crate::support::{block_on, fixture, start_gitaly, Shepherd, T0};
+use crate::support::{block_on, fixture, start_gitaly, stderr, Shepherd, T0};
 
 const GL: &str = "gitlab:group/project";
 const GH: &str = "github:owner/repo";
@@ -931,6 +931,75 @@ fn serve_catches_a_change_no_webhook_announced_on_the_local_tracker() {
     });
     assert_eq!(service.terminate(), Some(0));
     assert!(no_lease_left(&s, n), "no lease left behind");
+}
+
+/// Two trackers in one process, by `--tracker` repeated and by `[[trackers]]`: both are
+/// resynced and moved, and the API lists both; other commands refuse two trackers.
+#[test]
+fn one_service_serves_several_trackers() {
+    let a = Shepherd::new();
+    let b = Shepherd::new();
+    let na = start_gitaly(&a, T0);
+    let nb = start_gitaly(&b, T0);
+    let (da, db) = (a.db().display().to_string(), b.db().display().to_string());
+    let two = a.run(&["--tracker", &format!("local:{db}"), "status"]);
+    assert_eq!(two.status.code(), Some(1));
+    assert!(
+        stderr(&two).contains("only `serve` serves several trackers"),
+        "{}",
+        stderr(&two)
+    );
+
+    let moved = |s: &Shepherd, n: u64, label: &str| s.issue(n).labels.contains(&label.to_string());
+    a.tick_section(na, None, "Selection", T0);
+    b.tick_section(nb, None, "Selection", T0);
+    let mut service = Service::start_args(
+        a.dir.path(),
+        &[
+            "--tracker",
+            &format!("local:{da}"),
+            "--tracker",
+            &format!("local:{db}"),
+        ],
+        &["--resync", "1s", "--insecure-no-webhook-secret"],
+        &[],
+    );
+    service.wait_for("both trackers to move", || {
+        moved(&a, na, "Migration Analysis") && moved(&b, nb, "Migration Analysis")
+    });
+    let (status, body) = service.get("/api/migrations");
+    assert_eq!(status, 200, "{body}");
+    let reports: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        reports["reports"].as_array().map(Vec::len),
+        Some(2),
+        "{body}"
+    );
+    assert_eq!(service.terminate(), Some(0));
+
+    // The same from shepherd.toml, each tracker its own table.
+    std::fs::write(
+        a.path("shepherd.toml"),
+        format!("[[trackers]]\nspec = \"local:{da}\"\n\n[[trackers]]\nspec = \"local:{db}\"\n"),
+    )
+    .unwrap();
+    a.tick_section(na, None, "Migration Analysis", T0);
+    b.tick_section(nb, None, "Migration Analysis", T0);
+    let mut service = Service::start_args(
+        a.dir.path(),
+        &[],
+        &["--resync", "1s", "--insecure-no-webhook-secret"],
+        &[],
+    );
+    assert!(
+        service.log().contains(&da) && service.log().contains(&db),
+        "{}",
+        service.log()
+    );
+    service.wait_for("both trackers to move again", || {
+        !moved(&a, na, "Migration Analysis") && !moved(&b, nb, "Migration Analysis")
+    });
+    assert_eq!(service.terminate(), Some(0));
 }
 
 /// After a clean stop, no lease is held in the directory's Store.
