@@ -100,7 +100,9 @@ impl<'a> Engine<'a> {
             .collect();
         let failures = &failures;
         self.progress.start(wanted.len());
-        let mut out: Vec<Status> = stream::iter(wanted)
+        // Reading is I/O and runs concurrently; deciding each status is pure work (a
+        // checklist to parse per migration) and is spread over the machine's cores.
+        let read: Vec<Read> = stream::iter(wanted)
             .map(|(m, workflow)| async move {
                 // One request per migration: its comments (none when it has none), and its
                 // label history only where they cannot tell what the status needs.
@@ -116,21 +118,31 @@ impl<'a> Engine<'a> {
                 if history_needed(m, workflow, &snapshot, &comments) {
                     snapshot.label_events = self.tracker.label_events(m.issue.number).await?;
                 }
-                let mut status = report::status(workflow, &snapshot, m.marker.parent, self.now());
-                status.history = Some(report::history(&snapshot));
-                mark_paused(
-                    &mut status,
-                    &m.issue.labels,
-                    &comments,
-                    &snapshot.label_events,
-                );
-                status.failing = failures.get(&self.lease_key(m.issue.number)).cloned();
                 self.progress.inc();
-                Ok::<_, anyhow::Error>(status)
+                Ok::<_, anyhow::Error>(Read {
+                    m,
+                    workflow,
+                    snapshot,
+                    comments,
+                })
             })
             .buffer_unordered(self.concurrency.max(1))
             .try_collect()
             .await?;
+        let now = self.now();
+        let decide = |r: &Read| {
+            let mut status = report::status(r.workflow, &r.snapshot, r.m.marker.parent, now);
+            status.history = Some(report::history(&r.snapshot));
+            mark_paused(
+                &mut status,
+                &r.m.issue.labels,
+                &r.comments,
+                &r.snapshot.label_events,
+            );
+            status.failing = failures.get(&self.lease_key(r.m.issue.number)).cloned();
+            status
+        };
+        let mut out = on_every_core(&read, decide);
         self.progress.finish();
         out.sort_by_key(|s| s.number);
         Ok(out)
@@ -208,6 +220,34 @@ fn events_unless_needed(
         .first()
         .is_none_or(|s| s.needs_label_history());
     (!needs).then(Vec::new)
+}
+
+/// One migration as read for its status.
+struct Read<'m, 'w> {
+    m: &'m Migration,
+    workflow: &'w Workflow,
+    snapshot: crate::core::snapshot::Snapshot,
+    comments: Vec<crate::tracker::Comment>,
+}
+
+/// `f` over `items` on every core, in order.
+fn on_every_core<T: Sync, U: Send>(items: &[T], f: impl Fn(&T) -> U + Sync) -> Vec<U> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores < 2 || items.len() < 64 {
+        return items.iter().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(cores);
+    std::thread::scope(|scope| {
+        let f = &f;
+        let parts: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<U>>()))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
 }
 
 /// Whether a status needs the label history beyond the comments already read: who set an

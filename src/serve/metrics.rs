@@ -38,6 +38,12 @@ pub struct Metrics {
     pub queue_age: Gauge<f64, AtomicU64>,
     /// Migrations whose last advance failed (retried with backoff).
     pub failing: Gauge,
+    /// Requests to each tracker by outcome (`ok`, an HTTP status, `no answer`, `timeout`).
+    pub tracker_requests: Family<Labels, Counter>,
+    /// The rate limit each tracker has left, as its last response said.
+    pub rate_limit_remaining: Family<Labels, Gauge>,
+    /// The request counts already added to `tracker_requests`.
+    requests_seen: std::sync::Mutex<std::collections::HashMap<Labels, u64>>,
 }
 
 impl Default for Metrics {
@@ -95,8 +101,23 @@ impl Default for Metrics {
             "Migrations whose last advance failed and that wait for a retry",
             failing.clone(),
         );
+        let tracker_requests = Family::<Labels, Counter>::default();
+        registry.register(
+            "tracker_requests",
+            "Requests sent to each tracker, by outcome (ok, an HTTP status, no answer, timeout)",
+            tracker_requests.clone(),
+        );
+        let rate_limit_remaining = Family::<Labels, Gauge>::default();
+        registry.register(
+            "rate_limit_remaining",
+            "Requests each tracker's rate limit has left, as its last response said",
+            rate_limit_remaining.clone(),
+        );
         Metrics {
             registry,
+            tracker_requests,
+            rate_limit_remaining,
+            requests_seen: Default::default(),
             transitions,
             migrations,
             deliveries,
@@ -125,6 +146,28 @@ impl Metrics {
         self.deliveries
             .get_or_create(&labels(&[("source", source), ("result", result)]))
             .inc();
+    }
+
+    /// Brings the tracker's request series up to what it has sent so far.
+    pub fn requests(&self, tracker: &str, stats: Option<crate::tracker::retry::RequestStats>) {
+        let Some(stats) = stats else {
+            return;
+        };
+        let mut seen = self.requests_seen.lock().unwrap_or_else(|e| e.into_inner());
+        for (outcome, count) in &stats.by_outcome {
+            let key = labels(&[("tracker", tracker), ("outcome", outcome)]);
+            let before = seen.insert(key.clone(), *count).unwrap_or(0);
+            if *count > before {
+                self.tracker_requests
+                    .get_or_create(&key)
+                    .inc_by(count - before);
+            }
+        }
+        if let Some(left) = stats.rate_limit_remaining {
+            self.rate_limit_remaining
+                .get_or_create(&labels(&[("tracker", tracker)]))
+                .set(i64::try_from(left).unwrap_or(i64::MAX));
+        }
     }
 
     pub fn error(&self, kind: &str) {

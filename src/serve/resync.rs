@@ -65,6 +65,9 @@ async fn resync_all(engines: &[Engine<'_>], shared: &Shared, full: bool) -> bool
     for engine in engines {
         let tracker = engine.tracker.describe();
         let result = resync(engine, shared, full).await;
+        shared
+            .metrics
+            .requests(&tracker, engine.tracker.request_stats());
         let outcome = if result.is_ok() { "ok" } else { "failed" };
         shared
             .metrics

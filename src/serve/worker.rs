@@ -167,7 +167,11 @@ impl<'e, 'a> Workers<'e, 'a> {
                 return;
             }
         }
-        match engine.advance(number, false).await {
+        let result = engine.advance(number, false).await;
+        self.shared
+            .metrics
+            .requests(&tracker, engine.tracker.request_stats());
+        match result {
             Ok(advanced) => {
                 if let Err(e) = store.clear_failure(key).await {
                     tracing::warn!(%key, "clearing the failure record: {e}");

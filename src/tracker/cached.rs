@@ -129,6 +129,10 @@ impl Tracker for CachedTracker<'_> {
         self.inner.relative_label_edits()
     }
 
+    fn request_stats(&self) -> Option<super::retry::RequestStats> {
+        self.inner.request_stats()
+    }
+
     async fn create_issue(&self, issue: &NewIssue) -> Result<Issue, TrackerError> {
         let created = self.inner.create_issue(issue).await?;
         self.saw(std::slice::from_ref(&created));

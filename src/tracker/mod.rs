@@ -111,6 +111,12 @@ pub trait Tracker: Send + Sync {
         false
     }
 
+    /// The requests this tracker has sent so far, for `/metrics`; `None` for a tracker
+    /// that sends none (the local one).
+    fn request_stats(&self) -> Option<retry::RequestStats> {
+        None
+    }
+
     async fn create_issue(&self, issue: &NewIssue) -> Result<Issue, TrackerError>;
     async fn issue(&self, number: u64) -> Result<Issue, TrackerError>;
     /// Issues with every label of `labels`, newest first.

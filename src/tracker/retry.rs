@@ -131,6 +131,16 @@ pub struct Retrier {
     secret: String,
     pace: Pace,
     announced: Mutex<Option<DateTime<Utc>>>,
+    /// Attempts by outcome (`ok`, an HTTP status, `no answer`, `timeout`).
+    outcomes: Mutex<std::collections::BTreeMap<String, u64>>,
+}
+
+/// What a tracker's requests have come to so far: attempts by outcome, and the rate limit
+/// left as the last response told it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RequestStats {
+    pub by_outcome: std::collections::BTreeMap<String, u64>,
+    pub rate_limit_remaining: Option<u64>,
 }
 
 impl Retrier {
@@ -150,7 +160,29 @@ impl Retrier {
             secret: secret.to_string(),
             pace: Pace::default(),
             announced: Mutex::new(None),
+            outcomes: Mutex::new(Default::default()),
         }
+    }
+
+    /// The attempts so far by outcome, and the rate limit left.
+    pub fn stats(&self) -> RequestStats {
+        RequestStats {
+            by_outcome: self
+                .outcomes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            rate_limit_remaining: self.pace.state.lock().unwrap_or_else(|e| e.into_inner()).0,
+        }
+    }
+
+    fn count(&self, outcome: &str) {
+        *self
+            .outcomes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(outcome.to_string())
+            .or_default() += 1;
     }
 
     pub fn policy(&self) -> &Policy {
@@ -200,9 +232,16 @@ impl Retrier {
             }
             tries += 1;
             let failure = match tokio::time::timeout(self.policy.timeout, attempt()).await {
-                Ok(Ok(value)) => return Ok(value),
-                Ok(Err(failure)) => failure,
+                Ok(Ok(value)) => {
+                    self.count("ok");
+                    return Ok(value);
+                }
+                Ok(Err(failure)) => {
+                    self.count(&failure.status.map_or("no answer".into(), |s| s.to_string()));
+                    failure
+                }
                 Err(_) => {
+                    self.count("timeout");
                     return Err(Failed {
                         status: None,
                         message: format!(
@@ -211,7 +250,7 @@ impl Retrier {
                             self.url,
                             seconds(self.policy.timeout)
                         ),
-                    })
+                    });
                 }
             };
             let next = if failure.retryable() {

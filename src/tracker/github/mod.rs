@@ -167,6 +167,10 @@ impl Tracker for GitHubTracker {
         format!("github:{}/{}", self.config.owner, self.config.repo)
     }
 
+    fn request_stats(&self) -> Option<crate::tracker::retry::RequestStats> {
+        Some(self.http.retrier.stats())
+    }
+
     async fn create_issue(&self, new: &NewIssue) -> Result<Issue, TrackerError> {
         let issue: GhIssue = self
             .http

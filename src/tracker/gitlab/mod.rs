@@ -121,6 +121,10 @@ impl Tracker for GitLabTracker {
         format!("gitlab:{}", self.config.project)
     }
 
+    fn request_stats(&self) -> Option<crate::tracker::retry::RequestStats> {
+        Some(self.http.retrier.stats())
+    }
+
     fn relative_label_edits(&self) -> bool {
         true
     }

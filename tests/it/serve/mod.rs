@@ -881,6 +881,12 @@ fn serve_moves_a_gitlab_migration_when_its_webhook_arrives() {
         "{metrics}"
     );
     check_exposition(&metrics);
+    // What the service asked of GitLab: the user probe, lists, the move's reads and writes.
+    let asked = sample(
+        &metrics,
+        &format!("shepherd_tracker_requests_total{{tracker=\"gitlab:{PROJECT}\",outcome=\"ok\"}}"),
+    );
+    assert!(asked.is_some_and(|n| n >= 4.0), "{metrics}");
     // The dashboard follows.
     service.wait_for("the dashboard to follow", || {
         let (_, text) = service.get(&format!("/api/migrations/gitlab/{n}"));
