@@ -4,6 +4,7 @@
 //! range of its checkbox, so `tick` can change exactly that one box.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
@@ -21,8 +22,10 @@ pub struct Item {
     /// The item's own text (without nested lists), whitespace collapsed.
     pub text: String,
     pub check: Check,
-    /// The headings above the item, outermost first.
-    pub sections: Vec<String>,
+    /// The headings above the item, outermost first (shared by the items under them).
+    pub sections: Arc<[String]>,
+    /// The same, lower-cased, for matching.
+    lower: Arc<[String]>,
     /// The byte range of `[ ]`/`[x]`/`[~]` in the body.
     pub marker: Range<usize>,
 }
@@ -34,10 +37,12 @@ impl Item {
 
     /// Whether one of the item's headings contains `section`, ignoring case.
     pub fn in_section(&self, section: &str) -> bool {
-        let needle = section.to_lowercase();
-        self.sections
-            .iter()
-            .any(|s| s.to_lowercase().contains(&needle))
+        self.in_lower_section(&section.to_lowercase())
+    }
+
+    /// `in_section` for a section name already lower-cased.
+    fn in_lower_section(&self, needle: &str) -> bool {
+        self.lower.iter().any(|s| s.contains(needle))
     }
 }
 
@@ -45,6 +50,8 @@ impl Item {
 pub fn parse(body: &str) -> Vec<Item> {
     let mut items = Vec::new();
     let mut headings: Vec<(HeadingLevel, String)> = Vec::new();
+    // The headings above, as the items share them; made again when a heading changes.
+    let mut shared: (Arc<[String]>, Arc<[String]>) = (Arc::from([]), Arc::from([]));
     let mut heading: Option<(HeadingLevel, String)> = None;
     let mut frames: Vec<Frame> = Vec::new();
     for (event, range) in Parser::new_ext(body, Options::ENABLE_TASKLISTS).into_offset_iter() {
@@ -56,6 +63,10 @@ pub fn parse(body: &str) -> Vec<Item> {
                         headings.pop();
                     }
                     headings.push((level, collapse(&text)));
+                    shared = (
+                        headings.iter().map(|(_, h)| h.clone()).collect(),
+                        headings.iter().map(|(_, h)| h.to_lowercase()).collect(),
+                    );
                 }
             }
             Event::Start(Tag::Item) => frames.push(Frame {
@@ -70,7 +81,8 @@ pub fn parse(body: &str) -> Vec<Item> {
                         items.push(Item {
                             text: collapse(&frame.text),
                             check,
-                            sections: headings.iter().map(|(_, h)| h.clone()).collect(),
+                            sections: shared.0.clone(),
+                            lower: shared.1.clone(),
                             marker: frame.marker,
                         });
                     }
@@ -138,7 +150,14 @@ struct Frame {
 }
 
 fn collapse(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    let mut out = String::with_capacity(text.len());
+    for word in text.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
 }
 
 /// How many items are done and how many count, for a checklist gate.
@@ -159,18 +178,19 @@ pub fn tally(items: &[Item], section: Option<&str>, patterns: &[String]) -> Tall
         total: 0,
         section_found: section.is_none(),
     };
+    let section = section.map(str::to_lowercase);
+    let patterns: Vec<String> = patterns.iter().map(|p| p.to_lowercase()).collect();
     for item in items {
-        if let Some(s) = section {
-            if !item.in_section(s) {
+        if let Some(s) = &section {
+            if !item.in_lower_section(s) {
                 continue;
             }
             tally.section_found = true;
         }
-        if !patterns.is_empty()
-            && !patterns
-                .iter()
-                .any(|p| item.text.to_lowercase().contains(&p.to_lowercase()))
-        {
+        if !patterns.is_empty() && {
+            let text = item.text.to_lowercase();
+            !patterns.iter().any(|p| text.contains(p.as_str()))
+        } {
             continue;
         }
         tally.total += 1;

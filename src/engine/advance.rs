@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use anyhow::{bail, Context as _, Result};
+use chrono::{DateTime, Utc};
 
 use super::lease::Leased;
 use super::vars::{check_renders, resolve_vars};
@@ -335,8 +336,26 @@ impl<'a> Engine<'a> {
             let kin = Kin::new(&index);
             let by_number: HashMap<u64, &Migration> =
                 index.iter().map(|m| (m.issue.number, m)).collect();
+            // Most cannot move, and their glance needs no request: those are settled first,
+            // on every core (a checklist to parse each).
+            let now = self.now();
+            let settled: Vec<Option<Advanced>> = super::on_every_core(&wave, |number| {
+                let m = by_number.get(number)?;
+                self.settled(m, kin.children(*number), now)
+            });
+            let mut results: Vec<(u64, Result<Advanced>)> = Vec::new();
+            let mut rest = Vec::new();
+            for (number, settled) in wave.iter().copied().zip(settled) {
+                match settled {
+                    Some(a) => {
+                        self.progress.inc();
+                        results.push((number, Ok(a)));
+                    }
+                    None => rest.push(number),
+                }
+            }
             // Unordered: a migration waiting on a request must not hold up the ones behind it.
-            let results: Vec<(u64, Result<Advanced>)> = stream::iter(wave.iter().copied())
+            let looked: Vec<(u64, Result<Advanced>)> = stream::iter(rest)
                 .map(|number| {
                     let (kin, by_number) = (&kin, &by_number);
                     async move {
@@ -351,6 +370,7 @@ impl<'a> Engine<'a> {
                 .buffer_unordered(self.concurrency.max(1))
                 .collect()
                 .await;
+            results.extend(looked);
             drop((kin, by_number));
             let mut moved = false;
             for (number, result) in results {
@@ -382,6 +402,17 @@ impl<'a> Engine<'a> {
         out.migrations.sort_by_key(|a| a.number);
         out.errors.sort_by_key(|f| f.number);
         Ok(out)
+    }
+
+    /// The report of a migration whose glance, made without a request, says nothing can
+    /// move; `None` when that takes a request or something may move.
+    fn settled(&self, m: &Migration, kids: &[&Migration], now: DateTime<Utc>) -> Option<Advanced> {
+        let workflow = self.workflow_of(m).ok()?;
+        let snapshot = self.glance_known(m, workflow, kids)?;
+        let plan = machine::plan(workflow, &snapshot, now);
+        let unstarted_children = kids.iter().any(|c| c.issue.open && self.unstarted(c));
+        (plan.transitions.is_empty() && !unstarted_children)
+            .then(|| report_plan(m.issue.number, workflow, plan, Vec::new()))
     }
 
     /// One migration of a reconcile: a cheap look without the lease (most cannot move,

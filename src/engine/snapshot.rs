@@ -30,6 +30,27 @@ impl<'a> Engine<'a> {
         Ok(snapshot)
     }
 
+    /// The glance, when it needs no request: the children its stage looks at are all among
+    /// `kids`. `None` when the tracker must be asked.
+    pub(crate) fn glance_known(
+        &self,
+        m: &Migration,
+        workflow: &Workflow,
+        kids: &[&Migration],
+    ) -> Option<Snapshot> {
+        let stage = workflow.stages_labelled(&m.issue.labels).first().copied();
+        let wanted = stage.map(|s| s.child_templates()).unwrap_or_default();
+        if wanted
+            .iter()
+            .any(|t| !kids.iter().any(|c| c.marker.template.as_deref() == Some(t)))
+        {
+            return None;
+        }
+        let mut snapshot = self.build(m, kids, &[], Vec::new());
+        snapshot.history_unread = stage.is_some_and(|s| s.needs_label_history());
+        Some(snapshot)
+    }
+
     /// Builds the snapshot of a migration. `kids` are the children already known (from
     /// the index); the tracker is asked for more only when the current stage's gates look
     /// at a child they lack. Comments (the transitions) and label history cost a request
@@ -69,8 +90,20 @@ impl<'a> Engine<'a> {
             }
             None => Vec::new(),
         };
+        let snapshot = self.build(m, &children, &comments, label_events);
+        Ok((snapshot, comments))
+    }
+
+    /// The snapshot from what was read: no request.
+    fn build(
+        &self,
+        m: &Migration,
+        children: &[&Migration],
+        comments: &[Comment],
+        label_events: Vec<LabelEvent>,
+    ) -> Snapshot {
         let mut transitions: Vec<TransitionRecord> = Vec::new();
-        for c in &comments {
+        for c in comments {
             if let Some(t) = TransitionMarker::find(&c.body) {
                 if !transitions.iter().any(|x| x.seq == t.seq) {
                     transitions.push(TransitionRecord {
@@ -107,14 +140,13 @@ impl<'a> Engine<'a> {
                     }),
             })
             .collect();
-        let snapshot = Snapshot {
+        Snapshot {
             issue: m.issue.view(),
             vars: m.marker.vars.clone(),
             label_events,
             history_unread: false,
             transitions,
             children,
-        };
-        Ok((snapshot, comments))
+        }
     }
 }

@@ -142,7 +142,7 @@ impl<'a> Engine<'a> {
             status.failing = failures.get(&self.lease_key(r.m.issue.number)).cloned();
             status
         };
-        let mut out = on_every_core(&read, decide);
+        let mut out = super::on_every_core(&read, decide);
         self.progress.finish();
         out.sort_by_key(|s| s.number);
         Ok(out)
@@ -228,26 +228,6 @@ struct Read<'m, 'w> {
     workflow: &'w Workflow,
     snapshot: crate::core::snapshot::Snapshot,
     comments: Vec<crate::tracker::Comment>,
-}
-
-/// `f` over `items` on every core, in order.
-fn on_every_core<T: Sync, U: Send>(items: &[T], f: impl Fn(&T) -> U + Sync) -> Vec<U> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if cores < 2 || items.len() < 64 {
-        return items.iter().map(f).collect();
-    }
-    let chunk = items.len().div_ceil(cores);
-    std::thread::scope(|scope| {
-        let f = &f;
-        let parts: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<U>>()))
-            .collect();
-        parts
-            .into_iter()
-            .flat_map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    })
 }
 
 /// Whether a status needs the label history beyond the comments already read: who set an
