@@ -60,11 +60,18 @@ pub(super) async fn report(
     }
     let text = match format {
         Format::Json => {
-            let mut value = serde_json::to_value(&report)?;
-            if let Some(map) = value.as_object_mut() {
-                map.insert("tracker".into(), spec.to_string().into());
+            /// The report and, after its fields, the tracker it describes.
+            #[derive(serde::Serialize)]
+            struct Tracked<'r> {
+                #[serde(flatten)]
+                report: &'r report::Report,
+                tracker: String,
             }
-            serde_json::to_string_pretty(&value)? + "\n"
+            let tracked = Tracked {
+                report: &report,
+                tracker: spec.to_string(),
+            };
+            serde_json::to_string_pretty(&tracked)? + "\n"
         }
         Format::Md => report_format::text(&report, true),
         Format::Csv => report_format::csv(&report)?,

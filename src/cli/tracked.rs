@@ -129,7 +129,16 @@ pub(super) async fn tracked(session: &Session, command: Command) -> Result<ExitC
             let statuses = engine
                 .statuses(&index, false, &report::Filter::default())
                 .await?;
-            let value = json!({"tracker": spec.to_string(), "migrations": statuses});
+            /// The statuses and the tracker they are on, serialized as they are.
+            #[derive(serde::Serialize)]
+            struct All<'s> {
+                tracker: String,
+                migrations: &'s [report::Status],
+            }
+            let value = All {
+                tracker: spec.to_string(),
+                migrations: &statuses,
+            };
             print(format, &value, || {
                 if statuses.is_empty() {
                     return format!("tracker: {spec}\nno open migrations (start one with `shepherd start WORKFLOW --var …`)");

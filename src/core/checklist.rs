@@ -134,6 +134,150 @@ pub fn parse(body: &str) -> Vec<Item> {
     items
 }
 
+/// The task items under headings containing `section` (any case): what `parse` finds
+/// there, reading only those parts of the body. A checklist gate looks at one section of
+/// a long issue; parsing the rest is wasted. Bodies whose headings a line scan cannot
+/// place for certain (block quotes, HTML, setext headings, indented or nested headings,
+/// link reference definitions) are parsed whole.
+pub fn parse_section(body: &str, section: &str) -> Vec<Item> {
+    let needle = section.to_lowercase();
+    let Some(regions) = regions(body, &needle) else {
+        return parse(body)
+            .into_iter()
+            .filter(|i| i.in_lower_section(&needle))
+            .collect();
+    };
+    let mut items = Vec::new();
+    for (range, above) in regions {
+        let lower: Vec<String> = above.iter().map(|h| h.to_lowercase()).collect();
+        for mut item in parse(&body[range.clone()]) {
+            item.marker = item.marker.start + range.start..item.marker.end + range.start;
+            item.sections = above.iter().chain(item.sections.iter()).cloned().collect();
+            item.lower = lower.iter().chain(item.lower.iter()).cloned().collect();
+            items.push(item);
+        }
+    }
+    items
+}
+
+/// The byte ranges of `body` under a heading containing `needle` (each from that heading
+/// to the next heading of its level or above), with the headings above each; `None` when
+/// a line scan cannot be sure where the headings are.
+#[allow(clippy::type_complexity)]
+fn regions(body: &str, needle: &str) -> Option<Vec<(Range<usize>, Vec<String>)>> {
+    // (offset, level, text) of every heading, outside fenced code.
+    let mut headings: Vec<(usize, usize, String)> = Vec::new();
+    let mut fence: Option<(char, usize)> = None;
+    let run = |t: &str, c: char| t.len() - t.trim_start_matches(c).len();
+    let mut previous_blank = true;
+    let mut offset = 0;
+    for line in body.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        let text = line.trim_end_matches(['\n', '\r']);
+        let indent = text.len() - text.trim_start().len();
+        let trimmed = text.trim_start();
+        if let Some((c, n)) = fence {
+            if run(trimmed, c) >= n && trimmed.trim_start_matches(c).trim().is_empty() {
+                if indent > 0 {
+                    return None;
+                }
+                fence = None;
+            }
+            previous_blank = false;
+            continue;
+        }
+        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
+            if indent > 0 {
+                return None;
+            }
+            let c = if trimmed.starts_with('`') { '`' } else { '~' };
+            fence = Some((c, run(trimmed, c)));
+            previous_blank = false;
+            continue;
+        }
+        let underline = !trimmed.is_empty()
+            && (trimmed.trim_end().chars().all(|c| c == '=')
+                || trimmed.trim_end().chars().all(|c| c == '-'));
+        let html = trimmed.starts_with('<')
+            && !(trimmed.starts_with("<!--") && trimmed.trim_end().ends_with("-->"));
+        let nested_heading = trimmed.starts_with('#') && indent > 0;
+        let list_heading = {
+            let after_marker = trimmed.strip_prefix(['-', '*', '+']).or_else(|| {
+                let digits = trimmed.len()
+                    - trimmed
+                        .trim_start_matches(|c: char| c.is_ascii_digit())
+                        .len();
+                (digits > 0)
+                    .then(|| trimmed[digits..].strip_prefix(['.', ')']))
+                    .flatten()
+            });
+            after_marker.is_some_and(|rest| {
+                rest.starts_with([' ', '\t']) && rest.trim_start().starts_with('#')
+            })
+        };
+        let reference = trimmed.starts_with('[') && trimmed.contains("]:") && indent < 4;
+        if (underline && !previous_blank)
+            || html
+            || trimmed.starts_with('>')
+            || nested_heading
+            || list_heading
+            || reference
+        {
+            return None;
+        }
+        previous_blank = trimmed.is_empty();
+        let level = trimmed.len() - trimmed.trim_start_matches('#').len();
+        if indent == 0
+            && (1..=6).contains(&level)
+            && trimmed[level..]
+                .chars()
+                .next()
+                .is_none_or(|c| c == ' ' || c == '\t')
+        {
+            headings.push((start, level, heading_text(text)));
+        }
+    }
+    let mut out = Vec::new();
+    let mut above: Vec<(usize, String)> = Vec::new();
+    let mut taken_until = 0;
+    for (i, (start, level, text)) in headings.iter().enumerate() {
+        while above.last().is_some_and(|(l, _)| l >= level) {
+            above.pop();
+        }
+        if *start >= taken_until && text.to_lowercase().contains(needle) {
+            let end = headings[i + 1..]
+                .iter()
+                .find(|(_, l, _)| l <= level)
+                .map_or(body.len(), |(s, _, _)| *s);
+            out.push((*start..end, above.iter().map(|(_, t)| t.clone()).collect()));
+            taken_until = end;
+        }
+        above.push((*level, text.clone()));
+    }
+    Some(out)
+}
+
+/// A heading line's text as `parse` reads it.
+fn heading_text(line: &str) -> String {
+    let bare = line.trim().trim_start_matches('#');
+    if !bare.contains(['*', '_', '`', '[', ']', '&', '\\', '<', '#', '!', '~']) {
+        // No inline markup: the text is the line as written.
+        return collapse(bare);
+    }
+    let mut text = String::new();
+    let mut inside = false;
+    for event in Parser::new_ext(line, Options::ENABLE_TASKLISTS) {
+        match event {
+            Event::Start(Tag::Heading { .. }) => inside = true,
+            Event::End(TagEnd::Heading(_)) => inside = false,
+            Event::Text(t) | Event::Code(t) if inside => text.push_str(&t),
+            _ => {}
+        }
+    }
+    collapse(&text)
+}
+
 /// Whether `rest` starts with GitLab's `[~]` followed by a space or tab: the same rule as
 /// `[x]` follows, so that `tick --undo` (which writes `[ ]`) always leaves a task item.
 fn not_applicable_marker(rest: &str) -> bool {
@@ -340,5 +484,59 @@ Intro
         let unticked = set(BODY, &items[3], false);
         assert!(unticked.contains("- [ ] GitLab: https://dev.gitlab.org/help"));
         assert_eq!(parse(&unticked)[3].check, Check::Open);
+    }
+
+    /// Reading one section gives what reading the whole body gives there, in the shipped
+    /// templates (read section by section, without a whole parse) and in bodies whose
+    /// structure a line scan must not guess (those are read whole).
+    #[test]
+    fn a_section_read_alone_is_the_section_of_the_whole() {
+        let template = |t: &str| t.splitn(3, "---\n").nth(2).unwrap_or(t).to_string();
+        let shipped = [
+            template(include_str!("../../templates/gitaly-migration.md.hbs")),
+            template(include_str!("../../templates/acceptance-testing.md.hbs")),
+            template(include_str!("../../templates/feature-flag-rollout.md.hbs")),
+        ];
+        let tricky = [
+            BODY.to_string(),
+            "# A\n```\n# not a heading\n- [ ] in code\n```\n- [ ] a\n## B *emph* `code`\n- [x] b\n"
+                .into(),
+            "# A\n````\n```\n# still code\n````\n- [ ] a\n".into(),
+            "Setext\n======\n- [ ] s\n# A\n- [ ] a\n".into(),
+            "> # quoted\n> - [ ] q\n# A\n- [ ] a\n".into(),
+            "<details>\n# in html\n- [ ] h\n</details>\n\n# A\n- [ ] a\n".into(),
+            "# A\n- [ ] [ref]\n\n[ref]: https://example.com\n".into(),
+            "- item\n  # nested heading\n  - [ ] n\n# A\n- [ ] a\n".into(),
+            "# A\n## A1\n- [ ] a1\n# B\n- [ ] b\n## a again\n- [x] c\n".into(),
+            "# A\n- [ ] a\n  ```\n# inside?\n  ```\n".into(),
+            "text\n---\n# A\n- [ ] a\n".into(),
+            "# A\n- [~] n/a\n- [ ] b\n<!-- shepherd:{} -->\n".into(),
+        ];
+        let key = |i: &Item| {
+            (
+                i.text.clone(),
+                i.check,
+                i.marker.clone(),
+                i.sections.to_vec(),
+            )
+        };
+        for (n, body) in shipped.iter().chain(tricky.iter()).enumerate() {
+            let whole = parse(body);
+            let mut names: Vec<String> = whole.iter().flat_map(|i| i.sections.to_vec()).collect();
+            names.extend(["a", "impact", "opt", "trial", "nowhere", "1."].map(String::from));
+            for name in names {
+                let expected: Vec<_> = whole
+                    .iter()
+                    .filter(|i| i.in_section(&name))
+                    .map(key)
+                    .collect();
+                let got: Vec<_> = parse_section(body, &name).iter().map(key).collect();
+                assert_eq!(got, expected, "body {n}, section {name:?}");
+            }
+        }
+        // The shipped Gitaly templates are read section by section, not whole.
+        for body in &shipped[..2] {
+            assert!(regions(body, "impact").is_some());
+        }
     }
 }

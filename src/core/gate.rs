@@ -169,7 +169,10 @@ fn checklist_gate(gate: &ChecklistGate, cx: &Context) -> GateOutcome {
             None => return no_child(t),
         },
     };
-    let items = checklist::parse(body);
+    let items = match &gate.section {
+        Some(section) => checklist::parse_section(body, section),
+        None => checklist::parse(body),
+    };
     let tally = checklist::tally(&items, gate.section.as_deref(), &gate.items);
     let section = gate
         .section

@@ -64,6 +64,20 @@ impl<'a> Engine<'a> {
         full: bool,
         events: Option<Vec<LabelEvent>>,
     ) -> Result<(Snapshot, Vec<Comment>)> {
+        self.snapshot_with(m, workflow, kids, full, None, events)
+            .await
+    }
+
+    /// `snapshot`, with the comments already read when `comments` brings them.
+    pub(crate) async fn snapshot_with(
+        &self,
+        m: &Migration,
+        workflow: &Workflow,
+        kids: &[&Migration],
+        full: bool,
+        comments: Option<Vec<Comment>>,
+        events: Option<Vec<LabelEvent>>,
+    ) -> Result<(Snapshot, Vec<Comment>)> {
         let number = m.issue.number;
         let stage = workflow.stages_labelled(&m.issue.labels).first().copied();
         let mut children: Vec<&Migration> = kids.to_vec();
@@ -78,10 +92,12 @@ impl<'a> Engine<'a> {
             children = fetched.iter().collect();
         }
         // An issue its tracker lists with no comment has none to read.
-        let comments = if full && m.issue.comment_count != Some(0) {
-            self.tracker.comments(number).await?
-        } else {
-            Vec::new()
+        let comments = match comments {
+            Some(known) => known,
+            None if full && m.issue.comment_count != Some(0) => {
+                self.tracker.comments(number).await?
+            }
+            None => Vec::new(),
         };
         let label_events = match events {
             Some(events) => events,

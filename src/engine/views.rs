@@ -102,16 +102,26 @@ impl<'a> Engine<'a> {
         self.progress.start(wanted.len());
         // Reading is I/O and runs concurrently; deciding each status is pure work (a
         // checklist to parse per migration) and is spread over the machine's cores.
+        // Where the tracker reads every comment at once more cheaply (a local file), it does.
+        let numbers: Vec<u64> = wanted.iter().map(|(m, _)| m.issue.number).collect();
+        let known = std::sync::Mutex::new(self.tracker.comments_of(&numbers).await?);
+        let known = &known;
         let read: Vec<Read> = stream::iter(wanted)
             .map(|(m, workflow)| async move {
                 // One request per migration: its comments (none when it has none), and its
                 // label history only where they cannot tell what the status needs.
+                let comments = known
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_mut()
+                    .map(|all| all.remove(&m.issue.number).unwrap_or_default());
                 let (mut snapshot, comments) = self
-                    .snapshot(
+                    .snapshot_with(
                         m,
                         workflow,
                         kin.children(m.issue.number),
                         true,
+                        comments,
                         Some(Vec::new()),
                     )
                     .await?;

@@ -175,6 +175,14 @@ pub trait Tracker: Send + Sync {
         )))
     }
     async fn comments(&self, number: u64) -> Result<Vec<Comment>, TrackerError>;
+    /// The comments of many issues at once, where one read costs less than one per issue
+    /// (the local tracker's file); `None` where it does not (remote trackers).
+    async fn comments_of(
+        &self,
+        _numbers: &[u64],
+    ) -> Result<Option<std::collections::HashMap<u64, Vec<Comment>>>, TrackerError> {
+        Ok(None)
+    }
     async fn add_comment(&self, number: u64, body: &str) -> Result<Comment, TrackerError>;
     /// Label history, oldest first.
     async fn label_events(&self, number: u64) -> Result<Vec<LabelEvent>, TrackerError>;

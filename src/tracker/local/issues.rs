@@ -299,6 +299,34 @@ fn event(
     Ok(())
 }
 
+/// The comments of `numbers`, by issue, in one pass over the table.
+pub fn comments_of(
+    conn: &Connection,
+    numbers: &[u64],
+) -> Result<std::collections::HashMap<u64, Vec<Comment>>, TrackerError> {
+    let wanted: std::collections::HashSet<i64> = numbers.iter().map(|n| key(*n)).collect();
+    let mut out: std::collections::HashMap<u64, Vec<Comment>> =
+        numbers.iter().map(|n| (*n, Vec::new())).collect();
+    let mut stmt = conn
+        .prepare_cached("SELECT issue, id, body, author, created_at FROM comments ORDER BY id")
+        .map_err(sql)?;
+    let mut rows = stmt.query([]).map_err(sql)?;
+    while let Some(r) = rows.next().map_err(sql)? {
+        let issue: i64 = r.get(0).map_err(sql)?;
+        if !wanted.contains(&issue) {
+            continue;
+        }
+        let created_at: String = r.get(4).map_err(sql)?;
+        out.entry(issue as u64).or_default().push(Comment {
+            id: r.get::<_, i64>(1).map_err(sql)? as u64,
+            body: r.get(2).map_err(sql)?,
+            author: r.get(3).map_err(sql)?,
+            created_at: parse_time(&created_at)?,
+        });
+    }
+    Ok(out)
+}
+
 pub fn comments(conn: &Connection, number: u64) -> Result<Vec<Comment>, TrackerError> {
     let mut stmt = conn
         .prepare_cached(

@@ -301,6 +301,14 @@ impl Tracker for LocalTracker {
         self.read(|conn| issues::comments(conn, number))
     }
 
+    async fn comments_of(
+        &self,
+        numbers: &[u64],
+    ) -> Result<Option<std::collections::HashMap<u64, Vec<Comment>>>, TrackerError> {
+        self.read(|conn| issues::comments_of(conn, numbers))
+            .map(Some)
+    }
+
     async fn add_comment(&self, number: u64, body: &str) -> Result<Comment, TrackerError> {
         let now = self.now_at();
         let at = time(now);
