@@ -16,20 +16,20 @@ mod api;
 mod github_server;
 #[path = "../tests/it/gitlab_server.rs"]
 mod gitlab_server;
+#[path = "../tests/it/serve/service.rs"]
+mod service;
 #[path = "../tests/it/test_server.rs"]
 mod test_server;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use api::Api;
 use gitlab_server::{GitLabServer, PROJECT};
 use serde_json::Value;
+use service::{http, Service};
 use shepherd::catalog::Sources;
 use shepherd::core::checklist;
 
@@ -69,7 +69,7 @@ fn main() {
 
     eprintln!("serve bench: {n} migrations, 20 ms per response; starting the service");
     let started = Instant::now();
-    let mut service = Service::start(dir.path(), &server.url, &state);
+    let mut service = start_service(dir.path(), &server.url, &state);
     let first_resync = started.elapsed();
     let first_requests = bot_requests(&server);
     server.clear_log();
@@ -140,7 +140,7 @@ fn main() {
 
     // An idle resync: a restart on the same Store, nothing changed since.
     server.clear_log();
-    let mut again = Service::start(dir.path(), &server.url, &state);
+    let mut again = start_service(dir.path(), &server.url, &state);
     let idle_requests = bot_requests(&server);
     assert_eq!(again.terminate(), Some(0));
 
@@ -258,113 +258,26 @@ fn issue_hook(n: u64, body: &str) -> Vec<u8> {
     serde_json::to_vec(&v).expect("JSON")
 }
 
-/// A running `shepherd serve`.
-struct Service {
-    child: Child,
-    addr: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Service {
-    /// Starts the service and waits until it is ready (its first resync done).
-    fn start(dir: &Path, url: &str, state: &str) -> Service {
-        let tracker = format!("gitlab:{PROJECT}");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_shepherd"))
-            .current_dir(dir)
-            .env_remove("SHEPHERD_TRACKER")
-            .env("GITLAB_TOKEN", BOT)
-            .env("SHEPHERD_WEBHOOK_SECRET", SECRET)
-            .env("SHEPHERD_LOG", "shepherd=warn")
-            .env("NO_COLOR", "1")
-            .args(["--tracker", &tracker, "--gitlab-url", url, "--state", state])
-            .args(["--concurrency", CONCURRENCY])
-            .args(["serve", "--listen", "127.0.0.1:0", "--resync", "30s"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("shepherd serve starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let keep = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let _ = tx.send(rest.split(' ').next().unwrap_or_default().to_string());
-                }
-                let mut log = keep.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("serve did not start:\n{}", log.lock().unwrap()));
-        let service = Service { child, addr, log };
-        let deadline = Instant::now() + Duration::from_secs(300);
-        while http(&service.addr, "GET", "/readyz", &[], b"").0 != 200 {
-            assert!(Instant::now() < deadline, "not ready:\n{}", service.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        service
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn terminate(&mut self) -> Option<i32> {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        self.child.wait().ok().and_then(|s| s.code())
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One HTTP/1.1 request on a fresh connection; the status and the body (status 0 when
-/// the connection fails).
-fn http(
-    addr: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> (u16, String) {
-    let Ok(mut stream) = TcpStream::connect(addr) else {
-        return (0, String::new());
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    if stream.write_all(head.as_bytes()).is_err() || stream.write_all(body).is_err() {
-        return (0, String::new());
-    }
-    let mut response = Vec::new();
-    if stream.read_to_end(&mut response).is_err() {
-        return (0, String::new());
-    }
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+/// Starts the service and waits until it is ready (its first resync done).
+fn start_service(dir: &Path, url: &str, state: &str) -> Service {
+    let tracker = format!("gitlab:{PROJECT}");
+    Service::start_args(
+        dir,
+        &[
+            "--tracker",
+            &tracker,
+            "--gitlab-url",
+            url,
+            "--state",
+            state,
+            "--concurrency",
+            CONCURRENCY,
+        ],
+        &["--resync", "30s"],
+        &[
+            ("GITLAB_TOKEN", BOT),
+            ("SHEPHERD_WEBHOOK_SECRET", SECRET),
+            ("SHEPHERD_LOG", "shepherd=warn"),
+        ],
+    )
 }

@@ -302,7 +302,7 @@ impl<'a> Engine<'a> {
     }
 
     /// Whether `m` runs a workflow but carries none of its stage labels yet.
-    fn unstarted(&self, m: &Migration) -> bool {
+    pub(super) fn unstarted(&self, m: &Migration) -> bool {
         m.marker
             .workflow
             .as_deref()

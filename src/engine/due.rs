@@ -50,14 +50,7 @@ impl Engine<'_> {
         let (snapshot, _) = self.snapshot(m, workflow, kids, false, None).await?;
         let now = self.now();
         let plan = machine::plan(workflow, &snapshot, now);
-        let unstarted_child = kids.iter().any(|c| {
-            c.issue.open
-                && c.marker
-                    .workflow
-                    .as_deref()
-                    .and_then(|w| self.catalog.workflows.get(w))
-                    .is_some_and(|w| w.stages_labelled(&c.issue.labels).is_empty())
-        });
+        let unstarted_child = kids.iter().any(|c| c.issue.open && self.unstarted(c));
         let due = workflow
             .stages_labelled(&m.issue.labels)
             .first()

@@ -39,11 +39,7 @@ impl<'a> Engine<'a> {
         kids: &[&Migration],
     ) -> Option<Snapshot> {
         let stage = workflow.stages_labelled(&m.issue.labels).first().copied();
-        let wanted = stage.map(|s| s.child_templates()).unwrap_or_default();
-        if wanted
-            .iter()
-            .any(|t| !kids.iter().any(|c| c.marker.template.as_deref() == Some(t)))
-        {
+        if lacks_children(stage, kids) {
             return None;
         }
         let mut snapshot = self.build(m, kids, &[], Vec::new());
@@ -81,13 +77,8 @@ impl<'a> Engine<'a> {
         let number = m.issue.number;
         let stage = workflow.stages_labelled(&m.issue.labels).first().copied();
         let mut children: Vec<&Migration> = kids.to_vec();
-        let wanted = stage.map(|s| s.child_templates()).unwrap_or_default();
         let fetched;
-        if wanted.iter().any(|t| {
-            !children
-                .iter()
-                .any(|c| c.marker.template.as_deref() == Some(t))
-        }) {
+        if lacks_children(stage, kids) {
             fetched = self.children(number).await?;
             children = fetched.iter().collect();
         }
@@ -165,4 +156,12 @@ impl<'a> Engine<'a> {
             children,
         }
     }
+}
+
+/// Whether the gates of `stage` look at a child template none of `kids` was made from.
+fn lacks_children(stage: Option<&crate::core::workflow::Stage>, kids: &[&Migration]) -> bool {
+    let wanted = stage.map(|s| s.child_templates()).unwrap_or_default();
+    wanted
+        .iter()
+        .any(|t| !kids.iter().any(|c| c.marker.template.as_deref() == Some(t)))
 }

@@ -5,11 +5,10 @@
 //! filters, and `--publish` keeping one summary issue.
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{at, start_gitaly, tool, Shepherd};
+use crate::support::{self, at, start_gitaly, tool, Shepherd};
 
 /// Four migrations in different places, one of them done, one stale.
 fn project() -> Shepherd {
@@ -62,38 +61,9 @@ fn project() -> Shepherd {
     s
 }
 
-/// Runs headless Chromium on `page` with `args`; returns (stdout, console lines).
+/// Headless Chromium on the page file `page` (`support::headless`).
 fn headless(chromium: &Path, page: &Path, args: &[&str]) -> (String, Vec<String>) {
-    let profile = tempfile::tempdir().unwrap();
-    let out = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-quic",
-            "--enable-logging=stderr",
-            "--v=0",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(args)
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .expect("chromium runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let console = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter(|l| l.contains(":CONSOLE"))
-        .map(String::from)
-        .collect();
-    (String::from_utf8_lossy(&out.stdout).into_owned(), console)
+    support::headless(chromium, &format!("file://{}", page.display()), args)
 }
 
 /// Every capture of `pattern`'s first group in `text`.

@@ -3,44 +3,9 @@
 //! from elsewhere, and says nothing on the console.
 
 use std::path::Path;
-use std::process::Command;
 
 use super::{Service, SECRET};
-use crate::support::{start_gitaly, tool, Shepherd, T0};
-
-/// Runs headless Chromium on `url` with `args`; returns (stdout, console lines).
-fn headless(chromium: &Path, url: &str, args: &[&str]) -> (String, Vec<String>) {
-    let profile = tempfile::tempdir().unwrap();
-    let out = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-quic",
-            "--enable-logging=stderr",
-            "--v=0",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(args)
-        .arg(url)
-        .output()
-        .expect("chromium runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let console = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter(|l| l.contains(":CONSOLE"))
-        .map(String::from)
-        .collect();
-    (String::from_utf8_lossy(&out.stdout).into_owned(), console)
-}
+use crate::support::{headless, start_gitaly, tool, Shepherd, T0};
 
 #[test]
 fn the_dashboard_opens_in_chromium_and_shows_the_migrations() {
