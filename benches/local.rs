@@ -418,6 +418,18 @@ impl Timed {
 
 #[async_trait]
 impl Tracker for Timed {
+    async fn merge_requests(
+        &self,
+        number: u64,
+    ) -> Result<Vec<shepherd::core::facts::MergeRequest>, TrackerError> {
+        self.inner.merge_requests(number).await
+    }
+    async fn releases(
+        &self,
+        project: Option<&str>,
+    ) -> Result<Vec<shepherd::core::facts::Release>, TrackerError> {
+        self.inner.releases(project).await
+    }
     fn describe(&self) -> String {
         self.inner.describe()
     }

@@ -3,6 +3,7 @@
 
 pub mod checklist;
 pub mod duration;
+pub mod facts;
 pub mod gate;
 pub mod machine;
 pub mod marker;

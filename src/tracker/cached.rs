@@ -117,6 +117,18 @@ impl<'a> CachedTracker<'a> {
 
 #[async_trait]
 impl Tracker for CachedTracker<'_> {
+    async fn merge_requests(
+        &self,
+        number: u64,
+    ) -> Result<Vec<crate::core::facts::MergeRequest>, TrackerError> {
+        self.inner.merge_requests(number).await
+    }
+    async fn releases(
+        &self,
+        project: Option<&str>,
+    ) -> Result<Vec<crate::core::facts::Release>, TrackerError> {
+        self.inner.releases(project).await
+    }
     fn describe(&self) -> String {
         self.inner.describe()
     }

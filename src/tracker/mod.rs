@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::core::facts::{MergeRequest, Release};
 use crate::core::snapshot::{IssueView, LabelEvent};
 
 /// An issue as a tracker returns it.
@@ -205,6 +206,17 @@ pub trait Tracker: Send + Sync {
     async fn link(&self, _parent: u64, _child: u64) -> Result<(), TrackerError> {
         Ok(())
     }
+
+    /// The merge requests (GitHub: pull requests) that reference issue `number`, in any
+    /// project, open, merged or closed (GitLab: `related_merge_requests` and `closed_by`;
+    /// GitHub: the timeline's `cross-referenced` events from pull requests; local: `mr open
+    /// --issue`). One request per issue where the tracker allows it.
+    async fn merge_requests(&self, number: u64) -> Result<Vec<MergeRequest>, TrackerError>;
+
+    /// The published releases of `project` (`None`: the tracker's own project), newest
+    /// first; drafts, pre-releases and upcoming releases left out. An unknown project is
+    /// an error that names it.
+    async fn releases(&self, project: Option<&str>) -> Result<Vec<Release>, TrackerError>;
 }
 
 impl Issue {

@@ -163,6 +163,18 @@ fn unless<T>(result: Result<T, Failed>, status: u16) -> Result<bool, TrackerErro
 
 #[async_trait]
 impl Tracker for GitHubTracker {
+    async fn merge_requests(
+        &self,
+        _number: u64,
+    ) -> Result<Vec<crate::core::facts::MergeRequest>, TrackerError> {
+        Err(TrackerError::Other("merge requests: not built yet".into()))
+    }
+    async fn releases(
+        &self,
+        _project: Option<&str>,
+    ) -> Result<Vec<crate::core::facts::Release>, TrackerError> {
+        Err(TrackerError::Other("releases: not built yet".into()))
+    }
     fn describe(&self) -> String {
         format!("github:{}/{}", self.config.owner, self.config.repo)
     }

@@ -117,6 +117,18 @@ fn unless(result: Result<(), Failed>, status: u16) -> Result<bool, TrackerError>
 
 #[async_trait]
 impl Tracker for GitLabTracker {
+    async fn merge_requests(
+        &self,
+        _number: u64,
+    ) -> Result<Vec<crate::core::facts::MergeRequest>, TrackerError> {
+        Err(TrackerError::Other("merge requests: not built yet".into()))
+    }
+    async fn releases(
+        &self,
+        _project: Option<&str>,
+    ) -> Result<Vec<crate::core::facts::Release>, TrackerError> {
+        Err(TrackerError::Other("releases: not built yet".into()))
+    }
     fn describe(&self) -> String {
         format!("gitlab:{}", self.config.project)
     }

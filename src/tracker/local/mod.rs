@@ -196,6 +196,18 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, TrackerError> {
 
 #[async_trait]
 impl Tracker for LocalTracker {
+    async fn merge_requests(
+        &self,
+        _number: u64,
+    ) -> Result<Vec<crate::core::facts::MergeRequest>, TrackerError> {
+        Err(TrackerError::Other("merge requests: not built yet".into()))
+    }
+    async fn releases(
+        &self,
+        _project: Option<&str>,
+    ) -> Result<Vec<crate::core::facts::Release>, TrackerError> {
+        Err(TrackerError::Other("releases: not built yet".into()))
+    }
     fn describe(&self) -> String {
         format!("local:{}", self.path.display())
     }

@@ -1,0 +1,98 @@
+//! Facts: what gates look at beyond the issues — merge requests that reference an issue,
+//! releases of a project, a Prometheus query's values over a window. The engine asks the
+//! outside world for them (only those `questions` names); `core` only reads them. Each
+//! fact carries what a person needs to check it: references, tags, values, links.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A merge request (GitHub: pull request) that references an issue.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MergeRequest {
+    /// The project it belongs to (`group/project`, `owner/repo`).
+    pub project: String,
+    /// Its number in that project (GitLab `iid`).
+    pub number: u64,
+    /// How people write it: `!42` (GitLab), `#42` (GitHub), with the project in front when
+    /// it lives in another project (`group/other!42`).
+    pub reference: String,
+    pub title: String,
+    pub state: MrState,
+    pub merged_at: Option<DateTime<Utc>>,
+    pub url: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MrState {
+    Open,
+    Merged,
+    Closed,
+}
+
+/// A published release of a project. Drafts, pre-releases (GitHub) and upcoming releases
+/// (GitLab) are never facts: adapters leave them out.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Release {
+    pub tag: String,
+    pub released_at: DateTime<Utc>,
+    pub url: String,
+}
+
+/// What Prometheus answered to one question.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MetricAnswer {
+    /// Exactly one series.
+    Series(MetricSeries),
+    /// The query returned no series.
+    NoData,
+    /// The query returned several series (their label sets, shortened, for the detail).
+    Many(Vec<String>),
+    /// Prometheus did not answer, or answered an error: the text says which.
+    Unavailable(String),
+}
+
+/// The samples of the one series a metric query returned.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricSeries {
+    /// Oldest first. NaN values are kept: they make the gate inconclusive.
+    pub samples: Vec<(DateTime<Utc>, f64)>,
+    /// The wall-clock moment the question was asked (Prometheus has no rehearsal clock).
+    pub asked_at: DateTime<Utc>,
+    /// A link to the query in Prometheus's graph page, over the window.
+    pub graph_url: String,
+}
+
+/// A question the engine answers before `plan`: which facts the gates in play need.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Question {
+    /// The merge requests that reference issue `issue` (the tracking issue or a child).
+    MergeRequests { issue: u64 },
+    /// The releases of `project` (`None`: the tracker's own project).
+    Releases { project: Option<String> },
+    /// The values of `query` (variables filled in) over the last `window` of the wall
+    /// clock, or at this instant when `None`.
+    Metric(MetricQuestion),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MetricQuestion {
+    pub query: String,
+    pub window: Option<Duration>,
+}
+
+/// The answers the engine has gathered for one migration.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Facts {
+    /// The facts were not asked for (the cheapest look): a gate that needs one is taken as
+    /// holding, so a plan made so can only move too far, never too little — it is made
+    /// again with the answers before anything is written.
+    pub unread: bool,
+    /// By issue number; an `Err` says why they could not be read.
+    pub merge_requests: BTreeMap<u64, Result<Vec<MergeRequest>, String>>,
+    /// By project (`None`: the tracker's own); an `Err` says why (e.g. unknown project).
+    pub releases: BTreeMap<Option<String>, Result<Vec<Release>, String>>,
+    pub metrics: BTreeMap<MetricQuestion, MetricAnswer>,
+}
