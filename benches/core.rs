@@ -156,6 +156,7 @@ fn main() {
                     vars: vars.clone(),
                     label_events,
                     history_unread: false,
+                    facts: Default::default(),
                     transitions,
                     children,
                 },

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::checklist;
+use super::gate_facts;
 use super::duration;
 use super::snapshot::{Child, LabelEvent, Snapshot};
 use super::workflow::{ChecklistGate, DurationSpec, Gate, Require};
@@ -117,6 +118,17 @@ pub fn evaluate(gate: &Gate, cx: &Context) -> GateOutcome {
         Gate::Approval { label, by, count } => {
             approval(label, by, *count, cx.labels, &cx.snapshot.label_events)
         }
+        Gate::MergeRequest {
+            project,
+            count,
+            child,
+        } => gate_facts::merge_request(project.as_deref(), *count, child.as_deref(), cx),
+        Gate::Release {
+            project,
+            count,
+            pattern,
+        } => gate_facts::release(project.as_ref(), *count, pattern.as_deref(), cx),
+        Gate::Metric(m) => gate_facts::metric(m, cx),
         Gate::Any(gates) => {
             let outcomes: Vec<GateOutcome> = gates.iter().map(|g| evaluate(g, cx)).collect();
             let passed = outcomes.iter().any(|o| o.passed);
@@ -349,6 +361,7 @@ mod tests {
             ]),
             label_events: events,
             history_unread: false,
+            facts: Default::default(),
             transitions: Vec::new(),
             children: vec![
                 Child {

@@ -523,6 +523,7 @@ stages:
                 })
                 .collect(),
             history_unread: false,
+            facts: Default::default(),
             transitions: transitions
                 .iter()
                 .enumerate()

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
+use super::facts::Facts;
+
 /// An issue as every tracker can describe it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct IssueView {
@@ -68,6 +70,9 @@ pub struct Snapshot {
     /// far, never too little, so a plan that moves nothing needs no history; one that moves
     /// is made again with it.
     pub history_unread: bool,
+    /// Merge requests, releases and metric values the gates in play asked for
+    /// (`core::questions`).
+    pub facts: Facts,
     /// Transitions from the audit comments, by sequence number.
     pub transitions: Vec<TransitionRecord>,
     pub children: Vec<Child>,

@@ -8,11 +8,13 @@
 //! - `lease`: the Store lease under which every write to a migration happens.
 //! - `person`: what a person does through shepherd (`tick`, `label`, `pause`, `rollback`).
 //! - `views`: `status`, `history`, the report's statuses and `report --publish`.
+//! - `facts`: the answers to a snapshot's questions (merge requests, releases, metrics).
 //! - `vars`: variables and the renders checked before any write.
 
 mod advance;
 mod apply;
 pub mod due;
+mod facts;
 pub mod lease;
 mod person;
 mod snapshot;
@@ -66,6 +68,10 @@ pub struct Engine<'a> {
     lease_counter: AtomicU64,
     /// The Store's own random id (kept in the Store), read once.
     pub(crate) store_id: tokio::sync::OnceCell<String>,
+    /// Where metric gates ask (Prometheus); `None`: metric gates are inconclusive.
+    pub metrics: Option<&'a dyn crate::metrics::Metrics>,
+    /// Facts answered a moment ago (`facts`).
+    pub(crate) facts: facts::FactCache,
 }
 
 /// Progress of a long run, for a progress bar. The default does nothing.
@@ -167,6 +173,8 @@ impl<'a> Engine<'a> {
             progress: &NoProgress,
             lease_counter: AtomicU64::new(0),
             store_id: tokio::sync::OnceCell::new(),
+            metrics: None,
+            facts: facts::FactCache::default(),
         }
     }
 

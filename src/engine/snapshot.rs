@@ -5,6 +5,7 @@ use anyhow::Result;
 
 use super::{Engine, Migration};
 use crate::core::marker::TransitionMarker;
+use crate::core::questions::questions;
 use crate::core::snapshot::{Child, ChildStage, LabelEvent, Snapshot, TransitionRecord};
 use crate::core::workflow::Workflow;
 use crate::tracker::Comment;
@@ -24,9 +25,10 @@ impl<'a> Engine<'a> {
             .first()
             .is_some_and(|s| s.needs_label_history());
         let (mut snapshot, _) = self
-            .snapshot(m, workflow, kids, false, Some(Vec::new()))
+            .snapshot_unanswered(m, workflow, kids, false, None, Some(Vec::new()))
             .await?;
         snapshot.history_unread = needs;
+        self.answer(workflow, &mut snapshot, self.now()).await;
         Ok(snapshot)
     }
 
@@ -44,7 +46,10 @@ impl<'a> Engine<'a> {
         }
         let mut snapshot = self.build(m, kids, &[], Vec::new());
         snapshot.history_unread = stage.is_some_and(|s| s.needs_label_history());
-        Some(snapshot)
+        // Facts to ask for take requests too.
+        questions(workflow, &snapshot, self.now())
+            .is_empty()
+            .then_some(snapshot)
     }
 
     /// Builds the snapshot of a migration. `kids` are the children already known (from
@@ -66,6 +71,23 @@ impl<'a> Engine<'a> {
 
     /// `snapshot`, with the comments already read when `comments` brings them.
     pub(crate) async fn snapshot_with(
+        &self,
+        m: &Migration,
+        workflow: &Workflow,
+        kids: &[&Migration],
+        full: bool,
+        comments: Option<Vec<Comment>>,
+        events: Option<Vec<LabelEvent>>,
+    ) -> Result<(Snapshot, Vec<Comment>)> {
+        let (mut snapshot, comments) = self
+            .snapshot_unanswered(m, workflow, kids, full, comments, events)
+            .await?;
+        self.answer(workflow, &mut snapshot, self.now()).await;
+        Ok((snapshot, comments))
+    }
+
+    /// The snapshot without the facts its gates ask for.
+    async fn snapshot_unanswered(
         &self,
         m: &Migration,
         workflow: &Workflow,
@@ -152,6 +174,7 @@ impl<'a> Engine<'a> {
             vars: m.marker.vars.clone(),
             label_events,
             history_unread: false,
+            facts: Default::default(),
             transitions,
             children,
         }

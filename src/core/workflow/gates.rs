@@ -1,5 +1,6 @@
 //! Reading gates: each of `checklist`, `label`, `no_label`, `closed`, `completed`,
-//! `min_duration`, `approval`, `any` and `all` with its own fields and checks.
+//! `min_duration`, `approval`, `any` and `all` with its own fields and checks (the gates on
+//! facts outside the issues are read in `fact_gates`).
 
 use super::load::Validator;
 use super::{ChecklistGate, DurationSpec, Gate, Require, Variable};
@@ -30,6 +31,9 @@ impl Validator<'_> {
             "completed",
             "min_duration",
             "approval",
+            "merge_request",
+            "release",
+            "metric",
             "any",
             "all",
         ];
@@ -218,6 +222,7 @@ impl Validator<'_> {
                 }
                 Some(Gate::Approval { label, by, count })
             }
+            "merge_request" | "release" | "metric" => self.fact_gate(kind, value, variables),
             "any" | "all" => {
                 let gates = self.gates(value, variables);
                 if gates.is_empty() && matches!(&value.kind, NodeKind::Seq(s) if s.is_empty()) {

@@ -15,10 +15,12 @@ use super::duration;
 use super::yaml::Loc;
 
 mod actions;
+mod fact_gates;
 mod gates;
 mod load;
 mod validate;
 
+pub use fact_gates::check_project;
 pub use load::load;
 pub use validate::{
     check_children, raw_use_message, raw_variable_uses, template_variables, MAX_CHILDREN,
@@ -102,8 +104,88 @@ pub enum Gate {
         by: Vec<String>,
         count: usize,
     },
+    /// At least `count` merge requests that reference the tracking issue (or child
+    /// `child`) are merged — in `project` when given.
+    MergeRequest {
+        project: Option<String>,
+        count: usize,
+        child: Option<String>,
+    },
+    /// At least `count` releases of `project` (default: the tracker's own) published since
+    /// the migration entered the stage, tags matching `pattern`.
+    Release {
+        project: Option<TextSpec>,
+        count: usize,
+        pattern: Option<String>,
+    },
+    Metric(MetricGate),
     Any(Vec<Gate>),
     All(Vec<Gate>),
+}
+
+/// A value fixed in the file or taken whole from a migration variable (`"{{name}}"`), with
+/// the variable's default when it has one.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TextSpec {
+    Fixed(String),
+    Variable {
+        name: String,
+        default: Option<String>,
+    },
+}
+
+impl TextSpec {
+    /// The value for a migration with `vars`; `Err` names the variable that is missing.
+    pub fn resolve(&self, vars: &BTreeMap<String, String>) -> Result<String, String> {
+        match self {
+            TextSpec::Fixed(s) => Ok(s.clone()),
+            TextSpec::Variable { name, default } => vars
+                .get(name)
+                .filter(|v| !v.is_empty())
+                .or(default.as_ref())
+                .cloned()
+                .ok_or_else(|| format!("variable `{name}` is not set on this migration")),
+        }
+    }
+}
+
+/// `metric: {query, below | above, for}`: the query (with `{{variable}}`s, each escaped for
+/// use inside PromQL quotes) returns one series, and it stayed on the right side of the
+/// threshold during the whole window (`None`: at this instant).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricGate {
+    pub query: String,
+    pub bound: Bound,
+    pub window: Option<Duration>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Bound {
+    Below(f64),
+    Above(f64),
+}
+
+impl Bound {
+    pub fn holds(&self, value: f64) -> bool {
+        match *self {
+            Bound::Below(x) => value < x,
+            Bound::Above(x) => value > x,
+        }
+    }
+
+    pub fn threshold(&self) -> f64 {
+        match *self {
+            Bound::Below(x) | Bound::Above(x) => x,
+        }
+    }
+
+    /// `<` or `>`, as the detail writes it.
+    pub fn sign(&self) -> &'static str {
+        match self {
+            Bound::Below(_) => "<",
+            Bound::Above(_) => ">",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -249,6 +331,7 @@ impl Stage {
                 Gate::Checklist(ChecklistGate { child: Some(c), .. })
                 | Gate::Label { child: Some(c), .. }
                 | Gate::Closed { child: c }
+                | Gate::MergeRequest { child: Some(c), .. }
                 | Gate::Completed { child: c, .. } => {
                     out.insert(c.clone());
                 }
@@ -270,6 +353,9 @@ impl Gate {
             Gate::Completed { .. } => "completed",
             Gate::MinDuration(_) => "min_duration",
             Gate::Approval { .. } => "approval",
+            Gate::MergeRequest { .. } => "merge_request",
+            Gate::Release { .. } => "release",
+            Gate::Metric(_) => "metric",
             Gate::Any(_) => "any",
             Gate::All(_) => "all",
         }
@@ -360,6 +446,62 @@ impl Gate {
                 } else {
                     format!("~\"{label}\" set by one of {who}")
                 }
+            }
+            Gate::MergeRequest {
+                project,
+                count,
+                child,
+            } => {
+                let what = if *count == 1 {
+                    "a merge request".to_string()
+                } else {
+                    format!("{count} merge requests")
+                };
+                let whose = match child {
+                    Some(c) => format!("the {c} issue"),
+                    None => "the tracking issue".to_string(),
+                };
+                let place = project
+                    .as_ref()
+                    .map(|p| format!(" in {p}"))
+                    .unwrap_or_default();
+                format!("{what}{place} referencing {whose} merged")
+            }
+            Gate::Release {
+                project,
+                count,
+                pattern,
+            } => {
+                let what = if *count == 1 {
+                    "a release".to_string()
+                } else {
+                    format!("{count} releases")
+                };
+                let of = match project {
+                    None => " of this project".to_string(),
+                    Some(TextSpec::Fixed(p)) => format!(" of {p}"),
+                    Some(spec @ TextSpec::Variable { name, .. }) => match spec.resolve(vars) {
+                        Ok(p) => format!(" of {p}"),
+                        Err(_) => format!(" of the migration's `{name}`"),
+                    },
+                };
+                let tags = pattern
+                    .as_ref()
+                    .map(|p| format!(" (tags matching `{p}`)"))
+                    .unwrap_or_default();
+                format!("{what}{of}{tags} published since entering this stage")
+            }
+            Gate::Metric(m) => {
+                let query = crate::core::promql::render(&m.query, vars).unwrap_or(m.query.clone());
+                let side = match m.bound {
+                    Bound::Below(_) => "below",
+                    Bound::Above(_) => "above",
+                };
+                let window = match m.window {
+                    Some(d) => format!(" for {}", duration::human(d)),
+                    None => String::new(),
+                };
+                format!("`{query}` {side} {}{window}", m.bound.threshold())
             }
             Gate::Any(gates) => format!(
                 "any of: {}",

@@ -1,0 +1,88 @@
+//! `questions`: which facts a migration's current stage needs before `plan` can decide —
+//! merge requests, releases, metric values — and only those whose answer can change the
+//! outcome: the facts of the stage's gates and `next` edges once every other gate holds,
+//! those of an exit once the rest of its `when` holds, none of an `any` that a gate
+//! without facts already satisfies. A stage whose gates need no fact asks nothing.
+
+use chrono::{DateTime, Utc};
+
+use super::facts::Question;
+use super::gate::{self, Context};
+use super::gate_facts;
+use super::machine::PAUSED_LABEL;
+use super::snapshot::Snapshot;
+use super::workflow::{Gate, Workflow};
+
+/// The questions the engine answers (into `Snapshot::facts`) before planning.
+pub fn questions(workflow: &Workflow, snapshot: &Snapshot, now: DateTime<Utc>) -> Vec<Question> {
+    let Some(stage) = workflow.stages_labelled(&snapshot.issue.labels).first().copied() else {
+        return Vec::new();
+    };
+    if stage.terminal || !snapshot.issue.open || !stage.all_gates().any(has_fact_gate) {
+        return Vec::new();
+    }
+    // Evaluated with every fact taken as holding: what may hold once the facts are in.
+    let mut hopeful = snapshot.clone();
+    hopeful.facts.unread = true;
+    let cx = Context {
+        snapshot: &hopeful,
+        labels: &snapshot.issue.labels,
+        entered_at: snapshot.entered_at(&stage.id, &stage.label),
+        now,
+        vars: &snapshot.vars,
+    };
+    let holds = |g: &Gate| gate::evaluate(g, &cx).passed;
+    let mut out = Vec::new();
+    for exit in &stage.exits {
+        if exit.when.iter().all(holds) {
+            for g in &exit.when {
+                needs(g, &cx, &mut out);
+            }
+        }
+    }
+    let paused = snapshot.issue.labels.iter().any(|l| l == PAUSED_LABEL);
+    if !paused && stage.gates.iter().all(holds) {
+        for g in stage.gates.iter().chain(stage.next.iter().flat_map(|e| &e.when)) {
+            needs(g, &cx, &mut out);
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Whether `gate` is, or holds, a gate on facts.
+pub fn has_fact_gate(gate: &Gate) -> bool {
+    let mut found = false;
+    gate.visit(&mut |g| found |= is_fact_gate(g));
+    found
+}
+
+fn is_fact_gate(gate: &Gate) -> bool {
+    matches!(
+        gate,
+        Gate::MergeRequest { .. } | Gate::Release { .. } | Gate::Metric(_)
+    )
+}
+
+fn needs(gate: &Gate, cx: &Context, out: &mut Vec<Question>) {
+    match gate {
+        g if is_fact_gate(g) => out.extend(gate_facts::question(g, cx)),
+        Gate::Any(gates) => {
+            let settled = gates
+                .iter()
+                .any(|g| !has_fact_gate(g) && gate::evaluate(g, cx).passed);
+            if !settled {
+                for g in gates {
+                    needs(g, cx, out);
+                }
+            }
+        }
+        Gate::All(gates) => {
+            for g in gates {
+                needs(g, cx, out);
+            }
+        }
+        _ => {}
+    }
+}

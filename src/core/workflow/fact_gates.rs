@@ -1,0 +1,228 @@
+//! Reading the gates that look at facts outside the issues: `merge_request`, `release` and
+//! `metric`, each with its own fields and checks (a project path, a regex, a PromQL query,
+//! exactly one of `below` and `above`).
+
+use regex::Regex;
+
+use super::load::Validator;
+use super::{Bound, Gate, MetricGate, TextSpec, Variable};
+use crate::core::duration;
+use crate::core::promql;
+use crate::core::yaml::{Node, NodeKind};
+
+impl Validator<'_> {
+    pub(super) fn fact_gate(
+        &mut self,
+        kind: &str,
+        value: &Node,
+        variables: &[Variable],
+    ) -> Option<Gate> {
+        match kind {
+            "merge_request" => self.merge_request_gate(value),
+            "release" => self.release_gate(value, variables),
+            _ => self.metric_gate(value, variables),
+        }
+    }
+
+    fn merge_request_gate(&mut self, value: &Node) -> Option<Gate> {
+        let mut project = None;
+        let mut count = 1;
+        let mut child = None;
+        if !matches!(value.kind, NodeKind::Null) {
+            let fields = self.map(value, "`merge_request`", &["project", "count", "child"])?;
+            for (k, v) in fields {
+                match k.as_str() {
+                    Some("project") => project = self.project(v),
+                    Some("count") => count = self.count(v).unwrap_or(1),
+                    Some("child") => child = self.string(v, "`child`"),
+                    _ => {}
+                }
+            }
+        }
+        Some(Gate::MergeRequest {
+            project,
+            count,
+            child,
+        })
+    }
+
+    fn release_gate(&mut self, value: &Node, variables: &[Variable]) -> Option<Gate> {
+        let mut project = None;
+        let mut count = 1;
+        let mut pattern = None;
+        if !matches!(value.kind, NodeKind::Null) {
+            let fields = self.map(value, "`release`", &["project", "count", "pattern"])?;
+            for (k, v) in fields {
+                match k.as_str() {
+                    Some("project") => project = self.project_spec(v, variables),
+                    Some("count") => count = self.count(v).unwrap_or(1),
+                    Some("pattern") => {
+                        let text = self.string(v, "`pattern`")?;
+                        match Regex::new(&text) {
+                            Ok(_) => pattern = Some(text),
+                            Err(e) => self.problem(
+                                v.loc,
+                                format!("bad regex in `pattern`: {}", super::load::one_line(&e.to_string())),
+                            ),
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Some(Gate::Release {
+            project,
+            count,
+            pattern,
+        })
+    }
+
+    fn metric_gate(&mut self, value: &Node, variables: &[Variable]) -> Option<Gate> {
+        let fields = self.map(value, "`metric`", &["query", "below", "above", "for"])?;
+        let mut query = None;
+        let mut bounds = Vec::new();
+        let mut window = None;
+        for (k, v) in fields {
+            match k.as_str() {
+                Some("query") => {
+                    let Some(text) = self.string(v, "`query`") else {
+                        continue;
+                    };
+                    let declared: Vec<&str> = variables.iter().map(|v| v.name.as_str()).collect();
+                    match promql::check(&text, &declared) {
+                        Ok(()) => query = Some(text),
+                        Err(e) => self.problem(v.loc, format!("bad `query`: {e}")),
+                    }
+                }
+                Some(side @ ("below" | "above")) => {
+                    let x = match v.kind {
+                        NodeKind::Int(n) => n as f64,
+                        NodeKind::Float(f) if f.is_finite() => f,
+                        _ => {
+                            self.problem(v.loc, format!("`{side}` must be a number"));
+                            continue;
+                        }
+                    };
+                    bounds.push(if side == "below" {
+                        Bound::Below(x)
+                    } else {
+                        Bound::Above(x)
+                    });
+                }
+                Some("for") => {
+                    let text = match &v.kind {
+                        NodeKind::Str(s) => s.clone(),
+                        _ => {
+                            self.problem(v.loc, "bad duration: `for` must be a string such as 30s, 15m or 2h");
+                            continue;
+                        }
+                    };
+                    // Prometheus windows may be seconds long, as its own `for:` may.
+                    match duration::parse_cli(&text) {
+                        Ok(d) if d.as_secs() == 0 => self.problem(v.loc, "`for` must be longer than 0s"),
+                        Ok(d) => window = Some(chrono::Duration::seconds(d.as_secs() as i64)),
+                        Err(e) => self.problem(v.loc, format!("bad duration in `for`: {e}")),
+                    }
+                }
+                _ => {}
+            }
+        }
+        let Some(query) = query else {
+            if !fields_have(value, "query") {
+                self.problem(value.loc, "`metric` needs a `query` (PromQL)");
+            }
+            return None;
+        };
+        let bound = match bounds.as_slice() {
+            [b] => *b,
+            [] => {
+                self.problem(
+                    value.loc,
+                    "`metric` needs `below: X` or `above: X`: the threshold the value must stay under or over",
+                );
+                return None;
+            }
+            _ => {
+                self.problem(value.loc, "`metric` takes one of `below` and `above`, not both");
+                return None;
+            }
+        };
+        Some(Gate::Metric(MetricGate {
+            query,
+            bound,
+            window,
+        }))
+    }
+
+    fn count(&mut self, node: &Node) -> Option<usize> {
+        match node.kind {
+            NodeKind::Int(n) if n >= 1 => Some(n as usize),
+            _ => {
+                self.problem(node.loc, "`count` must be a number of at least 1");
+                None
+            }
+        }
+    }
+
+    /// A project path, `group/project` (GitLab subgroups allowed) or `owner/repo`.
+    fn project(&mut self, node: &Node) -> Option<String> {
+        let text = self.string(node, "`project`")?;
+        match check_project(&text) {
+            Ok(()) => Some(text),
+            Err(e) => {
+                self.problem(node.loc, e);
+                None
+            }
+        }
+    }
+
+    fn project_spec(&mut self, node: &Node, variables: &[Variable]) -> Option<TextSpec> {
+        let text = self.string(node, "`project`")?;
+        let Some(var) = text.trim().strip_prefix("{{").and_then(|t| t.strip_suffix("}}")) else {
+            return match check_project(&text) {
+                Ok(()) => Some(TextSpec::Fixed(text)),
+                Err(e) => {
+                    self.problem(node.loc, e);
+                    None
+                }
+            };
+        };
+        let var = var.trim();
+        let Some(v) = variables.iter().find(|v| v.name == var) else {
+            self.problem(
+                node.loc,
+                format!("`project` uses variable `{var}`, which the workflow does not declare"),
+            );
+            return None;
+        };
+        if let Some(Err(e)) = v.default.as_deref().filter(|d| !d.is_empty()).map(check_project) {
+            self.problem(node.loc, format!("the default of `{var}`: {e}"));
+        }
+        Some(TextSpec::Variable {
+            name: var.to_string(),
+            default: v.default.clone().filter(|d| !d.is_empty()),
+        })
+    }
+}
+
+/// `group/project` (subgroups allowed), each part non-empty and without spaces.
+pub fn check_project(text: &str) -> Result<(), String> {
+    let parts: Vec<&str> = text.split('/').collect();
+    let ok = parts.len() >= 2
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "project `{text}` is not a path such as group/project or owner/repo"
+        ))
+    }
+}
+
+fn fields_have(node: &Node, key: &str) -> bool {
+    matches!(&node.kind, NodeKind::Map(entries) if entries.iter().any(|(k, _)| k.as_str() == Some(key)))
+}

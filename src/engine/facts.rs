@@ -1,0 +1,114 @@
+//! Answering a snapshot's questions (`core::questions`): merge requests and releases from
+//! the tracker, metric values from Prometheus. An answer that cannot be had is kept as its
+//! reason (the gate shows it and does not hold), never an error of the whole advance.
+//! Answers are kept for a few seconds, so one run asks for a project's releases once and
+//! one advance never asks the same thing twice; `advance` forgets merge requests first,
+//! since the webhook that brought it may be about one.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::future::join_all;
+
+use super::Engine;
+use crate::core::facts::{MergeRequest, MetricAnswer, Question, Release};
+use crate::core::questions::questions;
+use crate::core::snapshot::Snapshot;
+use crate::core::workflow::Workflow;
+
+/// How long an answer stays good.
+const FRESH: Duration = Duration::from_secs(15);
+
+#[derive(Clone, Debug)]
+enum Answer {
+    MergeRequests(Result<Vec<MergeRequest>, String>),
+    Releases(Result<Vec<Release>, String>),
+    Metric(MetricAnswer),
+}
+
+/// Answers by question, each with the moment it came in. A question asked while another
+/// task asks it waits for that answer rather than asking again.
+#[derive(Default)]
+pub struct FactCache {
+    answers: tokio::sync::Mutex<HashMap<Question, std::sync::Arc<tokio::sync::OnceCell<(Instant, Answer)>>>>,
+}
+
+impl FactCache {
+    /// Forgets the merge requests (a webhook may be about one).
+    pub async fn forget_merge_requests(&self) {
+        self.answers
+            .lock()
+            .await
+            .retain(|q, _| !matches!(q, Question::MergeRequests { .. }));
+    }
+}
+
+impl Engine<'_> {
+    /// Asks what the questions of the snapshot's stage need and puts the answers in its
+    /// facts. Nothing is asked for a stage whose gates need no fact.
+    pub(crate) async fn answer(&self, workflow: &Workflow, snapshot: &mut Snapshot, now: DateTime<Utc>) {
+        let asked = questions(workflow, snapshot, now);
+        if asked.is_empty() {
+            return;
+        }
+        let answers = join_all(asked.iter().map(|q| self.ask(q))).await;
+        for (q, a) in asked.into_iter().zip(answers) {
+            match (q, a) {
+                (Question::MergeRequests { issue }, Answer::MergeRequests(list)) => {
+                    snapshot.facts.merge_requests.insert(issue, list);
+                }
+                (Question::Releases { project }, Answer::Releases(list)) => {
+                    snapshot.facts.releases.insert(project, list);
+                }
+                (Question::Metric(q), Answer::Metric(a)) => {
+                    snapshot.facts.metrics.insert(q, a);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    async fn ask(&self, question: &Question) -> Answer {
+        let cell = {
+            let mut answers = self.facts.answers.lock().await;
+            let stale = answers
+                .get(question)
+                .and_then(|c| c.get())
+                .is_some_and(|(at, _)| at.elapsed() > FRESH);
+            if stale {
+                answers.remove(question);
+            }
+            answers.entry(question.clone()).or_default().clone()
+        };
+        let (_, answer) = cell
+            .get_or_init(|| async { (Instant::now(), self.fetch(question).await) })
+            .await;
+        answer.clone()
+    }
+
+    async fn fetch(&self, question: &Question) -> Answer {
+        let tracker = self.tracker.describe();
+        match question {
+            Question::MergeRequests { issue } => Answer::MergeRequests(
+                self.tracker
+                    .merge_requests(*issue)
+                    .await
+                    .map_err(|e| format!("{tracker}: {e}")),
+            ),
+            Question::Releases { project } => Answer::Releases(
+                self.tracker
+                    .releases(project.as_deref())
+                    .await
+                    .map_err(|e| e.to_string()),
+            ),
+            Question::Metric(q) => Answer::Metric(match self.metrics {
+                Some(m) => m.ask(q).await,
+                None => MetricAnswer::Unavailable(
+                    "no Prometheus is configured (--prometheus-url, [prometheus] url in shepherd.toml)"
+                        .to_string(),
+                ),
+            }),
+        }
+    }
+}
