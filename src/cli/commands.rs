@@ -247,6 +247,13 @@ pub(super) fn mermaid(w: &Workflow) -> String {
             id(&s.id)
         ));
     }
+    // Labels lose what Mermaid reads as syntax.
+    let clean = |text: String| text.replace('"', "'").replace([':', ';', '#', '{', '}'], "");
+    for s in &w.stages {
+        for g in &s.gates {
+            out.push_str(&format!("    {} : {}\n", id(&s.id), clean(g.describe())));
+        }
+    }
     out.push_str(&format!("    [*] --> {}\n", id(&w.first_stage().id)));
     for s in &w.stages {
         for e in &s.next {
@@ -266,7 +273,13 @@ pub(super) fn mermaid(w: &Workflow) -> String {
             out.push_str(&format!("    {} --> {}{when}\n", id(&s.id), id(&e.to)));
         }
         for e in &s.exits {
-            out.push_str(&format!("    {} --> {} : exit\n", id(&s.id), id(&e.to)));
+            let when: Vec<String> = e.when.iter().map(Gate::describe).collect();
+            out.push_str(&format!(
+                "    {} --> {} : exit when {}\n",
+                id(&s.id),
+                id(&e.to),
+                clean(when.join(" and "))
+            ));
         }
         if s.terminal {
             out.push_str(&format!("    {} --> [*]\n", id(&s.id)));

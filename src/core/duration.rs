@@ -81,6 +81,15 @@ fn parse_units(text: &str, units: &[(char, u64)], help: &str) -> Result<u64, Str
     Ok(total)
 }
 
+/// Like `human`, with seconds below a minute (`30s`): Prometheus windows may be that short.
+pub fn human_short(d: Duration) -> String {
+    if d < Duration::minutes(1) {
+        format!("{}s", d.num_seconds().max(0))
+    } else {
+        human(d)
+    }
+}
+
 /// Formats a duration for people: `1w 2d`, `1h 40m`, `5m`, `0m`.
 pub fn human(d: Duration) -> String {
     let mut minutes = d.num_minutes().max(0);

@@ -30,12 +30,16 @@ pub struct GateReport {
 
 /// The state a gate is evaluated against: the snapshot, possibly moved on by transitions
 /// planned earlier in the same call.
+#[derive(Clone, Copy)]
 pub struct Context<'a> {
     pub snapshot: &'a Snapshot,
     pub labels: &'a [String],
     pub entered_at: DateTime<Utc>,
     pub now: DateTime<Utc>,
     pub vars: &'a BTreeMap<String, String>,
+    /// The gate is part of an exit's `when`: a gate that does not apply (a metric whose
+    /// query is empty) does not hold there, where as a stage gate it does.
+    pub exit: bool,
 }
 
 pub fn evaluate(gate: &Gate, cx: &Context) -> GateOutcome {
@@ -122,7 +126,7 @@ pub fn evaluate(gate: &Gate, cx: &Context) -> GateOutcome {
             project,
             count,
             child,
-        } => gate_facts::merge_request(project.as_deref(), *count, child.as_deref(), cx),
+        } => gate_facts::merge_request(project.as_ref(), *count, child.as_deref(), cx),
         Gate::Release {
             project,
             count,
@@ -573,6 +577,7 @@ mod tests {
                 entered_at: t(0),
                 now: t(minutes),
                 vars: &snap.vars,
+                exit: false,
             };
             let out = evaluate(&g, &cx);
             assert_eq!(out.passed, passed, "{yaml}: {}", out.detail);
@@ -626,6 +631,7 @@ mod tests {
                 entered_at: t(0),
                 now: t(1),
                 vars: &snap.vars,
+                exit: false,
             };
             let out = evaluate(&gate(yaml), &cx);
             assert_eq!(out.passed, *passed, "{yaml}: {}", out.detail);

@@ -6,11 +6,11 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::duration;
+use super::duration::human_short;
 use super::facts::{MetricAnswer, MetricQuestion, MrState, Question};
 use super::gate::{Context, GateOutcome};
 use super::promql;
-use super::workflow::{MetricGate, TextSpec};
+use super::workflow::{MetricGate, Side, TextSpec};
 
 /// The issue a `merge_request` gate looks at: the tracking issue, or child `child`'s.
 pub fn mr_issue(child: Option<&str>, cx: &Context) -> Result<u64, String> {
@@ -47,7 +47,10 @@ pub fn question(gate: &super::workflow::Gate, cx: &Context) -> Option<Question> 
         Gate::Release { project, .. } => release_project(project.as_ref(), cx)
             .ok()
             .map(|project| Question::Releases { project }),
-        Gate::Metric(m) => metric_question(m, cx).ok().map(Question::Metric),
+        Gate::Metric(m) => metric_question(m, cx)
+            .ok()
+            .filter(|q| !q.query.trim().is_empty())
+            .map(Question::Metric),
         _ => None,
     }
 }
@@ -65,7 +68,7 @@ fn unasked(what: &str, cx: &Context) -> GateOutcome {
 }
 
 pub fn merge_request(
-    project: Option<&str>,
+    project: Option<&TextSpec>,
     count: usize,
     child: Option<&str>,
     cx: &Context,
@@ -74,6 +77,11 @@ pub fn merge_request(
         Ok(n) => n,
         Err(e) => return outcome(false, e),
     };
+    let project = match project.map(|p| p.resolve(cx.vars)).transpose() {
+        Ok(p) => p,
+        Err(e) => return outcome(false, e),
+    };
+    let project = project.as_deref();
     let list = match cx.snapshot.facts.merge_requests.get(&issue) {
         None => return unasked("merge requests", cx),
         Some(Err(e)) => return outcome(false, format!("merge requests of #{issue}: {e}")),
@@ -163,6 +171,14 @@ pub fn metric(gate: &MetricGate, cx: &Context) -> GateOutcome {
         Ok(q) => q,
         Err(e) => return outcome(false, format!("metric query: {e}")),
     };
+    if question.query.trim().is_empty() {
+        // Not applicable: a stage gate holds, an exit is not taken.
+        return outcome(!cx.exit, "no metric: the query is empty".to_string());
+    }
+    let threshold = match gate.threshold.resolve(cx.vars) {
+        Ok(x) => x,
+        Err(e) => return outcome(false, format!("metric threshold: {e}")),
+    };
     let shown = format!("`{}`", question.query);
     let answer = match cx.snapshot.facts.metrics.get(&question) {
         None => return unasked(&format!("metric {shown}"), cx),
@@ -198,31 +214,31 @@ pub fn metric(gate: &MetricGate, cx: &Context) -> GateOutcome {
     }
     let min = series.samples.iter().map(|s| s.1).fold(f64::INFINITY, f64::min);
     let max = series.samples.iter().map(|s| s.1).fold(f64::NEG_INFINITY, f64::max);
-    let bound = gate.bound;
-    let worst = match bound {
-        super::workflow::Bound::Below(_) => max,
-        super::workflow::Bound::Above(_) => min,
+    let side = gate.side;
+    let worst = match side {
+        Side::Below => max,
+        Side::Above => min,
     };
     let graph = format!("[graph]({})", series.graph_url);
     let Some(window) = gate.window else {
-        let held = bound.holds(last);
-        let sign = if held { bound.sign() } else { not_sign(bound.sign()) };
+        let held = side.holds(last, threshold);
+        let sign = if held { side.sign() } else { not_sign(side) };
         return outcome(
             held,
-            format!("{shown} = {} {sign} {} now ({graph})", num(last), num(bound.threshold())),
+            format!("{shown} = {} {sign} {} now ({graph})", num(last), num(threshold)),
         );
     };
     let covered = covered(&series.samples, series.asked_at, window, cx);
     let values = format!("min {}, max {}, last {}", num(min), num(max), num(last));
-    if !bound.holds(worst) {
+    if !side.holds(worst, threshold) {
         return outcome(
             false,
             format!(
-                "{shown} went to {} (not {} {}) in the last {}: {values} ({graph})",
+                "{shown} was {} {} {} in the last {}: {values} ({graph})",
                 num(worst),
-                bound.sign(),
-                num(bound.threshold()),
-                human(window)
+                not_sign(side),
+                num(threshold),
+                human_short(window)
             ),
         );
     }
@@ -230,10 +246,10 @@ pub fn metric(gate: &MetricGate, cx: &Context) -> GateOutcome {
         covered >= window,
         format!(
             "{shown} {} {} for {} of {}: {values} ({graph})",
-            bound.sign(),
-            num(bound.threshold()),
-            human(covered.min(window)),
-            human(window)
+            side.sign(),
+            num(threshold),
+            human_short(covered.min(window)),
+            human_short(window)
         ),
     )
 }
@@ -262,11 +278,10 @@ fn covered(
     covered.max(Duration::zero())
 }
 
-fn not_sign(sign: &str) -> &'static str {
-    if sign == "<" {
-        "≥"
-    } else {
-        "≤"
+fn not_sign(side: Side) -> &'static str {
+    match side {
+        Side::Below => "≥",
+        Side::Above => "≤",
     }
 }
 
@@ -284,11 +299,3 @@ fn num(v: f64) -> String {
     }
 }
 
-/// A window as people read it, with seconds below a minute.
-fn human(d: Duration) -> String {
-    if d < Duration::minutes(1) {
-        format!("{}s", d.num_seconds().max(0))
-    } else {
-        duration::human(d)
-    }
-}

@@ -162,8 +162,10 @@ pub fn plan(workflow: &Workflow, snapshot: &Snapshot, now: DateTime<Utc>) -> Pla
             break;
         }
         let cx = sim.context(snapshot, now);
+        let exit_cx = gate::Context { exit: true, ..cx };
         if let Some((edge, reports)) = stage.exits.iter().find_map(|e| {
-            let reports: Vec<GateReport> = e.when.iter().map(|g| gate::report(g, &cx)).collect();
+            let reports: Vec<GateReport> =
+                e.when.iter().map(|g| gate::report(g, &exit_cx)).collect();
             reports.iter().all(|r| r.passed).then_some((e, reports))
         }) {
             let reason = format!(
@@ -355,6 +357,7 @@ impl<'w> Sim<'w> {
             entered_at: self.entered_at,
             now,
             vars: &snapshot.vars,
+            exit: false,
         }
     }
 

@@ -30,13 +30,15 @@ pub fn questions(workflow: &Workflow, snapshot: &Snapshot, now: DateTime<Utc>) -
         entered_at: snapshot.entered_at(&stage.id, &stage.label),
         now,
         vars: &snapshot.vars,
+        exit: false,
     };
     let holds = |g: &Gate| gate::evaluate(g, &cx).passed;
+    let exit_cx = Context { exit: true, ..cx };
     let mut out = Vec::new();
     for exit in &stage.exits {
-        if exit.when.iter().all(holds) {
+        if exit.when.iter().all(|g| gate::evaluate(g, &exit_cx).passed) {
             for g in &exit.when {
-                needs(g, &cx, &mut out);
+                needs(g, &exit_cx, &mut out);
             }
         }
     }

@@ -135,6 +135,7 @@ pub fn status(
                 entered_at,
                 now,
                 vars: &snapshot.vars,
+                exit: false,
             };
             s.gates.iter().map(|g| gate::report(g, &cx)).collect()
         }

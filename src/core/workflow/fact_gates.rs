@@ -5,7 +5,7 @@
 use regex::Regex;
 
 use super::load::Validator;
-use super::{Bound, Gate, MetricGate, TextSpec, Variable};
+use super::{parse_threshold, Gate, MetricGate, Side, TextSpec, Threshold, Variable};
 use crate::core::duration;
 use crate::core::promql;
 use crate::core::yaml::{Node, NodeKind};
@@ -18,13 +18,13 @@ impl Validator<'_> {
         variables: &[Variable],
     ) -> Option<Gate> {
         match kind {
-            "merge_request" => self.merge_request_gate(value),
+            "merge_request" => self.merge_request_gate(value, variables),
             "release" => self.release_gate(value, variables),
             _ => self.metric_gate(value, variables),
         }
     }
 
-    fn merge_request_gate(&mut self, value: &Node) -> Option<Gate> {
+    fn merge_request_gate(&mut self, value: &Node, variables: &[Variable]) -> Option<Gate> {
         let mut project = None;
         let mut count = 1;
         let mut child = None;
@@ -32,7 +32,7 @@ impl Validator<'_> {
             let fields = self.map(value, "`merge_request`", &["project", "count", "child"])?;
             for (k, v) in fields {
                 match k.as_str() {
-                    Some("project") => project = self.project(v),
+                    Some("project") => project = self.project_spec(v, variables),
                     Some("count") => count = self.count(v).unwrap_or(1),
                     Some("child") => child = self.string(v, "`child`"),
                     _ => {}
@@ -95,19 +95,10 @@ impl Validator<'_> {
                     }
                 }
                 Some(side @ ("below" | "above")) => {
-                    let x = match v.kind {
-                        NodeKind::Int(n) => n as f64,
-                        NodeKind::Float(f) if f.is_finite() => f,
-                        _ => {
-                            self.problem(v.loc, format!("`{side}` must be a number"));
-                            continue;
-                        }
-                    };
-                    bounds.push(if side == "below" {
-                        Bound::Below(x)
-                    } else {
-                        Bound::Above(x)
-                    });
+                    let side = if side == "below" { Side::Below } else { Side::Above };
+                    if let Some(t) = self.threshold(v, side.word(), variables) {
+                        bounds.push((side, t));
+                    }
                 }
                 Some("for") => {
                     let text = match &v.kind {
@@ -133,8 +124,8 @@ impl Validator<'_> {
             }
             return None;
         };
-        let bound = match bounds.as_slice() {
-            [b] => *b,
+        let (side, threshold) = match bounds.as_slice() {
+            [b] => b.clone(),
             [] => {
                 self.problem(
                     value.loc,
@@ -149,9 +140,47 @@ impl Validator<'_> {
         };
         Some(Gate::Metric(MetricGate {
             query,
-            bound,
+            side,
+            threshold,
             window,
         }))
+    }
+
+    /// A threshold: a number, or `"{{variable}}"` whose default (if any) is a number.
+    fn threshold(&mut self, node: &Node, side: &str, variables: &[Variable]) -> Option<Threshold> {
+        match &node.kind {
+            NodeKind::Int(n) => Some(Threshold::Fixed(*n as f64)),
+            NodeKind::Float(f) if f.is_finite() => Some(Threshold::Fixed(*f)),
+            NodeKind::Str(text) => {
+                let Some(var) = text.trim().strip_prefix("{{").and_then(|t| t.strip_suffix("}}")) else {
+                    return match parse_threshold(text) {
+                        Ok(x) => Some(Threshold::Fixed(x)),
+                        Err(e) => {
+                            self.problem(node.loc, format!("`{side}`: {e}"));
+                            None
+                        }
+                    };
+                };
+                let var = var.trim();
+                let Some(v) = variables.iter().find(|v| v.name == var) else {
+                    self.problem(node.loc, format!("`{side}` uses variable `{var}`, which the workflow does not declare"));
+                    return None;
+                };
+                let default = match v.default.as_deref().filter(|d| !d.trim().is_empty()).map(parse_threshold) {
+                    Some(Ok(x)) => Some(x),
+                    Some(Err(e)) => {
+                        self.problem(node.loc, format!("the default of `{var}`: {e}"));
+                        None
+                    }
+                    None => None,
+                };
+                Some(Threshold::Variable { name: var.to_string(), default })
+            }
+            _ => {
+                self.problem(node.loc, format!("`{side}` must be a number"));
+                None
+            }
+        }
     }
 
     fn count(&mut self, node: &Node) -> Option<usize> {
@@ -159,18 +188,6 @@ impl Validator<'_> {
             NodeKind::Int(n) if n >= 1 => Some(n as usize),
             _ => {
                 self.problem(node.loc, "`count` must be a number of at least 1");
-                None
-            }
-        }
-    }
-
-    /// A project path, `group/project` (GitLab subgroups allowed) or `owner/repo`.
-    fn project(&mut self, node: &Node) -> Option<String> {
-        let text = self.string(node, "`project`")?;
-        match check_project(&text) {
-            Ok(()) => Some(text),
-            Err(e) => {
-                self.problem(node.loc, e);
                 None
             }
         }

@@ -107,7 +107,7 @@ pub enum Gate {
     /// At least `count` merge requests that reference the tracking issue (or child
     /// `child`) are merged — in `project` when given.
     MergeRequest {
-        project: Option<String>,
+        project: Option<TextSpec>,
         count: usize,
         child: Option<String>,
     },
@@ -150,41 +150,74 @@ impl TextSpec {
 }
 
 /// `metric: {query, below | above, for}`: the query (with `{{variable}}`s, each escaped for
-/// use inside PromQL quotes) returns one series, and it stayed on the right side of the
-/// threshold during the whole window (`None`: at this instant).
+/// use inside PromQL quotes) returns one series, and it stayed on the `side` of the
+/// threshold during the whole window (`None`: at this instant). A query that comes out
+/// empty (its variable left empty) is not applicable: the gate holds, and an exit whose
+/// `when` has it is not taken.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MetricGate {
     pub query: String,
-    pub bound: Bound,
+    pub side: Side,
+    pub threshold: Threshold,
     pub window: Option<Duration>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Bound {
-    Below(f64),
-    Above(f64),
+pub enum Side {
+    Below,
+    Above,
 }
 
-impl Bound {
-    pub fn holds(&self, value: f64) -> bool {
-        match *self {
-            Bound::Below(x) => value < x,
-            Bound::Above(x) => value > x,
+impl Side {
+    pub fn holds(&self, value: f64, threshold: f64) -> bool {
+        match self {
+            Side::Below => value < threshold,
+            Side::Above => value > threshold,
         }
     }
 
-    pub fn threshold(&self) -> f64 {
-        match *self {
-            Bound::Below(x) | Bound::Above(x) => x,
-        }
-    }
-
-    /// `<` or `>`, as the detail writes it.
+    /// `<` or `>`, as details write it.
     pub fn sign(&self) -> &'static str {
         match self {
-            Bound::Below(_) => "<",
-            Bound::Above(_) => ">",
+            Side::Below => "<",
+            Side::Above => ">",
         }
+    }
+
+    pub fn word(&self) -> &'static str {
+        match self {
+            Side::Below => "below",
+            Side::Above => "above",
+        }
+    }
+}
+
+/// A metric threshold, fixed in the file or taken from a migration variable.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Threshold {
+    Fixed(f64),
+    Variable { name: String, default: Option<f64> },
+}
+
+impl Threshold {
+    /// The value for a migration with `vars`; `Err` says what is wrong with the variable.
+    pub fn resolve(&self, vars: &BTreeMap<String, String>) -> Result<f64, String> {
+        match self {
+            Threshold::Fixed(x) => Ok(*x),
+            Threshold::Variable { name, default } => match vars.get(name) {
+                Some(text) if !text.trim().is_empty() => parse_threshold(text)
+                    .map_err(|e| format!("variable `{name}`: {e}")),
+                _ => default.ok_or_else(|| format!("variable `{name}` is not set on this migration")),
+            },
+        }
+    }
+}
+
+/// A threshold as a variable writes it: a finite number.
+pub fn parse_threshold(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() => Ok(x),
+        _ => Err(format!("`{text}` is not a number")),
     }
 }
 
@@ -461,11 +494,15 @@ impl Gate {
                     Some(c) => format!("the {c} issue"),
                     None => "the tracking issue".to_string(),
                 };
-                let place = project
-                    .as_ref()
-                    .map(|p| format!(" in {p}"))
-                    .unwrap_or_default();
-                format!("{what}{place} referencing {whose} merged")
+                let place = match project {
+                    None => String::new(),
+                    Some(spec @ TextSpec::Variable { name, .. }) => match spec.resolve(vars) {
+                        Ok(p) => format!(" in {p}"),
+                        Err(_) => format!(" in the migration's `{name}`"),
+                    },
+                    Some(TextSpec::Fixed(p)) => format!(" in {p}"),
+                };
+                format!("{what}{place} that references {whose} is merged")
             }
             Gate::Release {
                 project,
@@ -493,15 +530,27 @@ impl Gate {
             }
             Gate::Metric(m) => {
                 let query = crate::core::promql::render(&m.query, vars).unwrap_or(m.query.clone());
-                let side = match m.bound {
-                    Bound::Below(_) => "below",
-                    Bound::Above(_) => "above",
+                let threshold = match (&m.threshold, m.threshold.resolve(vars)) {
+                    (_, Ok(x)) => x.to_string(),
+                    (Threshold::Variable { name, .. }, Err(_)) => format!("the migration's `{name}`"),
+                    (Threshold::Fixed(x), Err(_)) => x.to_string(),
                 };
                 let window = match m.window {
-                    Some(d) => format!(" for {}", duration::human(d)),
+                    Some(d) => format!(" for {}", duration::human_short(d)),
                     None => String::new(),
                 };
-                format!("`{query}` {side} {}{window}", m.bound.threshold())
+                let side = m.side.word();
+                if query.trim().is_empty() {
+                    return "no metric (its query is empty)".to_string();
+                }
+                match query.trim().strip_prefix("{{").and_then(|q| q.strip_suffix("}}")) {
+                    // Not known without a migration: the variable may be left empty.
+                    Some(name) => format!(
+                        "the migration's `{}` query, when set, {side} {threshold}{window}",
+                        name.trim()
+                    ),
+                    None => format!("`{query}` {side} {threshold}{window}"),
+                }
             }
             Gate::Any(gates) => format!(
                 "any of: {}",
