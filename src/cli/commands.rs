@@ -248,7 +248,10 @@ pub(super) fn mermaid(w: &Workflow) -> String {
         ));
     }
     // Labels lose what Mermaid reads as syntax.
-    let clean = |text: String| text.replace('"', "'").replace([':', ';', '#', '{', '}'], "");
+    let clean = |text: String| {
+        text.replace('"', "'")
+            .replace([':', ';', '#', '{', '}'], "")
+    };
     for s in &w.stages {
         for g in &s.gates {
             out.push_str(&format!("    {} : {}\n", id(&s.id), clean(g.describe())));

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::checklist;
-use super::gate_facts;
 use super::duration;
+use super::gate_facts;
 use super::snapshot::{Child, LabelEvent, Snapshot};
 use super::workflow::{ChecklistGate, DurationSpec, Gate, Require};
 

@@ -61,7 +61,10 @@ fn outcome(passed: bool, detail: String) -> GateOutcome {
 
 fn unasked(what: &str, cx: &Context) -> GateOutcome {
     if cx.snapshot.facts.unread {
-        outcome(true, format!("{what} not checked yet: asked once the other gates hold"))
+        outcome(
+            true,
+            format!("{what} not checked yet: asked once the other gates hold"),
+        )
     } else {
         outcome(false, format!("{what} not checked yet"))
     }
@@ -106,7 +109,9 @@ pub fn merge_request(
     let each: Vec<String> = relevant
         .iter()
         .map(|mr| match (mr.state, mr.merged_at) {
-            (MrState::Merged, Some(at)) => format!("{} merged {}", mr.reference, at.format("%Y-%m-%d")),
+            (MrState::Merged, Some(at)) => {
+                format!("{} merged {}", mr.reference, at.format("%Y-%m-%d"))
+            }
             (MrState::Merged, None) => format!("{} merged", mr.reference),
             (MrState::Open, _) => format!("{} open", mr.reference),
             (MrState::Closed, _) => format!("{} closed", mr.reference),
@@ -155,11 +160,10 @@ pub fn release(
     } else {
         format!(": {}", tags.join(", "))
     };
-    let plural = if count == 1 { "release" } else { "releases" };
     outcome(
         since.len() >= count,
         format!(
-            "{} of {count} {plural}{of} since {}{shown}",
+            "{} of {count} releases{of} since {}{shown}",
             since.len(),
             cx.entered_at.format("%Y-%m-%d %H:%M UTC")
         ),
@@ -209,11 +213,22 @@ pub fn metric(gate: &MetricGate, cx: &Context) -> GateOutcome {
     if series.samples.iter().any(|(_, v)| v.is_nan()) {
         return outcome(
             false,
-            format!("{shown} returned NaN: inconclusive ([graph]({}))", series.graph_url),
+            format!(
+                "{shown} returned NaN: inconclusive ([graph]({}))",
+                series.graph_url
+            ),
         );
     }
-    let min = series.samples.iter().map(|s| s.1).fold(f64::INFINITY, f64::min);
-    let max = series.samples.iter().map(|s| s.1).fold(f64::NEG_INFINITY, f64::max);
+    let min = series
+        .samples
+        .iter()
+        .map(|s| s.1)
+        .fold(f64::INFINITY, f64::min);
+    let max = series
+        .samples
+        .iter()
+        .map(|s| s.1)
+        .fold(f64::NEG_INFINITY, f64::max);
     let side = gate.side;
     let worst = match side {
         Side::Below => max,
@@ -225,7 +240,11 @@ pub fn metric(gate: &MetricGate, cx: &Context) -> GateOutcome {
         let sign = if held { side.sign() } else { not_sign(side) };
         return outcome(
             held,
-            format!("{shown} = {} {sign} {} now ({graph})", num(last), num(threshold)),
+            format!(
+                "{shown} = {} {sign} {} now ({graph})",
+                num(last),
+                num(threshold)
+            ),
         );
     };
     let covered = covered(&series.samples, series.asked_at, window, cx);
@@ -288,7 +307,11 @@ fn not_sign(side: Side) -> &'static str {
 /// A value as people read it: up to 6 significant digits, no trailing zeros.
 fn num(v: f64) -> String {
     if v.is_infinite() {
-        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     let s = format!("{v:.6}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
@@ -299,3 +322,6 @@ fn num(v: f64) -> String {
     }
 }
 
+#[cfg(test)]
+#[path = "gate_facts_tests.rs"]
+mod tests;

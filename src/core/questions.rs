@@ -15,7 +15,11 @@ use super::workflow::{Gate, Workflow};
 
 /// The questions the engine answers (into `Snapshot::facts`) before planning.
 pub fn questions(workflow: &Workflow, snapshot: &Snapshot, now: DateTime<Utc>) -> Vec<Question> {
-    let Some(stage) = workflow.stages_labelled(&snapshot.issue.labels).first().copied() else {
+    let Some(stage) = workflow
+        .stages_labelled(&snapshot.issue.labels)
+        .first()
+        .copied()
+    else {
         return Vec::new();
     };
     if stage.terminal || !snapshot.issue.open || !stage.all_gates().any(has_fact_gate) {
@@ -44,7 +48,11 @@ pub fn questions(workflow: &Workflow, snapshot: &Snapshot, now: DateTime<Utc>) -
     }
     let paused = snapshot.issue.labels.iter().any(|l| l == PAUSED_LABEL);
     if !paused && stage.gates.iter().all(holds) {
-        for g in stage.gates.iter().chain(stage.next.iter().flat_map(|e| &e.when)) {
+        for g in stage
+            .gates
+            .iter()
+            .chain(stage.next.iter().flat_map(|e| &e.when))
+        {
             needs(g, &cx, &mut out);
         }
     }

@@ -31,7 +31,9 @@ enum Answer {
 /// task asks it waits for that answer rather than asking again.
 #[derive(Default)]
 pub struct FactCache {
-    answers: tokio::sync::Mutex<HashMap<Question, std::sync::Arc<tokio::sync::OnceCell<(Instant, Answer)>>>>,
+    answers: tokio::sync::Mutex<
+        HashMap<Question, std::sync::Arc<tokio::sync::OnceCell<(Instant, Answer)>>>,
+    >,
 }
 
 impl FactCache {
@@ -47,7 +49,12 @@ impl FactCache {
 impl Engine<'_> {
     /// Asks what the questions of the snapshot's stage need and puts the answers in its
     /// facts. Nothing is asked for a stage whose gates need no fact.
-    pub(crate) async fn answer(&self, workflow: &Workflow, snapshot: &mut Snapshot, now: DateTime<Utc>) {
+    pub(crate) async fn answer(
+        &self,
+        workflow: &Workflow,
+        snapshot: &mut Snapshot,
+        now: DateTime<Utc>,
+    ) {
         let asked = questions(workflow, snapshot, now);
         if asked.is_empty() {
             return;

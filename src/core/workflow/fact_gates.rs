@@ -62,7 +62,10 @@ impl Validator<'_> {
                             Ok(_) => pattern = Some(text),
                             Err(e) => self.problem(
                                 v.loc,
-                                format!("bad regex in `pattern`: {}", super::load::one_line(&e.to_string())),
+                                format!(
+                                    "bad regex in `pattern`: {}",
+                                    super::load::one_line(&e.to_string())
+                                ),
                             ),
                         }
                     }
@@ -95,7 +98,11 @@ impl Validator<'_> {
                     }
                 }
                 Some(side @ ("below" | "above")) => {
-                    let side = if side == "below" { Side::Below } else { Side::Above };
+                    let side = if side == "below" {
+                        Side::Below
+                    } else {
+                        Side::Above
+                    };
                     if let Some(t) = self.threshold(v, side.word(), variables) {
                         bounds.push((side, t));
                     }
@@ -104,13 +111,18 @@ impl Validator<'_> {
                     let text = match &v.kind {
                         NodeKind::Str(s) => s.clone(),
                         _ => {
-                            self.problem(v.loc, "bad duration: `for` must be a string such as 30s, 15m or 2h");
+                            self.problem(
+                                v.loc,
+                                "bad duration: `for` must be a string such as 30s, 15m or 2h",
+                            );
                             continue;
                         }
                     };
                     // Prometheus windows may be seconds long, as its own `for:` may.
                     match duration::parse_cli(&text) {
-                        Ok(d) if d.as_secs() == 0 => self.problem(v.loc, "`for` must be longer than 0s"),
+                        Ok(d) if d.as_secs() == 0 => {
+                            self.problem(v.loc, "`for` must be longer than 0s")
+                        }
                         Ok(d) => window = Some(chrono::Duration::seconds(d.as_secs() as i64)),
                         Err(e) => self.problem(v.loc, format!("bad duration in `for`: {e}")),
                     }
@@ -134,7 +146,10 @@ impl Validator<'_> {
                 return None;
             }
             _ => {
-                self.problem(value.loc, "`metric` takes one of `below` and `above`, not both");
+                self.problem(
+                    value.loc,
+                    "`metric` takes one of `below` and `above`, not both",
+                );
                 return None;
             }
         };
@@ -152,7 +167,11 @@ impl Validator<'_> {
             NodeKind::Int(n) => Some(Threshold::Fixed(*n as f64)),
             NodeKind::Float(f) if f.is_finite() => Some(Threshold::Fixed(*f)),
             NodeKind::Str(text) => {
-                let Some(var) = text.trim().strip_prefix("{{").and_then(|t| t.strip_suffix("}}")) else {
+                let Some(var) = text
+                    .trim()
+                    .strip_prefix("{{")
+                    .and_then(|t| t.strip_suffix("}}"))
+                else {
                     return match parse_threshold(text) {
                         Ok(x) => Some(Threshold::Fixed(x)),
                         Err(e) => {
@@ -163,10 +182,20 @@ impl Validator<'_> {
                 };
                 let var = var.trim();
                 let Some(v) = variables.iter().find(|v| v.name == var) else {
-                    self.problem(node.loc, format!("`{side}` uses variable `{var}`, which the workflow does not declare"));
+                    self.problem(
+                        node.loc,
+                        format!(
+                            "`{side}` uses variable `{var}`, which the workflow does not declare"
+                        ),
+                    );
                     return None;
                 };
-                let default = match v.default.as_deref().filter(|d| !d.trim().is_empty()).map(parse_threshold) {
+                let default = match v
+                    .default
+                    .as_deref()
+                    .filter(|d| !d.trim().is_empty())
+                    .map(parse_threshold)
+                {
                     Some(Ok(x)) => Some(x),
                     Some(Err(e)) => {
                         self.problem(node.loc, format!("the default of `{var}`: {e}"));
@@ -174,7 +203,10 @@ impl Validator<'_> {
                     }
                     None => None,
                 };
-                Some(Threshold::Variable { name: var.to_string(), default })
+                Some(Threshold::Variable {
+                    name: var.to_string(),
+                    default,
+                })
             }
             _ => {
                 self.problem(node.loc, format!("`{side}` must be a number"));
@@ -195,7 +227,11 @@ impl Validator<'_> {
 
     fn project_spec(&mut self, node: &Node, variables: &[Variable]) -> Option<TextSpec> {
         let text = self.string(node, "`project`")?;
-        let Some(var) = text.trim().strip_prefix("{{").and_then(|t| t.strip_suffix("}}")) else {
+        let Some(var) = text
+            .trim()
+            .strip_prefix("{{")
+            .and_then(|t| t.strip_suffix("}}"))
+        else {
             return match check_project(&text) {
                 Ok(()) => Some(TextSpec::Fixed(text)),
                 Err(e) => {
@@ -212,7 +248,12 @@ impl Validator<'_> {
             );
             return None;
         };
-        if let Some(Err(e)) = v.default.as_deref().filter(|d| !d.is_empty()).map(check_project) {
+        if let Some(Err(e)) = v
+            .default
+            .as_deref()
+            .filter(|d| !d.is_empty())
+            .map(check_project)
+        {
             self.problem(node.loc, format!("the default of `{var}`: {e}"));
         }
         Some(TextSpec::Variable {

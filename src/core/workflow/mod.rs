@@ -205,9 +205,12 @@ impl Threshold {
         match self {
             Threshold::Fixed(x) => Ok(*x),
             Threshold::Variable { name, default } => match vars.get(name) {
-                Some(text) if !text.trim().is_empty() => parse_threshold(text)
-                    .map_err(|e| format!("variable `{name}`: {e}")),
-                _ => default.ok_or_else(|| format!("variable `{name}` is not set on this migration")),
+                Some(text) if !text.trim().is_empty() => {
+                    parse_threshold(text).map_err(|e| format!("variable `{name}`: {e}"))
+                }
+                _ => {
+                    default.ok_or_else(|| format!("variable `{name}` is not set on this migration"))
+                }
             },
         }
     }
@@ -532,7 +535,9 @@ impl Gate {
                 let query = crate::core::promql::render(&m.query, vars).unwrap_or(m.query.clone());
                 let threshold = match (&m.threshold, m.threshold.resolve(vars)) {
                     (_, Ok(x)) => x.to_string(),
-                    (Threshold::Variable { name, .. }, Err(_)) => format!("the migration's `{name}`"),
+                    (Threshold::Variable { name, .. }, Err(_)) => {
+                        format!("the migration's `{name}`")
+                    }
                     (Threshold::Fixed(x), Err(_)) => x.to_string(),
                 };
                 let window = match m.window {
@@ -543,7 +548,11 @@ impl Gate {
                 if query.trim().is_empty() {
                     return "no metric (its query is empty)".to_string();
                 }
-                match query.trim().strip_prefix("{{").and_then(|q| q.strip_suffix("}}")) {
+                match query
+                    .trim()
+                    .strip_prefix("{{")
+                    .and_then(|q| q.strip_suffix("}}"))
+                {
                     // Not known without a migration: the variable may be left empty.
                     Some(name) => format!(
                         "the migration's `{}` query, when set, {side} {threshold}{window}",
