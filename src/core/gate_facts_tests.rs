@@ -250,6 +250,7 @@ fn unread_facts_are_taken_as_holding_and_unasked_ones_as_not() {
 }
 
 #[test]
+#[allow(clippy::type_complexity)] // the test table's rows
 fn questions_ask_only_what_can_change_the_outcome() {
     let mrs = Question::MergeRequests { issue: 1 };
     let own = Question::Releases { project: None };

@@ -1,7 +1,9 @@
 //! When a migration is next worth advancing: a look without the lease (the cheap first
 //! look of `reconcile`, no comments read) says whether it may move now, and, for a stage
 //! with a soak (`min_duration`) gate, when that gate will hold. The service queues the
-//! migration for that moment, so a 2h soak moves at 2h, not at the next resync.
+//! migration for that moment, so a 2h soak moves at 2h, not at the next resync. A stage
+//! with a metric gate or exit is looked at again every minute (Prometheus's values change
+//! without any webhook) and when its window can first be full.
 
 use std::collections::BTreeMap;
 
@@ -96,8 +98,32 @@ pub fn soak_due(
             }
         });
     }
+    let mut metric = |at: DateTime<Utc>| {
+        if at > now && earliest.is_none_or(|e| at < e) {
+            earliest = Some(at);
+        }
+    };
+    for gate in stage.all_gates() {
+        gate.visit(&mut |g| {
+            let Gate::Metric(m) = g else {
+                return;
+            };
+            let applies =
+                crate::core::promql::render(&m.query, vars).is_ok_and(|q| !q.trim().is_empty());
+            if !applies {
+                return;
+            }
+            metric(now + METRIC_RECHECK);
+            if let Some(at) = m.window.and_then(|w| entered_at.checked_add_signed(w)) {
+                metric(at);
+            }
+        });
+    }
     earliest
 }
+
+/// How often a stage with a metric gate or exit is looked at again.
+pub const METRIC_RECHECK: chrono::Duration = chrono::Duration::minutes(1);
 
 #[cfg(test)]
 mod tests {
@@ -137,5 +163,27 @@ mod tests {
         assert_eq!(soak_due(&s, &vars, t0, t0 + h(3)), None);
         assert_eq!(soak_due(&s, &BTreeMap::new(), t0, t0 + h(2)), None);
         assert_eq!(soak_due(&stage(vec![], vec![]), &vars, t0, t0), None);
+    }
+
+    #[test]
+    fn a_stage_with_a_metric_is_looked_at_every_minute_and_when_its_window_fills() {
+        use crate::core::workflow::{MetricGate, Side, Threshold};
+        let t0: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        let s = chrono::Duration::seconds;
+        let metric = |query: &str, window: Option<i64>| {
+            Gate::Metric(MetricGate {
+                query: query.into(),
+                side: Side::Below,
+                threshold: Threshold::Fixed(1.0),
+                window: window.map(s),
+            })
+        };
+        let vars: BTreeMap<String, String> = [("q".to_string(), String::new())].into();
+        let gated = stage(vec![metric("up", Some(30))], vec![]);
+        assert_eq!(soak_due(&gated, &vars, t0, t0 + s(10)), Some(t0 + s(30)));
+        assert_eq!(soak_due(&gated, &vars, t0, t0 + s(40)), Some(t0 + s(100)));
+        // A query left empty is no metric: nothing to look at again.
+        let empty = stage(vec![metric("{{q}}", None)], vec![]);
+        assert_eq!(soak_due(&empty, &vars, t0, t0), None);
     }
 }

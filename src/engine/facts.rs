@@ -29,11 +29,12 @@ enum Answer {
 
 /// Answers by question, each with the moment it came in. A question asked while another
 /// task asks it waits for that answer rather than asking again.
+/// One answer, shared by the tasks that ask at once, with the moment it came in.
+type Slot = std::sync::Arc<tokio::sync::OnceCell<(Instant, Answer)>>;
+
 #[derive(Default)]
 pub struct FactCache {
-    answers: tokio::sync::Mutex<
-        HashMap<Question, std::sync::Arc<tokio::sync::OnceCell<(Instant, Answer)>>>,
-    >,
+    answers: tokio::sync::Mutex<HashMap<Question, Slot>>,
 }
 
 impl FactCache {
