@@ -323,7 +323,7 @@ fn body(catalog: &Catalog, name: &str, parent: Option<u64>) -> (String, BTreeMap
         .map(|v| {
             let value = v.default.clone().unwrap_or_else(|| match v.name.as_str() {
                 "feature_flag" => "bench_flag".into(),
-                "release_interval" => "30d".into(),
+                "release_project" => "gitlab-org/gitlab".into(),
                 other => format!("{other}_value"),
             });
             (v.name.clone(), value)

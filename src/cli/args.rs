@@ -105,6 +105,14 @@ pub(super) struct Cli {
     /// GitHub API for github:OWNER/REPO (Enterprise; default https://api.github.com)
     #[arg(long, global = true, env = "SHEPHERD_GITHUB_URL", value_name = "URL")]
     pub(super) github_url: Option<String>,
+    /// Prometheus for metric gates (e.g. http://127.0.0.1:9090); a bearer token from PROMETHEUS_TOKEN
+    #[arg(
+        long,
+        global = true,
+        env = "SHEPHERD_PROMETHEUS_URL",
+        value_name = "URL"
+    )]
+    pub(super) prometheus_url: Option<String>,
     #[command(subcommand)]
     pub(super) command: Command,
 }

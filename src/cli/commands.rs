@@ -249,8 +249,8 @@ pub(super) fn mermaid(w: &Workflow) -> String {
     }
     // Labels lose what Mermaid reads as syntax.
     let clean = |text: String| {
-        text.replace('"', "'")
-            .replace([':', ';', '#', '{', '}'], "")
+        text.replace(';', ",")
+            .replace(['"', ':', '#', '{', '}'], "")
     };
     for s in &w.stages {
         for g in &s.gates {

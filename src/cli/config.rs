@@ -33,6 +33,8 @@ pub(super) struct Config {
     pub(super) trackers: Vec<TrackerConfig>,
     #[serde(default)]
     pub(super) state: Option<StateConfig>,
+    #[serde(default)]
+    pub(super) prometheus: Option<PrometheusConfig>,
     pub(super) workflows: Option<PathBuf>,
     pub(super) templates: Option<PathBuf>,
 }
@@ -50,6 +52,14 @@ pub(super) struct TrackerConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct StateConfig {
+    pub(super) url: Option<String>,
+}
+
+/// `[prometheus]` in `shepherd.toml`: where metric gates ask (its token from
+/// `PROMETHEUS_TOKEN`, never from the file).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PrometheusConfig {
     pub(super) url: Option<String>,
 }
 
@@ -77,6 +87,7 @@ pub(super) struct Session {
     pub(super) max_wait: Duration,
     gitlab_url: Option<String>,
     github_url: Option<String>,
+    prometheus_url: Option<String>,
 }
 
 impl Session {
@@ -112,6 +123,7 @@ impl Session {
             max_wait: cli.max_wait,
             gitlab_url: cli.gitlab_url.clone(),
             github_url: cli.github_url.clone(),
+            prometheus_url: cli.prometheus_url.clone(),
         })
     }
 

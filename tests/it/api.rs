@@ -22,7 +22,7 @@ pub fn gitaly_vars() -> BTreeMap<String, String> {
         ("grpc_method", "FindCommit"),
         ("gitaly_version", "v1.2.3"),
         ("gitlab_version", "v11.4"),
-        ("release_interval", "30d"),
+        ("release_project", "gitlab-org/gitlab"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

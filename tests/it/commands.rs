@@ -15,7 +15,7 @@ fn init_writes_editable_defaults_and_never_overwrites() {
     let workflow = s.path("project/workflows/gitaly-migration.yaml");
     let edited = std::fs::read_to_string(&workflow)
         .unwrap()
-        .replace("default: 30d", "default: 14d");
+        .replace("default: gitlab-org/gitlab\n", "default: acme/gitlab\n");
     std::fs::write(&workflow, &edited).unwrap();
     let err = s.fails(&["init", "project"]);
     assert!(err.contains("project/shepherd.toml"), "{err}");
@@ -35,10 +35,10 @@ fn init_writes_editable_defaults_and_never_overwrites() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|v| v["name"] == "release_interval")
+        .find(|v| v["name"] == "release_project")
         .unwrap()
         .clone();
-    assert_eq!(release["default"], "14d");
+    assert_eq!(release["default"], "acme/gitlab");
     assert!(s
         .ok(&["validate", "project/workflows", "project/templates"])
         .starts_with("ok:"));
@@ -71,7 +71,16 @@ fn workflows_and_show() {
         ),
         "{mermaid}"
     );
-    assert!(mermaid.contains("    migration_analysis --> shelved : exit\n"));
+    assert!(
+        mermaid.contains("    migration_analysis --> shelved : exit when label ~shelve is set\n"),
+        "{mermaid}"
+    );
+    // The gates are drawn in their stage, facts too.
+    assert!(
+        mermaid.contains("    rpc_design : any of all items under RPC Design are done, a merge request in gitlab-org/gitaly-proto that references the tracking issue is merged\n"),
+        "{mermaid}"
+    );
+    assert!(mermaid.contains("    opt_in : a release of gitlab-org/gitlab (tags matching `^v\\d+\\.\\d+\\.0(-ee)?$`) published since entering this stage\n"), "{mermaid}");
     assert!(mermaid.contains("    mandatory --> [*]\n"));
     let text = s.ok(&["show", "acceptance-testing"]);
     assert!(text.contains("staging-trial ~\"acceptance::staging\"\n  gate: all items under \"3. Staging Trial\" are done\n  gate: at least 15m in this stage"), "{text}");

@@ -18,6 +18,34 @@ fn advance(s: &Shepherd, n: u64, now: &str) -> Value {
     s.json(&["advance", &n.to_string(), "--now", now])
 }
 
+/// Opens a merge request in `project` that references #n; returns its number.
+fn mr_open(s: &Shepherd, n: u64, project: &str, now: &str) -> u64 {
+    let mr = s.json(&[
+        "mr",
+        "open",
+        "--issue",
+        &n.to_string(),
+        "--project",
+        project,
+        "--now",
+        now,
+    ]);
+    mr["number"].as_u64().unwrap()
+}
+
+/// Publishes a release of gitlab-org/gitlab.
+fn release(s: &Shepherd, tag: &str, now: &str) {
+    s.ok(&[
+        "release",
+        "publish",
+        tag,
+        "--project",
+        "gitlab-org/gitlab",
+        "--now",
+        now,
+    ]);
+}
+
 /// Walks a migration from Selection to Ready-for-Testing; returns the time used.
 fn to_ready_for_testing(s: &Shepherd, n: u64) {
     s.tick_section(n, None, "Selection", &at("1h"));
@@ -30,13 +58,25 @@ fn to_ready_for_testing(s: &Shepherd, n: u64) {
         moves(&advance(s, n, &at("2h"))),
         ["migration-analysis>rpc-design"]
     );
-    s.tick_section(n, None, "RPC Design", &at("3h"));
+    // RPC Design ends when its merge request in gitaly-proto is merged, ticked or not.
+    let proto = mr_open(s, n, "gitlab-org/gitaly-proto", &at("2h30m"));
+    let v = advance(s, n, &at("2h30m"));
+    assert_eq!(moves(&v), Vec::<String>::new());
+    assert_eq!(
+        blocked(&v),
+        ["any: 0/1 items in *RPC Design*; gitlab-org/gitaly-proto!1 open"]
+    );
+    s.ok(&["mr", "merge", &proto.to_string(), "--now", &at("3h")]);
     // Client work done in parallel with server work counts as soon as its stage is reached.
     s.tick_section(n, None, "Client Implementation", &at("3h"));
     assert_eq!(
         moves(&advance(s, n, &at("3h"))),
         ["rpc-design>server-implementation"]
     );
+    // A merge request of another project does not end Server Implementation; ticks do.
+    mr_open(s, n, "gitlab-org/gitlab", &at("3h30m"));
+    let v = advance(s, n, &at("3h30m"));
+    assert_eq!(moves(&v), Vec::<String>::new());
     s.tick_section(n, None, "Server Implementation", &at("4h"));
     let v = advance(s, n, &at("4h"));
     assert_eq!(
@@ -263,14 +303,37 @@ fn a_gitaly_migration_from_selection_to_mandatory() {
     assert_eq!(moves(&v), ["acceptance-testing>opt-in"]);
     assert_eq!(stage(&s, n), "opt-in");
 
-    // Opt-In and Opt-Out each wait one release (30 days by default).
+    // Opt-In and Opt-Out each wait for the next minor release of GitLab.
     s.tick_section(n, None, "Opt-In", &at("9d2h"));
+    release(&s, "v17.2.1-ee", &at("20d"));
+    release(&s, "v17.3.0-rc1", &at("30d"));
     assert_eq!(
         blocked(&advance(&s, n, &at("38d2h"))),
-        ["min_duration: soak: 1d of 4w 2d left"]
+        ["release: 0 of 1 releases of gitlab-org/gitlab since 2026-01-10 02:00 UTC"]
     );
-    assert_eq!(moves(&advance(&s, n, &at("39d2h"))), ["opt-in>opt-out"]);
+    release(&s, "v17.3.0-ee", &at("39d"));
+    let v = advance(&s, n, &at("39d2h"));
+    assert_eq!(moves(&v), ["opt-in>opt-out"]);
+    let audit = s.comments(n).last().unwrap().body.clone();
+    assert!(
+        audit.contains(
+            "1 of 1 releases of gitlab-org/gitlab since 2026-01-10 02:00 UTC: v17.3.0-ee"
+        ),
+        "{audit}"
+    );
     s.tick_section(n, None, "Opt-Out", &at("40d"));
+    // A release of another project does not count.
+    s.ok(&[
+        "release",
+        "publish",
+        "v17.4.0",
+        "--project",
+        "gitlab-org/gitaly",
+        "--now",
+        &at("60d"),
+    ]);
+    assert_eq!(moves(&advance(&s, n, &at("60d"))), Vec::<String>::new());
+    release(&s, "v17.4.0-ee", &at("69d"));
     assert_eq!(moves(&advance(&s, n, &at("69d2h"))), ["opt-out>mandatory"]);
     let status = s.json(&["status", &n.to_string()]);
     assert_eq!(status["stage"], "mandatory");

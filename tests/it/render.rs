@@ -151,7 +151,12 @@ fn render_applies_the_defaults_of_the_workflow_that_uses_the_template() {
 
     // A variable the workflow declares but the template does not print is no mistake; an
     // unknown one is.
-    let mut args = vec!["render", "gitaly-migration", "--var", "release_interval=2w"];
+    let mut args = vec![
+        "render",
+        "gitaly-migration",
+        "--var",
+        "release_project=acme/gitlab",
+    ];
     args.extend([
         "--var",
         "feature_flag=f",
@@ -164,7 +169,7 @@ fn render_applies_the_defaults_of_the_workflow_that_uses_the_template() {
     let out = s.run(&args);
     assert!(out.status.success());
     let err = crate::support::stderr(&out);
-    assert!(!err.contains("release_interval"), "{err}");
+    assert!(!err.contains("release_project"), "{err}");
     assert!(err.contains("does not use variable `colour`"), "{err}");
 }
 
@@ -172,7 +177,10 @@ fn render_applies_the_defaults_of_the_workflow_that_uses_the_template() {
 fn show_fills_in_variables() {
     let s = Shepherd::new();
     let out = s.ok(&["show", "gitaly-migration"]);
-    // release_interval's default, 30d, as people read it.
-    assert!(out.contains("gate: at least 4w 2d in this stage"), "{out}");
+    // release_project's default, gitlab-org/gitlab.
+    assert!(
+        out.contains("gate: a release of gitlab-org/gitlab (tags matching"),
+        "{out}"
+    );
     assert!(!out.contains("{{"), "{out}");
 }
