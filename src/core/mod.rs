@@ -7,6 +7,7 @@ pub mod facts;
 pub mod gate;
 pub mod machine;
 pub mod marker;
+pub mod promql;
 pub mod report;
 pub mod snapshot;
 pub mod workflow;
