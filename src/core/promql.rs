@@ -8,6 +8,9 @@
 
 use std::collections::BTreeMap;
 
+/// The longest metric query `check` accepts, in characters.
+pub const MAX_LENGTH: usize = 10_000;
+
 /// What a metric query may hold between `{{` and `}}`, for error messages.
 const ALLOWED: &str = "a metric query may use only `{{name}}` (a workflow variable: letters, \
                        digits and `_`), inside a double-quoted string such as \
@@ -57,6 +60,13 @@ pub fn render(template: &str, vars: &BTreeMap<String, String>) -> Result<String,
 /// variable declared by the workflow (`declared`); and, with a placeholder for every value,
 /// a query that `promql-parser` accepts (its message otherwise).
 pub fn check(template: &str, declared: &[&str]) -> Result<(), String> {
+    let length = template.chars().count();
+    if length > MAX_LENGTH {
+        // The parser recurses: a query nested deep enough would overflow the stack.
+        return Err(format!(
+            "the metric query is {length} characters long; at most {MAX_LENGTH} are allowed"
+        ));
+    }
     let used = variables(template)?;
     let undeclared: Vec<&str> = used
         .iter()
@@ -414,6 +424,10 @@ mod tests {
 
     #[test]
     fn check_names_undeclared_variables_then_asks_the_parser() {
+        let deepest = format!("{}up{}", "(".repeat(4999), ")".repeat(4999));
+        assert_eq!(deepest.len(), MAX_LENGTH);
+        assert_eq!(check(&deepest, &[]), Ok(()), "no stack overflow");
+        let long = format!("{}up", "-".repeat(MAX_LENGTH + 1));
         let cases: &[(&str, &[&str], Result<(), &str>)] = &[
             (r#"rate(e{flag="{{flag}}"}[5m]) > 0"#, &["flag"], Ok(())),
             (
@@ -443,6 +457,11 @@ mod tests {
                 Err("the metric query is not valid PromQL: "),
             ),
             ("", &[], Err("the metric query is not valid PromQL: ")),
+            (
+                &long,
+                &[],
+                Err("the metric query is 10003 characters long; at most 10000 are allowed"),
+            ),
             (
                 r#"up{job="{{job}}""#,
                 &["job"],

@@ -63,7 +63,7 @@ impl PromHarness {
         let binary = support::tool(
             test,
             "prometheus",
-            "the metric tests run a real Prometheus; Debian's `prometheus` package",
+            "the metric tests run a real Prometheus: apt-get install --no-install-recommends prometheus",
         )?;
         let exporter = Exporter::default();
         let exporter_url = crate::test_server::serve(exporter.router());
