@@ -3,6 +3,9 @@
 //! inside them, so a value can never end the string and add to the query. For that to hold,
 //! a variable may stand only inside a double-quoted string and never right after a
 //! backslash; helpers, blocks, comments and raw output (`{{{v}}}`, `{{&v}}`) are refused.
+//! The one exception is a query that is a variable and nothing else (`{{error_rate_query}}`):
+//! the person starting the migration gives the whole query, which is taken as written
+//! (there is no query around it to escape from; `check_query` checks it).
 //! `check` also parses the query (with placeholder values) with `promql-parser`, so a typo
 //! is found by `validate`, not by Prometheus in the middle of a rollout.
 
@@ -14,14 +17,15 @@ pub const MAX_LENGTH: usize = 10_000;
 /// What a metric query may hold between `{{` and `}}`, for error messages.
 const ALLOWED: &str = "a metric query may use only `{{name}}` (a workflow variable: letters, \
                        digits and `_`), inside a double-quoted string such as \
-                       `flag=\"{{feature_flag}}\"`; no helpers, blocks, comments or raw output";
+                       `flag=\"{{feature_flag}}\"`, or as the whole query; no helpers, blocks, \
+                       comments or raw output";
 
 /// The names of the variables `template` uses, each once, in order of first use. Anything
 /// but `{{name}}` inside a double-quoted string is an error saying what is allowed.
 pub fn variables(template: &str) -> Result<Vec<String>, String> {
     let mut names: Vec<String> = Vec::new();
     for piece in pieces(template)? {
-        if let Piece::Variable(name) = piece {
+        if let Piece::Variable(name) | Piece::Whole(name) = piece {
             if !names.iter().any(|n| n == name) {
                 names.push(name.to_string());
             }
@@ -31,8 +35,9 @@ pub fn variables(template: &str) -> Result<Vec<String>, String> {
 }
 
 /// The query with each `{{name}}` replaced by its value from `vars`, escaped for use inside
-/// a PromQL double-quoted string. A variable without a value is an error naming it (all of
-/// them, when several are missing).
+/// a PromQL double-quoted string (a query that is one variable alone: its value as written).
+/// A variable without a value is an error naming it (all of them, when several are
+/// missing).
 pub fn render(template: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
     let mut out = String::with_capacity(template.len());
     let mut missing: Vec<&str> = Vec::new();
@@ -44,29 +49,25 @@ pub fn render(template: &str, vars: &BTreeMap<String, String>) -> Result<String,
                 None if !missing.contains(&name) => missing.push(name),
                 None => {}
             },
+            Piece::Whole(name) => match vars.get(name) {
+                Some(value) => out.push_str(value),
+                None => missing.push(name),
+            },
         }
     }
     if missing.is_empty() {
         Ok(out)
     } else {
-        Err(format!(
-            "the metric query uses {} with no value",
-            listed(&missing)
-        ))
+        let (names, verb) = listed(&missing);
+        Err(format!("{names} {verb} not set on this migration"))
     }
 }
 
-/// Checks a metric query as `validate` does: only `{{name}}` substitutions, in quotes; every
-/// variable declared by the workflow (`declared`); and, with a placeholder for every value,
-/// a query that `promql-parser` accepts (its message otherwise).
+/// Checks a metric query as `validate` does: only `{{name}}` substitutions, in quotes (or one
+/// alone, the whole query); every variable declared by the workflow (`declared`); and, with
+/// a placeholder for every value, a query that `promql-parser` accepts (its message
+/// otherwise).
 pub fn check(template: &str, declared: &[&str]) -> Result<(), String> {
-    let length = template.chars().count();
-    if length > MAX_LENGTH {
-        // The parser recurses: a query nested deep enough would overflow the stack.
-        return Err(format!(
-            "the metric query is {length} characters long; at most {MAX_LENGTH} are allowed"
-        ));
-    }
     let used = variables(template)?;
     let undeclared: Vec<&str> = used
         .iter()
@@ -76,15 +77,29 @@ pub fn check(template: &str, declared: &[&str]) -> Result<(), String> {
     if !undeclared.is_empty() {
         return Err(format!(
             "the metric query uses {}, which the workflow does not declare",
-            listed(&undeclared)
+            listed(&undeclared).0
         ));
     }
     let placeholders = used
         .into_iter()
         .map(|name| (name, "placeholder".to_string()))
         .collect();
-    let query = render(template, &placeholders)?;
-    promql_parser::parser::parse(&query)
+    // `placeholder` is valid PromQL on its own too: a whole-query variable passes here, and
+    // its value is checked where it is given (`check_query`).
+    check_query(&render(template, &placeholders)?)
+}
+
+/// Checks a rendered metric query with `promql-parser` (at most `MAX_LENGTH` characters):
+/// for a whole query given as a variable's value, before a migration starts.
+pub fn check_query(query: &str) -> Result<(), String> {
+    let length = query.chars().count();
+    if length > MAX_LENGTH {
+        // The parser recurses: a query nested deep enough would overflow the stack.
+        return Err(format!(
+            "the metric query is {length} characters long; at most {MAX_LENGTH} are allowed"
+        ));
+    }
+    promql_parser::parser::parse(query)
         .map(|_| ())
         .map_err(|e| format!("the metric query is not valid PromQL: {e}"))
 }
@@ -116,7 +131,10 @@ pub fn escape(value: &str) -> String {
 #[derive(Debug, PartialEq)]
 enum Piece<'t> {
     Text(&'t str),
+    /// A variable inside a double-quoted string: its value is escaped.
     Variable(&'t str),
+    /// The variable that is the whole query: its value is the query.
+    Whole(&'t str),
 }
 
 /// Where the PromQL lexer would be at some point of the template.
@@ -136,6 +154,14 @@ enum Context {
 /// Cuts `template` into pieces, following PromQL's strings and comments well enough to know
 /// whether each `{{` stands inside a double-quoted string.
 fn pieces(template: &str) -> Result<Vec<Piece<'_>>, String> {
+    let alone = template.trim();
+    if alone.starts_with("{{") && !alone.starts_with("{{{") {
+        if let Ok((name, end)) = mustache(alone, 0) {
+            if end == alone.len() {
+                return Ok(vec![Piece::Whole(name)]);
+            }
+        }
+    }
     let mut out = Vec::new();
     let mut context = Context::Code;
     let mut text_start = 0;
@@ -235,12 +261,14 @@ fn shorten(text: &str) -> String {
     }
 }
 
-/// `{{a}}`, `{{a}} and {{b}}`, `{{a}}, {{b}} and {{c}}`.
-fn listed(names: &[&str]) -> String {
-    let names: Vec<String> = names.iter().map(|n| format!("`{{{{{n}}}}}`")).collect();
+/// "variable `a`" and "is", or "variables `a`, `b` and `c`" and "are".
+fn listed(names: &[&str]) -> (String, &'static str) {
+    let names: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
     match names.split_last() {
-        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
-        _ => names.concat(),
+        Some((last, rest)) if !rest.is_empty() => {
+            (format!("variables {} and {last}", rest.join(", ")), "are")
+        }
+        _ => (format!("variable {}", names.concat()), "is"),
     }
 }
 
@@ -295,6 +323,8 @@ mod tests {
             (r#"up{job="a\\{{job}}"}"#, &["job"]),
             ("up{job=\"{{job}}\"} # a note: {job}\n", &["job"]),
             (r#"up{job="x}}"}"#, &[]),
+            ("{{error_rate_query}}", &["error_rate_query"]),
+            (" {{ q }}\n", &["q"]),
         ];
         for (template, expected) in cases {
             assert_eq!(
@@ -350,6 +380,12 @@ mod tests {
                 "`{{job}}` stands outside a double-quoted string",
             ),
             (r#"up{job="\{{job}}"}"#, "`{{job}}` follows a backslash"),
+            (
+                "{{q}} > 0.1",
+                "`{{q}}` stands outside a double-quoted string",
+            ),
+            ("{{{q}}}", "`{{{q}}}` prints raw"),
+            ("{{&q}}", "`{{&q}}` prints raw"),
         ];
         for (template, expected) in cases {
             let err = variables(template).expect_err(template);
@@ -410,11 +446,39 @@ mod tests {
     }
 
     #[test]
+    fn a_whole_query_variable_is_taken_as_written() {
+        let query = r#"sum(rate(errors{flag="a\"b"}[5m])) / sum(rate(all[5m]))"#;
+        for template in ["{{q}}", " {{ q }}\n"] {
+            assert_eq!(
+                render(template, &vars(&[("q", query)])).as_deref(),
+                Ok(query)
+            );
+            assert_eq!(render(template, &vars(&[("q", "")])).as_deref(), Ok(""));
+            assert_eq!(
+                render(template, &vars(&[])),
+                Err("variable `q` is not set on this migration".into())
+            );
+        }
+        assert_eq!(check_query(query), Ok(()));
+        let err = check_query("sum(rate(errors[5m])").unwrap_err();
+        assert!(
+            err.starts_with("the metric query is not valid PromQL: "),
+            "{err}"
+        );
+        // Only alone: beside anything else, a variable stands in a string.
+        assert!(render("{{q}}{{q}}", &vars(&[("q", "up")])).is_err());
+    }
+
+    #[test]
     fn a_missing_value_is_named() {
         let template = r#"up{a="{{a}}", b="{{b}}", c="{{c}}", b2="{{b}}"}"#;
         assert_eq!(
             render(template, &vars(&[("a", "1")])),
-            Err("the metric query uses `{{b}}` and `{{c}}` with no value".into())
+            Err("variables `b` and `c` are not set on this migration".into())
+        );
+        assert_eq!(
+            render(r#"up{a="{{a}}"}"#, &vars(&[])),
+            Err("variable `a` is not set on this migration".into())
         );
         assert_eq!(
             render(template, &vars(&[("a", "1"), ("b", "2"), ("c", "3")])),
@@ -439,7 +503,18 @@ mod tests {
             (
                 r#"up{a="{{a}}", b="{{b}}", c="{{c}}"}"#,
                 &["b"],
-                Err("the metric query uses `{{a}}` and `{{c}}`, which the workflow does not declare"),
+                Err("the metric query uses variables `a` and `c`, which the workflow does not declare"),
+            ),
+            (
+                "{{nope}}",
+                &[],
+                Err("the metric query uses variable `nope`, which the workflow does not declare"),
+            ),
+            ("{{error_rate_query}}", &["error_rate_query"], Ok(())),
+            (
+                "{{q}} > 0.1",
+                &["q"],
+                Err("`{{q}}` stands outside a double-quoted string"),
             ),
             (
                 r#"up{job="{{{job}}}"}"#,
