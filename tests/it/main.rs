@@ -15,6 +15,7 @@ mod gitlab;
 mod gitlab_server;
 mod local;
 mod pg;
+mod prom;
 mod readme;
 mod remote;
 mod remote_race;
