@@ -249,6 +249,30 @@ impl Session {
         Ok(vec![shared.unwrap_or_default().with(self.spec()?)])
     }
 
+    /// The Prometheus that metric gates ask: `--prometheus-url`, `SHEPHERD_PROMETHEUS_URL`,
+    /// else `[prometheus] url`; its token from `PROMETHEUS_TOKEN` (never printed). `None`
+    /// when none is configured: metric gates are then inconclusive and say so.
+    pub(super) fn prometheus(&self) -> Result<Option<crate::metrics::prometheus::Prometheus>> {
+        let url = self
+            .prometheus_url
+            .clone()
+            .or_else(|| self.config.prometheus.as_ref().and_then(|p| p.url.clone()));
+        let Some(url) = url.filter(|u| !u.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let token = std::env::var("PROMETHEUS_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty());
+        crate::metrics::prometheus::Prometheus::new(
+            &url,
+            token,
+            Duration::from_secs(10),
+            self.timeout,
+        )
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("--prometheus-url: {e}"))
+    }
+
     /// The state store's URL: `--state`, `SHEPHERD_STATE`, `[state] url` (a relative
     /// `sqlite:` path is relative to `shepherd.toml`), else `sqlite:` beside the default
     /// local tracker. It may carry a password: never print it.

@@ -61,12 +61,16 @@ pub(super) async fn serve(session: &Session, args: ServeArgs) -> Result<ExitCode
         })
         .collect();
     let run_id = crate::engine::new_run_id();
+    let prometheus = session.prometheus()?;
     let engines: Vec<Engine> = trackers
         .iter()
         .map(|t| {
             let mut engine = Engine::new(*t, &catalog, store.as_ref(), &session.actor);
             engine.run_id = run_id.clone();
             engine.concurrency = session.concurrency;
+            engine.metrics = prometheus
+                .as_ref()
+                .map(|p| p as &dyn crate::metrics::Metrics);
             engine
         })
         .collect();

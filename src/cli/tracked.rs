@@ -73,8 +73,12 @@ pub(super) async fn tracked(session: &Session, command: Command) -> Result<ExitC
         long_run.unwrap_or_default(),
         long_run.is_some() && Bar::visible(!spec.is_local(), format == Format::Json),
     );
+    let prometheus = session.prometheus()?;
     let mut engine = Engine::new(tracker, &catalog, store.as_ref(), &session.actor);
     engine.concurrency = session.concurrency;
+    engine.metrics = prometheus
+        .as_ref()
+        .map(|p| p as &dyn crate::metrics::Metrics);
     engine.progress = &bar;
     match command {
         Command::Issue { reference } => {
