@@ -221,7 +221,7 @@ fn sync_issue(data: &mut Data, repo: &str, number: u64) {
 
 /// The answer to a request about pull requests or releases of `repo`; `None` for other
 /// requests (of this repository).
-pub fn route(
+pub(super) fn route(
     data: &Data,
     method: &str,
     repo: &str,
@@ -246,7 +246,7 @@ pub fn route(
         ("GET", ["releases"]) if known => {
             let mut releases: Vec<&Release> =
                 facts.releases.iter().filter(|r| r.repo == repo).collect();
-            releases.sort_by(|a, b| b.at.cmp(&a.at));
+            releases.sort_by_key(|r| std::cmp::Reverse(r.at));
             let list: Vec<Value> = releases.into_iter().map(release_json).collect();
             Some(page(list.iter().collect(), query, uri))
         }
@@ -257,7 +257,7 @@ pub fn route(
 
 /// The `cross-referenced` events of issue `issue`'s timeline, one per mention by a pull
 /// request, its source as it is now (as GitHub renders it).
-pub fn cross_references(shared: &Shared, data: &Data, issue: u64) -> Vec<Value> {
+pub(super) fn cross_references(shared: &Shared, data: &Data, issue: u64) -> Vec<Value> {
     let facts = &data.facts;
     facts
         .mentions

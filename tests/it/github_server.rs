@@ -28,8 +28,8 @@ use axum::Router;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
+pub use crate::test_server::Fault;
 use crate::test_server::{cut_response, never, serve, take};
-pub use crate::test_server::{Fault, MrState, ReleaseKind};
 
 pub const OWNER: &str = "octo-org";
 pub const REPO: &str = "migrations";

@@ -179,7 +179,7 @@ impl GitLabServer {
 }
 
 /// The answer to a request about merge requests or releases; `None` for other requests.
-pub fn route(
+pub(super) fn route(
     data: &mut Data,
     method: &str,
     segs: &[&str],
@@ -218,7 +218,7 @@ pub fn route(
             let mut releases: Vec<&Release> =
                 facts.releases.iter().filter(|r| r.project == *p).collect();
             // GitLab's default order: `released_at`, newest first.
-            releases.sort_by(|a, b| b.released_at.cmp(&a.released_at));
+            releases.sort_by_key(|r| std::cmp::Reverse(r.released_at));
             let list: Vec<Value> = releases
                 .into_iter()
                 .map(|r| release_json(facts, r, now))

@@ -12,7 +12,7 @@
 #![allow(dead_code)]
 
 #[path = "gitlab_facts.rs"]
-mod facts;
+pub mod facts;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -26,9 +26,8 @@ use axum::Router;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-pub use self::facts::Lists;
+pub use crate::test_server::Fault;
 use crate::test_server::{cut_response, never, serve, take};
-pub use crate::test_server::{Fault, MrState, ReleaseKind};
 
 pub const PROJECT: &str = "group/project";
 

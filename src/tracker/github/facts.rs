@@ -110,7 +110,7 @@ impl GitHubTracker {
             .into_iter()
             .filter_map(GhRelease::into_fact)
             .collect();
-        out.sort_by(|a, b| b.released_at.cmp(&a.released_at));
+        out.sort_by_key(|r| std::cmp::Reverse(r.released_at));
         Ok(out)
     }
 

@@ -76,7 +76,7 @@ impl GitLabTracker {
             .into_iter()
             .filter_map(|r| r.into_fact(&web))
             .collect();
-        out.sort_by(|a, b| b.released_at.cmp(&a.released_at));
+        out.sort_by_key(|r| std::cmp::Reverse(r.released_at));
         Ok(out)
     }
 }

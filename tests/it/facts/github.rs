@@ -10,9 +10,10 @@ use shepherd::tracker::github::{self, GitHubTracker};
 use shepherd::tracker::{Tracker, TrackerError};
 
 use super::day;
-use crate::github_server::{GitHubServer, Logged, MrState, ReleaseKind, OWNER, REPO};
+use crate::github_server::{GitHubServer, Logged, OWNER, REPO};
 use crate::remote::quick_policy;
 use crate::support::block_on;
+use crate::test_server::{MrState, ReleaseKind};
 
 const BOT: &str = "ghp_facts0123456789";
 

@@ -9,9 +9,11 @@ use shepherd::tracker::gitlab::{Config, GitLabTracker, GlMergeRequest, GlRelease
 use shepherd::tracker::{Tracker, TrackerError};
 
 use super::day;
-use crate::gitlab_server::{GitLabServer, Lists, Logged, MrState, ReleaseKind, PROJECT};
+use crate::gitlab_server::facts::Lists;
+use crate::gitlab_server::{GitLabServer, Logged, PROJECT};
 use crate::remote::quick_policy;
 use crate::support::{block_on, fixture};
+use crate::test_server::{MrState, ReleaseKind};
 
 const BOT: &str = "glpat-facts-0123456789";
 
