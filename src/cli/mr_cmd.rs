@@ -65,8 +65,9 @@ pub(super) fn release(session: &Session, action: ReleaseAction) -> Result<ExitCo
     let format = session.format(&[Format::Text, Format::Json])?;
     let path = local_only(session, "release", "publish releases")?;
     let ReleaseAction::Publish { tag, project } = action;
-    // A rehearsal may publish before it starts anything: the file is made if need be.
-    let tracker = LocalTracker::open(&path, true, session.now, &session.actor)?;
+    // A rehearsal may publish before it starts anything: `publish_release` makes the file
+    // if need be, once the tag is known to be good.
+    let tracker = LocalTracker::open(&path, false, session.now, &session.actor)?;
     let (project, release) = tracker.publish_release(project.as_deref(), &tag)?;
     let at = release
         .released_at

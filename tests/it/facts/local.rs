@@ -321,6 +321,11 @@ fn releases_are_published_once_per_project() {
         "error: `local` has released v1.0.0 already (at 2026-01-01T01:00:00Z)\n"
     );
     assert!(s.fails(&["release", "publish", " "]).contains("is no tag"));
+    let empty = Shepherd::new();
+    assert!(empty
+        .fails(&["release", "publish", "\tv1"])
+        .contains("is no tag"));
+    assert!(!empty.db().exists(), "a bad tag makes no file");
 
     let t = tracker(&s);
     let own: Vec<Release> = block_on(t.releases(None)).unwrap();
