@@ -405,7 +405,7 @@ pub(super) enum MrAction {
         /// The issue it references (12 or #12); repeatable
         #[arg(long = "issue", value_name = "REF", required = true, value_parser = parse_ref)]
         issues: Vec<u64>,
-        /// Its project, GROUP/PROJECT (default: the local tracker's own, `local`)
+        /// Its project, GROUP/PROJECT or `local` (default: the local tracker's own, `local`)
         #[arg(long, value_name = "GROUP/PROJECT", value_parser = parse_project)]
         project: Option<String>,
         /// Its title (default: Resolve "<the issue's title>")
@@ -420,7 +420,7 @@ pub(super) enum MrAction {
         /// Its number in its project (1 or !1)
         #[arg(value_name = "N", value_parser = parse_mr)]
         number: u64,
-        /// Its project, GROUP/PROJECT (default: the local tracker's own, `local`)
+        /// Its project, GROUP/PROJECT or `local` (default: the one project with a merge request so numbered)
         #[arg(long, value_name = "GROUP/PROJECT", value_parser = parse_project)]
         project: Option<String>,
     },
@@ -432,7 +432,7 @@ pub(super) enum MrAction {
         /// Its number in its project (2 or !2)
         #[arg(value_name = "N", value_parser = parse_mr)]
         number: u64,
-        /// Its project, GROUP/PROJECT (default: the local tracker's own, `local`)
+        /// Its project, GROUP/PROJECT or `local` (default: the one project with a merge request so numbered)
         #[arg(long, value_name = "GROUP/PROJECT", value_parser = parse_project)]
         project: Option<String>,
     },
@@ -448,7 +448,7 @@ pub(super) enum ReleaseAction {
     Publish {
         /// The release's tag, e.g. v17.3.0
         tag: String,
-        /// Its project, GROUP/PROJECT (default: the local tracker's own, `local`)
+        /// Its project, GROUP/PROJECT or `local` (default: the local tracker's own, `local`)
         #[arg(long, value_name = "GROUP/PROJECT", value_parser = parse_project)]
         project: Option<String>,
     },

@@ -28,9 +28,15 @@ pub(super) fn parse_mr(text: &str) -> Result<u64, String> {
         })
 }
 
-/// `group/project` (subgroups allowed), as `--project` takes it.
+/// `group/project` (subgroups allowed), or `local` (the local tracker's own project), as
+/// `--project` takes it.
 pub(super) fn parse_project(text: &str) -> Result<String, String> {
-    crate::tracker::check_project(text).map(|()| text.to_string())
+    if text == crate::tracker::local::OWN_PROJECT {
+        return Ok(text.to_string());
+    }
+    crate::tracker::check_project(text)
+        .map(|()| text.to_string())
+        .map_err(|e| format!("{e}, or `local`"))
 }
 
 /// An RFC 3339 time such as `2026-01-01T12:00:00Z`, in UTC.
@@ -96,6 +102,7 @@ mod tests {
         assert_eq!(parse_mr("!3"), Ok(3));
         assert!(parse_mr("#3").is_err() && parse_mr("0").is_err());
         assert_eq!(parse_project("a/b"), Ok("a/b".to_string()));
+        assert_eq!(parse_project("local"), Ok("local".to_string()));
         assert!(parse_project("ab").unwrap_err().contains("`ab`"));
     }
 }

@@ -97,8 +97,9 @@ impl LocalTracker {
         self.read(|conn| self.record(conn, id))
     }
 
-    /// Merges merge request `number` of `project` (`None`: `local`). Merging a merged one
-    /// changes nothing; merging a closed one is an error.
+    /// Merges merge request `number` of `project` (`None`: the one project that has a
+    /// merge request so numbered). Merging a merged one changes nothing; merging a closed
+    /// one is an error.
     pub fn merge_merge_request(
         &self,
         project: Option<&str>,
@@ -107,8 +108,9 @@ impl LocalTracker {
         self.change(project, number, MrState::Merged)
     }
 
-    /// Closes merge request `number` of `project` (`None`: `local`) without merging it.
-    /// Closing a closed one changes nothing; closing a merged one is an error.
+    /// Closes merge request `number` of `project` (`None`: the one project that has a
+    /// merge request so numbered) without merging it. Closing a closed one changes
+    /// nothing; closing a merged one is an error.
     pub fn close_merge_request(
         &self,
         project: Option<&str>,
@@ -219,9 +221,13 @@ impl LocalTracker {
         number: u64,
         to: MrState,
     ) -> Result<MergeRequestChange, TrackerError> {
-        let project = project_name(project)?;
+        let project = project.map(|p| project_name(Some(p))).transpose()?;
         let at = time(self.now_at());
         let (id, changed) = self.write(|tx| {
+            let project = match project {
+                Some(p) => p,
+                None => numbered(tx, number)?,
+            };
             let found: Option<(i64, String)> = tx
                 .prepare_cached(
                     "SELECT id, state FROM merge_requests WHERE project = ?1 AND number = ?2",
@@ -322,6 +328,31 @@ fn project_name(project: Option<&str>) -> Result<String, TrackerError> {
         Some(p) => check_project(p)
             .map(|()| p.to_string())
             .map_err(TrackerError::Other),
+    }
+}
+
+/// The project of merge request `number`, when `--project` does not say: the one project
+/// that has a merge request so numbered (numbers are per project).
+fn numbered(conn: &Connection, number: u64) -> Result<String, TrackerError> {
+    let projects: Vec<String> = conn
+        .prepare_cached("SELECT project FROM merge_requests WHERE number = ?1 ORDER BY project")
+        .map_err(sql)?
+        .query_map([key(number)], |r| r.get(0))
+        .map_err(sql)?
+        .collect::<Result<_, _>>()
+        .map_err(sql)?;
+    match projects.as_slice() {
+        [] => Err(TrackerError::Other(format!(
+            "no merge request is numbered {number} (open one with `shepherd mr open --issue REF`)"
+        ))),
+        [one] => Ok(one.clone()),
+        several => {
+            let refs: Vec<String> = several.iter().map(|p| reference(p, number)).collect();
+            Err(TrackerError::Other(format!(
+                "{} are all numbered {number}: say which with --project",
+                refs.join(", ")
+            )))
+        }
     }
 }
 

@@ -107,21 +107,34 @@ fn merge_requests_open_merge_and_close_as_a_person() {
         s.issue(n).updated_at.to_rfc3339(),
         "2026-01-01T03:00:00+00:00"
     );
+    // Numbers are per project: `!1` of `local` and of gitlab-org/gitaly.
     assert_eq!(
-        s.ok(&["mr", "merge", "1", "--now", &at("4h")]),
+        s.fails(&["mr", "merge", "1"]),
+        "error: gitlab-org/gitaly!1, !1 are all numbered 1: say which with --project\n"
+    );
+    assert_eq!(
+        s.ok(&["mr", "merge", "1", "--project", "local", "--now", &at("4h")]),
         "!1 merged\n"
     );
     assert_eq!(
         s.issue(n).updated_at.to_rfc3339(),
         "2026-01-01T04:00:00+00:00"
     );
-    let again = s.json(&["mr", "merge", "!1", "--now", &at("5h")]);
+    let again = s.json(&[
+        "mr",
+        "merge",
+        "!1",
+        "--project",
+        "local",
+        "--now",
+        &at("5h"),
+    ]);
     assert_eq!(
         (&again["state"], &again["changed"]),
         (&json!("merged"), &json!(false))
     );
     assert_eq!(
-        s.ok(&["mr", "merge", "1"]),
+        s.ok(&["mr", "merge", "1", "--project", "local"]),
         "!1 is merged already: nothing changed\n"
     );
     assert_eq!(
@@ -210,6 +223,10 @@ fn bad_merge_request_commands_are_refused_and_write_nothing() {
         ),
         (
             vec!["mr", "merge", "3"],
+            "error: no merge request is numbered 3",
+        ),
+        (
+            vec!["mr", "merge", "3", "--project", "local"],
             "error: merge request !3 does not exist",
         ),
         (
