@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 
 use super::output::Format;
-use super::values::{parse_cli_duration, parse_ref, parse_std_duration, parse_time};
+use super::values::{
+    parse_cli_duration, parse_mr, parse_project, parse_ref, parse_std_duration, parse_time,
+};
 
 /// `--version`: the crate's version and the commit it was built from (`build.rs`).
 const VERSION: &str = concat!(
@@ -359,6 +361,22 @@ pub(super) enum Command {
         #[command(subcommand)]
         action: Option<ClockAction>,
     },
+    /// Merge requests on the local tracker, as a person opens, merges and closes them
+    #[command(
+        after_help = "The local tracker stands in for GitLab or GitHub in a rehearsal: a merge request references\nissues, and `merge_request` gates read it. On a gitlab:… or github:… tracker, people open and\nmerge them there.\n\nExamples:\n  shepherd mr open --issue 12\n  shepherd mr open --issue 12 --project gitlab-org/gitaly --title \"Add FindCommit\"\n  shepherd mr merge 1\n  shepherd mr close 2 --project gitlab-org/gitaly"
+    )]
+    Mr {
+        #[command(subcommand)]
+        action: MrAction,
+    },
+    /// Releases on the local tracker, as a person publishes them
+    #[command(
+        after_help = "The local tracker stands in for GitLab or GitHub in a rehearsal: `release` gates read what is\npublished here. On a gitlab:… or github:… tracker, people publish releases there.\n\nExamples:\n  shepherd release publish v1.0.0\n  shepherd release publish v17.3.0 --project gitlab-org/gitlab --now 2026-03-01T12:00:00Z"
+    )]
+    Release {
+        #[command(subcommand)]
+        action: ReleaseAction,
+    },
     /// Run the service: webhooks, workers, resync, dashboard, /metrics
     #[command(
         after_help = "Needs SHEPHERD_WEBHOOK_SECRET (GitLab secret token, GitHub webhook secret) or\nSHEPHERD_WEBHOOK_SIGNING_TOKEN (GitLab signing token, whsec_…), read from the environment.\n\nEndpoints: POST /hooks/gitlab, POST /hooks/github, GET / (dashboard), GET /api/migrations,\nGET /api/migrations/TRACKER/REF, GET /metrics, GET /healthz, GET /readyz.\n\nExamples:\n  SHEPHERD_WEBHOOK_SECRET=… shepherd --tracker gitlab:my-group/my-project serve\n  shepherd serve --listen 0.0.0.0:8080 --resync 5m --concurrency 16"
@@ -382,6 +400,66 @@ pub(super) enum Command {
         after_help = "Examples:\n  shepherd man | man -l -\n  shepherd man > ~/.local/share/man/man1/shepherd.1"
     )]
     Man,
+}
+
+/// What `shepherd mr` does.
+#[derive(Subcommand, Debug)]
+pub(super) enum MrAction {
+    /// Open a merge request that references an issue; prints its number
+    #[command(
+        after_help = "Examples:\n  shepherd mr open --issue 12\n  shepherd mr open --issue 12 --issue 13 --project gitlab-org/gitaly --title \"Add FindCommit\" --actor alice\n  N=$(shepherd mr open --issue 12) && shepherd mr merge \"$N\""
+    )]
+    Open {
+        /// The issue it references (12 or #12); repeatable
+        #[arg(long = "issue", value_name = "REF", required = true, value_parser = parse_ref)]
+        issues: Vec<u64>,
+        /// Its project, GROUP/PROJECT or `local` (default: the local tracker's own, `local`)
+        #[arg(long, value_name = "GROUP/PROJECT", value_parser = parse_project)]
+        project: Option<String>,
+        /// Its title (default: Resolve "<the issue's title>")
+        #[arg(long)]
+        title: Option<String>,
+    },
+    /// Merge a merge request (a closed one cannot be)
+    #[command(
+        after_help = "Examples:\n  shepherd mr merge 1\n  shepherd mr merge '!4' --project gitlab-org/gitaly"
+    )]
+    Merge {
+        /// Its number in its project (1 or !1)
+        #[arg(value_name = "N", value_parser = parse_mr)]
+        number: u64,
+        /// Its project, GROUP/PROJECT or `local` (default: the one project with a merge request so numbered)
+        #[arg(long, value_name = "GROUP/PROJECT", value_parser = parse_project)]
+        project: Option<String>,
+    },
+    /// Close a merge request without merging it (a merged one cannot be)
+    #[command(
+        after_help = "Examples:\n  shepherd mr close 2\n  shepherd mr close 4 --project gitlab-org/gitaly"
+    )]
+    Close {
+        /// Its number in its project (2 or !2)
+        #[arg(value_name = "N", value_parser = parse_mr)]
+        number: u64,
+        /// Its project, GROUP/PROJECT or `local` (default: the one project with a merge request so numbered)
+        #[arg(long, value_name = "GROUP/PROJECT", value_parser = parse_project)]
+        project: Option<String>,
+    },
+}
+
+/// What `shepherd release` does.
+#[derive(Subcommand, Debug)]
+pub(super) enum ReleaseAction {
+    /// Publish a release of a project now (the tracker's clock); a tag once per project
+    #[command(
+        after_help = "Examples:\n  shepherd release publish v1.0.0\n  shepherd release publish v17.3.0 --project gitlab-org/gitlab --format json"
+    )]
+    Publish {
+        /// The release's tag, e.g. v17.3.0
+        tag: String,
+        /// Its project, GROUP/PROJECT or `local` (default: the local tracker's own, `local`)
+        #[arg(long, value_name = "GROUP/PROJECT", value_parser = parse_project)]
+        project: Option<String>,
+    },
 }
 
 /// What `shepherd clock` does.

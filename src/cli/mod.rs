@@ -9,6 +9,7 @@ mod commands;
 mod config;
 mod label_cmd;
 mod logging;
+mod mr_cmd;
 mod output;
 mod progress;
 mod report_cmd;
@@ -86,6 +87,8 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
             vars_file,
         } => render_cmd(&session, &template, &vars, vars_file.as_deref()),
         Command::Clock { action } => clock_cmd::clock(&session, action),
+        Command::Mr { action } => mr_cmd::mr(&session, action),
+        Command::Release { action } => mr_cmd::release(&session, action),
         Command::Serve {
             listen,
             resync,

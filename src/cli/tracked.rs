@@ -327,6 +327,8 @@ pub(super) async fn tracked(session: &Session, command: Command) -> Result<ExitC
         | Command::Render { .. }
         | Command::Completions { .. }
         | Command::Clock { .. }
+        | Command::Mr { .. }
+        | Command::Release { .. }
         | Command::Serve { .. }
         | Command::Man => unreachable!("handled before opening a tracker"),
     }

@@ -1,6 +1,6 @@
-//! Parsers of flag values for clap (`value_parser = …`): issue references, RFC 3339 times
-//! and durations. A value they reject is a usage error: clap prints it with the usage and
-//! exits 2.
+//! Parsers of flag values for clap (`value_parser = …`): issue and merge request
+//! references, project paths, RFC 3339 times and durations. A value they reject is a
+//! usage error: clap prints it with the usage and exits 2.
 //!
 //! Durations on the command line accept seconds as well as the units of workflow files
 //! (`30s`, `1m30s`, `15m`, `2h`, `14d`, `2w`), and nothing over ten years
@@ -15,6 +15,28 @@ pub(super) fn parse_ref(text: &str) -> Result<u64, String> {
         .ok()
         .filter(|n| *n > 0)
         .ok_or_else(|| format!("`{text}` is no issue reference: write a number such as 12 or #12"))
+}
+
+/// `3` or `!3`: a merge request's number in its project, 1 or more.
+pub(super) fn parse_mr(text: &str) -> Result<u64, String> {
+    text.trim_start_matches('!')
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            format!("`{text}` is no merge request number: write a number such as 3 or !3")
+        })
+}
+
+/// `group/project` (subgroups allowed), or `local` (the local tracker's own project), as
+/// `--project` takes it.
+pub(super) fn parse_project(text: &str) -> Result<String, String> {
+    if text == crate::tracker::local::OWN_PROJECT {
+        return Ok(text.to_string());
+    }
+    crate::tracker::check_project(text)
+        .map(|()| text.to_string())
+        .map_err(|e| format!("{e}, or `local`"))
 }
 
 /// An RFC 3339 time such as `2026-01-01T12:00:00Z`, in UTC.
@@ -77,5 +99,10 @@ mod tests {
         assert!(parse_ref("x").is_err());
         assert!(parse_time("2026-01-01T12:00:00Z").is_ok());
         assert!(parse_time("yesterday").is_err());
+        assert_eq!(parse_mr("!3"), Ok(3));
+        assert!(parse_mr("#3").is_err() && parse_mr("0").is_err());
+        assert_eq!(parse_project("a/b"), Ok("a/b".to_string()));
+        assert_eq!(parse_project("local"), Ok("local".to_string()));
+        assert!(parse_project("ab").unwrap_err().contains("`ab`"));
     }
 }

@@ -276,6 +276,27 @@ impl fmt::Display for TrackerSpec {
     }
 }
 
+/// Checks that `project` is a project path, `group/project` (subgroups allowed): segments
+/// of letters, digits, `-`, `_` and `.`, none empty, `.` or `..`. The error names it.
+pub fn check_project(project: &str) -> Result<(), String> {
+    let segment = |s: &str| {
+        !s.is_empty()
+            && s != "."
+            && s != ".."
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    let parts: Vec<&str> = project.split('/').collect();
+    if parts.len() >= 2 && parts.iter().all(|p| segment(p)) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` is no project: write GROUP/PROJECT (letters, digits, `-`, `_`, `.`)",
+            project.escape_debug()
+        ))
+    }
+}
+
 /// The labels a remote tracker has, listed once per run; `ensure` creates the missing ones.
 /// The lock is held while creating, so concurrent calls never create a label twice.
 #[derive(Default)]
@@ -347,6 +368,14 @@ mod tests {
             TrackerSpec::parse("github:o/r").unwrap(),
             TrackerSpec::GitHub("o/r".into())
         );
+        for good in ["group/project", "gitlab-org/gitlab", "a/b/c.d", "o_1/r-2"] {
+            assert!(check_project(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "local", "group/", "/project", "a//b", "a/../b", "a b/c", "a/b\n", "",
+        ] {
+            assert!(check_project(bad).is_err(), "{bad:?}");
+        }
         for bad in [
             "github:o",
             "github:o/r/x",

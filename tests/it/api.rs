@@ -6,13 +6,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use shepherd::catalog::Catalog;
 use shepherd::core::marker::IssueMarker;
 use shepherd::render::{Context, IssueRef};
 
 use crate::github_server::GitHubServer;
 use crate::gitlab_server::GitLabServer;
+use crate::test_server::{MrState, ReleaseKind};
 
 /// The variables of a seeded gitaly migration, every one given.
 pub fn gitaly_vars() -> BTreeMap<String, String> {
@@ -74,6 +75,28 @@ pub trait Api {
     fn comment_bodies(&self, n: u64) -> Vec<String>;
     /// How many times `label` was added to issue `n`.
     fn label_added_count(&self, n: u64, label: &str) -> usize;
+    /// The server's own project (`group/project`, `owner/repo`).
+    fn project(&self) -> String;
+    /// Records a merge request (GitHub: pull request) of `project` that references issue
+    /// `issue` (GitLab: mentions and closes it); returns its number in `project`.
+    fn add_merge_request(
+        &self,
+        issue: u64,
+        project: &str,
+        state: MrState,
+        merged_at: Option<DateTime<Utc>>,
+    ) -> u64;
+    /// Changes the state of merge request `number` of `project`.
+    fn set_merge_request(
+        &self,
+        project: &str,
+        number: u64,
+        state: MrState,
+        merged_at: Option<DateTime<Utc>>,
+    );
+    /// Publishes release `tag` of `project` at `at`, of `kind` (each server takes the
+    /// kinds its tracker has: GitLab upcoming, GitHub draft and pre-release).
+    fn publish_release(&self, project: &str, tag: &str, at: DateTime<Utc>, kind: ReleaseKind);
 }
 
 impl Api for GitLabServer {
@@ -127,6 +150,30 @@ impl Api for GitLabServer {
             .filter(|e| e["action"] == "add" && e["label"]["name"] == label)
             .count()
     }
+    fn project(&self) -> String {
+        crate::gitlab_server::PROJECT.to_string()
+    }
+    fn add_merge_request(
+        &self,
+        issue: u64,
+        project: &str,
+        state: MrState,
+        merged_at: Option<DateTime<Utc>>,
+    ) -> u64 {
+        GitLabServer::add_merge_request(self, issue, project, state, merged_at)
+    }
+    fn set_merge_request(
+        &self,
+        project: &str,
+        number: u64,
+        state: MrState,
+        merged_at: Option<DateTime<Utc>>,
+    ) {
+        GitLabServer::set_merge_request(self, project, number, state, merged_at)
+    }
+    fn publish_release(&self, project: &str, tag: &str, at: DateTime<Utc>, kind: ReleaseKind) {
+        GitLabServer::publish_release(self, project, tag, at, kind)
+    }
 }
 
 impl Api for GitHubServer {
@@ -179,5 +226,33 @@ impl Api for GitHubServer {
             .iter()
             .filter(|e| e["event"] == "labeled" && e["label"]["name"] == label)
             .count()
+    }
+    fn project(&self) -> String {
+        format!(
+            "{}/{}",
+            crate::github_server::OWNER,
+            crate::github_server::REPO
+        )
+    }
+    fn add_merge_request(
+        &self,
+        issue: u64,
+        project: &str,
+        state: MrState,
+        merged_at: Option<DateTime<Utc>>,
+    ) -> u64 {
+        self.add_pull_request(issue, project, state, merged_at)
+    }
+    fn set_merge_request(
+        &self,
+        project: &str,
+        number: u64,
+        state: MrState,
+        merged_at: Option<DateTime<Utc>>,
+    ) {
+        self.set_pull_request(project, number, state, merged_at)
+    }
+    fn publish_release(&self, project: &str, tag: &str, at: DateTime<Utc>, kind: ReleaseKind) {
+        GitHubServer::publish_release(self, project, tag, at, kind)
     }
 }

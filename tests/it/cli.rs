@@ -537,6 +537,8 @@ fn json_shapes_are_as_documented() {
         "close",
         "reopen",
         "rollback",
+        "mr",
+        "release",
     ] {
         assert!(
             checked.iter().any(|c| c == command),

@@ -1,6 +1,7 @@
 //! A stateful GitHub REST API test server (axum on 127.0.0.1) for one repository: issues
 //! (with pull requests among them, as GitHub lists them), comments, labels, the issue
-//! timeline (with an event type octocrab does not know) and sub-issues. Its JSON starts
+//! timeline (with an event type octocrab does not know) and sub-issues; pull requests of
+//! any repository that reference its issues, and releases (`github_facts.rs`). Its JSON starts
 //! from the examples in GitHub's own OpenAPI description. It checks the token (each token
 //! is a user), pages with `Link` headers, answers lists with an `ETag` and a conditional
 //! request whose `If-None-Match` still matches with 304, filters lists by `since` (on
@@ -11,6 +12,9 @@
 //! let time pass for what it recorded (`travel`).
 
 #![allow(dead_code)]
+
+#[path = "github_facts.rs"]
+mod facts;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -64,6 +68,8 @@ struct Data {
     next_id: u64,
     /// Answer 404 to the sub-issues API, as GitHub Enterprise Server before 3.18 does.
     no_sub_issues: bool,
+    /// Pull requests and releases (`github_facts.rs`).
+    facts: facts::Facts,
 }
 
 struct Examples {
@@ -259,6 +265,9 @@ impl GitHubServer {
             .iter_mut()
             .filter(|(n, _)| mine(*n))
             .for_each(|(_, e)| shift(e));
+        if only.is_none() {
+            data.facts.travel(d);
+        }
     }
 }
 
@@ -440,13 +449,17 @@ fn answer(
             return Some(fault_response(&f));
         }
     }
-    let prefix = format!("/repos/{OWNER}/{REPO}");
-    let Some(rest) = uri.path().strip_prefix(&prefix) else {
-        data.log[at].status = 404;
-        return Some(error(StatusCode::NOT_FOUND, "Not Found"));
+    let mut parts = uri.path().strip_prefix("/repos/").unwrap_or("").split('/');
+    let repo = format!(
+        "{}/{}",
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or("")
+    );
+    let segs: Vec<&str> = parts.filter(|s| !s.is_empty()).collect();
+    let mut response = match facts::route(&data, method.as_str(), &repo, &segs, &query, uri) {
+        Some(response) => response,
+        None => route(shared, &mut data, method, &segs, &query, &body, &user, uri),
     };
-    let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-    let mut response = route(shared, &mut data, method, &segs, &query, &body, &user, uri);
     // The pages of a list are on this server, not on api.github.com.
     if let Some(link) = response.headers().get("link").and_then(|v| v.to_str().ok()) {
         let own = link.replace("https://api.github.com", api(shared));
@@ -728,13 +741,19 @@ fn route(
             error(StatusCode::NOT_FOUND, "Not Found")
         }
         ("GET", ["issues", num, "timeline"]) => {
-            let list: Vec<&Value> = data
+            if !data.issues.contains_key(&n(num)) {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            }
+            let mut list: Vec<Value> = data
                 .timeline
                 .iter()
                 .filter(|(i, _)| *i == n(num))
-                .map(|(_, e)| e)
+                .map(|(_, e)| e.clone())
                 .collect();
-            page(list, query, uri)
+            list.extend(facts::cross_references(shared, data, n(num)));
+            // Oldest first; the times are stamped to the second, so text order is time order.
+            list.sort_by(|a, b| a["created_at"].as_str().cmp(&b["created_at"].as_str()));
+            page(list.iter().collect(), query, uri)
         }
         ("GET", ["issues", num, "sub_issues"]) => {
             let parent = n(num);

@@ -1,6 +1,7 @@
 //! A stateful GitLab API test server (axum on 127.0.0.1): issues, notes, labels, resource
 //! label events and issue links of one project, answering like GitLab. Its JSON starts from
-//! GitLab's own documented responses in `tests/fixtures/gitlab/api/`. It checks
+//! GitLab's own documented responses in `tests/fixtures/gitlab/api/`. Merge requests that
+//! reference its issues and releases of any project are `gitlab_facts.rs`. It checks
 //! `PRIVATE-TOKEN` (each token is a user), pages with `x-next-page`/`x-total-pages`, runs
 //! the quick actions `/label` and `/close` in bodies as GitLab does, logs every request,
 //! and injects faults (429 with `Retry-After`, 5xx, a lost response, no answer at all, a
@@ -9,6 +10,9 @@
 //! shifts the time it stamps on what it records.
 
 #![allow(dead_code)]
+
+#[path = "gitlab_facts.rs"]
+pub mod facts;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -65,6 +69,8 @@ struct Data {
     faults: VecDeque<Fault>,
     next_id: u64,
     rate_limit: Option<(u64, i64)>,
+    /// Merge requests and releases (`gitlab_facts.rs`).
+    facts: facts::Facts,
 }
 
 pub struct Shared {
@@ -213,6 +219,9 @@ impl GitLabServer {
             if mine(*n) {
                 shift(event, "created_at");
             }
+        }
+        if only.is_none() {
+            data.facts.travel(d);
         }
     }
 
@@ -512,6 +521,9 @@ fn route(
         u["name"] = json!(user);
         u
     };
+    if let Some(answer) = facts::route(data, method.as_str(), segs, query) {
+        return answer;
+    }
     match (method.as_str(), segs) {
         ("GET", ["user"]) => ok(user_json()),
         ("GET", ["projects", p, "issues"]) if *p == PROJECT => {

@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod concurrency;
 mod crash;
+mod facts;
 mod feature_flag;
 mod gitaly;
 mod github;

@@ -1,7 +1,8 @@
 //! What the GitLab and GitHub test servers share: serving an axum app on 127.0.0.1 from a
 //! thread of its own, and injected faults: an error status (with `Retry-After`), a lost
 //! response, a server that accepts the request and never answers (`Fault::hang`), and one
-//! that starts its answer and closes the connection halfway (`Fault::cut`).
+//! that starts its answer and closes the connection halfway (`Fault::cut`); and what tests
+//! seed of merge requests and releases (`MrState`, `ReleaseKind`).
 
 #![allow(dead_code)]
 
@@ -123,4 +124,25 @@ pub fn take(faults: &mut VecDeque<Fault>, method: &str, path: &str) -> Option<Fa
         faults[i].times -= 1;
     }
     Some(f)
+}
+
+/// A merge request's (pull request's) state, as a test seeds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MrState {
+    Open,
+    Merged,
+    Closed,
+}
+
+/// What kind of release a test publishes: a published one, or one the tracker lists but
+/// that is no release yet (GitLab: upcoming; GitHub: draft or pre-release).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReleaseKind {
+    Published,
+    /// GitLab: `upcoming_release: true` (also when its time is still to come).
+    Upcoming,
+    /// GitHub: `draft: true`, no `published_at`.
+    Draft,
+    /// GitHub: `prerelease: true`.
+    Prerelease,
 }

@@ -1,12 +1,14 @@
 //! GitHub's JSON beyond octocrab's models, and the conversions to the tracker's types:
 //! timeline items read one by one (an event type octocrab does not know cannot break a
-//! page), pull requests told apart from issues, `Link` headers, label filters.
+//! page), pull requests told apart from issues, cross-references from pull requests,
+//! releases, `Link` headers, label filters.
 
 use chrono::{DateTime, Utc};
 use octocrab::models::issues::{Comment as GhComment, Issue as GhIssue};
 use octocrab::models::IssueState;
 use serde::Deserialize;
 
+use crate::core::facts::{MergeRequest, MrState, Release};
 use crate::core::snapshot::LabelEvent;
 use crate::tracker::{Comment, Issue};
 
@@ -143,5 +145,144 @@ mod tests {
     fn since_is_to_the_second() {
         let t = DateTime::parse_from_rfc3339("2026-03-01T10:20:30.900Z").unwrap();
         assert_eq!(since_query(t.with_timezone(&Utc)), "2026-03-01T10:20:30Z");
+    }
+}
+
+/// A timeline item that may be a cross-reference from a pull request, as much as shepherd
+/// reads.
+#[derive(Debug, Deserialize)]
+pub struct GhCrossReference {
+    pub event: String,
+    #[serde(default)]
+    pub source: Option<GhSource>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct GhSource {
+    #[serde(default)]
+    pub issue: Option<GhSourceIssue>,
+}
+
+/// The issue (here: pull request) a cross-reference comes from.
+#[derive(Debug, Deserialize)]
+pub struct GhSourceIssue {
+    pub number: u64,
+    pub title: String,
+    pub state: String,
+    pub html_url: String,
+    #[serde(default)]
+    pub repository_url: Option<String>,
+    #[serde(default)]
+    pub repository: Option<GhRepository>,
+    /// Present only when the issue is a pull request.
+    #[serde(default)]
+    pub pull_request: Option<GhPullRef>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct GhRepository {
+    pub full_name: String,
+}
+
+/// An issue's `pull_request` object.
+#[derive(Debug, Deserialize)]
+pub struct GhPullRef {
+    /// `None` when the field is missing (older servers): the pull request must be read to
+    /// know; `Some(None)` when it is there and null: not merged.
+    #[serde(default, deserialize_with = "present")]
+    pub merged_at: Option<Option<DateTime<Utc>>>,
+    #[serde(default)]
+    pub html_url: Option<String>,
+}
+
+/// A pull request as `GET /repos/{o}/{r}/pulls/{n}` answers, as much as shepherd reads.
+#[derive(Debug, Deserialize)]
+pub struct GhPull {
+    pub number: u64,
+    pub title: String,
+    pub state: String,
+    #[serde(default)]
+    pub merged_at: Option<DateTime<Utc>>,
+    pub html_url: String,
+}
+
+/// A release as `GET /repos/{o}/{r}/releases` lists it.
+#[derive(Debug, Deserialize)]
+pub struct GhRelease {
+    pub tag_name: String,
+    #[serde(default)]
+    pub draft: bool,
+    #[serde(default)]
+    pub prerelease: bool,
+    #[serde(default)]
+    pub published_at: Option<DateTime<Utc>>,
+    pub html_url: String,
+}
+
+/// A field that is there, even as null, is `Some`.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+impl GhSourceIssue {
+    /// `owner/repo`, from `repository`, else from `repository_url`.
+    pub fn project(&self) -> Option<String> {
+        if let Some(r) = &self.repository {
+            return Some(r.full_name.clone());
+        }
+        let url = self.repository_url.as_deref()?;
+        let (_, rest) = url.rsplit_once("/repos/")?;
+        let project = rest.trim_end_matches('/');
+        (project.split('/').count() == 2).then(|| project.to_string())
+    }
+}
+
+/// A pull request as core sees it; `own` is the tracker's repository, whose pull requests
+/// are `#42` (the others `owner/other#42`).
+pub fn pull_request(
+    own: &str,
+    project: String,
+    number: u64,
+    title: String,
+    open: bool,
+    merged_at: Option<DateTime<Utc>>,
+    url: String,
+) -> MergeRequest {
+    let reference = if project.eq_ignore_ascii_case(own) {
+        format!("#{number}")
+    } else {
+        format!("{project}#{number}")
+    };
+    let state = match (merged_at, open) {
+        (Some(_), _) => MrState::Merged,
+        (None, true) => MrState::Open,
+        (None, false) => MrState::Closed,
+    };
+    MergeRequest {
+        project,
+        number,
+        reference,
+        title,
+        state,
+        merged_at,
+        url,
+    }
+}
+
+impl GhRelease {
+    /// As core sees it; `None` for a draft, a pre-release, or one not published.
+    pub fn into_fact(self) -> Option<Release> {
+        if self.draft || self.prerelease {
+            return None;
+        }
+        Some(Release {
+            tag: self.tag_name,
+            released_at: self.published_at?,
+            url: self.html_url,
+        })
     }
 }

@@ -3,11 +3,15 @@
 //! a close, if any) is one `PATCH` that sets the new label set and state and returns the
 //! issue. Pull requests, which the issues API returns among issues, are not migrations.
 //! Children are sub-issues, or, on a GitHub Enterprise Server without that API, records on
-//! the parent (`children`). The transport is `http`; GitHub's JSON is `json`.
+//! the parent (`children`). Pull requests that reference an issue and releases, which
+//! gates read, are `facts`; the timeline is read once for both its readers (`timeline`).
+//! The transport is `http`; GitHub's JSON is `json`.
 
 mod children;
+mod facts;
 mod http;
 mod json;
+mod timeline;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,6 +21,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use octocrab::models::issues::{Comment as GhComment, Issue as GhIssue};
 use octocrab::models::Label as GhLabel;
+use serde::Deserialize as _;
 use serde_json::{json, Value};
 
 pub use self::children::{child_record, child_records};
@@ -26,6 +31,7 @@ use super::retry::{Failed, Policy};
 use super::{
     Comment, Issue, IssueEdit, LabelCache, LabelSpec, NewIssue, StateFilter, Tracker, TrackerError,
 };
+use crate::core::facts::{MergeRequest, Release};
 use crate::core::snapshot::LabelEvent;
 
 /// Connection settings.
@@ -62,6 +68,8 @@ pub struct GitHubTracker {
     ids: Mutex<HashMap<u64, u64>>,
     /// Whether the server has the sub-issues API; a 404 says it has not, once per run.
     sub_issues: children::SubIssues,
+    /// Timelines read this run: one read serves the label history and the pull requests.
+    timelines: timeline::Timelines,
 }
 
 impl GitHubTracker {
@@ -73,7 +81,25 @@ impl GitHubTracker {
             labels: LabelCache::default(),
             ids: Mutex::new(HashMap::new()),
             sub_issues: children::SubIssues::default(),
+            timelines: timeline::Timelines::default(),
         })
+    }
+
+    /// Issue `number`'s timeline for `reader`, every page.
+    async fn timeline(
+        &self,
+        number: u64,
+        reader: timeline::Reader,
+    ) -> Result<std::sync::Arc<Vec<Value>>, TrackerError> {
+        let path = self.repo_path(&format!("/issues/{number}/timeline"));
+        let fetch = async {
+            match self.http.all::<Value>(&path).await {
+                Ok(items) => Ok(items),
+                Err(f) if f.status == Some(404) => Err(TrackerError::NotFound(number)),
+                Err(f) => Err(f.into()),
+            }
+        };
+        self.timelines.read(number, reader, fetch).await
     }
 
     fn repo_path(&self, rest: &str) -> String {
@@ -163,18 +189,6 @@ fn unless<T>(result: Result<T, Failed>, status: u16) -> Result<bool, TrackerErro
 
 #[async_trait]
 impl Tracker for GitHubTracker {
-    async fn merge_requests(
-        &self,
-        _number: u64,
-    ) -> Result<Vec<crate::core::facts::MergeRequest>, TrackerError> {
-        Err(TrackerError::Other("merge requests: not built yet".into()))
-    }
-    async fn releases(
-        &self,
-        _project: Option<&str>,
-    ) -> Result<Vec<crate::core::facts::Release>, TrackerError> {
-        Err(TrackerError::Other("releases: not built yet".into()))
-    }
     fn describe(&self) -> String {
         format!("github:{}/{}", self.config.owner, self.config.repo)
     }
@@ -315,14 +329,13 @@ impl Tracker for GitHubTracker {
         Ok(comment(c))
     }
 
+    /// The timeline's `labeled` and `unlabeled` events (a timeline read moments ago for the
+    /// pull requests serves).
     async fn label_events(&self, number: u64) -> Result<Vec<LabelEvent>, TrackerError> {
-        let items: Vec<Value> = self
-            .http
-            .all(&self.repo_path(&format!("/issues/{number}/timeline")))
-            .await?;
+        let items = self.timeline(number, timeline::Reader::Labels).await?;
         let mut out: Vec<LabelEvent> = items
-            .into_iter()
-            .filter_map(|v| serde_json::from_value::<GhTimelineItem>(v).ok())
+            .iter()
+            .filter_map(|v| GhTimelineItem::deserialize(v).ok())
             .filter_map(GhTimelineItem::into_event)
             .collect();
         out.sort_by_key(|e| e.at);
@@ -348,6 +361,17 @@ impl Tracker for GitHubTracker {
 
     async fn children(&self, parent: u64) -> Result<Vec<Issue>, TrackerError> {
         self.find_children(parent).await
+    }
+
+    /// The timeline's cross-references from pull requests (a timeline read moments ago for
+    /// the label history serves): one request when the timeline says which are merged.
+    async fn merge_requests(&self, number: u64) -> Result<Vec<MergeRequest>, TrackerError> {
+        self.issue_pull_requests(number).await
+    }
+
+    /// `GET /repos/{o}/{r}/releases`, 100 a page.
+    async fn releases(&self, project: Option<&str>) -> Result<Vec<Release>, TrackerError> {
+        self.repository_releases(project).await
     }
 
     async fn link(&self, parent: u64, child: u64) -> Result<(), TrackerError> {

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use crate::core::facts::{MergeRequest, MrState, Release};
 use crate::core::snapshot::LabelEvent;
 use crate::tracker::{Comment, Issue};
 
@@ -96,6 +97,111 @@ impl GlLabelEvent {
             added: self.action == "add",
             actor: self.user.map(|u| u.username).unwrap_or_default(),
             at: self.created_at?,
+        })
+    }
+}
+
+/// A merge request as `related_merge_requests` and `closed_by` list it.
+#[derive(Debug, Deserialize)]
+pub struct GlMergeRequest {
+    pub iid: u64,
+    pub title: String,
+    pub state: String,
+    #[serde(default)]
+    pub merged_at: Option<DateTime<Utc>>,
+    pub web_url: String,
+    #[serde(default)]
+    pub references: Option<GlReferences>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct GlReferences {
+    /// `group/project!42`.
+    pub full: String,
+}
+
+/// A release as `GET /projects/:id/releases` lists it.
+#[derive(Debug, Deserialize)]
+pub struct GlRelease {
+    pub tag_name: String,
+    #[serde(default)]
+    pub released_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
+    /// Set (true) on a release whose `released_at` is still to come.
+    #[serde(default)]
+    pub upcoming_release: bool,
+    #[serde(default, rename = "_links")]
+    pub links: Option<GlReleaseLinks>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct GlReleaseLinks {
+    #[serde(default, rename = "self")]
+    pub this: Option<String>,
+}
+
+impl GlMergeRequest {
+    /// The project's full path: from `references.full`, else from `web_url`
+    /// (`…/group/project/-/merge_requests/42`).
+    pub fn project(&self) -> Option<String> {
+        if let Some(r) = &self.references {
+            if let Some((project, _)) = r.full.rsplit_once('!') {
+                return Some(project.to_string());
+            }
+        }
+        let path = url::Url::parse(&self.web_url).ok()?.path().to_string();
+        let (project, _) = path.split_once("/merge_requests/")?;
+        let project = project.trim_end_matches("/-").trim_matches('/');
+        (!project.is_empty()).then(|| project.to_string())
+    }
+
+    /// As core sees it. `own` is the tracker's project: its merge requests are `!42`, the
+    /// others `group/other!42`.
+    pub fn into_fact(self, own: &str) -> MergeRequest {
+        let project = self.project().unwrap_or_else(|| own.to_string());
+        let reference = if project.eq_ignore_ascii_case(own) {
+            format!("!{}", self.iid)
+        } else {
+            format!("{project}!{}", self.iid)
+        };
+        let state = match self.state.as_str() {
+            "merged" => MrState::Merged,
+            "closed" => MrState::Closed,
+            // `opened`, `locked` (open, but its discussion closed), and any state GitLab
+            // may add: not merged.
+            _ => MrState::Open,
+        };
+        MergeRequest {
+            project,
+            number: self.iid,
+            reference,
+            title: self.title,
+            state,
+            merged_at: self.merged_at.filter(|_| state == MrState::Merged),
+            url: self.web_url,
+        }
+    }
+}
+
+impl GlRelease {
+    /// As core sees it; `None` for an upcoming release or one without a time. `web` is the
+    /// project's page, for releases that do not link to themselves.
+    pub fn into_fact(self, web: &str) -> Option<Release> {
+        if self.upcoming_release {
+            return None;
+        }
+        let released_at = self.released_at.or(self.created_at)?;
+        let url = self.links.and_then(|l| l.this).unwrap_or_else(|| {
+            format!(
+                "{web}/-/releases/{}",
+                crate::render::urlencode(&self.tag_name)
+            )
+        });
+        Some(Release {
+            tag: self.tag_name,
+            released_at,
+            url,
         })
     }
 }

@@ -2,8 +2,10 @@
 //! `http`, which adds what shepherd needs around them: timeouts, retries, waits, pacing and
 //! pages. Each trait call is the fewest requests GitLab allows: a stage move and a close
 //! are one `PUT` whose response is the issue; children come from issue links; the
-//! incremental poll is `updated_after`. GitLab's JSON stays in `json`.
+//! incremental poll is `updated_after`. Merge requests and releases, which gates read, are
+//! `facts`. GitLab's JSON stays in `json`.
 
+mod facts;
 mod http;
 mod json;
 
@@ -11,11 +13,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use gitlab::api::projects::issues::{self as gl_issues, IssueState, IssueStateEvent};
 
-pub use self::json::{GlIssue, GlLabel, GlLabelEvent, GlLabelRef, GlNote, GlUser};
+pub use self::json::{
+    GlIssue, GlLabel, GlLabelEvent, GlLabelRef, GlMergeRequest, GlNote, GlRelease, GlUser,
+};
 use super::retry::{Failed, Policy};
 use super::{
     Comment, Issue, IssueEdit, LabelCache, LabelSpec, NewIssue, StateFilter, Tracker, TrackerError,
 };
+use crate::core::facts::{MergeRequest, Release};
 use crate::core::snapshot::LabelEvent;
 
 /// Connection settings.
@@ -117,18 +122,6 @@ fn unless(result: Result<(), Failed>, status: u16) -> Result<bool, TrackerError>
 
 #[async_trait]
 impl Tracker for GitLabTracker {
-    async fn merge_requests(
-        &self,
-        _number: u64,
-    ) -> Result<Vec<crate::core::facts::MergeRequest>, TrackerError> {
-        Err(TrackerError::Other("merge requests: not built yet".into()))
-    }
-    async fn releases(
-        &self,
-        _project: Option<&str>,
-    ) -> Result<Vec<crate::core::facts::Release>, TrackerError> {
-        Err(TrackerError::Other("releases: not built yet".into()))
-    }
     fn describe(&self) -> String {
         format!("gitlab:{}", self.config.project)
     }
@@ -346,6 +339,16 @@ impl Tracker for GitLabTracker {
             .map(Issue::from)
             .filter(|i| i.body.contains(&needle))
             .collect())
+    }
+
+    /// `related_merge_requests` and `closed_by`, side by side: two requests.
+    async fn merge_requests(&self, number: u64) -> Result<Vec<MergeRequest>, TrackerError> {
+        self.issue_merge_requests(number).await
+    }
+
+    /// `GET /projects/:id/releases`, 100 a page.
+    async fn releases(&self, project: Option<&str>) -> Result<Vec<Release>, TrackerError> {
+        self.project_releases(project).await
     }
 
     async fn link(&self, parent: u64, child: u64) -> Result<(), TrackerError> {

@@ -1,5 +1,6 @@
 //! The embedded tracker: a real, small issue tracker in one SQLite file. Issues, labels,
-//! comments, label events (with actor and time), open/closed and issue links; every write
+//! comments, label events (with actor and time), open/closed, issue links, and the merge
+//! requests and releases a rehearsal stands in for (`facts.rs`); every write
 //! in one transaction that takes the write lock up front, so concurrent processes wait for
 //! each other (WAL, a long busy timeout) rather than fail. Lists are filtered by label and
 //! by `updated_at` in SQL through indexes, children are read from the links, and opening a
@@ -8,6 +9,7 @@
 //! overridden (`--now`), so that a whole rollout can be rehearsed offline.
 
 mod clock;
+mod facts;
 mod issues;
 mod schema;
 
@@ -20,8 +22,10 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, TransactionBehavior};
 
 pub use clock::ClockSet;
+pub use facts::{MergeRequestChange, MergeRequestRecord, OWN_PROJECT};
 
 use super::{Comment, Issue, IssueEdit, LabelSpec, NewIssue, StateFilter, Tracker, TrackerError};
+use crate::core::facts::{MergeRequest, Release};
 use crate::core::snapshot::LabelEvent;
 use issues::{key, time, IssueRow};
 
@@ -196,18 +200,6 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, TrackerError> {
 
 #[async_trait]
 impl Tracker for LocalTracker {
-    async fn merge_requests(
-        &self,
-        _number: u64,
-    ) -> Result<Vec<crate::core::facts::MergeRequest>, TrackerError> {
-        Err(TrackerError::Other("merge requests: not built yet".into()))
-    }
-    async fn releases(
-        &self,
-        _project: Option<&str>,
-    ) -> Result<Vec<crate::core::facts::Release>, TrackerError> {
-        Err(TrackerError::Other("releases: not built yet".into()))
-    }
     fn describe(&self) -> String {
         format!("local:{}", self.path.display())
     }
@@ -395,5 +387,15 @@ impl Tracker for LocalTracker {
 
     async fn link(&self, parent: u64, child: u64) -> Result<(), TrackerError> {
         self.write(|tx| issues::link(tx, parent, child))
+    }
+
+    /// The merge requests `shepherd mr open --issue` made for issue `number`.
+    async fn merge_requests(&self, number: u64) -> Result<Vec<MergeRequest>, TrackerError> {
+        self.issue_merge_requests(number)
+    }
+
+    /// The releases `shepherd release publish` made; any `group/project` is known.
+    async fn releases(&self, project: Option<&str>) -> Result<Vec<Release>, TrackerError> {
+        self.project_releases(project)
     }
 }

@@ -12,7 +12,7 @@ use crate::core::marker::IssueMarker;
 const PREFIX: &str = "shepherd-local-";
 
 /// The format this shepherd writes.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// The first format (`shepherd-local-1`): every file starts from it, and each step below
 /// brings it one version forward, so a new file and an upgraded one are the same.
@@ -60,6 +60,36 @@ CREATE INDEX issue_labels_label ON issue_labels(label, issue);
 CREATE INDEX issues_updated ON issues(updated_at);
 ";
 
+/// Version 3: merge requests (numbered per project) with the issues each references, and
+/// releases (a tag once per project), which `mr` and `release` write and gates read.
+const TO_3: &str = "
+CREATE TABLE merge_requests (
+    id INTEGER PRIMARY KEY,
+    project TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    title TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('open', 'merged', 'closed')),
+    author TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    merged_at TEXT,
+    closed_at TEXT,
+    UNIQUE (project, number)
+);
+CREATE TABLE merge_request_issues (
+    merge_request INTEGER NOT NULL REFERENCES merge_requests(id),
+    issue INTEGER NOT NULL REFERENCES issues(number),
+    PRIMARY KEY (issue, merge_request)
+) WITHOUT ROWID;
+CREATE TABLE releases (
+    id INTEGER PRIMARY KEY,
+    project TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    author TEXT NOT NULL,
+    released_at TEXT NOT NULL,
+    UNIQUE (project, tag)
+);
+";
+
 /// The tables a file of the current version has.
 const TABLES: &[&str] = &[
     "shepherd_meta",
@@ -69,6 +99,9 @@ const TABLES: &[&str] = &[
     "label_events",
     "comments",
     "issue_links",
+    "merge_requests",
+    "merge_request_issues",
+    "releases",
 ];
 
 /// Makes the file at `conn` a current shepherd tracker: creates the schema in an empty
@@ -181,6 +214,9 @@ fn upgrade(conn: &Connection, from: u32) -> Result<(), TrackerError> {
     if from < 2 {
         conn.execute_batch(TO_2).map_err(sql)?;
         link_by_markers(conn)?;
+    }
+    if from < 3 {
+        conn.execute_batch(TO_3).map_err(sql)?;
     }
     Ok(())
 }

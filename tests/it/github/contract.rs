@@ -42,6 +42,10 @@ fn prism() -> Option<PathBuf> {
     Some(dir.join("node_modules/.bin/prism"))
 }
 
+/// What Prism answers (500) when the description's example of a response breaks the
+/// description's schema, after the request passed its checks.
+const RESPONSE_EXAMPLE: &str = "prism/errors#VIOLATIONS";
+
 struct Prism(Child);
 
 impl Drop for Prism {
@@ -104,11 +108,17 @@ fn every_request_is_accepted_by_githubs_api_description() {
         let t: &dyn Tracker = &tracker;
         // A request the description rejects fails with its 4xx; a response whose example
         // octocrab's strict models cannot read is Prism's sample data, not a contract
-        // breach (the real payloads are parsed in `github_payloads_parse`).
+        // breach (the real payloads are parsed in `github_payloads_parse`). So is a 500
+        // "Request/Response not valid": Prism validated the request (a request it rejects
+        // gets a 422), then found that the description's own example of the answer breaks
+        // its schema (the `pull-request` example's `requested_teams` lack `type`).
         fn accepted<T>(what: &str, r: Result<T, shepherd::tracker::TrackerError>) -> Option<T> {
             match r {
                 Ok(v) => Some(v),
                 Err(e) if e.to_string().contains("unexpected JSON") => None,
+                Err(e) if what == "a pull request" && e.to_string().contains(RESPONSE_EXAMPLE) => {
+                    None
+                }
                 Err(e) => panic!("{what}: {e}"),
             }
         }
@@ -195,6 +205,18 @@ fn every_request_is_accepted_by_githubs_api_description() {
         );
         accepted("sub-issues", t.children(n).await);
         accepted("add a sub-issue", t.link(n, n + 1).await);
+        // Another issue's timeline: this one's was read for its labels moments ago, and
+        // would serve the pull requests without a request.
+        accepted("pull requests of an issue", t.merge_requests(n + 1).await);
+        accepted(
+            "a pull request",
+            tracker.pull_request("octo-org/gitaly", 1347).await,
+        );
+        accepted("releases", t.releases(None).await);
+        accepted(
+            "releases of another repository",
+            t.releases(Some("octo-org/gitaly")).await,
+        );
     });
     // A control: one request the description forbids must be caught, or this test proves
     // nothing.
@@ -212,6 +234,8 @@ fn every_request_is_accepted_by_githubs_api_description() {
     let violations = violations.join().unwrap();
     let (expected, unexpected): (Vec<String>, Vec<String>) = violations
         .into_iter()
+        // The example of a pull request breaks its own schema (see `accepted`).
+        .filter(|l| !(l.contains("/pulls/1347") && l.contains(RESPONSE_EXAMPLE)))
         .partition(|l| l.contains("query parameter state"));
     assert!(
         !expected.is_empty(),

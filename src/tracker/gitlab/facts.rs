@@ -1,0 +1,82 @@
+//! What gates read beyond issues, from GitLab: the merge requests that reference an issue
+//! (`related_merge_requests` and `closed_by`, side by side, merged into one list) and a
+//! project's releases (`GET /projects/:id/releases`, upcoming ones left out). Both go
+//! through `http` like every other request: 100 a page, timeouts, retries.
+
+use std::collections::BTreeMap;
+
+use gitlab::api::projects::issues::{MergeRequestsClosing, RelatedMergeRequests};
+use gitlab::api::projects::releases::ProjectReleases;
+
+use super::json::{GlMergeRequest, GlRelease};
+use super::{build_err, GitLabTracker};
+use crate::core::facts::{MergeRequest, Release};
+use crate::tracker::TrackerError;
+
+impl GitLabTracker {
+    /// Two requests whatever the answers: the merge requests that mention issue `number`
+    /// and those that close it, each listed once (by project and iid), by project and number.
+    pub(super) async fn issue_merge_requests(
+        &self,
+        number: u64,
+    ) -> Result<Vec<MergeRequest>, TrackerError> {
+        let related = RelatedMergeRequests::builder()
+            .project(self.project())
+            .issue(number)
+            .build()
+            .map_err(build_err)?;
+        let closing = MergeRequestsClosing::builder()
+            .project(self.project())
+            .issue(number)
+            .build()
+            .map_err(build_err)?;
+        let (related, closing) = futures::join!(
+            self.http.all::<GlMergeRequest, _>(&related),
+            self.http.all::<GlMergeRequest, _>(&closing)
+        );
+        let not_found = |f: crate::tracker::retry::Failed| match f.status {
+            Some(404) => TrackerError::NotFound(number),
+            _ => f.into(),
+        };
+        let (related, closing) = (related.map_err(not_found)?, closing.map_err(not_found)?);
+        let mut unique: BTreeMap<(String, u64), MergeRequest> = BTreeMap::new();
+        for mr in related.into_iter().chain(closing) {
+            let mr = mr.into_fact(self.project());
+            unique
+                .entry((mr.project.to_lowercase(), mr.number))
+                .or_insert(mr);
+        }
+        Ok(unique.into_values().collect())
+    }
+
+    /// One request a page (100 releases) for `project` (`None`: the tracker's own), newest
+    /// first. A project GitLab does not know (or hides from this token) is an error that
+    /// names it.
+    pub(super) async fn project_releases(
+        &self,
+        project: Option<&str>,
+    ) -> Result<Vec<Release>, TrackerError> {
+        let project = project.unwrap_or(self.project());
+        let endpoint = ProjectReleases::builder()
+            .project(project)
+            .build()
+            .map_err(build_err)?;
+        let releases: Vec<GlRelease> = match self.http.all(&endpoint).await {
+            Ok(releases) => releases,
+            Err(f) if f.status == Some(404) => {
+                return Err(TrackerError::Other(format!(
+                    "project `{project}` not found on {} (or this token cannot see it)",
+                    self.config.url
+                )))
+            }
+            Err(f) => return Err(f.into()),
+        };
+        let web = format!("{}/{project}", self.config.url);
+        let mut out: Vec<Release> = releases
+            .into_iter()
+            .filter_map(|r| r.into_fact(&web))
+            .collect();
+        out.sort_by_key(|r| std::cmp::Reverse(r.released_at));
+        Ok(out)
+    }
+}

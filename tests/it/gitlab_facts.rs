@@ -1,0 +1,281 @@
+//! The test GitLab's merge requests and releases (a module of `gitlab_server`): merge
+//! requests of any project that mention or close one of its issues, answered by
+//! `GET /projects/:id/issues/:iid/related_merge_requests` and `…/closed_by` from GitLab's
+//! documented examples of those two lists; releases of any project it knows, answered by
+//! `GET /projects/:id/releases` (newest first, paged) from the documented "List releases"
+//! example, with `upcoming_release` set as GitLab sets it. A project it does not know
+//! answers 404.
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use super::{error, fixture, paginate, time, Data, GitLabServer, PROJECT};
+use crate::test_server::{MrState, ReleaseKind};
+
+/// Which of the two lists a merge request is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lists {
+    /// Mentions the issue: `related_merge_requests` only.
+    Related,
+    /// Closes it on merge (`closed_by`); GitLab lists it as related too.
+    Closing,
+    /// In `closed_by` only (a reference GitLab did not record as a mention).
+    ClosingOnly,
+}
+
+pub struct MergeRequest {
+    project: String,
+    iid: u64,
+    issue: u64,
+    title: String,
+    state: MrState,
+    merged_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    lists: Lists,
+}
+
+pub struct Release {
+    project: String,
+    tag: String,
+    released_at: DateTime<Utc>,
+    upcoming: bool,
+}
+
+pub struct Facts {
+    merge_requests: Vec<MergeRequest>,
+    releases: Vec<Release>,
+    /// Projects known besides the server's own.
+    projects: Vec<String>,
+    related: Value,
+    closing: Value,
+    release: Value,
+}
+
+impl Default for Facts {
+    fn default() -> Facts {
+        Facts {
+            merge_requests: Vec::new(),
+            releases: Vec::new(),
+            projects: Vec::new(),
+            related: fixture("related_merge_requests.json")[0].clone(),
+            closing: fixture("closed_by.json")[0].clone(),
+            release: fixture("list_releases.json")[1].clone(),
+        }
+    }
+}
+
+impl Facts {
+    fn knows(&self, project: &str) -> bool {
+        project == PROJECT
+            || self.projects.iter().any(|p| p == project)
+            || self.releases.iter().any(|r| r.project == project)
+            || self.merge_requests.iter().any(|m| m.project == project)
+    }
+
+    /// Moves every recorded time `d` into the past.
+    pub fn travel(&mut self, d: chrono::Duration) {
+        for mr in &mut self.merge_requests {
+            mr.created_at -= d;
+            mr.merged_at = mr.merged_at.map(|t| t - d);
+        }
+        for r in &mut self.releases {
+            r.released_at -= d;
+        }
+    }
+}
+
+impl GitLabServer {
+    /// Records a merge request of `project` that mentions issue `issue` and closes it on
+    /// merge (in both lists); returns its iid in `project`.
+    pub fn add_merge_request(
+        &self,
+        issue: u64,
+        project: &str,
+        state: MrState,
+        merged_at: Option<DateTime<Utc>>,
+    ) -> u64 {
+        self.add_merge_request_in(issue, project, state, merged_at, Lists::Closing)
+    }
+
+    /// The same, in the lists `lists` says.
+    pub fn add_merge_request_in(
+        &self,
+        issue: u64,
+        project: &str,
+        state: MrState,
+        merged_at: Option<DateTime<Utc>>,
+        lists: Lists,
+    ) -> u64 {
+        let mut data = self.shared.data.lock().unwrap();
+        let facts = &mut data.facts;
+        let iid = facts
+            .merge_requests
+            .iter()
+            .filter(|m| m.project == project)
+            .map(|m| m.iid)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        facts.merge_requests.push(MergeRequest {
+            project: project.to_string(),
+            iid,
+            issue,
+            title: format!("Resolve #{issue}"),
+            state,
+            merged_at: merged_at.filter(|_| state == MrState::Merged),
+            created_at: Utc::now(),
+            lists,
+        });
+        iid
+    }
+
+    /// Changes the state of merge request `iid` of `project`.
+    pub fn set_merge_request(
+        &self,
+        project: &str,
+        iid: u64,
+        state: MrState,
+        merged_at: Option<DateTime<Utc>>,
+    ) {
+        let mut data = self.shared.data.lock().unwrap();
+        let mr = data
+            .facts
+            .merge_requests
+            .iter_mut()
+            .find(|m| m.project == project && m.iid == iid)
+            .expect("a merge request the test added");
+        mr.state = state;
+        mr.merged_at = merged_at.filter(|_| state == MrState::Merged);
+    }
+
+    /// Publishes release `tag` of `project` at `at` (upcoming: `kind` says so, or `at` is
+    /// still to come, as GitLab decides).
+    pub fn publish_release(&self, project: &str, tag: &str, at: DateTime<Utc>, kind: ReleaseKind) {
+        assert!(
+            matches!(kind, ReleaseKind::Published | ReleaseKind::Upcoming),
+            "GitLab has no {kind:?} releases"
+        );
+        self.shared
+            .data
+            .lock()
+            .unwrap()
+            .facts
+            .releases
+            .push(Release {
+                project: project.to_string(),
+                tag: tag.to_string(),
+                released_at: at,
+                upcoming: kind == ReleaseKind::Upcoming,
+            });
+    }
+
+    /// Makes `project` known (its release list answers, empty).
+    pub fn add_project(&self, project: &str) {
+        let mut data = self.shared.data.lock().unwrap();
+        data.facts.projects.push(project.to_string());
+    }
+}
+
+/// The answer to a request about merge requests or releases; `None` for other requests.
+pub(super) fn route(
+    data: &mut Data,
+    method: &str,
+    segs: &[&str],
+    query: &[(String, String)],
+) -> Option<Response> {
+    let now = Utc::now();
+    match (method, segs) {
+        (
+            "GET",
+            ["projects", p, "issues", iid, list @ ("related_merge_requests" | "closed_by")],
+        ) if *p == PROJECT => {
+            let iid: u64 = iid.parse().unwrap_or(0);
+            if !data.issues.contains_key(&iid) {
+                return Some(error(StatusCode::NOT_FOUND, "404 Not found"));
+            }
+            let closing = *list == "closed_by";
+            let facts = &data.facts;
+            let list: Vec<Value> = facts
+                .merge_requests
+                .iter()
+                .filter(|m| m.issue == iid)
+                .filter(|m| match m.lists {
+                    Lists::Related => !closing,
+                    Lists::Closing => true,
+                    Lists::ClosingOnly => closing,
+                })
+                .map(|m| merge_request_json(facts, m, closing))
+                .collect();
+            Some(paginate(&list, query))
+        }
+        ("GET", ["projects", p, "releases"]) => {
+            let facts = &data.facts;
+            if !facts.knows(p) {
+                return Some(error(StatusCode::NOT_FOUND, "404 Project Not Found"));
+            }
+            let mut releases: Vec<&Release> =
+                facts.releases.iter().filter(|r| r.project == *p).collect();
+            // GitLab's default order: `released_at`, newest first.
+            releases.sort_by_key(|r| std::cmp::Reverse(r.released_at));
+            let list: Vec<Value> = releases
+                .into_iter()
+                .map(|r| release_json(facts, r, now))
+                .collect();
+            Some(paginate(&list, query))
+        }
+        _ => None,
+    }
+}
+
+/// A merge request as GitLab lists it, from the documented example of that list.
+fn merge_request_json(facts: &Facts, m: &MergeRequest, closing: bool) -> Value {
+    let mut v = if closing {
+        facts.closing.clone()
+    } else {
+        facts.related.clone()
+    };
+    let (state, closed_at) = match m.state {
+        MrState::Open => ("opened", Value::Null),
+        MrState::Merged => ("merged", Value::Null),
+        MrState::Closed => ("closed", time(m.created_at)),
+    };
+    let own = m.project == PROJECT;
+    v["id"] = json!(10_000 + m.iid);
+    v["iid"] = json!(m.iid);
+    v["project_id"] = json!(if own { 1 } else { 2 });
+    v["title"] = json!(m.title);
+    v["description"] = json!(format!("Closes {PROJECT}#{}", m.issue));
+    v["state"] = json!(state);
+    v["created_at"] = time(m.created_at);
+    v["updated_at"] = time(m.merged_at.unwrap_or(m.created_at));
+    // GitLab's merge request API has `merged_at`; the examples of these lists leave it out.
+    v["merged_at"] = m.merged_at.map_or(Value::Null, time);
+    v["closed_at"] = closed_at;
+    v["web_url"] = json!(format!(
+        "http://gitlab.test/{}/-/merge_requests/{}",
+        m.project, m.iid
+    ));
+    v["reference"] = json!(format!("!{}", m.iid));
+    v["references"] = json!({
+        "short": format!("!{}", m.iid),
+        "relative": if own { format!("!{}", m.iid) } else { format!("{}!{}", m.project, m.iid) },
+        "full": format!("{}!{}", m.project, m.iid),
+    });
+    v
+}
+
+/// A release as GitLab lists it, from the documented example.
+fn release_json(facts: &Facts, r: &Release, now: DateTime<Utc>) -> Value {
+    let mut v = facts.release.clone();
+    let page = format!("http://gitlab.test/{}/-/releases/{}", r.project, r.tag);
+    v["tag_name"] = json!(r.tag);
+    v["name"] = json!(r.tag);
+    v["created_at"] = time(r.released_at);
+    v["released_at"] = time(r.released_at);
+    v["upcoming_release"] = json!(r.upcoming || r.released_at > now);
+    v["_links"]["self"] = json!(page);
+    v["_links"]["edit_url"] = json!(format!("{page}/edit"));
+    v
+}
