@@ -160,13 +160,19 @@ pub fn release(
     } else {
         format!(": {}", tags.join(", "))
     };
+    // Without the label history the stage's start is not known yet: counted from an
+    // earlier moment (an upper bound), and said so.
+    let from = if cx.snapshot.history_unread {
+        format!(
+            "since {} at the earliest (when the stage began is read once the other gates hold)",
+            cx.entered_at.format("%Y-%m-%d %H:%M UTC")
+        )
+    } else {
+        format!("since {}", cx.entered_at.format("%Y-%m-%d %H:%M UTC"))
+    };
     outcome(
         since.len() >= count,
-        format!(
-            "{} of {count} releases{of} since {}{shown}",
-            since.len(),
-            cx.entered_at.format("%Y-%m-%d %H:%M UTC")
-        ),
+        format!("{} of {count} releases{of} {from}{shown}", since.len()),
     )
 }
 

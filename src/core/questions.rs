@@ -6,11 +6,11 @@
 
 use chrono::{DateTime, Utc};
 
-use super::facts::Question;
+use super::facts::{Facts, Question};
 use super::gate::{self, Context};
 use super::gate_facts;
-use super::machine::PAUSED_LABEL;
-use super::snapshot::Snapshot;
+use super::machine::{Plan, PAUSED_LABEL};
+use super::snapshot::{Snapshot, TransitionRecord};
 use super::workflow::{Gate, Workflow};
 
 /// The questions the engine answers (into `Snapshot::facts`) before planning.
@@ -59,6 +59,53 @@ pub fn questions(workflow: &Workflow, snapshot: &Snapshot, now: DateTime<Utc>) -
     out.sort();
     out.dedup();
     out
+}
+
+/// The questions of the stage `plan` ends in, when it moves and that stage's gates need
+/// facts not asked yet: the engine answers them and plans again, so an advance that moves
+/// into such a stage judges its gates as they are, not as "not checked yet".
+pub fn questions_after(
+    workflow: &Workflow,
+    snapshot: &Snapshot,
+    plan: &Plan,
+    now: DateTime<Utc>,
+) -> Vec<Question> {
+    let Some(last) = plan.transitions.last() else {
+        return Vec::new();
+    };
+    let Some(stage) = workflow.stage(&last.to) else {
+        return Vec::new();
+    };
+    if !stage.all_gates().any(has_fact_gate) {
+        return Vec::new();
+    }
+    let mut moved = snapshot.clone();
+    moved
+        .issue
+        .labels
+        .retain(|l| !workflow.stages.iter().any(|s| &s.label == l));
+    moved.issue.labels.push(stage.label.clone());
+    moved.transitions.push(TransitionRecord {
+        seq: last.seq,
+        from: last.from.clone(),
+        to: last.to.clone(),
+        at: now,
+        by: String::new(),
+        reason: None,
+        rollback: last.rollback,
+    });
+    questions(workflow, &moved, now)
+        .into_iter()
+        .filter(|q| !answered(&snapshot.facts, q))
+        .collect()
+}
+
+fn answered(facts: &Facts, question: &Question) -> bool {
+    match question {
+        Question::MergeRequests { issue } => facts.merge_requests.contains_key(issue),
+        Question::Releases { project } => facts.releases.contains_key(project),
+        Question::Metric(q) => facts.metrics.contains_key(q),
+    }
 }
 
 /// Whether `gate` is, or holds, a gate on facts.

@@ -169,10 +169,10 @@ impl<'a> Engine<'a> {
                 }
                 None => self.glance(&m, workflow, kids).await?,
             };
-            let mut plan = machine::plan(workflow, &snapshot, self.now());
+            let mut plan = self.plan(workflow, &mut snapshot).await;
             if snapshot.history_unread && !plan.transitions.is_empty() {
                 snapshot = self.snapshot(&m, workflow, kids, false, None).await?.0;
-                plan = machine::plan(workflow, &snapshot, self.now());
+                plan = self.plan(workflow, &mut snapshot).await;
                 given = true;
             }
             let mut comments = Vec::new();
@@ -189,10 +189,10 @@ impl<'a> Engine<'a> {
                 });
                 // Comments an issue made a moment ago by this run has none.
                 let read_comments = !std::mem::take(&mut new_issue);
-                let (snapshot, c) = self
+                let (mut snapshot, c) = self
                     .snapshot(&m, workflow, kids, read_comments, known)
                     .await?;
-                plan = machine::plan(workflow, &snapshot, self.now());
+                plan = self.plan(workflow, &mut snapshot).await;
                 comments = c;
             }
             if dry_run || plan.transitions.is_empty() {
@@ -443,7 +443,7 @@ impl<'a> Engine<'a> {
         let workflow = self.workflow_of(m).with_context(context)?;
         // Cheapest first: without label history, soaks and approvals taken as holding.
         let mut snapshot = self.glance(m, workflow, kids).await.with_context(context)?;
-        let mut plan = machine::plan(workflow, &snapshot, self.now());
+        let mut plan = self.plan(workflow, &mut snapshot).await;
         let history_read = snapshot.history_unread && !plan.transitions.is_empty();
         if history_read {
             // The other gates hold: now the soak or the approval decides.
@@ -451,7 +451,7 @@ impl<'a> Engine<'a> {
                 .snapshot(m, workflow, kids, false, None)
                 .await
                 .with_context(context)?;
-            plan = machine::plan(workflow, &snapshot, self.now());
+            plan = self.plan(workflow, &mut snapshot).await;
         }
         let unstarted_children = kids.iter().any(|c| c.issue.open && self.unstarted(c));
         if plan.transitions.is_empty() && !unstarted_children {

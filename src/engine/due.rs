@@ -12,7 +12,6 @@ use chrono::{DateTime, Utc};
 
 use super::{Engine, Kin, Migration};
 use crate::core::duration;
-use crate::core::machine;
 use crate::core::workflow::{DurationSpec, Gate, Stage};
 
 /// What a look at one migration found.
@@ -49,9 +48,9 @@ impl Engine<'_> {
     async fn look(&self, m: &Migration, kids: &[&Migration]) -> Result<Look> {
         let number = m.issue.number;
         let workflow = self.workflow_of(m)?;
-        let (snapshot, _) = self.snapshot(m, workflow, kids, false, None).await?;
+        let (mut snapshot, _) = self.snapshot(m, workflow, kids, false, None).await?;
         let now = self.now();
-        let plan = machine::plan(workflow, &snapshot, now);
+        let plan = self.plan(workflow, &mut snapshot).await;
         let unstarted_child = kids.iter().any(|c| c.issue.open && self.unstarted(c));
         let due = workflow
             .stages_labelled(&m.issue.labels)

@@ -13,7 +13,8 @@ use futures::future::join_all;
 
 use super::Engine;
 use crate::core::facts::{MergeRequest, MetricAnswer, Question, Release};
-use crate::core::questions::questions;
+use crate::core::machine::{self, Plan};
+use crate::core::questions::{questions, questions_after};
 use crate::core::snapshot::Snapshot;
 use crate::core::workflow::Workflow;
 
@@ -57,6 +58,26 @@ impl Engine<'_> {
         now: DateTime<Utc>,
     ) {
         let asked = questions(workflow, snapshot, now);
+        self.answer_these(asked, snapshot).await;
+    }
+
+    /// Plans, and when the plan moves into a stage whose gates need facts not asked yet,
+    /// asks them and plans again (as far as the stages go).
+    pub(crate) async fn plan(&self, workflow: &Workflow, snapshot: &mut Snapshot) -> Plan {
+        let now = self.now();
+        let mut plan = machine::plan(workflow, snapshot, now);
+        for _ in 0..workflow.stages.len() {
+            let asked = questions_after(workflow, snapshot, &plan, now);
+            if asked.is_empty() {
+                break;
+            }
+            self.answer_these(asked, snapshot).await;
+            plan = machine::plan(workflow, snapshot, now);
+        }
+        plan
+    }
+
+    async fn answer_these(&self, asked: Vec<Question>, snapshot: &mut Snapshot) {
         if asked.is_empty() {
             return;
         }

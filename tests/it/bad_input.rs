@@ -343,7 +343,7 @@ fn workflows_that_start_each_other_are_refused() {
     std::fs::write(s.path("workflows/acceptance-testing.yaml"), acceptance).unwrap();
     let err = s.fails(&["validate"]);
     assert!(
-        err.contains("workflows/acceptance-testing.yaml:19:42: workflows start each other in a cycle: acceptance-testing → gitaly-migration → acceptance-testing"),
+        err.contains("workflows/acceptance-testing.yaml:29:42: workflows start each other in a cycle: acceptance-testing → gitaly-migration → acceptance-testing"),
         "{err}"
     );
     let mut args = vec!["start", "gitaly-migration"];

@@ -15,6 +15,7 @@ mod github_server;
 mod gitlab;
 mod gitlab_server;
 mod local;
+mod metric_gates;
 mod pg;
 mod prom;
 mod readme;

@@ -83,3 +83,33 @@ fn the_readme_main_job_runs_on_a_plain_directory() {
     assert!(stdout(&out).contains("selection"), "{}", stdout(&out));
     assert!(dir.path().join(".shepherd/tracker.db").exists());
 }
+
+#[test]
+fn the_readme_merge_request_and_release_commands_move_a_rehearsal_on() {
+    let block = block_after("## Gates on the world");
+    let dir = tempfile::tempdir().expect("dir");
+    let bin = env!("CARGO_BIN_EXE_shepherd");
+    // A migration in RPC Design first, as the section assumes.
+    let setup = "shepherd start gitaly-migration --var feature_flag=F --var grpc_service=S --var grpc_method=M >/dev/null
+shepherd tick 1 'route to migrate' >/dev/null && shepherd advance 1 >/dev/null
+for item in 'Rough estimation' 'Decision to move ahead' 'Optional: a new grpc'; do shepherd tick 1 \"$item\" >/dev/null; done
+shepherd advance 1 >/dev/null";
+    let out = Command::new("bash")
+        .current_dir(dir.path())
+        .env_remove("SHEPHERD_TRACKER")
+        .env_remove("SHEPHERD_STATE")
+        .env("USER", "newcomer")
+        .arg("-c")
+        .arg(format!(
+            "set -euo pipefail\nshepherd() {{ {bin:?} \"$@\"; }}\n{setup}\n{block}\nshepherd advance 1"
+        ))
+        .output()
+        .expect("bash runs");
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert!(text.contains("gitlab-org/gitaly-proto!1 merged"), "{text}");
+    assert!(
+        text.contains("rpc-design → server-implementation"),
+        "{text}"
+    );
+}

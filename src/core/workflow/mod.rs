@@ -349,12 +349,18 @@ impl Stage {
             .chain(self.next.iter().chain(&self.exits).flat_map(|e| &e.when))
     }
 
-    /// Whether evaluating the stage needs the tracking issue's label history (soak times
-    /// and approvals do). Trackers that charge a request for it fetch it only then.
+    /// Whether evaluating the stage needs the tracking issue's label history: soak times,
+    /// approvals, and releases since the stage was entered do. Trackers that charge a
+    /// request for it fetch it only then.
     pub fn needs_label_history(&self) -> bool {
         let mut needs = false;
         for gate in self.all_gates() {
-            gate.visit(&mut |g| needs |= matches!(g, Gate::MinDuration(_) | Gate::Approval { .. }));
+            gate.visit(&mut |g| {
+                needs |= matches!(
+                    g,
+                    Gate::MinDuration(_) | Gate::Approval { .. } | Gate::Release { .. }
+                )
+            });
         }
         needs
     }

@@ -184,9 +184,31 @@ fn a_gitaly_migration_runs_on_gitlab() {
     assert_eq!(moves(&lab.advance(n)), ["acceptance-testing>opt-in"]);
     lab.tick_section(n, "Opt-In");
     lab.tick_section(n, "Opt-Out");
+    // Opt-In waits for the next minor release of GitLab, however long that takes; a
+    // patch release does not count.
     lab.server.travel(chrono::Duration::days(31));
+    let release = |tag: &str| {
+        lab.server.publish_release(
+            "gitlab-org/gitlab",
+            tag,
+            chrono::Utc::now(),
+            crate::test_server::ReleaseKind::Published,
+        )
+    };
+    release("v17.2.3-ee");
+    let v = lab.advance(n);
+    assert_eq!(moves(&v), Vec::<String>::new());
+    assert!(
+        v["blocked_by"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("0 of 1 releases of gitlab-org/gitlab since "),
+        "{v}"
+    );
+    release("v17.3.0-ee");
     assert_eq!(moves(&lab.advance(n)), ["opt-in>opt-out"]);
     lab.server.travel(chrono::Duration::days(31));
+    release("v17.4.0-ee");
     assert_eq!(moves(&lab.advance(n)), ["opt-out>mandatory"]);
     let status = lab.json(&["status", &n.to_string()]);
     assert_eq!(status["state"], "completed");
