@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod cli;
 pub mod core;
 pub mod engine;
+pub mod flags;
 pub mod metrics;
 pub mod render;
 pub mod report_format;

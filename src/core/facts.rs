@@ -96,3 +96,29 @@ pub struct Facts {
     pub releases: BTreeMap<Option<String>, Result<Vec<Release>, String>>,
     pub metrics: BTreeMap<MetricQuestion, MetricAnswer>,
 }
+
+/// A feature flag as its backend holds it, in one environment (or every environment).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FlagState {
+    pub name: String,
+    /// The flag exists on the backend (a missing flag is off).
+    pub exists: bool,
+    pub enabled: bool,
+    /// The share of users (or of time) it is on for, 0–100, when a rollout percentage is
+    /// set; `None` when the flag is simply on or off (on means 100 %).
+    pub percentage: Option<f64>,
+    /// The environment this state is of; `None`: every environment (or the backend has
+    /// no environments).
+    pub environment: Option<String>,
+}
+
+/// What a `feature_flag` action or `flag set` wants a flag to be.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FlagWant {
+    /// On for this share, 0–100.
+    Percentage(f64),
+    /// Fully on or off.
+    Enabled(bool),
+    /// Gone.
+    Delete,
+}

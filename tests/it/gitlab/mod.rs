@@ -806,3 +806,72 @@ fn a_rate_limit_running_low_slows_the_run_down() {
         "plenty left: no pause"
     );
 }
+
+/// Twenty migrations waiting in Opt-In for the next release: one reconcile reads the
+/// release project's list once, not once per migration, and no merge request list at all;
+/// after the release, those with their section ticked move.
+#[test]
+fn a_release_gate_costs_one_release_list_per_project_per_run() {
+    use crate::api::{gitaly_body, gitaly_vars};
+    use crate::test_server::ReleaseKind;
+    let lab = lab();
+    let catalog = shepherd::catalog::Sources::default()
+        .load()
+        .expect("the built-in catalogue");
+    let mut waiting = Vec::new();
+    for i in 1..=20u64 {
+        // A fresh server numbers issues from 1.
+        let mut body = gitaly_body(&catalog, i, gitaly_vars());
+        if i % 2 == 1 {
+            body = body.replace("- [ ] ", "- [x] ");
+        }
+        let labels = ["Migration", "Conversation", "Migration:Opt-In"];
+        let n = lab
+            .server
+            .seed(&format!("m{i}"), &body, &labels, "shepherd-bot");
+        assert_eq!(n, i);
+        waiting.push(n);
+    }
+    lab.server.travel(chrono::Duration::days(3));
+    lab.server.clear_log();
+    let r = lab.json(&["reconcile"]);
+    assert!(r["errors"].as_array().unwrap().is_empty(), "{r}");
+    let releases = |log: &[Logged]| log.iter().filter(|l| l.path.ends_with("/releases")).count();
+    let mrs = |log: &[Logged]| {
+        log.iter()
+            .filter(|l| {
+                l.path.ends_with("/related_merge_requests") || l.path.ends_with("/closed_by")
+            })
+            .count()
+    };
+    let log = lab.server.log();
+    assert_eq!(releases(&log), 1, "one release list for twenty migrations");
+    assert_eq!(mrs(&log), 0, "Opt-In has no merge request gate");
+    assert!(
+        r["migrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["transitions"].as_array().unwrap().is_empty()),
+        "{r}"
+    );
+
+    lab.server.publish_release(
+        "gitlab-org/gitlab",
+        "v17.3.0-ee",
+        chrono::Utc::now(),
+        ReleaseKind::Published,
+    );
+    lab.server.clear_log();
+    let r = lab.json(&["reconcile"]);
+    let moved: Vec<u64> = r["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| !m["transitions"].as_array().unwrap().is_empty())
+        .map(|m| m["ref"].as_u64().unwrap())
+        .collect();
+    let ticked: Vec<u64> = waiting.iter().copied().step_by(2).collect();
+    assert_eq!(moved, ticked, "{r}");
+    assert_eq!(releases(&lab.server.log()), 1);
+}
