@@ -815,7 +815,7 @@ fn a_release_gate_costs_one_release_list_per_project_per_run() {
     use crate::api::{gitaly_body, gitaly_vars};
     use crate::test_server::ReleaseKind;
     let lab = lab();
-    let catalog = shepherd::catalog::Sources::default()
+    let catalog = shepherd::catalog::Sources::builtin()
         .load()
         .expect("the built-in catalogue");
     let mut waiting = Vec::new();
