@@ -107,6 +107,9 @@ pub(super) struct Cli {
     /// GitHub API for github:OWNER/REPO (Enterprise; default https://api.github.com)
     #[arg(long, global = true, env = "SHEPHERD_GITHUB_URL", value_name = "URL")]
     pub(super) github_url: Option<String>,
+    /// The feature-flag backend: local, gitlab-project, gitlab-instance or unleash (default: local on the local tracker, gitlab-project on GitLab)
+    #[arg(long, global = true, env = "SHEPHERD_FLAGS", value_name = "BACKEND")]
+    pub(super) flags: Option<String>,
     /// Prometheus for metric gates (e.g. http://127.0.0.1:9090); a bearer token from PROMETHEUS_TOKEN
     #[arg(
         long,
@@ -377,6 +380,14 @@ pub(super) enum Command {
         #[command(subcommand)]
         action: ReleaseAction,
     },
+    /// Feature flags on the configured backend: list them, read one, set one
+    #[command(
+        after_help = "The backend is --flags, SHEPHERD_FLAGS or [flags] backend in shepherd.toml: local (the local\ntracker's file; the default there), gitlab-project, gitlab-instance or unleash.\n\nExamples:\n  shepherd flag list\n  shepherd flag get gitaly_find_commit\n  shepherd flag set gitaly_find_commit --percentage 5 --environment production\n  shepherd flag set gitaly_find_commit --off"
+    )]
+    Flag {
+        #[command(subcommand)]
+        action: FlagAction,
+    },
     /// Run the service: webhooks, workers, resync, dashboard, /metrics
     #[command(
         after_help = "Needs SHEPHERD_WEBHOOK_SECRET (GitLab secret token, GitHub webhook secret) or\nSHEPHERD_WEBHOOK_SIGNING_TOKEN (GitLab signing token, whsec_…), read from the environment.\n\nEndpoints: POST /hooks/gitlab, POST /hooks/github, GET / (dashboard), GET /api/migrations,\nGET /api/migrations/TRACKER/REF, GET /metrics, GET /healthz, GET /readyz.\n\nExamples:\n  SHEPHERD_WEBHOOK_SECRET=… shepherd --tracker gitlab:my-group/my-project serve\n  shepherd serve --listen 0.0.0.0:8080 --resync 5m --concurrency 16"
@@ -400,6 +411,49 @@ pub(super) enum Command {
         after_help = "Examples:\n  shepherd man | man -l -\n  shepherd man > ~/.local/share/man/man1/shepherd.1"
     )]
     Man,
+}
+
+/// What `shepherd flag` does.
+#[derive(Subcommand, Debug)]
+pub(super) enum FlagAction {
+    /// Every flag of the backend
+    List,
+    /// One flag's state
+    #[command(after_help = "Examples:\n  shepherd flag get gitaly_find_commit --format json")]
+    Get {
+        name: String,
+        /// The environment (default: every environment, or the backend's own)
+        #[arg(long, value_name = "ENV")]
+        environment: Option<String>,
+    },
+    /// Set a flag: a percentage, on or off (read first; written only when it differs)
+    #[command(
+        after_help = "Examples:\n  shepherd flag set gitaly_find_commit --percentage 50\n  shepherd flag set gitaly_find_commit --on --environment staging"
+    )]
+    Set {
+        name: String,
+        /// On for this share of users or time, 0 to 100
+        #[arg(long, value_name = "P", conflicts_with_all = ["on", "off"], value_parser = parse_percentage)]
+        percentage: Option<f64>,
+        /// Fully on
+        #[arg(long, conflicts_with = "off")]
+        on: bool,
+        /// Off
+        #[arg(long)]
+        off: bool,
+        /// The environment (default: every environment)
+        #[arg(long, value_name = "ENV")]
+        environment: Option<String>,
+    },
+}
+
+fn parse_percentage(text: &str) -> Result<f64, String> {
+    match text.trim().trim_end_matches('%').parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!(
+            "`{text}` is no percentage: give a number from 0 to 100"
+        )),
+    }
 }
 
 /// What `shepherd mr` does.

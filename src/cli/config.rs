@@ -35,6 +35,8 @@ pub(super) struct Config {
     pub(super) state: Option<StateConfig>,
     #[serde(default)]
     pub(super) prometheus: Option<PrometheusConfig>,
+    #[serde(default)]
+    pub(super) flags: Option<FlagsConfig>,
     pub(super) workflows: Option<PathBuf>,
     pub(super) templates: Option<PathBuf>,
 }
@@ -63,6 +65,18 @@ pub(super) struct PrometheusConfig {
     pub(super) url: Option<String>,
 }
 
+/// `[flags]` in `shepherd.toml`: the feature-flag backend and its place (tokens from the
+/// environment: `GITLAB_TOKEN`, `UNLEASH_TOKEN`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // url, project, environment: read by the remote backends
+pub(super) struct FlagsConfig {
+    pub(super) backend: Option<String>,
+    pub(super) url: Option<String>,
+    pub(super) project: Option<String>,
+    pub(super) environment: Option<String>,
+}
+
 /// Everything a command needs to know besides its own arguments: flags, environment and
 /// `shepherd.toml`, resolved once.
 pub(super) struct Session {
@@ -88,6 +102,7 @@ pub(super) struct Session {
     gitlab_url: Option<String>,
     github_url: Option<String>,
     prometheus_url: Option<String>,
+    flags: Option<String>,
 }
 
 impl Session {
@@ -124,6 +139,7 @@ impl Session {
             gitlab_url: cli.gitlab_url.clone(),
             github_url: cli.github_url.clone(),
             prometheus_url: cli.prometheus_url.clone(),
+            flags: cli.flags.clone(),
         })
     }
 
@@ -271,6 +287,37 @@ impl Session {
         )
         .map(Some)
         .map_err(|e| anyhow::anyhow!("--prometheus-url: {e}"))
+    }
+
+    /// The feature-flag backend: `--flags`, `SHEPHERD_FLAGS`, `[flags] backend`, else
+    /// `local` on the local tracker and none on the others. `None`: none configured.
+    pub(super) fn flags_backend(&self) -> Result<Option<Box<dyn crate::flags::Flags>>> {
+        let spec = self.spec()?;
+        let config = self.config.flags.as_ref();
+        let named = self
+            .flags
+            .clone()
+            .or_else(|| config.and_then(|c| c.backend.clone()));
+        let backend = match named.as_deref() {
+            Some(b) => b.to_string(),
+            None if spec.is_local() => "local".to_string(),
+            None => return Ok(None),
+        };
+        match backend.as_str() {
+            "local" => {
+                let TrackerSpec::Local(path) = &spec else {
+                    bail!("the `local` flags backend keeps flags in the local tracker's file; {spec} has none (use gitlab-project, gitlab-instance or unleash)");
+                };
+                let flags = crate::flags::local::LocalFlags::open(path, self.now, &self.actor)?;
+                Ok(Some(Box::new(flags)))
+            }
+            "gitlab-project" | "gitlab-instance" | "unleash" => {
+                bail!("the `{backend}` flags backend is not available in this build")
+            }
+            other => bail!(
+                "unknown flags backend `{other}` (backends: local, gitlab-project, gitlab-instance, unleash)"
+            ),
+        }
     }
 
     /// The state store's URL: `--state`, `SHEPHERD_STATE`, `[state] url` (a relative

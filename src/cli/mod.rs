@@ -7,6 +7,7 @@ mod args;
 mod clock_cmd;
 mod commands;
 mod config;
+mod flag_cmd;
 mod label_cmd;
 mod logging;
 mod mr_cmd;
@@ -89,6 +90,7 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
         Command::Clock { action } => clock_cmd::clock(&session, action),
         Command::Mr { action } => mr_cmd::mr(&session, action),
         Command::Release { action } => mr_cmd::release(&session, action),
+        Command::Flag { action } => flag_cmd::flag(&session, action).await,
         Command::Serve {
             listen,
             resync,

@@ -62,6 +62,8 @@ pub(super) async fn serve(session: &Session, args: ServeArgs) -> Result<ExitCode
         .collect();
     let run_id = crate::engine::new_run_id();
     let prometheus = session.prometheus()?;
+    // One flags backend for the first tracker's kind (a local file or a remote service).
+    let flags = session.flags_backend().ok().flatten();
     let engines: Vec<Engine> = trackers
         .iter()
         .map(|t| {
@@ -71,6 +73,7 @@ pub(super) async fn serve(session: &Session, args: ServeArgs) -> Result<ExitCode
             engine.metrics = prometheus
                 .as_ref()
                 .map(|p| p as &dyn crate::metrics::Metrics);
+            engine.flags = flags.as_deref();
             engine
         })
         .collect();

@@ -74,11 +74,13 @@ pub(super) async fn tracked(session: &Session, command: Command) -> Result<ExitC
         long_run.is_some() && Bar::visible(!spec.is_local(), format == Format::Json),
     );
     let prometheus = session.prometheus()?;
+    let flags = session.flags_backend()?;
     let mut engine = Engine::new(tracker, &catalog, store.as_ref(), &session.actor);
     engine.concurrency = session.concurrency;
     engine.metrics = prometheus
         .as_ref()
         .map(|p| p as &dyn crate::metrics::Metrics);
+    engine.flags = flags.as_deref();
     engine.progress = &bar;
     match command {
         Command::Issue { reference } => {
@@ -329,6 +331,7 @@ pub(super) async fn tracked(session: &Session, command: Command) -> Result<ExitC
         | Command::Clock { .. }
         | Command::Mr { .. }
         | Command::Release { .. }
+        | Command::Flag { .. }
         | Command::Serve { .. }
         | Command::Man => unreachable!("handled before opening a tracker"),
     }

@@ -75,6 +75,11 @@ pub enum Question {
     /// The values of `query` (variables filled in) over the last `window` of the wall
     /// clock, or at this instant when `None`.
     Metric(MetricQuestion),
+    /// The state of feature flag `name` in `environment` (`None`: every environment).
+    Flag {
+        name: String,
+        environment: Option<String>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -95,6 +100,8 @@ pub struct Facts {
     /// By project (`None`: the tracker's own); an `Err` says why (e.g. unknown project).
     pub releases: BTreeMap<Option<String>, Result<Vec<Release>, String>>,
     pub metrics: BTreeMap<MetricQuestion, MetricAnswer>,
+    /// By flag name and environment; an `Err` says why (no backend, refused, …).
+    pub flags: BTreeMap<(String, Option<String>), Result<FlagState, String>>,
 }
 
 /// A feature flag as its backend holds it, in one environment (or every environment).
@@ -121,4 +128,21 @@ pub enum FlagWant {
     Enabled(bool),
     /// Gone.
     Delete,
+}
+
+/// A flag name every backend takes: letters, digits, `_`, `-`, `.`, `:`; at most 200.
+pub fn check_flag_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 200
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` is no flag name: use letters, digits, `_`, `-`, `.` and `:`",
+            name.escape_debug()
+        ))
+    }
 }

@@ -133,6 +133,12 @@ pub fn evaluate(gate: &Gate, cx: &Context) -> GateOutcome {
             pattern,
         } => gate_facts::release(project.as_ref(), *count, pattern.as_deref(), cx),
         Gate::Metric(m) => gate_facts::metric(m, cx),
+        Gate::Flag {
+            name,
+            environment,
+            enabled,
+            percentage,
+        } => gate_facts::flag(name, environment.as_deref(), *enabled, *percentage, cx),
         Gate::Any(gates) => {
             let outcomes: Vec<GateOutcome> = gates.iter().map(|g| evaluate(g, cx)).collect();
             let passed = outcomes.iter().any(|o| o.passed);

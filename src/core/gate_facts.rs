@@ -47,6 +47,12 @@ pub fn question(gate: &super::workflow::Gate, cx: &Context) -> Option<Question> 
         Gate::Release { project, .. } => release_project(project.as_ref(), cx)
             .ok()
             .map(|project| Question::Releases { project }),
+        Gate::Flag {
+            name, environment, ..
+        } => name.resolve(cx.vars).ok().map(|name| Question::Flag {
+            name,
+            environment: environment.clone(),
+        }),
         Gate::Metric(m) => metric_question(m, cx)
             .ok()
             .filter(|q| !q.query.trim().is_empty())
@@ -277,6 +283,52 @@ pub fn metric(gate: &MetricGate, cx: &Context) -> GateOutcome {
             human_short(window)
         ),
     )
+}
+
+pub fn flag(
+    name: &TextSpec,
+    environment: Option<&str>,
+    enabled: Option<bool>,
+    percentage: Option<f64>,
+    cx: &Context,
+) -> GateOutcome {
+    let name = match name.resolve(cx.vars) {
+        Ok(n) => n,
+        Err(e) => return outcome(false, e),
+    };
+    let key = (name.clone(), environment.map(str::to_string));
+    let state = match cx.snapshot.facts.flags.get(&key) {
+        None => return unasked(&format!("feature flag `{name}`"), cx),
+        Some(Err(e)) => return outcome(false, format!("feature flag `{name}`: {e}")),
+        Some(Ok(state)) => state,
+    };
+    let shown = flag_text(state);
+    let on_ok = enabled.is_none_or(|want| state.enabled == want);
+    // A flag simply on counts as 100 %.
+    let actual = if state.enabled {
+        state.percentage.unwrap_or(100.0)
+    } else {
+        0.0
+    };
+    let share_ok = percentage.is_none_or(|want| (actual - want).abs() < 1e-9);
+    outcome(on_ok && share_ok, format!("`{name}` is {shown}"))
+}
+
+/// A flag's state as people read it: "on at 5% in production", "off", "missing".
+pub fn flag_text(state: &crate::core::facts::FlagState) -> String {
+    let env = state
+        .environment
+        .as_ref()
+        .map(|e| format!(" in {e}"))
+        .unwrap_or_default();
+    if !state.exists {
+        return format!("missing{env}");
+    }
+    match (state.enabled, state.percentage) {
+        (false, _) => format!("off{env}"),
+        (true, Some(p)) => format!("on at {}%{env}", num(p)),
+        (true, None) => format!("on{env}"),
+    }
 }
 
 /// How much of `window` the samples show the value in bounds: from the oldest sample (or

@@ -51,6 +51,12 @@ pub enum Step {
     },
     /// Post an on_enter comment (a Handlebars text) with marker `action=<seq>.<index>`.
     Comment { index: usize, text: String },
+    /// Set a feature flag where it differs, and say so in a comment with marker
+    /// `action=<seq>.<index>` (so a rerun after a crash neither writes nor says it twice).
+    FeatureFlag {
+        index: usize,
+        flag: super::workflow::FlagAction,
+    },
     /// The commit: remove the other stage labels and add the new one, together with the
     /// labels the stage's `labels` actions change and the state its `close` sets (or a
     /// rollback's reopen), in one request.
@@ -428,6 +434,10 @@ impl<'w> Sim<'w> {
                         }
                     }
                     Action::Close => open = Some(false),
+                    Action::FeatureFlag(flag) => steps.push(Step::FeatureFlag {
+                        index,
+                        flag: flag.clone(),
+                    }),
                 }
             }
         }

@@ -105,6 +105,9 @@ fn answered(facts: &Facts, question: &Question) -> bool {
         Question::MergeRequests { issue } => facts.merge_requests.contains_key(issue),
         Question::Releases { project } => facts.releases.contains_key(project),
         Question::Metric(q) => facts.metrics.contains_key(q),
+        Question::Flag { name, environment } => facts
+            .flags
+            .contains_key(&(name.clone(), environment.clone())),
     }
 }
 
@@ -118,7 +121,7 @@ pub fn has_fact_gate(gate: &Gate) -> bool {
 fn is_fact_gate(gate: &Gate) -> bool {
     matches!(
         gate,
-        Gate::MergeRequest { .. } | Gate::Release { .. } | Gate::Metric(_)
+        Gate::MergeRequest { .. } | Gate::Release { .. } | Gate::Metric(_) | Gate::Flag { .. }
     )
 }
 

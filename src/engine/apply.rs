@@ -121,6 +121,18 @@ impl<'a> Engine<'a> {
                             comments.push(posted);
                         }
                     }
+                    Step::FeatureFlag { index: i, flag } => {
+                        let mark = marker::action_marker(t.seq, *i);
+                        if !comments
+                            .iter()
+                            .any(|c| marker::has_action_marker(&c.body, &mark))
+                        {
+                            let said = self.set_flag(m, flag).await?;
+                            let text = format!("{said}\n\n{mark}");
+                            let posted = self.tracker.add_comment(number, &text).await?;
+                            comments.push(posted);
+                        }
+                    }
                     Step::MoveStage {
                         remove,
                         add,

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use futures::future::join_all;
 
 use super::Engine;
-use crate::core::facts::{MergeRequest, MetricAnswer, Question, Release};
+use crate::core::facts::{FlagState, MergeRequest, MetricAnswer, Question, Release};
 use crate::core::machine::{self, Plan};
 use crate::core::questions::{questions, questions_after};
 use crate::core::snapshot::Snapshot;
@@ -26,6 +26,7 @@ enum Answer {
     MergeRequests(Result<Vec<MergeRequest>, String>),
     Releases(Result<Vec<Release>, String>),
     Metric(MetricAnswer),
+    Flag(Result<FlagState, String>),
 }
 
 /// Answers by question, each with the moment it came in. A question asked while another
@@ -39,6 +40,14 @@ pub struct FactCache {
 }
 
 impl FactCache {
+    /// Forgets the flags (this run has just set one).
+    pub async fn forget_flags(&self) {
+        self.answers
+            .lock()
+            .await
+            .retain(|q, _| !matches!(q, Question::Flag { .. }));
+    }
+
     /// Forgets the merge requests (a webhook may be about one).
     pub async fn forget_merge_requests(&self) {
         self.answers
@@ -93,6 +102,9 @@ impl Engine<'_> {
                 (Question::Metric(q), Answer::Metric(a)) => {
                     snapshot.facts.metrics.insert(q, a);
                 }
+                (Question::Flag { name, environment }, Answer::Flag(state)) => {
+                    snapshot.facts.flags.insert((name, environment), state);
+                }
                 _ => {}
             }
         }
@@ -131,6 +143,16 @@ impl Engine<'_> {
                     .await
                     .map_err(|e| e.to_string()),
             ),
+            Question::Flag { name, environment } => Answer::Flag(match self.flags {
+                Some(f) => f
+                    .get(name, environment.as_deref())
+                    .await
+                    .map_err(|e| e.to_string()),
+                None => Err(
+                    "no flags backend is configured (--flags, [flags] backend in shepherd.toml)"
+                        .to_string(),
+                ),
+            }),
             Question::Metric(q) => Answer::Metric(match self.metrics {
                 Some(m) => m.ask(q).await,
                 None => MetricAnswer::Unavailable(

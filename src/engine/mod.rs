@@ -15,12 +15,14 @@ mod advance;
 mod apply;
 pub mod due;
 mod facts;
+mod flag_step;
 pub mod lease;
 mod person;
 mod snapshot;
 mod vars;
 mod views;
 
+pub use flag_step::holds as flag_holds;
 pub use person::Paused;
 pub use vars::{check_renders, preflight, resolve_vars};
 
@@ -70,6 +72,9 @@ pub struct Engine<'a> {
     pub(crate) store_id: tokio::sync::OnceCell<String>,
     /// Where metric gates ask (Prometheus); `None`: metric gates are inconclusive.
     pub metrics: Option<&'a dyn crate::metrics::Metrics>,
+    /// Where feature flags are read and set; `None`: `feature_flag` actions are not
+    /// performed (the comment says what to run) and flag gates do not hold.
+    pub flags: Option<&'a dyn crate::flags::Flags>,
     /// Facts answered a moment ago (`facts`).
     pub(crate) facts: facts::FactCache,
 }
@@ -174,6 +179,7 @@ impl<'a> Engine<'a> {
             lease_counter: AtomicU64::new(0),
             store_id: tokio::sync::OnceCell::new(),
             metrics: None,
+            flags: None,
             facts: facts::FactCache::default(),
         }
     }

@@ -1,7 +1,8 @@
-//! Reading a stage's `on_enter` actions: `create_issue`, `comment`, `labels`, `close`.
+//! Reading a stage's `on_enter` actions: `create_issue`, `comment`, `labels`, `close`,
+//! `feature_flag` (read in `fact_gates`, beside the `flag` gate).
 
 use super::load::Validator;
-use super::{raw_use_message, raw_variable_uses, Action};
+use super::{raw_use_message, raw_variable_uses, Action, Variable};
 use crate::core::yaml::{Loc, Node, NodeKind};
 
 impl Validator<'_> {
@@ -9,8 +10,9 @@ impl Validator<'_> {
         &mut self,
         node: &Node,
         creates: &mut Vec<(String, Option<String>, Loc)>,
+        variables: &[Variable],
     ) -> Vec<Action> {
-        const ACTIONS: &[&str] = &["create_issue", "comment", "labels", "close"];
+        const ACTIONS: &[&str] = &["create_issue", "comment", "labels", "close", "feature_flag"];
         let NodeKind::Seq(items) = &node.kind else {
             self.problem(
                 node.loc,
@@ -103,6 +105,11 @@ impl Validator<'_> {
                 Some("close") => {
                     if self.bool(value, "`close`") {
                         out.push(Action::Close);
+                    }
+                }
+                Some("feature_flag") => {
+                    if let Some(flag) = self.flag_action(value, variables) {
+                        out.push(Action::FeatureFlag(flag));
                     }
                 }
                 Some(other) => self.problem(

@@ -5,8 +5,9 @@
 use regex::Regex;
 
 use super::load::Validator;
-use super::{parse_threshold, Gate, MetricGate, Side, TextSpec, Threshold, Variable};
+use super::{parse_threshold, FlagAction, Gate, MetricGate, Side, TextSpec, Threshold, Variable};
 use crate::core::duration;
+use crate::core::facts::FlagWant;
 use crate::core::promql;
 use crate::core::yaml::{Node, NodeKind};
 
@@ -20,6 +21,7 @@ impl Validator<'_> {
         match kind {
             "merge_request" => self.merge_request_gate(value, variables),
             "release" => self.release_gate(value, variables),
+            "flag" => self.flag_gate(value, variables),
             _ => self.metric_gate(value, variables),
         }
     }
@@ -212,6 +214,142 @@ impl Validator<'_> {
                 self.problem(node.loc, format!("`{side}` must be a number"));
                 None
             }
+        }
+    }
+
+    /// `flag: {name, enabled, percentage, environment}`: at least one of `enabled` and
+    /// `percentage`.
+    fn flag_gate(&mut self, value: &Node, variables: &[Variable]) -> Option<Gate> {
+        let fields = self.map(
+            value,
+            "`flag`",
+            &["name", "enabled", "percentage", "environment"],
+        )?;
+        let (mut name, mut environment, mut enabled, mut percentage) = (None, None, None, None);
+        for (k, v) in fields {
+            match k.as_str() {
+                Some("name") => name = self.flag_name(v, variables),
+                Some("environment") => environment = self.string(v, "`environment`"),
+                Some("enabled") => enabled = Some(self.bool(v, "`enabled`")),
+                Some("percentage") => percentage = self.percentage(v),
+                _ => {}
+            }
+        }
+        let Some(name) = name else {
+            self.problem(value.loc, "`flag` needs a `name`");
+            return None;
+        };
+        if enabled.is_none() && percentage.is_none() {
+            self.problem(
+                value.loc,
+                "`flag` needs `enabled: true|false` or `percentage: P`: the state it waits for",
+            );
+            return None;
+        }
+        Some(Gate::Flag {
+            name,
+            environment,
+            enabled,
+            percentage,
+        })
+    }
+
+    /// `feature_flag: {name, percentage | enabled | delete, environment}`.
+    pub(super) fn flag_action(
+        &mut self,
+        value: &Node,
+        variables: &[Variable],
+    ) -> Option<FlagAction> {
+        let fields = self.map(
+            value,
+            "`feature_flag`",
+            &["name", "percentage", "enabled", "delete", "environment"],
+        )?;
+        let (mut name, mut environment) = (None, None);
+        let mut wants = Vec::new();
+        for (k, v) in fields {
+            match k.as_str() {
+                Some("name") => name = self.flag_name(v, variables),
+                Some("environment") => environment = self.string(v, "`environment`"),
+                Some("percentage") => {
+                    if let Some(p) = self.percentage(v) {
+                        wants.push(FlagWant::Percentage(p));
+                    }
+                }
+                Some("enabled") => wants.push(FlagWant::Enabled(self.bool(v, "`enabled`"))),
+                Some("delete") if self.bool(v, "`delete`") => wants.push(FlagWant::Delete),
+                _ => {}
+            }
+        }
+        let Some(name) = name else {
+            self.problem(value.loc, "`feature_flag` needs a `name`");
+            return None;
+        };
+        match wants.len() {
+            1 => Some(FlagAction {
+                name,
+                want: wants.remove(0),
+                environment,
+            }),
+            0 => {
+                self.problem(
+                    value.loc,
+                    "`feature_flag` needs one of `percentage: P`, `enabled: true|false` and `delete: true`",
+                );
+                None
+            }
+            _ => {
+                self.problem(
+                    value.loc,
+                    "`feature_flag` takes one of `percentage`, `enabled` and `delete`, not several",
+                );
+                None
+            }
+        }
+    }
+
+    /// A flag name: fixed, or `"{{variable}}"`.
+    fn flag_name(&mut self, node: &Node, variables: &[Variable]) -> Option<TextSpec> {
+        let text = self.string(node, "`name`")?;
+        if let Some(var) = text
+            .trim()
+            .strip_prefix("{{")
+            .and_then(|t| t.strip_suffix("}}"))
+        {
+            let var = var.trim();
+            let Some(v) = variables.iter().find(|v| v.name == var) else {
+                self.problem(
+                    node.loc,
+                    format!("`name` uses variable `{var}`, which the workflow does not declare"),
+                );
+                return None;
+            };
+            return Some(TextSpec::Variable {
+                name: var.to_string(),
+                default: v.default.clone().filter(|d| !d.is_empty()),
+            });
+        }
+        match crate::core::facts::check_flag_name(&text) {
+            Ok(()) => Some(TextSpec::Fixed(text)),
+            Err(e) => {
+                self.problem(node.loc, e);
+                None
+            }
+        }
+    }
+
+    /// A percentage, 0 to 100.
+    fn percentage(&mut self, node: &Node) -> Option<f64> {
+        let p = match node.kind {
+            NodeKind::Int(n) => n as f64,
+            NodeKind::Float(f) => f,
+            _ => f64::NAN,
+        };
+        if (0.0..=100.0).contains(&p) {
+            Some(p)
+        } else {
+            self.problem(node.loc, "`percentage` must be a number from 0 to 100");
+            None
         }
     }
 

@@ -34,6 +34,7 @@ impl Validator<'_> {
             "merge_request",
             "release",
             "metric",
+            "flag",
             "any",
             "all",
         ];
@@ -222,7 +223,9 @@ impl Validator<'_> {
                 }
                 Some(Gate::Approval { label, by, count })
             }
-            "merge_request" | "release" | "metric" => self.fact_gate(kind, value, variables),
+            "merge_request" | "release" | "metric" | "flag" => {
+                self.fact_gate(kind, value, variables)
+            }
             "any" | "all" => {
                 let gates = self.gates(value, variables);
                 if gates.is_empty() && matches!(&value.kind, NodeKind::Seq(s) if s.is_empty()) {

@@ -431,7 +431,9 @@ impl<'a> Validator<'a> {
                     stage.exits = self.edges(v, "`exits`", false, variables, &mut located.edges)
                 }
                 Some("terminal") => stage.terminal = self.bool(v, "`terminal`"),
-                Some("on_enter") => stage.on_enter = self.actions(v, &mut located.creates),
+                Some("on_enter") => {
+                    stage.on_enter = self.actions(v, &mut located.creates, variables)
+                }
                 _ => {}
             }
         }

@@ -119,6 +119,13 @@ pub enum Gate {
         pattern: Option<String>,
     },
     Metric(MetricGate),
+    /// The feature flag's real state is as given.
+    Flag {
+        name: TextSpec,
+        environment: Option<String>,
+        enabled: Option<bool>,
+        percentage: Option<f64>,
+    },
     Any(Vec<Gate>),
     All(Vec<Gate>),
 }
@@ -261,6 +268,17 @@ pub enum Action {
         remove: Vec<String>,
     },
     Close,
+    /// Sets a feature flag (read first, written only where it differs).
+    FeatureFlag(FlagAction),
+}
+
+/// `feature_flag: {name, percentage | enabled | delete, environment}`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlagAction {
+    pub name: TextSpec,
+    pub want: crate::core::facts::FlagWant,
+    /// `None`: every environment.
+    pub environment: Option<String>,
 }
 
 /// One thing wrong with a workflow or template file.
@@ -398,6 +416,7 @@ impl Gate {
             Gate::MergeRequest { .. } => "merge_request",
             Gate::Release { .. } => "release",
             Gate::Metric(_) => "metric",
+            Gate::Flag { .. } => "flag",
             Gate::Any(_) => "any",
             Gate::All(_) => "all",
         }
@@ -566,6 +585,32 @@ impl Gate {
                     ),
                     None => format!("`{query}` {side} {threshold}{window}"),
                 }
+            }
+            Gate::Flag {
+                name,
+                environment,
+                enabled,
+                percentage,
+            } => {
+                let name = match name.resolve(vars) {
+                    Ok(n) => format!("`{n}`"),
+                    Err(_) => match name {
+                        TextSpec::Variable { name, .. } => format!("the migration's `{name}`"),
+                        TextSpec::Fixed(n) => format!("`{n}`"),
+                    },
+                };
+                let mut want = Vec::new();
+                if let Some(on) = enabled {
+                    want.push(if *on { "on" } else { "off" }.to_string());
+                }
+                if let Some(p) = percentage {
+                    want.push(format!("at {p}%"));
+                }
+                let env = environment
+                    .as_ref()
+                    .map(|e| format!(" in {e}"))
+                    .unwrap_or_default();
+                format!("feature flag {name} is {}{env}", want.join(" and "))
             }
             Gate::Any(gates) => format!(
                 "any of: {}",

@@ -10,6 +10,7 @@
 
 mod clock;
 mod facts;
+mod flags;
 mod issues;
 mod schema;
 
@@ -23,6 +24,7 @@ use rusqlite::{params, Connection, TransactionBehavior};
 
 pub use clock::ClockSet;
 pub use facts::{MergeRequestChange, MergeRequestRecord, OWN_PROJECT};
+pub use flags::check_name as check_flag_name;
 
 use super::{Comment, Issue, IssueEdit, LabelSpec, NewIssue, StateFilter, Tracker, TrackerError};
 use crate::core::facts::{MergeRequest, Release};

@@ -12,7 +12,7 @@ use crate::core::marker::IssueMarker;
 const PREFIX: &str = "shepherd-local-";
 
 /// The format this shepherd writes.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
 /// The first format (`shepherd-local-1`): every file starts from it, and each step below
 /// brings it one version forward, so a new file and an upgraded one are the same.
@@ -90,6 +90,19 @@ CREATE TABLE releases (
 );
 ";
 
+/// Version 4: feature flags (the `local` flags backend), per environment (`*`: every
+/// environment), with who set them last and when.
+const TO_4: &str = "
+CREATE TABLE flags (
+    name TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    enabled INTEGER NOT NULL,
+    percentage REAL,
+    updated_by TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (name, environment)
+) WITHOUT ROWID;
+";
 /// The tables a file of the current version has.
 const TABLES: &[&str] = &[
     "shepherd_meta",
@@ -102,6 +115,7 @@ const TABLES: &[&str] = &[
     "merge_requests",
     "merge_request_issues",
     "releases",
+    "flags",
 ];
 
 /// Makes the file at `conn` a current shepherd tracker: creates the schema in an empty
@@ -217,6 +231,9 @@ fn upgrade(conn: &Connection, from: u32) -> Result<(), TrackerError> {
     }
     if from < 3 {
         conn.execute_batch(TO_3).map_err(sql)?;
+    }
+    if from < 4 {
+        conn.execute_batch(TO_4).map_err(sql)?;
     }
     Ok(())
 }

@@ -1,0 +1,106 @@
+//! `shepherd flag list | get NAME | set NAME`: the configured feature-flag backend, read
+//! and set by hand. `set` reads first and writes only when the flag differs.
+
+use std::process::ExitCode;
+
+use anyhow::{anyhow, Result};
+use serde_json::{json, Value};
+
+use super::args::FlagAction;
+use super::config::Session;
+use super::output::{print, Format};
+use crate::core::facts::{FlagState, FlagWant};
+use crate::core::gate_facts::flag_text;
+use crate::flags::Flags;
+
+pub(super) async fn flag(session: &Session, action: FlagAction) -> Result<ExitCode> {
+    let format = session.format(&[Format::Text, Format::Json])?;
+    let Some(flags) = session.flags_backend()? else {
+        anyhow::bail!(
+            "no flags backend is configured for {}: give --flags (local, gitlab-project, gitlab-instance, unleash) or [flags] backend in shepherd.toml",
+            session.spec()?
+        );
+    };
+    match action {
+        FlagAction::List => {
+            let all = flags
+                .list()
+                .await
+                .map_err(|e| anyhow!("{}: {e}", flags.describe()))?;
+            let value = json!({
+                "backend": flags.kind(),
+                "flags": all.iter().map(|f| shown(f, flags.as_ref())).collect::<Vec<_>>(),
+            });
+            print(format, &value, || {
+                if all.is_empty() {
+                    format!("no flags on {}", flags.describe())
+                } else {
+                    all.iter()
+                        .map(|f| format!("{}\t{}", f.name, flag_text(f)))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                }
+            })
+        }
+        FlagAction::Get { name, environment } => {
+            crate::core::facts::check_flag_name(&name).map_err(anyhow::Error::msg)?;
+            let state = flags
+                .get(&name, environment.as_deref())
+                .await
+                .map_err(|e| anyhow!("{}: {e}", flags.describe()))?;
+            print(format, &shown(&state, flags.as_ref()), || {
+                format!("{name}: {}", flag_text(&state))
+            })
+        }
+        FlagAction::Set {
+            name,
+            percentage,
+            on,
+            off,
+            environment,
+        } => {
+            crate::core::facts::check_flag_name(&name).map_err(anyhow::Error::msg)?;
+            let want = match (percentage, on, off) {
+                (Some(p), _, _) => FlagWant::Percentage(p),
+                (None, true, _) => FlagWant::Enabled(true),
+                (None, _, true) => FlagWant::Enabled(false),
+                _ => anyhow::bail!("say what to set: --percentage P, --on or --off"),
+            };
+            let env = environment.as_deref();
+            let before = flags
+                .get(&name, env)
+                .await
+                .map_err(|e| anyhow!("{}: {e}", flags.describe()))?;
+            let changed = !crate::engine::flag_holds(&before, &want);
+            let after = if changed {
+                flags
+                    .set(&name, env, &want)
+                    .await
+                    .map_err(|e| anyhow!("{}: {e}", flags.describe()))?
+            } else {
+                before.clone()
+            };
+            let mut value = shown(&after, flags.as_ref());
+            value["changed"] = json!(changed);
+            print(format, &value, || {
+                if changed {
+                    format!("{name}: {} → {}", flag_text(&before), flag_text(&after))
+                } else {
+                    format!("{name} is {} already: nothing changed", flag_text(&after))
+                }
+            })
+        }
+    }
+}
+
+/// `{"name", "enabled", "percentage", "backend"}` (and `exists`, `environment`).
+fn shown(state: &FlagState, flags: &dyn Flags) -> Value {
+    json!({
+        "name": state.name,
+        "enabled": state.enabled,
+        "percentage": state.percentage,
+        "backend": flags.kind(),
+        "exists": state.exists,
+        "environment": state.environment,
+    })
+}

@@ -1,0 +1,106 @@
+//! The `feature_flag` action: read the flag, write only what differs, and say what
+//! happened in a comment ("`gitaly_find_commit`: 1% → 5%, production"). Without a flags
+//! backend the flag is left alone and the comment says what a person should run.
+
+use anyhow::{anyhow, Result};
+
+use super::{Engine, Migration};
+use crate::core::facts::{FlagState, FlagWant};
+use crate::core::workflow::FlagAction;
+
+impl Engine<'_> {
+    /// Performs `flag` for migration `m`; returns the comment's text (without its marker).
+    pub(crate) async fn set_flag(&self, m: &Migration, flag: &FlagAction) -> Result<String> {
+        let name = flag
+            .name
+            .resolve(&m.marker.vars)
+            .map_err(|e| anyhow!("the feature_flag action's name: {e}"))?;
+        let env = flag.environment.as_deref();
+        let place = env.map(|e| format!(", {e}")).unwrap_or_default();
+        let Some(flags) = self.flags else {
+            return Ok(format!(
+                "🚩 `{name}` was **not** set to {}{place}: shepherd has no flags backend here (`--flags`, `[flags] backend` in shepherd.toml). Set it yourself: `{}`",
+                want_text(&flag.want),
+                chatops(&name, &flag.want, env)
+            ));
+        };
+        let before = flags
+            .get(&name, env)
+            .await
+            .map_err(|e| anyhow!("feature flag `{name}` on {}: {e}", flags.describe()))?;
+        if holds(&before, &flag.want) {
+            return Ok(format!(
+                "🚩 `{name}`: already {}{place} ({})",
+                short(&before),
+                flags.describe()
+            ));
+        }
+        let after = flags
+            .set(&name, env, &flag.want)
+            .await
+            .map_err(|e| anyhow!("feature flag `{name}` on {}: {e}", flags.describe()))?;
+        self.facts.forget_flags().await;
+        let after = if matches!(flag.want, FlagWant::Delete) {
+            "deleted".to_string()
+        } else {
+            short(&after)
+        };
+        Ok(format!(
+            "🚩 `{name}`: {} → {after}{place} (set by shepherd on {}; the chatops line in the checklist is done)",
+            short(&before),
+            flags.describe()
+        ))
+    }
+}
+
+/// Whether the flag already is what `want` says.
+pub fn holds(state: &FlagState, want: &FlagWant) -> bool {
+    match want {
+        FlagWant::Delete => !state.exists,
+        FlagWant::Enabled(on) => {
+            state.exists
+                && state.enabled == *on
+                && (!on || state.percentage.is_none_or(|p| p >= 100.0))
+        }
+        FlagWant::Percentage(p) => {
+            let actual = if state.enabled {
+                state.percentage.unwrap_or(100.0)
+            } else {
+                0.0
+            };
+            state.exists && (actual - p).abs() < 1e-9 && (state.enabled || *p == 0.0)
+        }
+    }
+}
+
+/// A state in a word or two: "missing", "off", "5%", "on".
+fn short(state: &FlagState) -> String {
+    match (state.exists, state.enabled, state.percentage) {
+        (false, _, _) => "missing".into(),
+        (true, false, _) => "off".into(),
+        (true, true, Some(p)) => format!("{p}%"),
+        (true, true, None) => "on".into(),
+    }
+}
+
+fn want_text(want: &FlagWant) -> String {
+    match want {
+        FlagWant::Percentage(p) => format!("{p}%"),
+        FlagWant::Enabled(true) => "on".into(),
+        FlagWant::Enabled(false) => "off".into(),
+        FlagWant::Delete => "deleted".into(),
+    }
+}
+
+/// What a person would type in GitLab's chatops instead.
+fn chatops(name: &str, want: &FlagWant, env: Option<&str>) -> String {
+    let env = match env {
+        Some("production") | None => String::new(),
+        Some(e) => format!(" --{e}"),
+    };
+    match want {
+        FlagWant::Percentage(p) => format!("/chatops run feature set {name} {p}{env}"),
+        FlagWant::Enabled(on) => format!("/chatops run feature set {name} {on}{env}"),
+        FlagWant::Delete => format!("/chatops run feature delete {name}{env}"),
+    }
+}

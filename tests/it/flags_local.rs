@@ -1,0 +1,252 @@
+//! Feature flags on the local tracker (the `local` backend, flags in the tracker's file):
+//! the shipped acceptance-testing rehearsed offline turns the flag up 1 → 5 → 50 → 100 %
+//! as each production step is entered and off on rollback, saying so on the issue once;
+//! `flag get/set/list` by hand; a `flag` gate; bad input.
+
+use serde_json::Value;
+
+use crate::support::{at, moves, Shepherd};
+
+const FLAG: &str = "gitaly_find_commit";
+
+fn start(s: &Shepherd) -> u64 {
+    let v = s.json(&[
+        "start",
+        "acceptance-testing",
+        "--var",
+        &format!("feature_flag={FLAG}"),
+        "--var",
+        "grpc_service=CommitService",
+        "--var",
+        "grpc_method=FindCommit",
+        "--now",
+        &at("0m"),
+    ]);
+    v["ref"].as_u64().unwrap()
+}
+
+fn flag(s: &Shepherd, env: Option<&str>) -> Value {
+    let mut args = vec!["flag", "get", FLAG];
+    if let Some(e) = env {
+        args.extend(["--environment", e]);
+    }
+    s.json(&args)
+}
+
+fn step(s: &Shepherd, n: u64, section: &str, now: &str) -> Vec<String> {
+    s.tick_section(n, None, section, now);
+    moves(&s.json(&["advance", &n.to_string(), "--now", now]))
+}
+
+#[test]
+fn the_acceptance_testing_rehearsal_turns_the_flag_up_step_by_step_and_off_on_rollback() {
+    let s = Shepherd::new();
+    let n = start(&s);
+    assert_eq!(flag(&s, Some("production"))["exists"], false);
+    assert_eq!(
+        step(&s, n, "1. Preparation", &at("1m")),
+        ["preparation>development-trial"]
+    );
+    assert_eq!(
+        step(&s, n, "2. Development Trial", &at("2m")),
+        ["development-trial>staging-trial"]
+    );
+    assert_eq!(
+        step(&s, n, "3. Staging Trial", &at("20m")),
+        ["staging-trial>production-version-check"]
+    );
+    assert_eq!(
+        step(&s, n, "4. Production Server Version Check", &at("21m")),
+        ["production-version-check>initial-impact"]
+    );
+    let f = flag(&s, Some("production"));
+    assert_eq!(
+        (
+            f["enabled"].clone(),
+            f["percentage"].clone(),
+            f["backend"].clone()
+        ),
+        (true.into(), 1.0.into(), "local".into()),
+        "{f}"
+    );
+    assert_eq!(
+        step(&s, n, "5. Initial Impact Check", &at("40m")),
+        ["initial-impact>low-impact"]
+    );
+    assert_eq!(flag(&s, Some("production"))["percentage"], 5.0);
+    assert_eq!(
+        step(&s, n, "6. Low Impact Trial", &at("3h")),
+        ["low-impact>mid-impact"]
+    );
+    assert_eq!(flag(&s, Some("production"))["percentage"], 50.0);
+    assert_eq!(
+        step(&s, n, "7. Mid Impact Trial", &at("1d4h")),
+        ["mid-impact>full-impact"]
+    );
+    assert_eq!(flag(&s, Some("production"))["percentage"], 100.0);
+
+    // Each change is said once on the issue, in the order made.
+    let said: Vec<String> = s
+        .comments(n)
+        .iter()
+        .filter(|c| c.body.contains("🚩"))
+        .map(|c| c.body.lines().next().unwrap().to_string())
+        .collect();
+    assert_eq!(said.len(), 4, "{said:#?}");
+    assert!(
+        said[0].starts_with("🚩 `gitaly_find_commit`: missing → 1%, production"),
+        "{said:#?}"
+    );
+    assert!(
+        said[1].starts_with("🚩 `gitaly_find_commit`: 1% → 5%, production"),
+        "{said:#?}"
+    );
+    assert!(
+        said[3].starts_with("🚩 `gitaly_find_commit`: 50% → 100%, production"),
+        "{said:#?}"
+    );
+    // Nothing more on a second look.
+    s.json(&["reconcile", "--now", &at("1d5h")]);
+    assert_eq!(
+        s.comments(n)
+            .iter()
+            .filter(|c| c.body.contains("🚩"))
+            .count(),
+        4
+    );
+
+    // Trial disabled: rolled back, and the flag is off everywhere.
+    s.ok(&[
+        "label",
+        &n.to_string(),
+        "--add",
+        "trial-disabled",
+        "--now",
+        &at("1d6h"),
+    ]);
+    let v = s.json(&["advance", &n.to_string(), "--now", &at("1d6h")]);
+    assert_eq!(moves(&v), ["full-impact>rolled-back"]);
+    assert_eq!(flag(&s, None)["enabled"], false);
+    assert_eq!(flag(&s, Some("production"))["enabled"], false);
+    let last = s
+        .comments(n)
+        .iter()
+        .rev()
+        .find(|c| c.body.contains("🚩"))
+        .unwrap()
+        .body
+        .clone();
+    assert!(
+        last.starts_with("🚩 `gitaly_find_commit`: 100% → off"),
+        "{last}"
+    );
+}
+
+#[test]
+fn flag_commands_read_and_set_the_local_backend_and_refuse_bad_input() {
+    let s = Shepherd::new();
+    s.ok(&["clock", "set", &at("0m")]);
+    let v = s.json(&[
+        "flag",
+        "set",
+        "my_flag",
+        "--percentage",
+        "25",
+        "--environment",
+        "staging",
+    ]);
+    assert_eq!(
+        (v["changed"].clone(), v["percentage"].clone()),
+        (true.into(), 25.0.into())
+    );
+    let v = s.json(&[
+        "flag",
+        "set",
+        "my_flag",
+        "--percentage",
+        "25",
+        "--environment",
+        "staging",
+    ]);
+    assert_eq!(v["changed"], false, "the same again writes nothing");
+    assert!(s
+        .ok(&["flag", "get", "my_flag", "--environment", "staging"])
+        .contains("on at 25% in staging"));
+    s.ok(&["flag", "set", "other", "--on"]);
+    let list = s.json(&["flag", "list"]);
+    let names: Vec<&str> = list["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["my_flag", "other"]);
+
+    // Bad input: exit 2 for flags clap checks, 1 for the backend's refusals.
+    let out = s.run(&["flag", "set", "my_flag", "--percentage", "150"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(crate::support::stderr(&out).contains("`150` is no percentage"));
+    let out = s.run(&["flag", "set", "bad name", "--on"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(crate::support::stderr(&out).contains("is no flag name"));
+    let out = s.run(&["flag", "set", "my_flag"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = s.run(&["--flags", "jira", "flag", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(crate::support::stderr(&out).contains("unknown flags backend `jira`"));
+}
+
+#[test]
+fn a_flag_gate_waits_for_the_flags_real_state() {
+    let s = Shepherd::new();
+    std::fs::create_dir_all(s.path("workflows")).unwrap();
+    std::fs::create_dir_all(s.path("templates")).unwrap();
+    std::fs::write(
+        s.path("workflows/wait-flag.yaml"),
+        "name: wait-flag\nvariables: {flag: {required: true}}\ntracking: {template: wait-flag}\nstages:\n  - id: waiting\n    label: w::waiting\n    gates: [{flag: {name: \"{{flag}}\", percentage: 50, environment: production}}]\n    next: done\n  - id: done\n    label: w::done\n    terminal: true\n",
+    )
+    .unwrap();
+    std::fs::write(
+        s.path("templates/wait-flag.md.hbs"),
+        "---\ntitle: \"Wait for {{flag}}\"\n---\nWaiting.\n",
+    )
+    .unwrap();
+    let dirs = ["--workflows", "workflows", "--templates", "templates"];
+    let run = |args: &[&str]| {
+        let mut all = dirs.to_vec();
+        all.extend(args);
+        s.json(&all)
+    };
+    let n = run(&["start", "wait-flag", "--var", "flag=ff"])["ref"]
+        .as_u64()
+        .unwrap();
+    let v = run(&["advance", &n.to_string()]);
+    assert_eq!(
+        v["blocked_by"][0]["detail"],
+        "`ff` is missing in production"
+    );
+    s.ok(&[
+        "flag",
+        "set",
+        "ff",
+        "--percentage",
+        "5",
+        "--environment",
+        "production",
+    ]);
+    let v = run(&["advance", &n.to_string()]);
+    assert_eq!(
+        v["blocked_by"][0]["detail"],
+        "`ff` is on at 5% in production"
+    );
+    s.ok(&[
+        "flag",
+        "set",
+        "ff",
+        "--percentage",
+        "50",
+        "--environment",
+        "production",
+    ]);
+    assert_eq!(moves(&run(&["advance", &n.to_string()])), ["waiting>done"]);
+}
