@@ -109,9 +109,23 @@ pub(super) fn validate(session: &Session, paths: &[PathBuf]) -> Result<ExitCode>
     }
     let result = sources.load();
     let problems = result.as_ref().err().cloned().unwrap_or_default();
+    // Warnings do not fail validation: a guardrail, not a rule.
+    let warnings: Vec<String> = result
+        .as_ref()
+        .map(|c| {
+            c.workflows
+                .values()
+                .flat_map(crate::core::drift::flag_jumps)
+                .collect()
+        })
+        .unwrap_or_default();
+    for w in &warnings {
+        warn(w);
+    }
     let checked = sources.workflows.len() + sources.templates.len();
     let json = json!({
         "ok": problems.is_empty(),
+        "warnings": warnings,
         "problems": problems.iter().map(|p| json!({"file": p.file, "line": p.loc.line, "column": p.loc.column, "message": p.message})).collect::<Vec<_>>(),
     });
     match format {

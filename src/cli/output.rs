@@ -93,6 +93,20 @@ pub(super) fn status_text(s: &report::Status) -> String {
             ));
         }
     }
+    if !s.flag_drift.is_empty() {
+        out.push_str("flag drift:\n");
+        for d in &s.flag_drift {
+            let place = d
+                .environment
+                .as_ref()
+                .map(|e| format!(" in {e}"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "  ⚠ `{}`{place} is {}, but its stage set {}\n",
+                d.name, d.actual, d.expected
+            ));
+        }
+    }
     if !s.children.is_empty() {
         out.push_str("children:\n");
         for c in &s.children {

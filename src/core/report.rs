@@ -40,6 +40,9 @@ pub struct Status {
     /// The last error when the service or a reconcile failed on this migration.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failing: Option<String>,
+    /// Feature flags whose real state differs from what the migration's stages set.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub flag_drift: Vec<super::drift::FlagDrift>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -173,6 +176,7 @@ pub fn status(
         paused_by: None,
         paused_reason: None,
         failing: None,
+        flag_drift: super::drift::drift(workflow, snapshot),
     }
 }
 
@@ -368,6 +372,7 @@ mod tests {
             paused_by: None,
             paused_reason: None,
             failing: None,
+            flag_drift: Vec::new(),
         }
     }
 

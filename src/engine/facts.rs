@@ -70,6 +70,18 @@ impl Engine<'_> {
         self.answer_these(asked, snapshot).await;
     }
 
+    /// Reads the flags the migration's stages set, to tell drift; nothing without a flags
+    /// backend.
+    pub(crate) async fn answer_drift(&self, workflow: &Workflow, snapshot: &mut Snapshot) {
+        if self.flags.is_some() {
+            let asked = crate::core::drift::questions(workflow, snapshot)
+                .into_iter()
+                .filter(|q| !matches!(q, Question::Flag { name, environment } if snapshot.facts.flags.contains_key(&(name.clone(), environment.clone()))))
+                .collect();
+            self.answer_these(asked, snapshot).await;
+        }
+    }
+
     /// Plans, and when the plan moves into a stage whose gates need facts not asked yet,
     /// asks them and plans again (as far as the stages go).
     pub(crate) async fn plan(&self, workflow: &Workflow, snapshot: &mut Snapshot) -> Plan {

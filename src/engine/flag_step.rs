@@ -5,6 +5,7 @@
 use anyhow::{anyhow, Result};
 
 use super::{Engine, Migration};
+use crate::core::drift::want_text;
 use crate::core::facts::{FlagState, FlagWant};
 use crate::core::workflow::FlagAction;
 
@@ -53,25 +54,7 @@ impl Engine<'_> {
     }
 }
 
-/// Whether the flag already is what `want` says.
-pub fn holds(state: &FlagState, want: &FlagWant) -> bool {
-    match want {
-        FlagWant::Delete => !state.exists,
-        FlagWant::Enabled(on) => {
-            state.exists
-                && state.enabled == *on
-                && (!on || state.percentage.is_none_or(|p| p >= 100.0))
-        }
-        FlagWant::Percentage(p) => {
-            let actual = if state.enabled {
-                state.percentage.unwrap_or(100.0)
-            } else {
-                0.0
-            };
-            state.exists && (actual - p).abs() < 1e-9 && (state.enabled || *p == 0.0)
-        }
-    }
-}
+pub use crate::core::drift::holds;
 
 /// A state in a word or two: "missing", "off", "5%", "on".
 fn short(state: &FlagState) -> String {
@@ -80,15 +63,6 @@ fn short(state: &FlagState) -> String {
         (true, false, _) => "off".into(),
         (true, true, Some(p)) => format!("{p}%"),
         (true, true, None) => "on".into(),
-    }
-}
-
-fn want_text(want: &FlagWant) -> String {
-    match want {
-        FlagWant::Percentage(p) => format!("{p}%"),
-        FlagWant::Enabled(true) => "on".into(),
-        FlagWant::Enabled(false) => "off".into(),
-        FlagWant::Delete => "deleted".into(),
     }
 }
 

@@ -28,7 +28,7 @@ impl<'a> Engine<'a> {
         let m = &index[0];
         let workflow = self.workflow_of(m)?;
         let kin = Kin::new(&index);
-        let (snapshot, comments) = self
+        let (mut snapshot, comments) = self
             .snapshot(
                 m,
                 workflow,
@@ -37,6 +37,7 @@ impl<'a> Engine<'a> {
                 events_unless_needed(m, workflow),
             )
             .await?;
+        self.answer_drift(workflow, &mut snapshot).await;
         let mut status = report::status(workflow, &snapshot, m.marker.parent, self.now());
         status.history = None;
         mark_paused(
@@ -128,6 +129,7 @@ impl<'a> Engine<'a> {
                 if history_needed(m, workflow, &snapshot, &comments) {
                     snapshot.label_events = self.tracker.label_events(m.issue.number).await?;
                 }
+                self.answer_drift(workflow, &mut snapshot).await;
                 self.progress.inc();
                 Ok::<_, anyhow::Error>(Read {
                     m,

@@ -125,5 +125,8 @@ fn marks(row: &Row) -> String {
     if row.status.failing.is_some() {
         out.push_str(" ✖ failing");
     }
+    if !row.status.flag_drift.is_empty() {
+        out.push_str(" ⚑ flag drift");
+    }
     out
 }

@@ -340,10 +340,15 @@ fn workflows_that_start_each_other_are_refused() {
         "    label: \"acceptance::preparation\"\n    on_enter: [{create_issue: {template: gitaly-migration, workflow: gitaly-migration}}]\n",
         1,
     );
-    std::fs::write(s.path("workflows/acceptance-testing.yaml"), acceptance).unwrap();
+    std::fs::write(s.path("workflows/acceptance-testing.yaml"), &acceptance).unwrap();
+    let line = acceptance
+        .lines()
+        .position(|l| l.contains("create_issue: {template: gitaly-migration"))
+        .unwrap()
+        + 1;
     let err = s.fails(&["validate"]);
     assert!(
-        err.contains("workflows/acceptance-testing.yaml:29:42: workflows start each other in a cycle: acceptance-testing → gitaly-migration → acceptance-testing"),
+        err.contains(&format!("workflows/acceptance-testing.yaml:{line}:42: workflows start each other in a cycle: acceptance-testing → gitaly-migration → acceptance-testing")),
         "{err}"
     );
     let mut args = vec!["start", "gitaly-migration"];

@@ -115,6 +115,47 @@ fn the_acceptance_testing_rehearsal_turns_the_flag_up_step_by_step_and_off_on_ro
         4
     );
 
+    // Someone turns it down by hand: status shows the drift, the report marks it.
+    assert!(s
+        .json(&["status", &n.to_string()])
+        .get("flag_drift")
+        .is_none());
+    s.ok(&[
+        "flag",
+        "set",
+        FLAG,
+        "--percentage",
+        "50",
+        "--environment",
+        "production",
+    ]);
+    let status = s.json(&["status", &n.to_string()]);
+    assert_eq!(
+        status["flag_drift"],
+        serde_json::json!([{"name": FLAG, "environment": "production", "expected": "100%", "actual": "on at 50%"}])
+    );
+    let text = s.ok(&["status", &n.to_string()]);
+    assert!(
+        text.contains("⚠ `gitaly_find_commit` in production is on at 50%, but its stage set 100%"),
+        "{text}"
+    );
+    assert!(s
+        .ok(&["report", "--now", &at("1d5h")])
+        .contains("⚑ flag drift"));
+    s.ok(&[
+        "flag",
+        "set",
+        FLAG,
+        "--percentage",
+        "100",
+        "--environment",
+        "production",
+    ]);
+    assert!(s
+        .json(&["status", &n.to_string()])
+        .get("flag_drift")
+        .is_none());
+
     // Trial disabled: rolled back, and the flag is off everywhere.
     s.ok(&[
         "label",
@@ -249,4 +290,33 @@ fn a_flag_gate_waits_for_the_flags_real_state() {
         "production",
     ]);
     assert_eq!(moves(&run(&["advance", &n.to_string()])), ["waiting>done"]);
+}
+
+#[test]
+fn validate_warns_about_a_flag_turned_up_more_than_tenfold_at_once() {
+    let s = Shepherd::new();
+    // The shipped workflows go 1 → 5 → 50 → 100: no warning.
+    let out = s.run(&["validate"]);
+    assert!(out.status.success());
+    assert!(
+        !crate::support::stderr(&out).contains("warning"),
+        "{}",
+        crate::support::stderr(&out)
+    );
+    std::fs::create_dir_all(s.path("workflows")).unwrap();
+    let jumpy = include_str!("../../workflows/acceptance-testing.yaml").replace(
+        "percentage: 5, environment: production",
+        "percentage: 50, environment: production",
+    );
+    std::fs::write(s.path("workflows/acceptance-testing.yaml"), jumpy).unwrap();
+    let out = s.run(&["validate"]);
+    assert!(out.status.success(), "a warning, not a failure");
+    let err = crate::support::stderr(&out);
+    assert!(
+        err.contains("warning: workflow `acceptance-testing`, stage `low-impact`: `feature_flag` turns `{{feature_flag}}` from 1% to 50% in one step (more than 10×)"),
+        "{err}"
+    );
+    let v = s.json(&["validate"]);
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["warnings"].as_array().unwrap().len(), 1);
 }

@@ -221,7 +221,14 @@ fn the_shipped_acceptance_testing_rolls_back_by_itself_when_its_error_rate_goes_
     assert_eq!(watched["stage"], "rolled-back", "{watched}");
     let watched = watched["ref"].as_u64().unwrap();
     assert!(!s.issue(watched).open);
-    let audit = s.comments(watched).last().unwrap().body.clone();
+    let audit = s
+        .comments(watched)
+        .iter()
+        .rev()
+        .find(|c| c.body.contains("**shepherd** moved"))
+        .unwrap()
+        .body
+        .clone();
     assert!(
         audit.contains("from ~\"acceptance::preparation\" to ~\"acceptance::rolled-back\""),
         "{audit}"
