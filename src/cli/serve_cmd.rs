@@ -74,6 +74,7 @@ pub(super) async fn serve(session: &Session, args: ServeArgs) -> Result<ExitCode
                 .as_ref()
                 .map(|p| p as &dyn crate::metrics::Metrics);
             engine.flags = flags.as_deref();
+            engine.note_drift = true;
             engine
         })
         .collect();

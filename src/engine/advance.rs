@@ -100,7 +100,11 @@ impl<'a> Engine<'a> {
         }
         self.with_lease(number, async {
             let index = self.local_index(number).await?;
-            self.advance_in(number, &index, false, None, false).await
+            let advanced = self.advance_in(number, &index, false, None, false).await?;
+            if self.note_drift {
+                self.note_drift(number).await?;
+            }
+            Ok(advanced)
         })
         .await
     }

@@ -59,9 +59,12 @@ impl Engine<'_> {
                 let entered = snapshot.entered_at(&stage.id, &stage.label);
                 soak_due(stage, &m.marker.vars, entered, now)
             });
+        // The service looks at the flags such a migration set at every resync: someone
+        // may have changed one behind its back (no webhook says so).
+        let flags_to_check = self.note_drift && self.flags.is_some() && workflow.sets_flags();
         Ok(Look {
             number,
-            may_move: !plan.transitions.is_empty() || unstarted_child,
+            may_move: !plan.transitions.is_empty() || unstarted_child || flags_to_check,
             due,
         })
     }

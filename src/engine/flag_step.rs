@@ -78,3 +78,45 @@ fn chatops(name: &str, want: &FlagWant, env: Option<&str>) -> String {
         FlagWant::Delete => format!("/chatops run feature delete {name}{env}"),
     }
 }
+
+impl Engine<'_> {
+    /// Says on the tracking issue, once per drift, that a flag is not what the
+    /// migration's stages set (the service does this after each advance, under the
+    /// migration's lease). Each note carries a marker naming the flag and the state seen,
+    /// so a poll that sees the same drift again says nothing. Returns the drift seen.
+    pub(crate) async fn note_drift(
+        &self,
+        number: u64,
+    ) -> Result<Vec<crate::core::drift::FlagDrift>> {
+        if self.flags.is_none() {
+            return Ok(Vec::new());
+        }
+        let (m, workflow) = self.migration(number).await?;
+        if !workflow.sets_flags() || !m.issue.open {
+            return Ok(Vec::new());
+        }
+        let (mut snapshot, comments) = self
+            .snapshot(&m, workflow, &[], true, Some(Vec::new()))
+            .await?;
+        self.answer_drift(workflow, &mut snapshot).await;
+        let drift = crate::core::drift::drift(workflow, &snapshot);
+        for d in &drift {
+            let env = d.environment.as_deref().unwrap_or("*");
+            let mark = format!("<!-- shepherd:drift={}|{env}|{} -->", d.name, d.actual);
+            if comments.iter().any(|c| c.body.contains(&mark)) {
+                continue;
+            }
+            let place = d
+                .environment
+                .as_ref()
+                .map(|e| format!(" in {e}"))
+                .unwrap_or_default();
+            let text = format!(
+                "⚑ Feature flag `{}`{place} is **{}**, but this migration's stage set it to **{}**. shepherd leaves it as it is: set it back (`shepherd flag set {} …`) or move the migration to match.\n\n{mark}",
+                d.name, d.actual, d.expected, d.name
+            );
+            self.tracker.add_comment(number, &text).await?;
+        }
+        Ok(drift)
+    }
+}

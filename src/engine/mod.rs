@@ -75,6 +75,9 @@ pub struct Engine<'a> {
     /// Where feature flags are read and set; `None`: `feature_flag` actions are not
     /// performed (the comment says what to run) and flag gates do not hold.
     pub flags: Option<&'a dyn crate::flags::Flags>,
+    /// After each `advance`, say on the tracking issue (once per drift) when a flag is not
+    /// what the stages set: the service's job.
+    pub note_drift: bool,
     /// Facts answered a moment ago (`facts`).
     pub(crate) facts: facts::FactCache,
 }
@@ -180,6 +183,7 @@ impl<'a> Engine<'a> {
             store_id: tokio::sync::OnceCell::new(),
             metrics: None,
             flags: None,
+            note_drift: false,
             facts: facts::FactCache::default(),
         }
     }

@@ -27,6 +27,9 @@ pub struct Page {
     pub json: Value,
     /// Open migrations by (workflow, stage).
     pub counts: Vec<((String, String), i64)>,
+    /// Open migrations whose feature flags are not what their stages set, by workflow.
+    #[serde(default)]
+    pub drifting: Vec<(String, i64)>,
 }
 
 impl Page {
@@ -50,9 +53,13 @@ pub async fn publish(engine: &Engine<'_>, shared: &Shared, index: &[Migration]) 
         .await?;
     let workflows: Vec<&Workflow> = engine.catalog.workflows.values().collect();
     let mut counts: std::collections::BTreeMap<(String, String), i64> = Default::default();
+    let mut drifting: std::collections::BTreeMap<String, i64> = Default::default();
     for s in &statuses {
         let stage = s.stage.clone().unwrap_or_else(|| "-".into());
         *counts.entry((s.workflow.clone(), stage)).or_default() += 1;
+        if !s.flag_drift.is_empty() {
+            *drifting.entry(s.workflow.clone()).or_default() += 1;
+        }
     }
     let report = report::build(
         engine.now(),
@@ -74,6 +81,7 @@ pub async fn publish(engine: &Engine<'_>, shared: &Shared, index: &[Migration]) 
         html,
         json,
         counts: counts.into_iter().collect(),
+        drifting: drifting.into_iter().collect(),
     };
     if let Ok(text) = serde_json::to_string(&page) {
         let version = report.generated_at.to_rfc3339();

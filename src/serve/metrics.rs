@@ -42,6 +42,8 @@ pub struct Metrics {
     pub tracker_requests: Family<Labels, Counter>,
     /// The rate limit each tracker has left, as its last response said.
     pub rate_limit_remaining: Family<Labels, Gauge>,
+    /// Open migrations whose feature flags differ from what their stages set.
+    pub flag_drift: Family<Labels, Gauge>,
     /// The request counts already added to `tracker_requests`.
     requests_seen: std::sync::Mutex<std::collections::HashMap<Labels, u64>>,
 }
@@ -113,7 +115,14 @@ impl Default for Metrics {
             "Requests each tracker's rate limit has left, as its last response said",
             rate_limit_remaining.clone(),
         );
+        let flag_drift = Family::<Labels, Gauge>::default();
+        registry.register(
+            "flag_drift_migrations",
+            "Open migrations whose feature flags are not what their stages set, by workflow",
+            flag_drift.clone(),
+        );
         Metrics {
+            flag_drift,
             registry,
             tracker_requests,
             rate_limit_remaining,

@@ -174,6 +174,18 @@ impl Shared {
                     .set(*count);
             }
         }
+        self.metrics.flag_drift.clear();
+        for (name, page) in pages.iter() {
+            for (workflow, count) in &page.drifting {
+                self.metrics
+                    .flag_drift
+                    .get_or_create(&metrics::labels(&[
+                        ("tracker", name),
+                        ("workflow", workflow),
+                    ]))
+                    .set(*count);
+            }
+        }
     }
 
     pub(crate) fn note_worked(&self, tracker: &str, number: u64) {

@@ -320,3 +320,54 @@ fn validate_warns_about_a_flag_turned_up_more_than_tenfold_at_once() {
     assert_eq!(v["ok"], true);
     assert_eq!(v["warnings"].as_array().unwrap().len(), 1);
 }
+
+/// Someone turns the flag down behind shepherd's back while the service runs: it says so
+/// on the tracking issue once, not once per resync, and `/metrics` counts the drift.
+#[test]
+fn the_service_says_once_when_a_flag_drifts_from_its_stage() {
+    use crate::serve::service::Service;
+    let s = Shepherd::new();
+    let n = start(&s);
+    for (section, now) in [
+        ("1. Preparation", "1m"),
+        ("2. Development Trial", "2m"),
+        ("3. Staging Trial", "20m"),
+        ("4. Production Server Version Check", "21m"),
+    ] {
+        step(&s, n, section, &at(now));
+    }
+    assert_eq!(flag(&s, Some("production"))["percentage"], 1.0);
+    let db = format!("local:{}", s.db().display());
+    let mut service = Service::start_args(
+        s.dir.path(),
+        &["--tracker", &db],
+        &["--resync", "1s", "--insecure-no-webhook-secret"],
+        &[],
+    );
+    s.ok(&[
+        "flag",
+        "set",
+        FLAG,
+        "--percentage",
+        "7",
+        "--environment",
+        "production",
+    ]);
+    let drift_notes = || {
+        s.comments(n)
+            .iter()
+            .filter(|c| c.body.starts_with("⚑ Feature flag `gitaly_find_commit` in production is **on at 7%**, but this migration's stage set it to **1%**"))
+            .count()
+    };
+    service.wait_for("the drift note", || drift_notes() == 1);
+    service.wait_for("the drift in /metrics", || {
+        service
+            .get("/metrics")
+            .1
+            .contains("shepherd_flag_drift_migrations{tracker=")
+    });
+    // Several more resyncs: still one note.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert_eq!(drift_notes(), 1);
+    assert_eq!(service.terminate(), Some(0));
+}

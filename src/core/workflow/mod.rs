@@ -308,6 +308,15 @@ pub struct Known {
 }
 
 impl Workflow {
+    /// Whether a stage sets a feature flag as it is entered.
+    pub fn sets_flags(&self) -> bool {
+        self.stages.iter().any(|s| {
+            s.on_enter
+                .iter()
+                .any(|a| matches!(a, Action::FeatureFlag(_)))
+        })
+    }
+
     pub fn stage(&self, id: &str) -> Option<&Stage> {
         self.stages.iter().find(|s| s.id == id)
     }

@@ -11,7 +11,7 @@ mod browser;
 mod github;
 mod metrics;
 mod replicas;
-mod service;
+pub mod service;
 mod shutdown;
 
 use std::process::Command;
