@@ -3,7 +3,14 @@
 //! `gitlab-instance` (a self-managed GitLab's Features API), `unleash` (the Unleash Admin
 //! API). Each reads before it writes, and writes only what differs.
 
+mod gitlab_api;
+pub mod gitlab_instance;
+pub mod gitlab_project;
+
 use async_trait::async_trait;
+
+pub use self::gitlab_instance::GitLabInstanceFlags;
+pub use self::gitlab_project::GitLabProjectFlags;
 
 use crate::core::facts::{FlagState, FlagWant};
 
