@@ -9,6 +9,7 @@ mod concurrency;
 mod crash;
 mod facts;
 mod feature_flag;
+mod flags_gitlab;
 mod gitaly;
 mod github;
 mod github_server;
