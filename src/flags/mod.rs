@@ -4,8 +4,14 @@
 //! API). Each reads before it writes, and writes only what differs.
 
 pub mod local;
+mod gitlab_api;
+pub mod gitlab_instance;
+pub mod gitlab_project;
 
 use async_trait::async_trait;
+
+pub use self::gitlab_instance::GitLabInstanceFlags;
+pub use self::gitlab_project::GitLabProjectFlags;
 
 use crate::core::facts::{FlagState, FlagWant};
 

@@ -7,12 +7,15 @@
 //! and injects faults (429 with `Retry-After`, 5xx, a lost response, no answer at all, a
 //! connection closed mid-response) and latency on demand. Lists filter by `state`,
 //! `labels` and `updated_after`; notes can be deleted. Its clock can be moved: `travel`
-//! shifts the time it stamps on what it records.
+//! shifts the time it stamps on what it records. Project feature flags and the instance's
+//! Features API are `gitlab_flags.rs`.
 
 #![allow(dead_code)]
 
 #[path = "gitlab_facts.rs"]
 pub mod facts;
+#[path = "gitlab_flags.rs"]
+pub mod flags;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -41,6 +44,8 @@ pub struct Logged {
     pub user: String,
     /// The status answered (0 while a request is unanswered).
     pub status: u16,
+    /// The body, when it was JSON.
+    pub json: Option<Value>,
 }
 
 impl Logged {
@@ -71,6 +76,8 @@ struct Data {
     rate_limit: Option<(u64, i64)>,
     /// Merge requests and releases (`gitlab_facts.rs`).
     facts: facts::Facts,
+    /// Project feature flags and instance features (`gitlab_flags.rs`).
+    flags: flags::Flags,
 }
 
 pub struct Shared {
@@ -309,6 +316,7 @@ fn answer(
             .into_owned()
             .collect();
     let form = form_params(headers, body);
+    let json = json_body(headers, body);
     let user = headers
         .get("private-token")
         .and_then(|t| t.to_str().ok())
@@ -322,6 +330,7 @@ fn answer(
         form: form.clone(),
         user: user.clone().unwrap_or_default(),
         status: 0,
+        json: json.clone(),
     });
     let at = data.log.len() - 1;
     let Some(user) = user else {
@@ -370,7 +379,19 @@ fn answer(
             (_, s) => s,
         })
         .collect();
-    let mut response = route(shared, &mut data, method, &segs, &query, &form, &user, now);
+    let flag_answer = flags::route(
+        &mut data,
+        method.as_str(),
+        &segs,
+        &query,
+        &form,
+        json.as_ref(),
+        &user,
+    );
+    let mut response = match flag_answer {
+        Some(answer) => answer,
+        None => route(shared, &mut data, method, &segs, &query, &form, &user, now),
+    };
     if let Some((remaining, reset_in)) = data.rate_limit {
         let reset = (Utc::now().timestamp() + reset_in).to_string();
         response.headers_mut().insert(
@@ -418,6 +439,15 @@ fn form_params(headers: &HeaderMap, body: &[u8]) -> Vec<(String, String)> {
             v => (k.clone(), text(v)),
         })
         .collect()
+}
+
+/// The body, when it is JSON (feature flag strategies are nested: `form_params` flattens).
+fn json_body(headers: &HeaderMap, body: &[u8]) -> Option<Value> {
+    let json = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    json.then(|| serde_json::from_slice(body).ok()).flatten()
 }
 
 /// GitLab's `Link` header on a paged list (`rel="next"`, `"prev"`, `"first"`, `"last"`),

@@ -10,6 +10,7 @@ mod crash;
 mod facts;
 mod feature_flag;
 mod flags_local;
+mod flags_gitlab;
 mod gitaly;
 mod github;
 mod github_server;

@@ -124,11 +124,7 @@ impl Http {
         let text = String::from_utf8_lossy(&body);
         let message = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
-            .and_then(|v| {
-                v.get("message")
-                    .or_else(|| v.get("error"))
-                    .map(|m| m.as_str().map_or_else(|| m.to_string(), str::to_string))
-            })
+            .and_then(|v| v.get("message").or_else(|| v.get("error")).map(message))
             .unwrap_or_else(|| text.chars().take(200).collect());
         Err(Failure {
             status: Some(status),
@@ -183,6 +179,23 @@ impl Http {
             next = header(&rsp, "x-next-page").filter(|n| *n > page);
         }
         Ok(out)
+    }
+}
+
+/// GitLab's `message` as a sentence: a string as it is, a list of validation messages
+/// (`["Name can contain only …"]`) joined, an object of them by field (`{"name": ["…"]}`)
+/// with each field named.
+fn message(m: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match m {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(message).collect::<Vec<_>>().join("; "),
+        Value::Object(fields) => fields
+            .iter()
+            .map(|(field, v)| format!("{field} {}", message(v)))
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
     }
 }
 

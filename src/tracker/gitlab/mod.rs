@@ -6,7 +6,7 @@
 //! `facts`. GitLab's JSON stays in `json`.
 
 mod facts;
-mod http;
+pub(crate) mod http;
 mod json;
 
 use async_trait::async_trait;
