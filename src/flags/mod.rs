@@ -3,6 +3,8 @@
 //! `gitlab-instance` (a self-managed GitLab's Features API), `unleash` (the Unleash Admin
 //! API). Each reads before it writes, and writes only what differs.
 
+pub mod unleash;
+
 use async_trait::async_trait;
 
 use crate::core::facts::{FlagState, FlagWant};
