@@ -217,14 +217,16 @@ impl Unleash {
     }
 
     /// Creates the feature `name` (a `release` feature), or revives it when an archived
-    /// feature of the project has that name.
-    async fn create(&self, name: &str) -> Result<(), FlagError> {
+    /// feature of the project has that name. When Unleash would do neither (the name is a
+    /// feature of another project), what it said, for the message of the caller, who reads
+    /// the feature again.
+    async fn create(&self, name: &str) -> Result<Option<String>, FlagError> {
         let path = self.features_path();
         let body = json!({"name": name, "type": "release"});
         // Safe to repeat: a second creation is a 409, taken as done below.
         let reply = self.send(Method::POST, &path, Some(&body), true).await?;
         match reply.status {
-            s if s.is_success() => Ok(()),
+            s if s.is_success() => Ok(None),
             StatusCode::BAD_REQUEST => Err(FlagError::Invalid(format!(
                 "{} refused the flag name `{name}`: {}",
                 self.backend(),
@@ -238,15 +240,14 @@ impl Unleash {
                 let path = vec!["api", "admin", "projects", self.project.as_str(), "revive"];
                 let body = json!({ "features": [name] });
                 let revived = self.send(Method::POST, &path, Some(&body), true).await?;
-                if !revived.status.is_success() {
-                    tracing::debug!(
-                        "{}: reviving `{name}` answered {}: {}",
-                        self.backend(),
-                        revived.status,
-                        unleash_message(&revived.body)
-                    );
+                if revived.status.is_success() {
+                    return Ok(None);
                 }
-                Ok(())
+                Ok(Some(format!(
+                    "{} (and reviving it: {})",
+                    unleash_message(&reply.body),
+                    unleash_message(&revived.body)
+                )))
             }
             _ => Err(self.unexpected(&Method::POST, &path, &reply)),
         }
@@ -329,7 +330,7 @@ impl Unleash {
         let reply = self.send(method.clone(), &path, body, safe).await?;
         match reply.status {
             s if s.is_success() => Ok(()),
-            StatusCode::BAD_REQUEST => Err(FlagError::Invalid(format!(
+            StatusCode::BAD_REQUEST | StatusCode::FORBIDDEN => Err(FlagError::Invalid(format!(
                 "{} refused to change `{name}` in {env}: {}",
                 self.backend(),
                 unleash_message(&reply.body)
@@ -386,7 +387,8 @@ impl Unleash {
     }
 
     /// Sends one request, trying again a couple of times after a failure worth it. Any
-    /// answer comes back but 401/403 (`Unauthorized`) and a 5xx or 429 that stayed one.
+    /// answer comes back but a refused token (`Unauthorized`, see `refuses_the_token`) and
+    /// a 5xx or 429 that stayed one.
     async fn send(
         &self,
         method: Method,
@@ -414,12 +416,7 @@ impl Unleash {
                     message: format!("{}: {}", reply.status, unleash_message(&reply.body)),
                     retry: safe,
                 },
-                Ok(reply)
-                    if matches!(
-                        reply.status,
-                        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
-                    ) =>
-                {
+                Ok(reply) if refuses_the_token(&reply) => {
                     tracing::debug!(
                         "{}",
                         self.redact(&format!(
@@ -608,14 +605,15 @@ impl Flags for Unleash {
             Lookup::Found(feature) => feature,
             Lookup::Missing { environments, .. } => {
                 self.targets(environment, &environments)?;
-                self.create(name).await?;
+                let refused = self.create(name).await?;
                 match self.feature(name).await? {
                     Lookup::Found(feature) => feature,
                     Lookup::Missing { said, .. } => {
                         return Err(FlagError::Invalid(format!(
-                            "{} cannot make the flag `{name}` in project `{}`: {said}",
+                            "{} cannot make the flag `{name}` in project `{}`: {}",
                             self.backend(),
-                            self.project
+                            self.project,
+                            refused.unwrap_or(said)
                         )))
                     }
                 }
@@ -805,6 +803,29 @@ fn rollout_strategy(env: &Environment) -> Option<&Strategy> {
             active(env)
                 .find(|s| s.name == "default" && s.constraints.is_empty() && s.segments.is_empty())
         })
+}
+
+/// A 401, or a 403 about the token's rights. Unleash answers 403 to operations it denies
+/// whoever asks, too (`InvalidOperationError`, `OperationDeniedError` when a change request
+/// is required, `IncompatibleProjectError`): those come back to the caller.
+fn refuses_the_token(reply: &Reply) -> bool {
+    match reply.status {
+        StatusCode::UNAUTHORIZED => true,
+        StatusCode::FORBIDDEN => {
+            #[derive(Deserialize)]
+            struct Error {
+                name: Option<String>,
+            }
+            let name = serde_json::from_slice::<Error>(&reply.body)
+                .ok()
+                .and_then(|e| e.name);
+            !matches!(
+                name.as_deref(),
+                Some("InvalidOperationError" | "OperationDeniedError" | "IncompatibleProjectError")
+            )
+        }
+        _ => false,
+    }
 }
 
 /// What Unleash said in an error answer: the messages of its `details`, else its

@@ -397,3 +397,157 @@ fn a_harness_of_its_own_goes_away_with_its_database() {
         "the server is gone"
     );
 }
+
+/// A scripted stand-in for Unleash: each request takes the next answer (`None`: never
+/// answer) and is logged as `METHOD /path`; the token it carried is kept.
+#[derive(Clone, Default)]
+struct Script {
+    answers: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<Option<(u16, String)>>>>,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    tokens: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Script {
+    fn new(answers: Vec<Option<(u16, &str)>>) -> Script {
+        let script = Script::default();
+        *script.answers.lock().unwrap() = answers
+            .into_iter()
+            .map(|a| a.map(|(status, body)| (status, body.to_string())))
+            .collect();
+        script
+    }
+
+    fn serve(&self) -> String {
+        let script = self.clone();
+        let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let script = script.clone();
+            async move {
+                script.log.lock().unwrap().push(format!(
+                    "{} {}",
+                    request.method(),
+                    request.uri().path()
+                ));
+                if let Some(token) = request.headers().get("authorization") {
+                    let token = token.to_str().unwrap_or_default().to_string();
+                    script.tokens.lock().unwrap().push(token);
+                }
+                let next = script.answers.lock().unwrap().pop_front();
+                match next {
+                    Some(Some((status, body))) => (
+                        axum::http::StatusCode::from_u16(status).unwrap(),
+                        [("content-type", "application/json")],
+                        body,
+                    ),
+                    Some(None) => std::future::pending().await,
+                    None => panic!("no answer left for {}", request.uri()),
+                }
+            }
+        });
+        crate::test_server::serve(app)
+    }
+
+    fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+const FEATURE: &str = r#"{"name": "f", "environments": [
+    {"name": "production", "enabled": false, "strategies": []}]}"#;
+
+fn scripted(url: &str) -> Unleash {
+    Unleash::new(
+        url,
+        "default",
+        Some("production".into()),
+        Some("*:*.scripted-secret".into()),
+        Duration::from_secs(1),
+        Duration::from_secs(1),
+    )
+    .unwrap()
+    .with_retries(shepherd::metrics::prometheus::Retries {
+        attempts: 3,
+        min_delay: Duration::from_millis(10),
+    })
+}
+
+/// A 5xx and a 429 are tried again; adding a strategy is not repeated after a 5xx (it may
+/// have been added); a request that does not answer is not tried again; every request
+/// carries the token as it is, and no message shows it.
+#[test]
+fn failures_are_retried_only_where_that_is_safe() {
+    let script = Script::new(vec![
+        Some((503, r#"{"message": "starting"}"#)),
+        Some((429, "{}")),
+        Some((200, FEATURE)),
+    ]);
+    let flags = scripted(&script.serve());
+    let state = get(&flags, "f", None).unwrap();
+    assert_eq!(seen(&state), (true, false, None));
+    assert_eq!(script.log().len(), 3, "{:?}", script.log());
+    assert!(script
+        .tokens
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|t| t == "*:*.scripted-secret"));
+
+    let script = Script::new(vec![
+        Some((200, FEATURE)),
+        Some((502, r#"{"message": "bad gateway"}"#)),
+    ]);
+    let flags = scripted(&script.serve());
+    let err = set(&flags, "f", None, FlagWant::Percentage(5.0)).unwrap_err();
+    assert!(matches!(err, FlagError::Other(_)), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("502"), "{message}");
+    assert!(!message.contains("scripted-secret"), "{message}");
+    assert_eq!(
+        script.log(),
+        [
+            "GET /api/admin/projects/default/features/f",
+            "POST /api/admin/projects/default/features/f/environments/production/strategies",
+        ]
+    );
+
+    let script = Script::new(vec![None]);
+    let url = script.serve();
+    let flags = scripted(&url);
+    let err = get(&flags, "f", None).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "unleash at {url}: GET /api/admin/projects/default/features/f: no answer within 1 s"
+        )),
+        "{message}"
+    );
+    assert_eq!(script.log().len(), 1, "not tried again");
+}
+
+/// A 403 for an operation Unleash denies whoever asks (a change request needed) is not
+/// blamed on the token.
+#[test]
+fn a_denied_operation_is_not_a_refused_token() {
+    let script = Script::new(vec![
+        Some((200, FEATURE)),
+        Some((
+            403,
+            r#"{"name": "OperationDeniedError", "message": "Change requests are enabled in production"}"#,
+        )),
+    ]);
+    let flags = scripted(&script.serve());
+    let message = invalid(set(&flags, "f", None, FlagWant::Percentage(5.0)));
+    assert!(
+        message.contains("Change requests are enabled in production"),
+        "{message}"
+    );
+    let script = Script::new(vec![Some((
+        403,
+        r#"{"name": "NoAccessError", "message": "no"}"#,
+    ))]);
+    let flags = scripted(&script.serve());
+    let err = get(&flags, "f", None).unwrap_err();
+    assert!(
+        matches!(err, FlagError::Unauthorized { status: 403, .. }),
+        "{err:?}"
+    );
+}
