@@ -398,11 +398,14 @@ fn a_harness_of_its_own_goes_away_with_its_database() {
     );
 }
 
+/// The answers a `Script` has left: a status and body, or `None` for one that never comes.
+type Answers = std::collections::VecDeque<Option<(u16, String)>>;
+
 /// A scripted stand-in for Unleash: each request takes the next answer (`None`: never
 /// answer) and is logged as `METHOD /path`; the token it carried is kept.
 #[derive(Clone, Default)]
 struct Script {
-    answers: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<Option<(u16, String)>>>>,
+    answers: std::sync::Arc<std::sync::Mutex<Answers>>,
     log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     tokens: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
