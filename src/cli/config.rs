@@ -69,7 +69,6 @@ pub(super) struct PrometheusConfig {
 /// environment: `GITLAB_TOKEN`, `UNLEASH_TOKEN`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)] // url, project, environment: read by the remote backends
 pub(super) struct FlagsConfig {
     pub(super) backend: Option<String>,
     pub(super) url: Option<String>,
@@ -301,6 +300,8 @@ impl Session {
         let backend = match named.as_deref() {
             Some(b) => b.to_string(),
             None if spec.is_local() => "local".to_string(),
+            // On GitLab and GitHub a backend is chosen, never assumed: a flag shepherd turns
+            // on production must be one its team meant (`[flags] backend`).
             None => return Ok(None),
         };
         match backend.as_str() {
@@ -311,8 +312,59 @@ impl Session {
                 let flags = crate::flags::local::LocalFlags::open(path, self.now, &self.actor)?;
                 Ok(Some(Box::new(flags)))
             }
-            "gitlab-project" | "gitlab-instance" | "unleash" => {
-                bail!("the `{backend}` flags backend is not available in this build")
+            "gitlab-project" | "gitlab-instance" => {
+                let url = self
+                    .gitlab_url
+                    .clone()
+                    .or_else(|| config.and_then(|c| c.url.clone()))
+                    .or_else(|| self.config.tracker.as_ref().and_then(|t| t.gitlab_url.clone()))
+                    .unwrap_or_else(|| "https://gitlab.com".to_string());
+                let project = config
+                    .and_then(|c| c.project.clone())
+                    .or_else(|| match &spec {
+                        TrackerSpec::GitLab(p) => Some(p.clone()),
+                        _ => None,
+                    });
+                let token = token("GITLAB_TOKEN", "GitLab")?;
+                let flags: Box<dyn crate::flags::Flags> = if backend == "gitlab-project" {
+                    let Some(project) = project else {
+                        bail!("the `gitlab-project` flags backend needs a project: [flags] project = \"group/project\" in shepherd.toml");
+                    };
+                    let mut gl = gitlab::Config::new(&url, &project);
+                    gl.policy.timeout = self.timeout;
+                    gl.policy.max_wait = self.max_wait;
+                    let environment = config.and_then(|c| c.environment.clone());
+                    Box::new(crate::flags::GitLabProjectFlags::new(
+                        &gl,
+                        &token,
+                        environment.as_deref(),
+                    )?)
+                } else {
+                    let mut gl = gitlab::Config::new(&url, project.as_deref().unwrap_or("-/-"));
+                    gl.policy.timeout = self.timeout;
+                    gl.policy.max_wait = self.max_wait;
+                    Box::new(crate::flags::GitLabInstanceFlags::new(&gl, &token)?)
+                };
+                Ok(Some(flags))
+            }
+            "unleash" => {
+                let Some(url) = config.and_then(|c| c.url.clone()) else {
+                    bail!("the `unleash` flags backend needs its address: [flags] url = \"http://…:4242\" in shepherd.toml");
+                };
+                let project = config
+                    .and_then(|c| c.project.clone())
+                    .unwrap_or_else(|| "default".to_string());
+                let token = std::env::var("UNLEASH_TOKEN").ok().filter(|t| !t.is_empty());
+                let unleash = crate::flags::unleash::Unleash::new(
+                    &url,
+                    &project,
+                    config.and_then(|c| c.environment.clone()),
+                    token,
+                    Duration::from_secs(10),
+                    self.timeout,
+                )
+                .map_err(|e| anyhow::anyhow!("[flags] url: {e}"))?;
+                Ok(Some(Box::new(unleash)))
             }
             other => bail!(
                 "unknown flags backend `{other}` (backends: local, gitlab-project, gitlab-instance, unleash)"

@@ -7,6 +7,7 @@ pub mod local;
 mod gitlab_api;
 pub mod gitlab_instance;
 pub mod gitlab_project;
+pub mod unleash;
 
 use async_trait::async_trait;
 

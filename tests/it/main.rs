@@ -30,3 +30,4 @@ mod store;
 mod support;
 mod test_server;
 mod tidy;
+mod unleash;

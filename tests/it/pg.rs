@@ -65,6 +65,17 @@ impl TestDb {
         &self.url
     }
 
+    /// The database's name (`shepherd_test_…`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The URL of the server's own database, from which this one was made (and is
+    /// dropped).
+    pub fn admin_url(&self) -> &str {
+        &self.base
+    }
+
     /// Runs `sql` in this database (for tests that reach past the store).
     pub fn execute(&self, sql: &str) -> Result<(), String> {
         let (url, sql) = (self.url.clone(), sql.to_string());

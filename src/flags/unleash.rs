@@ -1,0 +1,1201 @@
+//! The `unleash` backend: an Unleash server's Admin API (v6), one project. A flag is a
+//! feature of the project; its state in an environment is the environment's `enabled` and
+//! the `rollout` of its first active `flexibleRollout` strategy (none: simply on or off).
+//!
+//! Writes keep to one strategy: a percentage updates the environment's first active
+//! `flexibleRollout` strategy (or turns a constraint-free `default` one into it), and adds
+//! one only when there is none, so 1 → 5 → 50 → 100 % is one strategy throughout. The
+//! other strategies a person added are left as they are. After writing, the flag is read
+//! again; where Unleash made it something else (turning an environment on adds the
+//! project's default strategy, which may not be at 100 %), the writes are made once more.
+//! `Delete` archives the feature; setting it again later revives it.
+//!
+//! Every request has the client's timeouts. A connection never made and a 429 are tried
+//! again a couple of times; a 5xx and a broken connection only for requests that are safe
+//! to repeat (all but adding a strategy); a timeout is not. The token (`UNLEASH_TOKEN`)
+//! goes only into the `Authorization` header, as Unleash takes admin and personal tokens,
+//! and is taken out of every message.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use futures::{StreamExt, TryStreamExt};
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{FlagError, Flags};
+use crate::core::facts::{FlagState, FlagWant};
+use crate::metrics::prometheus::Retries;
+use crate::tracker::retry::{chain, redact, seconds};
+
+/// The environment variable that holds the token.
+pub const TOKEN_VAR: &str = "UNLEASH_TOKEN";
+
+/// The strategy whose `rollout` parameter is the flag's percentage.
+const FLEXIBLE_ROLLOUT: &str = "flexibleRollout";
+
+/// `list` reads this many features' strategies at once.
+const LIST_CONCURRENCY: usize = 8;
+
+/// An Unleash server's Admin API, for one project.
+pub struct Unleash {
+    client: reqwest::Client,
+    /// The URL as configured, without a trailing `/` (a path prefix is kept).
+    base: url::Url,
+    /// The URL for people: without user info or a trailing `/`.
+    shown: String,
+    project: String,
+    /// `[flags] environment`: the environment of a call that names none.
+    environment: Option<String>,
+    token: Option<http::HeaderValue>,
+    /// The token's text, taken out of every message.
+    secret: String,
+    timeout: Duration,
+    retries: Retries,
+}
+
+impl Unleash {
+    /// A client for the Unleash at `url` (the address of its web UI,
+    /// `http(s)://HOST[:PORT][/PATH]`), for `project`. `environment` is the one a call
+    /// naming none works on (`None`: every environment of the project). `token`, an admin
+    /// or personal access token, is sent as the `Authorization` header (none: an Unleash
+    /// without authentication). `connect_timeout` bounds setting up a connection, `timeout`
+    /// each whole request.
+    pub fn new(
+        url: &str,
+        project: &str,
+        environment: Option<String>,
+        token: Option<String>,
+        connect_timeout: Duration,
+        timeout: Duration,
+    ) -> Result<Unleash, String> {
+        let written = if url.contains('@') {
+            crate::store::redact_url(url)
+        } else {
+            url.to_string()
+        };
+        let bad = |why: &str| format!("bad Unleash URL `{written}`: {why}");
+        let mut parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+        if parsed.host_str().is_none() || !matches!(parsed.scheme(), "http" | "https") {
+            return Err(bad("write http(s)://HOST[:PORT][/PATH]"));
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(bad(
+                "no `?` or `#` part: write the address of Unleash's web UI",
+            ));
+        }
+        let trimmed = parsed.path().trim_end_matches('/').to_string();
+        parsed.set_path(&trimmed);
+        let mut shown = parsed.clone();
+        // Only fails for URLs without a host, refused above.
+        let _ = shown.set_username("");
+        let _ = shown.set_password(None);
+        let shown = shown.as_str().trim_end_matches('/').to_string();
+        if project.trim().is_empty() {
+            return Err("the Unleash project is empty: set [flags] project".into());
+        }
+        if environment.as_deref().is_some_and(|e| e.trim().is_empty()) {
+            return Err("the Unleash environment is empty: set [flags] environment".into());
+        }
+        let secret = token.unwrap_or_default();
+        let token = if secret.is_empty() {
+            None
+        } else {
+            let mut value = http::HeaderValue::from_str(&secret)
+                .map_err(|_| format!("{TOKEN_VAR} holds characters a header cannot carry"))?;
+            value.set_sensitive(true);
+            Some(value)
+        };
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("shepherd/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(connect_timeout)
+            .timeout(timeout)
+            .build()
+            .map_err(|e| format!("cannot build an HTTP client: {}", chain(&e)))?;
+        Ok(Unleash {
+            client,
+            base: parsed,
+            shown,
+            project: project.to_string(),
+            environment,
+            token,
+            secret,
+            timeout,
+            retries: Retries::default(),
+        })
+    }
+
+    /// The same client with other retries (tests use short ones).
+    pub fn with_retries(mut self, retries: Retries) -> Unleash {
+        self.retries = Retries {
+            attempts: retries.attempts.max(1),
+            ..retries
+        };
+        self
+    }
+
+    /// The URL as people may see it (no user info, no token).
+    pub fn url(&self) -> &str {
+        &self.shown
+    }
+
+    /// The backend as error messages name it.
+    fn backend(&self) -> String {
+        format!("unleash at {}", self.shown)
+    }
+
+    /// The feature `name`, or, when the project has none by that name, the project's
+    /// environments (a project that does not exist is an error).
+    async fn feature(&self, name: &str) -> Result<Lookup, FlagError> {
+        let path = self.feature_path(name);
+        let reply = self.send(Method::GET, &path, None, true).await?;
+        match reply.status {
+            StatusCode::OK => Ok(Lookup::Found(self.parse(&Method::GET, &path, &reply)?)),
+            StatusCode::NOT_FOUND => Ok(Lookup::Missing {
+                environments: self.project_environments().await?,
+                said: unleash_message(&reply.body),
+            }),
+            _ => Err(self.unexpected(&Method::GET, &path, &reply)),
+        }
+    }
+
+    /// The environments of the project; a project that does not exist is `Invalid`.
+    async fn project_environments(&self) -> Result<Vec<String>, FlagError> {
+        let path = vec!["api", "admin", "projects", self.project.as_str()];
+        let reply = self.send(Method::GET, &path, None, true).await?;
+        match reply.status {
+            StatusCode::OK => {
+                let project: Project = self.parse(&Method::GET, &path, &reply)?;
+                Ok(project
+                    .environments
+                    .into_iter()
+                    .map(ProjectEnvironment::name)
+                    .collect())
+            }
+            StatusCode::NOT_FOUND => Err(self.no_project()),
+            _ => Err(self.unexpected(&Method::GET, &path, &reply)),
+        }
+    }
+
+    fn no_project(&self) -> FlagError {
+        FlagError::Invalid(format!(
+            "Unleash project `{}` does not exist at {}",
+            self.project, self.shown
+        ))
+    }
+
+    /// The environments a call works on: the one it names, else the configured one, else
+    /// every environment of the project (`known`). One that `known` lacks is `Invalid`.
+    fn targets(
+        &self,
+        environment: Option<&str>,
+        known: &[String],
+    ) -> Result<Vec<String>, FlagError> {
+        match environment.or(self.environment.as_deref()) {
+            Some(env) if known.iter().any(|k| k == env) => Ok(vec![env.to_string()]),
+            Some(env) => Err(FlagError::Invalid(format!(
+                "Unleash environment `{env}` does not exist in project `{}` at {} (it has {})",
+                self.project,
+                self.shown,
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ))),
+            None => Ok(known.to_vec()),
+        }
+    }
+
+    /// The environment a state is of: the one named or configured (`None`: all of them).
+    fn state_environment(&self, environment: Option<&str>) -> Option<String> {
+        environment
+            .or(self.environment.as_deref())
+            .map(String::from)
+    }
+
+    /// Creates the feature `name` (a `release` feature), or revives it when an archived
+    /// feature of the project has that name. When Unleash would do neither (the name is a
+    /// feature of another project), what it said, for the message of the caller, who reads
+    /// the feature again.
+    async fn create(&self, name: &str) -> Result<Option<String>, FlagError> {
+        let path = self.features_path();
+        let body = json!({"name": name, "type": "release"});
+        // Safe to repeat: a second creation is a 409, taken as done below.
+        let reply = self.send(Method::POST, &path, Some(&body), true).await?;
+        match reply.status {
+            s if s.is_success() => Ok(None),
+            StatusCode::BAD_REQUEST => Err(FlagError::Invalid(format!(
+                "{} refused the flag name `{name}`: {}",
+                self.backend(),
+                unleash_message(&reply.body)
+            ))),
+            StatusCode::NOT_FOUND => Err(self.no_project()),
+            StatusCode::CONFLICT => {
+                // Archived (by an earlier `Delete`), or created meanwhile, or a feature
+                // of another project: revive it where it is this project's; the caller
+                // reads it again and says what it found.
+                let path = vec!["api", "admin", "projects", self.project.as_str(), "revive"];
+                let body = json!({ "features": [name] });
+                let revived = self.send(Method::POST, &path, Some(&body), true).await?;
+                if revived.status.is_success() {
+                    return Ok(None);
+                }
+                Ok(Some(format!(
+                    "{} (and reviving it: {})",
+                    unleash_message(&reply.body),
+                    unleash_message(&revived.body)
+                )))
+            }
+            _ => Err(self.unexpected(&Method::POST, &path, &reply)),
+        }
+    }
+
+    /// The writes that make environment `env` of the feature `name` what `want` says.
+    fn plan(name: &str, env: &Environment, want: &FlagWant) -> Vec<Step> {
+        let mut steps = Vec::new();
+        match want {
+            FlagWant::Percentage(p) => {
+                match rollout_strategy(env) {
+                    Some(s) if s.name == FLEXIBLE_ROLLOUT && s.rollout() == Some(*p) => {}
+                    Some(s) => steps.push(Step::Update {
+                        id: s.id.clone(),
+                        body: s.with_rollout(name, *p),
+                    }),
+                    None => steps.push(Step::Add {
+                        body: json!({
+                            "name": FLEXIBLE_ROLLOUT,
+                            "constraints": [],
+                            "parameters": {
+                                "rollout": rollout_text(*p),
+                                "stickiness": "default",
+                                "groupId": name,
+                            },
+                        }),
+                    }),
+                }
+                if !env.enabled {
+                    steps.push(Step::On);
+                }
+            }
+            FlagWant::Enabled(true) => {
+                let partial = active(env)
+                    .find(|s| s.name == FLEXIBLE_ROLLOUT)
+                    .filter(|s| s.rollout() != Some(100.0));
+                if let Some(s) = partial {
+                    steps.push(Step::Update {
+                        id: s.id.clone(),
+                        body: s.with_rollout(name, 100.0),
+                    });
+                }
+                if !env.enabled {
+                    steps.push(Step::On);
+                }
+            }
+            FlagWant::Enabled(false) => {
+                if env.enabled {
+                    steps.push(Step::Off);
+                }
+            }
+            FlagWant::Delete => {}
+        }
+        steps
+    }
+
+    /// Makes one write of a plan.
+    async fn apply(&self, name: &str, env: &str, step: &Step) -> Result<(), FlagError> {
+        let mut path = self.feature_path(name);
+        path.extend(["environments", env]);
+        let (method, body, safe) = match step {
+            Step::Update { id, body } => {
+                path.extend(["strategies", id.as_str()]);
+                (Method::PUT, Some(body), true)
+            }
+            Step::Add { body } => {
+                path.push("strategies");
+                // Not repeated after a 5xx or a broken connection: it may have been added.
+                (Method::POST, Some(body), false)
+            }
+            Step::On => {
+                path.push("on");
+                (Method::POST, None, true)
+            }
+            Step::Off => {
+                path.push("off");
+                (Method::POST, None, true)
+            }
+        };
+        let reply = self.send(method.clone(), &path, body, safe).await?;
+        match reply.status {
+            s if s.is_success() => Ok(()),
+            StatusCode::BAD_REQUEST | StatusCode::FORBIDDEN => Err(FlagError::Invalid(format!(
+                "{} refused to change `{name}` in {env}: {}",
+                self.backend(),
+                unleash_message(&reply.body)
+            ))),
+            _ => Err(self.unexpected(&method, &path, &reply)),
+        }
+    }
+
+    /// Archives the feature `name`; one that does not exist is fine.
+    async fn archive(&self, name: &str, environment: Option<&str>) -> Result<FlagState, FlagError> {
+        let path = self.feature_path(name);
+        let reply = self.send(Method::DELETE, &path, None, true).await?;
+        match reply.status {
+            s if s.is_success() => {}
+            StatusCode::NOT_FOUND => {
+                // Gone already, unless the project itself is.
+                self.project_environments().await?;
+            }
+            _ => return Err(self.unexpected(&Method::DELETE, &path, &reply)),
+        }
+        Ok(FlagState {
+            name: name.to_string(),
+            exists: false,
+            enabled: false,
+            percentage: None,
+            environment: self.state_environment(environment),
+        })
+    }
+
+    fn features_path(&self) -> Vec<&str> {
+        vec![
+            "api",
+            "admin",
+            "projects",
+            self.project.as_str(),
+            "features",
+        ]
+    }
+
+    fn feature_path<'a>(&'a self, name: &'a str) -> Vec<&'a str> {
+        let mut path = self.features_path();
+        path.push(name);
+        path
+    }
+
+    /// The address of the API path whose segments are `path` (each percent-encoded).
+    fn address(&self, path: &[&str]) -> Result<url::Url, FlagError> {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|()| FlagError::Other(format!("{}: not a base URL", self.backend())))?
+            .pop_if_empty()
+            .extend(path);
+        Ok(url)
+    }
+
+    /// Sends one request, trying again a couple of times after a failure worth it. Any
+    /// answer comes back but a refused token (`Unauthorized`, see `refuses_the_token`) and
+    /// a 5xx or 429 that stayed one.
+    async fn send(
+        &self,
+        method: Method,
+        path: &[&str],
+        body: Option<&Value>,
+        safe: bool,
+    ) -> Result<Reply, FlagError> {
+        let url = self.address(path)?;
+        let what = format!("{method} /{}", path.join("/"));
+        let mut delays = ExponentialBuilder::default()
+            .with_jitter()
+            .with_min_delay(self.retries.min_delay)
+            .with_max_delay(Duration::from_secs(5))
+            .with_max_times(self.retries.attempts.saturating_sub(1))
+            .build();
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let trouble = match self.send_once(&method, &url, body).await {
+                Ok(reply) if reply.status == StatusCode::TOO_MANY_REQUESTS => Trouble {
+                    message: format!("{}: {}", reply.status, unleash_message(&reply.body)),
+                    retry: true,
+                },
+                Ok(reply) if reply.status.is_server_error() => Trouble {
+                    message: format!("{}: {}", reply.status, unleash_message(&reply.body)),
+                    retry: safe,
+                },
+                Ok(reply) if refuses_the_token(&reply) => {
+                    tracing::debug!(
+                        "{}",
+                        self.redact(&format!(
+                            "{}: {what} answered {}: {}",
+                            self.backend(),
+                            reply.status,
+                            unleash_message(&reply.body)
+                        ))
+                    );
+                    return Err(FlagError::Unauthorized {
+                        backend: self.backend(),
+                        status: reply.status.as_u16(),
+                        token_var: TOKEN_VAR,
+                    });
+                }
+                Ok(reply) => return Ok(reply),
+                Err(trouble) => Trouble {
+                    retry: trouble.retry || (safe && trouble.sent),
+                    message: trouble.message,
+                },
+            };
+            let next = if trouble.retry { delays.next() } else { None };
+            let Some(delay) = next else {
+                let tries = if tries > 1 {
+                    format!(" ({tries} tries)")
+                } else {
+                    String::new()
+                };
+                return Err(FlagError::Other(self.redact(&format!(
+                    "{}: {what}: {}{tries}",
+                    self.backend(),
+                    trouble.message
+                ))));
+            };
+            tracing::warn!(
+                "{}",
+                self.redact(&format!(
+                    "{}: {what}: {}; trying again in {delay:?}",
+                    self.backend(),
+                    trouble.message
+                ))
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One request and its whole answer.
+    async fn send_once(
+        &self,
+        method: &Method,
+        url: &url::Url,
+        body: Option<&Value>,
+    ) -> Result<Reply, Transport> {
+        let mut request = self
+            .client
+            .request(method.clone(), url.clone())
+            .header(http::header::ACCEPT, "application/json");
+        if let Some(token) = &self.token {
+            request = request.header(http::header::AUTHORIZATION, token.clone());
+        }
+        if let Some(body) = body {
+            request = request
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.map_err(|e| self.transport(e))?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| self.transport(e))?;
+        Ok(Reply {
+            status,
+            body: body.to_vec(),
+        })
+    }
+
+    /// A request that got no whole answer. A timeout is not tried again: the next try
+    /// would wait as long.
+    fn transport(&self, e: reqwest::Error) -> Transport {
+        if e.is_timeout() {
+            return Transport {
+                message: format!("no answer within {}", seconds(self.timeout)),
+                retry: false,
+                sent: false,
+            };
+        }
+        let connect = e.is_connect();
+        let what = if connect {
+            "cannot connect"
+        } else {
+            "the request failed"
+        };
+        // The message names the request already.
+        let e = e.without_url();
+        Transport {
+            message: format!("{what}: {}", chain(&e)),
+            retry: connect,
+            sent: !connect,
+        }
+    }
+
+    /// An answer's JSON, or an error that names the request.
+    fn parse<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &Method,
+        path: &[&str],
+        reply: &Reply,
+    ) -> Result<T, FlagError> {
+        serde_json::from_slice(&reply.body).map_err(|e| {
+            FlagError::Other(format!(
+                "{}: {method} /{}: not the Admin API's answer ({e})",
+                self.backend(),
+                path.join("/")
+            ))
+        })
+    }
+
+    /// An answer the request should not have had.
+    fn unexpected(&self, method: &Method, path: &[&str], reply: &Reply) -> FlagError {
+        FlagError::Other(self.redact(&format!(
+            "{}: {method} /{} answered {}: {}",
+            self.backend(),
+            path.join("/"),
+            reply.status,
+            unleash_message(&reply.body)
+        )))
+    }
+
+    fn redact(&self, text: &str) -> String {
+        redact(text, &self.secret)
+    }
+}
+
+#[async_trait]
+impl Flags for Unleash {
+    fn describe(&self) -> String {
+        let mut text = format!("unleash at {}, project {}", self.shown, self.project);
+        if let Some(env) = &self.environment {
+            text.push_str(&format!(", environment {env}"));
+        }
+        text
+    }
+
+    fn kind(&self) -> &'static str {
+        "unleash"
+    }
+
+    async fn get(&self, name: &str, environment: Option<&str>) -> Result<FlagState, FlagError> {
+        check_name(name)?;
+        match self.feature(name).await? {
+            Lookup::Found(feature) => {
+                let known = feature.environment_names();
+                let targets = self.targets(environment, &known)?;
+                Ok(state(
+                    name,
+                    &feature,
+                    &targets,
+                    self.state_environment(environment),
+                ))
+            }
+            Lookup::Missing { environments, .. } => {
+                self.targets(environment, &environments)?;
+                Ok(FlagState {
+                    name: name.to_string(),
+                    exists: false,
+                    enabled: false,
+                    percentage: None,
+                    environment: self.state_environment(environment),
+                })
+            }
+        }
+    }
+
+    async fn set(
+        &self,
+        name: &str,
+        environment: Option<&str>,
+        want: &FlagWant,
+    ) -> Result<FlagState, FlagError> {
+        check_name(name)?;
+        if let FlagWant::Percentage(p) = want {
+            check_percentage(*p)?;
+        }
+        if *want == FlagWant::Delete {
+            return self.archive(name, environment).await;
+        }
+        let mut feature = match self.feature(name).await? {
+            Lookup::Found(feature) => feature,
+            Lookup::Missing { environments, .. } => {
+                self.targets(environment, &environments)?;
+                let refused = self.create(name).await?;
+                match self.feature(name).await? {
+                    Lookup::Found(feature) => feature,
+                    Lookup::Missing { said, .. } => {
+                        return Err(FlagError::Invalid(format!(
+                            "{} cannot make the flag `{name}` in project `{}`: {}",
+                            self.backend(),
+                            self.project,
+                            refused.unwrap_or(said)
+                        )))
+                    }
+                }
+            }
+        };
+        let targets = self.targets(environment, &feature.environment_names())?;
+        // A second round when Unleash made an environment something else than asked (its
+        // default strategy when turned on).
+        for _ in 0..2 {
+            let mut wrote = false;
+            for env in &targets {
+                let Some(current) = feature.environments.iter().find(|e| &e.name == env) else {
+                    continue;
+                };
+                for step in Self::plan(name, current, want) {
+                    tracing::debug!("{}: `{name}` in {env}: {step:?}", self.backend());
+                    self.apply(name, env, &step).await?;
+                    wrote = true;
+                }
+            }
+            if !wrote {
+                break;
+            }
+            feature = match self.feature(name).await? {
+                Lookup::Found(feature) => feature,
+                Lookup::Missing { said, .. } => {
+                    return Err(FlagError::Other(format!(
+                        "{}: the flag `{name}` went away while shepherd set it: {said}",
+                        self.backend()
+                    )))
+                }
+            };
+        }
+        Ok(state(
+            name,
+            &feature,
+            &targets,
+            self.state_environment(environment),
+        ))
+    }
+
+    async fn list(&self) -> Result<Vec<FlagState>, FlagError> {
+        let path = self.features_path();
+        let reply = self.send(Method::GET, &path, None, true).await?;
+        if reply.status != StatusCode::OK {
+            return Err(self.unexpected(&Method::GET, &path, &reply));
+        }
+        let listed: ProjectFeatures = self.parse(&Method::GET, &path, &reply)?;
+        // Unleash lists an unknown project as one without features.
+        let known = match listed.features.first() {
+            Some(first) => first.environments.iter().map(|e| e.name.clone()).collect(),
+            None => self.project_environments().await?,
+        };
+        let targets = self.targets(None, &known)?;
+        let environment = self.state_environment(None);
+        let mut states: Vec<FlagState> = futures::stream::iter(listed.features)
+            .map(|listed| {
+                let (targets, environment) = (&targets, environment.clone());
+                async move {
+                    // Only an environment that is on with strategies has a percentage,
+                    // which only the feature itself shows.
+                    let needs_strategies = listed.environments.iter().any(|e| {
+                        targets.contains(&e.name)
+                            && e.enabled
+                            && e.has_enabled_strategies != Some(false)
+                    });
+                    let feature = if needs_strategies {
+                        match self.feature(&listed.name).await? {
+                            Lookup::Found(feature) => feature,
+                            // Archived meanwhile.
+                            Lookup::Missing { .. } => return Ok(None),
+                        }
+                    } else {
+                        listed.without_strategies()
+                    };
+                    Ok::<_, FlagError>(Some(state(&listed.name, &feature, targets, environment)))
+                }
+            })
+            .buffered(LIST_CONCURRENCY)
+            .try_filter_map(|s| async move { Ok(s) })
+            .try_collect()
+            .await?;
+        states.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(states)
+    }
+}
+
+/// A flag name Unleash could never take as a path segment: refused before any request.
+fn check_name(name: &str) -> Result<(), FlagError> {
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(FlagError::Invalid(format!(
+            "`{name}` is not a flag name Unleash can take"
+        )));
+    }
+    Ok(())
+}
+
+/// A percentage Unleash can roll out: a whole number from 0 to 100 (the SDKs read
+/// `rollout` as an integer).
+fn check_percentage(p: f64) -> Result<(), FlagError> {
+    if !(0.0..=100.0).contains(&p) {
+        return Err(FlagError::Invalid(format!(
+            "a percentage is from 0 to 100, not {p}"
+        )));
+    }
+    if p.fract() != 0.0 {
+        return Err(FlagError::Invalid(format!(
+            "Unleash rolls out whole percentages, not {p}"
+        )));
+    }
+    Ok(())
+}
+
+/// `p` as Unleash writes a `rollout`: `"5"`.
+fn rollout_text(p: f64) -> String {
+    format!("{}", p.round() as i64)
+}
+
+/// The flag's state over `targets` (the environments asked about): on only where every
+/// one is on; the percentage their common one, or, where they differ, the lowest (the
+/// share the flag is on for at least everywhere; simply on counts as 100 %).
+fn state(
+    name: &str,
+    feature: &Feature,
+    targets: &[String],
+    environment: Option<String>,
+) -> FlagState {
+    let states: Vec<(bool, Option<f64>)> = targets
+        .iter()
+        .filter_map(|t| feature.environments.iter().find(|e| &e.name == t))
+        .map(environment_state)
+        .collect();
+    let enabled = !states.is_empty() && states.iter().all(|(on, _)| *on);
+    let percentage = if !enabled {
+        None
+    } else if states.windows(2).all(|w| w[0].1 == w[1].1) {
+        states.first().and_then(|(_, p)| *p)
+    } else {
+        states
+            .iter()
+            .map(|(_, p)| p.unwrap_or(100.0))
+            .min_by(|a, b| a.total_cmp(b))
+    };
+    FlagState {
+        name: name.to_string(),
+        exists: true,
+        enabled,
+        percentage,
+        environment,
+    }
+}
+
+/// One environment: on or off, and when on, the rollout of its first active
+/// `flexibleRollout` strategy (none: simply on).
+fn environment_state(env: &Environment) -> (bool, Option<f64>) {
+    if !env.enabled {
+        return (false, None);
+    }
+    let percentage = active(env)
+        .find(|s| s.name == FLEXIBLE_ROLLOUT)
+        .and_then(Strategy::rollout);
+    (true, percentage)
+}
+
+/// The environment's active strategies, in Unleash's order.
+fn active(env: &Environment) -> impl Iterator<Item = &Strategy> {
+    let mut strategies: Vec<&Strategy> = env
+        .strategies
+        .iter()
+        .filter(|s| s.disabled != Some(true))
+        .collect();
+    strategies.sort_by(|a, b| {
+        a.sort_order
+            .unwrap_or(0.0)
+            .total_cmp(&b.sort_order.unwrap_or(0.0))
+    });
+    strategies.into_iter()
+}
+
+/// The strategy a percentage goes into: the first active `flexibleRollout`, else the first
+/// active `default` strategy without constraints or segments (on for everyone, which a
+/// rollout replaces).
+fn rollout_strategy(env: &Environment) -> Option<&Strategy> {
+    active(env)
+        .find(|s| s.name == FLEXIBLE_ROLLOUT)
+        .or_else(|| {
+            active(env)
+                .find(|s| s.name == "default" && s.constraints.is_empty() && s.segments.is_empty())
+        })
+}
+
+/// A 401, or a 403 about the token's rights. Unleash answers 403 to operations it denies
+/// whoever asks, too (`InvalidOperationError`, `OperationDeniedError` when a change request
+/// is required, `IncompatibleProjectError`): those come back to the caller.
+fn refuses_the_token(reply: &Reply) -> bool {
+    match reply.status {
+        StatusCode::UNAUTHORIZED => true,
+        StatusCode::FORBIDDEN => {
+            #[derive(Deserialize)]
+            struct Error {
+                name: Option<String>,
+            }
+            let name = serde_json::from_slice::<Error>(&reply.body)
+                .ok()
+                .and_then(|e| e.name);
+            !matches!(
+                name.as_deref(),
+                Some("InvalidOperationError" | "OperationDeniedError" | "IncompatibleProjectError")
+            )
+        }
+        _ => false,
+    }
+}
+
+/// What Unleash said in an error answer: the messages of its `details`, else its
+/// `message`, else the start of the body.
+fn unleash_message(body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct Error {
+        message: Option<String>,
+        #[serde(default)]
+        details: Vec<Detail>,
+    }
+    #[derive(Deserialize)]
+    struct Detail {
+        message: Option<String>,
+    }
+    if let Ok(error) = serde_json::from_slice::<Error>(body) {
+        let details: Vec<String> = error
+            .details
+            .into_iter()
+            .filter_map(|d| d.message)
+            .collect();
+        if !details.is_empty() {
+            return details.join("; ");
+        }
+        if let Some(message) = error.message {
+            return message;
+        }
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return "(no message)".into();
+    }
+    let mut short: String = text.chars().take(300).collect();
+    if short.len() < text.len() {
+        short.push('…');
+    }
+    short
+}
+
+/// One write of `set`.
+#[derive(Debug)]
+enum Step {
+    /// Replace strategy `id` with `body` (the same strategy, another rollout).
+    Update {
+        id: String,
+        body: Value,
+    },
+    /// Add the strategy `body`.
+    Add {
+        body: Value,
+    },
+    On,
+    Off,
+}
+
+/// An HTTP answer.
+struct Reply {
+    status: StatusCode,
+    body: Vec<u8>,
+}
+
+/// A request that got no whole answer.
+struct Transport {
+    message: String,
+    /// Worth another try whatever the request (no connection was made).
+    retry: bool,
+    /// The request may have reached the server.
+    sent: bool,
+}
+
+/// A failure `send` may try again.
+struct Trouble {
+    message: String,
+    retry: bool,
+}
+
+/// What a feature look-up found.
+enum Lookup {
+    Found(Feature),
+    /// No feature by that name in the project: the project's environments, and what
+    /// Unleash said.
+    Missing {
+        environments: Vec<String>,
+        said: String,
+    },
+}
+
+/// `GET /api/admin/projects/{project}/features/{name}`.
+#[derive(Deserialize)]
+struct Feature {
+    #[serde(default)]
+    environments: Vec<Environment>,
+}
+
+impl Feature {
+    fn environment_names(&self) -> Vec<String> {
+        self.environments.iter().map(|e| e.name.clone()).collect()
+    }
+}
+
+#[derive(Deserialize)]
+struct Environment {
+    name: String,
+    enabled: bool,
+    #[serde(default)]
+    strategies: Vec<Strategy>,
+}
+
+/// A strategy, with everything a `PUT` of it must send back unchanged.
+#[derive(Clone, Debug, Deserialize)]
+struct Strategy {
+    id: String,
+    name: String,
+    #[serde(default)]
+    disabled: Option<bool>,
+    #[serde(default, rename = "sortOrder")]
+    sort_order: Option<f64>,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    parameters: serde_json::Map<String, Value>,
+    #[serde(default)]
+    constraints: Vec<Value>,
+    #[serde(default)]
+    variants: Vec<Value>,
+    #[serde(default)]
+    segments: Vec<Value>,
+}
+
+impl Strategy {
+    /// The `rollout` parameter (a string, or a number where a person wrote one).
+    fn rollout(&self) -> Option<f64> {
+        match self.parameters.get("rollout")? {
+            Value::String(s) => s.trim().parse().ok(),
+            Value::Number(n) => n.as_f64(),
+            _ => None,
+        }
+    }
+
+    /// The body of a `PUT` that makes this strategy a `flexibleRollout` at `p` and keeps
+    /// the rest (a `PUT` replaces constraints and variants; segments stay unless sent).
+    fn with_rollout(&self, feature: &str, p: f64) -> Value {
+        let mut parameters = self.parameters.clone();
+        parameters.insert("rollout".into(), Value::String(rollout_text(p)));
+        parameters
+            .entry("stickiness")
+            .or_insert_with(|| Value::String("default".into()));
+        parameters
+            .entry("groupId")
+            .or_insert_with(|| Value::String(feature.into()));
+        let mut body = json!({
+            "name": FLEXIBLE_ROLLOUT,
+            "parameters": parameters,
+            "constraints": self.constraints,
+            "variants": self.variants,
+            "segments": self.segments,
+            "disabled": false,
+        });
+        if let Some(title) = &self.title {
+            body["title"] = Value::String(title.clone());
+        }
+        if let Some(order) = self.sort_order {
+            body["sortOrder"] = json!(order);
+        }
+        body
+    }
+}
+
+/// `GET /api/admin/projects/{project}`.
+#[derive(Deserialize)]
+struct Project {
+    #[serde(default)]
+    environments: Vec<ProjectEnvironment>,
+}
+
+/// An environment of a project: `{"environment": "production", …}` (or, from older
+/// servers, its name alone).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ProjectEnvironment {
+    Named { environment: String },
+    Bare(String),
+}
+
+impl ProjectEnvironment {
+    fn name(self) -> String {
+        match self {
+            ProjectEnvironment::Named { environment } => environment,
+            ProjectEnvironment::Bare(name) => name,
+        }
+    }
+}
+
+/// `GET /api/admin/projects/{project}/features`: each feature's environments, without
+/// their strategies.
+#[derive(Deserialize)]
+struct ProjectFeatures {
+    #[serde(default)]
+    features: Vec<ListedFeature>,
+}
+
+#[derive(Deserialize)]
+struct ListedFeature {
+    name: String,
+    #[serde(default)]
+    environments: Vec<ListedEnvironment>,
+}
+
+impl ListedFeature {
+    /// The feature as far as the list tells it (no strategies: no percentage).
+    fn without_strategies(&self) -> Feature {
+        Feature {
+            environments: self
+                .environments
+                .iter()
+                .map(|e| Environment {
+                    name: e.name.clone(),
+                    enabled: e.enabled,
+                    strategies: Vec::new(),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ListedEnvironment {
+    name: String,
+    enabled: bool,
+    #[serde(default, rename = "hasEnabledStrategies")]
+    has_enabled_strategies: Option<bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(enabled: bool, strategies: Value) -> Environment {
+        serde_json::from_value(json!({
+            "name": "production",
+            "enabled": enabled,
+            "strategies": strategies,
+        }))
+        .unwrap()
+    }
+
+    fn flexible(id: &str, rollout: &str, order: i64) -> Value {
+        json!({"id": id, "name": "flexibleRollout", "sortOrder": order, "disabled": false,
+               "constraints": [], "variants": [], "segments": [],
+               "parameters": {"rollout": rollout, "stickiness": "default", "groupId": "f"}})
+    }
+
+    #[test]
+    fn the_percentage_is_the_first_active_flexible_rollout() {
+        let e = env(
+            true,
+            json!([flexible("b", "50", 2), flexible("a", "5", 1),
+                   {"id": "c", "name": "flexibleRollout", "sortOrder": 0, "disabled": true,
+                    "parameters": {"rollout": "1"}}]),
+        );
+        assert_eq!(environment_state(&e), (true, Some(5.0)));
+        assert_eq!(
+            environment_state(&env(false, json!([flexible("a", "5", 0)]))),
+            (false, None)
+        );
+        let default = json!([{"id": "d", "name": "default", "parameters": {}}]);
+        assert_eq!(environment_state(&env(true, default)), (true, None));
+    }
+
+    #[test]
+    fn a_percentage_updates_the_strategy_there_is() {
+        let e = env(true, json!([flexible("a", "5", 0)]));
+        let steps = Unleash::plan("f", &e, &FlagWant::Percentage(50.0));
+        let [Step::Update { id, body }] = steps.as_slice() else {
+            panic!("{steps:?}")
+        };
+        assert_eq!(id, "a");
+        assert_eq!(body["parameters"]["rollout"], "50");
+        assert!(Unleash::plan("f", &e, &FlagWant::Percentage(5.0)).is_empty());
+        let off = env(false, json!([]));
+        let steps = Unleash::plan("f", &off, &FlagWant::Percentage(1.0));
+        assert!(
+            matches!(steps.as_slice(), [Step::Add { .. }, Step::On]),
+            "{steps:?}"
+        );
+        let default = env(
+            true,
+            json!([{"id": "d", "name": "default", "parameters": {}}]),
+        );
+        let steps = Unleash::plan("f", &default, &FlagWant::Percentage(1.0));
+        let [Step::Update { id, body }] = steps.as_slice() else {
+            panic!("{steps:?}")
+        };
+        assert_eq!(id, "d");
+        assert_eq!(body["name"], "flexibleRollout");
+        assert_eq!(body["parameters"]["groupId"], "f");
+    }
+
+    #[test]
+    fn enabled_means_fully_on() {
+        let e = env(false, json!([flexible("a", "5", 0)]));
+        let steps = Unleash::plan("f", &e, &FlagWant::Enabled(true));
+        assert!(
+            matches!(steps.as_slice(), [Step::Update { .. }, Step::On]),
+            "{steps:?}"
+        );
+        assert!(Unleash::plan("f", &e, &FlagWant::Enabled(false)).is_empty());
+        let on = env(true, json!([flexible("a", "100", 0)]));
+        assert!(Unleash::plan("f", &on, &FlagWant::Enabled(true)).is_empty());
+        let steps = Unleash::plan("f", &on, &FlagWant::Enabled(false));
+        assert!(matches!(steps.as_slice(), [Step::Off]), "{steps:?}");
+    }
+
+    #[test]
+    fn every_environment_shows_the_least() {
+        let feature: Feature = serde_json::from_value(json!({"environments": [
+            {"name": "development", "enabled": true, "strategies": []},
+            {"name": "production", "enabled": true, "strategies": [flexible("a", "5", 0)]},
+        ]}))
+        .unwrap();
+        let all = ["development".to_string(), "production".to_string()];
+        let s = state("f", &feature, &all, None);
+        assert!(s.enabled);
+        assert_eq!(s.percentage, Some(5.0));
+        let s = state("f", &feature, &all[..1], Some("development".into()));
+        assert_eq!((s.enabled, s.percentage), (true, None));
+    }
+
+    #[test]
+    fn percentages_are_whole_and_in_range() {
+        assert!(check_percentage(0.0).is_ok());
+        assert!(check_percentage(100.0).is_ok());
+        for bad in [150.0, -1.0, 0.5, f64::NAN] {
+            assert!(
+                matches!(check_percentage(bad), Err(FlagError::Invalid(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn unleash_messages_come_from_details() {
+        let body = br#"{"name":"BadDataError","message":"Request validation failed","details":[{"message":"\"name\" must be URL friendly."}]}"#;
+        assert_eq!(unleash_message(body), "\"name\" must be URL friendly.");
+        assert_eq!(unleash_message(b"<html>"), "<html>");
+    }
+
+    #[test]
+    fn the_token_is_never_shown() {
+        let u = Unleash::new(
+            "http://user:pw@127.0.0.1:4242/unleash/",
+            "default",
+            None,
+            Some("*:*.secret".into()),
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        assert_eq!(u.url(), "http://127.0.0.1:4242/unleash");
+        assert_eq!(
+            u.describe(),
+            "unleash at http://127.0.0.1:4242/unleash, project default"
+        );
+        let url = u
+            .address(&["api", "admin", "projects", "default", "features", "a b/c"])
+            .unwrap();
+        assert_eq!(
+            url.path(),
+            "/unleash/api/admin/projects/default/features/a%20b%2Fc"
+        );
+    }
+}
