@@ -3,10 +3,10 @@
 //! `gitlab-instance` (a self-managed GitLab's Features API), `unleash` (the Unleash Admin
 //! API). Each reads before it writes, and writes only what differs.
 
-pub mod local;
 mod gitlab_api;
 pub mod gitlab_instance;
 pub mod gitlab_project;
+pub mod local;
 pub mod unleash;
 
 use async_trait::async_trait;

@@ -371,3 +371,115 @@ fn the_service_says_once_when_a_flag_drifts_from_its_stage() {
     assert_eq!(drift_notes(), 1);
     assert_eq!(service.terminate(), Some(0));
 }
+
+/// The same rehearsal with the flag on a real Unleash (`[flags] backend = "unleash"`): the
+/// production step sets its strategy's rollout, `flag get` reads it back, and a wrong
+/// token is an error that names the server, never the token.
+#[test]
+fn a_rehearsal_turns_a_real_unleash_flag_up() {
+    let Some(unleash) = crate::unleash::UnleashHarness::shared() else {
+        return;
+    };
+    let s = Shepherd::new();
+    std::fs::write(
+        s.path("shepherd.toml"),
+        format!(
+            "[flags]\nbackend = \"unleash\"\nurl = \"{}\"\nproject = \"default\"\nenvironment = \"production\"\n",
+            unleash.url()
+        ),
+    )
+    .unwrap();
+    let shepherd = |token: &str, args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_shepherd"))
+            .current_dir(s.dir.path())
+            .env_remove("SHEPHERD_TRACKER")
+            .env_remove("SHEPHERD_FLAGS")
+            .env("USER", "tester")
+            .env("UNLEASH_TOKEN", token)
+            .arg("--tracker")
+            .arg(format!("local:{}", s.db().display()))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let json = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--format", "json"]);
+        let out = shepherd(unleash.token(), &all);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            crate::support::stderr(&out)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let name = "shepherd_e2e_rehearsal";
+    let n = json(&[
+        "start",
+        "acceptance-testing",
+        "--var",
+        &format!("feature_flag={name}"),
+        "--var",
+        "grpc_service=S",
+        "--var",
+        "grpc_method=M",
+        "--now",
+        &at("0m"),
+    ])["ref"]
+        .as_u64()
+        .unwrap();
+    for (section, now) in [
+        ("1. Preparation", "1m"),
+        ("2. Development Trial", "2m"),
+        ("3. Staging Trial", "20m"),
+        ("4. Production Server Version Check", "21m"),
+    ] {
+        s.tick_section(n, None, section, &at(now));
+        json(&["advance", &n.to_string(), "--now", &at(now)]);
+    }
+    let f = json(&["flag", "get", name]);
+    assert_eq!(
+        (
+            f["backend"].clone(),
+            f["enabled"].clone(),
+            f["percentage"].clone()
+        ),
+        ("unleash".into(), true.into(), 1.0.into()),
+        "{f}"
+    );
+    let rollout: Vec<String> = unleash
+        .strategies(name, "production")
+        .iter()
+        .map(|st| {
+            st["parameters"]["rollout"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(rollout, ["1"]);
+    let said = s.comments(n).iter().any(|c| {
+        c.body
+            .starts_with(&format!("🚩 `{name}`: missing → 1%, production"))
+    });
+    assert!(
+        said,
+        "{:?}",
+        s.comments(n)
+            .iter()
+            .map(|c| c.body.clone())
+            .collect::<Vec<_>>()
+    );
+
+    let out = shepherd("*:*.not-the-token-123", &["flag", "get", name]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = crate::support::stderr(&out);
+    assert!(
+        err.contains(&format!("unleash at {}", unleash.url())),
+        "{err}"
+    );
+    assert!(
+        err.contains("check UNLEASH_TOKEN") && !err.contains("not-the-token-123"),
+        "{err}"
+    );
+}
