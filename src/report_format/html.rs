@@ -84,6 +84,7 @@ fn migrations(report: &Report) -> String {
             (row.stale, "stale"),
             (s.paused, "paused"),
             (s.failing.is_some(), "failing"),
+            (!s.flag_drift.is_empty(), "drift"),
         ] {
             if on {
                 classes.push(name);
@@ -106,6 +107,20 @@ fn migrations(report: &Report) -> String {
             blockers.push(format!(
                 "<li class=\"failing-note\"><b>failing</b>: {}</li>",
                 esc(error)
+            ));
+        }
+        for d in &s.flag_drift {
+            let place = d
+                .environment
+                .as_ref()
+                .map(|e| format!(" in {e}"))
+                .unwrap_or_default();
+            blockers.push(format!(
+                "<li class=\"drift-note\"><b>flag drift</b>: <code>{}</code>{} is {}, its stage set {}</li>",
+                esc(&d.name),
+                esc(&place),
+                esc(&d.actual),
+                esc(&d.expected)
             ));
         }
         blockers.extend(s.gates.iter().filter(|g| !g.passed).map(|g| {
@@ -188,7 +203,7 @@ svg a .row-label{fill:#0645ad;text-decoration:underline}\
 th{background:#eee}td ul{margin:0;padding-left:1rem}tr.stale td{background:repeating-linear-gradient(45deg,#fff,#fff 6px,#f0f0f0 6px,#f0f0f0 12px)}\
 tr.paused td:first-child,tr.failing td:first-child{border-left:5px solid #111}tr.failing td:first-child{border-left-style:double}\
 .badge{border:1px solid #111;border-radius:3px;padding:0 .3rem;margin-left:.3rem;font-size:.75rem;font-weight:bold;white-space:nowrap;background:#fff}\
-.badge.paused{border-width:2px}.badge.failing{border:2px dashed #b00;color:#b00}.failing-note{color:#900}\
+.badge.paused{border-width:2px}.badge.failing{border:2px dashed #b00;color:#b00}.failing-note{color:#900}.badge.drift{border:2px dotted #a60;color:#a60}.drift-note{color:#a60}\
 a{color:#0645ad}@media print{a{color:#111}.scroll{overflow:visible}body{max-width:none}h2{break-after:avoid}tr,figure{break-inside:avoid}}\
 @media (max-width:700px){body{padding:0 .5rem}.chart svg.timeline{min-width:900px}.chart svg.funnel{min-width:600px}}";
 

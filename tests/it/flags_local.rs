@@ -139,9 +139,13 @@ fn the_acceptance_testing_rehearsal_turns_the_flag_up_step_by_step_and_off_on_ro
         text.contains("⚠ `gitaly_find_commit` in production is on at 50%, but its stage set 100%"),
         "{text}"
     );
-    assert!(s
-        .ok(&["report", "--now", &at("1d5h")])
-        .contains("⚑ flag drift"));
+    let report = s.ok(&["report", "--now", &at("1d5h")]);
+    assert!(report.contains("⚑ flag drift"), "{report}");
+    let html = s.ok(&["report", "--format", "html", "--now", &at("1d5h")]);
+    assert!(
+        html.contains("<b>flag drift</b>: <code>gitaly_find_commit</code> in production is on at 50%, its stage set 100%"),
+        "the HTML page (and the service's dashboard) shows it"
+    );
     s.ok(&[
         "flag",
         "set",
