@@ -422,13 +422,14 @@ impl Tracker for Timed {
         &self,
         number: u64,
     ) -> Result<Vec<shepherd::core::facts::MergeRequest>, TrackerError> {
-        self.inner.merge_requests(number).await
+        self.time("merge_requests", self.inner.merge_requests(number))
+            .await
     }
     async fn releases(
         &self,
         project: Option<&str>,
     ) -> Result<Vec<shepherd::core::facts::Release>, TrackerError> {
-        self.inner.releases(project).await
+        self.time("releases", self.inner.releases(project)).await
     }
     fn describe(&self) -> String {
         self.inner.describe()

@@ -6,7 +6,9 @@ write it: plain loops, one request at a time, no cache between runs.
     GITHUB_TOKEN=… github_rollout.py report --url URL --repo owner/repo
 
 `reconcile` lists the open migrations (a labels filter, 100 a page), decides each one's
-gates (`gitaly_process`), and for each move posts one comment (the move and the stage's
+gates (`gitaly_process`: the timeline for label history and for pull requests that
+reference the issue, and a repository's releases, `GET /repos/{o}/{r}/releases` once per
+run, only where the gates before hold), and for each move posts one comment (the move and the stage's
 message) and replaces the labels in one `PATCH`; entering Acceptance Testing creates the
 child issue (then fills in its own number, comments its start and adds it as a
 sub-issue). It prints `{"moves": M, "children": C}`. `report` prints where every open
@@ -38,6 +40,7 @@ class GitHub:
         )
         self.repo = self.gh.get_repo(repo, lazy=True)
         self.created = {}
+        self.releases = gp.Releases(self.project_releases)
 
     def migrations(self):
         found = {}
@@ -49,7 +52,7 @@ class GitHub:
                 found[issue.number] = gp.Migration(
                     number=issue.number,
                     workflow=workflow,
-                    vars=mark.get("vars", {}),
+                    vars={**gp.DEFAULTS[workflow], **mark.get("vars", {})},
                     labels=[l.name for l in issue.labels],
                     body=issue.body or "",
                     created_at=issue.created_at,
@@ -62,6 +65,33 @@ class GitHub:
             (e.raw_data["label"]["name"], e.event == "labeled", e.created_at, e.actor.login)
             for e in m.handle.get_timeline()
             if e.event in ("labeled", "unlabeled")
+        ]
+
+    def merge_requests(self, m):
+        """The pull requests that reference the issue (its timeline's cross-references from
+        pull requests): [(repository, merged)]."""
+        out = []
+        for e in m.handle.get_timeline():
+            if e.event != "cross-referenced":
+                continue
+            source = e.raw_data["source"]["issue"]
+            pull = source.get("pull_request")
+            if not pull:
+                continue
+            repo = source["repository"]["full_name"]
+            if "merged_at" in pull:
+                merged = pull["merged_at"] is not None
+            else:
+                merged = self.gh.get_repo(repo, lazy=True).get_pull(source["number"]).merged
+            out.append((repo, merged))
+        return out
+
+    def project_releases(self, project):
+        """Published releases of `project` (drafts and pre-releases left out): [(tag, at)]."""
+        return [
+            (r.tag_name, r.published_at)
+            for r in self.gh.get_repo(project, lazy=True).get_releases()
+            if not r.draft and not r.prerelease
         ]
 
     def children(self, m):
@@ -107,7 +137,9 @@ def main():
             stage = gp.stage_of(m.workflow, m.labels)
             if stage and stage.child:
                 m.children = tracker.children(m)
-        print(json.dumps(gp.report(migrations, at), indent=1))
+            if stage and stage.merge_request and not gp.section_done(m.body, stage.section):
+                m.merge_requests = tracker.merge_requests(m)
+        print(json.dumps(gp.report(migrations, at, tracker.releases), indent=1))
         return
     template = (pathlib.Path(args.templates) / "acceptance-testing.md.hbs").read_text()
     moves = created = 0

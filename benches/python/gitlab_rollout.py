@@ -6,7 +6,8 @@ would write it: plain loops, one request at a time, no cache between runs.
     GITLAB_TOKEN=… gitlab_rollout.py report --url URL --project group/project
 
 `reconcile` lists the open migrations (a labels filter, 100 a page), decides each one's
-gates (`gitaly_process`), and for each move posts one comment (the move and the stage's
+gates (`gitaly_process`: the label history, `related_merge_requests` and a project's
+releases, `GET /projects/:id/releases` once per run, only where the gates before hold), and for each move posts one comment (the move and the stage's
 message) and sets the labels in one `PUT`; entering Acceptance Testing creates the child
 issue (then fills in its own number, comments its start and links it). It prints
 `{"moves": M, "children": C}`. `report` prints where every open migration stands, from
@@ -29,6 +30,7 @@ class GitLab:
         self.project = self.gl.projects.get(project, lazy=True)
         self.path = project
         self.created = {}
+        self.releases = gp.Releases(self.project_releases)
 
     def migrations(self):
         found = {}
@@ -40,7 +42,7 @@ class GitLab:
                 found[issue.iid] = gp.Migration(
                     number=issue.iid,
                     workflow=workflow,
-                    vars=mark.get("vars", {}),
+                    vars={**gp.DEFAULTS[workflow], **mark.get("vars", {})},
                     labels=list(issue.labels),
                     body=issue.description or "",
                     created_at=gp.parse_time(issue.created_at),
@@ -53,6 +55,22 @@ class GitLab:
             (e.label["name"], e.action == "add", gp.parse_time(e.created_at), e.user["username"])
             for e in m.handle.resourcelabelevents.list(iterator=True)
             if e.label
+        ]
+
+    def merge_requests(self, m):
+        """The merge requests that reference the issue (GitLab lists the closing ones among
+        them): [(project, merged)]."""
+        return [
+            (mr["references"]["full"].rsplit("!", 1)[0], mr["state"] == "merged")
+            for mr in m.handle.related_merge_requests(get_all=True)
+        ]
+
+    def project_releases(self, project):
+        """Published releases of `project` (upcoming ones left out): [(tag, at)]."""
+        return [
+            (r.tag_name, gp.parse_time(r.released_at))
+            for r in self.gl.projects.get(project, lazy=True).releases.list(iterator=True)
+            if not r.upcoming_release
         ]
 
     def children(self, m):
@@ -100,7 +118,9 @@ def main():
             stage = gp.stage_of(m.workflow, m.labels)
             if stage and stage.child:
                 m.children = tracker.children(m)
-        print(json.dumps(gp.report(migrations, at), indent=1))
+            if stage and stage.merge_request and not gp.section_done(m.body, stage.section):
+                m.merge_requests = tracker.merge_requests(m)
+        print(json.dumps(gp.report(migrations, at, tracker.releases), indent=1))
         return
     template = (pathlib.Path(args.templates) / "acceptance-testing.md.hbs").read_text()
     moves = created = 0
