@@ -201,10 +201,11 @@ pub(super) fn route(
                 .merge_requests
                 .iter()
                 .filter(|m| m.issue == iid)
+                // As GitLab's `ReferencedMergeRequestsService` does, the related list
+                // holds the closing merge requests too.
                 .filter(|m| match m.lists {
                     Lists::Related => !closing,
-                    Lists::Closing => true,
-                    Lists::ClosingOnly => closing,
+                    Lists::Closing | Lists::ClosingOnly => true,
                 })
                 .map(|m| merge_request_json(facts, m, closing))
                 .collect();

@@ -1,11 +1,11 @@
 //! What gates read beyond issues, from GitLab: the merge requests that reference an issue
-//! (`related_merge_requests` and `closed_by`, side by side, merged into one list) and a
+//! (`related_merge_requests`, which holds those that close it too: one request) and a
 //! project's releases (`GET /projects/:id/releases`, upcoming ones left out). Both go
 //! through `http` like every other request: 100 a page, timeouts, retries.
 
 use std::collections::BTreeMap;
 
-use gitlab::api::projects::issues::{MergeRequestsClosing, RelatedMergeRequests};
+use gitlab::api::projects::issues::RelatedMergeRequests;
 use gitlab::api::projects::releases::ProjectReleases;
 
 use super::json::{GlMergeRequest, GlRelease};
@@ -20,27 +20,25 @@ impl GitLabTracker {
         &self,
         number: u64,
     ) -> Result<Vec<MergeRequest>, TrackerError> {
+        // GitLab's related list holds the merge requests that close the issue too
+        // (`ReferencedMergeRequestsService`): `closed_by` would only repeat them, at a
+        // request per issue.
         let related = RelatedMergeRequests::builder()
             .project(self.project())
             .issue(number)
             .build()
             .map_err(build_err)?;
-        let closing = MergeRequestsClosing::builder()
-            .project(self.project())
-            .issue(number)
-            .build()
-            .map_err(build_err)?;
-        let (related, closing) = futures::join!(
-            self.http.all::<GlMergeRequest, _>(&related),
-            self.http.all::<GlMergeRequest, _>(&closing)
-        );
         let not_found = |f: crate::tracker::retry::Failed| match f.status {
             Some(404) => TrackerError::NotFound(number),
             _ => f.into(),
         };
-        let (related, closing) = (related.map_err(not_found)?, closing.map_err(not_found)?);
+        let related = self
+            .http
+            .all::<GlMergeRequest, _>(&related)
+            .await
+            .map_err(not_found)?;
         let mut unique: BTreeMap<(String, u64), MergeRequest> = BTreeMap::new();
-        for mr in related.into_iter().chain(closing) {
+        for mr in related {
             let mr = mr.into_fact(self.project());
             unique
                 .entry((mr.project.to_lowercase(), mr.number))

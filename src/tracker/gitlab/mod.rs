@@ -341,7 +341,7 @@ impl Tracker for GitLabTracker {
             .collect())
     }
 
-    /// `related_merge_requests` and `closed_by`, side by side: two requests.
+    /// `related_merge_requests` (which holds the closing ones too): one request.
     async fn merge_requests(&self, number: u64) -> Result<Vec<MergeRequest>, TrackerError> {
         self.issue_merge_requests(number).await
     }

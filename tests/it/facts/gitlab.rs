@@ -1,5 +1,5 @@
-//! GitLab: merge requests from `related_merge_requests` and `closed_by` (two requests an
-//! issue, listed once each), releases from the Releases API (one request a project, 100 a
+//! GitLab: merge requests from `related_merge_requests`, which holds the closing ones too
+//! (one request an issue, each listed once), releases from the Releases API (one request a project, 100 a
 //! page, upcoming ones left out), an unknown project named in the error, and GitLab's
 //! documented examples of those three lists parsed.
 
@@ -58,7 +58,7 @@ fn shown(mrs: &[MergeRequest]) -> Vec<String> {
 }
 
 #[test]
-fn merge_requests_come_from_both_lists_each_once() {
+fn merge_requests_come_from_the_related_list_each_once() {
     let server = server();
     let n = server.seed("Migrate FindCommit", "", &["Migration"], "alice");
     let other = server.seed("Another issue", "", &[], "alice");
@@ -98,11 +98,10 @@ fn merge_requests_come_from_both_lists_each_once() {
         sent.sort();
         assert_eq!(
             sent,
-            [
-                format!("GET projects/{enc}/issues/{n}/closed_by?page=1&per_page=100"),
-                format!("GET projects/{enc}/issues/{n}/related_merge_requests?page=1&per_page=100"),
-            ],
-            "two requests for an issue"
+            [format!(
+                "GET projects/{enc}/issues/{n}/related_merge_requests?page=1&per_page=100"
+            )],
+            "one request for an issue: the related list holds the closing ones"
         );
         // A merge request merged since is seen at the next look.
         server.set_merge_request(PROJECT, 2, MrState::Merged, Some(day(5)));
