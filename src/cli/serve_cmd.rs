@@ -62,8 +62,14 @@ pub(super) async fn serve(session: &Session, args: ServeArgs) -> Result<ExitCode
         .collect();
     let run_id = crate::engine::new_run_id();
     let prometheus = session.prometheus()?;
-    // One flags backend for the first tracker's kind (a local file or a remote service).
-    let flags = session.flags_backend().ok().flatten();
+    // A flags backend serves one tracker (a local file or a remote service); one that is
+    // configured but cannot be opened stops the service with its reason. Several trackers
+    // have none yet.
+    let flags = if opened.len() == 1 {
+        session.flags_backend()?
+    } else {
+        None
+    };
     let engines: Vec<Engine> = trackers
         .iter()
         .map(|t| {

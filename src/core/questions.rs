@@ -100,7 +100,8 @@ pub fn questions_after(
         .collect()
 }
 
-fn answered(facts: &Facts, question: &Question) -> bool {
+/// Whether `facts` already hold the answer to `question`.
+pub fn answered(facts: &Facts, question: &Question) -> bool {
     match question {
         Question::MergeRequests { issue } => facts.merge_requests.contains_key(issue),
         Question::Releases { project } => facts.releases.contains_key(project),

@@ -76,7 +76,7 @@ impl Engine<'_> {
         if self.flags.is_some() {
             let asked = crate::core::drift::questions(workflow, snapshot)
                 .into_iter()
-                .filter(|q| !matches!(q, Question::Flag { name, environment } if snapshot.facts.flags.contains_key(&(name.clone(), environment.clone()))))
+                .filter(|q| !crate::core::questions::answered(&snapshot.facts, q))
                 .collect();
             self.answer_these(asked, snapshot).await;
         }
