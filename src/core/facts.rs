@@ -22,6 +22,9 @@ pub struct MergeRequest {
     pub state: MrState,
     pub merged_at: Option<DateTime<Utc>>,
     pub url: String,
+    /// When the tracker last changed it (a cache tells by it whether it is still so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -41,6 +41,7 @@ fn mr(project: &str, number: u64, state: MrState) -> MergeRequest {
         state,
         merged_at: (state == MrState::Merged).then(|| t(30)),
         url: String::new(),
+        updated_at: None,
     }
 }
 

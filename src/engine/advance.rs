@@ -94,6 +94,7 @@ impl<'a> Engine<'a> {
     pub async fn advance(&self, number: u64, dry_run: bool) -> Result<Advanced> {
         // What brought this advance (a webhook, a person) may be a merge request.
         self.facts.forget_merge_requests().await;
+        self.tracker.forget_merge_requests();
         if dry_run {
             let index = self.local_index(number).await?;
             return self.advance_in(number, &index, true, None, false).await;

@@ -213,6 +213,29 @@ pub trait Tracker: Send + Sync {
     /// --issue`). One request per issue where the tracker allows it.
     async fn merge_requests(&self, number: u64) -> Result<Vec<MergeRequest>, TrackerError>;
 
+    /// Whether a merge request that starts referencing an issue changes that issue's
+    /// `updated_at` (GitLab: the "mentioned in" system note touches it), and
+    /// `merge_requests_changed` answers: then an issue's merge requests can be cached.
+    fn mentions_touch_issues(&self) -> bool {
+        false
+    }
+
+    /// The merge requests of `project` changed since `since` (number and `updated_at`),
+    /// in one list for the whole project; only where `mentions_touch_issues`.
+    async fn merge_requests_changed(
+        &self,
+        project: &str,
+        _since: DateTime<Utc>,
+    ) -> Result<Vec<(u64, DateTime<Utc>)>, TrackerError> {
+        Err(TrackerError::Other(format!(
+            "{} cannot list the merge requests of {project} changed since a moment",
+            self.describe()
+        )))
+    }
+
+    /// Forgets what a cache knows of merge requests: a webhook may be about one.
+    fn forget_merge_requests(&self) {}
+
     /// The published releases of `project` (`None`: the tracker's own project), newest
     /// first; drafts, pre-releases and upcoming releases left out. An unknown project is
     /// an error that names it.

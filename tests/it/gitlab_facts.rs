@@ -1,7 +1,10 @@
 //! The test GitLab's merge requests and releases (a module of `gitlab_server`): merge
 //! requests of any project that mention or close one of its issues, answered by
 //! `GET /projects/:id/issues/:iid/related_merge_requests` and `…/closed_by` from GitLab's
-//! documented examples of those two lists; releases of any project it knows, answered by
+//! documented examples of those two lists, and by `GET /projects/:id/merge_requests`
+//! (`updated_after`, `order_by=updated_at`; the same example serves, GitLab lists merge
+//! requests alike); a new reference touches the issue, as GitLab's "mentioned in" system
+//! note does. Releases of any project it knows, answered by
 //! `GET /projects/:id/releases` (newest first, paged) from the documented "List releases"
 //! example, with `upcoming_release` set as GitLab sets it. A project it does not know
 //! answers 404.
@@ -11,7 +14,7 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use super::{error, fixture, paginate, time, Data, GitLabServer, PROJECT};
+use super::{error, fixture, paginate, param, time, Data, GitLabServer, PROJECT};
 use crate::test_server::{MrState, ReleaseKind};
 
 /// Which of the two lists a merge request is in.
@@ -33,6 +36,8 @@ pub struct MergeRequest {
     state: MrState,
     merged_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
+    /// Moved by every change, at GitLab's millisecond precision.
+    updated_at: DateTime<Utc>,
     lists: Lists,
 }
 
@@ -78,6 +83,7 @@ impl Facts {
     pub fn travel(&mut self, d: chrono::Duration) {
         for mr in &mut self.merge_requests {
             mr.created_at -= d;
+            mr.updated_at -= d;
             mr.merged_at = mr.merged_at.map(|t| t - d);
         }
         for r in &mut self.releases {
@@ -109,6 +115,7 @@ impl GitLabServer {
         lists: Lists,
     ) -> u64 {
         let mut data = self.shared.data.lock().unwrap();
+        let now = millis(Utc::now());
         let facts = &mut data.facts;
         let iid = facts
             .merge_requests
@@ -125,9 +132,15 @@ impl GitLabServer {
             title: format!("Resolve #{issue}"),
             state,
             merged_at: merged_at.filter(|_| state == MrState::Merged),
-            created_at: Utc::now(),
+            created_at: now,
+            updated_at: now,
             lists,
         });
+        // The reference adds a "mentioned in merge request" system note to the issue, and
+        // a note touches what it is on (GitLab's `Note#touch_noteable`).
+        if let Some(i) = data.issues.get_mut(&issue) {
+            i["updated_at"] = time(now);
+        }
         iid
     }
 
@@ -148,6 +161,7 @@ impl GitLabServer {
             .expect("a merge request the test added");
         mr.state = state;
         mr.merged_at = merged_at.filter(|_| state == MrState::Merged);
+        mr.updated_at = millis(Utc::now()).max(mr.updated_at + chrono::Duration::milliseconds(1));
     }
 
     /// Publishes release `tag` of `project` at `at` (upcoming: `kind` says so, or `at` is
@@ -211,6 +225,34 @@ pub(super) fn route(
                 .collect();
             Some(paginate(&list, query))
         }
+        // "List project merge requests", most recently updated first with
+        // `order_by=updated_at`; `updated_after` as GitLab reads it (on or after).
+        ("GET", ["projects", p, "merge_requests"]) => {
+            let facts = &data.facts;
+            if !facts.knows(p) {
+                return Some(error(StatusCode::NOT_FOUND, "404 Project Not Found"));
+            }
+            let after = param(query, "updated_after").map(|t| {
+                DateTime::parse_from_rfc3339(t)
+                    .expect("updated_after in ISO 8601")
+                    .with_timezone(&Utc)
+            });
+            let mut mrs: Vec<&MergeRequest> = facts
+                .merge_requests
+                .iter()
+                .filter(|m| m.project == *p && after.is_none_or(|t| m.updated_at >= t))
+                .collect();
+            if param(query, "order_by") == Some("updated_at") {
+                mrs.sort_by_key(|m| std::cmp::Reverse(m.updated_at));
+            } else {
+                mrs.sort_by_key(|m| std::cmp::Reverse(m.created_at));
+            }
+            let list: Vec<Value> = mrs
+                .into_iter()
+                .map(|m| merge_request_json(facts, m, false))
+                .collect();
+            Some(paginate(&list, query))
+        }
         ("GET", ["projects", p, "releases"]) => {
             let facts = &data.facts;
             if !facts.knows(p) {
@@ -250,7 +292,7 @@ fn merge_request_json(facts: &Facts, m: &MergeRequest, closing: bool) -> Value {
     v["description"] = json!(format!("Closes {PROJECT}#{}", m.issue));
     v["state"] = json!(state);
     v["created_at"] = time(m.created_at);
-    v["updated_at"] = time(m.merged_at.unwrap_or(m.created_at));
+    v["updated_at"] = time(m.updated_at);
     // GitLab's merge request API has `merged_at`; the examples of these lists leave it out.
     v["merged_at"] = m.merged_at.map_or(Value::Null, time);
     v["closed_at"] = closed_at;
@@ -279,4 +321,9 @@ fn release_json(facts: &Facts, r: &Release, now: DateTime<Utc>) -> Value {
     v["_links"]["self"] = json!(page);
     v["_links"]["edit_url"] = json!(format!("{page}/edit"));
     v
+}
+
+/// `t` at GitLab's precision (milliseconds), so a stored time and its JSON agree.
+fn millis(t: DateTime<Utc>) -> DateTime<Utc> {
+    chrono::DurationRound::duration_trunc(t, chrono::Duration::milliseconds(1)).unwrap_or(t)
 }

@@ -518,7 +518,7 @@ fn created(value: Value) -> Response {
     (StatusCode::CREATED, axum::Json(value)).into_response()
 }
 
-fn param<'a>(list: &'a [(String, String)], key: &str) -> Option<&'a str> {
+pub(crate) fn param<'a>(list: &'a [(String, String)], key: &str) -> Option<&'a str> {
     list.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 

@@ -54,7 +54,9 @@ impl<S: Api> Remote<S> {
             .env("SHEPHERD_RETRY_BASE_MS", "10")
             // The test servers' `travel` rewrites recorded times, which the Store's cache
             // of comments and label history could not know: read everything each run.
+            // (A test that means the cache gives `SHEPHERD_CACHE` itself.)
             .env("SHEPHERD_CACHE", "off")
+            .envs(env.iter().copied())
             .args(["--tracker", &self.tracker, self.url_flag, self.server.url()])
             .args(args)
             .output()

@@ -270,6 +270,7 @@ pub fn pull_request(
         state,
         merged_at,
         url,
+        updated_at: None,
     }
 }
 

@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use gitlab::api::projects::issues::RelatedMergeRequests;
+use gitlab::api::projects::merge_requests::{MergeRequestOrderBy, MergeRequests};
 use gitlab::api::projects::releases::ProjectReleases;
 
 use super::json::{GlMergeRequest, GlRelease};
@@ -14,8 +16,8 @@ use crate::core::facts::{MergeRequest, Release};
 use crate::tracker::TrackerError;
 
 impl GitLabTracker {
-    /// Two requests whatever the answers: the merge requests that mention issue `number`
-    /// and those that close it, each listed once (by project and iid), by project and number.
+    /// One request whatever the answers: the merge requests that mention issue `number`
+    /// (and those that close it), each listed once, by project and number.
     pub(super) async fn issue_merge_requests(
         &self,
         number: u64,
@@ -47,6 +49,37 @@ impl GitLabTracker {
         Ok(unique.into_values().collect())
     }
 
+    /// The merge requests of `project` updated since `since`: one request a page (100), the
+    /// most recently updated first. A project GitLab does not know is an error naming it.
+    pub(super) async fn project_merge_requests_changed(
+        &self,
+        project: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(u64, DateTime<Utc>)>, TrackerError> {
+        let endpoint = MergeRequests::builder()
+            .project(project)
+            .updated_after(since)
+            .order_by(MergeRequestOrderBy::UpdatedAt)
+            .build()
+            .map_err(build_err)?;
+        let list: Vec<GlMergeRequest> = match self.http.all(&endpoint).await {
+            Ok(list) => list,
+            Err(f) if f.status == Some(404) => return Err(self.unknown_project(project)),
+            Err(f) => return Err(f.into()),
+        };
+        Ok(list
+            .into_iter()
+            .filter_map(|mr| Some((mr.iid, mr.updated_at?)))
+            .collect())
+    }
+
+    fn unknown_project(&self, project: &str) -> TrackerError {
+        TrackerError::Other(format!(
+            "project `{project}` not found on {} (or this token cannot see it)",
+            self.config.url
+        ))
+    }
+
     /// One request a page (100 releases) for `project` (`None`: the tracker's own), newest
     /// first. A project GitLab does not know (or hides from this token) is an error that
     /// names it.
@@ -61,12 +94,7 @@ impl GitLabTracker {
             .map_err(build_err)?;
         let releases: Vec<GlRelease> = match self.http.all(&endpoint).await {
             Ok(releases) => releases,
-            Err(f) if f.status == Some(404) => {
-                return Err(TrackerError::Other(format!(
-                    "project `{project}` not found on {} (or this token cannot see it)",
-                    self.config.url
-                )))
-            }
+            Err(f) if f.status == Some(404) => return Err(self.unknown_project(project)),
             Err(f) => return Err(f.into()),
         };
         let web = format!("{}/{project}", self.config.url);

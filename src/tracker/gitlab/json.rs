@@ -112,6 +112,8 @@ pub struct GlMergeRequest {
     pub web_url: String,
     #[serde(default)]
     pub references: Option<GlReferences>,
+    #[serde(default)]
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -180,6 +182,7 @@ impl GlMergeRequest {
             state,
             merged_at: self.merged_at.filter(|_| state == MrState::Merged),
             url: self.web_url,
+            updated_at: self.updated_at,
         }
     }
 }

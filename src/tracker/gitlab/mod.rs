@@ -346,6 +346,20 @@ impl Tracker for GitLabTracker {
         self.issue_merge_requests(number).await
     }
 
+    /// `GET /projects/:id/merge_requests?updated_after=…`, 100 a page. A merge request that
+    /// starts mentioning an issue adds a system note to it, which touches its `updated_at`.
+    async fn merge_requests_changed(
+        &self,
+        project: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(u64, DateTime<Utc>)>, TrackerError> {
+        self.project_merge_requests_changed(project, since).await
+    }
+
+    fn mentions_touch_issues(&self) -> bool {
+        true
+    }
+
     /// `GET /projects/:id/releases`, 100 a page.
     async fn releases(&self, project: Option<&str>) -> Result<Vec<Release>, TrackerError> {
         self.project_releases(project).await

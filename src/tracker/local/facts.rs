@@ -310,6 +310,7 @@ impl LocalTracker {
                 title,
                 state,
                 merged_at: merged_at.map(|t| parse_time(&t)).transpose()?,
+                updated_at: None,
             },
             issues: issues.into_iter().map(|n| n as u64).collect(),
         })

@@ -875,3 +875,88 @@ fn a_release_gate_costs_one_release_list_per_project_per_run() {
     assert_eq!(moved, ticked, "{r}");
     assert_eq!(releases(&lab.server.log()), 1);
 }
+
+/// Ten migrations in RPC Design, waiting for their checklist or a merged merge request in
+/// gitaly-proto: the first poll reads each one's merge requests; a second one where
+/// nothing happened reads none, only gitaly-proto's changes since (one list). A merge that
+/// happens, and a merge request that starts referencing a migration, are seen at the next
+/// poll, which reads only those migrations again.
+#[test]
+fn a_second_idle_poll_reads_no_migration_s_merge_requests() {
+    use crate::api::{gitaly_body, gitaly_vars};
+    use crate::test_server::MrState;
+    let lab = lab();
+    let catalog = shepherd::catalog::Sources::builtin()
+        .load()
+        .expect("the built-in catalogue");
+    let proto = "gitlab-org/gitaly-proto";
+    for i in 1..=10u64 {
+        let body = gitaly_body(&catalog, i, gitaly_vars());
+        let labels = ["Migration", "Conversation", "RPC Design"];
+        let n = lab
+            .server
+            .seed(&format!("m{i}"), &body, &labels, "shepherd-bot");
+        assert_eq!(n, i);
+        if i <= 5 {
+            lab.server.add_merge_request(n, proto, MrState::Open, None);
+        }
+    }
+    let related = |log: &[Logged]| -> Vec<u64> {
+        let mut issues: Vec<u64> = log
+            .iter()
+            .filter(|l| l.path.ends_with("/related_merge_requests"))
+            .map(|l| l.path.split('/').rev().nth(1).unwrap().parse().unwrap())
+            .collect();
+        issues.sort();
+        issues
+    };
+    let changes = |log: &[Logged]| {
+        log.iter()
+            .filter(|l| l.path.ends_with("/merge_requests") && l.path.contains("gitaly-proto"))
+            .count()
+    };
+    let reconcile = || -> Value {
+        let out = lab.run_with(
+            BOT,
+            &[("SHEPHERD_CACHE", "on")],
+            &["reconcile", "--format", "json"],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_str(&stdout(&out)).unwrap()
+    };
+    let moved = |r: &Value| -> Vec<u64> {
+        r["migrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| !m["transitions"].as_array().unwrap().is_empty())
+            .map(|m| m["ref"].as_u64().unwrap())
+            .collect()
+    };
+    lab.server.clear_log();
+    let r = reconcile();
+    assert!(moved(&r).is_empty(), "{r}");
+    assert_eq!(related(&lab.server.log()), (1..=10).collect::<Vec<_>>());
+
+    lab.server.clear_log();
+    let r = reconcile();
+    assert!(moved(&r).is_empty(), "{r}");
+    let log = lab.server.log();
+    assert_eq!(
+        related(&log),
+        [0u64; 0],
+        "nothing changed: no migration read"
+    );
+    assert_eq!(changes(&log), 1, "gitaly-proto's changes, once");
+
+    // !3 is merged (#3 is not touched by it); #7 gets a merged merge request (that
+    // reference touches it).
+    lab.server
+        .set_merge_request(proto, 3, MrState::Merged, Some(chrono::Utc::now()));
+    lab.server
+        .add_merge_request(7, proto, MrState::Merged, Some(chrono::Utc::now()));
+    lab.server.clear_log();
+    let r = reconcile();
+    assert_eq!(moved(&r), [3, 7], "{r}");
+    assert_eq!(related(&lab.server.log()), [3, 7]);
+}

@@ -3,9 +3,12 @@
 //! kept with a cursor (the newest `updated_at` seen); later ones ask only for issues
 //! updated since (GitLab `updated_after`, GitHub `since`) and merge them in. Comments and
 //! label history are kept per issue, valid while the issue's `updated_at` is the one they
-//! were read at (a comment or a label change moves it). Writes go straight through and
+//! were read at (a comment or a label change moves it); merge requests too, checked
+//! against what changed in their projects (`merge_requests.rs`). Writes go straight through and
 //! forget what they change. The cache is only ever a copy: deleting the Store costs one
 //! cold poll, nothing else.
+
+mod merge_requests;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -30,6 +33,8 @@ pub struct CachedTracker<'a> {
     store: &'a dyn Store,
     /// Each issue's `updated_at` as this run last saw it.
     seen: Mutex<HashMap<u64, DateTime<Utc>>>,
+    /// What changed in each project's merge requests (`merge_requests.rs`).
+    feeds: merge_requests::Feeds,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -45,6 +50,7 @@ impl<'a> CachedTracker<'a> {
             inner,
             store,
             seen: Mutex::new(HashMap::new()),
+            feeds: merge_requests::Feeds::default(),
         }
     }
 
@@ -121,7 +127,23 @@ impl Tracker for CachedTracker<'_> {
         &self,
         number: u64,
     ) -> Result<Vec<crate::core::facts::MergeRequest>, TrackerError> {
-        self.inner.merge_requests(number).await
+        self.cached_merge_requests(number).await
+    }
+
+    async fn merge_requests_changed(
+        &self,
+        project: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(u64, DateTime<Utc>)>, TrackerError> {
+        self.inner.merge_requests_changed(project, since).await
+    }
+
+    fn mentions_touch_issues(&self) -> bool {
+        self.inner.mentions_touch_issues()
+    }
+
+    fn forget_merge_requests(&self) {
+        self.feeds.forget();
     }
     async fn releases(
         &self,
