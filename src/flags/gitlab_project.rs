@@ -353,18 +353,6 @@ fn state(name: &str, flag: Option<&GlFeatureFlag>, environment: Option<&str>) ->
     }
 }
 
-/// Whether `state` is what `want` asks for (on is 100 %, 100 % is on).
-fn holds(state: &FlagState, want: &FlagWant) -> bool {
-    match want {
-        FlagWant::Percentage(p) => {
-            state.enabled && state.percentage.unwrap_or(100.0) == *p || *p == 0.0 && !state.enabled
-        }
-        FlagWant::Enabled(true) => state.enabled && state.percentage.is_none_or(|p| p >= 100.0),
-        FlagWant::Enabled(false) => !state.enabled,
-        FlagWant::Delete => !state.exists,
-    }
-}
-
 /// What to send.
 #[derive(Debug, PartialEq)]
 enum Step {
@@ -509,7 +497,7 @@ fn plan(name: &str, current: Option<&GlFeatureFlag>, env: Option<&str>, want: &F
         strategies: after,
     };
     let will = state(name, Some(&future), env);
-    if !holds(&will, want) {
+    if !crate::core::drift::holds(&will, want) {
         return Plan::Refuse(overruled(flag, scope, env, want, &will));
     }
     if body.is_empty() {
