@@ -107,7 +107,7 @@ pub(super) struct Cli {
     /// GitHub API for github:OWNER/REPO (Enterprise; default https://api.github.com)
     #[arg(long, global = true, env = "SHEPHERD_GITHUB_URL", value_name = "URL")]
     pub(super) github_url: Option<String>,
-    /// The feature-flag backend: local, gitlab-project, gitlab-instance or unleash (default: local on the local tracker, gitlab-project on GitLab)
+    /// The feature-flag backend: local, gitlab-project, gitlab-instance, unleash or none (default: local on the local tracker, gitlab-project on GitLab)
     #[arg(long, global = true, env = "SHEPHERD_FLAGS", value_name = "BACKEND")]
     pub(super) flags: Option<String>,
     /// Prometheus for metric gates (e.g. http://127.0.0.1:9090); a bearer token from PROMETHEUS_TOKEN
@@ -382,7 +382,7 @@ pub(super) enum Command {
     },
     /// Feature flags on the configured backend: list them, read one, set one
     #[command(
-        after_help = "The backend is --flags, SHEPHERD_FLAGS or [flags] backend in shepherd.toml: local (the local\ntracker's file; the default there), gitlab-project, gitlab-instance or unleash.\n\nExamples:\n  shepherd flag list\n  shepherd flag get gitaly_find_commit\n  shepherd flag set gitaly_find_commit --percentage 5 --environment production\n  shepherd flag set gitaly_find_commit --off"
+        after_help = "The backend is --flags, SHEPHERD_FLAGS or [flags] backend in shepherd.toml: local (the local\ntracker's file; the default there), gitlab-project (the default on GitLab), gitlab-instance,\nunleash, or none.\n\nExamples:\n  shepherd flag list\n  shepherd flag get gitaly_find_commit\n  shepherd flag set gitaly_find_commit --percentage 5 --environment production\n  shepherd flag set gitaly_find_commit --off"
     )]
     Flag {
         #[command(subcommand)]

@@ -300,11 +300,14 @@ impl Session {
         let backend = match named.as_deref() {
             Some(b) => b.to_string(),
             None if spec.is_local() => "local".to_string(),
-            // On GitLab and GitHub a backend is chosen, never assumed: a flag shepherd turns
-            // on production must be one its team meant (`[flags] backend`).
+            // A GitLab project's own feature flags, with the tracker's token (DESIGN §8).
+            None if matches!(spec, TrackerSpec::GitLab(_)) => "gitlab-project".to_string(),
+            // GitHub has no flags of its own: a backend is chosen (`unleash`), or none.
             None => return Ok(None),
         };
         match backend.as_str() {
+            // Flags left to people: the audit comment says what to run.
+            "none" => Ok(None),
             "local" => {
                 let TrackerSpec::Local(path) = &spec else {
                     bail!("the `local` flags backend keeps flags in the local tracker's file; {spec} has none (use gitlab-project, gitlab-instance or unleash)");
@@ -367,7 +370,7 @@ impl Session {
                 Ok(Some(Box::new(unleash)))
             }
             other => bail!(
-                "unknown flags backend `{other}` (backends: local, gitlab-project, gitlab-instance, unleash)"
+                "unknown flags backend `{other}` (backends: local, gitlab-project, gitlab-instance, unleash, none)"
             ),
         }
     }

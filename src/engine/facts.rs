@@ -73,10 +73,14 @@ impl Engine<'_> {
     /// Reads the flags the migration's stages set, to tell drift; nothing without a flags
     /// backend.
     pub(crate) async fn answer_drift(&self, workflow: &Workflow, snapshot: &mut Snapshot) {
-        if self.flags.is_some() {
+        if let Some(flags) = self.flags {
+            // A name the backend refuses was never set by shepherd (`set_flag`): no drift.
             let asked = crate::core::drift::questions(workflow, snapshot)
                 .into_iter()
                 .filter(|q| !crate::core::questions::answered(&snapshot.facts, q))
+                .filter(|q| {
+                    !matches!(q, Question::Flag { name, .. } if flags.refuses_name(name).is_some())
+                })
                 .collect();
             self.answer_these(asked, snapshot).await;
         }

@@ -1,6 +1,8 @@
 //! The `feature_flag` action: read the flag, write only what differs, and say what
 //! happened in a comment ("`gitaly_find_commit`: 1% → 5%, production"). Without a flags
-//! backend the flag is left alone and the comment says what a person should run.
+//! backend, or with one whose rules refuse the flag's name (GitLab's project flags are
+//! lowercase; the Gitaly seed's toggles are `GITALY_…`), the flag is left alone and the
+//! comment says what a person should run.
 
 use anyhow::{anyhow, Result};
 
@@ -25,6 +27,14 @@ impl Engine<'_> {
                 chatops(&name, &flag.want, env)
             ));
         };
+        if let Some(why) = flags.refuses_name(&name) {
+            return Ok(format!(
+                "🚩 `{name}` was **not** set to {}{place}: {} cannot hold that name ({why}). Set it yourself: `{}`",
+                want_text(&flag.want),
+                flags.describe(),
+                chatops(&name, &flag.want, env)
+            ));
+        }
         let before = flags
             .get(&name, env)
             .await

@@ -152,6 +152,19 @@ impl Flags for GitLabProjectFlags {
         format!("gitlab-project at {} ({})", self.url, self.project)
     }
 
+    /// GitLab's rule for feature flag names (`Operations::FeatureFlag`'s validation).
+    fn refuses_name(&self, name: &str) -> Option<String> {
+        let b = name.as_bytes();
+        let ok = b.first().is_some_and(u8::is_ascii_lowercase)
+            && b.last()
+                .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-');
+        (!ok).then(|| {
+            "GitLab's project feature flag names are lowercase letters, digits, `_` and `-`, starting with a letter and ending with a letter or digit".to_string()
+        })
+    }
+
     fn kind(&self) -> &'static str {
         "gitlab-project"
     }
@@ -584,6 +597,18 @@ fn overruled(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_follow_gitlab_s_rule() {
+        let config = Config::new("http://h", "g/p");
+        let flags = GitLabProjectFlags::new(&config, "t", None).unwrap();
+        for ok in ["gitaly_find_commit", "a", "a-b_c9", "x1"] {
+            assert_eq!(flags.refuses_name(ok), None, "{ok}");
+        }
+        for bad in ["GITALY_FIND_COMMIT", "", "1a", "a_", "a-", "_a", "a.b", "ä"] {
+            assert!(flags.refuses_name(bad).is_some(), "{bad}");
+        }
+    }
 
     fn strategy(id: u64, name: &str, parameters: Value, scopes: &[(u64, &str)]) -> GlStrategy {
         GlStrategy {

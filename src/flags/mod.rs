@@ -62,4 +62,10 @@ pub trait Flags: Send + Sync {
 
     /// Every flag the backend holds (in the configured environment).
     async fn list(&self) -> Result<Vec<FlagState>, FlagError>;
+
+    /// Why the backend cannot hold a flag called `name`, where it says so by its rules
+    /// alone (no request): a workflow's action then leaves the flag to people.
+    fn refuses_name(&self, _name: &str) -> Option<String> {
+        None
+    }
 }

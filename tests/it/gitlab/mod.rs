@@ -158,6 +158,23 @@ fn a_gitaly_migration_runs_on_gitlab() {
         "{r}"
     );
     assert_eq!(lab.server.issue(child)["state"], "closed");
+    // GitLab's project flags (the default backend on GitLab) cannot hold the seed's
+    // `GITALY_FIND_COMMIT`: each step says so and what to run, and no flag is made.
+    let not_set: Vec<String> = lab
+        .server
+        .notes(child)
+        .iter()
+        .filter_map(|n| n["body"].as_str())
+        .filter(|b| b.contains("🚩 `GITALY_FIND_COMMIT` was **not** set"))
+        .map(|b| b.lines().next().unwrap().to_string())
+        .collect();
+    assert_eq!(not_set.len(), 4, "1, 5, 50 and 100 %: {not_set:#?}");
+    assert!(
+        not_set[0].contains("cannot hold that name")
+            && not_set[0].contains("`/chatops run feature set GITALY_FIND_COMMIT 1`"),
+        "{not_set:#?}"
+    );
+    assert!(lab.server.project_flag("GITALY_FIND_COMMIT").is_none());
 
     // Approval: mallory's label does not count, the maintainer's does.
     lab.tick_section(n, "Acceptance Testing");
@@ -959,4 +976,69 @@ fn a_second_idle_poll_reads_no_migration_s_merge_requests() {
     let r = reconcile();
     assert_eq!(moved(&r), [3, 7], "{r}");
     assert_eq!(related(&lab.server.log()), [3, 7]);
+}
+
+/// On a GitLab tracker the flags are the project's own feature flags unless another
+/// backend is named: `start` of a flag rollout turns the flag on in dev and staging with
+/// the tracker's token, and says so on the issue; `--flags none` leaves it to people.
+#[test]
+fn flags_default_to_the_gitlab_project_s_own() {
+    let lab = lab();
+    let v = lab.json(&[
+        "start",
+        "feature-flag-rollout",
+        "--var",
+        "feature_flag=update_all_mirrors_job_tracker",
+    ]);
+    let n = v["ref"].as_u64().unwrap();
+    let flag = lab
+        .server
+        .project_flag("update_all_mirrors_job_tracker")
+        .expect("the flag is made");
+    assert_eq!(flag["active"], true, "{flag}");
+    let mut scopes: Vec<String> = flag["strategies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["scopes"].as_array().unwrap().clone())
+        .map(|s| s["environment_scope"].as_str().unwrap().to_string())
+        .collect();
+    scopes.sort();
+    assert_eq!(scopes, ["dev", "staging"], "{flag}");
+    let said: Vec<String> = lab
+        .server
+        .notes(n)
+        .iter()
+        .filter_map(|n| n["body"].as_str().map(str::to_string))
+        .filter(|b| b.contains("🚩"))
+        .collect();
+    assert!(
+        said.iter()
+            .any(|b| b.contains("`update_all_mirrors_job_tracker`: missing → on, dev (set by shepherd on gitlab-project")),
+        "{said:#?}"
+    );
+
+    let out = lab.run_with(
+        BOT,
+        &[("SHEPHERD_FLAGS", "none")],
+        &[
+            "start",
+            "feature-flag-rollout",
+            "--var",
+            "feature_flag=other_flag",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let m: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let m = m["ref"].as_u64().unwrap();
+    assert!(lab.server.project_flag("other_flag").is_none());
+    assert!(lab
+        .server
+        .notes(m)
+        .iter()
+        .any(|n| n["body"].as_str().unwrap().contains(
+            "🚩 `other_flag` was **not** set to on, dev: shepherd has no flags backend here"
+        )));
 }
