@@ -288,10 +288,29 @@ impl Session {
         .map_err(|e| anyhow::anyhow!("--prometheus-url: {e}"))
     }
 
-    /// The feature-flag backend: `--flags`, `SHEPHERD_FLAGS`, `[flags] backend`, else
-    /// `local` on the local tracker and none on the others. `None`: none configured.
+    /// The feature-flag backend of the one tracker this command acts on.
     pub(super) fn flags_backend(&self) -> Result<Option<Box<dyn crate::flags::Flags>>> {
-        let spec = self.spec()?;
+        let target = Target {
+            gitlab_url: self
+                .config
+                .tracker
+                .as_ref()
+                .and_then(|t| t.gitlab_url.clone()),
+            github_url: None,
+        };
+        self.flags_backend_for(&self.spec()?, &target)
+    }
+
+    /// The feature-flag backend of tracker `spec`: `--flags`, `SHEPHERD_FLAGS`, `[flags]
+    /// backend` (the same for every tracker `serve` serves), else `local` on a local
+    /// tracker and `gitlab-project` on a GitLab one. `None`: none (`none`, or GitHub with
+    /// none configured).
+    pub(super) fn flags_backend_for(
+        &self,
+        spec: &TrackerSpec,
+        target: &Target,
+    ) -> Result<Option<Box<dyn crate::flags::Flags>>> {
+        let spec = spec.clone();
         let config = self.config.flags.as_ref();
         let named = self
             .flags
@@ -320,7 +339,7 @@ impl Session {
                     .gitlab_url
                     .clone()
                     .or_else(|| config.and_then(|c| c.url.clone()))
-                    .or_else(|| self.config.tracker.as_ref().and_then(|t| t.gitlab_url.clone()))
+                    .or_else(|| target.gitlab_url.clone())
                     .unwrap_or_else(|| "https://gitlab.com".to_string());
                 let project = config
                     .and_then(|c| c.project.clone())

@@ -62,17 +62,16 @@ pub(super) async fn serve(session: &Session, args: ServeArgs) -> Result<ExitCode
         .collect();
     let run_id = crate::engine::new_run_id();
     let prometheus = session.prometheus()?;
-    // A flags backend serves one tracker (a local file or a remote service); one that is
-    // configured but cannot be opened stops the service with its reason. Several trackers
-    // have none yet.
-    let flags = if opened.len() == 1 {
-        session.flags_backend()?
-    } else {
-        None
-    };
+    // Each tracker's flags backend (its local file, its GitLab project, or the one
+    // configured); one that cannot be opened stops the service with its reason.
+    let flags: Vec<Option<Box<dyn crate::flags::Flags>>> = targets
+        .iter()
+        .map(|(spec, target)| session.flags_backend_for(spec, target))
+        .collect::<Result<_>>()?;
     let engines: Vec<Engine> = trackers
         .iter()
-        .map(|t| {
+        .zip(&flags)
+        .map(|(t, flags)| {
             let mut engine = Engine::new(*t, &catalog, store.as_ref(), &session.actor);
             engine.run_id = run_id.clone();
             engine.concurrency = session.concurrency;

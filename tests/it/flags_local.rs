@@ -325,8 +325,9 @@ fn validate_warns_about_a_flag_turned_up_more_than_tenfold_at_once() {
     assert_eq!(v["warnings"].as_array().unwrap().len(), 1);
 }
 
-/// Someone turns the flag down behind shepherd's back while the service runs: it says so
-/// on the tracking issue once, not once per resync, and `/metrics` counts the drift.
+/// Someone turns the flag down behind shepherd's back while the service runs (serving
+/// another tracker too): it says so on the tracking issue once, not once per resync, and
+/// `/metrics` counts the drift.
 #[test]
 fn the_service_says_once_when_a_flag_drifts_from_its_stage() {
     use crate::serve::service::Service;
@@ -342,9 +343,13 @@ fn the_service_says_once_when_a_flag_drifts_from_its_stage() {
     }
     assert_eq!(flag(&s, Some("production"))["percentage"], 1.0);
     let db = format!("local:{}", s.db().display());
+    // Served beside another tracker: each has its own flags (its own file).
+    let other = Shepherd::new();
+    start(&other);
+    let other_db = format!("local:{}", other.db().display());
     let mut service = Service::start_args(
         s.dir.path(),
-        &["--tracker", &db],
+        &["--tracker", &db, "--tracker", &other_db],
         &["--resync", "1s", "--insecure-no-webhook-secret"],
         &[],
     );
