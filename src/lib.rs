@@ -10,5 +10,6 @@ pub mod metrics;
 pub mod render;
 pub mod report_format;
 pub mod serve;
+pub mod service_http;
 pub mod store;
 pub mod tracker;

@@ -19,7 +19,6 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::{StreamExt, TryStreamExt};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
@@ -27,7 +26,7 @@ use serde_json::{json, Value};
 
 use super::{FlagError, Flags};
 use crate::core::facts::{FlagState, FlagWant};
-use crate::metrics::prometheus::Retries;
+use crate::service_http::{self, Retries};
 use crate::tracker::retry::{chain, redact, seconds};
 
 /// The environment variable that holds the token.
@@ -71,28 +70,11 @@ impl Unleash {
         connect_timeout: Duration,
         timeout: Duration,
     ) -> Result<Unleash, String> {
-        let written = if url.contains('@') {
-            crate::store::redact_url(url)
-        } else {
-            url.to_string()
-        };
-        let bad = |why: &str| format!("bad Unleash URL `{written}`: {why}");
-        let mut parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
-        if parsed.host_str().is_none() || !matches!(parsed.scheme(), "http" | "https") {
-            return Err(bad("write http(s)://HOST[:PORT][/PATH]"));
-        }
-        if parsed.query().is_some() || parsed.fragment().is_some() {
-            return Err(bad(
-                "no `?` or `#` part: write the address of Unleash's web UI",
-            ));
-        }
+        let address = service_http::address(url, "Unleash")?;
+        let mut parsed = address.url;
         let trimmed = parsed.path().trim_end_matches('/').to_string();
         parsed.set_path(&trimmed);
-        let mut shown = parsed.clone();
-        // Only fails for URLs without a host, refused above.
-        let _ = shown.set_username("");
-        let _ = shown.set_password(None);
-        let shown = shown.as_str().trim_end_matches('/').to_string();
+        let shown = address.shown;
         if project.trim().is_empty() {
             return Err("the Unleash project is empty: set [flags] project".into());
         }
@@ -100,20 +82,8 @@ impl Unleash {
             return Err("the Unleash environment is empty: set [flags] environment".into());
         }
         let secret = token.unwrap_or_default();
-        let token = if secret.is_empty() {
-            None
-        } else {
-            let mut value = http::HeaderValue::from_str(&secret)
-                .map_err(|_| format!("{TOKEN_VAR} holds characters a header cannot carry"))?;
-            value.set_sensitive(true);
-            Some(value)
-        };
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("shepherd/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(connect_timeout)
-            .timeout(timeout)
-            .build()
-            .map_err(|e| format!("cannot build an HTTP client: {}", chain(&e)))?;
+        let token = service_http::authorization(&secret, str::to_string, TOKEN_VAR)?;
+        let client = service_http::client(connect_timeout, timeout)?;
         Ok(Unleash {
             client,
             base: parsed,
@@ -129,10 +99,7 @@ impl Unleash {
 
     /// The same client with other retries (tests use short ones).
     pub fn with_retries(mut self, retries: Retries) -> Unleash {
-        self.retries = Retries {
-            attempts: retries.attempts.max(1),
-            ..retries
-        };
+        self.retries = retries.at_least_once();
         self
     }
 
@@ -398,12 +365,7 @@ impl Unleash {
     ) -> Result<Reply, FlagError> {
         let url = self.address(path)?;
         let what = format!("{method} /{}", path.join("/"));
-        let mut delays = ExponentialBuilder::default()
-            .with_jitter()
-            .with_min_delay(self.retries.min_delay)
-            .with_max_delay(Duration::from_secs(5))
-            .with_max_times(self.retries.attempts.saturating_sub(1))
-            .build();
+        let mut delays = self.retries.delays();
         let mut tries = 0;
         loop {
             tries += 1;

@@ -16,13 +16,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::Metrics;
 use crate::core::facts::{MetricAnswer, MetricQuestion, MetricSeries};
 use crate::core::promql;
+use crate::service_http::{self, Retries};
 use crate::tracker::retry::{chain, redact, seconds};
 
 /// A range query asks for at most about this many points.
@@ -46,26 +46,6 @@ pub struct Prometheus {
     retries: Retries,
 }
 
-/// How often and how soon a failed request is tried again.
-#[derive(Clone, Copy, Debug)]
-pub struct Retries {
-    /// Attempts per question, the first included.
-    pub attempts: usize,
-    /// The first retry's delay; it doubles from there, with jitter.
-    pub min_delay: Duration,
-}
-
-impl Default for Retries {
-    /// 3 attempts, from 200 ms: a question costs at most about a second more than its
-    /// requests.
-    fn default() -> Retries {
-        Retries {
-            attempts: 3,
-            min_delay: Duration::from_millis(200),
-        }
-    }
-}
-
 impl Prometheus {
     /// A client for the Prometheus at `url` (`http(s)://HOST[:PORT][/PATH]`, the address
     /// its web UI has), sending `token`, if any, as a bearer token. `connect_timeout` bounds
@@ -76,45 +56,15 @@ impl Prometheus {
         connect_timeout: Duration,
         timeout: Duration,
     ) -> Result<Prometheus, String> {
-        let written = if url.contains('@') {
-            crate::store::redact_url(url)
-        } else {
-            url.to_string()
-        };
-        let bad = |why: &str| format!("bad Prometheus URL `{written}`: {why}");
-        let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
-        if parsed.host_str().is_none() || !matches!(parsed.scheme(), "http" | "https") {
-            return Err(bad("write http(s)://HOST[:PORT][/PATH]"));
-        }
-        if parsed.query().is_some() || parsed.fragment().is_some() {
-            return Err(bad(
-                "no `?` or `#` part: write the address of Prometheus's web UI",
-            ));
-        }
-        let mut shown = parsed.clone();
-        // Only fails for URLs without a host, refused above.
-        let _ = shown.set_username("");
-        let _ = shown.set_password(None);
-        let shown = shown.as_str().trim_end_matches('/').to_string();
+        let address = service_http::address(url, "Prometheus")?;
         let secret = token.unwrap_or_default();
-        let token = if secret.is_empty() {
-            None
-        } else {
-            let mut value = http::HeaderValue::from_str(&format!("Bearer {secret}"))
-                .map_err(|_| "PROMETHEUS_TOKEN holds characters a header cannot carry")?;
-            value.set_sensitive(true);
-            Some(value)
-        };
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("shepherd/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(connect_timeout)
-            .timeout(timeout)
-            .build()
-            .map_err(|e| format!("cannot build an HTTP client: {}", chain(&e)))?;
+        let token =
+            service_http::authorization(&secret, |t| format!("Bearer {t}"), "PROMETHEUS_TOKEN")?;
+        let client = service_http::client(connect_timeout, timeout)?;
         Ok(Prometheus {
             client,
-            base: parsed.as_str().trim_end_matches('/').to_string(),
-            shown,
+            base: address.url.as_str().trim_end_matches('/').to_string(),
+            shown: address.shown,
             token,
             secret,
             timeout,
@@ -124,10 +74,7 @@ impl Prometheus {
 
     /// The same client with other retries (tests use short ones).
     pub fn with_retries(mut self, retries: Retries) -> Prometheus {
-        self.retries = Retries {
-            attempts: retries.attempts.max(1),
-            ..retries
-        };
+        self.retries = retries.at_least_once();
         self
     }
 
@@ -213,12 +160,7 @@ impl Prometheus {
 
     /// GETs `url`, trying again a couple of times after a failure worth it.
     async fn get(&self, url: &url::Url) -> Result<Vec<u8>, Trouble> {
-        let mut delays = ExponentialBuilder::default()
-            .with_jitter()
-            .with_min_delay(self.retries.min_delay)
-            .with_max_delay(Duration::from_secs(5))
-            .with_max_times(self.retries.attempts.saturating_sub(1))
-            .build();
+        let mut delays = self.retries.delays();
         let mut tries = 0;
         loop {
             tries += 1;

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use shepherd::flags::unleash::Unleash;
-use shepherd::metrics::prometheus::Retries;
+use shepherd::service_http::Retries;
 
 use crate::pg::TestDb;
 use crate::prom::{block_on, free_port};

@@ -11,8 +11,9 @@ use axum::Router;
 use chrono::Utc;
 use shepherd::core::facts::{MetricAnswer, MetricQuestion, MetricSeries};
 use shepherd::core::promql;
-use shepherd::metrics::prometheus::{Prometheus, Retries};
+use shepherd::metrics::prometheus::Prometheus;
 use shepherd::metrics::Metrics;
+use shepherd::service_http::Retries;
 
 use super::{block_on, free_port, PromHarness};
 

@@ -467,7 +467,7 @@ fn scripted(url: &str) -> Unleash {
         Duration::from_secs(1),
     )
     .unwrap()
-    .with_retries(shepherd::metrics::prometheus::Retries {
+    .with_retries(shepherd::service_http::Retries {
         attempts: 3,
         min_delay: Duration::from_millis(10),
     })
