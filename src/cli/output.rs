@@ -96,11 +96,7 @@ pub(super) fn status_text(s: &report::Status) -> String {
     if !s.flag_drift.is_empty() {
         out.push_str("flag drift:\n");
         for d in &s.flag_drift {
-            let place = d
-                .environment
-                .as_ref()
-                .map(|e| format!(" in {e}"))
-                .unwrap_or_default();
+            let place = d.place();
             out.push_str(&format!(
                 "  ⚠ `{}`{place} is {}, but its stage set {}\n",
                 d.name, d.actual, d.expected

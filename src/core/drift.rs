@@ -24,6 +24,16 @@ pub struct FlagDrift {
     pub actual: String,
 }
 
+impl FlagDrift {
+    /// Where, for a sentence: " in production", or nothing for every environment.
+    pub fn place(&self) -> String {
+        self.environment
+            .as_ref()
+            .map(|e| format!(" in {e}"))
+            .unwrap_or_default()
+    }
+}
+
 /// What the migration's stages set, by flag name and environment, in the order set.
 pub fn expected(
     workflow: &Workflow,

@@ -133,6 +133,15 @@ pub enum FlagWant {
     Delete,
 }
 
+/// A flag's percentage: 0 to 100 (not NaN); every backend checks it before a request.
+pub fn check_percentage(p: f64) -> Result<(), String> {
+    if (0.0..=100.0).contains(&p) {
+        Ok(())
+    } else {
+        Err(format!("percentage {p} is outside 0–100"))
+    }
+}
+
 /// A flag name every backend takes: letters, digits, `_`, `-`, `.`, `:`; at most 200.
 pub fn check_flag_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()

@@ -116,11 +116,7 @@ impl Engine<'_> {
             if comments.iter().any(|c| c.body.contains(&mark)) {
                 continue;
             }
-            let place = d
-                .environment
-                .as_ref()
-                .map(|e| format!(" in {e}"))
-                .unwrap_or_default();
+            let place = d.place();
             let text = format!(
                 "⚑ Feature flag `{}`{place} is **{}**, but this migration's stage set it to **{}**. shepherd leaves it as it is: set it back (`shepherd flag set {} …`) or move the migration to match.\n\n{mark}",
                 d.name, d.actual, d.expected, d.name

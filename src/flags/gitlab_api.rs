@@ -133,13 +133,7 @@ pub fn segment(backend: &str, name: &str) -> Result<String, FlagError> {
 
 /// A percentage outside 0–100 (or not a number) is refused before any request.
 pub fn check_percentage(p: f64) -> Result<(), FlagError> {
-    if (0.0..=100.0).contains(&p) {
-        Ok(())
-    } else {
-        Err(FlagError::Invalid(format!(
-            "percentage {p} is outside 0–100"
-        )))
-    }
+    crate::core::facts::check_percentage(p).map_err(FlagError::Invalid)
 }
 
 /// A percentage as GitLab writes it: `5`, `0.5`.

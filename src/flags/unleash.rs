@@ -676,11 +676,7 @@ fn check_name(name: &str) -> Result<(), FlagError> {
 /// A percentage Unleash can roll out: a whole number from 0 to 100 (the SDKs read
 /// `rollout` as an integer).
 fn check_percentage(p: f64) -> Result<(), FlagError> {
-    if !(0.0..=100.0).contains(&p) {
-        return Err(FlagError::Invalid(format!(
-            "a percentage is from 0 to 100, not {p}"
-        )));
-    }
+    crate::core::facts::check_percentage(p).map_err(FlagError::Invalid)?;
     if p.fract() != 0.0 {
         return Err(FlagError::Invalid(format!(
             "Unleash rolls out whole percentages, not {p}"

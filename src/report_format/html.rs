@@ -110,11 +110,7 @@ fn migrations(report: &Report) -> String {
             ));
         }
         for d in &s.flag_drift {
-            let place = d
-                .environment
-                .as_ref()
-                .map(|e| format!(" in {e}"))
-                .unwrap_or_default();
+            let place = d.place();
             blockers.push(format!(
                 "<li class=\"drift-note\"><b>flag drift</b>: <code>{}</code>{} is {}, its stage set {}</li>",
                 esc(&d.name),

@@ -30,11 +30,7 @@ impl LocalTracker {
     ) -> Result<FlagState, TrackerError> {
         check_name(name)?;
         if let FlagWant::Percentage(p) = want {
-            if !(0.0..=100.0).contains(p) || p.is_nan() {
-                return Err(TrackerError::Other(format!(
-                    "a percentage is between 0 and 100, not {p}"
-                )));
-            }
+            crate::core::facts::check_percentage(*p).map_err(TrackerError::Other)?;
         }
         let at = time(self.now_at());
         self.persist()?;
