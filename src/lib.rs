@@ -6,6 +6,7 @@ pub mod cli;
 pub mod core;
 pub mod engine;
 pub mod flags;
+pub mod fresh;
 pub mod metrics;
 pub mod render;
 pub mod report_format;

@@ -71,7 +71,7 @@ pub(super) async fn flag(session: &Session, action: FlagAction) -> Result<ExitCo
                 .get(&name, env)
                 .await
                 .map_err(|e| anyhow!("{}: {e}", flags.describe()))?;
-            let changed = !crate::engine::flag_holds(&before, &want);
+            let changed = !crate::core::drift::holds(&before, &want);
             let after = if changed {
                 flags
                     .set(&name, env, &want)

@@ -93,7 +93,7 @@ impl<'a> Engine<'a> {
     /// Moves one migration as far as its gates allow, holding its lease while it writes.
     pub async fn advance(&self, number: u64, dry_run: bool) -> Result<Advanced> {
         // What brought this advance (a webhook, a person) may be a merge request.
-        self.facts.forget_merge_requests().await;
+        self.facts.forget_merge_requests();
         self.tracker.forget_merge_requests();
         if dry_run {
             let index = self.local_index(number).await?;

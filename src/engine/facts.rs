@@ -5,8 +5,7 @@
 //! one advance never asks the same thing twice; `advance` forgets merge requests first,
 //! since the webhook that brought it may be about one.
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
@@ -17,6 +16,7 @@ use crate::core::machine::{self, Plan};
 use crate::core::questions::{questions, questions_after};
 use crate::core::snapshot::Snapshot;
 use crate::core::workflow::Workflow;
+use crate::fresh::Fresh;
 
 /// How long an answer stays good.
 const FRESH: Duration = Duration::from_secs(15);
@@ -29,31 +29,29 @@ enum Answer {
     Flag(Result<FlagState, String>),
 }
 
-/// Answers by question, each with the moment it came in. A question asked while another
-/// task asks it waits for that answer rather than asking again.
-/// One answer, shared by the tasks that ask at once, with the moment it came in.
-type Slot = std::sync::Arc<tokio::sync::OnceCell<(Instant, Answer)>>;
-
-#[derive(Default)]
+/// Answers by question, kept `FRESH` and shared by the tasks that ask at once.
 pub struct FactCache {
-    answers: tokio::sync::Mutex<HashMap<Question, Slot>>,
+    answers: Fresh<Question, Answer>,
+}
+
+impl Default for FactCache {
+    fn default() -> FactCache {
+        FactCache {
+            answers: Fresh::new(FRESH),
+        }
+    }
 }
 
 impl FactCache {
     /// Forgets the flags (this run has just set one).
-    pub async fn forget_flags(&self) {
-        self.answers
-            .lock()
-            .await
-            .retain(|q, _| !matches!(q, Question::Flag { .. }));
+    pub fn forget_flags(&self) {
+        self.answers.forget(|q| matches!(q, Question::Flag { .. }));
     }
 
     /// Forgets the merge requests (a webhook may be about one).
-    pub async fn forget_merge_requests(&self) {
+    pub fn forget_merge_requests(&self) {
         self.answers
-            .lock()
-            .await
-            .retain(|q, _| !matches!(q, Question::MergeRequests { .. }));
+            .forget(|q| matches!(q, Question::MergeRequests { .. }));
     }
 }
 
@@ -127,21 +125,10 @@ impl Engine<'_> {
     }
 
     async fn ask(&self, question: &Question) -> Answer {
-        let cell = {
-            let mut answers = self.facts.answers.lock().await;
-            let stale = answers
-                .get(question)
-                .and_then(|c| c.get())
-                .is_some_and(|(at, _)| at.elapsed() > FRESH);
-            if stale {
-                answers.remove(question);
-            }
-            answers.entry(question.clone()).or_default().clone()
-        };
-        let (_, answer) = cell
-            .get_or_init(|| async { (Instant::now(), self.fetch(question).await) })
-            .await;
-        answer.clone()
+        self.facts
+            .answers
+            .get(question, || self.fetch(question))
+            .await
     }
 
     async fn fetch(&self, question: &Question) -> Answer {

@@ -7,7 +7,7 @@
 use anyhow::{anyhow, Result};
 
 use super::{Engine, Migration};
-use crate::core::drift::want_text;
+use crate::core::drift::{holds, want_text};
 use crate::core::facts::{FlagState, FlagWant};
 use crate::core::workflow::FlagAction;
 
@@ -50,7 +50,7 @@ impl Engine<'_> {
             .set(&name, env, &flag.want)
             .await
             .map_err(|e| anyhow!("feature flag `{name}` on {}: {e}", flags.describe()))?;
-        self.facts.forget_flags().await;
+        self.facts.forget_flags();
         let after = if matches!(flag.want, FlagWant::Delete) {
             "deleted".to_string()
         } else {
@@ -63,8 +63,6 @@ impl Engine<'_> {
         ))
     }
 }
-
-pub use crate::core::drift::holds;
 
 /// A state in a word or two: "missing", "off", "5%", "on".
 fn short(state: &FlagState) -> String {

@@ -22,7 +22,6 @@ mod snapshot;
 mod vars;
 mod views;
 
-pub use flag_step::holds as flag_holds;
 pub use person::Paused;
 pub use vars::{check_renders, preflight, resolve_vars};
 

@@ -7,15 +7,15 @@
 //! nothing happened asks one list per project, not one per migration. Only trackers where
 //! a new reference touches the issue (`Tracker::mentions_touch_issues`) are cached.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{CachedTracker, FULL_EVERY, MARGIN};
 use crate::core::facts::{MergeRequest, MrState};
+use crate::fresh::Fresh;
 use crate::tracker::TrackerError;
 
 /// How long a project's feed read by this process stays good.
@@ -40,29 +40,18 @@ struct Known {
     list: Vec<MergeRequest>,
 }
 
-type Slot = Arc<tokio::sync::OnceCell<(Instant, Option<Arc<Feed>>)>>;
-
 /// The feeds this process read, one per project, shared by the tasks that ask at once.
-#[derive(Default)]
-pub(super) struct Feeds {
-    slots: std::sync::Mutex<HashMap<String, Slot>>,
+pub(super) struct Feeds(Fresh<String, Option<Arc<Feed>>>);
+
+impl Default for Feeds {
+    fn default() -> Feeds {
+        Feeds(Fresh::new(FRESH))
+    }
 }
 
 impl Feeds {
     pub(super) fn forget(&self) {
-        self.slots.lock().unwrap_or_else(|e| e.into_inner()).clear();
-    }
-
-    fn slot(&self, project: &str) -> Slot {
-        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        let stale = slots
-            .get(project)
-            .and_then(|s| s.get())
-            .is_some_and(|(at, _)| at.elapsed() > FRESH);
-        if stale {
-            slots.remove(project);
-        }
-        slots.entry(project.to_string()).or_default().clone()
+        self.0.forget(|_| true);
     }
 }
 
@@ -117,11 +106,12 @@ impl CachedTracker<'_> {
     /// `project`'s feed, brought up to date once per `FRESH`; `None` when it cannot be read
     /// (the lists are then read again).
     async fn feed(&self, project: &str) -> Option<Arc<Feed>> {
-        let slot = self.feeds.slot(project);
-        let (_, feed) = slot
-            .get_or_init(|| async { (Instant::now(), self.refresh(project).await.map(Arc::new)) })
-            .await;
-        feed.clone()
+        self.feeds
+            .0
+            .get(&project.to_string(), || async {
+                self.refresh(project).await.map(Arc::new)
+            })
+            .await
     }
 
     async fn refresh(&self, project: &str) -> Option<Feed> {
