@@ -5,11 +5,11 @@
 //! named in the error.
 
 use chrono::{Duration, Utc};
-use shepherd::core::facts::{MergeRequest, MrState as State, Release};
+use shepherd::core::facts::{MrState as State, Release};
 use shepherd::tracker::github::{self, GitHubTracker};
 use shepherd::tracker::{Tracker, TrackerError};
 
-use super::day;
+use super::{day, shown};
 use crate::github_server::{GitHubServer, Logged, OWNER, REPO};
 use crate::remote::quick_policy;
 use crate::support::block_on;
@@ -35,18 +35,6 @@ fn tracker(server: &GitHubServer) -> GitHubTracker {
 fn requests(log: &[Logged]) -> Vec<String> {
     log.iter()
         .map(|l| format!("{} {}", l.method, l.path))
-        .collect()
-}
-
-fn shown(mrs: &[MergeRequest]) -> Vec<String> {
-    mrs.iter()
-        .map(|m| {
-            let merged = m
-                .merged_at
-                .map(|t| format!(" {}", t.format("%d")))
-                .unwrap_or_default();
-            format!("{} {} {:?}{merged}", m.project, m.reference, m.state)
-        })
         .collect()
 }
 

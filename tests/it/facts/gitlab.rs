@@ -4,11 +4,11 @@
 //! documented examples of those three lists parsed.
 
 use chrono::{Duration, Utc};
-use shepherd::core::facts::{MergeRequest, MrState as State, Release};
+use shepherd::core::facts::{MrState as State, Release};
 use shepherd::tracker::gitlab::{Config, GitLabTracker, GlMergeRequest, GlRelease};
 use shepherd::tracker::{Tracker, TrackerError};
 
-use super::day;
+use super::{day, shown};
 use crate::gitlab_server::facts::Lists;
 use crate::gitlab_server::{GitLabServer, Logged, PROJECT};
 use crate::remote::quick_policy;
@@ -41,18 +41,6 @@ fn requests(log: &[Logged]) -> Vec<String> {
                 l.path.trim_start_matches("/api/v4/"),
                 query.join("&")
             )
-        })
-        .collect()
-}
-
-fn shown(mrs: &[MergeRequest]) -> Vec<String> {
-    mrs.iter()
-        .map(|m| {
-            let merged = m
-                .merged_at
-                .map(|t| format!(" {}", t.format("%d")))
-                .unwrap_or_default();
-            format!("{} {} {:?}{merged}", m.project, m.reference, m.state)
         })
         .collect()
 }

@@ -9,6 +9,7 @@ mod gitlab;
 mod local;
 
 use chrono::{DateTime, Utc};
+use shepherd::core::facts::MergeRequest;
 
 /// 2026-03-0`day` at noon.
 fn day(day: u32) -> DateTime<Utc> {
@@ -16,4 +17,17 @@ fn day(day: u32) -> DateTime<Utc> {
         .and_then(|d| d.and_hms_opt(12, 0, 0))
         .expect("a date")
         .and_utc()
+}
+
+/// Each merge request in a line: project, reference, state and the day it was merged.
+fn shown(mrs: &[MergeRequest]) -> Vec<String> {
+    mrs.iter()
+        .map(|m| {
+            let merged = m
+                .merged_at
+                .map(|t| format!(" {}", t.format("%d")))
+                .unwrap_or_default();
+            format!("{} {} {:?}{merged}", m.project, m.reference, m.state)
+        })
+        .collect()
 }
