@@ -102,7 +102,13 @@ impl<'a> Engine<'a> {
         self.with_lease(number, async {
             let index = self.local_index(number).await?;
             let advanced = self.advance_in(number, &index, false, None, false).await?;
-            if self.note_drift {
+            // Only a workflow that sets flags can drift: no read for the others.
+            let sets_flags = self
+                .catalog
+                .workflows
+                .get(&advanced.workflow)
+                .is_some_and(|w| w.sets_flags());
+            if self.note_drift && sets_flags {
                 self.note_drift(number).await?;
             }
             Ok(advanced)
