@@ -496,6 +496,13 @@ impl Tracker for Timed {
     async fn comments(&self, number: u64) -> Result<Vec<Comment>, TrackerError> {
         self.time("comments", self.inner.comments(number)).await
     }
+    async fn comments_of(
+        &self,
+        numbers: &[u64],
+    ) -> Result<Option<std::collections::HashMap<u64, Vec<Comment>>>, TrackerError> {
+        self.time("comments_of", self.inner.comments_of(numbers))
+            .await
+    }
     async fn add_comment(&self, number: u64, body: &str) -> Result<Comment, TrackerError> {
         self.time("add_comment", self.inner.add_comment(number, body))
             .await

@@ -71,8 +71,10 @@ pub struct MetricSeries {
 /// A question the engine answers before `plan`: which facts the gates in play need.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Question {
-    /// The merge requests that reference issue `issue` (the tracking issue or a child).
-    MergeRequests { issue: u64 },
+    /// The merge requests that reference issue `issue` (the tracking issue or a child),
+    /// looked at in `projects` only (empty: in any project). The answer is the whole list
+    /// either way; the projects let a cache know where a new reference could come from.
+    MergeRequests { issue: u64, projects: Vec<String> },
     /// The releases of `project` (`None`: the tracker's own project).
     Releases { project: Option<String> },
     /// The values of `query` (variables filled in) over the last `window` of the wall

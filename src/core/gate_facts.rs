@@ -41,9 +41,15 @@ pub fn metric_question(gate: &MetricGate, cx: &Context) -> Result<MetricQuestion
 pub fn question(gate: &super::workflow::Gate, cx: &Context) -> Option<Question> {
     use super::workflow::Gate;
     match gate {
-        Gate::MergeRequest { child, .. } => mr_issue(child.as_deref(), cx)
-            .ok()
-            .map(|issue| Question::MergeRequests { issue }),
+        Gate::MergeRequest { child, project, .. } => {
+            let issue = mr_issue(child.as_deref(), cx).ok()?;
+            // A project that cannot be resolved fails the gate anyway: look anywhere.
+            let projects = match project.as_ref().map(|p| p.resolve(cx.vars)) {
+                Some(Ok(p)) => vec![p.to_lowercase()],
+                _ => Vec::new(),
+            };
+            Some(Question::MergeRequests { issue, projects })
+        }
         Gate::Release { project, .. } => release_project(project.as_ref(), cx)
             .ok()
             .map(|project| Question::Releases { project }),

@@ -253,7 +253,14 @@ fn unread_facts_are_taken_as_holding_and_unasked_ones_as_not() {
 #[test]
 #[allow(clippy::type_complexity)] // the test table's rows
 fn questions_ask_only_what_can_change_the_outcome() {
-    let mrs = Question::MergeRequests { issue: 1 };
+    let mrs = Question::MergeRequests {
+        issue: 1,
+        projects: vec![],
+    };
+    let in_projects = |projects: &[&str]| Question::MergeRequests {
+        issue: 1,
+        projects: projects.iter().map(|p| p.to_string()).collect(),
+    };
     let own = Question::Releases { project: None };
     let up = Question::Metric(metric("up", None));
     // (the stage's gates/next/exits, variables, the questions)
@@ -273,6 +280,10 @@ fn questions_ask_only_what_can_change_the_outcome() {
         ("    gates: [{metric: {query: \"{{q}}\", below: 1}}]\n    next: b\n    exits: [{to: b, when: [{metric: {query: \"{{q}}\", above: 1}}]}]", &[("q", "")], vec![]),
         ("    gates: [{metric: {query: \"{{q}}\", below: 1}}]\n    next: b", &[("q", "up")], vec![up.clone()]),
         ("    gates: [{release: {project: \"{{proj}}\"}}]\n    next: [{to: b, when: [{merge_request: {}}]}]", &[("proj", "g/p")], vec![mrs.clone(), Question::Releases { project: Some("g/p".into()) }]),
+        // The projects the gates look in, together, once per issue; any project wins.
+        ("    gates: [{merge_request: {project: \"{{proj}}\"}}]\n    next: b", &[("proj", "G/P")], vec![in_projects(&["g/p"])]),
+        ("    gates: [{merge_request: {project: g/q}}, {merge_request: {project: g/p}}]\n    next: b", &[], vec![in_projects(&["g/p", "g/q"])]),
+        ("    gates: [{merge_request: {project: g/q}}, {merge_request: {}}]\n    next: b", &[], vec![mrs.clone()]),
     ];
     for (stage, vars, want) in cases {
         let w = workflow(stage);

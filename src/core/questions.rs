@@ -58,6 +58,35 @@ pub fn questions(workflow: &Workflow, snapshot: &Snapshot, now: DateTime<Utc>) -
     }
     out.sort();
     out.dedup();
+    merge_projects(out)
+}
+
+/// One merge-request question per issue: the projects of its gates together, or any
+/// project when one gate looks in any.
+fn merge_projects(asked: Vec<Question>) -> Vec<Question> {
+    let mut out: Vec<Question> = Vec::with_capacity(asked.len());
+    for q in asked {
+        if let (
+            Some(Question::MergeRequests {
+                issue: last,
+                projects: mine,
+            }),
+            Question::MergeRequests { issue, projects },
+        ) = (out.last_mut(), &q)
+        {
+            if last == issue {
+                if mine.is_empty() || projects.is_empty() {
+                    mine.clear();
+                } else {
+                    mine.extend(projects.iter().cloned());
+                    mine.sort();
+                    mine.dedup();
+                }
+                continue;
+            }
+        }
+        out.push(q);
+    }
     out
 }
 
@@ -103,7 +132,7 @@ pub fn questions_after(
 /// Whether `facts` already hold the answer to `question`.
 pub fn answered(facts: &Facts, question: &Question) -> bool {
     match question {
-        Question::MergeRequests { issue } => facts.merge_requests.contains_key(issue),
+        Question::MergeRequests { issue, .. } => facts.merge_requests.contains_key(issue),
         Question::Releases { project } => facts.releases.contains_key(project),
         Question::Metric(q) => facts.metrics.contains_key(q),
         Question::Flag { name, environment } => facts

@@ -107,7 +107,7 @@ impl Engine<'_> {
         let answers = join_all(asked.iter().map(|q| self.ask(q))).await;
         for (q, a) in asked.into_iter().zip(answers) {
             match (q, a) {
-                (Question::MergeRequests { issue }, Answer::MergeRequests(list)) => {
+                (Question::MergeRequests { issue, .. }, Answer::MergeRequests(list)) => {
                     snapshot.facts.merge_requests.insert(issue, list);
                 }
                 (Question::Releases { project }, Answer::Releases(list)) => {
@@ -134,9 +134,9 @@ impl Engine<'_> {
     async fn fetch(&self, question: &Question) -> Answer {
         let tracker = self.tracker.describe();
         match question {
-            Question::MergeRequests { issue } => Answer::MergeRequests(
+            Question::MergeRequests { issue, projects } => Answer::MergeRequests(
                 self.tracker
-                    .merge_requests(*issue)
+                    .merge_requests_in(*issue, projects)
                     .await
                     .map_err(|e| format!("{tracker}: {e}")),
             ),

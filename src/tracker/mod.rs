@@ -213,15 +213,32 @@ pub trait Tracker: Send + Sync {
     /// --issue`). One request per issue where the tracker allows it.
     async fn merge_requests(&self, number: u64) -> Result<Vec<MergeRequest>, TrackerError>;
 
+    /// Issue `number`'s merge requests when the gates asking look in `projects` only
+    /// (empty: any project): a cache then knows where a new reference can come from.
+    async fn merge_requests_in(
+        &self,
+        number: u64,
+        projects: &[String],
+    ) -> Result<Vec<MergeRequest>, TrackerError> {
+        let _ = projects;
+        self.merge_requests(number).await
+    }
+
+    /// Whether `merge_requests_changed` answers: then an issue's merge requests can be
+    /// cached, checked against what changed in the projects they can come from.
+    fn lists_merge_request_changes(&self) -> bool {
+        false
+    }
+
     /// Whether a merge request that starts referencing an issue changes that issue's
-    /// `updated_at` (GitLab: the "mentioned in" system note touches it), and
-    /// `merge_requests_changed` answers: then an issue's merge requests can be cached.
+    /// `updated_at` (GitLab: the "mentioned in" system note touches it): then a cached list
+    /// of an issue's merge requests need not watch for new ones.
     fn mentions_touch_issues(&self) -> bool {
         false
     }
 
     /// The merge requests of `project` changed since `since` (number and `updated_at`),
-    /// in one list for the whole project; only where `mentions_touch_issues`.
+    /// in one list for the whole project (GitLab, GitHub).
     async fn merge_requests_changed(
         &self,
         project: &str,

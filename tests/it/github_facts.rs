@@ -2,7 +2,8 @@
 //! requests of any repository that reference one of its issues, seen in that issue's
 //! timeline as `cross-referenced` events (built from the schema of that event, with the
 //! `issue` example as its source) and answered by `GET /repos/{o}/{r}/pulls/{n}` from the
-//! `pull-request` example; releases of any repository it knows, answered by
+//! `pull-request` example, listed by `GET /repos/{o}/{r}/pulls` most recently updated
+//! first (a mention or a new state updates the pull request, never the issue); releases of any repository it knows, answered by
 //! `GET /repos/{o}/{r}/releases` (newest first, paged, with an `ETag`) from the
 //! `release-items` example. A repository it does not know answers 404. The pull request
 //! in a cross-reference carries `merged_at`, unless `without_merged_at_in_timeline` asks
@@ -24,6 +25,8 @@ pub struct Pull {
     state: MrState,
     merged_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
+    /// Moved by every change: a new state, a new mention of an issue.
+    updated_at: DateTime<Utc>,
 }
 
 pub struct Release {
@@ -68,6 +71,7 @@ impl Facts {
     pub fn travel(&mut self, d: chrono::Duration) {
         for p in &mut self.pulls {
             p.created_at -= d;
+            p.updated_at -= d;
             p.merged_at = p.merged_at.map(|t| t - d);
         }
         for m in &mut self.mentions {
@@ -110,6 +114,7 @@ impl GitHubServer {
             state,
             merged_at: merged_at.filter(|_| state == MrState::Merged),
             created_at: now,
+            updated_at: now,
         });
         sync_issue(&mut data, repo, number);
         data.facts.mentions.push(Mention {
@@ -122,9 +127,18 @@ impl GitHubServer {
     }
 
     /// Pull request `number` of `repo` mentions issue `issue` (again): one more
-    /// `cross-referenced` event.
+    /// `cross-referenced` event. The pull request changes (its body or a comment says it);
+    /// the issue does not, as on GitHub.
     pub fn mention(&self, issue: u64, repo: &str, number: u64) {
         let mut data = self.shared.data.lock().unwrap();
+        if let Some(p) = data
+            .facts
+            .pulls
+            .iter_mut()
+            .find(|p| p.repo == repo && p.number == number)
+        {
+            p.updated_at = Utc::now();
+        }
         data.facts.mentions.push(Mention {
             issue,
             repo: repo.to_string(),
@@ -150,6 +164,7 @@ impl GitHubServer {
             .expect("a pull request the test added");
         pull.state = state;
         pull.merged_at = merged_at.filter(|_| state == MrState::Merged);
+        pull.updated_at = Utc::now();
         sync_issue(&mut data, repo, number);
     }
 
@@ -243,6 +258,13 @@ pub(super) fn route(
                 None => error(StatusCode::NOT_FOUND, "Not Found"),
             })
         }
+        // Sorted by `updated_at`, newest first, as `sort=updated&direction=desc` asks.
+        ("GET", ["pulls"]) if known => {
+            let mut pulls: Vec<&Pull> = facts.pulls.iter().filter(|p| p.repo == repo).collect();
+            pulls.sort_by_key(|p| std::cmp::Reverse((p.updated_at, p.number)));
+            let list: Vec<Value> = pulls.into_iter().map(pull_json).collect();
+            Some(page(list.iter().collect(), query, uri))
+        }
         ("GET", ["releases"]) if known => {
             let mut releases: Vec<&Release> =
                 facts.releases.iter().filter(|r| r.repo == repo).collect();
@@ -304,7 +326,7 @@ pub(super) fn cross_references(shared: &Shared, data: &Data, issue: u64) -> Vec<
             source["pull_request"] = pull_request;
             source["labels"] = json!([]);
             source["created_at"] = json!(stamp(p.created_at));
-            source["updated_at"] = json!(stamp(p.merged_at.unwrap_or(p.created_at)));
+            source["updated_at"] = json!(stamp(p.updated_at));
             Some(json!({
                 "event": "cross-referenced",
                 "actor": user_json(shared, "octocat"),
@@ -336,7 +358,7 @@ fn pull_json(p: &Pull) -> Value {
         json!(stamp(p.merged_at.unwrap_or(p.created_at)))
     };
     v["created_at"] = json!(stamp(p.created_at));
-    v["updated_at"] = json!(stamp(p.merged_at.unwrap_or(p.created_at)));
+    v["updated_at"] = json!(stamp(p.updated_at));
     v["html_url"] = json!(format!("https://github.com/{repo}/pull/{}", p.number));
     v["url"] = json!(format!(
         "https://api.github.com/repos/{repo}/pulls/{}",

@@ -1,13 +1,15 @@
 //! An issue's merge requests through the Store's cache. The list is kept per issue, valid
-//! while the issue's `updated_at` is the one it was read at (a merge request that starts
-//! referencing the issue touches it) and while none of its merge requests that could still
-//! change (open or closed; merged is final) changed since it was read. What changed is
-//! known per project from one list of the merge requests updated since a cursor (a
-//! `Feed`, kept in the Store, read again at most every few seconds): so a poll where
-//! nothing happened asks one list per project, not one per migration. Only trackers where
-//! a new reference touches the issue (`Tracker::mentions_touch_issues`) are cached.
+//! while the issue's `updated_at` is the one it was read at and while none of its merge
+//! requests that could still change (open or closed; merged is final) changed since it was
+//! read. A new reference must show too: on GitLab it touches the issue
+//! (`Tracker::mentions_touch_issues`); on GitHub it does not, so there the list stays valid
+//! only while no merge request it does not know changed in the projects the gates look in
+//! (a gate that looks in any project is not cached there). What changed is known per
+//! project from one list of the merge requests updated since a cursor (a `Feed`, kept in
+//! the Store, read again at most every few seconds): so a poll where nothing happened asks
+//! one list per project, not one per migration.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -33,11 +35,34 @@ struct Feed {
     changed: BTreeMap<u64, DateTime<Utc>>,
 }
 
+impl Feed {
+    fn merge(&mut self, list: Vec<(u64, DateTime<Utc>)>) {
+        for (number, updated) in list {
+            self.cursor = self.cursor.max(updated);
+            let t = self.changed.entry(number).or_insert(updated);
+            *t = (*t).max(updated);
+        }
+    }
+}
+
+/// The changes `feed` holds within `MARGIN` of `at`.
+fn recent(feed: &Feed, at: DateTime<Utc>) -> BTreeMap<u64, DateTime<Utc>> {
+    feed.changed
+        .iter()
+        .filter(|(_, t)| **t >= at - MARGIN)
+        .map(|(n, t)| (*n, *t))
+        .collect()
+}
+
 /// An issue's merge requests and the moment (this machine's clock) they were read.
 #[derive(Serialize, Deserialize)]
 struct Known {
     read_at: DateTime<Utc>,
     list: Vec<MergeRequest>,
+    /// By project asked about: the changes within `MARGIN` of the read that its feed held
+    /// before the read (so the list shows them).
+    #[serde(default)]
+    seen: BTreeMap<String, BTreeMap<u64, DateTime<Utc>>>,
 }
 
 /// The feeds this process read, one per project, shared by the tasks that ask at once.
@@ -57,46 +82,80 @@ impl Feeds {
 
 impl CachedTracker<'_> {
     /// Issue `number`'s merge requests: the kept list while it is still so, else read.
+    /// `projects` are those the asking gates look in (empty: any).
     pub(super) async fn cached_merge_requests(
         &self,
         number: u64,
+        projects: &[String],
     ) -> Result<Vec<MergeRequest>, TrackerError> {
-        let version = self.version(number);
-        let (Some(version), true) = (version, self.inner.mentions_touch_issues()) else {
+        let touch = self.inner.mentions_touch_issues();
+        // Where a new reference can come from must be known: the issue's `updated_at`
+        // tells, or the projects the gates look in are watched for it.
+        let cacheable = self.inner.lists_merge_request_changes() && (touch || !projects.is_empty());
+        let (Some(version), true) = (self.version(number), cacheable) else {
             return self.inner.merge_requests(number).await;
         };
         let key = self.key(&format!("mrs:{number}"));
         if let Some(known) = self.get::<Known>(&key, &version).await {
-            if self.still_so(&known).await {
+            if self.still_so(&known, projects, touch).await {
                 return Ok(known.list);
             }
         }
+        // What the asked projects' feeds already hold was before the read: the list shows
+        // it. Kept, so that only what comes after counts as a change.
         let read_at = Utc::now();
+        let mut seen = BTreeMap::new();
+        if !touch {
+            for project in projects.iter().map(|p| p.to_lowercase()) {
+                if let Some(feed) = self.feed(&project).await {
+                    seen.insert(project, recent(&feed, read_at));
+                }
+            }
+        }
         let list = self.inner.merge_requests(number).await?;
-        // Watch the projects of those that can still change, from now on.
-        for project in open_projects(&list).into_keys() {
+        // Watch those projects from now on.
+        for project in watched(&list, projects, touch) {
             self.feed(&project).await;
         }
-        let known = Known { read_at, list };
+        let known = Known {
+            read_at,
+            list,
+            seen,
+        };
         self.put(&key, &version, &known).await;
         Ok(known.list)
     }
 
-    /// Whether no merge request of `known` that could change has changed since it was read.
-    async fn still_so(&self, known: &Known) -> bool {
-        for (project, mrs) in open_projects(&known.list) {
+    /// Whether nothing that could change `known` has changed since it was read: none of its
+    /// merge requests that can still change, and (unless a new reference touches the issue)
+    /// no merge request of `projects` it does not know.
+    async fn still_so(&self, known: &Known, projects: &[String], touch: bool) -> bool {
+        for project in watched(&known.list, projects, touch) {
             let Some(feed) = self.feed(&project).await else {
                 return false;
             };
             if known.read_at < feed.start - MARGIN {
                 return false;
             }
-            let changed = |mr: &&MergeRequest| {
-                feed.changed
-                    .get(&mr.number)
-                    .is_some_and(|t| mr.updated_at.is_none_or(|u| *t > u))
+            // A change within `MARGIN` of the read may or may not be in the list (clocks
+            // differ), unless the feed held it before the read.
+            let seen = known.seen.get(&project);
+            let after_read = |number: &u64, t: &DateTime<Utc>| {
+                *t >= known.read_at - MARGIN
+                    && !seen.is_some_and(|s| s.get(number).is_some_and(|s| s >= t))
             };
-            if mrs.iter().any(changed) {
+            let stale = |(number, t): (&u64, &DateTime<Utc>)| {
+                let mine = known
+                    .list
+                    .iter()
+                    .find(|mr| mr.number == *number && mr.project.eq_ignore_ascii_case(&project));
+                match mine {
+                    Some(mr) if mr.state == MrState::Merged => false,
+                    Some(mr) => mr.updated_at.map_or(after_read(number, t), |u| *t > u),
+                    None => !touch && after_read(number, t),
+                }
+            };
+            if feed.changed.iter().any(stale) {
                 return false;
             }
         }
@@ -126,11 +185,7 @@ impl CachedTracker<'_> {
                 let since = feed.cursor - MARGIN;
                 match self.inner.merge_requests_changed(project, since).await {
                     Ok(list) => {
-                        for (number, updated) in list {
-                            feed.cursor = feed.cursor.max(updated);
-                            let t = feed.changed.entry(number).or_insert(updated);
-                            *t = (*t).max(updated);
-                        }
+                        feed.merge(list);
                         feed
                     }
                     Err(e) => {
@@ -139,28 +194,42 @@ impl CachedTracker<'_> {
                     }
                 }
             }
-            // A new feed: its first read asks from `MARGIN` before it began (twice that,
-            // with the margin every read takes), so a list read up to `MARGIN` before it
-            // can be checked against it; one read earlier is read again.
-            None => Feed {
-                start: now,
-                cursor: now - MARGIN,
-                changed: BTreeMap::new(),
-            },
+            // A new feed begins with what changed in the last `MARGIN`, so that a list read
+            // now can tell those changes from later ones; one read earlier than `MARGIN`
+            // before it is read again.
+            None => {
+                let mut feed = Feed {
+                    start: now,
+                    cursor: now - MARGIN,
+                    changed: BTreeMap::new(),
+                };
+                match self
+                    .inner
+                    .merge_requests_changed(project, now - MARGIN)
+                    .await
+                {
+                    Ok(list) => feed.merge(list),
+                    Err(e) => {
+                        tracing::warn!("merge requests of {project}: {e}");
+                        return None;
+                    }
+                }
+                feed
+            }
         };
         self.put(&key, "1", &feed).await;
         Some(feed)
     }
 }
 
-/// The merge requests of `list` that can still change (open or closed), by project.
-fn open_projects(list: &[MergeRequest]) -> BTreeMap<String, Vec<&MergeRequest>> {
-    let mut by_project: BTreeMap<String, Vec<&MergeRequest>> = BTreeMap::new();
-    for mr in list.iter().filter(|m| m.state != MrState::Merged) {
-        by_project
-            .entry(mr.project.to_lowercase())
-            .or_default()
-            .push(mr);
-    }
-    by_project
+/// The projects (lowercase) to watch for `list`: those of its merge requests that can still
+/// change (open or closed; merged is final), and, where a new reference does not touch the
+/// issue, the projects the gates look in.
+fn watched(list: &[MergeRequest], projects: &[String], touch: bool) -> BTreeSet<String> {
+    let open = list
+        .iter()
+        .filter(|m| m.state != MrState::Merged)
+        .map(|m| m.project.to_lowercase());
+    let asked = projects.iter().filter(|_| !touch).map(|p| p.to_lowercase());
+    open.chain(asked).collect()
 }

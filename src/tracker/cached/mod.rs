@@ -127,7 +127,15 @@ impl Tracker for CachedTracker<'_> {
         &self,
         number: u64,
     ) -> Result<Vec<crate::core::facts::MergeRequest>, TrackerError> {
-        self.cached_merge_requests(number).await
+        self.cached_merge_requests(number, &[]).await
+    }
+
+    async fn merge_requests_in(
+        &self,
+        number: u64,
+        projects: &[String],
+    ) -> Result<Vec<crate::core::facts::MergeRequest>, TrackerError> {
+        self.cached_merge_requests(number, projects).await
     }
 
     async fn merge_requests_changed(
@@ -136,6 +144,10 @@ impl Tracker for CachedTracker<'_> {
         since: DateTime<Utc>,
     ) -> Result<Vec<(u64, DateTime<Utc>)>, TrackerError> {
         self.inner.merge_requests_changed(project, since).await
+    }
+
+    fn lists_merge_request_changes(&self) -> bool {
+        self.inner.lists_merge_request_changes()
     }
 
     fn mentions_touch_issues(&self) -> bool {

@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
+
 use serde::Deserialize as _;
 
 use super::json::{pull_request, GhCrossReference, GhPull, GhRelease};
@@ -45,15 +47,18 @@ impl GitHubTracker {
                 continue;
             }
             let mr = match pull.merged_at {
-                Some(merged_at) => pull_request(
-                    &own,
-                    project,
-                    issue.number,
-                    issue.title,
-                    issue.state == "open",
-                    merged_at,
-                    pull.html_url.clone().unwrap_or(issue.html_url),
-                ),
+                Some(merged_at) => MergeRequest {
+                    updated_at: issue.updated_at,
+                    ..pull_request(
+                        &own,
+                        project,
+                        issue.number,
+                        issue.title,
+                        issue.state == "open",
+                        merged_at,
+                        pull.html_url.clone().unwrap_or(issue.html_url),
+                    )
+                },
                 None => self.pull_request(&project, issue.number).await?,
             };
             unique.insert(key, mr);
@@ -69,17 +74,47 @@ impl GitHubTracker {
     ) -> Result<MergeRequest, TrackerError> {
         let path = format!("/repos/{}/pulls/{number}", repository(project)?);
         match self.http.get::<GhPull>(&path).await {
-            Ok(p) => Ok(pull_request(
-                &self.own(),
-                project.to_string(),
-                p.number,
-                p.title,
-                p.state == "open",
-                p.merged_at,
-                p.html_url,
-            )),
+            Ok(p) => Ok(MergeRequest {
+                updated_at: p.updated_at,
+                ..pull_request(
+                    &self.own(),
+                    project.to_string(),
+                    p.number,
+                    p.title,
+                    p.state == "open",
+                    p.merged_at,
+                    p.html_url,
+                )
+            }),
             Err(f) if f.status == Some(404) => Err(TrackerError::Other(format!(
                 "pull request {project}#{number} not found on {} (or this token cannot see it)",
+                self.config.url
+            ))),
+            Err(f) => Err(f.into()),
+        }
+    }
+
+    /// The pull requests of `project` (`owner/repo`) updated since `since`: the list sorted
+    /// by `updated_at`, newest first, read page by page (100) back to `since`.
+    pub(super) async fn pull_requests_changed(
+        &self,
+        project: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(u64, DateTime<Utc>)>, TrackerError> {
+        let path = format!(
+            "/repos/{}/pulls?state=all&sort=updated&direction=desc",
+            repository(project)?
+        );
+        let recent = |p: &GhPull| p.updated_at.is_some_and(|t| t >= since);
+        match self.http.pages_while(&path, recent).await {
+            Ok(list) => Ok(list
+                .into_iter()
+                .filter_map(|p| Some((p.number, p.updated_at.filter(|t| *t >= since)?)))
+                .collect()),
+            Err(Failed {
+                status: Some(404), ..
+            }) => Err(TrackerError::Other(format!(
+                "project `{project}` not found on {} (or this token cannot see it)",
                 self.config.url
             ))),
             Err(f) => Err(f.into()),

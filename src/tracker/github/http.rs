@@ -188,6 +188,34 @@ impl Http {
         Ok(rsp)
     }
 
+    /// The pages of a list, 100 at a time and one after the other, for as long as the last
+    /// item of each satisfies `more` (a list sorted newest first, read back to a moment).
+    pub async fn pages_while<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        more: impl Fn(&T) -> bool,
+    ) -> Result<Vec<T>, Failed> {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut out: Vec<T> = Vec::new();
+        let mut next = Some(1);
+        while let Some(page) = next {
+            let rsp = self
+                .page(&format!("{path}{sep}per_page=100&page={page}"))
+                .await?;
+            let items: Vec<T> = decode(path, &rsp.body)?;
+            let link = rsp
+                .headers
+                .get(http::header::LINK)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            next = link_page(link, "next")
+                .filter(|n| *n > page)
+                .filter(|_| items.last().is_some_and(&more));
+            out.extend(items);
+        }
+        Ok(out)
+    }
+
     /// Every page of a list, 100 at a time: the `Link` header's `last` says how many, and
     /// the pages after the first are fetched side by side.
     pub async fn all<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, Failed> {

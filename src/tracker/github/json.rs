@@ -177,6 +177,8 @@ pub struct GhSourceIssue {
     /// Present only when the issue is a pull request.
     #[serde(default)]
     pub pull_request: Option<GhPullRef>,
+    #[serde(default)]
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -204,6 +206,8 @@ pub struct GhPull {
     #[serde(default)]
     pub merged_at: Option<DateTime<Utc>>,
     pub html_url: String,
+    #[serde(default)]
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 /// A release as `GET /repos/{o}/{r}/releases` lists it.

@@ -369,6 +369,22 @@ impl Tracker for GitHubTracker {
         self.issue_pull_requests(number).await
     }
 
+    /// `GET /repos/{o}/{r}/pulls?sort=updated`, back to `since`. A pull request that starts
+    /// referencing an issue adds a `cross-referenced` event to its timeline but does not
+    /// move its `updated_at`, so new references are watched for in the projects the gates
+    /// look in.
+    async fn merge_requests_changed(
+        &self,
+        project: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(u64, DateTime<Utc>)>, TrackerError> {
+        self.pull_requests_changed(project, since).await
+    }
+
+    fn lists_merge_request_changes(&self) -> bool {
+        true
+    }
+
     /// `GET /repos/{o}/{r}/releases`, 100 a page.
     async fn releases(&self, project: Option<&str>) -> Result<Vec<Release>, TrackerError> {
         self.repository_releases(project).await

@@ -356,6 +356,10 @@ impl Tracker for GitLabTracker {
         self.project_merge_requests_changed(project, since).await
     }
 
+    fn lists_merge_request_changes(&self) -> bool {
+        true
+    }
+
     fn mentions_touch_issues(&self) -> bool {
         true
     }

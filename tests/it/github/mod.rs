@@ -376,6 +376,98 @@ fn values_do_not_mention_people() {
     );
 }
 
+/// A pull request that starts referencing an issue does not move the issue's `updated_at`
+/// on GitHub, so the cache watches the projects the gates look in instead: a second idle
+/// poll reads one pull-request list per project and no timeline. A new pull request there
+/// could reference any migration: all of them are read again, and the ones it merges move.
+#[test]
+fn a_second_idle_poll_reads_no_migration_s_timeline() {
+    use crate::api::{gitaly_body, gitaly_vars};
+    use crate::test_server::MrState;
+    let hub = hub();
+    let catalog = shepherd::catalog::Sources::builtin()
+        .load()
+        .expect("the built-in catalogue");
+    let proto = "gitlab-org/gitaly-proto";
+    for i in 1..=10u64 {
+        let body = gitaly_body(&catalog, i, gitaly_vars());
+        let labels = ["Migration", "Conversation", "RPC Design"];
+        let n = hub
+            .server
+            .seed(&format!("m{i}"), &body, &labels, "shepherd-bot", false);
+        assert_eq!(n, i);
+        if i <= 5 {
+            hub.server.add_pull_request(n, proto, MrState::Open, None);
+        }
+    }
+    let timelines = |log: &[Logged]| -> Vec<u64> {
+        let mut issues: Vec<u64> = log
+            .iter()
+            .filter(|l| l.path.ends_with("/timeline"))
+            .map(|l| l.path.split('/').rev().nth(1).unwrap().parse().unwrap())
+            .collect();
+        issues.sort();
+        issues.dedup();
+        issues
+    };
+    let changes = |log: &[Logged]| {
+        log.iter()
+            .filter(|l| l.path.ends_with("/pulls") && l.path.contains("gitaly-proto"))
+            .count()
+    };
+    let reconcile = || -> Value {
+        let out = hub.run_with(
+            BOT,
+            &[("SHEPHERD_CACHE", "on")],
+            &["reconcile", "--format", "json"],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_str(&stdout(&out)).unwrap()
+    };
+    let moved = |r: &Value| -> Vec<u64> {
+        r["migrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| !m["transitions"].as_array().unwrap().is_empty())
+            .map(|m| m["ref"].as_u64().unwrap())
+            .collect()
+    };
+    hub.server.clear_log();
+    let r = reconcile();
+    assert!(moved(&r).is_empty(), "{r}");
+    assert_eq!(timelines(&hub.server.log()), (1..=10).collect::<Vec<_>>());
+
+    hub.server.clear_log();
+    let r = reconcile();
+    assert!(moved(&r).is_empty(), "{r}");
+    let log = hub.server.log();
+    assert_eq!(
+        timelines(&log),
+        [0u64; 0],
+        "nothing changed: no migration read"
+    );
+    assert_eq!(changes(&log), 1, "gitaly-proto's pull requests, once");
+
+    // A pull request of #3 is merged, and a new one, merged, references #7: neither
+    // touches its issue.
+    hub.server
+        .set_pull_request(proto, 3, MrState::Merged, Some(chrono::Utc::now()));
+    hub.server
+        .add_pull_request(7, proto, MrState::Merged, Some(chrono::Utc::now()));
+    hub.server.clear_log();
+    let r = reconcile();
+    assert_eq!(moved(&r), [3, 7], "{r}");
+    assert_eq!(timelines(&hub.server.log()), (1..=10).collect::<Vec<_>>());
+
+    // Quiet again: only the moved ones, whose issues changed, are read.
+    hub.server.clear_log();
+    let r = reconcile();
+    assert!(moved(&r).is_empty(), "{r}");
+    let read = timelines(&hub.server.log());
+    assert!(read.iter().all(|n| [3, 7].contains(n)), "{read:?}");
+}
+
 #[test]
 fn github_payloads_parse() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/github");
