@@ -140,10 +140,11 @@ impl CachedTracker<'_> {
             // A change within `MARGIN` of the read may or may not be in the list (clocks
             // differ), unless the feed held it before the read.
             let seen = known.seen.get(&project);
-            let after_read = |number: &u64, t: &DateTime<Utc>| {
-                *t >= known.read_at - MARGIN
-                    && !seen.is_some_and(|s| s.get(number).is_some_and(|s| s >= t))
+            let held = |number: &u64, t: &DateTime<Utc>| {
+                seen.is_some_and(|s| s.get(number).is_some_and(|s| s >= t))
             };
+            let after_read =
+                |number: &u64, t: &DateTime<Utc>| *t >= known.read_at - MARGIN && !held(number, t);
             let stale = |(number, t): (&u64, &DateTime<Utc>)| {
                 let mine = known
                     .list
