@@ -147,6 +147,8 @@ trait Server: Api {
     /// Lists release `tag` of `project` as one that is not out yet, the way this tracker
     /// does (GitLab: upcoming, its date to come; GitHub: a draft).
     fn announce_release(&self, project: &str, tag: &str);
+    /// Makes `project` exist (with no merge request yet), as the gates' projects do.
+    fn make_project(&self, project: &str);
 }
 
 /// Requests by kind (`GET /issues/:n/notes ×12`), numbers folded, most first.
@@ -222,6 +224,9 @@ impl Server for gitlab_server::GitLabServer {
         let at = Utc::now() + chrono::Duration::days(30);
         self.publish_release(project, tag, at, ReleaseKind::Upcoming);
     }
+    fn make_project(&self, project: &str) {
+        self.add_project(project)
+    }
 }
 
 impl Server for github_server::GitHubServer {
@@ -266,6 +271,9 @@ impl Server for github_server::GitHubServer {
     }
     fn announce_release(&self, project: &str, tag: &str) {
         self.publish_release(project, tag, Utc::now(), ReleaseKind::Draft);
+    }
+    fn make_project(&self, project: &str) {
+        self.add_repo(project)
     }
 }
 
@@ -411,6 +419,20 @@ fn seed<S: Server>(servers: [&S; 2], catalog: &Catalog, n: usize) -> Plan {
             server.backdate(number, chrono::Duration::minutes(2 * (n - i) as i64));
         }
         all_vars.push(vars);
+    }
+    let projects: BTreeSet<String> = all_vars
+        .iter()
+        .flat_map(|vars| {
+            workflow
+                .stages
+                .iter()
+                .filter_map(|stage| merge_request_project(stage, vars))
+        })
+        .collect();
+    for server in servers {
+        for project in &projects {
+            server.make_project(project);
+        }
     }
     let mut ticking = Vec::new();
     let mut merging = Vec::new();

@@ -190,7 +190,7 @@ impl GitHubServer {
             });
     }
 
-    /// Makes `repo` known (its release list answers, empty).
+    /// Makes `repo` known (its release and pull-request lists answer, empty).
     pub fn add_repo(&self, repo: &str) {
         let mut data = self.shared.data.lock().unwrap();
         data.facts.repos.push(repo.to_string());
