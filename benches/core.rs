@@ -100,7 +100,7 @@ fn main() {
             let issue = IssueView {
                 number: i as u64 + 1,
                 title: format!("migration {i}"),
-                body,
+                body: body.into(),
                 labels: vec![
                     w.tracking.labels.first().cloned().unwrap_or_default(),
                     stage.label.clone(),
@@ -108,6 +108,7 @@ fn main() {
                 open: true,
                 created_at: t0,
                 url: String::new(),
+                checklists: Default::default(),
             };
             let label_events = vec![
                 LabelEvent {
@@ -136,7 +137,8 @@ fn main() {
                 vec![Child {
                     issue: IssueView {
                         number: 100_000 + i as u64,
-                        body: at_body.clone(),
+                        body: at_body.as_str().into(),
+                        checklists: Default::default(),
                         ..issue.clone()
                     },
                     template: "acceptance-testing".into(),

@@ -4,7 +4,7 @@
 //! range of its checkbox, so `tick` can change exactly that one box.
 
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
@@ -304,6 +304,80 @@ fn collapse(text: &str) -> String {
     out
 }
 
+/// The task items of one body, by section, each parsed once: deciding a migration looks
+/// at the same section several times (which facts to ask, the plan, the status). It goes
+/// with the body it was made for (`IssueView::checklists`) and is shared by its clones;
+/// each entry keeps the body's fingerprint, so a body changed since is parsed again.
+#[derive(Clone, Default)]
+pub struct Memo(Arc<Mutex<Vec<Parsed>>>);
+
+struct Parsed {
+    section: Option<String>,
+    body: u64,
+    items: Arc<[Item]>,
+}
+
+/// How many sections one body keeps.
+const MEMO_SECTIONS: usize = 8;
+
+impl Memo {
+    /// `parse_section(body, section)`, or `parse(body)` without a section.
+    pub fn items(&self, body: &str, section: Option<&str>) -> Arc<[Item]> {
+        let print = fingerprint(body);
+        let mut memo = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(hit) = memo
+            .iter()
+            .find(|p| p.body == print && p.section.as_deref() == section)
+        {
+            return hit.items.clone();
+        }
+        let items: Arc<[Item]> = match section {
+            Some(s) => parse_section(body, s).into(),
+            None => parse(body).into(),
+        };
+        if memo.len() >= MEMO_SECTIONS {
+            memo.clear();
+        }
+        memo.push(Parsed {
+            section: section.map(str::to_string),
+            body: print,
+            items: items.clone(),
+        });
+        items
+    }
+}
+
+/// Always equal: the memo is a cache of what the body says, not part of the issue.
+impl PartialEq for Memo {
+    fn eq(&self, _: &Memo) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("checklist::Memo")
+    }
+}
+
+/// A 64-bit hash of `body` and its length, eight bytes a step (FxHash's mix): cheap next
+/// to parsing it.
+fn fingerprint(body: &str) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mix = |h: u64, word: u64| (h.rotate_left(5) ^ word).wrapping_mul(K);
+    let bytes = body.as_bytes();
+    let mut chunks = bytes.chunks_exact(8);
+    let mut h = mix(0, bytes.len() as u64);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        h = mix(h, u64::from_le_bytes(word));
+    }
+    let mut tail = [0u8; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    mix(h, u64::from_le_bytes(tail))
+}
+
 /// How many items are done and how many count, for a checklist gate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tally {
@@ -538,5 +612,24 @@ Intro
         for body in &shipped[..2] {
             assert!(regions(body, "impact").is_some());
         }
+    }
+
+    #[test]
+    fn the_memo_parses_a_body_once_and_again_when_it_changes() {
+        let memo = Memo::default();
+        let open = "## Plan\n\n- [ ] one\n\n## Rest\n\n- [ ] two\n";
+        let first = memo.items(open, Some("Plan"));
+        assert_eq!(first.len(), 1);
+        assert!(
+            Arc::ptr_eq(&first, &memo.items(open, Some("Plan"))),
+            "parsed once"
+        );
+        assert_eq!(memo.items(open, None).len(), 2, "each section apart");
+        let ticked = "## Plan\n\n- [x] one\n\n## Rest\n\n- [ ] two\n";
+        assert!(
+            memo.items(ticked, Some("Plan"))[0].done(),
+            "a changed body is read again"
+        );
+        assert!(!memo.items(open, Some("Plan"))[0].done());
     }
 }

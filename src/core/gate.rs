@@ -184,17 +184,15 @@ pub fn report(gate: &Gate, cx: &Context) -> GateReport {
 }
 
 fn checklist_gate(gate: &ChecklistGate, cx: &Context) -> GateOutcome {
-    let (body, whose) = match &gate.child {
-        None => (cx.snapshot.issue.body.as_str(), String::new()),
+    let (issue, whose) = match &gate.child {
+        None => (&cx.snapshot.issue, String::new()),
         Some(t) => match cx.snapshot.child(t) {
-            Some(c) => (c.issue.body.as_str(), format!("#{}: ", c.issue.number)),
+            Some(c) => (&c.issue, format!("#{}: ", c.issue.number)),
             None => return no_child(t),
         },
     };
-    let items = match &gate.section {
-        Some(section) => checklist::parse_section(body, section),
-        None => checklist::parse(body),
-    };
+    let body = &*issue.body;
+    let items = issue.checklists.items(body, gate.section.as_deref());
     let tally = checklist::tally(&items, gate.section.as_deref(), &gate.items);
     let section = gate
         .section
@@ -340,11 +338,12 @@ mod tests {
         IssueView {
             number,
             title: String::new(),
-            body: body.to_string(),
+            body: body.into(),
             labels: labels.iter().map(|s| s.to_string()).collect(),
             open,
             created_at: t(0),
             url: String::new(),
+            checklists: Default::default(),
         }
     }
 

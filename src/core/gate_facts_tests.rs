@@ -25,6 +25,7 @@ fn issue(number: u64, body: &str, labels: &[&str]) -> IssueView {
         open: true,
         created_at: t(-1000),
         url: String::new(),
+        checklists: Default::default(),
     }
 }
 

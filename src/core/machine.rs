@@ -524,6 +524,7 @@ stages:
                 open: true,
                 created_at: t(0),
                 url: String::new(),
+                checklists: Default::default(),
             },
             vars: BTreeMap::new(),
             label_events: labels

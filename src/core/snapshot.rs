@@ -13,11 +13,14 @@ use super::facts::Facts;
 pub struct IssueView {
     pub number: u64,
     pub title: String,
-    pub body: String,
+    /// Shared: a snapshot is cloned to plan with what-ifs, and bodies are long.
+    pub body: std::sync::Arc<str>,
     pub labels: Vec<String>,
     pub open: bool,
     pub created_at: DateTime<Utc>,
     pub url: String,
+    /// The body's task items, parsed once for all the gates that look.
+    pub checklists: super::checklist::Memo,
 }
 
 /// One label added to or removed from an issue, by whom and when.

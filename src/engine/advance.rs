@@ -77,10 +77,7 @@ impl<'a> Engine<'a> {
             .await?;
         let issue = self.fill_pending_ref(&issue, false).await?;
         let advanced = self
-            .advance_new(Migration {
-                issue: issue.clone(),
-                marker,
-            })
+            .advance_new(Migration::new(issue.clone(), marker))
             .await?;
         Ok(Started {
             number: issue.number,
@@ -239,7 +236,7 @@ impl<'a> Engine<'a> {
                     let Some(marker) = IssueMarker::find(&issue.body) else {
                         bail!("#{number} lost its shepherd marker");
                     };
-                    let mut family = vec![Migration { issue, marker }];
+                    let mut family = vec![Migration::new(issue, marker)];
                     if applied
                         .created
                         .iter()
@@ -252,10 +249,7 @@ impl<'a> Engine<'a> {
                         family.extend(kids.iter().map(|k| (*k).clone()));
                         for (child, _) in &applied.created {
                             if let Some(marker) = IssueMarker::find(&child.body) {
-                                family.push(Migration {
-                                    issue: child.clone(),
-                                    marker,
-                                });
+                                family.push(Migration::new(child.clone(), marker));
                             }
                         }
                     }
@@ -486,7 +480,7 @@ impl<'a> Engine<'a> {
             };
             self.advance_in(
                 number,
-                &family(Migration { issue, marker }),
+                &family(Migration::new(issue, marker)),
                 false,
                 events,
                 false,

@@ -170,10 +170,7 @@ impl<'a> Engine<'a> {
                 let Some(marker) = IssueMarker::find(&child.body) else {
                     anyhow::bail!("child #{n} was made without its marker");
                 };
-                let known = Migration {
-                    issue: child.clone(),
-                    marker,
-                };
+                let known = Migration::new(child.clone(), marker);
                 self.advance_new(known)
                     .await
                     .with_context(|| format!("starting child #{n}"))?;

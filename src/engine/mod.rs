@@ -112,6 +112,18 @@ pub struct Failed {
 pub struct Migration {
     pub issue: Issue,
     pub marker: IssueMarker,
+    /// The task items of the issue's body, parsed once for every snapshot made of it.
+    pub checklists: crate::core::checklist::Memo,
+}
+
+impl Migration {
+    pub fn new(issue: Issue, marker: IssueMarker) -> Migration {
+        Migration {
+            issue,
+            marker,
+            checklists: Default::default(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -222,7 +234,7 @@ impl<'a> Engine<'a> {
             .catalog
             .workflow(&name)
             .with_context(|| format!("#{number} runs workflow `{name}`"))?;
-        Ok((Migration { issue, marker }, workflow))
+        Ok((Migration::new(issue, marker), workflow))
     }
 
     /// The open shepherd issues: one filtered list per distinct set of tracking labels
@@ -260,7 +272,7 @@ impl<'a> Engine<'a> {
                 continue;
             }
             if let Some(marker) = IssueMarker::find(&issue.body) {
-                out.push(Migration { issue, marker });
+                out.push(Migration::new(issue, marker));
             }
         }
         out.sort_by_key(|m| m.issue.number);
@@ -284,7 +296,7 @@ impl<'a> Engine<'a> {
             .into_iter()
             .filter_map(|issue| {
                 let marker = IssueMarker::find(&issue.body)?;
-                (marker.parent == Some(number)).then_some(Migration { issue, marker })
+                (marker.parent == Some(number)).then_some(Migration::new(issue, marker))
             })
             .collect())
     }

@@ -8,7 +8,7 @@ use super::{Engine, Kin, Migration, SUMMARY_LABEL, SUMMARY_MARKER};
 use crate::core::machine::PAUSED_LABEL;
 use crate::core::marker::{PauseMarker, TransitionMarker};
 use crate::core::report::{self, Status};
-use crate::core::workflow::Workflow;
+use crate::core::workflow::{Gate, Workflow};
 use crate::tracker::{label_spec, NewIssue, StateFilter};
 
 impl<'a> Engine<'a> {
@@ -101,6 +101,9 @@ impl<'a> Engine<'a> {
             .collect();
         let failures = &failures;
         self.progress.start(wanted.len());
+        // Parsing each migration's checklists is the bulk of the pure work: done first, on
+        // every core, for the reads and the decisions below to find.
+        super::on_every_core(&wanted, |(m, workflow)| parse_checklists(m, workflow));
         // Reading is I/O and runs concurrently; deciding each status is pure work (a
         // checklist to parse per migration) and is spread over the machine's cores.
         // Where the tracker reads every comment at once more cheaply (a local file), it does.
@@ -309,4 +312,21 @@ fn mark_paused(
         .rev()
         .find(|e| e.added && e.label == PAUSED_LABEL)
         .map(|e| e.actor.clone());
+}
+
+/// Parses the sections of `m`'s body that the checklist gates of its stage look at, into
+/// its memo.
+fn parse_checklists(m: &Migration, workflow: &Workflow) {
+    let Some(stage) = workflow.stages_labelled(&m.issue.labels).first().copied() else {
+        return;
+    };
+    for gate in stage.all_gates() {
+        gate.visit(&mut |g| {
+            if let Gate::Checklist(c) = g {
+                if c.child.is_none() {
+                    m.checklists.items(&m.issue.body, c.section.as_deref());
+                }
+            }
+        });
+    }
 }

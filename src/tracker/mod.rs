@@ -264,11 +264,12 @@ impl Issue {
         IssueView {
             number: self.number,
             title: self.title.clone(),
-            body: self.body.clone(),
+            body: self.body.as_str().into(),
             labels: self.labels.clone(),
             open: self.open,
             created_at: self.created_at,
             url: self.url.clone(),
+            checklists: Default::default(),
         }
     }
 }
