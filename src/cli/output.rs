@@ -37,7 +37,11 @@ pub(super) fn print<T: Serialize>(
     text: impl FnOnce() -> String,
 ) -> Result<ExitCode> {
     match format {
-        Format::Json => line(&serde_json::to_string_pretty(value)?)?,
+        Format::Json => {
+            let mut json = serde_json::to_vec_pretty(value)?;
+            json.push(b'\n');
+            raw(&json)?
+        }
         _ => line(&text())?,
     }
     Ok(ExitCode::SUCCESS)

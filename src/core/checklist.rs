@@ -140,13 +140,19 @@ pub fn parse(body: &str) -> Vec<Item> {
 /// place for certain (block quotes, HTML, setext headings, indented or nested headings,
 /// link reference definitions) are parsed whole.
 pub fn parse_section(body: &str, section: &str) -> Vec<Item> {
-    let needle = section.to_lowercase();
-    let Some(regions) = regions(body, &needle) else {
-        return parse(body)
+    in_regions(body, section).unwrap_or_else(|| {
+        let needle = section.to_lowercase();
+        parse(body)
             .into_iter()
             .filter(|i| i.in_lower_section(&needle))
-            .collect();
-    };
+            .collect()
+    })
+}
+
+/// `parse_section` when a line scan can place the headings; `None` otherwise.
+fn in_regions(body: &str, section: &str) -> Option<Vec<Item>> {
+    let needle = section.to_lowercase();
+    let regions = regions(body, &needle)?;
     let mut items = Vec::new();
     for (range, above) in regions {
         let lower: Vec<String> = above.iter().map(|h| h.to_lowercase()).collect();
@@ -157,7 +163,7 @@ pub fn parse_section(body: &str, section: &str) -> Vec<Item> {
             items.push(item);
         }
     }
-    items
+    Some(items)
 }
 
 /// The byte ranges of `body` under a heading containing `needle` (each from that heading
@@ -332,7 +338,22 @@ impl Memo {
             return hit.items.clone();
         }
         let items: Arc<[Item]> = match section {
-            Some(s) => parse_section(body, s).into(),
+            // A body a line scan cannot place is parsed whole once for all its sections.
+            Some(s) => match in_regions(body, s) {
+                Some(items) => items.into(),
+                None => {
+                    drop(memo);
+                    let needle = s.to_lowercase();
+                    let whole = self.items(body, None);
+                    let items: Arc<[Item]> = whole
+                        .iter()
+                        .filter(|i| i.in_lower_section(&needle))
+                        .cloned()
+                        .collect();
+                    memo = self.0.lock().unwrap_or_else(|e| e.into_inner());
+                    items
+                }
+            },
             None => parse(body).into(),
         };
         if memo.len() >= MEMO_SECTIONS {
@@ -360,22 +381,28 @@ impl std::fmt::Debug for Memo {
     }
 }
 
-/// A 64-bit hash of `body` and its length, eight bytes a step (FxHash's mix): cheap next
-/// to parsing it.
+/// A 64-bit hash of `body` and its length, 32 bytes a step in four lanes (FxHash's mix):
+/// cheap next to parsing it.
 fn fingerprint(body: &str) -> u64 {
     const K: u64 = 0x517c_c1b7_2722_0a95;
     let mix = |h: u64, word: u64| (h.rotate_left(5) ^ word).wrapping_mul(K);
+    let word = |b: &[u8]| {
+        let mut w = [0u8; 8];
+        w[..b.len()].copy_from_slice(b);
+        u64::from_le_bytes(w)
+    };
     let bytes = body.as_bytes();
-    let mut chunks = bytes.chunks_exact(8);
-    let mut h = mix(0, bytes.len() as u64);
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        h = mix(h, u64::from_le_bytes(word));
+    let mut lanes = [bytes.len() as u64, 1, 2, 3];
+    let mut blocks = bytes.chunks_exact(32);
+    for block in &mut blocks {
+        for (lane, part) in lanes.iter_mut().zip(block.chunks_exact(8)) {
+            *lane = mix(*lane, word(part));
+        }
     }
-    let mut tail = [0u8; 8];
-    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-    mix(h, u64::from_le_bytes(tail))
+    for (lane, part) in lanes.iter_mut().zip(blocks.remainder().chunks(8)) {
+        *lane = mix(*lane, word(part));
+    }
+    lanes.iter().fold(0, |h, lane| mix(h, *lane))
 }
 
 /// How many items are done and how many count, for a checklist gate.
