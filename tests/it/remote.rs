@@ -63,6 +63,18 @@ impl<S: Api> Remote<S> {
             .unwrap()
     }
 
+    /// `reconcile --format json` as `token`, with the Store's cache on: what a scheduled
+    /// poll does.
+    pub fn reconcile_cached(&self, token: &str) -> Value {
+        let out = self.run_with(
+            token,
+            &[("SHEPHERD_CACHE", "on")],
+            &["reconcile", "--format", "json"],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_str(&stdout(&out)).unwrap()
+    }
+
     pub fn ok_as(&self, token: &str, args: &[&str]) -> String {
         let out = self.run_as(token, args);
         assert!(

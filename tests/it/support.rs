@@ -207,6 +207,29 @@ pub fn moves(v: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The migrations a `reconcile` JSON reports as moved.
+pub fn moved(r: &Value) -> Vec<u64> {
+    r["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| !m["transitions"].as_array().unwrap().is_empty())
+        .map(|m| m["ref"].as_u64().unwrap())
+        .collect()
+}
+
+/// The issue numbers of the requests `paths` whose path ends `/N/{what}`, sorted (an issue
+/// asked twice is there twice).
+pub fn issues_asked<'a>(paths: impl Iterator<Item = &'a str>, what: &str) -> Vec<u64> {
+    let suffix = format!("/{what}");
+    let mut issues: Vec<u64> = paths
+        .filter(|p| p.ends_with(&suffix))
+        .filter_map(|p| p.split('/').rev().nth(1)?.parse().ok())
+        .collect();
+    issues.sort();
+    issues
+}
+
 /// What blocks an `advance`, as `gate: detail`.
 pub fn blocked(v: &Value) -> Vec<String> {
     v["blocked_by"]

@@ -400,39 +400,16 @@ fn a_second_idle_poll_reads_no_migration_s_timeline() {
             hub.server.add_pull_request(n, proto, MrState::Open, None);
         }
     }
-    let timelines = |log: &[Logged]| -> Vec<u64> {
-        let mut issues: Vec<u64> = log
-            .iter()
-            .filter(|l| l.path.ends_with("/timeline"))
-            .map(|l| l.path.split('/').rev().nth(1).unwrap().parse().unwrap())
-            .collect();
-        issues.sort();
-        issues.dedup();
-        issues
+    let timelines = |log: &[Logged]| {
+        crate::support::issues_asked(log.iter().map(|l| l.path.as_str()), "timeline")
     };
     let changes = |log: &[Logged]| {
         log.iter()
             .filter(|l| l.path.ends_with("/pulls") && l.path.contains("gitaly-proto"))
             .count()
     };
-    let reconcile = || -> Value {
-        let out = hub.run_with(
-            BOT,
-            &[("SHEPHERD_CACHE", "on")],
-            &["reconcile", "--format", "json"],
-        );
-        assert!(out.status.success(), "{}", stderr(&out));
-        serde_json::from_str(&stdout(&out)).unwrap()
-    };
-    let moved = |r: &Value| -> Vec<u64> {
-        r["migrations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|m| !m["transitions"].as_array().unwrap().is_empty())
-            .map(|m| m["ref"].as_u64().unwrap())
-            .collect()
-    };
+    let reconcile = || hub.reconcile_cached(BOT);
+    let moved = crate::support::moved;
     hub.server.clear_log();
     let r = reconcile();
     assert!(moved(&r).is_empty(), "{r}");

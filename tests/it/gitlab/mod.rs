@@ -918,38 +918,19 @@ fn a_second_idle_poll_reads_no_migration_s_merge_requests() {
             lab.server.add_merge_request(n, proto, MrState::Open, None);
         }
     }
-    let related = |log: &[Logged]| -> Vec<u64> {
-        let mut issues: Vec<u64> = log
-            .iter()
-            .filter(|l| l.path.ends_with("/related_merge_requests"))
-            .map(|l| l.path.split('/').rev().nth(1).unwrap().parse().unwrap())
-            .collect();
-        issues.sort();
-        issues
+    let related = |log: &[Logged]| {
+        crate::support::issues_asked(
+            log.iter().map(|l| l.path.as_str()),
+            "related_merge_requests",
+        )
     };
     let changes = |log: &[Logged]| {
         log.iter()
             .filter(|l| l.path.ends_with("/merge_requests") && l.path.contains("gitaly-proto"))
             .count()
     };
-    let reconcile = || -> Value {
-        let out = lab.run_with(
-            BOT,
-            &[("SHEPHERD_CACHE", "on")],
-            &["reconcile", "--format", "json"],
-        );
-        assert!(out.status.success(), "{}", stderr(&out));
-        serde_json::from_str(&stdout(&out)).unwrap()
-    };
-    let moved = |r: &Value| -> Vec<u64> {
-        r["migrations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|m| !m["transitions"].as_array().unwrap().is_empty())
-            .map(|m| m["ref"].as_u64().unwrap())
-            .collect()
-    };
+    let reconcile = || lab.reconcile_cached(BOT);
+    let moved = crate::support::moved;
     lab.server.clear_log();
     let r = reconcile();
     assert!(moved(&r).is_empty(), "{r}");
