@@ -313,13 +313,13 @@ fn collapse(text: &str) -> String {
 /// The task items of one body, by section, each parsed once: deciding a migration looks
 /// at the same section several times (which facts to ask, the plan, the status). It goes
 /// with the body it was made for (`IssueView::checklists`) and is shared by its clones;
-/// each entry keeps the body's fingerprint, so a body changed since is parsed again.
+/// each entry keeps the body it was parsed from, so a body changed since is parsed again.
 #[derive(Clone, Default)]
 pub struct Memo(Arc<Mutex<Vec<Parsed>>>);
 
 struct Parsed {
     section: Option<String>,
-    body: u64,
+    body: Arc<str>,
     items: Arc<[Item]>,
 }
 
@@ -328,12 +328,14 @@ const MEMO_SECTIONS: usize = 8;
 
 impl Memo {
     /// `parse_section(body, section)`, or `parse(body)` without a section.
-    pub fn items(&self, body: &str, section: Option<&str>) -> Arc<[Item]> {
-        let print = fingerprint(body);
+    pub fn items(&self, body: &Arc<str>, section: Option<&str>) -> Arc<[Item]> {
+        // The same allocation is the same text (a live `Arc<str>` never changes); else the
+        // texts are compared.
+        let same = |kept: &Arc<str>| Arc::ptr_eq(kept, body) || **kept == **body;
         let mut memo = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(hit) = memo
             .iter()
-            .find(|p| p.body == print && p.section.as_deref() == section)
+            .find(|p| p.section.as_deref() == section && same(&p.body))
         {
             return hit.items.clone();
         }
@@ -361,7 +363,7 @@ impl Memo {
         }
         memo.push(Parsed {
             section: section.map(str::to_string),
-            body: print,
+            body: body.clone(),
             items: items.clone(),
         });
         items
@@ -379,30 +381,6 @@ impl std::fmt::Debug for Memo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("checklist::Memo")
     }
-}
-
-/// A 64-bit hash of `body` and its length, 32 bytes a step in four lanes (FxHash's mix):
-/// cheap next to parsing it.
-fn fingerprint(body: &str) -> u64 {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let mix = |h: u64, word: u64| (h.rotate_left(5) ^ word).wrapping_mul(K);
-    let word = |b: &[u8]| {
-        let mut w = [0u8; 8];
-        w[..b.len()].copy_from_slice(b);
-        u64::from_le_bytes(w)
-    };
-    let bytes = body.as_bytes();
-    let mut lanes = [bytes.len() as u64, 1, 2, 3];
-    let mut blocks = bytes.chunks_exact(32);
-    for block in &mut blocks {
-        for (lane, part) in lanes.iter_mut().zip(block.chunks_exact(8)) {
-            *lane = mix(*lane, word(part));
-        }
-    }
-    for (lane, part) in lanes.iter_mut().zip(blocks.remainder().chunks(8)) {
-        *lane = mix(*lane, word(part));
-    }
-    lanes.iter().fold(0, |h, lane| mix(h, *lane))
 }
 
 /// How many items are done and how many count, for a checklist gate.
@@ -644,19 +622,18 @@ Intro
     #[test]
     fn the_memo_parses_a_body_once_and_again_when_it_changes() {
         let memo = Memo::default();
-        let open = "## Plan\n\n- [ ] one\n\n## Rest\n\n- [ ] two\n";
-        let first = memo.items(open, Some("Plan"));
+        let open: Arc<str> = "## Plan\n\n- [ ] one\n\n## Rest\n\n- [ ] two\n".into();
+        let first = memo.items(&open, Some("Plan"));
         assert_eq!(first.len(), 1);
-        assert!(
-            Arc::ptr_eq(&first, &memo.items(open, Some("Plan"))),
-            "parsed once"
-        );
-        assert_eq!(memo.items(open, None).len(), 2, "each section apart");
-        let ticked = "## Plan\n\n- [x] one\n\n## Rest\n\n- [ ] two\n";
-        assert!(
-            memo.items(ticked, Some("Plan"))[0].done(),
-            "a changed body is read again"
-        );
-        assert!(!memo.items(open, Some("Plan"))[0].done());
+        let again = memo.items(&open, Some("Plan"));
+        assert!(Arc::ptr_eq(&first, &again), "parsed once");
+        let copy: Arc<str> = open.to_string().into();
+        let same_text = memo.items(&copy, Some("Plan"));
+        assert!(Arc::ptr_eq(&first, &same_text), "the same text, elsewhere");
+        assert_eq!(memo.items(&open, None).len(), 2, "each section apart");
+        let ticked: Arc<str> = "## Plan\n\n- [x] one\n\n## Rest\n\n- [ ] two\n".into();
+        let changed = memo.items(&ticked, Some("Plan"));
+        assert!(changed[0].done(), "a changed body is read again");
+        assert!(!memo.items(&open, Some("Plan"))[0].done());
     }
 }

@@ -191,8 +191,8 @@ fn checklist_gate(gate: &ChecklistGate, cx: &Context) -> GateOutcome {
             None => return no_child(t),
         },
     };
+    let items = issue.checklists.items(&issue.body, gate.section.as_deref());
     let body = &*issue.body;
-    let items = issue.checklists.items(body, gate.section.as_deref());
     let tally = checklist::tally(&items, gate.section.as_deref(), &gate.items);
     let section = gate
         .section

@@ -36,6 +36,7 @@ use crate::catalog::Catalog;
 use crate::core::gate::GateReport;
 use crate::core::machine::Plan;
 use crate::core::marker::IssueMarker;
+use crate::core::snapshot::IssueView;
 use crate::core::workflow::Workflow;
 use crate::store::Store;
 use crate::tracker::{label_spec, Issue, StateFilter, Tracker};
@@ -114,6 +115,8 @@ pub struct Migration {
     pub marker: IssueMarker,
     /// The task items of the issue's body, parsed once for every snapshot made of it.
     pub checklists: crate::core::checklist::Memo,
+    /// The body as every view of the issue shares it, copied once.
+    body: std::sync::OnceLock<std::sync::Arc<str>>,
 }
 
 impl Migration {
@@ -122,6 +125,32 @@ impl Migration {
             issue,
             marker,
             checklists: Default::default(),
+            body: Default::default(),
+        }
+    }
+
+    /// The issue as `core` sees it, sharing the body and its parsed checklists with the
+    /// other views of this migration.
+    pub fn view(&self) -> IssueView {
+        IssueView {
+            number: self.issue.number,
+            title: self.issue.title.clone(),
+            body: self.shared_body(),
+            labels: self.issue.labels.clone(),
+            open: self.issue.open,
+            created_at: self.issue.created_at,
+            url: self.issue.url.clone(),
+            checklists: self.checklists.clone(),
+        }
+    }
+
+    /// The body, copied the first time (again if it has changed since).
+    pub fn shared_body(&self) -> std::sync::Arc<str> {
+        let kept = self.body.get_or_init(|| self.issue.body.as_str().into());
+        if **kept == *self.issue.body {
+            kept.clone()
+        } else {
+            self.issue.body.as_str().into()
         }
     }
 }

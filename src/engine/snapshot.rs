@@ -6,7 +6,7 @@ use anyhow::Result;
 use super::{Engine, Migration};
 use crate::core::marker::TransitionMarker;
 use crate::core::questions::questions;
-use crate::core::snapshot::{Child, ChildStage, IssueView, LabelEvent, Snapshot, TransitionRecord};
+use crate::core::snapshot::{Child, ChildStage, LabelEvent, Snapshot, TransitionRecord};
 use crate::core::workflow::Workflow;
 use crate::tracker::Comment;
 
@@ -151,10 +151,7 @@ impl<'a> Engine<'a> {
         let children = children
             .iter()
             .map(|c| Child {
-                issue: IssueView {
-                    checklists: c.checklists.clone(),
-                    ..c.issue.view()
-                },
+                issue: c.view(),
                 template: c.marker.template.clone().unwrap_or_default(),
                 entry: c.marker.entry,
                 stage: c
@@ -173,10 +170,7 @@ impl<'a> Engine<'a> {
             })
             .collect();
         Snapshot {
-            issue: IssueView {
-                checklists: m.checklists.clone(),
-                ..m.issue.view()
-            },
+            issue: m.view(),
             vars: m.marker.vars.clone(),
             label_events,
             history_unread: false,

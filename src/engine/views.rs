@@ -314,9 +314,10 @@ fn mark_paused(
         .map(|e| e.actor.clone());
 }
 
-/// Parses the sections of `m`'s body that the checklist gates of its stage look at, into
-/// its memo.
+/// Makes the copy of `m`'s body its snapshots share, and parses the sections the
+/// checklist gates of its stage look at into its memo.
 fn parse_checklists(m: &Migration, workflow: &Workflow) {
+    let body = m.shared_body();
     let Some(stage) = workflow.stages_labelled(&m.issue.labels).first().copied() else {
         return;
     };
@@ -324,7 +325,7 @@ fn parse_checklists(m: &Migration, workflow: &Workflow) {
         gate.visit(&mut |g| {
             if let Gate::Checklist(c) = g {
                 if c.child.is_none() {
-                    m.checklists.items(&m.issue.body, c.section.as_deref());
+                    m.checklists.items(&body, c.section.as_deref());
                 }
             }
         });
