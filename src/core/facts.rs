@@ -124,6 +124,19 @@ pub struct FlagState {
     pub environment: Option<String>,
 }
 
+impl FlagState {
+    /// Flag `name` as a backend answers when it has no such flag: off.
+    pub fn missing(name: &str, environment: Option<String>) -> FlagState {
+        FlagState {
+            name: name.to_string(),
+            exists: false,
+            enabled: false,
+            percentage: None,
+            environment,
+        }
+    }
+}
+
 /// What a `feature_flag` action or `flag set` wants a flag to be.
 #[derive(Clone, Debug, PartialEq)]
 pub enum FlagWant {

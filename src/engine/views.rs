@@ -104,8 +104,8 @@ impl<'a> Engine<'a> {
         // Parsing each migration's checklists is the bulk of the pure work: done first, on
         // every core, for the reads and the decisions below to find.
         super::on_every_core(&wanted, |(m, workflow)| parse_checklists(m, workflow));
-        // Reading is I/O and runs concurrently; deciding each status is pure work (a
-        // checklist to parse per migration) and is spread over the machine's cores.
+        // Reading is I/O and runs concurrently; deciding each status is pure work and is
+        // spread over the machine's cores.
         // Where the tracker reads every comment at once more cheaply (a local file), it does.
         let numbers: Vec<u64> = wanted.iter().map(|(m, _)| m.issue.number).collect();
         let known = std::sync::Mutex::new(self.tracker.comments_of(&numbers).await?);

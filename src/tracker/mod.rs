@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::core::facts::{MergeRequest, Release};
-use crate::core::snapshot::{IssueView, LabelEvent};
+use crate::core::snapshot::LabelEvent;
 
 /// An issue as a tracker returns it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -257,21 +257,6 @@ pub trait Tracker: Send + Sync {
     /// first; drafts, pre-releases and upcoming releases left out. An unknown project is
     /// an error that names it.
     async fn releases(&self, project: Option<&str>) -> Result<Vec<Release>, TrackerError>;
-}
-
-impl Issue {
-    pub fn view(&self) -> IssueView {
-        IssueView {
-            number: self.number,
-            title: self.title.clone(),
-            body: self.body.as_str().into(),
-            labels: self.labels.clone(),
-            open: self.open,
-            created_at: self.created_at,
-            url: self.url.clone(),
-            checklists: Default::default(),
-        }
-    }
 }
 
 /// A tracker as `--tracker` spells it.

@@ -320,13 +320,10 @@ impl Unleash {
             }
             _ => return Err(self.unexpected(&Method::DELETE, &path, &reply)),
         }
-        Ok(FlagState {
-            name: name.to_string(),
-            exists: false,
-            enabled: false,
-            percentage: None,
-            environment: self.state_environment(environment),
-        })
+        Ok(FlagState::missing(
+            name,
+            self.state_environment(environment),
+        ))
     }
 
     fn features_path(&self) -> Vec<&str> {
@@ -541,13 +538,10 @@ impl Flags for Unleash {
             }
             Lookup::Missing { environments, .. } => {
                 self.targets(environment, &environments)?;
-                Ok(FlagState {
-                    name: name.to_string(),
-                    exists: false,
-                    enabled: false,
-                    percentage: None,
-                    environment: self.state_environment(environment),
-                })
+                Ok(FlagState::missing(
+                    name,
+                    self.state_environment(environment),
+                ))
             }
         }
     }

@@ -181,43 +181,25 @@ impl CachedTracker<'_> {
             .get::<Feed>(&key, "1")
             .await
             .filter(|f| now - f.start < FULL_EVERY);
-        let feed = match stored {
-            Some(mut feed) => {
-                let since = feed.cursor - MARGIN;
-                match self.inner.merge_requests_changed(project, since).await {
-                    Ok(list) => {
-                        feed.merge(list);
-                        feed
-                    }
-                    Err(e) => {
-                        tracing::warn!("merge requests of {project}: {e}");
-                        return None;
-                    }
-                }
+        // Read from `MARGIN` before the cursor. A new feed begins there too, with what
+        // changed in the last `MARGIN`, so that a list read now can tell those changes from
+        // later ones; one read earlier than `MARGIN` before it is read again.
+        let mut feed = stored.unwrap_or_else(|| Feed {
+            start: now,
+            cursor: now,
+            changed: BTreeMap::new(),
+        });
+        match self
+            .inner
+            .merge_requests_changed(project, feed.cursor - MARGIN)
+            .await
+        {
+            Ok(list) => feed.merge(list),
+            Err(e) => {
+                tracing::warn!("merge requests of {project}: {e}");
+                return None;
             }
-            // A new feed begins with what changed in the last `MARGIN`, so that a list read
-            // now can tell those changes from later ones; one read earlier than `MARGIN`
-            // before it is read again.
-            None => {
-                let mut feed = Feed {
-                    start: now,
-                    cursor: now - MARGIN,
-                    changed: BTreeMap::new(),
-                };
-                match self
-                    .inner
-                    .merge_requests_changed(project, now - MARGIN)
-                    .await
-                {
-                    Ok(list) => feed.merge(list),
-                    Err(e) => {
-                        tracing::warn!("merge requests of {project}: {e}");
-                        return None;
-                    }
-                }
-                feed
-            }
-        };
+        }
         self.put(&key, "1", &feed).await;
         Some(feed)
     }

@@ -113,10 +113,7 @@ impl GitHubTracker {
                 .collect()),
             Err(Failed {
                 status: Some(404), ..
-            }) => Err(TrackerError::Other(format!(
-                "project `{project}` not found on {} (or this token cannot see it)",
-                self.config.url
-            ))),
+            }) => Err(self.unknown_project(project)),
             Err(f) => Err(f.into()),
         }
     }
@@ -133,12 +130,7 @@ impl GitHubTracker {
             Ok(r) => r,
             Err(Failed {
                 status: Some(404), ..
-            }) => {
-                return Err(TrackerError::Other(format!(
-                    "project `{project}` not found on {} (or this token cannot see it)",
-                    self.config.url
-                )))
-            }
+            }) => return Err(self.unknown_project(project)),
             Err(f) => return Err(f.into()),
         };
         let mut out: Vec<Release> = releases
@@ -147,6 +139,13 @@ impl GitHubTracker {
             .collect();
         out.sort_by_key(|r| std::cmp::Reverse(r.released_at));
         Ok(out)
+    }
+
+    fn unknown_project(&self, project: &str) -> TrackerError {
+        TrackerError::Other(format!(
+            "project `{project}` not found on {} (or this token cannot see it)",
+            self.config.url
+        ))
     }
 
     /// `owner/repo` of this tracker.

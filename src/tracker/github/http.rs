@@ -203,12 +203,7 @@ impl Http {
                 .page(&format!("{path}{sep}per_page=100&page={page}"))
                 .await?;
             let items: Vec<T> = decode(path, &rsp.body)?;
-            let link = rsp
-                .headers
-                .get(http::header::LINK)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            next = link_page(link, "next")
+            next = link_page(link(&rsp), "next")
                 .filter(|n| *n > page)
                 .filter(|_| items.last().is_some_and(&more));
             out.extend(items);
@@ -222,16 +217,9 @@ impl Http {
         use futures::stream::{self, StreamExt, TryStreamExt};
         let sep = if path.contains('?') { '&' } else { '?' };
         let page_path = |page: u64| format!("{path}{sep}per_page=100&page={page}");
-        let link = |rsp: &Response| {
-            rsp.headers
-                .get(http::header::LINK)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string()
-        };
         let first = self.page(&page_path(1)).await?;
         let mut out: Vec<T> = decode(path, &first.body)?;
-        if let Some(last) = link_page(&link(&first), "last").filter(|l| *l > 1) {
+        if let Some(last) = link_page(link(&first), "last").filter(|l| *l > 1) {
             let mut pages: Vec<(u64, Vec<T>)> = stream::iter(2..=last)
                 .map(|page| {
                     let p = page_path(page);
@@ -246,15 +234,23 @@ impl Http {
             pages.sort_by_key(|(p, _)| *p);
             out.extend(pages.into_iter().flat_map(|(_, items)| items));
         } else {
-            let mut next = link_page(&link(&first), "next");
+            let mut next = link_page(link(&first), "next");
             while let Some(page) = next {
                 let rsp = self.page(&page_path(page)).await?;
                 out.extend(decode::<Vec<T>>(path, &rsp.body)?);
-                next = link_page(&link(&rsp), "next").filter(|n| *n > page);
+                next = link_page(link(&rsp), "next").filter(|n| *n > page);
             }
         }
         Ok(out)
     }
+}
+
+/// A response's `Link` header (empty without one).
+fn link(rsp: &Response) -> &str {
+    rsp.headers
+        .get(http::header::LINK)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }
 
 /// A request that got no (whole) response. One whose connection was never made sent

@@ -140,13 +140,7 @@ fn state(
             percentage,
             environment: environment.map(str::to_string),
         },
-        None => FlagState {
-            name: name.to_string(),
-            exists: false,
-            enabled: false,
-            percentage: None,
-            environment: environment.map(str::to_string),
-        },
+        None => FlagState::missing(name, environment.map(str::to_string)),
     })
 }
 
