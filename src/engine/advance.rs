@@ -19,7 +19,7 @@ use crate::core::marker::IssueMarker;
 use crate::core::snapshot::LabelEvent;
 use crate::core::workflow::Workflow;
 use crate::render::{Context, IssueRef};
-use crate::tracker::NewIssue;
+use crate::tracker::{LabelWrites, NewIssue};
 
 impl<'a> Engine<'a> {
     /// Opens a tracking issue and enters the workflow's first stage.
@@ -214,8 +214,8 @@ impl<'a> Engine<'a> {
                 return Ok(left_alone(&m, workflow, plan, transitions, created, busy));
             }
             let applied = self.apply(&m, workflow, &plan, &comments).await?;
-            if let Some(winner) = applied.lost_to {
-                let why = format!("another shepherd ({winner}) is moving #{number}; left to it");
+            if let Some(left) = applied.left {
+                let why = left.why(number);
                 return Ok(left_alone(&m, workflow, plan, transitions, created, why));
             }
             let children_changed = !applied.created.is_empty();
@@ -337,7 +337,8 @@ impl<'a> Engine<'a> {
         let waves = waves(&index);
         let mut out = Reconciled::default();
         self.progress.start(waves.iter().map(Vec::len).sum());
-        for wave in waves {
+        let last = waves.len().saturating_sub(1);
+        for (i, wave) in waves.into_iter().enumerate() {
             // Children by parent and migrations by number, once per wave: nothing below
             // scans the whole index per migration.
             let kin = Kin::new(&index);
@@ -374,7 +375,7 @@ impl<'a> Engine<'a> {
                         (number, r)
                     }
                 })
-                .buffer_unordered(self.concurrency.max(1))
+                .buffer_unordered(self.in_flight())
                 .collect()
                 .await;
             results.extend(looked);
@@ -401,7 +402,8 @@ impl<'a> Engine<'a> {
                     }
                 }
             }
-            if moved && !dry_run {
+            // What moved changes what the next wave's gates see.
+            if moved && !dry_run && i < last {
                 index = self.index().await?;
             }
         }
@@ -466,13 +468,14 @@ impl<'a> Engine<'a> {
         let events = snapshot.label_events;
         let work = async {
             // Another process may have moved it since the list was read: where a move
-            // writes the whole label set, read it again first. Where labels move relative
-            // to what the issue carries, the list's copy does: a move another run made
-            // meanwhile shows in the comments read next, and is finished, not repeated.
-            let issue = if self.tracker.relative_label_edits() {
-                m.issue.clone()
-            } else {
-                self.tracker.issue(number).await?
+            // writes the whole label set and nothing else would show a label set since,
+            // read it again first. Elsewhere the list's copy does: a move another run made
+            // meanwhile shows in the comments read next (or in the claim's read-back), and
+            // is finished, not repeated; a label a person set meanwhile is kept, by the
+            // tracker (relative edits) or by the claim's read-back (`apply`).
+            let issue = match self.tracker.label_writes() {
+                LabelWrites::Relative | LabelWrites::ReadBack => m.issue.clone(),
+                LabelWrites::Reread => self.tracker.issue(number).await?,
             };
             let events = (issue.updated_at == m.issue.updated_at && history_read).then_some(events);
             let Some(marker) = IssueMarker::find(&issue.body) else {

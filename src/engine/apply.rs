@@ -8,9 +8,10 @@ use super::vars::{check_renders, child_vars};
 use super::{Engine, Migration, PENDING_REF, PENDING_URL};
 use crate::core::machine::{Plan, PlannedTransition, Step};
 use crate::core::marker::{self, IssueMarker, TransitionMarker};
+use crate::core::snapshot::LabelEvent;
 use crate::core::workflow::{Stage, Workflow};
 use crate::render::{Context, IssueRef};
-use crate::tracker::{Comment, Issue, IssueEdit, NewIssue, StateFilter};
+use crate::tracker::{Comment, Issue, IssueEdit, LabelWrites, NewIssue, ReadBack, StateFilter};
 
 /// What applying a plan did.
 #[derive(Debug, Default)]
@@ -20,9 +21,31 @@ pub(crate) struct Applied {
     pub created: Vec<(Issue, bool)>,
     /// The tracking issue as the last write's response showed it.
     pub issue: Option<Issue>,
-    /// Another run recorded the same transition first: this run deleted its own audit
-    /// comment and left the migration alone. Names the winner.
-    pub lost_to: Option<String>,
+    /// Why this run deleted its own audit comment and left the migration alone.
+    pub left: Option<LeftAlone>,
+}
+
+/// Why a run left a migration after posting its audit comment (and deleted it again).
+#[derive(Debug)]
+pub(crate) enum LeftAlone {
+    /// Another run recorded the same transition first: its run id.
+    LostTo(String),
+    /// A label changed after this run read the issue (what changed, e.g. "+shepherd::paused").
+    LabelsChanged(String),
+}
+
+impl LeftAlone {
+    /// Why, for the report of migration `number`.
+    pub fn why(&self, number: u64) -> String {
+        match self {
+            LeftAlone::LostTo(winner) => {
+                format!("another shepherd ({winner}) is moving #{number}; left to it")
+            }
+            LeftAlone::LabelsChanged(what) => format!(
+                "#{number}'s labels changed while this run moved it ({what}); the next run decides again"
+            ),
+        }
+    }
 }
 
 impl<'a> Engine<'a> {
@@ -49,6 +72,10 @@ impl<'a> Engine<'a> {
         let mut comments: Vec<Comment> = comments.to_vec();
         let mut labels = m.issue.labels.clone();
         let mut open = m.issue.open;
+        // Where the move writes the whole label set, the claim's read-back shows whether a
+        // label changed since `labels` were read (at `as_of`).
+        let read_back = self.tracker.label_writes() == LabelWrites::ReadBack;
+        let mut as_of = m.issue.updated_at;
         let mut applied = Applied::default();
         let me = IssueRef {
             number: number.to_string(),
@@ -59,6 +86,8 @@ impl<'a> Engine<'a> {
             // When this run posts the audit comment and wins the claim, no other run can
             // have begun this entry: nothing to look for before creating.
             let mut claimed = false;
+            // `labels` are checked against the tracker during this transition.
+            let mut checked = false;
             for step in &t.steps {
                 match step {
                     Step::Audit => {
@@ -79,12 +108,21 @@ impl<'a> Engine<'a> {
                                 .add_comment(number, &self.audit_comment(workflow, t, &along))
                                 .await?;
                             match self.claim(number, t.seq, &mine).await? {
-                                Claim::Won(all) => {
-                                    comments = all;
+                                Claim::Won(back) => {
+                                    comments = back.comments;
                                     claimed = true;
+                                    if read_back {
+                                        let events = &back.label_events;
+                                        if let Some(what) = labels_changed(&labels, events, as_of) {
+                                            self.withdraw(number, &mine).await?;
+                                            applied.left = Some(LeftAlone::LabelsChanged(what));
+                                            return Ok(applied);
+                                        }
+                                        checked = true;
+                                    }
                                 }
                                 Claim::Lost(winner) => {
-                                    applied.lost_to = Some(winner);
+                                    applied.left = Some(LeftAlone::LostTo(winner));
                                     return Ok(applied);
                                 }
                             }
@@ -138,6 +176,13 @@ impl<'a> Engine<'a> {
                         add,
                         open: want,
                     } => {
+                        if read_back && !checked {
+                            // No read-back this transition (it resumes an entry an earlier
+                            // run recorded): the labels as they are now.
+                            let issue = self.tracker.issue(number).await?;
+                            labels = issue.labels;
+                            open = issue.open;
+                        }
                         let edit = IssueEdit {
                             current: labels.clone(),
                             add: add
@@ -156,6 +201,7 @@ impl<'a> Engine<'a> {
                             let issue = self.tracker.edit_issue(number, &edit).await?;
                             labels = issue.labels.clone();
                             open = issue.open;
+                            as_of = issue.updated_at;
                             applied.issue = Some(issue);
                         }
                     }
@@ -183,8 +229,9 @@ impl<'a> Engine<'a> {
     /// `seq`, a run reads the comments back. The earliest audit comment for `seq` wins;
     /// a run that finds another's before its own deletes its own and leaves the migration.
     async fn claim(&self, number: u64, seq: u64, mine: &Comment) -> Result<Claim> {
-        let all = self.tracker.comments(number).await?;
-        let first = all
+        let mut back = self.tracker.read_back(number).await?;
+        let first = back
+            .comments
             .iter()
             .filter(|c| TransitionMarker::find(&c.body).is_some_and(|x| x.seq == seq))
             .min_by_key(|c| c.id);
@@ -193,23 +240,27 @@ impl<'a> Engine<'a> {
                 let winner = TransitionMarker::find(&first.body)
                     .and_then(|x| x.run)
                     .unwrap_or_else(|| first.author.clone());
-                self.tracker
-                    .delete_comment(number, mine.id)
-                    .await
-                    .with_context(|| "deleting this run's duplicate audit comment".to_string())?;
+                self.withdraw(number, mine).await?;
                 tracing::info!(
                     "#{number}: another shepherd ({winner}) recorded transition {seq} first; leaving it"
                 );
                 Ok(Claim::Lost(winner))
             }
             _ => {
-                let mut all = all;
-                if !all.iter().any(|c| c.id == mine.id) {
-                    all.push(mine.clone());
+                if !back.comments.iter().any(|c| c.id == mine.id) {
+                    back.comments.push(mine.clone());
                 }
-                Ok(Claim::Won(all))
+                Ok(Claim::Won(back))
             }
         }
+    }
+
+    /// Deletes this run's audit comment `mine`: the run leaves the migration alone.
+    async fn withdraw(&self, number: u64, mine: &Comment) -> Result<()> {
+        self.tracker
+            .delete_comment(number, mine.id)
+            .await
+            .context("deleting this run's audit comment")
     }
 
     /// Creates the child unless the entry that creates it already did; returns a new
@@ -468,10 +519,39 @@ impl<'a> Engine<'a> {
 }
 
 enum Claim {
-    /// This run's audit comment is the first; the comments as read back.
-    Won(Vec<Comment>),
+    /// This run's audit comment is the first; what was read back.
+    Won(ReadBack),
     /// Another run's came first (its run id).
     Lost(String),
+}
+
+/// What changed in `labels` (read at `as_of`) by the label events after it, e.g.
+/// "+shepherd::paused −db::rollout"; `None` when nothing did. The events from `as_of`'s
+/// second on are played over `labels` in order: those `labels` already show change
+/// nothing (a label set the way it already is), so the result is the labels as they are
+/// now, and differs from `labels` only where someone changed one after the read.
+fn labels_changed(
+    labels: &[String],
+    events: &[LabelEvent],
+    as_of: DateTime<Utc>,
+) -> Option<String> {
+    let mut now: Vec<&str> = labels.iter().map(String::as_str).collect();
+    for e in events
+        .iter()
+        .filter(|e| e.at.timestamp() >= as_of.timestamp())
+    {
+        now.retain(|l| *l != e.label);
+        if e.added {
+            now.push(&e.label);
+        }
+    }
+    let added = now.iter().filter(|l| !labels.iter().any(|k| k == *l));
+    let removed = labels.iter().filter(|k| !now.contains(&k.as_str()));
+    let what: Vec<String> = added
+        .map(|l| format!("+{l}"))
+        .chain(removed.map(|l| format!("−{l}")))
+        .collect();
+    (!what.is_empty()).then(|| what.join(" "))
 }
 
 /// When the audit comment of transition `seq` was posted.
@@ -481,4 +561,58 @@ fn entry_time(comments: &[Comment], seq: u64) -> Option<DateTime<Utc>> {
         .filter(|c| TransitionMarker::find(&c.body).is_some_and(|x| x.seq == seq))
         .map(|c| c.created_at)
         .min()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, s).unwrap()
+    }
+
+    fn event(label: &str, added: bool, s: u32) -> LabelEvent {
+        LabelEvent {
+            label: label.into(),
+            added,
+            actor: "someone".into(),
+            at: at(s),
+        }
+    }
+
+    #[test]
+    fn a_label_set_after_the_read_is_a_change() {
+        let labels = vec!["gitaly-migration".to_string(), "rpc-design".to_string()];
+        let history = [
+            event("gitaly-migration", true, 0),
+            event("rpc-design", true, 5),
+        ];
+        assert_eq!(labels_changed(&labels, &history, at(5)), None, "as read");
+        let paused = [&history[..], &[event("shepherd::paused", true, 5)]].concat();
+        assert_eq!(
+            labels_changed(&labels, &paused, at(5)).as_deref(),
+            Some("+shepherd::paused")
+        );
+        let moved = [
+            &history[..],
+            &[event("rpc-design", false, 7), event("opt-in", true, 7)],
+        ]
+        .concat();
+        assert_eq!(
+            labels_changed(&labels, &moved, at(5)).as_deref(),
+            Some("+opt-in −rpc-design")
+        );
+    }
+
+    #[test]
+    fn events_that_change_nothing_are_no_change() {
+        let labels = vec!["opt-in".to_string()];
+        // The event that made `labels` may be stamped in the read's second or the next.
+        let history = [event("rpc-design", false, 5), event("opt-in", true, 6)];
+        assert_eq!(labels_changed(&labels, &history, at(5)), None);
+        // Taken off and put back: as read.
+        let back = [event("opt-in", false, 8), event("opt-in", true, 9)];
+        assert_eq!(labels_changed(&labels, &back, at(5)), None);
+    }
 }

@@ -40,7 +40,7 @@ impl Engine<'_> {
             .collect();
         stream::iter(wanted)
             .map(|m| async move { self.look(m, kin.children(m.issue.number)).await })
-            .buffer_unordered(self.concurrency.max(1))
+            .buffer_unordered(self.in_flight())
             .try_collect()
             .await
     }

@@ -63,7 +63,8 @@ pub struct Engine<'a> {
     pub actor: String,
     /// This run's random id: the owner of its leases and the mark of its audit comments.
     pub run_id: String,
-    /// How many migrations `reconcile` works on at once.
+    /// How many requests run at once against a remote tracker (which enforces it);
+    /// commands work on twice as many migrations at once (`in_flight`).
     pub concurrency: usize,
     /// Told how far a long run has come (a progress bar on a terminal).
     pub progress: &'a dyn Progress,
@@ -203,6 +204,13 @@ pub struct Ticked {
 }
 
 impl<'a> Engine<'a> {
+    /// How many migrations are worked on at once: twice the requests the tracker lets
+    /// run at once, so that while one migration works between its requests another's
+    /// request has its slot.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.concurrency.max(1) * 2
+    }
+
     /// An engine acting as `actor`, with a new run id, 8 migrations at once and no
     /// progress display.
     pub fn new(

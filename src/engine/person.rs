@@ -6,6 +6,7 @@
 use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
 
+use super::apply::LeftAlone;
 use super::{report_plan, Advanced, Engine, Ticked};
 use crate::core::checklist;
 use crate::core::machine::{self, PAUSED_LABEL};
@@ -288,9 +289,14 @@ impl<'a> Engine<'a> {
             self.ensure_paused_label().await?;
             let applied = self.apply(&m, workflow, &plan, &comments).await?;
             let mut report = report_plan(number, workflow, plan, Vec::new());
-            if let Some(winner) = applied.lost_to {
+            if let Some(left) = applied.left {
                 report.transitions.clear();
-                report.skipped = Some(format!("another shepherd ({winner}) moved #{number} first"));
+                report.skipped = Some(match left {
+                    LeftAlone::LostTo(winner) => {
+                        format!("another shepherd ({winner}) moved #{number} first")
+                    }
+                    left => left.why(number),
+                });
             }
             Ok(report)
         })

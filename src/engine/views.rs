@@ -141,7 +141,7 @@ impl<'a> Engine<'a> {
                     comments,
                 })
             })
-            .buffer_unordered(self.concurrency.max(1))
+            .buffer_unordered(self.in_flight())
             .try_collect()
             .await?;
         let now = self.now();

@@ -93,6 +93,30 @@ pub enum TrackerError {
     Other(String),
 }
 
+/// How a tracker's label write meets a label someone set since the caller read the issue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LabelWrites {
+    /// Labels move relative to what the issue carries at that moment (GitLab's
+    /// `add_labels`/`remove_labels`): a copy of the issue read a little earlier serves.
+    Relative,
+    /// The write replaces the whole set, and the claim's read-back shows the label events
+    /// since the copy was read (GitHub's timeline): the move starts from the copy, and is
+    /// left to the next run when the read-back shows a label changed meanwhile.
+    ReadBack,
+    /// The write replaces the whole set: the issue is read again before a move.
+    Reread,
+}
+
+/// What a claim reads back after posting its audit comment.
+#[derive(Clone, Debug, Default)]
+pub struct ReadBack {
+    /// Every comment, oldest first.
+    pub comments: Vec<Comment>,
+    /// The label history, oldest first, where the tracker's `label_writes` is `ReadBack`;
+    /// empty elsewhere.
+    pub label_events: Vec<LabelEvent>,
+}
+
 /// Where migrations live.
 #[async_trait]
 pub trait Tracker: Send + Sync {
@@ -104,12 +128,10 @@ pub trait Tracker: Send + Sync {
         Utc::now()
     }
 
-    /// Whether `edit_issue` adds and removes labels relative to what the issue carries at
-    /// that moment (GitLab's `add_labels`/`remove_labels`), rather than writing the whole
-    /// set from `current`. A caller whose copy of the issue may be a little old needs no
-    /// fresh read before the move then: no label a person set in between is lost.
-    fn relative_label_edits(&self) -> bool {
-        false
+    /// How a move's label write meets a label someone set since the caller read the
+    /// issue. `Reread` (the default) reads the issue again before a move.
+    fn label_writes(&self) -> LabelWrites {
+        LabelWrites::Reread
     }
 
     /// The requests this tracker has sent so far, for `/metrics`; `None` for a tracker
@@ -176,6 +198,15 @@ pub trait Tracker: Send + Sync {
         )))
     }
     async fn comments(&self, number: u64) -> Result<Vec<Comment>, TrackerError>;
+    /// What a claim reads back right after posting its audit comment: the comments, and
+    /// where `label_writes` is `ReadBack` the label history too, from the same request.
+    /// Always read afresh.
+    async fn read_back(&self, number: u64) -> Result<ReadBack, TrackerError> {
+        Ok(ReadBack {
+            comments: self.comments(number).await?,
+            label_events: Vec::new(),
+        })
+    }
     /// The comments of many issues at once, where one read costs less than one per issue
     /// (the local tracker's file); `None` where it does not (remote trackers).
     async fn comments_of(
@@ -345,13 +376,23 @@ impl LabelCache {
             *known = Some(list.await?);
         }
         let known = known.as_mut().expect("listed");
-        for spec in wanted {
-            if !known.contains(&spec.name) {
-                create(spec.clone()).await?;
-                known.push(spec.name.clone());
+        let missing: Vec<&LabelSpec> = wanted
+            .iter()
+            .filter(|spec| !known.contains(&spec.name))
+            .collect();
+        // Side by side: the moves waiting for them wait one round, not one per label.
+        let made =
+            futures::future::join_all(missing.iter().map(|spec| create((*spec).clone()))).await;
+        let mut first_error = None;
+        for (spec, made) in missing.into_iter().zip(made) {
+            match made {
+                Ok(()) => known.push(spec.name.clone()),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 }
 

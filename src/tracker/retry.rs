@@ -121,8 +121,9 @@ pub fn seconds(d: Duration) -> String {
 }
 
 /// What one remote tracker's requests share: its name and address for messages, the retry
-/// policy, the rate limit as the last response told it, and the waits already announced
-/// (concurrent requests that all meet one rate limit announce it once).
+/// policy, the slots for requests in flight, the rate limit as the last response told it,
+/// and the waits already announced (concurrent requests that all meet one rate limit
+/// announce it once).
 pub struct Retrier {
     policy: Policy,
     tracker: &'static str,
@@ -130,6 +131,9 @@ pub struct Retrier {
     names: Headers,
     secret: String,
     pace: Pace,
+    /// One permit per request in flight (`--concurrency`): an attempt holds one while it
+    /// is sent and answered, not while it waits to be retried.
+    slots: tokio::sync::Semaphore,
     announced: Mutex<Option<DateTime<Utc>>>,
     /// Attempts by outcome (`ok`, an HTTP status, `no answer`, `timeout`).
     outcomes: Mutex<std::collections::BTreeMap<String, u64>>,
@@ -145,12 +149,14 @@ pub struct RequestStats {
 
 impl Retrier {
     /// `secret` is the token: removed from every message, in case a library echoes it.
+    /// At most `in_flight` requests are sent at once.
     pub fn new(
         tracker: &'static str,
         url: &str,
         names: Headers,
         policy: Policy,
         secret: &str,
+        in_flight: usize,
     ) -> Retrier {
         Retrier {
             policy,
@@ -159,6 +165,7 @@ impl Retrier {
             names,
             secret: secret.to_string(),
             pace: Pace::default(),
+            slots: tokio::sync::Semaphore::new(in_flight.max(1)),
             announced: Mutex::new(None),
             outcomes: Mutex::new(Default::default()),
         }
@@ -231,7 +238,11 @@ impl Retrier {
                 tokio::time::sleep(d).await;
             }
             tries += 1;
-            let failure = match tokio::time::timeout(self.policy.timeout, attempt()).await {
+            // The semaphore is never closed; were it, the attempt would go without a slot.
+            let slot = self.slots.acquire().await.ok();
+            let answer = tokio::time::timeout(self.policy.timeout, attempt()).await;
+            drop(slot);
+            let failure = match answer {
                 Ok(Ok(value)) => {
                     self.count("ok");
                     return Ok(value);
@@ -531,6 +542,7 @@ mod tests {
             GITLAB,
             policy,
             "glpat-secret",
+            4,
         )
     }
 

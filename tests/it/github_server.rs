@@ -70,6 +70,17 @@ struct Data {
     no_sub_issues: bool,
     /// Pull requests and releases (`github_facts.rs`).
     facts: facts::Facts,
+    /// What people do the moment a request arrives (`meanwhile_label`).
+    meanwhile: Vec<Meanwhile>,
+}
+
+/// A label a person adds to an issue when a request arrives, before it is answered.
+struct Meanwhile {
+    method: &'static str,
+    path_ends: String,
+    issue: u64,
+    label: String,
+    user: String,
 }
 
 struct Examples {
@@ -188,6 +199,24 @@ impl GitHubServer {
     }
     pub fn labels(&self) -> Vec<Value> {
         self.shared.data.lock().unwrap().labels.clone()
+    }
+    /// When the next `method` request whose path ends with `path_ends` arrives, `user`
+    /// adds `label` to issue `n` first: a person acting at the same moment as a client.
+    pub fn meanwhile_label(
+        &self,
+        method: &'static str,
+        path_ends: &str,
+        n: u64,
+        label: &str,
+        user: &str,
+    ) {
+        self.shared.data.lock().unwrap().meanwhile.push(Meanwhile {
+            method,
+            path_ends: path_ends.to_string(),
+            issue: n,
+            label: label.to_string(),
+            user: user.to_string(),
+        });
     }
     /// Answers 404 to the sub-issues API from now on, like GitHub Enterprise Server 3.17.
     pub fn without_sub_issues(&self) {
@@ -448,6 +477,23 @@ fn answer(
             data.log[at].status = f.status;
             return Some(fault_response(&f));
         }
+    }
+    let acting = data
+        .meanwhile
+        .iter()
+        .position(|m| m.method == method.as_str() && uri.path().ends_with(&m.path_ends));
+    if let Some(i) = acting {
+        let m = data.meanwhile.remove(i);
+        let mut labels: Vec<String> = data.issues[&m.issue]["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["name"].as_str().unwrap().to_string())
+            .collect();
+        labels.push(m.label);
+        let now = Utc::now();
+        set_labels(shared, &mut data, m.issue, &labels, &m.user, now);
+        data.issues.get_mut(&m.issue).unwrap()["updated_at"] = json!(stamp(now));
     }
     let mut parts = uri.path().strip_prefix("/repos/").unwrap_or("").split('/');
     let repo = format!(
@@ -751,6 +797,20 @@ fn route(
                 .map(|(_, e)| e.clone())
                 .collect();
             list.extend(facts::cross_references(shared, data, n(num)));
+            // A comment is a `commented` item: the comment as the comments API shows it,
+            // with the event's name and actor (as in GitHub's `timeline-issue-events`
+            // example).
+            list.extend(
+                data.comments
+                    .iter()
+                    .filter(|(i, _)| *i == n(num))
+                    .map(|(_, c)| {
+                        let mut item = c.clone();
+                        item["event"] = json!("commented");
+                        item["actor"] = c["user"].clone();
+                        item
+                    }),
+            );
             // Oldest first; the times are stamped to the second, so text order is time order.
             list.sort_by(|a, b| a["created_at"].as_str().cmp(&b["created_at"].as_str()));
             page(list.iter().collect(), query, uri)

@@ -171,8 +171,8 @@ impl Tracker for CachedTracker<'_> {
         self.inner.now()
     }
 
-    fn relative_label_edits(&self) -> bool {
-        self.inner.relative_label_edits()
+    fn label_writes(&self) -> super::LabelWrites {
+        self.inner.label_writes()
     }
 
     fn request_stats(&self) -> Option<super::retry::RequestStats> {
@@ -283,6 +283,10 @@ impl Tracker for CachedTracker<'_> {
     async fn comments(&self, number: u64) -> Result<Vec<Comment>, TrackerError> {
         self.per_issue("comments", number, self.inner.comments(number))
             .await
+    }
+
+    async fn read_back(&self, number: u64) -> Result<super::ReadBack, TrackerError> {
+        self.inner.read_back(number).await
     }
 
     async fn add_comment(&self, number: u64, body: &str) -> Result<Comment, TrackerError> {

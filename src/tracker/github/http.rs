@@ -60,7 +60,14 @@ impl Http {
             })?;
         Ok(Http {
             client,
-            retrier: Retrier::new("GitHub", &config.url, retry::GITHUB, policy.clone(), token),
+            retrier: Retrier::new(
+                "GitHub",
+                &config.url,
+                retry::GITHUB,
+                policy.clone(),
+                token,
+                config.concurrency,
+            ),
             concurrency: config.concurrency.max(1),
             etags: Mutex::new(HashMap::new()),
         })

@@ -23,6 +23,13 @@ pub struct GhTimelineItem {
     pub created_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub label: Option<GhLabelName>,
+    /// A `commented` item's comment: its id (the issue comment's), author and text.
+    #[serde(default)]
+    pub id: Option<u64>,
+    #[serde(default)]
+    pub user: Option<GhLogin>,
+    #[serde(default)]
+    pub body: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,6 +57,41 @@ impl GhTimelineItem {
             at: self.created_at?,
         })
     }
+}
+
+impl GhTimelineItem {
+    /// A `commented` item as the comment it is.
+    fn into_comment(self) -> Option<Comment> {
+        Some(Comment {
+            id: self.id?,
+            body: self.body.unwrap_or_default(),
+            author: self
+                .user
+                .or(self.actor)
+                .map(|u| u.login)
+                .unwrap_or_default(),
+            created_at: self.created_at?,
+        })
+    }
+}
+
+/// The comments and label events of a timeline, each oldest first.
+pub fn comments_and_events(items: &[serde_json::Value]) -> (Vec<Comment>, Vec<LabelEvent>) {
+    let mut comments = Vec::new();
+    let mut events = Vec::new();
+    for item in items
+        .iter()
+        .filter_map(|v| GhTimelineItem::deserialize(v).ok())
+    {
+        if item.event.as_deref() == Some("commented") {
+            comments.extend(item.into_comment());
+        } else {
+            events.extend(item.into_event());
+        }
+    }
+    comments.sort_by_key(|c| (c.created_at, c.id));
+    events.sort_by_key(|e| e.at);
+    (comments, events)
 }
 
 /// An issue as shepherd sees it; `None` for a pull request, which GitHub's issue lists

@@ -29,7 +29,8 @@ use self::json::{comment, label_query, since_query};
 pub use self::json::{convert, convert_any, link_page, GhLabelName, GhLogin, GhTimelineItem};
 use super::retry::{Failed, Policy};
 use super::{
-    Comment, Issue, IssueEdit, LabelCache, LabelSpec, NewIssue, StateFilter, Tracker, TrackerError,
+    Comment, Issue, IssueEdit, LabelCache, LabelSpec, LabelWrites, NewIssue, ReadBack, StateFilter,
+    Tracker, TrackerError,
 };
 use crate::core::facts::{MergeRequest, Release};
 use crate::core::snapshot::LabelEvent;
@@ -91,15 +92,19 @@ impl GitHubTracker {
         number: u64,
         reader: timeline::Reader,
     ) -> Result<std::sync::Arc<Vec<Value>>, TrackerError> {
+        self.timelines
+            .read(number, reader, self.read_timeline(number))
+            .await
+    }
+
+    /// Issue `number`'s timeline, every page, read now.
+    async fn read_timeline(&self, number: u64) -> Result<Vec<Value>, TrackerError> {
         let path = self.repo_path(&format!("/issues/{number}/timeline"));
-        let fetch = async {
-            match self.http.all::<Value>(&path).await {
-                Ok(items) => Ok(items),
-                Err(f) if f.status == Some(404) => Err(TrackerError::NotFound(number)),
-                Err(f) => Err(f.into()),
-            }
-        };
-        self.timelines.read(number, reader, fetch).await
+        match self.http.all::<Value>(&path).await {
+            Ok(items) => Ok(items),
+            Err(f) if f.status == Some(404) => Err(TrackerError::NotFound(number)),
+            Err(f) => Err(f.into()),
+        }
     }
 
     fn repo_path(&self, rest: &str) -> String {
@@ -327,6 +332,23 @@ impl Tracker for GitHubTracker {
             )
             .await?;
         Ok(comment(c))
+    }
+
+    /// The moves write the whole label set; the timeline the claim reads back shows the
+    /// label events since the list was read.
+    fn label_writes(&self) -> LabelWrites {
+        LabelWrites::ReadBack
+    }
+
+    /// One timeline read, afresh: its `commented` items are the comments (with the same
+    /// ids), its `labeled` and `unlabeled` ones the label history.
+    async fn read_back(&self, number: u64) -> Result<ReadBack, TrackerError> {
+        let items = self.read_timeline(number).await?;
+        let (comments, label_events) = json::comments_and_events(&items);
+        Ok(ReadBack {
+            comments,
+            label_events,
+        })
     }
 
     /// The timeline's `labeled` and `unlabeled` events (a timeline read moments ago for the

@@ -55,6 +55,7 @@ impl Http {
                 retry::GITLAB,
                 config.policy.clone(),
                 token,
+                config.concurrency,
             ),
             concurrency: config.concurrency.max(1),
         })

@@ -130,8 +130,8 @@ impl Tracker for GitLabTracker {
         Some(self.http.retrier.stats())
     }
 
-    fn relative_label_edits(&self) -> bool {
-        true
+    fn label_writes(&self) -> crate::tracker::LabelWrites {
+        crate::tracker::LabelWrites::Relative
     }
 
     async fn create_issue(&self, new: &NewIssue) -> Result<Issue, TrackerError> {

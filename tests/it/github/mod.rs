@@ -435,7 +435,11 @@ fn a_second_idle_poll_reads_no_migration_s_timeline() {
     hub.server.clear_log();
     let r = reconcile();
     assert_eq!(moved(&r), [3, 7], "{r}");
-    assert_eq!(timelines(&hub.server.log()), (1..=10).collect::<Vec<_>>());
+    // Each read once; the two that move once more, as their claim reads the timeline back.
+    assert_eq!(
+        timelines(&hub.server.log()),
+        [1, 2, 3, 3, 4, 5, 6, 7, 7, 8, 9, 10]
+    );
 
     // Quiet again: only the moved ones, whose issues changed, are read.
     hub.server.clear_log();
@@ -443,6 +447,61 @@ fn a_second_idle_poll_reads_no_migration_s_timeline() {
     assert!(moved(&r).is_empty(), "{r}");
     let read = timelines(&hub.server.log());
     assert!(read.iter().all(|n| [3, 7].contains(n)), "{read:?}");
+}
+
+/// A move writes the whole label set on GitHub. A label a person sets while shepherd is
+/// moving the migration (here, the moment its audit comment arrives) is not lost: the
+/// claim reads the timeline back, sees the label, takes the audit comment back and leaves
+/// the move to the next run, which keeps the label.
+#[test]
+fn a_label_set_during_a_move_is_kept() {
+    let hub = hub();
+    let n = hub.start();
+    hub.tick_section(n, "Selection");
+    hub.server.meanwhile_label(
+        "POST",
+        &format!("/issues/{n}/comments"),
+        n,
+        "priority::high",
+        "jacobvosmaer-gitlab",
+    );
+    let comments = hub.server.comments(n).len();
+    hub.server.clear_log();
+    let r = hub.json(&["reconcile"]);
+    let mine = &r["migrations"][0];
+    assert_eq!(crate::support::moved(&r), [0u64; 0], "{r}");
+    assert!(
+        mine["skipped"]
+            .as_str()
+            .unwrap()
+            .contains("labels changed while this run moved it (+priority::high)"),
+        "{r}"
+    );
+    assert_eq!(
+        hub.labels(n),
+        ["Migration", "Conversation", "Selection", "priority::high"]
+    );
+    assert_eq!(
+        hub.server.comments(n).len(),
+        comments,
+        "the audit comment was taken back"
+    );
+    let log = hub.server.log();
+    assert!(!log.iter().any(|l| l.method == "PATCH"), "no move written");
+
+    let r = hub.json(&["reconcile"]);
+    assert_eq!(crate::support::moved(&r), [n], "{r}");
+    assert_eq!(
+        hub.labels(n),
+        [
+            "Migration",
+            "Conversation",
+            "priority::high",
+            "Migration Analysis"
+        ]
+    );
+    let comments = hub.server.comments(n);
+    assert_no_duplicate_markers(comments.iter().map(|c| c["body"].as_str().unwrap()));
 }
 
 #[test]
