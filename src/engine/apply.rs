@@ -182,6 +182,7 @@ impl<'a> Engine<'a> {
                             let issue = self.tracker.issue(number).await?;
                             labels = issue.labels;
                             open = issue.open;
+                            as_of = issue.updated_at;
                         }
                         let edit = IssueEdit {
                             current: labels.clone(),
