@@ -67,6 +67,8 @@ pub trait Api {
     #[allow(dead_code)] // used by the benchmarks
     fn backdate(&self, n: u64, d: chrono::Duration);
     fn requests(&self) -> usize;
+    /// The paths of the requests since `forget_requests`, in order.
+    fn paths(&self) -> Vec<String>;
     fn forget_requests(&self);
     fn latency(&self, d: Duration);
     /// Every issue's number.
@@ -125,6 +127,9 @@ impl Api for GitLabServer {
     }
     fn requests(&self) -> usize {
         self.log().len()
+    }
+    fn paths(&self) -> Vec<String> {
+        self.log().into_iter().map(|l| l.path).collect()
     }
     fn forget_requests(&self) {
         self.clear_log()
@@ -202,6 +207,9 @@ impl Api for GitHubServer {
     }
     fn requests(&self) -> usize {
         self.log().len()
+    }
+    fn paths(&self) -> Vec<String> {
+        self.log().into_iter().map(|l| l.path).collect()
     }
     fn forget_requests(&self) {
         self.clear_log()

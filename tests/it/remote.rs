@@ -11,7 +11,8 @@ use shepherd::tracker::retry::Policy;
 use shepherd::tracker::TrackerError;
 
 use crate::api::Api;
-use crate::support::{block_on, stderr, stdout, GITALY_VARS, TO_ACCEPTANCE_TESTING};
+use crate::support::{block_on, moved, stderr, stdout, GITALY_VARS, TO_ACCEPTANCE_TESTING};
+use crate::test_server::MrState;
 
 pub struct Remote<S: Api> {
     pub server: S,
@@ -126,7 +127,73 @@ impl<S: Api> Remote<S> {
     pub fn labels(&self, n: u64) -> Vec<String> {
         self.server.label_names(n)
     }
+
+    /// The issues whose `read` (the last part of a request's path: `timeline`,
+    /// `related_merge_requests`) was asked since the log was cleared, sorted.
+    pub fn issues_read(&self, read: &str) -> Vec<u64> {
+        let paths = self.server.paths();
+        crate::support::issues_asked(paths.iter().map(String::as_str), read)
+    }
+
+    /// Ten gitaly migrations in RPC Design (#1 to #10), the first five with an open merge
+    /// request in gitaly-proto, and two polls with the Store's cache where nothing
+    /// happens: the first reads each migration's merge requests (`read`, as in
+    /// `issues_read`), the second none of them, and gitaly-proto's changes once (a
+    /// request whose path ends with `/{feed}`).
+    pub fn idle_twice_in_rpc_design(&self, read: &str, feed: &str) {
+        let catalog = shepherd::catalog::Sources::builtin()
+            .load()
+            .expect("the built-in catalogue");
+        for i in 1..=10u64 {
+            let body = crate::api::gitaly_body(&catalog, i, crate::api::gitaly_vars());
+            let labels = ["Migration", "Conversation", "RPC Design"];
+            assert_eq!(self.server.seed_issue(&format!("m{i}"), &body, &labels), i);
+            if i <= 5 {
+                self.server
+                    .add_merge_request(i, GITALY_PROTO, MrState::Open, None);
+            }
+        }
+        self.server.forget_requests();
+        let r = self.reconcile_cached(self.bot);
+        assert!(moved(&r).is_empty(), "{r}");
+        assert_eq!(self.issues_read(read), (1..=10).collect::<Vec<_>>());
+
+        self.server.forget_requests();
+        let r = self.reconcile_cached(self.bot);
+        assert!(moved(&r).is_empty(), "{r}");
+        assert_eq!(
+            self.issues_read(read),
+            [0u64; 0],
+            "nothing changed: no migration read"
+        );
+        let feed = format!("/{feed}");
+        let changes = self.server.paths();
+        let changes = changes
+            .iter()
+            // GitLab spells the project `gitlab-org%2Fgitaly-proto` in its paths.
+            .filter(|p| p.ends_with(&feed) && p.contains("gitaly-proto"))
+            .count();
+        assert_eq!(changes, 1, "gitaly-proto's changes, once");
+    }
+
+    /// After `idle_twice_in_rpc_design`: gitaly-proto's merge request of #3 is merged, and
+    /// a new one, merged, references #7; the next poll moves exactly those two. Returns the
+    /// issues it read (`issues_read(read)`).
+    pub fn merged_in_rpc_design(&self, read: &str) -> Vec<u64> {
+        let now = chrono::Utc::now();
+        self.server
+            .set_merge_request(GITALY_PROTO, 3, MrState::Merged, Some(now));
+        self.server
+            .add_merge_request(7, GITALY_PROTO, MrState::Merged, Some(now));
+        self.server.forget_requests();
+        let r = self.reconcile_cached(self.bot);
+        assert_eq!(moved(&r), [3, 7], "{r}");
+        self.issues_read(read)
+    }
 }
+
+/// The project the RPC Design stage's merge requests are in.
+const GITALY_PROTO: &str = "gitlab-org/gitaly-proto";
 
 /// Tracker settings for tests through the tracker API: a short request timeout and quick
 /// retries.

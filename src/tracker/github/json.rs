@@ -57,9 +57,7 @@ impl GhTimelineItem {
             at: self.created_at?,
         })
     }
-}
 
-impl GhTimelineItem {
     /// A `commented` item as the comment it is.
     fn into_comment(self) -> Option<Comment> {
         Some(Comment {

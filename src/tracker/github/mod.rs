@@ -21,7 +21,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use octocrab::models::issues::{Comment as GhComment, Issue as GhIssue};
 use octocrab::models::Label as GhLabel;
-use serde::Deserialize as _;
 use serde_json::{json, Value};
 
 pub use self::children::{child_record, child_records};
@@ -355,13 +354,7 @@ impl Tracker for GitHubTracker {
     /// pull requests serves).
     async fn label_events(&self, number: u64) -> Result<Vec<LabelEvent>, TrackerError> {
         let items = self.timeline(number, timeline::Reader::Labels).await?;
-        let mut out: Vec<LabelEvent> = items
-            .iter()
-            .filter_map(|v| GhTimelineItem::deserialize(v).ok())
-            .filter_map(GhTimelineItem::into_event)
-            .collect();
-        out.sort_by_key(|e| e.at);
-        Ok(out)
+        Ok(json::comments_and_events(&items).1)
     }
 
     async fn ensure_labels(&self, labels: &[LabelSpec]) -> Result<(), TrackerError> {

@@ -380,72 +380,26 @@ fn values_do_not_mention_people() {
 /// on GitHub, so the cache watches the projects the gates look in instead: a second idle
 /// poll reads one pull-request list per project and no timeline. A new pull request there
 /// could reference any migration: all of them are read again, and the ones it merges move.
+/// Ten migrations in RPC Design, waiting for their checklist or a merged pull request in
+/// gitaly-proto: a second poll where nothing happened reads no timeline, only
+/// gitaly-proto's pull requests by update (one list). A merge, and a new pull request that
+/// references a migration, touch no issue on GitHub: the next poll reads every migration
+/// watching gitaly-proto again, and the one after only those that moved.
 #[test]
 fn a_second_idle_poll_reads_no_migration_s_timeline() {
-    use crate::api::{gitaly_body, gitaly_vars};
-    use crate::test_server::MrState;
     let hub = hub();
-    let catalog = shepherd::catalog::Sources::builtin()
-        .load()
-        .expect("the built-in catalogue");
-    let proto = "gitlab-org/gitaly-proto";
-    for i in 1..=10u64 {
-        let body = gitaly_body(&catalog, i, gitaly_vars());
-        let labels = ["Migration", "Conversation", "RPC Design"];
-        let n = hub
-            .server
-            .seed(&format!("m{i}"), &body, &labels, "shepherd-bot", false);
-        assert_eq!(n, i);
-        if i <= 5 {
-            hub.server.add_pull_request(n, proto, MrState::Open, None);
-        }
-    }
-    let timelines = |log: &[Logged]| {
-        crate::support::issues_asked(log.iter().map(|l| l.path.as_str()), "timeline")
-    };
-    let changes = |log: &[Logged]| {
-        log.iter()
-            .filter(|l| l.path.ends_with("/pulls") && l.path.contains("gitaly-proto"))
-            .count()
-    };
-    let reconcile = || hub.reconcile_cached(BOT);
-    let moved = crate::support::moved;
-    hub.server.clear_log();
-    let r = reconcile();
-    assert!(moved(&r).is_empty(), "{r}");
-    assert_eq!(timelines(&hub.server.log()), (1..=10).collect::<Vec<_>>());
-
-    hub.server.clear_log();
-    let r = reconcile();
-    assert!(moved(&r).is_empty(), "{r}");
-    let log = hub.server.log();
-    assert_eq!(
-        timelines(&log),
-        [0u64; 0],
-        "nothing changed: no migration read"
-    );
-    assert_eq!(changes(&log), 1, "gitaly-proto's pull requests, once");
-
-    // A pull request of #3 is merged, and a new one, merged, references #7: neither
-    // touches its issue.
-    hub.server
-        .set_pull_request(proto, 3, MrState::Merged, Some(chrono::Utc::now()));
-    hub.server
-        .add_pull_request(7, proto, MrState::Merged, Some(chrono::Utc::now()));
-    hub.server.clear_log();
-    let r = reconcile();
-    assert_eq!(moved(&r), [3, 7], "{r}");
+    hub.idle_twice_in_rpc_design("timeline", "pulls");
     // Each read once; the two that move once more, as their claim reads the timeline back.
     assert_eq!(
-        timelines(&hub.server.log()),
+        hub.merged_in_rpc_design("timeline"),
         [1, 2, 3, 3, 4, 5, 6, 7, 7, 8, 9, 10]
     );
 
     // Quiet again: only the moved ones, whose issues changed, are read.
     hub.server.clear_log();
-    let r = reconcile();
-    assert!(moved(&r).is_empty(), "{r}");
-    let read = timelines(&hub.server.log());
+    let r = hub.reconcile_cached(BOT);
+    assert!(crate::support::moved(&r).is_empty(), "{r}");
+    let read = hub.issues_read("timeline");
     assert!(read.iter().all(|n| [3, 7].contains(n)), "{read:?}");
 }
 

@@ -900,63 +900,10 @@ fn a_release_gate_costs_one_release_list_per_project_per_run() {
 /// poll, which reads only those migrations again.
 #[test]
 fn a_second_idle_poll_reads_no_migration_s_merge_requests() {
-    use crate::api::{gitaly_body, gitaly_vars};
-    use crate::test_server::MrState;
     let lab = lab();
-    let catalog = shepherd::catalog::Sources::builtin()
-        .load()
-        .expect("the built-in catalogue");
-    let proto = "gitlab-org/gitaly-proto";
-    for i in 1..=10u64 {
-        let body = gitaly_body(&catalog, i, gitaly_vars());
-        let labels = ["Migration", "Conversation", "RPC Design"];
-        let n = lab
-            .server
-            .seed(&format!("m{i}"), &body, &labels, "shepherd-bot");
-        assert_eq!(n, i);
-        if i <= 5 {
-            lab.server.add_merge_request(n, proto, MrState::Open, None);
-        }
-    }
-    let related = |log: &[Logged]| {
-        crate::support::issues_asked(
-            log.iter().map(|l| l.path.as_str()),
-            "related_merge_requests",
-        )
-    };
-    let changes = |log: &[Logged]| {
-        log.iter()
-            .filter(|l| l.path.ends_with("/merge_requests") && l.path.contains("gitaly-proto"))
-            .count()
-    };
-    let reconcile = || lab.reconcile_cached(BOT);
-    let moved = crate::support::moved;
-    lab.server.clear_log();
-    let r = reconcile();
-    assert!(moved(&r).is_empty(), "{r}");
-    assert_eq!(related(&lab.server.log()), (1..=10).collect::<Vec<_>>());
-
-    lab.server.clear_log();
-    let r = reconcile();
-    assert!(moved(&r).is_empty(), "{r}");
-    let log = lab.server.log();
-    assert_eq!(
-        related(&log),
-        [0u64; 0],
-        "nothing changed: no migration read"
-    );
-    assert_eq!(changes(&log), 1, "gitaly-proto's changes, once");
-
-    // !3 is merged (#3 is not touched by it); #7 gets a merged merge request (that
-    // reference touches it).
-    lab.server
-        .set_merge_request(proto, 3, MrState::Merged, Some(chrono::Utc::now()));
-    lab.server
-        .add_merge_request(7, proto, MrState::Merged, Some(chrono::Utc::now()));
-    lab.server.clear_log();
-    let r = reconcile();
-    assert_eq!(moved(&r), [3, 7], "{r}");
-    assert_eq!(related(&lab.server.log()), [3, 7]);
+    lab.idle_twice_in_rpc_design("related_merge_requests", "merge_requests");
+    // The merge of !3 does not touch #3, but !3 is watched; the new reference touches #7.
+    assert_eq!(lab.merged_in_rpc_design("related_merge_requests"), [3, 7]);
 }
 
 /// On a GitLab tracker the flags are the project's own feature flags unless another
