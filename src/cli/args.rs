@@ -92,7 +92,7 @@ pub(super) struct Cli {
     /// Who acts on the local tracker (default: $USER)
     #[arg(long, global = true, value_name = "USER")]
     pub(super) actor: Option<String>,
-    /// How many requests run at once against a remote tracker (twice as many migrations are worked on at once)
+    /// How many requests run at once against a remote tracker (twice as many migrations are worked on at once; with 1, one migration at a time, in order)
     #[arg(long, global = true, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub(super) concurrency: u16,
     /// How long one request to a remote tracker may take (e.g. 60s, 1m30s); connecting may take 10s

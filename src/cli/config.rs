@@ -94,6 +94,9 @@ pub(super) struct Session {
     workflows: Option<PathBuf>,
     templates: Option<PathBuf>,
     pub(super) concurrency: usize,
+    /// `SHEPHERD_CACHE=off`: no Store cache and a full, fresh read of every migration —
+    /// the run every cache and shortcut is compared against (DESIGN §11).
+    pub(super) fresh_reads: bool,
     /// `--timeout`: how long one request to a remote tracker may take.
     pub(super) timeout: Duration,
     /// `--max-wait`: the longest wait for a rate limit or retries.
@@ -133,6 +136,7 @@ impl Session {
             workflows: cli.workflows.clone(),
             templates: cli.templates.clone(),
             concurrency: cli.concurrency as usize,
+            fresh_reads: std::env::var("SHEPHERD_CACHE").is_ok_and(|v| v == "off"),
             timeout: cli.timeout,
             max_wait: cli.max_wait,
             gitlab_url: cli.gitlab_url.clone(),

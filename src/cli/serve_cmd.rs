@@ -45,7 +45,7 @@ pub(super) async fn serve(session: &Session, args: ServeArgs) -> Result<ExitCode
     let state_url = session.state_url();
     let store: Arc<dyn Store> = Arc::from(crate::store::open(&state_url, false).await?);
     // Remote trackers are read through the Store's cache; local ones cost nothing to read.
-    let no_cache = std::env::var("SHEPHERD_CACHE").is_ok_and(|v| v == "off");
+    let no_cache = session.fresh_reads;
     let cached: Vec<Option<CachedTracker>> = opened
         .iter()
         .map(|(_, local, t)| {
@@ -75,6 +75,7 @@ pub(super) async fn serve(session: &Session, args: ServeArgs) -> Result<ExitCode
             let mut engine = Engine::new(*t, &catalog, store.as_ref(), &session.actor);
             engine.run_id = run_id.clone();
             engine.concurrency = session.concurrency;
+            engine.fresh_reads = session.fresh_reads;
             engine.metrics = prometheus
                 .as_ref()
                 .map(|p| p as &dyn crate::metrics::Metrics);

@@ -56,8 +56,7 @@ pub(super) async fn tracked(session: &Session, command: Command) -> Result<ExitC
     // Remote trackers are read through the Store's cache: a poll costs what changed.
     let cached;
     // `SHEPHERD_CACHE=off` reads everything every time (to rule the cache out).
-    let no_cache = std::env::var("SHEPHERD_CACHE").is_ok_and(|v| v == "off");
-    let tracker: &dyn Tracker = if spec.is_local() || no_cache {
+    let tracker: &dyn Tracker = if spec.is_local() || session.fresh_reads {
         tracker.as_ref()
     } else {
         cached = crate::tracker::cached::CachedTracker::new(tracker.as_ref(), store.as_ref());
@@ -77,6 +76,7 @@ pub(super) async fn tracked(session: &Session, command: Command) -> Result<ExitC
     let flags = session.flags_backend()?;
     let mut engine = Engine::new(tracker, &catalog, store.as_ref(), &session.actor);
     engine.concurrency = session.concurrency;
+    engine.fresh_reads = session.fresh_reads;
     engine.metrics = prometheus
         .as_ref()
         .map(|p| p as &dyn crate::metrics::Metrics);

@@ -59,6 +59,17 @@ pub fn evaluate(gate: &Gate, cx: &Context) -> GateOutcome {
             };
             let is_set = labels.iter().any(|l| l == name);
             let state = if is_set { "is set" } else { "is not set" };
+            if is_set && *present && child.is_none() {
+                if let Some(since) = set_before(name, cx) {
+                    return outcome(
+                        false,
+                        format!(
+                            "~\"{name}\" was set before the rollback of {}: set it again to count",
+                            since.format("%Y-%m-%d %H:%M UTC")
+                        ),
+                    );
+                }
+            }
             outcome(is_set == *present, format!("~\"{name}\" {state}{whose}"))
         }
         Gate::Closed { child } => match cx.snapshot.child(child) {
@@ -120,7 +131,18 @@ pub fn evaluate(gate: &Gate, cx: &Context) -> GateOutcome {
             )
         }
         Gate::Approval { label, by, count } => {
-            approval(label, by, *count, cx.labels, &cx.snapshot.label_events)
+            let since = cx.snapshot.evidence_since();
+            let events = this_attempt(&cx.snapshot.label_events, since);
+            let mut o = approval(label, by, *count, cx.labels, events);
+            if !o.passed && cx.labels.iter().any(|l| l == label) {
+                if let Some(since) = since.filter(|_| events.iter().all(|e| e.label != *label)) {
+                    o.detail.push_str(&format!(
+                        "; it was set before the rollback of {}",
+                        since.format("%Y-%m-%d %H:%M UTC")
+                    ));
+                }
+            }
+            o
         }
         Gate::MergeRequest {
             project,
@@ -305,6 +327,31 @@ fn approval(
         ));
     }
     outcome(false, detail)
+}
+
+/// The label events of the current attempt: those from `since` (the last rollback) on.
+fn this_attempt(events: &[LabelEvent], since: Option<DateTime<Utc>>) -> &[LabelEvent] {
+    match since {
+        Some(since) => {
+            let first = events.partition_point(|e| e.at < since);
+            &events[first..]
+        }
+        None => events,
+    }
+}
+
+/// When the migration was rolled back, if label `name` (on the tracking issue) was last
+/// added before that: it is no evidence of the current attempt. Without the label
+/// history the label is taken as set since (an upper bound, read before any move).
+fn set_before(name: &str, cx: &Context) -> Option<DateTime<Utc>> {
+    let since = cx.snapshot.evidence_since()?;
+    if cx.snapshot.history_unread {
+        return None;
+    }
+    let added_since = this_attempt(&cx.snapshot.label_events, Some(since))
+        .iter()
+        .any(|e| e.label == name && e.added);
+    (!added_since).then_some(since)
 }
 
 fn no_child(template: &str) -> GateOutcome {

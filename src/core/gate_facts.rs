@@ -7,7 +7,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::duration::human_short;
-use super::facts::{MetricAnswer, MetricQuestion, MrState, Question};
+use super::facts::{MergeRequest, MetricAnswer, MetricQuestion, MrState, Question};
 use super::gate::{Context, GateOutcome};
 use super::promql;
 use super::workflow::{MetricGate, Side, TextSpec};
@@ -107,10 +107,13 @@ pub fn merge_request(
         .filter(|mr| project.is_none_or(|p| mr.project.eq_ignore_ascii_case(p)))
         .collect();
     relevant.sort_by_key(|mr| (mr.project.clone(), mr.number));
-    let merged = relevant
-        .iter()
-        .filter(|mr| mr.state == MrState::Merged)
-        .count();
+    // A merge before the last rollback is no evidence of the current attempt.
+    let since = cx.snapshot.evidence_since();
+    let counts = |mr: &&&MergeRequest| {
+        mr.state == MrState::Merged
+            && since.is_none_or(|since| mr.merged_at.is_some_and(|at| at >= since))
+    };
+    let merged = relevant.iter().filter(counts).count();
     let place = project.map(|p| format!(" in {p}")).unwrap_or_default();
     if relevant.is_empty() {
         return outcome(
@@ -121,6 +124,9 @@ pub fn merge_request(
     let each: Vec<String> = relevant
         .iter()
         .map(|mr| match (mr.state, mr.merged_at) {
+            (MrState::Merged, _) if !counts(&mr) => {
+                format!("{} merged before the rollback", mr.reference)
+            }
             (MrState::Merged, Some(at)) => {
                 format!("{} merged {}", mr.reference, at.format("%Y-%m-%d"))
             }

@@ -233,6 +233,22 @@ pub fn plan(workflow: &Workflow, snapshot: &Snapshot, now: DateTime<Utc>) -> Pla
     }
 }
 
+/// Whether `plan`, made without the label history (`Snapshot::history_unread`), moved
+/// the migration out of a stage whose gates need that history (a soak, an approval, a
+/// release since the stage began; a label set since the last rollback). Such a plan may
+/// go too far: it must be made again with the history, so that every stage is judged on
+/// what its own gates need.
+pub fn leans_on_history(workflow: &Workflow, snapshot: &Snapshot, plan: &Plan) -> bool {
+    let rolled_back = snapshot.evidence_since().is_some();
+    snapshot.history_unread
+        && plan
+            .transitions
+            .iter()
+            .filter(|t| !t.resumed && !t.rollback)
+            .filter_map(|t| workflow.stage(t.from.as_deref()?))
+            .any(|s| s.needs_label_history() || (rolled_back && s.checks_labels()))
+}
+
 /// Plans a move back to `to`, recording `reason`, and pauses the migration there (so the
 /// next `advance` does not move straight on again). The target's on_enter actions do not
 /// run. `to` must be a stage the migration has been in before, unless `force`.

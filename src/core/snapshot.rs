@@ -90,6 +90,18 @@ impl Snapshot {
             .max_by_key(|c| c.issue.number)
     }
 
+    /// When the evidence of the migration's current attempt begins: the last rollback.
+    /// What people did before it (an approval, a label, a merge) does not carry the
+    /// migration forward again; `None` when it was never rolled back, and everything
+    /// since its start counts (an approval given in an earlier stage too).
+    pub fn evidence_since(&self) -> Option<DateTime<Utc>> {
+        self.transitions
+            .iter()
+            .rev()
+            .find(|t| t.rollback)
+            .map(|t| t.at)
+    }
+
     /// When the tracking issue last entered the stage with `label`: the label event, else
     /// the audit comment, else the issue's creation.
     pub fn entered_at(&self, stage_id: &str, label: &str) -> DateTime<Utc> {

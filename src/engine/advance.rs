@@ -19,7 +19,7 @@ use crate::core::marker::IssueMarker;
 use crate::core::snapshot::LabelEvent;
 use crate::core::workflow::Workflow;
 use crate::render::{Context, IssueRef};
-use crate::tracker::{LabelWrites, NewIssue};
+use crate::tracker::{Comment, LabelWrites, NewIssue};
 
 impl<'a> Engine<'a> {
     /// Opens a tracking issue and enters the workflow's first stage.
@@ -166,43 +166,10 @@ impl<'a> Engine<'a> {
             };
             let kin = Kin::new(index);
             let kids = kin.children(number);
-            // First the cheap look: most migrations cannot move, and need no comments, nor
-            // label history unless the other gates hold.
-            let mut given = events.is_some();
-            let mut snapshot = match events.take() {
-                Some(events) => {
-                    self.snapshot(&m, workflow, kids, false, Some(events))
-                        .await?
-                        .0
-                }
-                None => self.glance(&m, workflow, kids).await?,
-            };
-            let mut plan = self.plan(workflow, &mut snapshot).await;
-            if snapshot.history_unread && !plan.transitions.is_empty() {
-                snapshot = self.snapshot(&m, workflow, kids, false, None).await?.0;
-                plan = self.plan(workflow, &mut snapshot).await;
-                given = true;
-            }
-            let mut comments = Vec::new();
-            if !plan.transitions.is_empty() {
-                // Something may move: look at the whole history, which may hold a move an
-                // earlier run recorded and did not finish. Label history is read once, and
-                // only when the gates of the stage the migration is in need it: a stage the plan enters starts its
-                // soak now, and an approval there is judged by the next look (a plan without
-                // that history can stop short, never go too far).
-                let known = Some(if given {
-                    snapshot.label_events
-                } else {
-                    Vec::new()
-                });
-                // Comments an issue made a moment ago by this run has none.
-                let read_comments = !std::mem::take(&mut new_issue);
-                let (mut snapshot, c) = self
-                    .snapshot(&m, workflow, kids, read_comments, known)
-                    .await?;
-                plan = self.plan(workflow, &mut snapshot).await;
-                comments = c;
-            }
+            let read_comments = !std::mem::take(&mut new_issue);
+            let (plan, comments) = self
+                .decide(&m, workflow, kids, events.take(), read_comments)
+                .await?;
             if dry_run || plan.transitions.is_empty() {
                 let mut report = report_plan(number, workflow, plan, created);
                 transitions.append(&mut report.transitions);
@@ -260,6 +227,83 @@ impl<'a> Engine<'a> {
             index = &fresh;
         }
         bail!("#{number} keeps moving after several rounds: does its workflow loop?")
+    }
+
+    /// What may move now, reading no more than that takes. First the cheap look (no
+    /// comments; label history only where the stage's gates need it, or as `events`
+    /// brings it from an earlier look of this advance): a plan that moves nothing from it
+    /// is final, since it can only go too far. When something may move, the label history
+    /// where that plan leaned on it, then the comments (the transitions, which may hold a
+    /// move an earlier run recorded and did not finish; none on an issue this run has just
+    /// made, unless `read_comments`), and the plan again. A plan that then moves out of a
+    /// stage whose gates need the history it lacks is made once more with it: every stage
+    /// is judged on what its own gates need, never on a look made for an earlier stage.
+    async fn decide(
+        &self,
+        m: &Migration,
+        workflow: &Workflow,
+        kids: &[&Migration],
+        events: Option<Vec<LabelEvent>>,
+        read_comments: bool,
+    ) -> Result<(machine::Plan, Vec<Comment>)> {
+        let mut snapshot = match events {
+            Some(events) => {
+                self.snapshot(m, workflow, kids, false, Some(events))
+                    .await?
+                    .0
+            }
+            None => self.glance(m, workflow, kids).await?,
+        };
+        let mut plan = self.plan(workflow, &mut snapshot).await;
+        if plan.transitions.is_empty() {
+            return Ok((plan, Vec::new()));
+        }
+        self.history_if_it_decides(m, workflow, &mut snapshot, &mut plan)
+            .await?;
+        if plan.transitions.is_empty() {
+            return Ok((plan, Vec::new()));
+        }
+        let history = (!snapshot.history_unread).then_some(snapshot.label_events);
+        let read = history.is_some();
+        let (mut snapshot, comments) = self
+            .snapshot(
+                m,
+                workflow,
+                kids,
+                read_comments,
+                Some(history.unwrap_or_default()),
+            )
+            .await?;
+        snapshot.history_unread = !read;
+        plan = self.plan(workflow, &mut snapshot).await;
+        if machine::leans_on_history(workflow, &snapshot, &plan) {
+            snapshot.label_events = self.tracker.label_events(m.issue.number).await?;
+            snapshot.history_unread = false;
+            plan = self.plan(workflow, &mut snapshot).await;
+        }
+        Ok((plan, comments))
+    }
+
+    /// After a look without label history whose plan moves: when the gates of the stage
+    /// the migration is in need that history (a soak, an approval), it is read now and
+    /// the plan made again — the other gates hold, so the history decides.
+    async fn history_if_it_decides(
+        &self,
+        m: &Migration,
+        workflow: &Workflow,
+        snapshot: &mut crate::core::snapshot::Snapshot,
+        plan: &mut machine::Plan,
+    ) -> Result<()> {
+        let decides = workflow
+            .stages_labelled(&m.issue.labels)
+            .first()
+            .is_some_and(|s| s.needs_label_history());
+        if snapshot.history_unread && decides && !plan.transitions.is_empty() {
+            snapshot.label_events = self.tracker.label_events(m.issue.number).await?;
+            snapshot.history_unread = false;
+            *plan = self.plan(workflow, snapshot).await;
+        }
+        Ok(())
     }
 
     /// A transition recorded moments ago by a run that shares no Store with this one (so
@@ -451,15 +495,10 @@ impl<'a> Engine<'a> {
         // Cheapest first: without label history, soaks and approvals taken as holding.
         let mut snapshot = self.glance(m, workflow, kids).await.with_context(context)?;
         let mut plan = self.plan(workflow, &mut snapshot).await;
-        let history_read = snapshot.history_unread && !plan.transitions.is_empty();
-        if history_read {
-            // The other gates hold: now the soak or the approval decides.
-            (snapshot, _) = self
-                .snapshot(m, workflow, kids, false, None)
-                .await
-                .with_context(context)?;
-            plan = self.plan(workflow, &mut snapshot).await;
-        }
+        self.history_if_it_decides(m, workflow, &mut snapshot, &mut plan)
+            .await
+            .with_context(context)?;
+        let history_read = !snapshot.history_unread;
         let unstarted_children = kids.iter().any(|c| c.issue.open && self.unstarted(c));
         if plan.transitions.is_empty() && !unstarted_children {
             return Ok(report_plan(number, workflow, plan, Vec::new()));

@@ -66,6 +66,9 @@ pub struct Engine<'a> {
     /// How many requests run at once against a remote tracker (which enforces it);
     /// commands work on twice as many migrations at once (`in_flight`).
     pub concurrency: usize,
+    /// Read every migration whole and fresh (comments, label history, children) and take
+    /// no shortcut: `SHEPHERD_CACHE=off`, the run the shortcuts are compared against.
+    pub fresh_reads: bool,
     /// Told how far a long run has come (a progress bar on a terminal).
     pub progress: &'a dyn Progress,
     lease_counter: AtomicU64,
@@ -207,8 +210,13 @@ impl<'a> Engine<'a> {
     /// How many migrations are worked on at once: twice the requests the tracker lets
     /// run at once, so that while one migration works between its requests another's
     /// request has its slot.
+    /// With one request at a time, one migration at a time, in order: a run whose writes
+    /// come in the same order every time.
     pub(crate) fn in_flight(&self) -> usize {
-        self.concurrency.max(1) * 2
+        match self.concurrency {
+            0 | 1 => 1,
+            n => n * 2,
+        }
     }
 
     /// An engine acting as `actor`, with a new run id, 8 migrations at once and no
@@ -226,6 +234,7 @@ impl<'a> Engine<'a> {
             actor: actor.to_string(),
             run_id: new_run_id(),
             concurrency: 8,
+            fresh_reads: false,
             progress: &NoProgress,
             lease_counter: AtomicU64::new(0),
             store_id: tokio::sync::OnceCell::new(),

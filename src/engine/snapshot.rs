@@ -11,23 +11,23 @@ use crate::core::workflow::Workflow;
 use crate::tracker::Comment;
 
 impl<'a> Engine<'a> {
-    /// The cheapest look at a migration: no comments and, where the stage's gates would
-    /// need it, no label history either (`Snapshot::history_unread`): a plan made from it
-    /// that moves nothing is final; one that moves must look again with the history.
+    /// The cheapest look at a migration: no comments and no label history
+    /// (`Snapshot::history_unread`: the gates that need it are taken as holding): a plan
+    /// made from it that moves nothing is final; one that moves must look again. With
+    /// `fresh_reads`, a whole read instead.
     pub async fn glance(
         &self,
         m: &Migration,
         workflow: &Workflow,
         kids: &[&Migration],
     ) -> Result<Snapshot> {
-        let needs = workflow
-            .stages_labelled(&m.issue.labels)
-            .first()
-            .is_some_and(|s| s.needs_label_history());
+        if self.fresh_reads {
+            return Ok(self.snapshot(m, workflow, kids, true, None).await?.0);
+        }
         let (mut snapshot, _) = self
             .snapshot_unanswered(m, workflow, kids, false, None, Some(Vec::new()))
             .await?;
-        snapshot.history_unread = needs;
+        snapshot.history_unread = true;
         self.answer(workflow, &mut snapshot, self.now()).await;
         Ok(snapshot)
     }
@@ -41,11 +41,11 @@ impl<'a> Engine<'a> {
         kids: &[&Migration],
     ) -> Option<Snapshot> {
         let stage = workflow.stages_labelled(&m.issue.labels).first().copied();
-        if lacks_children(stage, kids) {
+        if self.fresh_reads || lacks_children(stage, kids) {
             return None;
         }
         let mut snapshot = self.build(m, kids, &[], Vec::new());
-        snapshot.history_unread = stage.is_some_and(|s| s.needs_label_history());
+        snapshot.history_unread = true;
         // Facts to ask for take requests too.
         questions(workflow, &snapshot, self.now())
             .is_empty()
@@ -112,14 +112,15 @@ impl<'a> Engine<'a> {
             }
             None => Vec::new(),
         };
-        let label_events = match events {
-            Some(events) => events,
+        let (label_events, read) = match events {
+            Some(events) => (events, true),
             None if full || stage.is_some_and(|s| s.needs_label_history()) => {
-                self.tracker.label_events(number).await?
+                (self.tracker.label_events(number).await?, true)
             }
-            None => Vec::new(),
+            None => (Vec::new(), false),
         };
-        let snapshot = self.build(m, &children, &comments, label_events);
+        let mut snapshot = self.build(m, &children, &comments, label_events);
+        snapshot.history_unread = !read;
         Ok((snapshot, comments))
     }
 

@@ -233,7 +233,7 @@ fn events_unless_needed(
     let needs = workflow
         .stages_labelled(&m.issue.labels)
         .first()
-        .is_none_or(|s| s.needs_label_history());
+        .is_none_or(|s| s.needs_label_history() || s.checks_labels());
     (!needs).then(Vec::new)
 }
 
@@ -247,7 +247,8 @@ struct Read<'m, 'w> {
 
 /// Whether a status needs the label history beyond the comments already read: who set an
 /// approval label that is on, when a stage with a soak was entered (unless an audit
-/// comment says), who paused it (unless a comment says), or a migration with no stage.
+/// comment says), who paused it (unless a comment says), when a label a gate wants was
+/// set (after a rollback), or a migration with no stage.
 fn history_needed(
     m: &Migration,
     workflow: &Workflow,
@@ -265,11 +266,18 @@ fn history_needed(
                 || TransitionMarker::find(&c.body).is_some_and(|t| t.rollback)
         });
     let entered_by_record = snapshot.transitions.iter().any(|t| t.to == stage.id);
+    let rolled_back = snapshot.evidence_since().is_some();
     let mut needed = paused_unexplained;
     for gate in stage.all_gates() {
         gate.visit(&mut |g| match g {
             Gate::Approval { label, .. } => needed |= labels.contains(label),
             Gate::MinDuration(_) => needed |= !entered_by_record,
+            // After a rollback, only a label set since counts.
+            Gate::Label {
+                name,
+                child: None,
+                present: true,
+            } => needed |= rolled_back && labels.contains(name),
             _ => {}
         });
     }

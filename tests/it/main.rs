@@ -26,6 +26,7 @@ mod remote_race;
 mod render;
 mod report;
 mod serve;
+mod stays;
 mod store;
 mod support;
 mod test_server;

@@ -21,6 +21,8 @@ pub struct Remote<S: Api> {
     url_flag: &'static str,
     token_var: &'static str,
     bot: &'static str,
+    /// `SHEPHERD_CACHE` for every run: `off` (a full, fresh read) unless `cached`.
+    cache: &'static str,
 }
 
 impl<S: Api> Remote<S> {
@@ -38,7 +40,15 @@ impl<S: Api> Remote<S> {
             url_flag,
             token_var,
             bot,
+            cache: "off",
         }
+    }
+
+    /// Runs as in production: the engine's shortcuts and the Store's cache on (for tests
+    /// that count what a run reads; the test server's `travel` must not be used).
+    pub fn cached(mut self) -> Remote<S> {
+        self.cache = "on";
+        self
     }
 
     pub fn run_as(&self, token: &str, args: &[&str]) -> Output {
@@ -54,9 +64,10 @@ impl<S: Api> Remote<S> {
             .env(self.token_var, token)
             .env("SHEPHERD_RETRY_BASE_MS", "10")
             // The test servers' `travel` rewrites recorded times, which the Store's cache
-            // of comments and label history could not know: read everything each run.
+            // of comments and label history could not know: read everything each run
+            // (`off`, the run every shortcut is compared against), unless `cached`.
             // (A test that means the cache gives `SHEPHERD_CACHE` itself.)
-            .env("SHEPHERD_CACHE", "off")
+            .env("SHEPHERD_CACHE", self.cache)
             .envs(env.iter().copied())
             .args(["--tracker", &self.tracker, self.url_flag, self.server.url()])
             .args(args)

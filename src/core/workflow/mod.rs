@@ -392,6 +392,25 @@ impl Stage {
         needs
     }
 
+    /// Whether the stage's gates look for a label set on the tracking issue: after a
+    /// rollback only a label set since counts, and that takes the label history.
+    pub fn checks_labels(&self) -> bool {
+        let mut checks = false;
+        for gate in self.all_gates() {
+            gate.visit(&mut |g| {
+                checks |= matches!(
+                    g,
+                    Gate::Label {
+                        child: None,
+                        present: true,
+                        ..
+                    }
+                )
+            });
+        }
+        checks
+    }
+
     /// The child templates the stage's gates look at.
     pub fn child_templates(&self) -> BTreeSet<String> {
         let mut out = BTreeSet::new();

@@ -188,7 +188,7 @@ fn a_gitaly_migration_runs_on_github() {
 
 #[test]
 fn pull_requests_are_not_migrations_and_lists_cost_no_request_per_issue() {
-    let hub = hub();
+    let hub = hub().cached();
     let n = hub.start();
     let body = hub.server.issue(n)["body"].as_str().unwrap().to_string();
     for i in 0..150 {

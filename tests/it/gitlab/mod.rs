@@ -243,7 +243,7 @@ fn a_gitaly_migration_runs_on_gitlab() {
 /// Every write of `start` and of one move, with its form fields.
 #[test]
 fn each_write_is_pinned() {
-    let lab = lab();
+    let lab = lab().cached();
     let n = lab.start();
     let log = lab.server.log();
     let label_posts: Vec<&Logged> = log
@@ -384,7 +384,7 @@ fn skip_shelve_and_rollback_on_gitlab() {
 
 #[test]
 fn lists_are_filtered_and_paged_and_reconcile_makes_no_request_per_issue() {
-    let lab = lab();
+    let lab = lab().cached();
     for _ in 0..3 {
         lab.start();
     }
@@ -444,7 +444,7 @@ fn lists_are_filtered_and_paged_and_reconcile_makes_no_request_per_issue() {
 
 #[test]
 fn label_history_is_fetched_only_where_a_gate_needs_it() {
-    let lab = lab();
+    let lab = lab().cached();
     let a = lab.start();
     let b = lab.start();
     lab.tick_through_ready_for_testing(a);
@@ -494,7 +494,7 @@ fn label_history_is_fetched_only_where_a_gate_needs_it() {
 
 #[test]
 fn rate_limits_and_server_errors_are_retried() {
-    let lab = lab();
+    let lab = lab().cached();
     let n = lab.start();
     lab.tick_section(n, "Selection");
     lab.server.fail(Fault {
