@@ -287,6 +287,10 @@ pub(super) enum Command {
         /// Move to a stage the migration has never been in
         #[arg(long)]
         force: bool,
+        /// Leave the tracking issue's task items ticked (by default the boxes of the stages
+        /// it goes back over are unticked, and the audit comment lists them)
+        #[arg(long)]
+        keep_checklists: bool,
     },
     /// Hold a migration where it is: no forward move until `resume` (exits still apply)
     #[command(

@@ -244,8 +244,15 @@ pub(super) async fn tracked(session: &Session, command: Command) -> Result<ExitC
             to,
             reason,
             force,
+            keep_checklists,
         } => {
-            let advanced = engine.rollback(reference, &to, &reason, force).await?;
+            let back = crate::core::machine::RollbackTo {
+                to: &to,
+                reason: &reason,
+                force,
+                keep_checklists,
+            };
+            let advanced = engine.rollback(reference, &back).await?;
             print(format, &advanced, || {
                 format!(
                     "{}\n#{reference} is paused there: `shepherd resume {reference}` lets it move on",

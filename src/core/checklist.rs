@@ -46,6 +46,40 @@ impl Item {
     }
 }
 
+/// A task item as a rollback records it: its innermost heading (empty above the first)
+/// and its text. Written into the audit comment's marker, so a run that finishes the
+/// rollback after a crash unticks exactly these, and no box a person ticked since.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ItemRef(pub String, pub String);
+
+impl Item {
+    /// How a rollback names this item.
+    pub fn reference(&self) -> ItemRef {
+        ItemRef(
+            self.sections.last().cloned().unwrap_or_default(),
+            self.text.clone(),
+        )
+    }
+}
+
+/// `body` with the ticked (`[x]`) items that `items` names unticked, in one new body; a
+/// `[~]` (not applicable) stays as a person set it. `None` when none of them is ticked.
+pub fn untick(body: &str, items: &[ItemRef]) -> Option<String> {
+    let ticked: Vec<Item> = parse(body)
+        .into_iter()
+        .filter(|i| i.check == Check::Done && items.contains(&i.reference()))
+        .collect();
+    if ticked.is_empty() {
+        return None;
+    }
+    let mut out = body.to_string();
+    // From the end, so the earlier byte ranges stay where they are.
+    for item in ticked.iter().rev() {
+        out.replace_range(item.marker.clone(), "[ ]");
+    }
+    Some(out)
+}
+
 /// The task items of a Markdown body, in document order.
 pub fn parse(body: &str) -> Vec<Item> {
     let mut items = Vec::new();
@@ -396,32 +430,40 @@ pub struct Tally {
 /// Counts the items under `section` (all items without one) whose text contains one of
 /// `patterns` (all items without patterns).
 pub fn tally(items: &[Item], section: Option<&str>, patterns: &[String]) -> Tally {
+    let section_found = section.is_none_or(|s| {
+        let s = s.to_lowercase();
+        items.iter().any(|i| i.in_lower_section(&s))
+    });
     let mut tally = Tally {
         done: 0,
         total: 0,
-        section_found: section.is_none(),
+        section_found,
     };
-    let section = section.map(str::to_lowercase);
-    let patterns: Vec<String> = patterns.iter().map(|p| p.to_lowercase()).collect();
-    for item in items {
-        if let Some(s) = &section {
-            if !item.in_lower_section(s) {
-                continue;
-            }
-            tally.section_found = true;
-        }
-        if !patterns.is_empty() && {
-            let text = item.text.to_lowercase();
-            !patterns.iter().any(|p| text.contains(p.as_str()))
-        } {
-            continue;
-        }
+    for item in counted(items, section, patterns) {
         tally.total += 1;
         if item.done() {
             tally.done += 1;
         }
     }
     tally
+}
+
+/// The items a checklist gate counts: those under `section` (all without one) whose text
+/// contains one of `patterns` (all without patterns), ignoring case.
+pub fn counted<'i>(
+    items: &'i [Item],
+    section: Option<&str>,
+    patterns: &[String],
+) -> impl Iterator<Item = &'i Item> {
+    let section = section.map(str::to_lowercase);
+    let patterns: Vec<String> = patterns.iter().map(|p| p.to_lowercase()).collect();
+    items.iter().filter(move |item| {
+        section.as_ref().is_none_or(|s| item.in_lower_section(s))
+            && (patterns.is_empty() || {
+                let text = item.text.to_lowercase();
+                patterns.iter().any(|p| text.contains(p.as_str()))
+            })
+    })
 }
 
 /// Whether a body has a heading containing `section`, ignoring case.

@@ -6,9 +6,10 @@
 
 use chrono::{DateTime, Utc};
 
+use super::checklist::{self, ItemRef};
 use super::gate::{self, GateReport};
 use super::snapshot::Snapshot;
-use super::workflow::{Action, Stage, Workflow};
+use super::workflow::{Action, ChecklistGate, Gate, Stage, Workflow};
 
 /// Everything one `advance` of one migration will do.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,6 +38,9 @@ pub struct PlannedTransition {
     pub resumed: bool,
     /// The gates that held (empty for exits, resumptions and rollbacks).
     pub passed: Vec<GateReport>,
+    /// A rollback's ticked task items of the tracking issue to untick (the audit comment
+    /// lists them): the evidence of the stages it goes back over.
+    pub untick: Vec<ItemRef>,
     pub steps: Vec<Step>,
 }
 
@@ -45,6 +49,9 @@ pub struct PlannedTransition {
 pub enum Step {
     /// Post the audit comment of the transition (unless one with its marker exists).
     Audit,
+    /// Untick the transition's `untick` items of the tracking issue, in one edit of the
+    /// body read right before writing: the boxes a rollback goes back over.
+    Untick,
     CreateIssue {
         template: String,
         workflow: Option<String>,
@@ -95,7 +102,7 @@ pub fn plan(workflow: &Workflow, snapshot: &Snapshot, now: DateTime<Utc>) -> Pla
         let current = sim.stage.map(|s| s.id.as_str());
         if current == last.from.as_deref() && current != Some(last.to.as_str()) {
             if let Some(target) = workflow.stage(&last.to) {
-                let steps = sim.enter(target, last.seq, last.rollback);
+                let steps = sim.enter(target, last.seq, last.rollback, !last.untick.is_empty());
                 transitions.push(PlannedTransition {
                     seq: last.seq,
                     from: last.from.clone(),
@@ -105,6 +112,7 @@ pub fn plan(workflow: &Workflow, snapshot: &Snapshot, now: DateTime<Utc>) -> Pla
                     rollback: last.rollback,
                     resumed: true,
                     passed: Vec::new(),
+                    untick: last.untick.clone(),
                     steps,
                 });
                 sim.entered_at = now;
@@ -117,7 +125,7 @@ pub fn plan(workflow: &Workflow, snapshot: &Snapshot, now: DateTime<Utc>) -> Pla
         }
     } else if sim.stage.is_none() {
         let first = workflow.first_stage();
-        let steps = sim.enter(first, 1, false);
+        let steps = sim.enter(first, 1, false, false);
         let mut steps_with_audit = vec![Step::Audit];
         steps_with_audit.extend(steps);
         transitions.push(PlannedTransition {
@@ -129,6 +137,7 @@ pub fn plan(workflow: &Workflow, snapshot: &Snapshot, now: DateTime<Utc>) -> Pla
             rollback: false,
             resumed: false,
             passed: Vec::new(),
+            untick: Vec::new(),
             steps: steps_with_audit,
         });
         sim.entered_at = now;
@@ -249,17 +258,34 @@ pub fn leans_on_history(workflow: &Workflow, snapshot: &Snapshot, plan: &Plan) -
             .any(|s| s.needs_label_history() || (rolled_back && s.checks_labels()))
 }
 
-/// Plans a move back to `to`, recording `reason`, and pauses the migration there (so the
-/// next `advance` does not move straight on again). The target's on_enter actions do not
-/// run. `to` must be a stage the migration has been in before, unless `force`.
+/// How a rollback goes back: `rollback --to STAGE --reason TEXT [--force]
+/// [--keep-checklists]`.
+#[derive(Clone, Debug, Default)]
+pub struct RollbackTo<'r> {
+    pub to: &'r str,
+    pub reason: &'r str,
+    /// To a stage the migration has never been in.
+    pub force: bool,
+    /// Leave the tracking issue's task items ticked.
+    pub keep_checklists: bool,
+}
+
+/// Plans a move back to a stage, recording why, and pauses the migration there (so the
+/// next `advance` does not move straight on again). It starts a new stay: the target's
+/// on_enter actions run again (a `create_issue` opens the next attempt), and unless
+/// `keep_checklists` the ticked task items of the tracking issue that the target's gates
+/// and those of the stages it goes back over count are unticked (the audit comment lists
+/// them), so the migration leaves the stage again only on evidence given after the
+/// rollback. The target must be a stage the migration has been in before, unless `force`.
 pub fn rollback(
     workflow: &Workflow,
     snapshot: &Snapshot,
-    to: &str,
-    reason: &str,
-    force: bool,
+    back: &RollbackTo,
     now: DateTime<Utc>,
 ) -> Result<Plan, String> {
+    let RollbackTo {
+        to, reason, force, ..
+    } = *back;
     let Some(target) = workflow.stage(to) else {
         let ids: Vec<&str> = workflow.stages.iter().map(|s| s.id.as_str()).collect();
         return Err(format!(
@@ -296,8 +322,13 @@ pub fn rollback(
         ));
     }
     let seq = sim.next_seq;
+    let untick = if back.keep_checklists {
+        Vec::new()
+    } else {
+        gone_back_over(workflow, snapshot, sim.stage, target)
+    };
     let mut steps = vec![Step::Audit];
-    steps.extend(sim.enter(target, seq, true));
+    steps.extend(sim.enter(target, seq, true, !untick.is_empty()));
     let transition = PlannedTransition {
         seq,
         from: from.clone(),
@@ -307,6 +338,7 @@ pub fn rollback(
         rollback: true,
         resumed: false,
         passed: Vec::new(),
+        untick,
         steps,
     };
     Ok(Plan {
@@ -317,6 +349,50 @@ pub fn rollback(
         blocked_by: Vec::new(),
         warnings: sim.warnings,
     })
+}
+
+/// The ticked task items of the tracking issue that a rollback from `from` to `to` takes
+/// back: those counted by the checklist gates (on the tracking issue, not a child) of `to`,
+/// of the stages entered since the migration last entered `to`, and of `from`.
+fn gone_back_over(
+    workflow: &Workflow,
+    snapshot: &Snapshot,
+    from: Option<&Stage>,
+    to: &Stage,
+) -> Vec<ItemRef> {
+    let mut stages: Vec<&str> = vec![to.id.as_str()];
+    if let Some(last) = snapshot.transitions.iter().rposition(|t| t.to == to.id) {
+        stages.extend(
+            snapshot.transitions[last + 1..]
+                .iter()
+                .map(|t| t.to.as_str()),
+        );
+    }
+    stages.extend(from.map(|s| s.id.as_str()));
+    let issue = &snapshot.issue;
+    let mut out: Vec<ItemRef> = Vec::new();
+    for stage in stages.iter().filter_map(|id| workflow.stage(id)) {
+        for gate in stage.all_gates() {
+            gate.visit(&mut |g| {
+                if let Gate::Checklist(ChecklistGate {
+                    child: None,
+                    section,
+                    items: patterns,
+                    ..
+                }) = g
+                {
+                    let items = issue.checklists.items(&issue.body, section.as_deref());
+                    for item in checklist::counted(&items, section.as_deref(), patterns) {
+                        let r = item.reference();
+                        if item.check == checklist::Check::Done && !out.contains(&r) {
+                            out.push(r);
+                        }
+                    }
+                }
+            });
+        }
+    }
+    out
 }
 
 /// The migration as the plan moves it along.
@@ -393,7 +469,7 @@ impl<'w> Sim<'w> {
     ) -> PlannedTransition {
         let seq = self.next_seq;
         let mut steps = vec![Step::Audit];
-        steps.extend(self.enter(to, seq, false));
+        steps.extend(self.enter(to, seq, false, false));
         self.entered_at = now;
         PlannedTransition {
             seq,
@@ -404,24 +480,24 @@ impl<'w> Sim<'w> {
             rollback: false,
             resumed: false,
             passed,
+            untick: Vec::new(),
             steps,
         }
     }
 
     /// The steps of entering `target` (after the audit comment), applied to the simulation.
     /// Label actions and `close` ride on the final stage move, so the commit is one write.
-    fn enter(&mut self, target: &'w Stage, seq: u64, rollback: bool) -> Vec<Step> {
+    /// A rollback (which may `untick` first) starts a new stay too: the on_enter actions
+    /// run again, and the migration is paused there.
+    fn enter(&mut self, target: &'w Stage, seq: u64, rollback: bool, untick: bool) -> Vec<Step> {
         let mut steps = Vec::new();
         let mut add: Vec<String> = Vec::new();
         let mut remove: Vec<String> = Vec::new();
         let mut open = None;
-        if rollback {
-            if !self.open && !target.terminal {
-                open = Some(true);
-            }
-            // A rollback holds the migration where it was put.
-            add.push(PAUSED_LABEL.to_string());
-        } else {
+        if untick {
+            steps.push(Step::Untick);
+        }
+        {
             for (index, action) in target.on_enter.iter().enumerate() {
                 match action {
                     Action::CreateIssue { template, workflow } => steps.push(Step::CreateIssue {
@@ -457,6 +533,16 @@ impl<'w> Sim<'w> {
                 }
             }
         }
+        if rollback {
+            if !self.open && !target.terminal && open.is_none() {
+                open = Some(true);
+            }
+            // A rollback holds the migration where it was put.
+            remove.retain(|l| l != PAUSED_LABEL);
+            if !add.iter().any(|l| l == PAUSED_LABEL) {
+                add.push(PAUSED_LABEL.to_string());
+            }
+        }
         for stage in self.workflow.stages_labelled(&self.labels) {
             if stage.id != target.id && !remove.contains(&stage.label) {
                 remove.push(stage.label.clone());
@@ -485,6 +571,7 @@ impl<'w> Sim<'w> {
 
 #[cfg(test)]
 mod tests {
+    use super::plan as plan_fn;
     use super::*;
     use crate::core::snapshot::{IssueView, LabelEvent, TransitionRecord};
     use crate::core::workflow::{load, Known};
@@ -565,6 +652,7 @@ stages:
                     by: "a".into(),
                     reason: None,
                     rollback: false,
+                    untick: Vec::new(),
                 })
                 .collect(),
             children: Vec::new(),
@@ -733,25 +821,37 @@ stages:
         );
     }
 
+    fn back<'r>(to: &'r str, force: bool) -> RollbackTo<'r> {
+        RollbackTo {
+            to,
+            reason: "broke prod",
+            force,
+            keep_checklists: false,
+        }
+    }
+
     #[test]
-    fn rollback_moves_back_without_on_enter() {
+    fn a_rollback_unticks_what_it_goes_back_over_and_pauses() {
         let w = workflow();
         let mut snap = snapshot(
-            "",
+            "## Proposal\n- [x] a\n- [ ] b\n- [~] c\n## Notes\n- [x] d\n",
             &["db::done"],
             &[(None, "proposal"), (Some("proposal"), "done")],
         );
         snap.issue.open = false;
-        let plan = rollback(&w, &snap, "proposal", "broke prod", false, t(5)).unwrap();
+        let plan = rollback(&w, &snap, &back("proposal", false), t(5)).unwrap();
         let tr = &plan.transitions[0];
         assert_eq!(
             (tr.seq, tr.rollback, tr.reason.as_deref()),
             (3, true, Some("broke prod"))
         );
+        // Only the ticked boxes its gates count: not the one not applicable, nor Notes.
+        assert_eq!(tr.untick, vec![ItemRef("Proposal".into(), "a".into())]);
         assert_eq!(
             tr.steps,
             vec![
                 Step::Audit,
+                Step::Untick,
                 Step::MoveStage {
                     remove: vec!["db::done".into()],
                     add: vec!["db::proposal".into(), PAUSED_LABEL.into()],
@@ -759,13 +859,66 @@ stages:
                 }
             ]
         );
-        assert!(rollback(&w, &snap, "nowhere", "x", false, t(5))
+        let kept = RollbackTo {
+            keep_checklists: true,
+            ..back("proposal", false)
+        };
+        let plan = rollback(&w, &snap, &kept, t(5)).unwrap();
+        assert!(plan.transitions[0].untick.is_empty());
+        assert!(!plan.transitions[0].steps.contains(&Step::Untick));
+        assert!(rollback(&w, &snap, &back("nowhere", false), t(5))
             .unwrap_err()
             .contains("stages: proposal, rollout, done, rejected"));
         // Never been in `rollout`: only with --force.
-        let err = rollback(&w, &snap, "rollout", "x", false, t(5)).unwrap_err();
+        let err = rollback(&w, &snap, &back("rollout", false), t(5)).unwrap_err();
         assert!(err.contains("never been in stage `rollout`"), "{err}");
-        assert!(rollback(&w, &snap, "rollout", "x", true, t(5)).is_ok());
+        assert!(rollback(&w, &snap, &back("rollout", true), t(5)).is_ok());
+    }
+
+    #[test]
+    fn a_rollback_enters_its_stage_anew() {
+        let w = workflow();
+        let snap = snapshot(
+            "## Proposal\n- [x] a\n",
+            &["db::rollout"],
+            &[(None, "proposal"), (Some("proposal"), "rollout")],
+        );
+        // Into a stage with on_enter actions: they run again (a new child, the comment).
+        let mut done = snap.clone();
+        done.issue.labels = vec!["db::done".into()];
+        done.transitions.push(TransitionRecord {
+            seq: 3,
+            from: Some("rollout".into()),
+            to: "done".into(),
+            at: t(0),
+            by: "a".into(),
+            reason: None,
+            rollback: false,
+            untick: Vec::new(),
+        });
+        let plan = rollback(&w, &done, &back("rollout", false), t(5)).unwrap();
+        let steps = &plan.transitions[0].steps;
+        assert!(matches!(steps[1], Step::CreateIssue { .. }), "{steps:?}");
+        assert!(matches!(steps[2], Step::Comment { index: 1, .. }));
+        // After a crash between the audit comment and the move, the rerun finishes the
+        // rollback and unticks what the audit comment recorded.
+        let mut crashed = snap.clone();
+        crashed.transitions.push(TransitionRecord {
+            seq: 3,
+            from: Some("rollout".into()),
+            to: "proposal".into(),
+            at: t(1),
+            by: "a".into(),
+            reason: Some("x".into()),
+            rollback: true,
+            untick: vec![ItemRef("Proposal".into(), "a".into())],
+        });
+        let p = plan_fn(&w, &crashed, t(2));
+        assert_eq!(moves(&p), vec![(Some("rollout"), "proposal", true)]);
+        assert_eq!(p.transitions[0].steps[0], Step::Untick);
+        assert_eq!(p.transitions[0].untick.len(), 1);
+        // Paused there, it waits.
+        assert_eq!(p.blocked_by[0].gate, "paused");
     }
 
     #[test]

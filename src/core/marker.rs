@@ -53,6 +53,10 @@ pub struct TransitionMarker {
     /// left unfinished can be finished at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<String>,
+    /// A rollback's task items of the tracking issue to untick (its audit comment lists
+    /// them): a run that finishes it after a crash unticks these and no others.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub untick: Vec<super::checklist::ItemRef>,
 }
 
 /// What a pause comment records: who paused the migration and why.
@@ -185,6 +189,10 @@ mod tests {
             rollback: true,
             run: Some("r1".into()),
             store: None,
+            untick: vec![crate::core::checklist::ItemRef(
+                "Plan".into(),
+                "a --> b".into(),
+            )],
         };
         let comment = format!("Moved.\n\n{}", marker.render());
         assert_eq!(TransitionMarker::find(&comment), Some(marker));

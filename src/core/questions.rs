@@ -122,6 +122,7 @@ pub fn questions_after(
         by: String::new(),
         reason: None,
         rollback: last.rollback,
+        untick: Vec::new(),
     });
     questions(workflow, &moved, now)
         .into_iter()

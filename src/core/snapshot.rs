@@ -42,6 +42,8 @@ pub struct TransitionRecord {
     pub by: String,
     pub reason: Option<String>,
     pub rollback: bool,
+    /// A rollback's task items to untick.
+    pub untick: Vec<super::checklist::ItemRef>,
 }
 
 /// A child issue of a migration.

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::vars::{check_renders, child_vars};
 use super::{Engine, Migration, PENDING_REF, PENDING_URL};
+use crate::core::checklist::{self, ItemRef};
 use crate::core::machine::{Plan, PlannedTransition, Step};
 use crate::core::marker::{self, IssueMarker, TransitionMarker};
 use crate::core::snapshot::LabelEvent;
@@ -128,21 +129,20 @@ impl<'a> Engine<'a> {
                             }
                         }
                     }
+                    Step::Untick => self.untick(number, &t.untick).await?,
                     Step::CreateIssue {
                         template,
                         workflow: child_workflow,
                     } => {
                         let since = (!claimed).then(|| entry_time(&comments, t.seq)).flatten();
+                        let entry = Entry {
+                            seq: t.seq,
+                            claimed,
+                            since,
+                            again: entered_before(&comments, &t.to, t.seq),
+                        };
                         if let Some(made) = self
-                            .create_child(
-                                m,
-                                &me,
-                                template,
-                                child_workflow.as_deref(),
-                                t.seq,
-                                claimed,
-                                since,
-                            )
+                            .create_child(m, &me, template, child_workflow.as_deref(), &entry)
                             .await?
                         {
                             applied.created.push(made);
@@ -272,17 +272,24 @@ impl<'a> Engine<'a> {
     /// project. A child whose first stage does nothing on entering is made in it: its
     /// stage label comes with the creation and its audit comment right after, so no
     /// other run ever sees it without a stage.
-    #[allow(clippy::too_many_arguments)]
+    ///
+    /// A stage entered again (after a rollback, or by a loop) opens the next attempt: the
+    /// new child is titled "… (attempt N)", and the older ones of its template still open
+    /// are closed with a comment that points to it.
     async fn create_child(
         &self,
         m: &Migration,
         me: &IssueRef,
         template: &str,
         child_workflow: Option<&str>,
-        seq: u64,
-        claimed: bool,
-        since: Option<DateTime<Utc>>,
+        entry: &Entry,
     ) -> Result<Option<(Issue, bool)>> {
+        let Entry {
+            seq,
+            claimed,
+            since,
+            again,
+        } = *entry;
         let number = m.issue.number;
         let workflow = child_workflow
             .map(|w| self.catalog.workflow(w))
@@ -322,20 +329,28 @@ impl<'a> Engine<'a> {
                 labels.push(first.label.clone());
             }
         }
+        let of_template = |issue: &Issue| {
+            IssueMarker::find(&issue.body).is_some_and(|c| {
+                c.parent == Some(number) && c.template.as_deref() == Some(template)
+            })
+        };
+        let is_it = |issue: &Issue| {
+            of_template(issue)
+                && IssueMarker::find(&issue.body).is_some_and(|c| c.entry == Some(seq))
+        };
+        // The children are read where they can exist: a resumed entry, or a stage entered
+        // before (the earlier attempts).
+        let siblings: Vec<Issue> = if !claimed || again {
+            self.tracker.children(number).await?
+        } else {
+            Vec::new()
+        };
+        let earlier: Vec<&Issue> = siblings
+            .iter()
+            .filter(|i| of_template(i) && !is_it(i))
+            .collect();
         if !claimed {
-            let is_it = |issue: &Issue| {
-                IssueMarker::find(&issue.body).is_some_and(|c| {
-                    c.parent == Some(number)
-                        && c.template.as_deref() == Some(template)
-                        && c.entry == Some(seq)
-                })
-            };
-            let mut existing = self
-                .tracker
-                .children(number)
-                .await?
-                .into_iter()
-                .find(|i| is_it(i));
+            let mut existing = siblings.iter().find(|i| is_it(i)).cloned();
             if existing.is_none() {
                 // A crash may have come between creating the child and linking it.
                 let since = since.unwrap_or(m.issue.created_at) - chrono::Duration::minutes(5);
@@ -362,6 +377,7 @@ impl<'a> Engine<'a> {
                     }
                 }
                 self.tracker.link(number, child.number).await?;
+                self.supersede(&earlier, &child).await?;
                 return Ok(None);
             }
         }
@@ -375,10 +391,14 @@ impl<'a> Engine<'a> {
             entry: Some(seq),
             vars: vars.clone(),
         };
+        let title = match earlier.len() {
+            0 => rendered.title,
+            n => format!("{} (attempt {})", rendered.title, n + 1),
+        };
         let issue = self
             .tracker
             .create_issue(&NewIssue {
-                title: rendered.title,
+                title,
                 body: marker.append_to(&rendered.body),
                 labels,
             })
@@ -388,7 +408,47 @@ impl<'a> Engine<'a> {
             self.record_birth(w, first, issue.number).await?;
         }
         self.tracker.link(number, issue.number).await?;
+        self.supersede(&earlier, &issue).await?;
         Ok(Some((issue, workflow.is_some() && born_in.is_none())))
+    }
+
+    /// Closes the earlier attempts still open, each with one comment pointing to `new`.
+    async fn supersede(&self, earlier: &[&Issue], new: &Issue) -> Result<()> {
+        for old in earlier.iter().filter(|i| i.open) {
+            let mark = format!("<!-- shepherd:superseded-by={} -->", new.number);
+            let said = self
+                .tracker
+                .comments(old.number)
+                .await?
+                .iter()
+                .any(|c| c.body.contains(&mark));
+            if !said {
+                let text = format!(
+                    "**shepherd**: superseded by #{}, the next attempt: the migration entered this stage again.\n\n{mark}",
+                    new.number
+                );
+                self.tracker.add_comment(old.number, &text).await?;
+            }
+            let edit = IssueEdit {
+                current: old.labels.clone(),
+                add: Vec::new(),
+                remove: Vec::new(),
+                open: Some(false),
+            };
+            self.tracker.edit_issue(old.number, &edit).await?;
+        }
+        Ok(())
+    }
+
+    /// Unticks a rollback's `items` of the tracking issue in one edit of its body, read
+    /// right before writing: only those boxes change, and one a person ticked since the
+    /// rollback was recorded stays ticked.
+    async fn untick(&self, number: u64, items: &[ItemRef]) -> Result<()> {
+        let body = self.tracker.issue(number).await?.body;
+        if let Some(unticked) = checklist::untick(&body, items) {
+            self.tracker.update_body(number, &unticked).await?;
+        }
+        Ok(())
     }
 
     /// The audit comment of a child made in its workflow's first stage.
@@ -402,6 +462,7 @@ impl<'a> Engine<'a> {
             rollback: false,
             resumed: false,
             passed: Vec::new(),
+            untick: Vec::new(),
             steps: Vec::new(),
         };
         self.tracker
@@ -501,6 +562,20 @@ impl<'a> Engine<'a> {
                 text.push_str(&format!("\n- ✅ {} — {}", g.description, g.detail));
             }
         }
+        if !t.untick.is_empty() {
+            text.push_str("\n\nUnticked, to be checked again for this attempt:\n");
+            for ItemRef(section, item) in &t.untick {
+                let place = if section.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", crate::render::neutralize(section))
+                };
+                text.push_str(&format!(
+                    "\n- [ ] {}{place}",
+                    crate::render::neutralize(item)
+                ));
+            }
+        }
         for comment in along {
             text.push_str("\n\n");
             text.push_str(comment);
@@ -514,6 +589,7 @@ impl<'a> Engine<'a> {
             rollback: t.rollback,
             run: Some(self.run_id.clone()),
             store: self.store_id.get().cloned(),
+            untick: t.untick.clone(),
         };
         format!("{text}\n\n{}", mark.render())
     }
@@ -553,6 +629,26 @@ fn labels_changed(
         .chain(removed.map(|l| format!("−{l}")))
         .collect();
     (!what.is_empty()).then(|| what.join(" "))
+}
+
+/// How the entry that creates a child came about.
+#[derive(Clone, Copy)]
+struct Entry {
+    /// The transition's sequence number, which the child's marker records.
+    seq: u64,
+    /// This run posted the entry's audit comment and won the claim: nothing of it exists.
+    claimed: bool,
+    /// When an earlier run recorded the entry this run resumes.
+    since: Option<DateTime<Utc>>,
+    /// The migration was in this stage before: this child is the next attempt.
+    again: bool,
+}
+
+/// Whether an audit comment before transition `seq` moved the migration into `stage`.
+fn entered_before(comments: &[Comment], stage: &str, seq: u64) -> bool {
+    comments
+        .iter()
+        .any(|c| TransitionMarker::find(&c.body).is_some_and(|x| x.seq < seq && x.to == stage))
 }
 
 /// When the audit comment of transition `seq` was posted.

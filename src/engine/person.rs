@@ -270,21 +270,15 @@ impl<'a> Engine<'a> {
     }
 
     /// Moves a migration back to a stage it has been in (any stage with `force`),
-    /// recording why, and pauses it there.
-    pub async fn rollback(
-        &self,
-        number: u64,
-        to: &str,
-        reason: &str,
-        force: bool,
-    ) -> Result<Advanced> {
-        if reason.trim().is_empty() {
+    /// recording why, and pauses it there: a new stay (`machine::rollback`).
+    pub async fn rollback(&self, number: u64, back: &machine::RollbackTo<'_>) -> Result<Advanced> {
+        if back.reason.trim().is_empty() {
             bail!("--reason must say why #{number} is rolled back");
         }
         self.with_lease(number, async {
             let (m, workflow) = self.migration(number).await?;
             let (snapshot, comments) = self.snapshot(&m, workflow, &[], true, None).await?;
-            let plan = machine::rollback(workflow, &snapshot, to, reason, force, self.now())
+            let plan = machine::rollback(workflow, &snapshot, back, self.now())
                 .map_err(anyhow::Error::msg)?;
             self.ensure_paused_label().await?;
             let applied = self.apply(&m, workflow, &plan, &comments).await?;

@@ -144,6 +144,7 @@ impl<'a> Engine<'a> {
                         by: c.author.clone(),
                         reason: t.reason,
                         rollback: t.rollback,
+                        untick: t.untick,
                     });
                 }
             }

@@ -523,14 +523,19 @@ fn rollback_records_why_and_a_new_attempt_gets_a_new_child() {
     let text = s.ok(&["history", &n.to_string()]);
     assert!(text.contains("(error rates jumped on dev)"), "{text}");
 
-    // A rollback pauses the migration: the ticks are still there, but it stays put
-    // until someone resumes it.
+    // A rollback pauses the migration and unticks the boxes of the stages it went back
+    // over: it stays put until someone resumes it, and moves on only on new ticks.
     let v = advance(&s, n, &at("7h"));
     assert!(moves(&v).is_empty());
     assert!(blocked(&v)[0].starts_with("paused:"), "{v}");
     assert!(s.issue(n).labels.contains(&"shepherd::paused".to_string()));
     s.ok(&["resume", &n.to_string(), "--now", &at("8h")]);
-    // Entering Acceptance Testing again opens a new acceptance-testing issue.
+    let v = advance(&s, n, &at("8h"));
+    assert!(moves(&v).is_empty(), "{v}");
+    assert!(blocked(&v)[0].contains("0/"), "{v}");
+    s.tick_section(n, None, "Ready for Testing", &at("8h"));
+    // Entering Acceptance Testing again opens the next acceptance-testing issue, and the
+    // first one is closed, pointing to it.
     assert_eq!(
         moves(&advance(&s, n, &at("8h"))),
         ["ready-for-testing>acceptance-testing"]
@@ -538,6 +543,8 @@ fn rollback_records_why_and_a_new_attempt_gets_a_new_child() {
     let second = s.child_of(n, "acceptance-testing");
     assert_ne!(first, second);
     assert_eq!(stage(&s, second), "preparation");
+    assert!(s.issue(second).title.ends_with("(attempt 2)"));
+    assert!(!s.issue(first).open);
 }
 
 #[test]
@@ -599,9 +606,12 @@ fn rollback_goes_only_where_the_migration_has_been_unless_forced() {
         &at("2h"),
     ]);
     assert_eq!(stage(&s, n), "selection");
-    // Its ticks still hold, but a paused migration does not move straight back.
+    // A paused migration does not move straight back, and its Selection boxes were
+    // unticked: only new ticks carry it on.
     assert!(moves(&advance(&s, n, &at("3h"))).is_empty());
     s.ok(&["resume", &n.to_string(), "--now", &at("3h")]);
+    assert!(moves(&advance(&s, n, &at("3h"))).is_empty());
+    s.tick_section(n, None, "Selection", &at("3h"));
     assert_eq!(
         moves(&advance(&s, n, &at("3h"))),
         ["selection>migration-analysis"]

@@ -357,12 +357,15 @@ fn skip_shelve_and_rollback_on_gitlab() {
         "wrong route",
     ]);
     assert_eq!(moves(&v), ["client-implementation>selection"]);
-    // A rollback pauses the migration; let it move on.
+    // A rollback pauses the migration and unticks what it went back over; let it move
+    // on, on new ticks.
     lab.ok_as(BOT, &["resume", &a.to_string()]);
     assert_eq!(
         lab.json(&["history", &a.to_string()])["transitions"][3]["reason"],
         "wrong route"
     );
+    assert!(crate::api::Api::body(&lab.server, a).contains("- [ ] "));
+    lab.tick_section(a, "Selection");
     lab.ok_as(
         BOT,
         &[
@@ -588,9 +591,10 @@ fn a_lost_response_halfway_is_completed_without_duplicates() {
             "ready-for-testing",
             "--reason",
             "retry",
+            "--keep-checklists",
         ],
     );
-    // A rollback pauses the migration; let it move on.
+    // A rollback pauses the migration; let it move on, on the same ticks.
     lab.ok_as(BOT, &["resume", &n.to_string()]);
     for (method, path, after) in [
         ("POST", "/issues".to_string(), true),
@@ -648,9 +652,10 @@ fn a_lost_response_halfway_is_completed_without_duplicates() {
                 "ready-for-testing",
                 "--reason",
                 "again",
+                "--keep-checklists",
             ],
         );
-        // A rollback pauses the migration; let it move on.
+        // A rollback pauses the migration; let it move on, on the same ticks.
         lab.ok_as(BOT, &["resume", &n.to_string()]);
     }
 }
