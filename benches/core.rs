@@ -132,6 +132,7 @@ fn main() {
                 by: "shepherd".into(),
                 reason: None,
                 rollback: false,
+                untick: Vec::new(),
             }];
             let children = if name == "gitaly-migration" {
                 vec![Child {

@@ -292,6 +292,7 @@ async fn enter(
         rollback: false,
         run: None,
         store: None,
+        untick: Vec::new(),
     };
     tracker
         .add_comment(
