@@ -475,7 +475,7 @@ impl Store for PostgresStore {
                      SELECT q.key, ",
                     due!(),
                     " AS due FROM shepherd_queue q
-                     WHERE ",
+                     WHERE q.due <= now() AND ",
                     due!(),
                     " <= now() AND (q.owner IS NULL OR q.taken_until <= now())
                      ORDER BY 2, q.key LIMIT $2

@@ -57,12 +57,18 @@ const MIGRATIONS: &[&str] = &[
 
 /// The queue's entries with the time each is due: the later of the time queued and its
 /// key's retry time, unless a delivery waived that (`waiver` 1: `Store::waive_backoff`).
+/// `$filter` narrows the rows read first (an entry is never due before the time it was
+/// queued for, so `q.due` may be filtered on its index).
 macro_rules! due_entries {
-    () => {
-        "(SELECT q.key, q.reason, q.queued_at, q.owner, q.taken_until,
+    ($filter:literal) => {
+        concat!(
+            "(SELECT q.key, q.reason, q.queued_at, q.owner, q.taken_until,
                  MAX(q.due, COALESCE((SELECT f.retry_at FROM failures f
                                       WHERE f.key = q.key AND f.waiver <> 1), q.due)) AS due
-          FROM queue q)"
+              FROM queue q ",
+            $filter,
+            ")"
+        )
     };
 }
 
@@ -407,7 +413,7 @@ impl Store for SqliteStore {
             let rows: Vec<(String, i64, String, i64)> = tx
                 .prepare_cached(concat!(
                     "SELECT key, due, reason, queued_at FROM ",
-                    due_entries!(),
+                    due_entries!("WHERE q.due <= ?1"),
                     " WHERE due <= ?1 AND (owner IS NULL OR taken_until <= ?1)
                      ORDER BY due, key LIMIT ?2",
                 ))?
@@ -456,7 +462,7 @@ impl Store for SqliteStore {
                 .prepare_cached(concat!(
                     "SELECT MIN(CASE WHEN owner IS NULL OR taken_until <= ?1 THEN due
                                 ELSE MAX(due, taken_until) END) FROM ",
-                    due_entries!(),
+                    due_entries!(""),
                 ))?
                 .query_row([now_ms()], |row| row.get(0))?;
             next.map(time).transpose()
@@ -472,7 +478,7 @@ impl Store for SqliteStore {
                     "SELECT COUNT(*), MIN(CASE WHEN due <= ?1
                          AND (owner IS NULL OR taken_until <= ?1)
                          THEN MAX(due, queued_at) END) FROM ",
-                    due_entries!(),
+                    due_entries!(""),
                 ))?
                 .query_row([now], |row| Ok((row.get(0)?, row.get(1)?)))?;
             let age = oldest.map(|t| Duration::from_millis(now.saturating_sub(t).max(0) as u64));
