@@ -1,7 +1,7 @@
 //! A failing write in `serve` (DESIGN §7): the migration is tried again only at its
 //! backoff time, whatever queues it — the resync (here every second), timers, webhooks —
 //! except that a delivery about it brings its next try forward once per backoff; the
-//! failure shows in `/api` and `/metrics`, and the other migrations keep moving. The
+//! failure shows in `/`, `/api` and `/metrics`, and the other migrations keep moving. The
 //! backoff's end is brought about through the Store (its retry time set to now), not by
 //! waiting for minutes; every wait is for an event (a request seen, a resync counted).
 
@@ -142,6 +142,10 @@ fn a_failing_comment_is_posted_again_only_at_its_backoff() {
         let (_, text) = service.get(&format!("/api/migrations/gitlab/{a}"));
         serde_json::from_str::<Value>(&text)
             .is_ok_and(|v| v["failing"].as_str().is_some_and(|f| f.contains("502")))
+    });
+    service.wait_for("/ to show #a failing", || {
+        let (_, page) = service.get("/");
+        page.contains("<li class=\"failing-note\"><b>failing</b>: ") && page.contains("502")
     });
     let text = metrics();
     assert_eq!(
