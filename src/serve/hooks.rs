@@ -2,7 +2,9 @@
 //! "unauthorized", nothing parsed), then reads the event (400 when it is not JSON or lacks
 //! what its kind must carry), maps it to the migrations it concerns, drops a delivery id
 //! seen before, queues the rest in the Store and answers at once (202). The work happens
-//! in the workers.
+//! in the workers. A migration that is failing waits for its backoff whoever queues it,
+//! except that a delivery about it may bring its next try forward, once per backoff
+//! (`Store::waive_backoff`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -108,11 +110,16 @@ async fn accept(
     }
     let now = Utc::now();
     for number in &targets {
-        if let Err(e) = shared
-            .store
-            .enqueue(&queue_key(tracker, *number), now, reason)
-            .await
-        {
+        let key = queue_key(tracker, *number);
+        // A failing migration waits for its backoff, but a person just acted on it: the
+        // fix may be in, so its next try may come now — once per backoff period.
+        let queued = async {
+            if shared.store.waive_backoff(&key).await? {
+                tracing::info!(%key, "a delivery brings a failing migration's retry forward");
+            }
+            shared.store.enqueue(&key, now, reason).await
+        };
+        if let Err(e) = queued.await {
             return store_failed(shared, source, e);
         }
     }

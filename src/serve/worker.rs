@@ -1,7 +1,10 @@
 //! The workers: take due entries from the Store's queue (one per migration, coalesced),
 //! advance each under its lease with the engine, at most `concurrency` at once. A failure
 //! is that migration's: recorded with exponential backoff (1 min … 1 h) and queued again
-//! for its retry time, while the others go on. A migration another shepherd holds is
+//! for its retry time, while the others go on. Until then the Store's queue holds it,
+//! whoever queues it meanwhile (a resync, a timer; `Store::enqueue`), except that a
+//! webhook delivery about it may bring its next try forward once per backoff
+//! (`Store::waive_backoff`, in `hooks`). A migration another shepherd holds is
 //! queued again a moment later. On shutdown, the advances in hand may finish (up to
 //! `DRAIN`); what did not is handed back to the queue, and the leases are given back.
 

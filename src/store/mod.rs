@@ -40,7 +40,8 @@ pub struct QueueEntry {
     pub queued_at: DateTime<Utc>,
 }
 
-/// A migration whose last attempt failed, and when it may be tried again.
+/// A migration whose last attempt failed, and when it may be tried again (its queue entry
+/// waits for then: `Store::enqueue`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Failure {
     pub key: String,
@@ -94,12 +95,19 @@ pub trait Store: Send + Sync {
 
     /// Queues `key` for `due`. One entry per key: a key already queued keeps the earlier
     /// due time (and its reason); `queued_at` stays that of the first queuing.
+    ///
+    /// A failing key (`record_failure`) is due no earlier than its retry time, whoever
+    /// queues it and for when (a resync, a timer, a webhook): the queue keeps the time
+    /// asked for, and `take_due`, `next_due` and `queue_depth` see the later of the two
+    /// (unless `waive_backoff` let the next try come at once). So a failure recorded
+    /// while the entry waits, or by another process, holds it too.
     async fn enqueue(&self, key: &str, due: DateTime<Utc>, reason: &str) -> Result<(), StoreError>;
 
     /// Takes up to `limit` entries due at or before now that no one else is working on,
     /// oldest due first, and marks them taken by `owner` for `ttl` (`FOR UPDATE SKIP
     /// LOCKED` on PostgreSQL). A taken entry whose `ttl` ran out (its worker died) can be
-    /// taken again.
+    /// taken again. An entry's due time is the later of the one queued and its key's retry
+    /// time (`enqueue`).
     async fn take_due(
         &self,
         owner: &str,
@@ -135,6 +143,19 @@ pub trait Store: Send + Sync {
 
     /// Forgets `key`'s failures (it succeeded).
     async fn clear_failure(&self, key: &str) -> Result<(), StoreError>;
+
+    /// A webhook delivery about failing `key`: a person acted on the tracker, and what
+    /// failed may be fixed, so its next try may come at once instead of at its retry time —
+    /// once per backoff: when that try fails too, the next one waits for its retry time,
+    /// whatever is delivered meanwhile (and a delivery after that may waive again). A
+    /// chatty issue thus costs at most one try more per backoff period. Returns whether it
+    /// waived a wait (false: not failing, already waived, or its retry time has come).
+    ///
+    /// Both stores keep this as a failure's `waiver`: 0, none yet; 1, waived (the key is
+    /// due at the time queued); 2, spent (the try it let come failed: `record_failure`
+    /// turns 1 into 2 and anything else into 0, so the next waiver waits for the try at
+    /// the retry time).
+    async fn waive_backoff(&self, key: &str) -> Result<bool, StoreError>;
 
     /// Every migration that is failing now.
     async fn failures(&self) -> Result<Vec<Failure>, StoreError>;

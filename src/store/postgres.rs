@@ -54,7 +54,18 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE shepherd_deliveries (id TEXT PRIMARY KEY, seen_at TIMESTAMPTZ NOT NULL);
     CREATE INDEX shepherd_deliveries_seen ON shepherd_deliveries (seen_at);
     CREATE TABLE shepherd_cache (key TEXT PRIMARY KEY, value TEXT NOT NULL, version TEXT NOT NULL);",
+    // 2: a delivery may waive a failure's backoff once (`Store::waive_backoff`).
+    "ALTER TABLE shepherd_failures ADD COLUMN waiver INTEGER NOT NULL DEFAULT 0;",
 ];
+
+/// The time queue entry `q` is due: the later of the time queued and its key's retry
+/// time, unless a delivery waived that (`waiver` 1: `Store::waive_backoff`).
+macro_rules! due {
+    () => {
+        "GREATEST(q.due, (SELECT f.retry_at FROM shepherd_failures f
+                          WHERE f.key = q.key AND f.waiver <> 1))"
+    };
+}
 
 /// The schema version this binary writes and understands.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
@@ -459,15 +470,21 @@ impl Store for PostgresStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self
             .query(
-                "WITH picked AS (
-                     SELECT key FROM shepherd_queue
-                     WHERE due <= now() AND (owner IS NULL OR taken_until <= now())
-                     ORDER BY due, key LIMIT $2
-                     FOR UPDATE SKIP LOCKED)
+                concat!(
+                    "WITH picked AS (
+                     SELECT q.key, ",
+                    due!(),
+                    " AS due FROM shepherd_queue q
+                     WHERE q.due <= now() AND ",
+                    due!(),
+                    " <= now() AND (q.owner IS NULL OR q.taken_until <= now())
+                     ORDER BY 2, q.key LIMIT $2
+                     FOR UPDATE OF q SKIP LOCKED)
                  UPDATE shepherd_queue q
                  SET owner = $1, taken_until = now() + $3::float8 * interval '1 second'
                  FROM picked WHERE q.key = picked.key
-                 RETURNING q.key, q.due, q.reason, q.queued_at",
+                 RETURNING q.key, picked.due, q.reason, q.queued_at"
+                ),
                 &[&owner, &limit, &secs(ttl)],
             )
             .await?;
@@ -522,8 +539,13 @@ impl Store for PostgresStore {
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let rows = self
             .query(
-                "SELECT MIN(CASE WHEN owner IS NULL OR taken_until <= now() THEN due
-                            ELSE GREATEST(due, taken_until) END) FROM shepherd_queue",
+                concat!(
+                    "SELECT MIN(CASE WHEN owner IS NULL OR taken_until <= now() THEN due
+                            ELSE GREATEST(due, taken_until) END)
+                     FROM (SELECT q.owner, q.taken_until, ",
+                    due!(),
+                    " AS due FROM shepherd_queue q) e"
+                ),
                 &[],
             )
             .await?;
@@ -533,10 +555,14 @@ impl Store for PostgresStore {
     async fn queue_depth(&self) -> Result<(u64, Option<Duration>), StoreError> {
         let rows = self
             .query(
-                "SELECT COUNT(*), EXTRACT(EPOCH FROM now() - MIN(CASE WHEN due <= now()
+                concat!(
+                    "SELECT COUNT(*), EXTRACT(EPOCH FROM now() - MIN(CASE WHEN due <= now()
                      AND (owner IS NULL OR taken_until <= now())
                      THEN GREATEST(due, queued_at) END))::float8
-                 FROM shepherd_queue",
+                     FROM (SELECT q.owner, q.taken_until, q.queued_at, ",
+                    due!(),
+                    " AS due FROM shepherd_queue q) e"
+                ),
                 &[],
             )
             .await?;
@@ -565,10 +591,14 @@ impl Store for PostgresStore {
             // the delay then follows from the count, under the row lock it took.
             let count = tx
                 .prepare_cached(
-                    "INSERT INTO shepherd_failures AS f (key, error, attempts, failed_at, retry_at)
-                     VALUES ($1, $2, 1, now(), now())
+                    // A try a delivery let come early that failed spends the waiver until
+                    // this failure's retry time (`Store::waive_backoff`).
+                    "INSERT INTO shepherd_failures AS f
+                         (key, error, attempts, failed_at, retry_at, waiver)
+                     VALUES ($1, $2, 1, now(), now(), 0)
                      ON CONFLICT (key) DO UPDATE SET error = EXCLUDED.error,
-                         attempts = LEAST(f.attempts, 2147483646) + 1, failed_at = now()
+                         attempts = LEAST(f.attempts, 2147483646) + 1, failed_at = now(),
+                         waiver = CASE WHEN f.waiver = 1 THEN 2 ELSE 0 END
                      RETURNING attempts",
                 )
                 .await
@@ -602,6 +632,17 @@ impl Store for PostgresStore {
         self.execute("DELETE FROM shepherd_failures WHERE key = $1", &[&key])
             .await
             .map(drop)
+    }
+
+    async fn waive_backoff(&self, key: &str) -> Result<bool, StoreError> {
+        let changed = self
+            .execute(
+                "UPDATE shepherd_failures SET waiver = 1
+                 WHERE key = $1 AND waiver = 0 AND retry_at > now()",
+                &[&key],
+            )
+            .await?;
+        Ok(changed == 1)
     }
 
     async fn failures(&self) -> Result<Vec<Failure>, StoreError> {

@@ -51,7 +51,26 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE deliveries (id TEXT PRIMARY KEY, seen_at INTEGER NOT NULL);
     CREATE INDEX deliveries_seen ON deliveries (seen_at);
     CREATE TABLE cache (key TEXT PRIMARY KEY, value TEXT NOT NULL, version TEXT NOT NULL);",
+    // 2: a delivery may waive a failure's backoff once (`Store::waive_backoff`).
+    "ALTER TABLE failures ADD COLUMN waiver INTEGER NOT NULL DEFAULT 0;",
 ];
+
+/// The queue's entries with the time each is due: the later of the time queued and its
+/// key's retry time, unless a delivery waived that (`waiver` 1: `Store::waive_backoff`).
+/// `$filter` narrows the rows read first (an entry is never due before the time it was
+/// queued for, so `q.due` may be filtered on its index).
+macro_rules! due_entries {
+    ($filter:literal) => {
+        concat!(
+            "(SELECT q.key, q.reason, q.queued_at, q.owner, q.taken_until,
+                 MAX(q.due, COALESCE((SELECT f.retry_at FROM failures f
+                                      WHERE f.key = q.key AND f.waiver <> 1), q.due)) AS due
+              FROM queue q ",
+            $filter,
+            ")"
+        )
+    };
+}
 
 /// The schema version this binary writes and understands.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -392,11 +411,12 @@ impl Store for SqliteStore {
         self.write(move |tx| {
             let now = now_ms();
             let rows: Vec<(String, i64, String, i64)> = tx
-                .prepare_cached(
-                    "SELECT key, due, reason, queued_at FROM queue
-                     WHERE due <= ?1 AND (owner IS NULL OR taken_until <= ?1)
+                .prepare_cached(concat!(
+                    "SELECT key, due, reason, queued_at FROM ",
+                    due_entries!("WHERE q.due <= ?1"),
+                    " WHERE due <= ?1 AND (owner IS NULL OR taken_until <= ?1)
                      ORDER BY due, key LIMIT ?2",
-                )?
+                ))?
                 .query_map(params![now, limit], |row| {
                     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
                 })?
@@ -439,10 +459,11 @@ impl Store for SqliteStore {
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         self.call(|conn| {
             let next: Option<i64> = conn
-                .prepare_cached(
+                .prepare_cached(concat!(
                     "SELECT MIN(CASE WHEN owner IS NULL OR taken_until <= ?1 THEN due
-                                ELSE MAX(due, taken_until) END) FROM queue",
-                )?
+                                ELSE MAX(due, taken_until) END) FROM ",
+                    due_entries!(""),
+                ))?
                 .query_row([now_ms()], |row| row.get(0))?;
             next.map(time).transpose()
         })
@@ -453,11 +474,12 @@ impl Store for SqliteStore {
         self.call(|conn| {
             let now = now_ms();
             let (count, oldest): (i64, Option<i64>) = conn
-                .prepare_cached(
+                .prepare_cached(concat!(
                     "SELECT COUNT(*), MIN(CASE WHEN due <= ?1
                          AND (owner IS NULL OR taken_until <= ?1)
-                         THEN MAX(due, queued_at) END) FROM queue",
-                )?
+                         THEN MAX(due, queued_at) END) FROM ",
+                    due_entries!(""),
+                ))?
                 .query_row([now], |row| Ok((row.get(0)?, row.get(1)?)))?;
             let age = oldest.map(|t| Duration::from_millis(now.saturating_sub(t).max(0) as u64));
             Ok((count.max(0) as u64, age))
@@ -481,12 +503,15 @@ impl Store for SqliteStore {
             let attempts = before.unwrap_or(0).saturating_add(1);
             let now = now_ms();
             let retry = now.saturating_add(ms(backoff(min, max, attempts)));
+            // A try a delivery let come early that failed spends the waiver until this
+            // failure's retry time (`Store::waive_backoff`).
             tx.prepare_cached(
-                "INSERT INTO failures (key, error, attempts, failed_at, retry_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
+                "INSERT INTO failures (key, error, attempts, failed_at, retry_at, waiver)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 0)
                  ON CONFLICT (key) DO UPDATE SET error = excluded.error,
                      attempts = excluded.attempts, failed_at = excluded.failed_at,
-                     retry_at = excluded.retry_at",
+                     retry_at = excluded.retry_at,
+                     waiver = CASE WHEN waiver = 1 THEN 2 ELSE 0 END",
             )?
             .execute(params![key, error, attempts, now, retry])?;
             Ok(Failure {
@@ -506,6 +531,20 @@ impl Store for SqliteStore {
             tx.prepare_cached("DELETE FROM failures WHERE key = ?1")?
                 .execute([key])?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn waive_backoff(&self, key: &str) -> Result<bool, StoreError> {
+        let key = key.to_string();
+        self.write(move |tx| {
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE failures SET waiver = 1
+                     WHERE key = ?1 AND waiver = 0 AND retry_at > ?2",
+                )?
+                .execute(params![key, now_ms()])?;
+            Ok(changed == 1)
         })
         .await
     }

@@ -117,6 +117,39 @@ pub struct ReadBack {
     pub label_events: Vec<LabelEvent>,
 }
 
+/// What an issue's unchanged `updated_at` proves: how a cache of what was read about the
+/// issue (its comments, its label history) knows it is still current.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Versions {
+    /// It changes with every write (GitLab's milliseconds; the local tracker): an
+    /// `updated_at` equal to the one a read was made at proves nothing changed since.
+    EveryWrite,
+    /// It has whole seconds (GitHub): a second write within the second of the first leaves
+    /// it as it was. A read proves what it shows only for the writes made before it, so it
+    /// is final once the tracker answered it after the second following its `updated_at`
+    /// (`Dated::answered`); until then it is read again.
+    WholeSeconds,
+}
+
+/// What a read returned, and when the tracker answered it by its own clock (the
+/// response's `Date`, whole seconds), where it said: the read shows every write the
+/// tracker made before that moment, less the second the header rounds away.
+#[derive(Clone, Debug)]
+pub struct Dated<T> {
+    pub value: T,
+    pub answered: Option<DateTime<Utc>>,
+}
+
+impl<T> Dated<T> {
+    /// A read whose moment is unknown.
+    pub fn undated(value: T) -> Dated<T> {
+        Dated {
+            value,
+            answered: None,
+        }
+    }
+}
+
 /// Where migrations live.
 #[async_trait]
 pub trait Tracker: Send + Sync {
@@ -132,6 +165,12 @@ pub trait Tracker: Send + Sync {
     /// issue. `Reread` (the default) reads the issue again before a move.
     fn label_writes(&self) -> LabelWrites {
         LabelWrites::Reread
+    }
+
+    /// What an issue's unchanged `updated_at` proves (`EveryWrite`, the default, or
+    /// `WholeSeconds`).
+    fn versions(&self) -> Versions {
+        Versions::EveryWrite
     }
 
     /// The requests this tracker has sent so far, for `/metrics`; `None` for a tracker
@@ -198,6 +237,11 @@ pub trait Tracker: Send + Sync {
         )))
     }
     async fn comments(&self, number: u64) -> Result<Vec<Comment>, TrackerError>;
+    /// `comments`, with when the tracker answered where it says so (for a cache of them,
+    /// where `versions` is `WholeSeconds`).
+    async fn comments_dated(&self, number: u64) -> Result<Dated<Vec<Comment>>, TrackerError> {
+        Ok(Dated::undated(self.comments(number).await?))
+    }
     /// What a claim reads back right after posting its audit comment: the comments, and
     /// where `label_writes` is `ReadBack` the label history too, from the same request.
     /// Always read afresh.
@@ -218,6 +262,14 @@ pub trait Tracker: Send + Sync {
     async fn add_comment(&self, number: u64, body: &str) -> Result<Comment, TrackerError>;
     /// Label history, oldest first.
     async fn label_events(&self, number: u64) -> Result<Vec<LabelEvent>, TrackerError>;
+    /// `label_events`, with when the tracker answered where it says so (as
+    /// `comments_dated`).
+    async fn label_events_dated(
+        &self,
+        number: u64,
+    ) -> Result<Dated<Vec<LabelEvent>>, TrackerError> {
+        Ok(Dated::undated(self.label_events(number).await?))
+    }
     /// Creates the labels that do not exist yet.
     async fn ensure_labels(&self, labels: &[LabelSpec]) -> Result<(), TrackerError>;
 

@@ -99,6 +99,9 @@ pub trait Api {
     /// Publishes release `tag` of `project` at `at`, of `kind` (each server takes the
     /// kinds its tracker has: GitLab upcoming, GitHub draft and pre-release).
     fn publish_release(&self, project: &str, tag: &str, at: DateTime<Utc>, kind: ReleaseKind);
+    /// Holds the server's clock within the second of `at` (`None`: the real clock again):
+    /// the writes it records and the `Date` it answers with.
+    fn hold_clock(&self, at: Option<DateTime<Utc>>);
 }
 
 impl Api for GitLabServer {
@@ -178,6 +181,9 @@ impl Api for GitLabServer {
     }
     fn publish_release(&self, project: &str, tag: &str, at: DateTime<Utc>, kind: ReleaseKind) {
         GitLabServer::publish_release(self, project, tag, at, kind)
+    }
+    fn hold_clock(&self, at: Option<DateTime<Utc>>) {
+        GitLabServer::hold_clock(self, at)
     }
 }
 
@@ -262,5 +268,8 @@ impl Api for GitHubServer {
     }
     fn publish_release(&self, project: &str, tag: &str, at: DateTime<Utc>, kind: ReleaseKind) {
         GitHubServer::publish_release(self, project, tag, at, kind)
+    }
+    fn hold_clock(&self, at: Option<DateTime<Utc>>) {
+        GitHubServer::hold_clock(self, at)
     }
 }

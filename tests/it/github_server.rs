@@ -8,8 +8,9 @@
 //! `updated_at`, inclusive), deletes comments, logs every request with its status, injects
 //! faults (secondary rate limits: 403 with `Retry-After`; 429; 5xx; a lost response; no
 //! answer; a connection closed mid-response) and latency, can answer 404 to the
-//! sub-issues API as GitHub Enterprise Server 3.17 does (`without_sub_issues`), and can
-//! let time pass for what it recorded (`travel`).
+//! sub-issues API as GitHub Enterprise Server 3.17 does (`without_sub_issues`), can
+//! let time pass for what it recorded (`travel`), and can hold its clock within one
+//! second (`hold_clock`: the stamps it records and the `Date` it answers with).
 
 #![allow(dead_code)]
 
@@ -29,7 +30,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 pub use crate::test_server::Fault;
-use crate::test_server::{cut_response, never, serve, take};
+use crate::test_server::{cut_response, never, serve, take, Clock};
 
 pub const OWNER: &str = "octo-org";
 pub const REPO: &str = "migrations";
@@ -98,6 +99,8 @@ pub struct Shared {
     /// The address clients reach the API at: the `url` of every issue and the `Link`
     /// pages point there, as GitHub (and GitHub Enterprise Server) answer.
     api: OnceLock<String>,
+    /// What the server stamps and answers as `Date`.
+    clock: Clock,
 }
 
 /// The API's address for `url` fields and `Link` headers.
@@ -152,6 +155,7 @@ impl GitHubServer {
             latency: Mutex::new(Duration::ZERO),
             examples,
             api: OnceLock::new(),
+            clock: Clock::default(),
         });
         let url = serve(Router::new().fallback(handle).with_state(shared.clone()));
         let _ = shared.api.set(url.clone());
@@ -224,8 +228,15 @@ impl GitHubServer {
     }
     /// Stamps an issue as changed now, as a person's edit would.
     pub fn touch(&self, n: u64) {
+        let now = self.shared.clock.now();
         let mut data = self.shared.data.lock().unwrap();
-        data.issues.get_mut(&n).unwrap()["updated_at"] = json!(stamp(Utc::now()));
+        data.issues.get_mut(&n).unwrap()["updated_at"] = json!(stamp(now));
+    }
+
+    /// Holds the server's clock within the second of `at` (`None`: the real clock): every
+    /// write stamped with that second, every answer dated with it.
+    pub fn hold_clock(&self, at: Option<DateTime<Utc>>) {
+        self.shared.clock.hold(at);
     }
     /// The timeline events of issue `n`, oldest first.
     pub fn timeline(&self, n: u64) -> Vec<Value> {
@@ -242,6 +253,7 @@ impl GitHubServer {
 
     /// Creates an issue (or, with `pull`, a pull request) directly in the state.
     pub fn seed(&self, title: &str, body: &str, labels: &[&str], user: &str, pull: bool) -> u64 {
+        let now = self.shared.clock.now();
         let mut data = self.shared.data.lock().unwrap();
         let n = create(
             &self.shared,
@@ -250,7 +262,7 @@ impl GitHubServer {
             body,
             &labels.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
             user,
-            Utc::now(),
+            now,
         );
         if pull {
             data.issues.get_mut(&n).unwrap()["pull_request"] = json!({"url": format!("https://api.github.com/repos/{OWNER}/{REPO}/pulls/{n}"), "html_url": format!("https://github.com/{OWNER}/{REPO}/pull/{n}"), "diff_url": format!("https://github.com/{OWNER}/{REPO}/pull/{n}.diff"), "patch_url": format!("https://github.com/{OWNER}/{REPO}/pull/{n}.patch")});
@@ -491,7 +503,7 @@ fn answer(
             .map(|l| l["name"].as_str().unwrap().to_string())
             .collect();
         labels.push(m.label);
-        let now = Utc::now();
+        let now = shared.clock.now();
         set_labels(shared, &mut data, m.issue, &labels, &m.user, now);
         data.issues.get_mut(&m.issue).unwrap()["updated_at"] = json!(stamp(now));
     }
@@ -531,6 +543,7 @@ fn answer(
         }
     }
     data.log[at].status = response.status().as_u16();
+    response.headers_mut().insert("date", shared.clock.date());
     Some(response)
 }
 
@@ -645,7 +658,7 @@ fn route(
     user: &str,
     uri: &Uri,
 ) -> Response {
-    let now = Utc::now();
+    let now = shared.clock.now();
     let n = |s: &str| s.parse::<u64>().unwrap_or(0);
     match (method.as_str(), segs) {
         ("GET", ["issues"]) => {

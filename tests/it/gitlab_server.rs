@@ -7,8 +7,9 @@
 //! and injects faults (429 with `Retry-After`, 5xx, a lost response, no answer at all, a
 //! connection closed mid-response) and latency on demand. Lists filter by `state`,
 //! `labels` and `updated_after`; notes can be deleted. Its clock can be moved: `travel`
-//! shifts the time it stamps on what it records. Project feature flags and the instance's
-//! Features API are `gitlab_flags.rs`.
+//! shifts the time it stamps on what it records, and `hold_clock` holds it within one
+//! second (stamps a millisecond apart, as GitLab's are; the `Date` it answers with).
+//! Project feature flags and the instance's Features API are `gitlab_flags.rs`.
 
 #![allow(dead_code)]
 
@@ -30,7 +31,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 pub use crate::test_server::Fault;
-use crate::test_server::{cut_response, never, serve, take};
+use crate::test_server::{cut_response, never, serve, take, Clock};
 
 pub const PROJECT: &str = "group/project";
 
@@ -85,6 +86,8 @@ pub struct Shared {
     tokens: BTreeMap<String, String>,
     latency: Mutex<Duration>,
     fixtures: Fixtures,
+    /// What the server stamps and answers as `Date`.
+    clock: Clock,
 }
 
 struct Fixtures {
@@ -132,6 +135,7 @@ impl GitLabServer {
                 .collect(),
             latency: Mutex::new(Duration::ZERO),
             fixtures,
+            clock: Clock::default(),
         });
         let url = serve(Router::new().fallback(handle).with_state(shared.clone()));
         GitLabServer { url, shared }
@@ -152,6 +156,7 @@ impl GitLabServer {
     /// Creates an issue directly in the server's state (no request, no log), as if a
     /// person had made it; returns its iid.
     pub fn seed(&self, title: &str, description: &str, labels: &[&str], user: &str) -> u64 {
+        let now = self.shared.clock.now();
         let mut data = self.shared.data.lock().unwrap();
         let data = &mut *data;
         let form: Vec<(String, String)> = vec![
@@ -168,7 +173,7 @@ impl GitLabServer {
             &[],
             &form,
             user,
-            Utc::now(),
+            now,
         );
         assert_eq!(r.status(), StatusCode::CREATED);
         *data.issues.keys().max().unwrap()
@@ -277,8 +282,15 @@ impl GitLabServer {
 
     /// Stamps an issue as changed now, as a person's edit would.
     pub fn touch(&self, iid: u64) {
+        let now = self.shared.clock.now();
         let mut data = self.shared.data.lock().unwrap();
-        data.issues.get_mut(&iid).unwrap()["updated_at"] = time(Utc::now());
+        data.issues.get_mut(&iid).unwrap()["updated_at"] = time(now);
+    }
+
+    /// Holds the server's clock within the second of `at` (`None`: the real clock): every
+    /// write stamped within that second, a millisecond after the one before.
+    pub fn hold_clock(&self, at: Option<DateTime<Utc>>) {
+        self.shared.clock.hold(at);
     }
 
     pub fn links(&self) -> Vec<(u64, u64)> {
@@ -353,7 +365,7 @@ fn answer(
             return Some(fault_response(&f));
         }
     }
-    let now = Utc::now();
+    let now = shared.clock.now();
     let segments: Vec<String> = uri
         .path()
         .trim_start_matches("/api/v4/")
@@ -403,11 +415,12 @@ fn answer(
             .insert("ratelimit-reset", HeaderValue::from_str(&reset).unwrap());
     }
     link_pages(&mut response, headers, uri);
-    let response = match lost {
+    let mut response = match lost {
         Some(f) => fault_response(&f),
         None => response,
     };
     data.log[at].status = response.status().as_u16();
+    response.headers_mut().insert("date", shared.clock.date());
     Some(response)
 }
 

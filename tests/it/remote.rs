@@ -203,6 +203,145 @@ impl<S: Api> Remote<S> {
     }
 }
 
+impl<S: Api> Remote<S> {
+    /// DESIGN §11, freshness proven: everything within one second of the tracker's clock.
+    /// `other` (who may not approve) adds `dba-approved`; an `advance` through the Store's
+    /// cache reads the label history and names them; `other` takes the label off and
+    /// `approver` (whose login is `approver_login`) puts it on. `status` and `advance`
+    /// through the cache see the approval. Where `updated_at` has whole seconds
+    /// (`whole_seconds`), the history read within that second is read again at every look
+    /// until one is made two seconds on, and kept from then; with milliseconds, each write
+    /// changed `updated_at`, and the first read after them is kept. `history` is the end of
+    /// the label history's path (`timeline`, `resource_label_events`).
+    pub fn approval_within_one_second(
+        &self,
+        other: &str,
+        approver: &str,
+        approver_login: &str,
+        history: &str,
+        whole_seconds: bool,
+    ) {
+        std::fs::create_dir_all(self.dir.path().join("workflows")).unwrap();
+        std::fs::create_dir_all(self.dir.path().join("templates")).unwrap();
+        std::fs::write(
+            self.dir.path().join("workflows/review.yaml"),
+            REVIEW.replace("APPROVER", approver_login),
+        )
+        .unwrap();
+        std::fs::write(
+            self.dir.path().join("templates/review.md.hbs"),
+            "---\ntitle: \"A schema change\"\n---\nWaits for a DBA.\n",
+        )
+        .unwrap();
+        let dirs = ["--workflows", "workflows", "--templates", "templates"];
+        let cached = |token: &str, args: &[&str]| -> Value {
+            let all: Vec<&str> = dirs
+                .iter()
+                .chain(args)
+                .copied()
+                .chain(["--format", "json"])
+                .collect();
+            let out = self.run_with(token, &[("SHEPHERD_CACHE", "on")], &all);
+            assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+            serde_json::from_str(&stdout(&out)).unwrap()
+        };
+        let label = |token: &str, change: &str, n: &str| {
+            let all: Vec<&str> = dirs
+                .iter()
+                .copied()
+                .chain(["label", n, change, "dba-approved"])
+                .collect();
+            self.ok_as(token, &all);
+        };
+        let approval = |v: &Value, key: &str| -> (bool, String) {
+            let gate = &v[key][0];
+            assert_eq!(gate["gate"], "approval", "{v}");
+            (
+                gate["passed"].as_bool().unwrap(),
+                gate["detail"].as_str().unwrap().to_string(),
+            )
+        };
+
+        let second = chrono::Utc::now();
+        self.server.hold_clock(Some(second));
+        let n = cached(self.bot, &["start", "review"])["ref"]
+            .as_u64()
+            .unwrap();
+        let n = &n.to_string();
+        label(other, "--add", n);
+        let v = cached(self.bot, &["advance", n]);
+        let (passed, detail) = approval(&v, "blocked_by");
+        assert!(!passed && detail.contains("who may not approve"), "{v}");
+
+        label(other, "--remove", n);
+        label(approver, "--add", n);
+        self.server.forget_requests();
+        let v = cached(self.bot, &["status", n]);
+        assert_eq!(
+            approval(&v, "gates"),
+            (true, format!("approved by {approver_login}")),
+            "{v}"
+        );
+        assert_eq!(self.history_reads(history), 1, "the history is read again");
+
+        // Still within that second: read again, or kept where each write showed.
+        self.server.forget_requests();
+        cached(self.bot, &["status", n]);
+        let again = usize::from(whole_seconds);
+        assert_eq!(
+            self.history_reads(history),
+            again,
+            "a read within its second"
+        );
+        // Two seconds on: read once more, and final from then.
+        self.server
+            .hold_clock(Some(second + chrono::Duration::seconds(2)));
+        self.server.forget_requests();
+        cached(self.bot, &["status", n]);
+        assert_eq!(
+            self.history_reads(history),
+            again,
+            "the read two seconds on"
+        );
+        self.server.forget_requests();
+        let v = cached(self.bot, &["status", n]);
+        assert_eq!(self.history_reads(history), 0, "final: kept");
+        assert!(approval(&v, "gates").0, "{v}");
+
+        let v = cached(self.bot, &["advance", n]);
+        assert_eq!(crate::support::moves(&v), ["review>done"], "{v}");
+        self.server.hold_clock(None);
+    }
+
+    /// How many label-history reads (requests whose path ends with `/{history}`) were sent
+    /// since the log was cleared.
+    fn history_reads(&self, history: &str) -> usize {
+        let end = format!("/{history}");
+        self.server
+            .paths()
+            .iter()
+            .filter(|p| p.ends_with(&end))
+            .count()
+    }
+}
+
+/// A workflow with one stage that waits for an approval by APPROVER.
+const REVIEW: &str = "name: review
+description: A schema change, approved by a DBA
+tracking:
+  template: review
+  labels: [schema-change]
+stages:
+  - id: review
+    label: \"review::waiting\"
+    gates:
+      - approval: {label: dba-approved, by: [APPROVER]}
+    next: done
+  - id: done
+    label: \"review::done\"
+    terminal: true
+";
+
 /// The project the RPC Design stage's merge requests are in.
 const GITALY_PROTO: &str = "gitlab-org/gitaly-proto";
 

@@ -1,13 +1,18 @@
 //! What the GitLab and GitHub test servers share: serving an axum app on 127.0.0.1 from a
 //! thread of its own, and injected faults: an error status (with `Retry-After`), a lost
 //! response, a server that accepts the request and never answers (`Fault::hang`), and one
-//! that starts its answer and closes the connection halfway (`Fault::cut`); and what tests
-//! seed of merge requests and releases (`MrState`, `ReleaseKind`).
+//! that starts its answer and closes the connection halfway (`Fault::cut`); what tests
+//! seed of merge requests and releases (`MrState`, `ReleaseKind`); and the clock the
+//! servers stamp with and send as `Date` (`Clock`: real, or held within one second).
 
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
 use std::net::TcpListener;
+use std::sync::Mutex;
+
+use axum::http::HeaderValue;
+use chrono::{DateTime, SubsecRound as _, Utc};
 
 use axum::body::{Body, Bytes};
 use axum::response::Response;
@@ -145,4 +150,42 @@ pub enum ReleaseKind {
     Draft,
     /// GitHub: `prerelease: true`.
     Prerelease,
+}
+
+/// The time a test server stamps on what it records and sends as `Date`: the real clock,
+/// or, while held, one second in which everything happens — each reading a millisecond
+/// after the one before (within that second), as writes a moment apart in a busy second.
+/// GitHub's whole-second stamps then all show the same second; GitLab's milliseconds
+/// still tell them apart.
+#[derive(Default)]
+pub struct Clock(Mutex<Option<(DateTime<Utc>, i64)>>);
+
+impl Clock {
+    /// The time to stamp a record with.
+    pub fn now(&self) -> DateTime<Utc> {
+        let mut held = self.0.lock().unwrap();
+        match held.as_mut() {
+            Some((second, ms)) => {
+                *ms = (*ms + 1).min(999);
+                *second + chrono::Duration::milliseconds(*ms)
+            }
+            None => Utc::now(),
+        }
+    }
+
+    /// Holds the clock within the second of `at` (`None`: the real clock again).
+    pub fn hold(&self, at: Option<DateTime<Utc>>) {
+        *self.0.lock().unwrap() = at.map(|t| (t.trunc_subsecs(0), 0));
+    }
+
+    /// `Date` for a response: the clock's second, as HTTP writes it.
+    pub fn date(&self) -> HeaderValue {
+        let at = self
+            .0
+            .lock()
+            .unwrap()
+            .map_or_else(Utc::now, |(second, _)| second);
+        let text = at.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        HeaderValue::from_str(&text).expect("a date is a header value")
+    }
 }

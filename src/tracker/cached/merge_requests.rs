@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::{CachedTracker, FULL_EVERY, MARGIN};
 use crate::core::facts::{MergeRequest, MrState};
 use crate::fresh::Fresh;
-use crate::tracker::TrackerError;
+use crate::tracker::{TrackerError, Versions};
 
 /// How long a project's feed read by this process stays good.
 const FRESH: std::time::Duration = std::time::Duration::from_secs(15);
@@ -88,13 +88,17 @@ impl CachedTracker<'_> {
         number: u64,
         projects: &[String],
     ) -> Result<Vec<MergeRequest>, TrackerError> {
-        let touch = self.inner.mentions_touch_issues();
+        // A new reference's touch proves nothing where a touch within the second of the
+        // last write leaves `updated_at` as it was: there the projects are watched.
+        let touch =
+            self.inner.mentions_touch_issues() && self.inner.versions() == Versions::EveryWrite;
         // Where a new reference can come from must be known: the issue's `updated_at`
         // tells, or the projects the gates look in are watched for it.
         let cacheable = self.inner.lists_merge_request_changes() && (touch || !projects.is_empty());
         let (Some(version), true) = (self.version(number), cacheable) else {
             return self.inner.merge_requests(number).await;
         };
+        let version = version.to_rfc3339();
         let key = self.key(&format!("mrs:{number}"));
         if let Some(known) = self.get::<Known>(&key, &version).await {
             if self.still_so(&known, projects, touch).await {

@@ -1,12 +1,21 @@
 //! A remote tracker seen through the Store's cache, so that a poll costs requests only for
 //! what changed. Lists are incremental: the first list of a label set is read whole and
 //! kept with a cursor (the newest `updated_at` seen); later ones ask only for issues
-//! updated since (GitLab `updated_after`, GitHub `since`) and merge them in. Comments and
+//! updated since, less a margin of minutes (GitLab `updated_after`, GitHub `since`), and
+//! merge them in, so a write within the cursor's second is listed again. Comments and
 //! label history are kept per issue, valid while the issue's `updated_at` is the one they
 //! were read at (a comment or a label change moves it); merge requests too, checked
 //! against what changed in their projects (`merge_requests.rs`). Writes go straight through and
 //! forget what they change. The cache is only ever a copy: deleting the Store costs one
 //! cold poll, nothing else.
+//!
+//! A kept read must be proven current, never assumed (DESIGN §11). Where `updated_at`
+//! changes with every write (GitLab's milliseconds) an equal one is the proof. GitHub's has
+//! whole seconds: a write in the same second as the last leaves it as it was, so a read is
+//! kept only once it is final — answered (by GitHub's own clock, the response's `Date`)
+//! at least two seconds into the second of the `updated_at` it was read at (`is_final`).
+//! A service reads within milliseconds of a change, so its first read of a changed issue
+//! is usually not final: it is read again at the next look, and kept from then on.
 
 mod merge_requests;
 
@@ -14,11 +23,14 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound as _, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::{Comment, Issue, IssueEdit, LabelSpec, NewIssue, StateFilter, Tracker, TrackerError};
+use super::{
+    Comment, Dated, Issue, IssueEdit, LabelSpec, NewIssue, StateFilter, Tracker, TrackerError,
+    Versions,
+};
 use crate::core::snapshot::LabelEvent;
 use crate::store::Store;
 
@@ -72,12 +84,36 @@ impl<'a> CachedTracker<'a> {
             .remove(&number);
     }
 
-    fn version(&self, number: u64) -> Option<String> {
+    /// Issue `number`'s `updated_at` as this run last saw it: the version of what is kept.
+    fn version(&self, number: u64) -> Option<DateTime<Utc>> {
         self.seen
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&number)
-            .map(|t| t.to_rfc3339())
+            .copied()
+    }
+
+    /// Whether a read of an issue whose `updated_at` was `version`, answered at `answered`
+    /// (the tracker's clock), shows every write that leaves `updated_at` as it was — so that
+    /// an unchanged `updated_at` later proves it still current.
+    ///
+    /// With whole seconds, the writes that leave `updated_at` as it was are those within
+    /// its second, before `version + 1 s` (truncated). The read came before `answered`, and
+    /// the header is truncated to the second too; a read less than a second before the
+    /// answer (the time to answer, and the two clocks of the tracker) came after
+    /// `answered - 1 s`. So `answered >= version + 2 s` puts the read after every such
+    /// write: "read within the second of its `updated_at`, or the second after, is not
+    /// final". The tracker's clock, not this machine's: ours may be seconds off GitHub's,
+    /// and the `Date` of each answer (a 304's too) is GitHub's own. A read with no `Date`
+    /// is never final.
+    fn is_final(&self, version: DateTime<Utc>, answered: Option<DateTime<Utc>>) -> bool {
+        match self.inner.versions() {
+            Versions::EveryWrite => true,
+            Versions::WholeSeconds => {
+                let second = version.trunc_subsecs(0);
+                answered.is_some_and(|at| at >= second + Duration::seconds(2))
+            }
+        }
     }
 
     async fn get<T: DeserializeOwned>(&self, key: &str, version: &str) -> Option<T> {
@@ -100,24 +136,27 @@ impl<'a> CachedTracker<'a> {
         }
     }
 
-    /// Comments or label history of `number`, from the cache while the issue is unchanged.
+    /// Comments or label history of `number`, from the cache while the issue is unchanged;
+    /// a read is kept only once it is final (`is_final`).
     async fn per_issue<T, F>(&self, what: &str, number: u64, fetch: F) -> Result<T, TrackerError>
     where
         T: Serialize + DeserializeOwned,
-        F: std::future::Future<Output = Result<T, TrackerError>>,
+        F: std::future::Future<Output = Result<Dated<T>, TrackerError>>,
     {
         let key = self.key(&format!("{what}:{number}"));
+        // The version is taken before the read: a write meanwhile makes it older than the
+        // read, which only costs a read later.
         let version = self.version(number);
-        if let Some(v) = &version {
-            if let Some(hit) = self.get::<T>(&key, v).await {
+        if let Some(v) = version {
+            if let Some(hit) = self.get::<T>(&key, &v.to_rfc3339()).await {
                 return Ok(hit);
             }
         }
-        let value = fetch.await?;
-        if let Some(v) = &version {
-            self.put(&key, v, &value).await;
+        let read = fetch.await?;
+        if let Some(v) = version.filter(|v| self.is_final(*v, read.answered)) {
+            self.put(&key, &v.to_rfc3339(), &read.value).await;
         }
-        Ok(value)
+        Ok(read.value)
     }
 }
 
@@ -173,6 +212,10 @@ impl Tracker for CachedTracker<'_> {
 
     fn label_writes(&self) -> super::LabelWrites {
         self.inner.label_writes()
+    }
+
+    fn versions(&self) -> Versions {
+        self.inner.versions()
     }
 
     fn request_stats(&self) -> Option<super::retry::RequestStats> {
@@ -281,7 +324,7 @@ impl Tracker for CachedTracker<'_> {
     }
 
     async fn comments(&self, number: u64) -> Result<Vec<Comment>, TrackerError> {
-        self.per_issue("comments", number, self.inner.comments(number))
+        self.per_issue("comments", number, self.inner.comments_dated(number))
             .await
     }
 
@@ -300,7 +343,7 @@ impl Tracker for CachedTracker<'_> {
     }
 
     async fn label_events(&self, number: u64) -> Result<Vec<LabelEvent>, TrackerError> {
-        self.per_issue("events", number, self.inner.label_events(number))
+        self.per_issue("events", number, self.inner.label_events_dated(number))
             .await
     }
 

@@ -26,7 +26,7 @@ impl GitHubTracker {
         let items = self.timeline(number, Reader::PullRequests).await?;
         let own = self.own();
         let mut unique: BTreeMap<(String, u64), MergeRequest> = BTreeMap::new();
-        for item in items.iter() {
+        for item in items.value.iter() {
             let Ok(event) = GhCrossReference::deserialize(item) else {
                 continue;
             };

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use chrono::{DateTime, Utc};
 use http::{HeaderMap, HeaderValue, Method};
 use octocrab::service::middleware::retry::RetryConfig;
 use octocrab::Octocrab;
@@ -18,7 +19,7 @@ use serde_json::Value;
 use super::json::link_page;
 use super::Config;
 use crate::tracker::retry::{self, chain, Failed, Failure, Retrier};
-use crate::tracker::TrackerError;
+use crate::tracker::{Dated, TrackerError};
 
 /// How many list pages (with their `ETag`) a tracker remembers.
 const MAX_REMEMBERED_PAGES: usize = 4096;
@@ -179,7 +180,11 @@ impl Http {
             )
             .await?;
         if rsp.status == 304 {
-            if let Some((_, page)) = cached {
+            if let Some((_, mut page)) = cached {
+                // The page as it was, and as of now: the 304's `Date` says when it was so.
+                if let Some(date) = rsp.headers.get(http::header::DATE) {
+                    page.headers.insert(http::header::DATE, date.clone());
+                }
                 return Ok(page);
             }
         }
@@ -221,35 +226,65 @@ impl Http {
     /// Every page of a list, 100 at a time: the `Link` header's `last` says how many, and
     /// the pages after the first are fetched side by side.
     pub async fn all<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, Failed> {
+        Ok(self.all_dated(path).await?.value)
+    }
+
+    /// `all`, with the earliest `Date` its pages were answered at (`None` when one had
+    /// none): what a cache needs to know that the list shows every write made before.
+    pub async fn all_dated<T: DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<Dated<Vec<T>>, Failed> {
         use futures::stream::{self, StreamExt, TryStreamExt};
         let sep = if path.contains('?') { '&' } else { '?' };
         let page_path = |page: u64| format!("{path}{sep}per_page=100&page={page}");
         let first = self.page(&page_path(1)).await?;
+        let mut answered = date(&first);
         let mut out: Vec<T> = decode(path, &first.body)?;
         if let Some(last) = link_page(link(&first), "last").filter(|l| *l > 1) {
-            let mut pages: Vec<(u64, Vec<T>)> = stream::iter(2..=last)
+            let mut pages: Vec<(u64, Option<DateTime<Utc>>, Vec<T>)> = stream::iter(2..=last)
                 .map(|page| {
                     let p = page_path(page);
                     async move {
                         let rsp = self.page(&p).await?;
-                        Ok::<_, Failed>((page, decode::<Vec<T>>(path, &rsp.body)?))
+                        Ok::<_, Failed>((page, date(&rsp), decode::<Vec<T>>(path, &rsp.body)?))
                     }
                 })
                 .buffer_unordered(self.concurrency)
                 .try_collect()
                 .await?;
-            pages.sort_by_key(|(p, _)| *p);
-            out.extend(pages.into_iter().flat_map(|(_, items)| items));
+            pages.sort_by_key(|(p, _, _)| *p);
+            for (_, at, items) in pages {
+                answered = earliest(answered, at);
+                out.extend(items);
+            }
         } else {
             let mut next = link_page(link(&first), "next");
             while let Some(page) = next {
                 let rsp = self.page(&page_path(page)).await?;
+                answered = earliest(answered, date(&rsp));
                 out.extend(decode::<Vec<T>>(path, &rsp.body)?);
                 next = link_page(link(&rsp), "next").filter(|n| *n > page);
             }
         }
-        Ok(out)
+        Ok(Dated {
+            value: out,
+            answered,
+        })
     }
+}
+
+/// When GitHub answered: the response's `Date` (RFC 7231's IMF-fixdate, whole seconds).
+fn date(rsp: &Response) -> Option<DateTime<Utc>> {
+    let text = rsp.headers.get(http::header::DATE)?.to_str().ok()?;
+    DateTime::parse_from_rfc2822(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The earlier of two answers' moments; unknown when either is.
+fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    Some(a?.min(b?))
 }
 
 /// A response's `Link` header (empty without one).

@@ -28,8 +28,8 @@ use self::json::{comment, label_query, since_query};
 pub use self::json::{convert, convert_any, link_page, GhLabelName, GhLogin, GhTimelineItem};
 use super::retry::{Failed, Policy};
 use super::{
-    Comment, Issue, IssueEdit, LabelCache, LabelSpec, LabelWrites, NewIssue, ReadBack, StateFilter,
-    Tracker, TrackerError,
+    Comment, Dated, Issue, IssueEdit, LabelCache, LabelSpec, LabelWrites, NewIssue, ReadBack,
+    StateFilter, Tracker, TrackerError, Versions,
 };
 use crate::core::facts::{MergeRequest, Release};
 use crate::core::snapshot::LabelEvent;
@@ -90,16 +90,16 @@ impl GitHubTracker {
         &self,
         number: u64,
         reader: timeline::Reader,
-    ) -> Result<std::sync::Arc<Vec<Value>>, TrackerError> {
+    ) -> Result<std::sync::Arc<timeline::Timeline>, TrackerError> {
         self.timelines
             .read(number, reader, self.read_timeline(number))
             .await
     }
 
     /// Issue `number`'s timeline, every page, read now.
-    async fn read_timeline(&self, number: u64) -> Result<Vec<Value>, TrackerError> {
+    async fn read_timeline(&self, number: u64) -> Result<timeline::Timeline, TrackerError> {
         let path = self.repo_path(&format!("/issues/{number}/timeline"));
-        match self.http.all::<Value>(&path).await {
+        match self.http.all_dated::<Value>(&path).await {
             Ok(items) => Ok(items),
             Err(f) if f.status == Some(404) => Err(TrackerError::NotFound(number)),
             Err(f) => Err(f.into()),
@@ -312,13 +312,20 @@ impl Tracker for GitHubTracker {
     }
 
     async fn comments(&self, number: u64) -> Result<Vec<Comment>, TrackerError> {
-        let comments: Vec<GhComment> = self
+        Ok(self.comments_dated(number).await?.value)
+    }
+
+    async fn comments_dated(&self, number: u64) -> Result<Dated<Vec<Comment>>, TrackerError> {
+        let read: Dated<Vec<GhComment>> = self
             .http
-            .all(&self.repo_path(&format!("/issues/{number}/comments")))
+            .all_dated(&self.repo_path(&format!("/issues/{number}/comments")))
             .await?;
-        let mut out: Vec<Comment> = comments.into_iter().map(comment).collect();
+        let mut out: Vec<Comment> = read.value.into_iter().map(comment).collect();
         out.sort_by_key(|c| (c.created_at, c.id));
-        Ok(out)
+        Ok(Dated {
+            value: out,
+            answered: read.answered,
+        })
     }
 
     async fn add_comment(&self, number: u64, body: &str) -> Result<Comment, TrackerError> {
@@ -343,7 +350,7 @@ impl Tracker for GitHubTracker {
     /// ids), its `labeled` and `unlabeled` ones the label history.
     async fn read_back(&self, number: u64) -> Result<ReadBack, TrackerError> {
         let items = self.read_timeline(number).await?;
-        let (comments, label_events) = json::comments_and_events(&items);
+        let (comments, label_events) = json::comments_and_events(&items.value);
         Ok(ReadBack {
             comments,
             label_events,
@@ -353,8 +360,23 @@ impl Tracker for GitHubTracker {
     /// The timeline's `labeled` and `unlabeled` events (a timeline read moments ago for the
     /// pull requests serves).
     async fn label_events(&self, number: u64) -> Result<Vec<LabelEvent>, TrackerError> {
+        Ok(self.label_events_dated(number).await?.value)
+    }
+
+    async fn label_events_dated(
+        &self,
+        number: u64,
+    ) -> Result<Dated<Vec<LabelEvent>>, TrackerError> {
         let items = self.timeline(number, timeline::Reader::Labels).await?;
-        Ok(json::comments_and_events(&items).1)
+        Ok(Dated {
+            value: json::comments_and_events(&items.value).1,
+            answered: items.answered,
+        })
+    }
+
+    /// `updated_at` has whole seconds.
+    fn versions(&self) -> Versions {
+        Versions::WholeSeconds
     }
 
     async fn ensure_labels(&self, labels: &[LabelSpec]) -> Result<(), TrackerError> {

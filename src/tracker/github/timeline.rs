@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::tracker::TrackerError;
+use crate::tracker::{Dated, TrackerError};
+
+/// A timeline as read, with when GitHub answered.
+pub type Timeline = Dated<Vec<Value>>;
 
 /// How long one read serves the other reader.
 const SHARED_FOR: Duration = Duration::from_secs(30);
@@ -28,7 +31,7 @@ pub enum Reader {
 
 #[derive(Default)]
 struct Slot {
-    read: Option<(Instant, Arc<Vec<Value>>)>,
+    read: Option<(Instant, Arc<Timeline>)>,
     /// Which readers have had this read.
     had: Vec<Reader>,
 }
@@ -55,9 +58,9 @@ impl Timelines {
         number: u64,
         reader: Reader,
         fetch: F,
-    ) -> Result<Arc<Vec<Value>>, TrackerError>
+    ) -> Result<Arc<Timeline>, TrackerError>
     where
-        F: std::future::Future<Output = Result<Vec<Value>, TrackerError>>,
+        F: std::future::Future<Output = Result<Timeline, TrackerError>>,
     {
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
@@ -105,7 +108,7 @@ mod tests {
         let reads = AtomicUsize::new(0);
         let fetch = || async {
             reads.fetch_add(1, Ordering::SeqCst);
-            Ok(vec![Value::Null])
+            Ok(Dated::undated(vec![Value::Null]))
         };
         run(async {
             timelines.read(1, Reader::Labels, fetch()).await.unwrap();

@@ -404,6 +404,14 @@ fn a_second_idle_poll_reads_no_migration_s_timeline() {
     assert!(read.iter().all(|n| [3, 7].contains(n)), "{read:?}");
 }
 
+/// GitHub's `updated_at` has whole seconds: a label history read within the second of two
+/// label changes is not kept, so the approval given in that same second is seen (DESIGN
+/// §11, freshness proven).
+#[test]
+fn an_approval_in_the_second_of_the_last_read_is_seen() {
+    hub().approval_within_one_second(MALLORY, JACOB, "jacobvosmaer-gitlab", "timeline", true);
+}
+
 /// A move writes the whole label set on GitHub. A label a person sets while shepherd is
 /// moving the migration (here, the moment its audit comment arrives) is not lost: the
 /// claim reads the timeline back, sees the label, takes the audit comment back and leaves

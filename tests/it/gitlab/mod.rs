@@ -911,6 +911,20 @@ fn a_second_idle_poll_reads_no_migration_s_merge_requests() {
     assert_eq!(lab.merged_in_rpc_design("related_merge_requests"), [3, 7]);
 }
 
+/// GitLab's `updated_at` has milliseconds, kept end to end (adapter, Store, test server):
+/// two label changes within one second each change it, so the history read after them is
+/// seen and kept at once (the GitHub twin reads it again until it is final).
+#[test]
+fn an_approval_in_the_second_of_the_last_read_is_seen() {
+    lab().approval_within_one_second(
+        MALLORY,
+        JACOB,
+        "jacobvosmaer-gitlab",
+        "resource_label_events",
+        false,
+    );
+}
+
 /// On a GitLab tracker the flags are the project's own feature flags unless another
 /// backend is named: `start` of a flag rollout turns the flag on in dev and staging with
 /// the tracker's token, and says so on the issue; `--flags none` leaves it to people.

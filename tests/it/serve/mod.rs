@@ -5,8 +5,10 @@
 //! same delivery twice is one move; SIGTERM exits 0) and on the local tracker (resync
 //! catches a change no webhook announced). Submodules: the GitHub end to end (`github`),
 //! two replicas on PostgreSQL (`replicas`), SIGTERM mid-work (`shutdown`), `/metrics`
-//! parsed (`metrics`), the dashboard in Chromium (`browser`).
+//! parsed (`metrics`), the dashboard in Chromium (`browser`), a failing write tried again
+//! only at its backoff (`backoff`).
 
+mod backoff;
 mod browser;
 mod github;
 mod metrics;
