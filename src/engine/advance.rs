@@ -506,15 +506,23 @@ impl<'a> Engine<'a> {
         let look = report_plan(number, workflow, plan, Vec::new());
         let events = snapshot.label_events;
         let work = async {
-            // Another process may have moved it since the list was read: where a move
-            // writes the whole label set and nothing else would show a label set since,
-            // read it again first. Elsewhere the list's copy does: a move another run made
+            // Another process may have moved it since the list was read. The cheap look
+            // first: the Store's record of the last move (`moved_since`), which every
+            // process sharing the Store keeps; when it is newer than the list's copy, the
+            // issue is read again, so a transition another process already made is not
+            // posted again, even briefly. Where a move writes the whole label set and
+            // nothing else would show a label set since, it is read again anyway.
+            // Elsewhere the list's copy does: a move a process that shares no Store made
             // meanwhile shows in the comments read next (or in the claim's read-back), and
             // is finished, not repeated; a label a person set meanwhile is kept, by the
             // tracker (relative edits) or by the claim's read-back (`apply`).
             let issue = match self.tracker.label_writes() {
-                LabelWrites::Relative | LabelWrites::ReadBack => m.issue.clone(),
-                LabelWrites::Reread => self.tracker.issue(number).await?,
+                LabelWrites::Relative | LabelWrites::ReadBack
+                    if !self.moved_since(&m.issue).await? =>
+                {
+                    m.issue.clone()
+                }
+                _ => self.tracker.issue(number).await?,
             };
             let events = (issue.updated_at == m.issue.updated_at && history_read).then_some(events);
             let Some(marker) = IssueMarker::find(&issue.body) else {

@@ -12,7 +12,9 @@ use crate::core::marker::{self, IssueMarker, TransitionMarker};
 use crate::core::snapshot::LabelEvent;
 use crate::core::workflow::{Stage, Workflow};
 use crate::render::{Context, IssueRef};
-use crate::tracker::{Comment, Issue, IssueEdit, LabelWrites, NewIssue, ReadBack, StateFilter};
+use crate::tracker::{
+    Comment, Issue, IssueEdit, LabelWrites, NewIssue, ReadBack, StateFilter, Versions,
+};
 
 /// What applying a plan did.
 #[derive(Debug, Default)]
@@ -203,6 +205,7 @@ impl<'a> Engine<'a> {
                             labels = issue.labels.clone();
                             open = issue.open;
                             as_of = issue.updated_at;
+                            self.record_move(&issue).await;
                             applied.issue = Some(issue);
                         }
                     }
@@ -224,6 +227,37 @@ impl<'a> Engine<'a> {
             }
         }
         Ok(applied)
+    }
+
+    /// Keeps in the Store when a move of `issue` was made, by the tracker's clock, for
+    /// `moved_since`. A hint: a Store that lost it only costs a fresh read.
+    async fn record_move(&self, issue: &Issue) {
+        let key = format!("moved:{}", self.lease_key(issue.number));
+        let at = issue
+            .updated_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        if let Err(e) = self.store.cache_put(&key, &at, "1").await {
+            tracing::warn!("#{}: recording the move: {e}", issue.number);
+        }
+    }
+
+    /// Whether a process that shares this Store moved `copy`'s issue after `copy` was
+    /// read, by the tracker's clock: the copy is stale and must be read again before
+    /// anything is written from it. Where `updated_at` has whole seconds, a move in the
+    /// copy's own second may be newer than the copy.
+    pub(crate) async fn moved_since(&self, copy: &Issue) -> Result<bool> {
+        let key = format!("moved:{}", self.lease_key(copy.number));
+        let Some(cached) = self.store.cache_get(&key).await? else {
+            return Ok(false);
+        };
+        let Ok(at) = DateTime::parse_from_rfc3339(&cached.value) else {
+            return Ok(true);
+        };
+        let at = at.with_timezone(&Utc);
+        Ok(match self.tracker.versions() {
+            Versions::EveryWrite => at > copy.updated_at,
+            Versions::WholeSeconds => at.timestamp() >= copy.updated_at.timestamp(),
+        })
     }
 
     /// The claim on the tracker: after posting its audit comment `mine` for transition

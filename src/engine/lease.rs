@@ -74,6 +74,20 @@ impl<'a> Engine<'a> {
             if self.store.acquire(&key, &owner, ttl).await? {
                 break;
             }
+            if !self.store.shared() {
+                // Every holder of a lease in a Store no other machine shares runs here:
+                // one whose process is gone was killed with the lease in hand, and the
+                // work it began is this run's to finish now, not when the lease expires.
+                if let Some((holder, _)) = self.store.holder(&key).await? {
+                    if holder_is_gone(&holder) {
+                        tracing::info!(
+                            "{what}: the shepherd that held its lease ({holder}) is gone; taking over"
+                        );
+                        self.store.release(&key, &holder).await?;
+                        continue;
+                    }
+                }
+            }
             if tokio::time::Instant::now() >= deadline {
                 let holder = match self.store.holder(&key).await? {
                     Some((who, until)) => format!(
@@ -126,5 +140,49 @@ impl<'a> Engine<'a> {
                 LEASE_WAIT.as_secs()
             )),
         }
+    }
+}
+
+/// Whether a lease holder (`HOST-PID-xxxxxxxx/N`, a run id and a counter) is a process of
+/// this machine that has ended. Only where `/proc` tells (Linux); a process that cannot be
+/// looked at, or a pid used again, counts as running, and its lease is left to expire.
+fn holder_is_gone(holder: &str) -> bool {
+    let run = holder.split('/').next().unwrap_or_default();
+    let mut parts = run.rsplit('-');
+    let (Some(_), Some(pid)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    if pid == std::process::id() || !std::path::Path::new("/proc/self/stat").exists() {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command's closing parenthesis: a zombie or dead one is gone.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state == "Z" || state == "X"),
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::holder_is_gone;
+
+    #[test]
+    fn a_holder_is_gone_only_when_its_process_is() {
+        let me = format!("host-{}-0badf00d/3", std::process::id());
+        assert!(!holder_is_gone(&me), "this process runs");
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        if std::path::Path::new("/proc/self/stat").exists() {
+            assert!(holder_is_gone(&format!("ci-runner-{pid}-12345678/0")));
+        }
+        assert!(!holder_is_gone("not a run id"));
+        assert!(!holder_is_gone("host-notapid-12345678/1"));
     }
 }

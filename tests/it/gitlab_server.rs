@@ -281,6 +281,15 @@ impl GitLabServer {
     }
 
     /// Stamps an issue as changed now, as a person's edit would.
+    /// A person's edit of an issue's description in GitLab's own editor: no request.
+    pub fn edit_description(&self, iid: u64, description: &str, _user: &str) {
+        let now = self.shared.clock.now();
+        let mut data = self.shared.data.lock().unwrap();
+        let issue = data.issues.get_mut(&iid).unwrap();
+        issue["description"] = Value::String(description.to_string());
+        issue["updated_at"] = time(now);
+    }
+
     pub fn touch(&self, iid: u64) {
         let now = self.shared.clock.now();
         let mut data = self.shared.data.lock().unwrap();

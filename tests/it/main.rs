@@ -16,6 +16,7 @@ mod github;
 mod github_server;
 mod gitlab;
 mod gitlab_server;
+mod kill;
 mod local;
 mod metric_gates;
 mod pg;

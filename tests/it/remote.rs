@@ -57,7 +57,19 @@ impl<S: Api> Remote<S> {
 
     /// Runs with extra environment variables.
     pub fn run_with(&self, token: &str, env: &[(&str, &str)], args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_shepherd"))
+        self.command(token, env, args).output().unwrap()
+    }
+
+    /// The directory each run works in (its `workflows/` and `templates/` override the
+    /// built-in ones; its `.shepherd/` holds the Store).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// The command `run_with` runs, for a test that starts it itself (and kills it).
+    pub fn command(&self, token: &str, env: &[(&str, &str)], args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_shepherd"));
+        command
             .current_dir(self.dir.path())
             .envs(env.iter().copied())
             .env_remove("SHEPHERD_TRACKER")
@@ -70,9 +82,8 @@ impl<S: Api> Remote<S> {
             .env("SHEPHERD_CACHE", self.cache)
             .envs(env.iter().copied())
             .args(["--tracker", &self.tracker, self.url_flag, self.server.url()])
-            .args(args)
-            .output()
-            .unwrap()
+            .args(args);
+        command
     }
 
     /// `reconcile --format json` as `token`, with the Store's cache on: what a scheduled
