@@ -13,5 +13,6 @@ pub mod promql;
 pub mod questions;
 pub mod report;
 pub mod snapshot;
+pub mod value;
 pub mod workflow;
 pub mod yaml;

@@ -3,6 +3,7 @@
 
 mod api;
 mod bad_input;
+mod bad_values;
 mod cli;
 mod commands;
 mod concurrency;
