@@ -13,6 +13,7 @@ pub mod promql;
 pub mod questions;
 pub mod report;
 pub mod snapshot;
+pub mod time;
 pub mod value;
 pub mod workflow;
 pub mod yaml;

@@ -135,3 +135,91 @@ fn control_characters_in_values_reach_no_issue_or_comment() {
     let status = s.json(&["status", "1"]);
     assert_eq!(status["title"], "[2Jtitle/close");
 }
+
+/// The clock as `clock --format json` shows it.
+fn clock(s: &Shepherd) -> String {
+    s.json(&["clock"])["clock"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn the_clock_never_goes_past_9999() {
+    let s = Shepherd::new();
+    s.ok(&["clock", "set", "9999-12-31T23:59:59Z"]);
+    for by in ["1d", "1s"] {
+        let err = s.fails(&["clock", "advance", by]);
+        assert!(
+            err.contains("cannot move the clock from 9999-12-31T23:59:59Z by")
+                && err.contains("is past 9999-12-31T23:59:59Z, the latest time shepherd can keep"),
+            "{err}"
+        );
+        assert_eq!(clock(&s), "9999-12-31T23:59:59Z", "nothing written");
+    }
+    // A time that is past the end only in UTC is a bad flag value: a usage error (exit 2),
+    // for `clock set` and for `--now` alike.
+    for args in [
+        &["clock", "set", "9999-12-31T23:59:59-01:00"][..],
+        &["status", "--now", "9999-12-31T23:59:59-01:00"][..],
+        &["clock", "set", "0000-01-01T00:00:00+01:00"][..],
+    ] {
+        let out = s.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("the latest time shepherd can keep")
+                || err.contains("the earliest time shepherd can keep"),
+            "{err}"
+        );
+    }
+    assert_eq!(clock(&s), "9999-12-31T23:59:59Z", "nothing written");
+    // Every command still works at the last second.
+    s.ok(&["status"]);
+    s.ok(&["clock", "set", "2026-01-01T00:00:00Z"]);
+}
+
+#[test]
+fn a_tracker_file_with_an_unreadable_time_is_named() {
+    let s = Shepherd::new();
+    crate::support::start_gitaly(&s, &at("0m"));
+    s.ok(&["clock", "set", &at("1h")]);
+    let conn = rusqlite::Connection::open(s.db()).unwrap();
+    conn.execute(
+        "UPDATE shepherd_meta SET value = '+10000-01-01T23:59:59Z' WHERE key = 'clock'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let path = s.db().display().to_string();
+    for args in [
+        &["status"][..],
+        &["clock"][..],
+        &["clock", "advance", "1d"][..],
+    ] {
+        let err = s.fails(args);
+        assert!(
+            err.contains(&format!(
+                "the rehearsal clock stored in {path} is `+10000-01-01T23:59:59Z`, which is no time shepherd can read"
+            )) && err.contains("set it again with `shepherd clock set"),
+            "{args:?}: {err}"
+        );
+    }
+    // `clock set` repairs it.
+    s.ok(&["clock", "set", &at("2h")]);
+    assert_eq!(clock(&s), at("2h"));
+    assert!(s.ok(&["status", "1"]).contains("selection"));
+
+    // An issue's time out of range names the file too.
+    let conn = rusqlite::Connection::open(s.db()).unwrap();
+    conn.execute(
+        "UPDATE issues SET created_at = '+10000-01-01T00:00:00Z' WHERE number = 1",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let err = s.fails(&["status", "1"]);
+    assert!(
+        err.contains(&format!(
+            "{path} is corrupt: a stored time is unreadable: `+10000-01-01T00:00:00Z`"
+        )),
+        "{err}"
+    );
+}
