@@ -223,3 +223,274 @@ fn a_tracker_file_with_an_unreadable_time_is_named() {
         "{err}"
     );
 }
+
+/// The password of every URL in the tests below.
+const SECRET: &str = "pa55-SECRET-w0rd";
+
+/// `url` (`http://HOST…`) with user info `bot:SECRET` put in.
+fn with_user_info(url: &str) -> String {
+    url.replacen("://", &format!("://bot:{SECRET}@"), 1)
+}
+
+/// Runs shepherd in `dir` with `args` and the tokens set; asserts the password appears in
+/// neither stdout nor stderr, and returns (exit code, stdout and stderr).
+fn run_hiding(dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shepherd"))
+        .current_dir(dir)
+        .env_remove("SHEPHERD_TRACKER")
+        .env("GITLAB_TOKEN", "glpat-bot-0123456789")
+        .env("GITHUB_TOKEN", "ghp_bot0123456789")
+        .env("SHEPHERD_RETRY_BASE_MS", "10")
+        .env("SHEPHERD_GITLAB_URL", with_user_info("http://127.0.0.1:1"))
+        .args(["--max-wait", "1s", "--timeout", "2s"])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        crate::support::stdout(&out),
+        crate::support::stderr(&out)
+    );
+    assert!(
+        !text.contains(SECRET),
+        "{args:?} shows the password:\n{text}"
+    );
+    (out.status.code(), text)
+}
+
+/// A watch workflow for the local tracker: one metric gate, so that Prometheus is asked.
+const WATCH: &str = "name: watch
+tracking: {template: watch}
+stages:
+  - id: watching
+    label: \"watch::watching\"
+    gates:
+      - metric: {query: \"up\", below: 1}
+    next: done
+  - id: done
+    label: \"watch::done\"
+    terminal: true
+";
+
+#[test]
+fn user_info_in_urls_is_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on (refused), and one that accepts and never answers.
+    let refused = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())
+    };
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://127.0.0.1:{}", silent.local_addr().unwrap().port());
+    let shown_refused = refused.clone();
+    let (refused, silent_url) = (with_user_info(&refused), with_user_info(&silent_url));
+    let local = format!("local:{}", dir.path().join("tracker.db").display());
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "--tracker",
+                "gitlab:group/project",
+                "--gitlab-url",
+                &refused,
+                "status",
+            ],
+            "cannot connect to GitLab at http://127.0.0.1:",
+        ),
+        (
+            vec![
+                "--tracker",
+                "gitlab:group/project",
+                "--gitlab-url",
+                &silent_url,
+                "status",
+            ],
+            "did not answer",
+        ),
+        (
+            vec![
+                "--tracker",
+                "gitlab:group/project",
+                "--gitlab-url",
+                "http://bot:pa55-SECRET-w0rd@127.0.0.1:notaport",
+                "status",
+            ],
+            "bad --gitlab-url `http://127.0.0.1:notaport`",
+        ),
+        (
+            vec![
+                "--tracker",
+                "github:owner/repo",
+                "--github-url",
+                &refused,
+                "status",
+            ],
+            "the user info of the GitHub URL is not used",
+        ),
+        (
+            vec![
+                "--tracker",
+                "github:owner/repo",
+                "--github-url",
+                &silent_url,
+                "status",
+            ],
+            "did not answer",
+        ),
+        (
+            vec![
+                "--tracker",
+                &local,
+                "--state",
+                "postgres://shepherd:pa55-SECRET-w0rd@127.0.0.1:1/state",
+                "status",
+            ],
+            "cannot open the state store postgres://127.0.0.1:1/state",
+        ),
+        (
+            vec![
+                "--tracker",
+                &local,
+                "--state",
+                "postgres://shepherd:pa55-SECRET-w0rd@db:notaport/state",
+                "status",
+            ],
+            "bad state URL `postgres://db:notaport/state`",
+        ),
+        (
+            vec![
+                "--tracker",
+                &local,
+                "--prometheus-url",
+                "http://bot:pa55-SECRET-w0rd@prom:99999",
+                "status",
+            ],
+            "bad Prometheus URL `http://prom:99999`",
+        ),
+        (
+            vec![
+                "--tracker",
+                "gitlab:group/project",
+                "--flags",
+                "gitlab-project",
+                "--gitlab-url",
+                &refused,
+                "flag",
+                "list",
+            ],
+            "gitlab-project at http://127.0.0.1:",
+        ),
+        (
+            vec![
+                "--tracker",
+                &local,
+                "--flags",
+                "gitlab-instance",
+                "--gitlab-url",
+                &refused,
+                "flag",
+                "list",
+            ],
+            "gitlab-instance at http://127.0.0.1:",
+        ),
+        // The URL from SHEPHERD_GITLAB_URL is not shown by --help either.
+        (vec!["--help"], "SHEPHERD_GITLAB_URL"),
+    ];
+    for (args, expected) in &cases {
+        let (_, text) = run_hiding(dir.path(), args);
+        assert!(
+            text.contains(expected),
+            "{args:?}: expected {expected:?} in:\n{text}"
+        );
+    }
+
+    // Unleash, from shepherd.toml.
+    let project = tempfile::tempdir().unwrap();
+    std::fs::write(
+        project.path().join("shepherd.toml"),
+        format!("[flags]\nbackend = \"unleash\"\nurl = \"{refused}\"\n"),
+    )
+    .unwrap();
+    let (code, text) = run_hiding(project.path(), &["flag", "list"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        text.contains(&format!("unleash at {shown_refused}")),
+        "{text}"
+    );
+
+    // Prometheus, asked by a metric gate: its answer (none) is the gate's detail.
+    std::fs::create_dir_all(project.path().join("workflows")).unwrap();
+    std::fs::create_dir_all(project.path().join("templates")).unwrap();
+    std::fs::write(project.path().join("workflows/watch.yaml"), WATCH).unwrap();
+    std::fs::write(
+        project.path().join("templates/watch.md.hbs"),
+        "---\ntitle: Watch\n---\nbody\n",
+    )
+    .unwrap();
+    std::fs::write(project.path().join("shepherd.toml"), "").unwrap();
+    let prometheus = ["--prometheus-url", refused.as_str()];
+    let (code, _) = run_hiding(
+        project.path(),
+        &[&prometheus[..], &["start", "watch"]].concat(),
+    );
+    assert_eq!(code, Some(0));
+    let (_, text) = run_hiding(
+        project.path(),
+        &[&prometheus[..], &["status", "1"]].concat(),
+    );
+    assert!(
+        text.contains(&format!("Prometheus at {shown_refused}")),
+        "{text}"
+    );
+    drop(silent);
+}
+
+/// On the GitLab test server, with user info in `--gitlab-url`: the requests go through,
+/// and a gate's detail that names the server shows it without.
+#[test]
+fn user_info_stays_out_of_what_a_remote_run_prints() {
+    use crate::api::Api;
+    let server =
+        crate::gitlab_server::GitLabServer::start(&[("glpat-bot-0123456789", "shepherd-bot")]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("workflows")).unwrap();
+    std::fs::create_dir_all(dir.path().join("templates")).unwrap();
+    std::fs::write(
+        dir.path().join("workflows/watch.yaml"),
+        WATCH.replace(
+            "      - metric: {query: \"up\", below: 1}",
+            "      - release: {project: nobody/nothing}",
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("templates/watch.md.hbs"),
+        "---\ntitle: Watch\n---\nbody\n",
+    )
+    .unwrap();
+    let url = with_user_info(server.url());
+    let remote = [
+        "--tracker",
+        "gitlab:group/project",
+        "--gitlab-url",
+        url.as_str(),
+    ];
+    let (code, text) = run_hiding(dir.path(), &[&remote[..], &["start", "watch"]].concat());
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = run_hiding(dir.path(), &[&remote[..], &["status", "1"]].concat());
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(&format!(
+            "project `nobody/nothing` not found on {}",
+            server.url()
+        )),
+        "{text}"
+    );
+    for (args, what) in [
+        (&["status"][..], "tracker: gitlab:group/project"),
+        (&["report"][..], ""),
+    ] {
+        let (code, text) = run_hiding(dir.path(), &[&remote[..], args].concat());
+        assert_eq!(code, Some(0), "{text}");
+        assert!(text.contains(what), "{text}");
+    }
+}
