@@ -9,6 +9,7 @@ pub mod gate;
 pub mod gate_facts;
 pub mod machine;
 pub mod marker;
+pub mod outline;
 pub mod promql;
 pub mod questions;
 pub mod report;

@@ -32,3 +32,4 @@ mod support;
 mod test_server;
 mod tidy;
 mod unleash;
+mod validate_sections;
