@@ -243,5 +243,12 @@ mod tests {
             ff.count(Some("Cleanup"), &["Clean up the feature flag".into()]),
             Count::Items(1)
         );
+        for step in [
+            "Roll out to 10%",
+            "Roll out to 50%",
+            "Enable globally on production",
+        ] {
+            assert_eq!(ff.count(Some(step), &[]), Count::Items(2), "{step}");
+        }
     }
 }

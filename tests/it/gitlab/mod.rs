@@ -69,6 +69,7 @@ fn a_gitaly_migration_runs_on_gitlab() {
     for l in [
         "Selection",
         "Migration:Mandatory",
+        "Migration:Done",
         "Opt-In Approved",
         "existing-rpc",
         "shelve",
@@ -201,6 +202,7 @@ fn a_gitaly_migration_runs_on_gitlab() {
     assert_eq!(moves(&lab.advance(n)), ["acceptance-testing>opt-in"]);
     lab.tick_section(n, "Opt-In");
     lab.tick_section(n, "Opt-Out");
+    lab.tick_section(n, "Mandatory");
     // Opt-In waits for the next minor release of GitLab, however long that takes; a
     // patch release does not count.
     lab.server.travel(chrono::Duration::days(31));
@@ -226,11 +228,15 @@ fn a_gitaly_migration_runs_on_gitlab() {
     assert_eq!(moves(&lab.advance(n)), ["opt-in>opt-out"]);
     lab.server.travel(chrono::Duration::days(31));
     release("v17.4.0-ee");
-    assert_eq!(moves(&lab.advance(n)), ["opt-out>mandatory"]);
+    // The Mandatory work was ticked already: done in the same advance.
+    assert_eq!(
+        moves(&lab.advance(n)),
+        ["opt-out>mandatory", "mandatory>done"]
+    );
     let status = lab.json(&["status", &n.to_string()]);
     assert_eq!(status["state"], "completed");
     let history = lab.json(&["history", &n.to_string()]);
-    assert_eq!(history["transitions"].as_array().unwrap().len(), 10);
+    assert_eq!(history["transitions"].as_array().unwrap().len(), 11);
     assert_eq!(history["transitions"][7]["by"], "shepherd-bot");
 
     // Reconcile twice: nothing written.
