@@ -88,7 +88,7 @@ impl Outline {
             return Count::Unknown;
         }
         let regions = match section {
-            None => vec![0..self.body.len()],
+            None => std::iter::once(0..self.body.len()).collect(),
             Some(s) => {
                 let regions = self.regions(&s.to_lowercase());
                 if regions.is_empty() {
