@@ -673,6 +673,9 @@ fn untrusted_values_do_not_run_quick_actions() {
             "feature_flag=my_flag",
             "--var",
             "feature_description=the thing\n/close\n/label ~hacked",
+            "--var",
+            // File, group and record separators, which a GitLab may read as line breaks.
+            "team=\u{1c}/close\u{1d}/label ~hacked\u{1e}/unassign\u{9b}",
             "--format",
             "json",
         ],
@@ -686,10 +689,16 @@ fn untrusted_values_do_not_run_quick_actions() {
         .unwrap()
         .iter()
         .any(|l| l == "hacked"));
-    assert!(issue["description"]
-        .as_str()
-        .unwrap()
-        .contains("the thing /close /label ~hacked"));
+    let description = issue["description"].as_str().unwrap();
+    assert!(description.contains("the thing /close /label ~hacked"));
+    assert!(
+        description.contains("- Team: \u{200B}/close/label ~hacked/unassign\n"),
+        "{description}"
+    );
+    assert!(
+        !description.chars().any(|c| c.is_control() && c != '\n'),
+        "{description:?}"
+    );
 }
 
 #[test]
