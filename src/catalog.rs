@@ -1,6 +1,7 @@
 //! The workflows and templates in use: the defaults built into the binary, overridden by
 //! name by files in the `workflows/` and `templates/` directories. Loading validates all of
-//! them together, since workflows refer to templates and to each other.
+//! them together, since workflows refer to templates (their variables, and for checklist
+//! gates their headings and items) and to each other.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 
+use crate::core::outline::Outline;
 use crate::core::workflow::Action;
 use crate::core::workflow::{self, Known, Problem, Workflow};
 use crate::render::{self, Rendered, Renderer, Template};
@@ -160,6 +162,10 @@ impl Sources {
                 .iter()
                 .map(|t| (t.name.clone(), t.variables.clone()))
                 .collect(),
+            outlines: templates
+                .iter()
+                .map(|t| (t.name.clone(), Outline::of(&t.body)))
+                .collect(),
             workflows: self.workflows.keys().cloned().collect(),
         };
         // A template that failed to parse still exists; do not also report it as missing.
@@ -186,6 +192,11 @@ impl Sources {
         }
         // Over the workflows that loaded: a cycle among them is wrong whatever else is.
         problems.extend(workflow::check_children(&workflows, &origins));
+        problems.extend(workflow::check_child_sections(
+            &workflows,
+            &origins,
+            &known.outlines,
+        ));
         match renderer {
             Some(renderer) if problems.is_empty() => Ok(Catalog {
                 workflows,

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod flags;
 pub mod fresh;
 pub mod metrics;
+pub mod redact;
 pub mod render;
 pub mod report_format;
 pub mod serve;

@@ -61,11 +61,7 @@ pub struct Address {
 
 /// Checks `url`, the address of `service`'s web UI; an error names it without a password.
 pub fn address(url: &str, service: &str) -> Result<Address, String> {
-    let written = if url.contains('@') {
-        crate::store::redact_url(url)
-    } else {
-        url.to_string()
-    };
+    let written = crate::redact::url(url);
     let bad = |why: &str| format!("bad {service} URL `{written}`: {why}");
     let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
     if parsed.host_str().is_none() || !matches!(parsed.scheme(), "http" | "https") {
@@ -76,11 +72,7 @@ pub fn address(url: &str, service: &str) -> Result<Address, String> {
             "no `?` or `#` part: write the address of {service}'s web UI"
         )));
     }
-    let mut shown = parsed.clone();
-    // Only fails for URLs without a host, refused above.
-    let _ = shown.set_username("");
-    let _ = shown.set_password(None);
-    let shown = shown.as_str().trim_end_matches('/').to_string();
+    let shown = written.trim_end_matches('/').to_string();
     Ok(Address { url: parsed, shown })
 }
 

@@ -100,9 +100,17 @@ GITALY = [
     ),
     Stage(
         "Migration:Mandatory",
-        terminal=True,
+        section="Mandatory",
+        next=to("Migration:Done"),
         on_enter="Mandatory: remove the references to `{feature_flag}` from Omnibus and the Chef repo, "
-        "and the flag switching code from the client application.",
+        "and the flag switching code from the client application. shepherd completes this migration "
+        "when the Mandatory items are ticked.",
+    ),
+    Stage(
+        "Migration:Done",
+        terminal=True,
+        close=True,
+        on_enter="`{grpc_service}::{grpc_method}` is migrated: `{feature_flag}` and the old route are gone.",
     ),
     Stage("Migration:Shelved", terminal=True, close=True, remove=("shelve",)),
 ]

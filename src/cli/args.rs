@@ -102,10 +102,22 @@ pub(super) struct Cli {
     #[arg(long, global = true, default_value = "15m", value_name = "DURATION", value_parser = parse_std_duration)]
     pub(super) max_wait: std::time::Duration,
     /// GitLab instance for gitlab:GROUP/PROJECT (self-managed; default https://gitlab.com)
-    #[arg(long, global = true, env = "SHEPHERD_GITLAB_URL", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "SHEPHERD_GITLAB_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub(super) gitlab_url: Option<String>,
     /// GitHub API for github:OWNER/REPO (Enterprise; default https://api.github.com)
-    #[arg(long, global = true, env = "SHEPHERD_GITHUB_URL", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "SHEPHERD_GITHUB_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub(super) github_url: Option<String>,
     /// The feature-flag backend: local, gitlab-project, gitlab-instance, unleash or none (default: local on the local tracker, gitlab-project on GitLab)
     #[arg(long, global = true, env = "SHEPHERD_FLAGS", value_name = "BACKEND")]
@@ -115,6 +127,7 @@ pub(super) struct Cli {
         long,
         global = true,
         env = "SHEPHERD_PROMETHEUS_URL",
+        hide_env_values = true,
         value_name = "URL"
     )]
     pub(super) prometheus_url: Option<String>,

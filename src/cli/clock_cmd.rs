@@ -1,6 +1,9 @@
 //! `shepherd clock`: the local tracker's rehearsal clock, kept in its file. Every command on
 //! that tracker reads it (`--now` overrides it for one command); setting it before the
-//! newest event in the file warns, since history would then run backwards.
+//! newest event in the file warns, since history would then run backwards. Neither `set`
+//! nor `advance` moves it past 9999-12-31T23:59:59Z: `set` refuses such a value as a bad
+//! flag value (exit 2, from `values::parse_time`), `advance` one that would end there as an
+//! error of what it was asked (exit 1), and neither writes anything.
 
 use std::process::ExitCode;
 
@@ -19,8 +22,16 @@ pub(super) fn clock(session: &Session, action: Option<ClockAction>) -> Result<Ex
     let TrackerSpec::Local(path) = &spec else {
         bail!("{spec} keeps its own time: the rehearsal clock belongs to the local tracker (--tracker local:PATH)");
     };
-    let writes = !matches!(action, None | Some(ClockAction::Show));
-    let tracker = LocalTracker::open(path, writes, session.now, &session.actor)?;
+    let tracker = match action {
+        None | Some(ClockAction::Show) => {
+            LocalTracker::open(path, false, session.now, &session.actor)?
+        }
+        // Setting the clock repairs a file whose stored clock cannot be read.
+        Some(ClockAction::Set { .. }) => LocalTracker::open_to_set_clock(path, &session.actor)?,
+        Some(ClockAction::Advance { .. }) => {
+            LocalTracker::open(path, true, session.now, &session.actor)?
+        }
+    };
     let (clock, stored) = match action {
         None | Some(ClockAction::Show) => {
             let stored = tracker.clock()?;

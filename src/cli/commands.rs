@@ -60,6 +60,15 @@ pub(super) fn collect_vars(
         }
         vars.insert(k.to_string(), v.to_string());
     }
+    // Values are text: control characters never reach an issue (`core::value`).
+    for (name, value) in vars.iter_mut() {
+        if let std::borrow::Cow::Owned(clean) = crate::core::value::clean(value) {
+            warn(&format!(
+                "variable `{name}`: control characters taken out of its value (line breaks became spaces)"
+            ));
+            *value = clean;
+        }
+    }
     Ok(vars)
 }
 

@@ -472,11 +472,19 @@ impl Session {
             }
             TrackerSpec::GitHub(repo) => {
                 let token = token("GITHUB_TOKEN", "GitHub")?;
-                let url = self
+                let given = self
                     .github_url
                     .clone()
                     .or_else(|| target.github_url.clone())
                     .unwrap_or_else(|| "https://api.github.com".to_string());
+                // octocrab never sends a URL's user info (the token is GITHUB_TOKEN), so it
+                // is left out here, where it cannot reach a message further down.
+                let url = crate::redact::url(&given);
+                if url != given {
+                    super::output::warn(&format!(
+                        "the user info of the GitHub URL is not used (shepherd sends GITHUB_TOKEN): {url}"
+                    ));
+                }
                 let mut config = github::Config::new(&url, &repo);
                 config.concurrency = self.concurrency;
                 config.policy.timeout = self.timeout;

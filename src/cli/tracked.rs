@@ -111,6 +111,8 @@ pub(super) async fn tracked(session: &Session, command: Command) -> Result<ExitC
         } => {
             let w = catalog.workflow(&workflow)?;
             let vars = collect_vars(&vars, vars_file.as_deref())?;
+            // A title given here is a person's text, as a variable's value is.
+            let title = title.as_deref().map(crate::core::value::clean);
             let started = engine.start(w, title.as_deref(), &vars).await?;
             print(format, &started, || {
                 format!(

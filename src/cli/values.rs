@@ -39,11 +39,16 @@ pub(super) fn parse_project(text: &str) -> Result<String, String> {
         .map_err(|e| format!("{e}, or `local`"))
 }
 
-/// An RFC 3339 time such as `2026-01-01T12:00:00Z`, in UTC.
+/// An RFC 3339 time such as `2026-01-01T12:00:00Z`, in UTC, no later than
+/// 9999-12-31T23:59:59Z (`core::time::check`: a later one could be stored but not read
+/// back).
 pub(super) fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(text.trim())
+    let t = DateTime::parse_from_rfc3339(text.trim())
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("`{text}` is not an RFC 3339 time such as 2026-01-01T12:00:00Z ({e})"))
+        .map_err(|e| {
+            format!("`{text}` is not an RFC 3339 time such as 2026-01-01T12:00:00Z ({e})")
+        })?;
+    crate::core::time::check(t).map_err(|e| format!("`{text}`: {e}"))
 }
 
 /// `30s`, `15m`, `2h`, `1d`, `1w` and sums such as `1m30s` or `1d12h`
@@ -99,6 +104,14 @@ mod tests {
         assert!(parse_ref("x").is_err());
         assert!(parse_time("2026-01-01T12:00:00Z").is_ok());
         assert!(parse_time("yesterday").is_err());
+        assert!(parse_time("9999-12-31T23:59:59Z").is_ok());
+        let err = parse_time("9999-12-31T23:59:59-00:01").unwrap_err();
+        assert!(
+            err.starts_with(
+                "`9999-12-31T23:59:59-00:01`: +10000-01-01T00:00:59Z is past 9999-12-31T23:59:59Z"
+            ),
+            "{err}"
+        );
         assert_eq!(parse_mr("!3"), Ok(3));
         assert!(parse_mr("#3").is_err() && parse_mr("0").is_err());
         assert_eq!(parse_project("a/b"), Ok("a/b".to_string()));

@@ -87,12 +87,19 @@ impl IssueMarker {
         format!("<!-- shepherd:{} -->", safe_json(self))
     }
 
-    /// The marker at the end of an issue body, if any.
+    /// The marker at the end of an issue body, if any. Its variables come back without
+    /// control characters (`value::clean`), whoever wrote them there.
     pub fn find(body: &str) -> Option<IssueMarker> {
         let start = body.rfind(ISSUE_PREFIX)?;
         let json = &body[start + ISSUE_PREFIX.len() - 1..];
         let end = json.find(SUFFIX)?;
-        serde_json::from_str(&json[..end]).ok()
+        let mut marker: IssueMarker = serde_json::from_str(&json[..end]).ok()?;
+        for value in marker.vars.values_mut() {
+            if let std::borrow::Cow::Owned(clean) = super::value::clean(value) {
+                *value = clean;
+            }
+        }
+        Some(marker)
     }
 
     /// A body with the marker appended on its own line.
@@ -132,16 +139,22 @@ pub fn has_action_marker(comment: &str, marker: &str) -> bool {
     comment.contains(marker)
 }
 
-/// JSON that cannot end the HTML comment around it: `<` and `>` are escaped.
+/// JSON that cannot end the HTML comment around it: `<` and `>` are escaped. So are the
+/// characters serde_json leaves raw that a tracker may take for a line break (after which
+/// GitLab starts a quick action) or a terminal for a command: DEL, the C1 controls (NEL
+/// among them), U+2028 and U+2029.
 fn safe_json<T: Serialize>(value: &T) -> String {
-    serde_json::to_string(value)
-        .expect("markers serialise")
-        .replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        // serde_json leaves these raw; GitLab starts a quick action after any of them.
-        .replace('\u{85}', "\\u0085")
-        .replace('\u{2028}', "\\u2028")
-        .replace('\u{2029}', "\\u2029")
+    let json = serde_json::to_string(value).expect("markers serialise");
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '<' | '>' | '\u{7F}'..='\u{9F}' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -175,7 +188,26 @@ mod tests {
         for c in ['\u{2028}', '\u{2029}', '\u{85}', '\n'] {
             assert!(!text.contains(c), "{text:?}");
         }
-        assert_eq!(IssueMarker::find(&marker.append_to("body")), Some(marker));
+        // Read back, the variables are text without line breaks or control characters.
+        let found = IssueMarker::find(&marker.append_to("body")).unwrap();
+        assert_eq!(found.vars["x"], "a /close /label ~x /unassign");
+    }
+
+    #[test]
+    fn markers_carry_no_control_character() {
+        let value: String = (0u32..=0x9F)
+            .filter_map(char::from_u32)
+            .filter(|c| c.is_control())
+            .collect();
+        let marker = IssueMarker {
+            workflow: Some("w".into()),
+            vars: BTreeMap::from([("x".to_string(), format!("{value}/close"))]),
+            ..Default::default()
+        };
+        let text = marker.render();
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        let found = IssueMarker::find(&marker.append_to("body")).unwrap();
+        assert_eq!(found.vars["x"], "\t     /close");
     }
 
     #[test]

@@ -100,18 +100,6 @@ pub fn transport(config: &Config, token: &str) -> Result<Http, FlagError> {
     Http::new(config, token).map_err(|e| FlagError::Other(e.to_string()))
 }
 
-/// The GitLab URL as messages show it: without any user info (`user:password@`).
-pub fn shown_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
-            let _ = u.set_password(None);
-            let _ = u.set_username("");
-            u.to_string().trim_end_matches('/').to_string()
-        }
-        _ => url.to_string(),
-    }
-}
-
 /// A name as one path segment, escaped as the GitLab tracker escapes project paths. Names
 /// that a URL would not keep as one segment (empty, `.`, `..`, with `/` or `\`, or control
 /// characters) are refused before any request: `..` would climb out of the flag's path.
@@ -235,18 +223,6 @@ mod tests {
         assert_eq!(segment("b", "my_flag").unwrap(), "my_flag");
         assert_eq!(segment("b", "a b?c#d").unwrap(), "a%20b%3Fc%23d");
         assert_eq!(segment("b", "...").unwrap(), "...");
-    }
-
-    #[test]
-    fn urls_are_shown_without_user_info() {
-        assert_eq!(
-            shown_url("https://bot:s3cret@gitlab.example.com"),
-            "https://gitlab.example.com"
-        );
-        assert_eq!(
-            shown_url("https://gitlab.example.com/gitlab"),
-            "https://gitlab.example.com/gitlab"
-        );
     }
 
     #[test]

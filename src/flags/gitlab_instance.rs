@@ -39,7 +39,7 @@ impl GitLabInstanceFlags {
     pub fn new(config: &Config, token: &str) -> Result<GitLabInstanceFlags, FlagError> {
         Ok(GitLabInstanceFlags {
             http: api::transport(config, token)?,
-            url: api::shown_url(&config.url),
+            url: crate::redact::url(&config.url),
             seen: Remembered::default(),
         })
     }

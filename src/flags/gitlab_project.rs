@@ -55,7 +55,7 @@ impl GitLabProjectFlags {
     ) -> Result<GitLabProjectFlags, FlagError> {
         Ok(GitLabProjectFlags {
             http: api::transport(config, token)?,
-            url: api::shown_url(&config.url),
+            url: crate::redact::url(&config.url),
             project: config.project.clone(),
             environment: environment.map(str::to_string),
             seen: Remembered::default(),

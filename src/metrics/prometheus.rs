@@ -746,7 +746,7 @@ mod tests {
             ),
             (
                 "http://u:pw@prom:99999",
-                "bad Prometheus URL `http://u:***@prom:99999`: invalid port number",
+                "bad Prometheus URL `http://prom:99999`: invalid port number",
             ),
         ] {
             assert_eq!(new(url, None).err().as_deref(), Some(error), "{url}");

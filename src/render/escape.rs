@@ -4,19 +4,18 @@
 use handlebars::{handlebars_helper, Handlebars};
 use serde_json::Value;
 
-/// The characters after which GitLab may start a quick action: every line break Unicode
-/// knows, and the vertical tab and form feed.
-pub const LINE_BREAKS: &[char] = &[
-    '\r', '\n', '\u{0B}', '\u{0C}', '\u{85}', '\u{2028}', '\u{2029}',
-];
+pub use crate::core::value::LINE_BREAKS;
 
 /// Makes an untrusted value safe to place in Markdown: one line (no character of
-/// `LINE_BREAKS`), no leading quick action, no HTML comment opened or closed, no `@mention`
-/// that would notify someone (a zero-width space follows the `@`).
+/// `LINE_BREAKS`), no control character but tab (`core::value::clean`: a tracker may read
+/// FS, GS or RS as a line break), no leading quick action, no HTML comment opened or
+/// closed, no `@mention` that would notify someone (a zero-width space follows the `@`).
+/// Control characters go before the other checks, so that taking one out cannot make a
+/// `/close`, a `<!--` or an `@name` the checks did not see.
 pub fn neutralize(value: &str) -> String {
     let mut out: String = value
         .split(LINE_BREAKS)
-        .map(str::trim)
+        .map(|line| crate::core::value::clean(line).trim().to_string())
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
         .join(" ");
@@ -105,6 +104,38 @@ fn scalar(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// No C0 or C1 control character but tab survives, whatever surrounds it; one that
+    /// hides a quick action, a comment or a mention is taken out before those are looked
+    /// for, so they are still defused.
+    #[test]
+    fn control_characters_are_taken_out() {
+        for c in (0u32..=0x9F)
+            .filter_map(char::from_u32)
+            .filter(|c| c.is_control())
+        {
+            for value in [
+                format!("x{c}/close"),
+                format!("{c}/close"),
+                format!("/{c}close"),
+                format!("a{c}b{c}{c}c"),
+            ] {
+                let out = neutralize(&value);
+                assert!(
+                    !out.chars().any(|o| o.is_control() && o != '\t'),
+                    "U+{:04X}: {value:?} gave {out:?}",
+                    c as u32
+                );
+                assert!(!out.starts_with('/'), "{value:?} gave {out:?}");
+            }
+        }
+        assert_eq!(neutralize("x\u{1C}/close"), "x/close");
+        assert_eq!(neutralize("\u{1E}/close"), "\u{200B}/close");
+        assert_eq!(neutralize("a\tb"), "a\tb");
+        assert_eq!(neutralize("<!\u{1}-- x -\u{9B}->"), "&lt;!-- x --&gt;");
+        assert_eq!(neutralize("@\u{1F}root"), "@\u{200B}root");
+        assert_eq!(neutralize("\u{1B}[2J\u{1B}]0;title\u{7}"), "[2J]0;title");
+    }
 
     /// Each line break GitLab honours ends a line; after `neutralize` no line of the value
     /// starts with `/`, and the value can neither open nor close an HTML comment.

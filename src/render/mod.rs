@@ -310,9 +310,33 @@ mod tests {
         let r = Renderer::new(vec![Template::parse("t", "t.md.hbs", text).unwrap()]).unwrap();
         let out = r.render("t", &vars(&[("name", "db")])).unwrap();
         assert_eq!(out.labels, ["team::db"]);
-        for value in ["db,ops", "db\u{7}x"] {
-            let err = r.render("t", &vars(&[("name", value)])).unwrap_err();
-            assert!(err.message.contains("bad label"), "{}", err.message);
+        let err = r.render("t", &vars(&[("name", "db,ops")])).unwrap_err();
+        assert!(err.message.contains("bad label"), "{}", err.message);
+        // A control character is taken out of the value before it reaches the label.
+        let out = r.render("t", &vars(&[("name", "db\u{7}\u{9B}x")])).unwrap();
+        assert_eq!(out.labels, ["team::dbx"]);
+    }
+
+    /// Control characters in a value reach neither the body nor the title: a tracker that
+    /// reads FS, GS or RS as a line break sees no `/close` at the start of a line.
+    #[test]
+    fn values_lose_their_control_characters() {
+        let r = renderer("{{name}}\n");
+        for c in (0u32..=0x9F)
+            .filter_map(char::from_u32)
+            .filter(|c| c.is_control())
+        {
+            let value = format!("x{c}/close{c}\u{1B}[2J");
+            let out = r.render("t", &vars(&[("name", &value)])).unwrap();
+            for text in [&out.body, &out.title] {
+                assert!(
+                    !text
+                        .chars()
+                        .any(|o| o.is_control() && !matches!(o, '\n' | '\t')),
+                    "U+{:04X} gave {text:?}",
+                    c as u32
+                );
+            }
         }
     }
 

@@ -197,71 +197,15 @@ pub async fn open(url: &str, dry_run: bool) -> Result<Box<dyn Store>, StoreError
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         if dry_run {
             postgres::PostgresStore::check(url).await?;
-            let describe = format!("{} (dry run: in memory)", redact_url(url));
+            let describe = format!("{} (dry run: in memory)", crate::redact::url(url));
             return Ok(Box::new(sqlite::SqliteStore::in_memory(describe)?));
         }
         return Ok(Box::new(postgres::PostgresStore::connect(url).await?));
     }
     Err(StoreError::BadUrl {
-        url: redact_url(url),
+        url: crate::redact::url(url),
         reason: "write sqlite:PATH or postgres://USER@HOST/DATABASE".into(),
     })
-}
-
-/// `url` without the password it may carry (`postgres://user:secret@host` →
-/// `postgres://user:***@host`, and `?password=secret` → `?password=***`), for messages
-/// and logs. A URL that does not parse is redacted by hand: everything between the
-/// user's `:` and the `@` goes.
-pub fn redact_url(url: &str) -> String {
-    let redacted = match url::Url::parse(url) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("***"));
-            }
-            u.to_string()
-        }
-        Err(_) => redact_authority(url),
-    };
-    redact_query_password(&redacted)
-}
-
-/// The unparsed form of [`redact_url`]'s user-info redaction.
-fn redact_authority(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let start = scheme_end + 3;
-    let rest = &url[start..];
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..end];
-    let Some(at) = authority.rfind('@') else {
-        return url.to_string();
-    };
-    match authority[..at].find(':') {
-        Some(colon) => format!(
-            "{}{}:***{}",
-            &url[..start],
-            &authority[..colon],
-            &url[start + at..]
-        ),
-        None => url.to_string(),
-    }
-}
-
-/// Replaces the value of every `password=` query parameter with `***`.
-fn redact_query_password(url: &str) -> String {
-    let Some(q) = url.find('?') else {
-        return url.to_string();
-    };
-    let (base, query) = url.split_at(q + 1);
-    let pairs: Vec<String> = query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((name, _)) if name.eq_ignore_ascii_case("password") => format!("{name}=***"),
-            _ => pair.to_string(),
-        })
-        .collect();
-    format!("{base}{}", pairs.join("&"))
 }
 
 /// The retry delay after `attempts` failures in a row: `min * 2^(attempts-1)`, capped at
@@ -300,28 +244,5 @@ mod tests {
             backoff(Duration::from_nanos(1), Duration::MAX, 70),
             Duration::from_nanos(1 << 60) * 512
         );
-    }
-
-    #[test]
-    fn passwords_never_survive_redaction() {
-        for (url, want) in [
-            (
-                "postgres://u:secret@h:5432/db",
-                "postgres://u:***@h:5432/db",
-            ),
-            ("postgres://u@h/db", "postgres://u@h/db"),
-            (
-                "postgres://u:secret@h:notaport/db",
-                "postgres://u:***@h:notaport/db",
-            ),
-            (
-                "postgres://h/db?user=u&password=secret",
-                "postgres://h/db?user=u&password=***",
-            ),
-            ("mysql://u:p@ss@h/db", "mysql://u:***@h/db"),
-            ("sqlite:state.db", "sqlite:state.db"),
-        ] {
-            assert_eq!(redact_url(url), want, "{url}");
-        }
     }
 }

@@ -19,7 +19,7 @@ use deadpool_postgres::{
 use tokio_postgres::NoTls;
 
 use super::sqlite::newer_schema;
-use super::{backoff, capped, redact_url, Cached, Failure, QueueEntry, Store, StoreError};
+use super::{backoff, capped, Cached, Failure, QueueEntry, Store, StoreError};
 
 /// The schema, one migration per entry; migration N (from 1) brings the database to
 /// version N.
@@ -134,7 +134,7 @@ impl PostgresStore {
     }
 
     fn pool(url: &str, timeouts: Timeouts) -> Result<PostgresStore, StoreError> {
-        let describe = redact_url(url);
+        let describe = crate::redact::url(url);
         let mut config = tokio_postgres::Config::from_str(url).map_err(|e| StoreError::BadUrl {
             url: describe.clone(),
             reason: scrub(&chain(&e), url),

@@ -149,7 +149,7 @@ pub struct RequestStats {
 
 impl Retrier {
     /// `secret` is the token: removed from every message, in case a library echoes it.
-    /// At most `in_flight` requests are sent at once.
+    /// `url` is shown without its user info. At most `in_flight` requests are sent at once.
     pub fn new(
         tracker: &'static str,
         url: &str,
@@ -161,7 +161,7 @@ impl Retrier {
         Retrier {
             policy,
             tracker,
-            url: url.to_string(),
+            url: crate::redact::url(url),
             names,
             secret: secret.to_string(),
             pace: Pace::default(),

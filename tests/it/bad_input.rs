@@ -4,10 +4,10 @@ use shepherd::tracker::{NewIssue, Tracker};
 
 use crate::support::{at, block_on, start_gitaly, Shepherd, GITALY_VARS};
 
-const MINI_TEMPLATE: &str =
+pub(crate) const MINI_TEMPLATE: &str =
     "---\ntitle: \"Move {{table}}\"\nlabels: [db]\n---\n## Proposal\n- [ ] agreed\n";
 
-const MINI: &str = "name: mini
+pub(crate) const MINI: &str = "name: mini
 variables:
   table: {required: true, pattern: \"^[a-z_]+$\"}
 tracking: {template: mini}
@@ -22,7 +22,7 @@ stages:
     terminal: true
 ";
 
-fn project(workflow: &str) -> Shepherd {
+pub(crate) fn project(workflow: &str) -> Shepherd {
     let s = Shepherd::new();
     std::fs::create_dir_all(s.path("workflows")).unwrap();
     std::fs::create_dir_all(s.path("templates")).unwrap();
@@ -289,7 +289,7 @@ fn a_corrupt_tracker() {
 }
 
 /// A project with `mini` changed by `(from, to)` pairs in the workflow and the template.
-fn project_with(workflow: &[(&str, &str)], template: &[(&str, &str)]) -> Shepherd {
+pub(crate) fn project_with(workflow: &[(&str, &str)], template: &[(&str, &str)]) -> Shepherd {
     let mut w = MINI.to_string();
     for (from, to) in workflow {
         assert!(w.contains(from), "{from}");
@@ -307,7 +307,7 @@ fn project_with(workflow: &[(&str, &str)], template: &[(&str, &str)]) -> Shepher
 
 /// Each case: `validate` fails naming the place, and `start` fails the same way without
 /// writing anything.
-fn refused(s: &Shepherd, expected: &str) {
+pub(crate) fn refused(s: &Shepherd, expected: &str) {
     let err = s.fails(&["validate"]);
     assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
     let err = s.fails(&["start", "mini", "--var", "table=users"]);

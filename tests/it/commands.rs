@@ -81,7 +81,10 @@ fn workflows_and_show() {
         "{mermaid}"
     );
     assert!(mermaid.contains("    opt_in : a release of gitlab-org/gitlab (tags matching `^v\\d+\\.\\d+\\.0(-ee)?$`) published since entering this stage\n"), "{mermaid}");
-    assert!(mermaid.contains("    mandatory --> [*]\n"));
+    assert!(
+        mermaid.contains("    mandatory --> done\n") && mermaid.contains("    done --> [*]\n"),
+        "{mermaid}"
+    );
     let text = s.ok(&["show", "acceptance-testing"]);
     assert!(text.contains("staging-trial ~\"acceptance::staging\"\n  gate: all items under \"3. Staging Trial\" are done\n  gate: at least 15m in this stage"), "{text}");
     let out = s.run(&["show", "gitaly-migration", "--format", "csv"]);

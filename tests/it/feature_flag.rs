@@ -1,5 +1,6 @@
 //! The feature-flag rollout workflow: a flag that must follow another flag, the global
-//! rollout, release, cleanup, and a rollback from any step.
+//! rollout on production step by step (10 %, 50 %, fully on, each with its checklist and
+//! soak), release, cleanup, and a rollback from any step.
 
 use crate::support::{at, moves, Shepherd};
 
@@ -49,27 +50,86 @@ fn a_flag_waits_for_the_flag_it_depends_on() {
         "--now",
         &at("2h"),
     ]);
+    // Production is rolled out step by step, each with its soak: 10 %, 50 %, then on.
     s.tick_section(n, None, "Global rollout on production", &at("2h"));
     s.tick_section(n, None, "Release the feature", &at("2h"));
-    let v = s.json(&["advance", &n.to_string(), "--now", &at("2h")]);
+    let production = |when: &str| {
+        s.json(&[
+            "flag",
+            "get",
+            "update_all_mirrors_job_tracker",
+            "--environment",
+            "production",
+            "--now",
+            when,
+        ])
+    };
     assert_eq!(
-        moves(&v),
-        [
-            "preparation>global-rollout",
-            "global-rollout>release",
-            "release>cleanup"
-        ]
+        production(&at("1h"))["exists"],
+        false,
+        "not yet in production"
     );
+    for (when, expected, percentage) in [
+        ("2h", "preparation>production-10", Some(10.0)),
+        ("2h14m", "", Some(10.0)),
+        ("2h15m", "production-10>production-50", Some(50.0)),
+        ("2h30m", "production-50>global-rollout", None),
+        ("1d2h29m", "", None),
+    ] {
+        let v = s.json(&["advance", &n.to_string(), "--now", &at(when)]);
+        let want: Vec<&str> = [expected].into_iter().filter(|m| !m.is_empty()).collect();
+        assert_eq!(moves(&v), want, "at {when}");
+        let flag = production(&at(when));
+        assert_eq!(flag["enabled"], true, "at {when}: {flag}");
+        match percentage {
+            Some(p) => assert_eq!(flag["percentage"], p, "at {when}: {flag}"),
+            None => assert!(flag["percentage"].is_null(), "fully on at {when}: {flag}"),
+        }
+    }
+    // Fully on for a day, then released.
+    let v = s.json(&["advance", &n.to_string(), "--now", &at("1d2h30m")]);
+    assert_eq!(moves(&v), ["global-rollout>release", "release>cleanup"]);
     s.ok(&[
         "tick",
         &n.to_string(),
         "Clean up the feature flag",
         "--now",
-        &at("3h"),
+        &at("1d3h"),
     ]);
-    let v = s.json(&["advance", &n.to_string(), "--now", &at("3h")]);
+    let v = s.json(&["advance", &n.to_string(), "--now", &at("1d3h")]);
     assert_eq!(moves(&v), ["cleanup>done"]);
     assert!(!s.issue(n).open, "done closes the rollout issue");
+}
+
+#[test]
+fn each_production_step_waits_for_its_own_checklist() {
+    let s = Shepherd::new();
+    let started = s.json(&[
+        "start",
+        "feature-flag-rollout",
+        "--var",
+        "feature_flag=gitaly_backup",
+        "--now",
+        &at("0m"),
+    ]);
+    let n = started["ref"].as_u64().unwrap();
+    s.tick_section(n, None, "Rollout on non-production", &at("0m"));
+    s.tick_section(n, None, "Preparation before global rollout", &at("0m"));
+    s.tick_section(n, None, "Roll out to 10%", &at("0m"));
+    let v = s.json(&["advance", &n.to_string(), "--now", &at("1h")]);
+    assert_eq!(
+        moves(&v),
+        ["non-production>preparation", "preparation>production-10"]
+    );
+    let v = s.json(&["advance", &n.to_string(), "--now", &at("2h")]);
+    assert_eq!(moves(&v), ["production-10>production-50"]);
+    // 50 % is not left before its own items are ticked, however long it runs.
+    let v = s.json(&["advance", &n.to_string(), "--now", &at("1w")]);
+    assert_eq!(moves(&v), Vec::<String>::new());
+    assert_eq!(
+        v["blocked_by"][0]["detail"],
+        "0/2 items in *Roll out to 50%*"
+    );
 }
 
 #[test]

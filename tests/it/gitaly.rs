@@ -1,5 +1,5 @@
 //! The whole `gitaly-migration` on the local tracker, from `start` through the
-//! acceptance-testing child to Mandatory, and its side roads: the skip edge, shelving,
+//! acceptance-testing child to Mandatory and done, and its side roads: the skip edge, shelving,
 //! approval by the wrong person, rollback, history, reconcile twice.
 
 use serde_json::Value;
@@ -90,7 +90,7 @@ fn to_ready_for_testing(s: &Shepherd, n: u64) {
 }
 
 #[test]
-fn a_gitaly_migration_from_selection_to_mandatory() {
+fn a_gitaly_migration_from_selection_to_done() {
     let s = Shepherd::new();
     let n = start_gitaly(&s, &at("0m"));
     let issue = s.json(&["issue", &n.to_string()]);
@@ -341,12 +341,22 @@ fn a_gitaly_migration_from_selection_to_mandatory() {
     assert_eq!(moves(&advance(&s, n, &at("60d"))), Vec::<String>::new());
     release(&s, "v17.4.0-ee", &at("69d"));
     assert_eq!(moves(&advance(&s, n, &at("69d2h"))), ["opt-out>mandatory"]);
+    // Mandatory is work: the migration is not done while the flag and the old route stay.
     let status = s.json(&["status", &n.to_string()]);
     assert_eq!(status["stage"], "mandatory");
     assert_eq!(status["label"], "Migration:Mandatory");
-    assert_eq!(status["state"], "completed");
+    assert_eq!(status["state"], "open");
     assert_eq!(status["children"][0]["state"], "completed");
     assert_eq!(status["children"][0]["stage"], "complete");
+    let why = blocked(&advance(&s, n, &at("80d")));
+    assert_eq!(why, ["checklist: 0/2 items in *Mandatory*"]);
+    s.tick_section(n, None, "Mandatory", &at("80d"));
+    assert_eq!(moves(&advance(&s, n, &at("80d"))), ["mandatory>done"]);
+    let status = s.json(&["status", &n.to_string()]);
+    assert_eq!(status["stage"], "done");
+    assert_eq!(status["label"], "Migration:Done");
+    assert_eq!(status["state"], "completed");
+    assert!(!s.issue(n).open, "done closes the tracking issue");
 
     // History: every transition with when and by.
     let history = s.json(&["history", &n.to_string()]);
@@ -375,10 +385,12 @@ fn a_gitaly_migration_from_selection_to_mandatory() {
             "acceptance-testing>opt-in",
             "opt-in>opt-out",
             "opt-out>mandatory",
+            "mandatory>done",
         ]
     );
     assert_eq!(history["transitions"][9]["at"], "2026-03-11T02:00:00Z");
     assert_eq!(history["transitions"][9]["by"], "tester");
+    assert_eq!(history["transitions"][10]["at"], "2026-03-22T00:00:00Z");
 
     // Reconcile twice: nothing moves, nothing is written twice.
     let before: Vec<usize> = s
@@ -412,7 +424,7 @@ fn a_gitaly_migration_from_selection_to_mandatory() {
         .collect();
     assert_eq!(
         seqs,
-        (1..=10).collect::<Vec<u64>>(),
+        (1..=11).collect::<Vec<u64>>(),
         "one audit comment per transition"
     );
 }

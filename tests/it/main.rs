@@ -3,6 +3,7 @@
 
 mod api;
 mod bad_input;
+mod bad_values;
 mod cli;
 mod commands;
 mod concurrency;
@@ -33,3 +34,4 @@ mod support;
 mod test_server;
 mod tidy;
 mod unleash;
+mod validate_sections;

@@ -3,7 +3,7 @@
 //! facts outside the issues are read in `fact_gates`).
 
 use super::load::Validator;
-use super::{ChecklistGate, DurationSpec, Gate, Require, Variable};
+use super::{ChecklistGate, ChecklistSite, DurationSpec, Gate, Require, Variable};
 use crate::core::duration;
 use crate::core::yaml::{Node, NodeKind};
 
@@ -68,6 +68,8 @@ impl Validator<'_> {
                     items: Vec::new(),
                     require: Require::All,
                 };
+                let mut section_loc = value.loc;
+                let mut require_loc = None;
                 if !matches!(value.kind, NodeKind::Null) {
                     let fields = self.map(
                         value,
@@ -76,13 +78,17 @@ impl Validator<'_> {
                     )?;
                     for (k, v) in fields {
                         match k.as_str() {
-                            Some("section") => gate.section = self.string(v, "`section`"),
+                            Some("section") => {
+                                gate.section = self.string(v, "`section`");
+                                section_loc = v.loc;
+                            }
                             Some("child") => gate.child = self.string(v, "`child`"),
                             Some("items") => gate.items = self.strings(v, "an item pattern"),
                             Some("require") => match &v.kind {
                                 NodeKind::Str(s) if s == "all" => gate.require = Require::All,
                                 NodeKind::Int(n) if *n >= 1 => {
-                                    gate.require = Require::AtLeast(*n as usize)
+                                    gate.require = Require::AtLeast(*n as usize);
+                                    require_loc = Some(v.loc);
                                 }
                                 _ => self.problem(
                                     v.loc,
@@ -93,6 +99,11 @@ impl Validator<'_> {
                         }
                     }
                 }
+                self.checklists.push(ChecklistSite {
+                    gate: gate.clone(),
+                    section_loc,
+                    require_loc,
+                });
                 Some(Gate::Checklist(gate))
             }
             "label" | "no_label" => {

@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 use regex::Regex;
 
 use super::{
-    check_label_name, CreateSite, Edge, Known, Problem, Stage, Tracking, Variable, Workflow,
+    check_label_name, ChecklistSite, CreateSite, Edge, Known, Problem, Stage, Tracking, Variable,
+    Workflow,
 };
 use crate::core::yaml::{self, Loc, Node, NodeKind};
 
@@ -30,6 +31,7 @@ pub fn load(
     let mut v = Validator {
         file,
         problems: Vec::new(),
+        checklists: Vec::new(),
     };
     let workflow = v.workflow(&root, expected_name, known);
     match workflow {
@@ -45,6 +47,9 @@ pub fn load(
 pub(super) struct Validator<'a> {
     pub(super) file: &'a str,
     pub(super) problems: Vec<Problem>,
+    /// The checklist gates read so far, checked against their templates once the
+    /// tracking template is known (`sections`).
+    pub(super) checklists: Vec<ChecklistSite>,
 }
 
 pub(super) type Entries<'n> = &'n [(Node, Node)];
@@ -214,6 +219,7 @@ impl<'a> Validator<'a> {
             self.template_ref(&t.template, *loc, &declared, known, "the tracking template");
         }
         self.check_graph(&stages, &declared, known);
+        self.check_sections(tracking.as_ref().map(|(t, _)| t.template.as_str()), known);
         let (tracking, _) = tracking?;
         let create_sites = stages
             .iter()
@@ -239,6 +245,7 @@ impl<'a> Validator<'a> {
             tracking,
             stages,
             create_sites,
+            checklist_sites: std::mem::take(&mut self.checklists),
         })
     }
 

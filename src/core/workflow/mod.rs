@@ -1,9 +1,10 @@
 //! Workflow files: the validated model (`Workflow`, `Stage`, `Edge`, `Gate`, `Action`,
 //! `Variable`) and its methods. The step from a file to the model lives in the submodules:
-//! `load` walks the raw YAML tree, `gates` and `actions` read those parts of a stage, and
+//! `load` walks the raw YAML tree, `gates` and `actions` read those parts of a stage,
 //! `validate` checks the workflow as a whole (targets, reachability, ways out, duplicates,
-//! templates, variables). Loading never stops at the first problem: it returns every
-//! `Problem` with its file, line and column.
+//! templates, variables), and `sections` holds each checklist gate against the template it
+//! reads. Loading never stops at the first problem: it returns every `Problem` with its
+//! file, line and column.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -18,10 +19,12 @@ mod actions;
 mod fact_gates;
 mod gates;
 mod load;
+mod sections;
 mod validate;
 
 pub use fact_gates::check_project;
 pub use load::load;
+pub use sections::check_child_sections;
 pub use validate::{
     check_children, raw_use_message, raw_variable_uses, template_variables, MAX_CHILDREN,
 };
@@ -37,6 +40,20 @@ pub struct Workflow {
     /// Every `create_issue` of the file with its place, for the checks that look across
     /// workflows (`check_children`).
     pub create_sites: Vec<CreateSite>,
+    /// Every `checklist` gate of the file with its places, for the check of a child
+    /// workflow's gates against the template its parent opens it with
+    /// (`check_child_sections`).
+    pub checklist_sites: Vec<ChecklistSite>,
+}
+
+/// A `checklist` gate and where the file writes it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChecklistSite {
+    pub gate: ChecklistGate,
+    /// The place of its `section`, or of the gate when it has none.
+    pub section_loc: Loc,
+    /// The place of its `require`, when that is a number.
+    pub require_loc: Option<Loc>,
 }
 
 /// A `create_issue` action and where the file writes it.
@@ -300,10 +317,12 @@ impl fmt::Display for Problem {
 }
 
 /// What the rest of the catalogue offers a workflow: templates (with the variables each
-/// uses) and the names of the other workflows.
+/// uses, and the outline of each, when known, for its checklist gates) and the names of
+/// the other workflows.
 #[derive(Clone, Debug, Default)]
 pub struct Known {
     pub templates: BTreeMap<String, BTreeSet<String>>,
+    pub outlines: BTreeMap<String, super::outline::Outline>,
     pub workflows: BTreeSet<String>,
 }
 

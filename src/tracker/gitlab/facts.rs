@@ -76,7 +76,7 @@ impl GitLabTracker {
     fn unknown_project(&self, project: &str) -> TrackerError {
         TrackerError::Other(format!(
             "project `{project}` not found on {} (or this token cannot see it)",
-            self.config.url
+            self.config.shown()
         ))
     }
 
@@ -97,7 +97,8 @@ impl GitLabTracker {
             Err(f) if f.status == Some(404) => return Err(self.unknown_project(project)),
             Err(f) => return Err(f.into()),
         };
-        let web = format!("{}/{project}", self.config.url);
+        // A link people follow, in gate details and audit comments.
+        let web = format!("{}/{project}", self.config.shown());
         let mut out: Vec<Release> = releases
             .into_iter()
             .filter_map(|r| r.into_fact(&web))

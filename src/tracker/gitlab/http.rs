@@ -28,8 +28,9 @@ pub struct Http {
 
 impl Http {
     pub fn new(config: &Config, token: &str) -> Result<Http, TrackerError> {
-        let bad =
-            |why: String| TrackerError::Other(format!("bad --gitlab-url `{}`: {why}", config.url));
+        let bad = |why: String| {
+            TrackerError::Other(format!("bad --gitlab-url `{}`: {why}", config.shown()))
+        };
         let base = url::Url::parse(&config.url).map_err(|e| bad(e.to_string()))?;
         if base.host_str().is_none() || !matches!(base.scheme(), "http" | "https") {
             return Err(bad("write http(s)://HOST[:PORT][/PATH]".into()));

@@ -45,6 +45,12 @@ impl Config {
             concurrency: 8,
         }
     }
+
+    /// The URL as messages and links show it: without user info (which reqwest sends as
+    /// basic authentication, for a GitLab behind a proxy that asks for it).
+    pub fn shown(&self) -> String {
+        crate::redact::url(&self.url)
+    }
 }
 
 pub struct GitLabTracker {
@@ -70,7 +76,7 @@ impl GitLabTracker {
             };
             return Err(TrackerError::Other(format!(
                 "cannot connect to GitLab at {}: {why}",
-                config.url
+                config.shown()
             )));
         }
         Ok(GitLabTracker {

@@ -60,12 +60,33 @@ impl LocalTracker {
         now: Option<DateTime<Utc>>,
         actor: &str,
     ) -> Result<LocalTracker, TrackerError> {
+        Self::open_with(path, create, now, actor, false)
+    }
+
+    /// Opens the tracker at `path` (creating it) to set its clock: a stored clock that
+    /// cannot be read is no obstacle, since `set_clock` replaces it. Every other command
+    /// refuses such a file, naming it (`open`).
+    pub fn open_to_set_clock(path: &Path, actor: &str) -> Result<LocalTracker, TrackerError> {
+        Self::open_with(path, true, None, actor, true)
+    }
+
+    fn open_with(
+        path: &Path,
+        create: bool,
+        now: Option<DateTime<Utc>>,
+        actor: &str,
+        replacing_clock: bool,
+    ) -> Result<LocalTracker, TrackerError> {
         let empty = std::fs::metadata(path)
             .map(|m| m.len() == 0)
             .unwrap_or(true);
         let in_memory = empty && !create;
         let conn = if in_memory { memory()? } else { connect(path)? };
-        let stored = clock::stored(&conn)?;
+        let stored = match clock::stored(&conn) {
+            Ok(stored) => stored,
+            Err(clock::StoredClock::Unreadable(_)) if replacing_clock => None,
+            Err(e) => return Err(e.at(path)),
+        };
         Ok(LocalTracker {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
@@ -92,7 +113,7 @@ impl LocalTracker {
         let mut in_memory = lock(&self.in_memory);
         if *in_memory {
             let conn = connect(&self.path)?;
-            *lock(&self.stored_clock) = clock::stored(&conn)?;
+            *lock(&self.stored_clock) = clock::stored(&conn).map_err(|e| e.at(&self.path))?;
             *lock(&self.conn) = conn;
             *in_memory = false;
         }
@@ -122,13 +143,17 @@ impl LocalTracker {
         f(&conn).map_err(|e| self.fail(e))
     }
 
-    /// Names the file when SQLite finds it damaged.
+    /// Names the file when SQLite finds it damaged, or a time in it cannot be read.
     fn fail(&self, e: TrackerError) -> TrackerError {
         match e {
-            TrackerError::Local(reason) if reason.contains("malformed") => TrackerError::Corrupt {
-                path: self.path.display().to_string(),
-                reason,
-            },
+            TrackerError::Local(reason)
+                if reason.contains("malformed") || reason.starts_with(BAD_TIME) =>
+            {
+                TrackerError::Corrupt {
+                    path: self.path.display().to_string(),
+                    reason,
+                }
+            }
             other => other,
         }
     }
@@ -137,10 +162,13 @@ impl LocalTracker {
         issues::one(conn, number)?
             .ok_or(TrackerError::NotFound(number))?
             .into_issue(self)
+            .map_err(|e| self.fail(e))
     }
 
     fn collect(&self, rows: Vec<IssueRow>) -> Result<Vec<Issue>, TrackerError> {
-        rows.into_iter().map(|r| r.into_issue(self)).collect()
+        rows.into_iter()
+            .map(|r| r.into_issue(self).map_err(|e| self.fail(e)))
+            .collect()
     }
 }
 
@@ -197,8 +225,16 @@ fn sql(e: rusqlite::Error) -> TrackerError {
 fn parse_time(text: &str) -> Result<DateTime<Utc>, TrackerError> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| TrackerError::Local(format!("bad time `{text}`: {e}")))
+        .map_err(|e| {
+            TrackerError::Local(format!(
+                "{BAD_TIME} `{text}` (shepherd reads RFC 3339 times up to {}): {e}",
+                crate::core::time::LATEST
+            ))
+        })
 }
+
+/// How `parse_time` starts its error, so that `fail` can name the file.
+const BAD_TIME: &str = "a stored time is unreadable:";
 
 #[async_trait]
 impl Tracker for LocalTracker {

@@ -141,6 +141,7 @@ fn a_gitaly_migration_runs_on_github() {
     assert_eq!(moves(&hub.advance(n)), ["acceptance-testing>opt-in"]);
     hub.tick_section(n, "Opt-In");
     hub.tick_section(n, "Opt-Out");
+    hub.tick_section(n, "Mandatory");
     // Opt-In waits for the next minor release of GitLab, however long that takes; a
     // patch release does not count.
     hub.server.travel(chrono::Duration::days(31));
@@ -166,14 +167,18 @@ fn a_gitaly_migration_runs_on_github() {
     assert_eq!(moves(&hub.advance(n)), ["opt-in>opt-out"]);
     hub.server.travel(chrono::Duration::days(31));
     release("v17.4.0-ee");
-    assert_eq!(moves(&hub.advance(n)), ["opt-out>mandatory"]);
+    // The Mandatory work was ticked already: done in the same advance.
+    assert_eq!(
+        moves(&hub.advance(n)),
+        ["opt-out>mandatory", "mandatory>done"]
+    );
     assert_eq!(hub.json(&["status", &n.to_string()])["state"], "completed");
     assert_eq!(
         hub.json(&["history", &n.to_string()])["transitions"]
             .as_array()
             .unwrap()
             .len(),
-        10
+        11
     );
 
     hub.server.clear_log();

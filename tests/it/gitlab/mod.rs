@@ -69,6 +69,7 @@ fn a_gitaly_migration_runs_on_gitlab() {
     for l in [
         "Selection",
         "Migration:Mandatory",
+        "Migration:Done",
         "Opt-In Approved",
         "existing-rpc",
         "shelve",
@@ -201,6 +202,7 @@ fn a_gitaly_migration_runs_on_gitlab() {
     assert_eq!(moves(&lab.advance(n)), ["acceptance-testing>opt-in"]);
     lab.tick_section(n, "Opt-In");
     lab.tick_section(n, "Opt-Out");
+    lab.tick_section(n, "Mandatory");
     // Opt-In waits for the next minor release of GitLab, however long that takes; a
     // patch release does not count.
     lab.server.travel(chrono::Duration::days(31));
@@ -226,11 +228,15 @@ fn a_gitaly_migration_runs_on_gitlab() {
     assert_eq!(moves(&lab.advance(n)), ["opt-in>opt-out"]);
     lab.server.travel(chrono::Duration::days(31));
     release("v17.4.0-ee");
-    assert_eq!(moves(&lab.advance(n)), ["opt-out>mandatory"]);
+    // The Mandatory work was ticked already: done in the same advance.
+    assert_eq!(
+        moves(&lab.advance(n)),
+        ["opt-out>mandatory", "mandatory>done"]
+    );
     let status = lab.json(&["status", &n.to_string()]);
     assert_eq!(status["state"], "completed");
     let history = lab.json(&["history", &n.to_string()]);
-    assert_eq!(history["transitions"].as_array().unwrap().len(), 10);
+    assert_eq!(history["transitions"].as_array().unwrap().len(), 11);
     assert_eq!(history["transitions"][7]["by"], "shepherd-bot");
 
     // Reconcile twice: nothing written.
@@ -672,6 +678,9 @@ fn untrusted_values_do_not_run_quick_actions() {
             "feature_flag=my_flag",
             "--var",
             "feature_description=the thing\n/close\n/label ~hacked",
+            "--var",
+            // File, group and record separators, which a GitLab may read as line breaks.
+            "team=\u{1c}/close\u{1d}/label ~hacked\u{1e}/unassign\u{9b}",
             "--format",
             "json",
         ],
@@ -685,10 +694,16 @@ fn untrusted_values_do_not_run_quick_actions() {
         .unwrap()
         .iter()
         .any(|l| l == "hacked"));
-    assert!(issue["description"]
-        .as_str()
-        .unwrap()
-        .contains("the thing /close /label ~hacked"));
+    let description = issue["description"].as_str().unwrap();
+    assert!(description.contains("the thing /close /label ~hacked"));
+    assert!(
+        description.contains("- Team: \u{200B}/close/label ~hacked/unassign\n"),
+        "{description}"
+    );
+    assert!(
+        !description.chars().any(|c| c.is_control() && c != '\n'),
+        "{description:?}"
+    );
 }
 
 #[test]
