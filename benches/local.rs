@@ -22,7 +22,7 @@ use shepherd::core::marker::{IssueMarker, TransitionMarker};
 use shepherd::core::report;
 use shepherd::core::snapshot::LabelEvent;
 use shepherd::core::workflow::Workflow;
-use shepherd::engine::Engine;
+use shepherd::engine::{Engine, Settings};
 use shepherd::render::{Context, IssueRef};
 use shepherd::tracker::local::LocalTracker;
 use shepherd::tracker::{
@@ -385,7 +385,7 @@ fn status_in_process(
         let store =
             shepherd::store::sqlite::SqliteStore::open(&state.path().join("state.db"), false)
                 .unwrap();
-        let engine = Engine::new(&tracker, catalog, &store, "bench");
+        let engine = Engine::new(&tracker, catalog, &store, Settings::acting_as("bench"));
         runtime.block_on(async {
             let index = engine.index().await.unwrap();
             let statuses = engine

@@ -31,7 +31,7 @@ use api::Api;
 use shepherd::catalog::{Catalog, Sources};
 use shepherd::core::checklist;
 use shepherd::core::workflow::{Gate, Stage};
-use shepherd::engine::Engine;
+use shepherd::engine::{Engine, Settings};
 use shepherd::tracker::{github, gitlab, Tracker};
 use test_server::ReleaseKind;
 
@@ -188,8 +188,11 @@ async fn measure(
     let state = tempfile::tempdir().unwrap();
     let store =
         shepherd::store::sqlite::SqliteStore::open(&state.path().join("state.db"), false).unwrap();
-    let mut engine = Engine::new(tracker, catalog, &store, "bench");
-    engine.concurrency = CONCURRENCY;
+    let settings = Settings {
+        concurrency: CONCURRENCY,
+        ..Settings::acting_as("bench")
+    };
+    let engine = Engine::new(tracker, catalog, &store, settings);
     server.forget_requests();
     let start = Instant::now();
     let result = engine.reconcile(false).await.unwrap();

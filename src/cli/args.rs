@@ -59,6 +59,16 @@ comment for every move, and reports where every migration stands.",
     after_long_help = ENVIRONMENT,
 )]
 pub(super) struct Cli {
+    #[command(flatten)]
+    pub(super) global: Global,
+    #[command(subcommand)]
+    pub(super) command: Command,
+}
+
+/// The options every command takes, shown apart from a command's own.
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "Global options")]
+pub(super) struct Global {
     /// The tracker: local[:PATH] (default local:.shepherd/tracker.db), gitlab:GROUP/PROJECT or github:OWNER/REPO (repeated: `serve` serves them all)
     #[arg(
         long,
@@ -131,8 +141,6 @@ pub(super) struct Cli {
         value_name = "URL"
     )]
     pub(super) prometheus_url: Option<String>,
-    #[command(subcommand)]
-    pub(super) command: Command,
 }
 
 #[derive(Subcommand, Debug)]
@@ -180,6 +188,81 @@ pub(super) enum Command {
         #[arg(long, value_name = "FILE")]
         vars_file: Option<PathBuf>,
     },
+    #[command(flatten)]
+    Tracked(Tracked),
+    /// Print shell completions for SHELL on standard output
+    #[command(
+        after_help = "Examples:\n  shepherd completions bash > ~/.local/share/bash-completion/completions/shepherd\n  shepherd completions zsh > \"${fpath[1]}/_shepherd\"\n  shepherd completions fish > ~/.config/fish/completions/shepherd.fish"
+    )]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
+    /// The local tracker's rehearsal clock: show it, set it, or move it on
+    #[command(
+        after_help = "Examples:\n  shepherd clock set 2026-01-01T00:00:00Z\n  shepherd clock advance 2h\n  shepherd clock"
+    )]
+    Clock {
+        #[command(subcommand)]
+        action: Option<ClockAction>,
+    },
+    /// Merge requests on the local tracker, as a person opens, merges and closes them
+    #[command(
+        after_help = "The local tracker stands in for GitLab or GitHub in a rehearsal: a merge request references\nissues, and `merge_request` gates read it. On a gitlab:… or github:… tracker, people open and\nmerge them there.\n\nExamples:\n  shepherd mr open --issue 12\n  shepherd mr open --issue 12 --project gitlab-org/gitaly --title \"Add FindCommit\"\n  shepherd mr merge 1\n  shepherd mr close 2 --project gitlab-org/gitaly"
+    )]
+    Mr {
+        #[command(subcommand)]
+        action: MrAction,
+    },
+    /// Releases on the local tracker, as a person publishes them
+    #[command(
+        after_help = "The local tracker stands in for GitLab or GitHub in a rehearsal: `release` gates read what is\npublished here. On a gitlab:… or github:… tracker, people publish releases there.\n\nExamples:\n  shepherd release publish v1.0.0\n  shepherd release publish v17.3.0 --project gitlab-org/gitlab --now 2026-03-01T12:00:00Z"
+    )]
+    Release {
+        #[command(subcommand)]
+        action: ReleaseAction,
+    },
+    /// Feature flags on the configured backend: list them, read one, set one
+    #[command(
+        after_help = "The backend is --flags, SHEPHERD_FLAGS or [flags] backend in shepherd.toml: local (the local\ntracker's file; the default there), gitlab-project (the default on GitLab), gitlab-instance,\nunleash, or none.\n\nExamples:\n  shepherd flag list\n  shepherd flag get gitaly_find_commit\n  shepherd flag set gitaly_find_commit --percentage 5 --environment production\n  shepherd flag set gitaly_find_commit --off"
+    )]
+    Flag {
+        #[command(subcommand)]
+        action: FlagAction,
+    },
+    /// Run the service: webhooks, workers, resync, dashboard, /metrics
+    #[command(
+        after_help = "Needs SHEPHERD_WEBHOOK_SECRET (GitLab secret token, GitHub webhook secret) or\nSHEPHERD_WEBHOOK_SIGNING_TOKEN (GitLab signing token, whsec_…), read from the environment.\n\nEndpoints: POST /hooks/gitlab, POST /hooks/github, GET / (dashboard), GET /api/migrations,\nGET /api/migrations/TRACKER/REF, GET /metrics, GET /healthz, GET /readyz.\n\nExamples:\n  SHEPHERD_WEBHOOK_SECRET=… shepherd --tracker gitlab:my-group/my-project serve\n  shepherd serve --listen 0.0.0.0:8080 --resync 5m --concurrency 16"
+    )]
+    Serve {
+        /// The address to listen on (port 0: any free port, printed at start)
+        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// Time between incremental resyncs, which catch missed webhooks (e.g. 10m, 30s)
+        #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = parse_std_duration)]
+        resync: std::time::Duration,
+        /// Time between full resyncs, which read every list whole again (e.g. 6h)
+        #[arg(long, default_value = "6h", value_name = "DURATION", value_parser = parse_std_duration)]
+        full_resync: std::time::Duration,
+        /// Accept webhooks without any secret (only on a trusted network; printed loudly)
+        #[arg(long)]
+        insecure_no_webhook_secret: bool,
+    },
+    /// Print the man page (roff) on standard output
+    #[command(
+        after_help = "Examples:\n  shepherd man | man -l -\n  shepherd man > ~/.local/share/man/man1/shepherd.1"
+    )]
+    Man,
+    /// Print the JSON Schema (2020-12) of workflow files, for editors
+    #[command(
+        after_help = "Editors that read JSON Schemas complete keys and mark mistakes as you type. Write the schema once and name it on a workflow's first line (the YAML language server: VS Code's YAML extension, Neovim, Helix):\n  # yaml-language-server: $schema=../workflow.schema.json\nThe schema checks the shape (keys, types); `shepherd validate` checks the rest.\n\nExamples:\n  shepherd schema > workflow.schema.json\n  shepherd schema | jq '.[\"$defs\"].Gate'"
+    )]
+    Schema,
+}
+
+/// The commands that talk to a tracker through the engine (`tracked`).
+#[derive(Subcommand, Debug)]
+pub(super) enum Tracked {
     /// Print one issue as a person sees it
     #[command(after_help = "Examples:\n  shepherd issue 12\n  shepherd issue '#12' --format json")]
     Issue {
@@ -365,69 +448,6 @@ pub(super) enum Command {
         #[arg(long)]
         publish: bool,
     },
-    /// Print shell completions for SHELL on standard output
-    #[command(
-        after_help = "Examples:\n  shepherd completions bash > ~/.local/share/bash-completion/completions/shepherd\n  shepherd completions zsh > \"${fpath[1]}/_shepherd\"\n  shepherd completions fish > ~/.config/fish/completions/shepherd.fish"
-    )]
-    Completions {
-        /// bash, zsh, fish, elvish or powershell
-        shell: clap_complete::Shell,
-    },
-    /// The local tracker's rehearsal clock: show it, set it, or move it on
-    #[command(
-        after_help = "Examples:\n  shepherd clock set 2026-01-01T00:00:00Z\n  shepherd clock advance 2h\n  shepherd clock"
-    )]
-    Clock {
-        #[command(subcommand)]
-        action: Option<ClockAction>,
-    },
-    /// Merge requests on the local tracker, as a person opens, merges and closes them
-    #[command(
-        after_help = "The local tracker stands in for GitLab or GitHub in a rehearsal: a merge request references\nissues, and `merge_request` gates read it. On a gitlab:… or github:… tracker, people open and\nmerge them there.\n\nExamples:\n  shepherd mr open --issue 12\n  shepherd mr open --issue 12 --project gitlab-org/gitaly --title \"Add FindCommit\"\n  shepherd mr merge 1\n  shepherd mr close 2 --project gitlab-org/gitaly"
-    )]
-    Mr {
-        #[command(subcommand)]
-        action: MrAction,
-    },
-    /// Releases on the local tracker, as a person publishes them
-    #[command(
-        after_help = "The local tracker stands in for GitLab or GitHub in a rehearsal: `release` gates read what is\npublished here. On a gitlab:… or github:… tracker, people publish releases there.\n\nExamples:\n  shepherd release publish v1.0.0\n  shepherd release publish v17.3.0 --project gitlab-org/gitlab --now 2026-03-01T12:00:00Z"
-    )]
-    Release {
-        #[command(subcommand)]
-        action: ReleaseAction,
-    },
-    /// Feature flags on the configured backend: list them, read one, set one
-    #[command(
-        after_help = "The backend is --flags, SHEPHERD_FLAGS or [flags] backend in shepherd.toml: local (the local\ntracker's file; the default there), gitlab-project (the default on GitLab), gitlab-instance,\nunleash, or none.\n\nExamples:\n  shepherd flag list\n  shepherd flag get gitaly_find_commit\n  shepherd flag set gitaly_find_commit --percentage 5 --environment production\n  shepherd flag set gitaly_find_commit --off"
-    )]
-    Flag {
-        #[command(subcommand)]
-        action: FlagAction,
-    },
-    /// Run the service: webhooks, workers, resync, dashboard, /metrics
-    #[command(
-        after_help = "Needs SHEPHERD_WEBHOOK_SECRET (GitLab secret token, GitHub webhook secret) or\nSHEPHERD_WEBHOOK_SIGNING_TOKEN (GitLab signing token, whsec_…), read from the environment.\n\nEndpoints: POST /hooks/gitlab, POST /hooks/github, GET / (dashboard), GET /api/migrations,\nGET /api/migrations/TRACKER/REF, GET /metrics, GET /healthz, GET /readyz.\n\nExamples:\n  SHEPHERD_WEBHOOK_SECRET=… shepherd --tracker gitlab:my-group/my-project serve\n  shepherd serve --listen 0.0.0.0:8080 --resync 5m --concurrency 16"
-    )]
-    Serve {
-        /// The address to listen on (port 0: any free port, printed at start)
-        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
-        listen: std::net::SocketAddr,
-        /// Time between incremental resyncs, which catch missed webhooks (e.g. 10m, 30s)
-        #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = parse_std_duration)]
-        resync: std::time::Duration,
-        /// Time between full resyncs, which read every list whole again (e.g. 6h)
-        #[arg(long, default_value = "6h", value_name = "DURATION", value_parser = parse_std_duration)]
-        full_resync: std::time::Duration,
-        /// Accept webhooks without any secret (only on a trusted network; printed loudly)
-        #[arg(long)]
-        insecure_no_webhook_secret: bool,
-    },
-    /// Print the man page (roff) on standard output
-    #[command(
-        after_help = "Examples:\n  shepherd man | man -l -\n  shepherd man > ~/.local/share/man/man1/shepherd.1"
-    )]
-    Man,
 }
 
 /// What `shepherd flag` does.

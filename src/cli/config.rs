@@ -12,7 +12,7 @@ use anyhow::{bail, Context as _, Result};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::args::Cli;
+use super::args::Global;
 use super::output::{io_error, Format};
 use crate::catalog::{Catalog, Sources};
 use crate::tracker::local::LocalTracker;
@@ -101,6 +101,14 @@ pub(super) struct Session {
     pub(super) timeout: Duration,
     /// `--max-wait`: the longest wait for a rate limit or retries.
     pub(super) max_wait: Duration,
+    /// `SHEPHERD_RETRIES` and `SHEPHERD_RETRY_BASE_MS` (tests use short delays).
+    retries: Option<usize>,
+    retry_base: Option<Duration>,
+    /// `SHEPHERD_LEASE_TTL` (e.g. `3s`, 1–3600 s): how long a killed process's work stays
+    /// blocked.
+    lease_ttl: Duration,
+    /// `HOSTNAME`: the first part of this run's id.
+    host: String,
     gitlab_url: Option<String>,
     github_url: Option<String>,
     prometheus_url: Option<String>,
@@ -109,7 +117,7 @@ pub(super) struct Session {
 
 impl Session {
     /// Reads `shepherd.toml` (from the current directory upwards) and takes the flags.
-    pub(super) fn new(cli: &Cli) -> Result<Session> {
+    pub(super) fn new(cli: &Global) -> Result<Session> {
         let cwd = std::env::current_dir().context("cannot read the current directory")?;
         let (config, config_dir) = match find_config(&cwd) {
             Some(path) => {
@@ -139,11 +147,48 @@ impl Session {
             fresh_reads: std::env::var("SHEPHERD_CACHE").is_ok_and(|v| v == "off"),
             timeout: cli.timeout,
             max_wait: cli.max_wait,
+            retries: env_number("SHEPHERD_RETRIES").map(|n| n.clamp(1, 20) as usize),
+            retry_base: env_number("SHEPHERD_RETRY_BASE_MS").map(Duration::from_millis),
+            lease_ttl: std::env::var("SHEPHERD_LEASE_TTL")
+                .ok()
+                .and_then(|v| v.strip_suffix('s').and_then(|n| n.parse::<u64>().ok()))
+                .filter(|n| (1..=3600).contains(n))
+                .map_or(crate::engine::lease::DEFAULT_LEASE_TTL, Duration::from_secs),
+            host: std::env::var("HOSTNAME")
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "host".into()),
             gitlab_url: cli.gitlab_url.clone(),
             github_url: cli.github_url.clone(),
             prometheus_url: cli.prometheus_url.clone(),
             flags: cli.flags.clone(),
         })
+    }
+
+    /// How the engine behaves in this process: who acts, how many requests at once,
+    /// whether caches are used, the lease's length, and a new run id.
+    pub(super) fn engine_settings(&self) -> crate::engine::Settings {
+        crate::engine::Settings {
+            actor: self.actor.clone(),
+            run_id: crate::engine::new_run_id(&self.host),
+            concurrency: self.concurrency,
+            fresh_reads: self.fresh_reads,
+            note_drift: false,
+            lease_ttl: self.lease_ttl,
+        }
+    }
+
+    /// How requests to a remote tracker are timed out, retried and announced.
+    fn retry_policy(&self) -> crate::tracker::retry::Policy {
+        let d = crate::tracker::retry::Policy::default();
+        crate::tracker::retry::Policy {
+            attempts: self.retries.unwrap_or(d.attempts),
+            min_delay: self.retry_base.unwrap_or(d.min_delay),
+            timeout: self.timeout,
+            max_wait: self.max_wait,
+            announce: Some(super::output::note),
+            ..d
+        }
     }
 
     /// The `--format` asked for (text when none), if this command can print it.
@@ -294,15 +339,8 @@ impl Session {
 
     /// The feature-flag backend of the one tracker this command acts on.
     pub(super) fn flags_backend(&self) -> Result<Option<Box<dyn crate::flags::Flags>>> {
-        let target = Target {
-            gitlab_url: self
-                .config
-                .tracker
-                .as_ref()
-                .and_then(|t| t.gitlab_url.clone()),
-            github_url: None,
-        };
-        self.flags_backend_for(&self.spec()?, &target)
+        let (spec, target) = self.one_target()?;
+        self.flags_backend_for(&spec, &target)
     }
 
     /// The feature-flag backend of tracker `spec`: `--flags`, `SHEPHERD_FLAGS`, `[flags]
@@ -357,8 +395,7 @@ impl Session {
                         bail!("the `gitlab-project` flags backend needs a project: [flags] project = \"group/project\" in shepherd.toml");
                     };
                     let mut gl = gitlab::Config::new(&url, &project);
-                    gl.policy.timeout = self.timeout;
-                    gl.policy.max_wait = self.max_wait;
+                    gl.policy = self.retry_policy();
                     let environment = config.and_then(|c| c.environment.clone());
                     Box::new(crate::flags::GitLabProjectFlags::new(
                         &gl,
@@ -367,8 +404,7 @@ impl Session {
                     )?)
                 } else {
                     let mut gl = gitlab::Config::new(&url, project.as_deref().unwrap_or("-/-"));
-                    gl.policy.timeout = self.timeout;
-                    gl.policy.max_wait = self.max_wait;
+                    gl.policy = self.retry_policy();
                     Box::new(crate::flags::GitLabInstanceFlags::new(&gl, &token)?)
                 };
                 Ok(Some(flags))
@@ -427,15 +463,14 @@ impl Session {
         }
     }
 
-    /// Opens the tracker. `create` creates a missing local tracker; other commands see an
-    /// empty one. Remote trackers read their token from the environment.
-    pub(super) async fn tracker(&self, create: bool) -> Result<Box<dyn Tracker>> {
+    /// The one tracker a command acts on, with the URLs `shepherd.toml` gives it.
+    pub(super) fn one_target(&self) -> Result<(TrackerSpec, Target)> {
         let configured = self.config.tracker.as_ref();
         let target = Target {
             gitlab_url: configured.and_then(|t| t.gitlab_url.clone()),
             github_url: configured.and_then(|t| t.github_url.clone()),
         };
-        self.open(&self.spec()?, &target, create).await
+        Ok((self.spec()?, target))
     }
 
     /// Opens one tracker with the URLs `target` configures (the flags come first).
@@ -464,8 +499,7 @@ impl Session {
                     .unwrap_or_else(|| "https://gitlab.com".to_string());
                 let mut config = gitlab::Config::new(&url, &project);
                 config.concurrency = self.concurrency;
-                config.policy.timeout = self.timeout;
-                config.policy.max_wait = self.max_wait;
+                config.policy = self.retry_policy();
                 Ok(Box::new(
                     gitlab::GitLabTracker::connect(config, &token).await?,
                 ))
@@ -487,12 +521,16 @@ impl Session {
                 }
                 let mut config = github::Config::new(&url, &repo);
                 config.concurrency = self.concurrency;
-                config.policy.timeout = self.timeout;
-                config.policy.max_wait = self.max_wait;
+                config.policy = self.retry_policy();
                 Ok(Box::new(github::GitHubTracker::connect(config, &token)?))
             }
         }
     }
+}
+
+/// A whole number from the environment variable `name`, if it holds one.
+fn env_number(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
 
 /// The URLs one tracker is reached at, from `shepherd.toml` (`--gitlab-url` and

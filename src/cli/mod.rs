@@ -4,17 +4,21 @@
 //! give 2.
 
 mod args;
+mod assemble;
 mod clock_cmd;
 mod commands;
 mod config;
 mod flag_cmd;
 mod label_cmd;
 mod logging;
+mod move_cmd;
 mod mr_cmd;
 mod output;
+mod person_cmd;
 mod progress;
 mod report_cmd;
 mod serve_cmd;
+mod status_cmd;
 mod tracked;
 mod values;
 
@@ -61,36 +65,39 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
 }
 
 async fn execute(cli: Cli) -> Result<ExitCode> {
-    match &cli.command {
+    // Completions and the manual need no configuration: a broken shepherd.toml does not
+    // stop them.
+    let session = || Session::new(&cli.global);
+    match cli.command {
         Command::Completions { shell } => {
             let mut out = Vec::new();
-            clap_complete::generate(*shell, &mut Cli::command(), "shepherd", &mut out);
+            clap_complete::generate(shell, &mut Cli::command(), "shepherd", &mut out);
             output::raw(&out)?;
-            return Ok(ExitCode::SUCCESS);
+            Ok(ExitCode::SUCCESS)
         }
         Command::Man => {
             let mut out = Vec::new();
             clap_mangen::Man::new(Cli::command()).render(&mut out)?;
             output::raw(&out)?;
-            return Ok(ExitCode::SUCCESS);
+            Ok(ExitCode::SUCCESS)
         }
-        _ => {}
-    }
-    let session = Session::new(&cli)?;
-    match cli.command {
-        Command::Init { dir } => init(&session, dir.unwrap_or_else(|| PathBuf::from("."))),
-        Command::Validate { paths } => validate(&session, &paths),
-        Command::Workflows => workflows(&session),
-        Command::Show { workflow } => show(&session, &workflow),
+        Command::Schema => {
+            output::raw(format!("{}\n", crate::core::workflow::schema::json_schema()).as_bytes())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Init { dir } => init(&session()?, dir.unwrap_or_else(|| PathBuf::from("."))),
+        Command::Validate { paths } => validate(&session()?, &paths),
+        Command::Workflows => workflows(&session()?),
+        Command::Show { workflow } => show(&session()?, &workflow),
         Command::Render {
             template,
             vars,
             vars_file,
-        } => render_cmd(&session, &template, &vars, vars_file.as_deref()),
-        Command::Clock { action } => clock_cmd::clock(&session, action),
-        Command::Mr { action } => mr_cmd::mr(&session, action),
-        Command::Release { action } => mr_cmd::release(&session, action),
-        Command::Flag { action } => flag_cmd::flag(&session, action).await,
+        } => render_cmd(&session()?, &template, &vars, vars_file.as_deref()),
+        Command::Clock { action } => clock_cmd::clock(&session()?, action),
+        Command::Mr { action } => mr_cmd::mr(&session()?, action),
+        Command::Release { action } => mr_cmd::release(&session()?, action),
+        Command::Flag { action } => flag_cmd::flag(&session()?, action).await,
         Command::Serve {
             listen,
             resync,
@@ -103,8 +110,8 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
                 full_resync,
                 insecure: insecure_no_webhook_secret,
             };
-            serve_cmd::serve(&session, args).await
+            serve_cmd::serve(&session()?, args).await
         }
-        command => tracked(&session, command).await,
+        Command::Tracked(command) => tracked(&session()?, command).await,
     }
 }

@@ -1,5 +1,5 @@
-//! `shepherd serve`: opens the tracker (read through the Store's cache when remote), the
-//! Store and the listening socket, checks that webhooks can be authenticated, and runs
+//! `shepherd serve`: assembles an engine for each tracker served (`assemble`), opens the
+//! listening socket, checks that webhooks can be authenticated, and runs
 //! the service until SIGTERM or SIGINT. The secrets are read from the environment and
 //! never printed.
 
@@ -10,13 +10,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 
+use super::assemble::Assembly;
 use super::config::Session;
 use super::output::note;
 use crate::engine::Engine;
 use crate::serve::{self, Secrets, Shared};
-use crate::store::Store;
-use crate::tracker::cached::CachedTracker;
-use crate::tracker::Tracker;
 
 /// `serve`'s own flags.
 pub(super) struct ServeArgs {
@@ -31,60 +29,13 @@ pub(super) async fn serve(session: &Session, args: ServeArgs) -> Result<ExitCode
     if session.now.is_some() {
         bail!("--now cannot be used with serve: the service runs on the clock");
     }
-    let catalog = session.catalog()?;
-    let targets = session.targets()?;
-    let mut opened: Vec<(String, bool, Box<dyn Tracker>)> = Vec::new();
-    for (spec, target) in &targets {
-        let tracker = session.open(spec, target, false).await?;
-        let name = tracker.describe();
-        if opened.iter().any(|(n, _, _)| *n == name) {
-            bail!("{name} is served twice: give each tracker once");
-        }
-        opened.push((name, spec.is_local(), tracker));
-    }
-    let state_url = session.state_url();
-    let store: Arc<dyn Store> = Arc::from(crate::store::open(&state_url, false).await?);
-    // Remote trackers are read through the Store's cache; local ones cost nothing to read.
-    let no_cache = session.fresh_reads;
-    let cached: Vec<Option<CachedTracker>> = opened
-        .iter()
-        .map(|(_, local, t)| {
-            (!(*local || no_cache)).then(|| CachedTracker::new(t.as_ref(), store.as_ref()))
-        })
+    let assembly = Assembly::all(session, session.catalog()?).await?;
+    let reads = assembly.reads();
+    let engines: Vec<Engine> = (0..reads.len())
+        .map(|at| assembly.engine(at, &reads[at]))
         .collect();
-    let trackers: Vec<&dyn Tracker> = opened
-        .iter()
-        .zip(&cached)
-        .map(|((_, _, t), c)| match c {
-            Some(c) => c as &dyn Tracker,
-            None => t.as_ref(),
-        })
-        .collect();
-    let run_id = crate::engine::new_run_id();
-    let prometheus = session.prometheus()?;
-    // Each tracker's flags backend (its local file, its GitLab project, or the one
-    // configured); one that cannot be opened stops the service with its reason.
-    let flags: Vec<Option<Box<dyn crate::flags::Flags>>> = targets
-        .iter()
-        .map(|(spec, target)| session.flags_backend_for(spec, target))
-        .collect::<Result<_>>()?;
-    let engines: Vec<Engine> = trackers
-        .iter()
-        .zip(&flags)
-        .map(|(t, flags)| {
-            let mut engine = Engine::new(*t, &catalog, store.as_ref(), &session.actor);
-            engine.run_id = run_id.clone();
-            engine.concurrency = session.concurrency;
-            engine.fresh_reads = session.fresh_reads;
-            engine.metrics = prometheus
-                .as_ref()
-                .map(|p| p as &dyn crate::metrics::Metrics);
-            engine.flags = flags.as_deref();
-            engine.note_drift = true;
-            engine
-        })
-        .collect();
-    let names: Vec<String> = opened.iter().map(|(n, _, _)| n.clone()).collect();
+    let names: Vec<String> = engines.iter().map(|e| e.tracker.describe()).collect();
+    let store = assembly.store.clone();
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

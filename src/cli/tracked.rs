@@ -1,39 +1,28 @@
-//! The commands that talk to a tracker: `issue`, `start`, `status`, `advance`,
-//! `reconcile`, `tick`, `label`, `close`, `reopen`, `rollback`, `history`, `report`.
+//! The commands that talk to a tracker through the engine. Each is assembled the same way
+//! (`assemble`) and runs in a function of its own: `status_cmd` (issue, status, history),
+//! `move_cmd` (start, advance, reconcile, rollback, pause, resume), `person_cmd` (tick,
+//! close, reopen), `label_cmd`, `report_cmd`.
 
 use std::process::ExitCode;
 
 use anyhow::Result;
 use chrono::Utc;
-use serde_json::json;
 
-use super::args::Command;
+use super::args::Tracked;
+use super::assemble::{Assembly, Needs};
 use super::commands::collect_vars;
 use super::config::Session;
-use super::label_cmd::label;
-use super::output::{advanced_text, print, status_text, Format};
+use super::output::Format;
 use super::progress::Bar;
-use super::report_cmd::{report, ReportArgs};
-use crate::core::report;
-use crate::engine::Engine;
-use crate::tracker::Tracker;
+use super::report_cmd::ReportArgs;
+use super::{label_cmd, move_cmd, person_cmd, report_cmd, status_cmd};
 
-/// The commands that talk to a tracker.
-pub(super) async fn tracked(session: &Session, command: Command) -> Result<ExitCode> {
-    // Only `start` creates a local tracker; other commands on a missing one see it empty.
-    let creates = matches!(command, Command::Start { .. });
-    let format = match &command {
-        Command::Report { .. } => session.format(&[
-            Format::Text,
-            Format::Json,
-            Format::Md,
-            Format::Csv,
-            Format::Html,
-        ])?,
-        _ => session.format(&[Format::Text, Format::Json])?,
-    };
+/// Runs one command that talks to a tracker.
+pub(super) async fn tracked(session: &Session, command: Tracked) -> Result<ExitCode> {
+    let format = session.format(command.formats())?;
     let catalog = session.catalog()?;
-    if let Command::Start {
+    // What `start` would write is checked before the tracker is even opened.
+    if let Tracked::Start {
         workflow,
         vars,
         vars_file,
@@ -44,204 +33,39 @@ pub(super) async fn tracked(session: &Session, command: Command) -> Result<ExitC
         let vars = collect_vars(vars, vars_file.as_deref())?;
         crate::engine::preflight(&catalog, w, &vars, session.now.unwrap_or_else(Utc::now))?;
     }
-    let spec = session.spec()?;
-    tracing::debug!(tracker = %spec, "opening the tracker");
-    let tracker = session.tracker(creates).await?;
-    let dry_run = matches!(
-        command,
-        Command::Advance { dry_run: true, .. } | Command::Reconcile { dry_run: true }
-    );
-    let state_url = session.state_url();
-    let store = crate::store::open(&state_url, dry_run).await?;
-    // Remote trackers are read through the Store's cache: a poll costs what changed.
-    let cached;
-    // `SHEPHERD_CACHE=off` reads everything every time (to rule the cache out).
-    let tracker: &dyn Tracker = if spec.is_local() || session.fresh_reads {
-        tracker.as_ref()
-    } else {
-        cached = crate::tracker::cached::CachedTracker::new(tracker.as_ref(), store.as_ref());
-        &cached
+    let needs = Needs {
+        create: matches!(command, Tracked::Start { .. }),
+        dry_run: command.dry_run(),
     };
+    let assembly = Assembly::one(session, catalog, needs).await?;
+    let spec = &assembly.trackers[0].spec;
+    let reads = assembly.reads();
     // Long runs show a bar on a terminal; the engine moves it and clears it at the end.
-    let long_run = match &command {
-        Command::Reconcile { .. } => Some("reconciling"),
-        Command::Status { reference: None } | Command::Report { .. } => Some("reading migrations"),
-        _ => None,
-    };
+    let long_run = command.long_run();
     let bar = Bar::new(
         long_run.unwrap_or_default(),
         long_run.is_some() && Bar::visible(!spec.is_local(), format == Format::Json),
     );
-    let prometheus = session.prometheus()?;
-    let flags = session.flags_backend()?;
-    let mut engine = Engine::new(tracker, &catalog, store.as_ref(), &session.actor);
-    engine.concurrency = session.concurrency;
-    engine.fresh_reads = session.fresh_reads;
-    engine.metrics = prometheus
-        .as_ref()
-        .map(|p| p as &dyn crate::metrics::Metrics);
-    engine.flags = flags.as_deref();
-    engine.progress = &bar;
+    let engine = assembly.engine(0, &reads[0]).with_progress(&bar);
     match command {
-        Command::Issue { reference } => {
-            let issue = tracker.issue(reference).await?;
-            let state = if issue.open { "open" } else { "closed" };
-            print(
-                format,
-                &json!({"ref": issue.number, "title": issue.title, "body": issue.body, "labels": issue.labels, "state": state, "url": issue.url}),
-                || {
-                    let labels = issue
-                        .labels
-                        .iter()
-                        .map(|l| format!("~\"{l}\""))
-                        .collect::<Vec<_>>()
-                        .join(" ");
-                    format!(
-                        "#{} {}\nstate: {state}\nlabels: {labels}\nurl: {}\n\n{}",
-                        issue.number, issue.title, issue.url, issue.body
-                    )
-                },
-            )
-        }
-        Command::Start {
+        Tracked::Issue { reference } => status_cmd::issue(&engine, format, reference).await,
+        Tracked::Status { reference: Some(n) } => status_cmd::one(&engine, spec, format, n).await,
+        Tracked::Status { reference: None } => status_cmd::all(&engine, spec, format).await,
+        Tracked::History { reference } => status_cmd::history(&engine, format, reference).await,
+        Tracked::Start {
             workflow,
             title,
             vars,
             vars_file,
         } => {
-            let w = catalog.workflow(&workflow)?;
             let vars = collect_vars(&vars, vars_file.as_deref())?;
-            // A title given here is a person's text, as a variable's value is.
-            let title = title.as_deref().map(crate::core::value::clean);
-            let started = engine.start(w, title.as_deref(), &vars).await?;
-            print(format, &started, || {
-                format!(
-                    "started #{} ({}) in stage {}\n{}",
-                    started.number,
-                    started.workflow,
-                    started.stage.as_deref().unwrap_or("-"),
-                    started.url
-                )
-            })
+            move_cmd::start(&engine, format, &workflow, title.as_deref(), &vars).await
         }
-        Command::Status { reference: Some(n) } => {
-            let status = engine.status(n).await?;
-            let mut value = serde_json::to_value(&status)?;
-            value["tracker"] = spec.to_string().into();
-            print(format, &value, || {
-                format!("{}\ntracker: {spec}", status_text(&status))
-            })
+        Tracked::Advance { reference, dry_run } => {
+            move_cmd::advance(&engine, format, reference, dry_run).await
         }
-        Command::Status { reference: None } => {
-            let index = engine.index().await?;
-            let statuses = engine
-                .statuses(&index, false, &report::Filter::default())
-                .await?;
-            /// The statuses and the tracker they are on, serialized as they are.
-            #[derive(serde::Serialize)]
-            struct All<'s> {
-                tracker: String,
-                migrations: &'s [report::Status],
-            }
-            let value = All {
-                tracker: spec.to_string(),
-                migrations: &statuses,
-            };
-            print(format, &value, || {
-                if statuses.is_empty() {
-                    return format!("tracker: {spec}\nno open migrations (start one with `shepherd start WORKFLOW --var …`)");
-                }
-                let mut out = format!(
-                    "tracker: {spec}\n{:<6} {:<22} {:<26} {:<10} {}\n",
-                    "REF", "WORKFLOW", "STAGE", "STATE", "BLOCKED BY"
-                );
-                for s in &statuses {
-                    out.push_str(&format!(
-                        "#{:<5} {:<22} {:<26} {:<10} {}\n",
-                        s.number,
-                        s.workflow,
-                        s.stage.as_deref().unwrap_or("-"),
-                        s.state,
-                        report::blockers(s)
-                    ));
-                }
-                out.trim_end().to_string()
-            })
-        }
-        Command::Advance { reference, dry_run } => {
-            let advanced = engine.advance(reference, dry_run).await?;
-            let mut value = serde_json::to_value(&advanced)?;
-            value["dry_run"] = dry_run.into();
-            print(format, &value, || advanced_text(&advanced, dry_run))
-        }
-        Command::Reconcile { dry_run } => {
-            let done = engine.reconcile(dry_run).await?;
-            let all = &done.migrations;
-            let moved = all.iter().filter(|a| !a.transitions.is_empty()).count();
-            let code = print(
-                format,
-                &json!({"dry_run": dry_run, "migrations": all, "errors": done.errors}),
-                || {
-                    let mut out: Vec<String> =
-                        all.iter().map(|a| advanced_text(a, dry_run)).collect();
-                    for f in &done.errors {
-                        out.push(format!("#{}: failed: {}", f.number, f.error));
-                    }
-                    out.push(format!(
-                        "{} migration(s), {moved} moved{}{}",
-                        all.len() + done.errors.len(),
-                        if done.errors.is_empty() {
-                            String::new()
-                        } else {
-                            format!(", {} failed", done.errors.len())
-                        },
-                        if dry_run {
-                            " (dry run: nothing written)"
-                        } else {
-                            ""
-                        }
-                    ));
-                    out.join("\n")
-                },
-            )?;
-            if !done.errors.is_empty() {
-                for f in &done.errors {
-                    eprintln!("error: #{}: {}", f.number, f.error);
-                }
-                return Ok(ExitCode::from(1));
-            }
-            Ok(code)
-        }
-        Command::Tick {
-            reference,
-            text,
-            child,
-            section,
-            undo,
-        } => {
-            let ticked = engine
-                .tick(reference, &text, section.as_deref(), child.as_deref(), undo)
-                .await?;
-            print(format, &ticked, || {
-                let mark = if ticked.checked { "[x]" } else { "[ ]" };
-                let note = if ticked.changed { "" } else { " (already so)" };
-                format!("#{}: {mark} {}{note}", ticked.number, ticked.item)
-            })
-        }
-        Command::Label {
-            reference,
-            add,
-            remove,
-        } => label(&engine, format, reference, add, remove).await,
-        Command::Close { reference } | Command::Reopen { reference } => {
-            let open = matches!(command, Command::Reopen { .. });
-            engine.person_set_open(reference, open).await?;
-            let state = if open { "open" } else { "closed" };
-            print(format, &json!({"ref": reference, "state": state}), || {
-                format!("#{reference} is {state}")
-            })
-        }
-        Command::Rollback {
+        Tracked::Reconcile { dry_run } => move_cmd::reconcile(&engine, format, dry_run).await,
+        Tracked::Rollback {
             reference,
             to,
             reason,
@@ -254,64 +78,40 @@ pub(super) async fn tracked(session: &Session, command: Command) -> Result<ExitC
                 force,
                 keep_checklists,
             };
-            let advanced = engine.rollback(reference, &back).await?;
-            print(format, &advanced, || {
-                format!(
-                    "{}\n#{reference} is paused there: `shepherd resume {reference}` lets it move on",
-                    advanced_text(&advanced, false)
-                )
-            })
+            move_cmd::rollback(&engine, format, reference, &back).await
         }
-        Command::Pause { reference, reason } => {
-            let p = engine.pause(reference, true, Some(&reason)).await?;
-            print(format, &p, || {
-                if p.changed {
-                    format!("#{reference} is paused: {reason}")
-                } else {
-                    format!("#{reference} was paused already")
-                }
-            })
+        Tracked::Pause { reference, reason } => {
+            move_cmd::pause(&engine, format, reference, Some(&reason)).await
         }
-        Command::Resume { reference, reason } => {
-            let p = engine.pause(reference, false, reason.as_deref()).await?;
-            print(format, &p, || {
-                if p.changed {
-                    format!("#{reference} may move on again")
-                } else {
-                    format!("#{reference} was not paused")
-                }
-            })
+        Tracked::Resume { reference, reason } => {
+            move_cmd::resume(&engine, format, reference, reason.as_deref()).await
         }
-        Command::History { reference } => {
-            let history = engine.history(reference).await?;
-            print(
-                format,
-                &json!({"ref": reference, "transitions": history}),
-                || {
-                    let mut out = Vec::new();
-                    for h in &history {
-                        let reason = h
-                            .reason
-                            .as_deref()
-                            .map(|r| format!("  ({r})"))
-                            .unwrap_or_default();
-                        out.push(format!(
-                            "{}  {:<26} → {:<26} by {}{reason}",
-                            h.at.format("%Y-%m-%d %H:%M"),
-                            h.from.as_deref().unwrap_or("(start)"),
-                            h.to,
-                            h.by
-                        ));
-                    }
-                    if out.is_empty() {
-                        "no transitions yet".to_string()
-                    } else {
-                        out.join("\n")
-                    }
-                },
-            )
+        Tracked::Tick {
+            reference,
+            text,
+            child,
+            section,
+            undo,
+        } => {
+            let at = person_cmd::Item {
+                text: &text,
+                section: section.as_deref(),
+                child: child.as_deref(),
+            };
+            person_cmd::tick(&engine, format, reference, &at, undo).await
         }
-        Command::Report {
+        Tracked::Label {
+            reference,
+            add,
+            remove,
+        } => label_cmd::label(&engine, format, reference, add, remove).await,
+        Tracked::Close { reference } => {
+            person_cmd::set_open(&engine, format, reference, false).await
+        }
+        Tracked::Reopen { reference } => {
+            person_cmd::set_open(&engine, format, reference, true).await
+        }
+        Tracked::Report {
             output,
             include_closed,
             workflow_filter,
@@ -329,19 +129,42 @@ pub(super) async fn tracked(session: &Session, command: Command) -> Result<ExitC
                 stale_after,
                 publish,
             };
-            report(&engine, &spec, format, args).await
+            report_cmd::report(&engine, spec, format, args).await
         }
-        Command::Init { .. }
-        | Command::Validate { .. }
-        | Command::Workflows
-        | Command::Show { .. }
-        | Command::Render { .. }
-        | Command::Completions { .. }
-        | Command::Clock { .. }
-        | Command::Mr { .. }
-        | Command::Release { .. }
-        | Command::Flag { .. }
-        | Command::Serve { .. }
-        | Command::Man => unreachable!("handled before opening a tracker"),
+    }
+}
+
+impl Tracked {
+    /// The output formats the command can print.
+    fn formats(&self) -> &'static [Format] {
+        match self {
+            Tracked::Report { .. } => &[
+                Format::Text,
+                Format::Json,
+                Format::Md,
+                Format::Csv,
+                Format::Html,
+            ],
+            _ => &[Format::Text, Format::Json],
+        }
+    }
+
+    /// Whether the command only says what it would write.
+    fn dry_run(&self) -> bool {
+        matches!(
+            self,
+            Tracked::Advance { dry_run: true, .. } | Tracked::Reconcile { dry_run: true }
+        )
+    }
+
+    /// What a progress bar says during a long run, for the commands that make one.
+    fn long_run(&self) -> Option<&'static str> {
+        match self {
+            Tracked::Reconcile { .. } => Some("reconciling"),
+            Tracked::Status { reference: None } | Tracked::Report { .. } => {
+                Some("reading migrations")
+            }
+            _ => None,
+        }
     }
 }

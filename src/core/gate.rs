@@ -49,29 +49,7 @@ pub fn evaluate(gate: &Gate, cx: &Context) -> GateOutcome {
             name,
             child,
             present,
-        } => {
-            let (labels, whose) = match child {
-                None => (cx.labels.to_vec(), String::new()),
-                Some(t) => match cx.snapshot.child(t) {
-                    Some(c) => (c.issue.labels.clone(), format!(" on #{}", c.issue.number)),
-                    None => return no_child(t),
-                },
-            };
-            let is_set = labels.iter().any(|l| l == name);
-            let state = if is_set { "is set" } else { "is not set" };
-            if is_set && *present && child.is_none() {
-                if let Some(since) = set_before(name, cx) {
-                    return outcome(
-                        false,
-                        format!(
-                            "~\"{name}\" was set before the rollback of {}: set it again to count",
-                            since.format("%Y-%m-%d %H:%M UTC")
-                        ),
-                    );
-                }
-            }
-            outcome(is_set == *present, format!("~\"{name}\" {state}{whose}"))
-        }
+        } => label_gate(name, child.as_deref(), *present, cx),
         Gate::Closed { child } => match cx.snapshot.child(child) {
             Some(c) if !c.issue.open => outcome(true, format!("#{} is closed", c.issue.number)),
             Some(c) => outcome(false, format!("#{} is open", c.issue.number)),
@@ -81,69 +59,8 @@ pub fn evaluate(gate: &Gate, cx: &Context) -> GateOutcome {
             Some(c) => completed(c, stage.as_deref()),
             None => no_child(child),
         },
-        Gate::MinDuration(_) if cx.snapshot.history_unread => outcome(
-            true,
-            "soak not checked yet: the label history is read once the other gates hold".into(),
-        ),
-        Gate::MinDuration(spec) => {
-            let need = match spec {
-                DurationSpec::Fixed(d) => *d,
-                DurationSpec::Variable { name: v, .. } => {
-                    match cx.vars.get(v).map(|text| duration::parse(text)) {
-                        Some(Ok(d)) => d,
-                        Some(Err(e)) => return outcome(false, format!("variable `{v}`: {e}")),
-                        None => {
-                            return outcome(
-                                false,
-                                format!("variable `{v}` is not set on this migration"),
-                            )
-                        }
-                    }
-                }
-            };
-            let spent = cx.now - cx.entered_at;
-            if spent >= need {
-                outcome(
-                    true,
-                    format!(
-                        "soaked {} of {}",
-                        duration::human(spent),
-                        duration::human(need)
-                    ),
-                )
-            } else {
-                outcome(
-                    false,
-                    format!(
-                        "soak: {} of {} left",
-                        duration::human(need - spent),
-                        duration::human(need)
-                    ),
-                )
-            }
-        }
-        Gate::Approval { label, .. }
-            if cx.snapshot.history_unread && cx.labels.iter().any(|l| l == label) =>
-        {
-            outcome(
-                true,
-                format!("~\"{label}\" is set; who set it is checked once the other gates hold"),
-            )
-        }
-        Gate::Approval { label, by, count } => {
-            let since = cx.snapshot.evidence_since();
-            let events = this_attempt(&cx.snapshot.label_events, since);
-            let mut o = approval(label, by, *count, cx.labels, events);
-            if !o.passed && cx.labels.iter().any(|l| l == label) {
-                if let Some(since) = since.filter(|_| events.iter().all(|e| e.label != *label)) {
-                    o.detail.push_str(&format!(
-                        "; it was set before the rollback of {}",
-                        since.format("%Y-%m-%d %H:%M UTC")
-                    ));
-                }
-            }
-            o
-        }
+        Gate::MinDuration(spec) => min_duration_gate(spec, cx),
+        Gate::Approval { label, by, count } => approval_gate(label, by, *count, cx),
         Gate::MergeRequest {
             project,
             count,
@@ -164,34 +81,109 @@ pub fn evaluate(gate: &Gate, cx: &Context) -> GateOutcome {
         Gate::Any(gates) => {
             let outcomes: Vec<GateOutcome> = gates.iter().map(|g| evaluate(g, cx)).collect();
             let passed = outcomes.iter().any(|o| o.passed);
-            outcome(
-                passed,
-                join(
-                    &outcomes,
-                    if passed {
-                        |o: &GateOutcome| o.passed
-                    } else {
-                        |_: &GateOutcome| true
-                    },
-                ),
-            )
+            // Passed: the ones that hold; not: all of them.
+            let shown: fn(&GateOutcome) -> bool = if passed { |o| o.passed } else { |_| true };
+            outcome(passed, join(&outcomes, shown))
         }
         Gate::All(gates) => {
             let outcomes: Vec<GateOutcome> = gates.iter().map(|g| evaluate(g, cx)).collect();
             let passed = outcomes.iter().all(|o| o.passed);
-            outcome(
-                passed,
-                join(
-                    &outcomes,
-                    if passed {
-                        |_: &GateOutcome| true
-                    } else {
-                        |o: &GateOutcome| !o.passed
-                    },
-                ),
-            )
+            // Passed: all of them; not: the ones that do not hold.
+            let shown: fn(&GateOutcome) -> bool = if passed { |_| true } else { |o| !o.passed };
+            outcome(passed, join(&outcomes, shown))
         }
     }
+}
+
+/// `label` / `no_label`: on the tracking issue, a label set before the last rollback does
+/// not count for this stay.
+fn label_gate(name: &str, child: Option<&str>, present: bool, cx: &Context) -> GateOutcome {
+    let (labels, whose) = match child {
+        None => (cx.labels.to_vec(), String::new()),
+        Some(t) => match cx.snapshot.child(t) {
+            Some(c) => (c.issue.labels.clone(), format!(" on #{}", c.issue.number)),
+            None => return no_child(t),
+        },
+    };
+    let is_set = labels.iter().any(|l| l == name);
+    let state = if is_set { "is set" } else { "is not set" };
+    if is_set && present && child.is_none() {
+        if let Some(since) = set_before(name, cx) {
+            return outcome(
+                false,
+                format!(
+                    "~\"{name}\" was set before the rollback of {}: set it again to count",
+                    since.format("%Y-%m-%d %H:%M UTC")
+                ),
+            );
+        }
+    }
+    outcome(is_set == present, format!("~\"{name}\" {state}{whose}"))
+}
+
+/// `min_duration`: the time since the stay began; until the label history is read, it
+/// holds provisionally (the history is read once the other gates hold).
+fn min_duration_gate(spec: &DurationSpec, cx: &Context) -> GateOutcome {
+    if cx.snapshot.history_unread {
+        return outcome(
+            true,
+            "soak not checked yet: the label history is read once the other gates hold".into(),
+        );
+    }
+    let need = match spec {
+        DurationSpec::Fixed(d) => *d,
+        DurationSpec::Variable { name: v, .. } => {
+            match cx.vars.get(v).map(|t| duration::parse(t)) {
+                Some(Ok(d)) => d,
+                Some(Err(e)) => return outcome(false, format!("variable `{v}`: {e}")),
+                None => {
+                    return outcome(
+                        false,
+                        format!("variable `{v}` is not set on this migration"),
+                    )
+                }
+            }
+        }
+    };
+    let spent = cx.now - cx.entered_at;
+    if spent >= need {
+        let detail = format!(
+            "soaked {} of {}",
+            duration::human(spent),
+            duration::human(need)
+        );
+        outcome(true, detail)
+    } else {
+        let left = duration::human(need - spent);
+        outcome(
+            false,
+            format!("soak: {left} of {} left", duration::human(need)),
+        )
+    }
+}
+
+/// `approval`: the label was last added, during this stay, by enough of `by`; until the
+/// label history is read, a label that is set holds provisionally.
+fn approval_gate(label: &str, by: &[String], count: usize, cx: &Context) -> GateOutcome {
+    let is_set = cx.labels.iter().any(|l| l == label);
+    if cx.snapshot.history_unread && is_set {
+        return outcome(
+            true,
+            format!("~\"{label}\" is set; who set it is checked once the other gates hold"),
+        );
+    }
+    let since = cx.snapshot.evidence_since();
+    let events = this_attempt(&cx.snapshot.label_events, since);
+    let mut o = approval(label, by, count, cx.labels, events);
+    if !o.passed && is_set {
+        if let Some(since) = since.filter(|_| events.iter().all(|e| e.label != label)) {
+            o.detail.push_str(&format!(
+                "; it was set before the rollback of {}",
+                since.format("%Y-%m-%d %H:%M UTC")
+            ));
+        }
+    }
+    o
 }
 
 /// Evaluates a gate and wraps it for reporting.

@@ -94,143 +94,40 @@ pub fn state(workflow: &Workflow, labels: &[String], open: bool) -> &'static str
 pub fn plan(workflow: &Workflow, snapshot: &Snapshot, now: DateTime<Utc>) -> Plan {
     let mut sim = Sim::new(workflow, snapshot);
     let from = sim.stage.map(|s| s.id.clone());
-    let mut transitions = Vec::new();
     let mut warnings = sim.warnings.clone();
-
-    // Finish what an earlier run started.
-    if let Some(last) = snapshot.transitions.last() {
-        let current = sim.stage.map(|s| s.id.as_str());
-        if current == last.from.as_deref() && current != Some(last.to.as_str()) {
-            if let Some(target) = workflow.stage(&last.to) {
-                let steps = sim.enter(target, last.seq, last.rollback, !last.untick.is_empty());
-                transitions.push(PlannedTransition {
-                    seq: last.seq,
-                    from: last.from.clone(),
-                    to: last.to.clone(),
-                    at: now,
-                    reason: last.reason.clone(),
-                    rollback: last.rollback,
-                    resumed: true,
-                    passed: Vec::new(),
-                    untick: last.untick.clone(),
-                    steps,
-                });
-                sim.entered_at = now;
-            } else {
-                warnings.push(format!(
-                    "transition {} leads to `{}`, which is no longer a stage",
-                    last.seq, last.to
-                ));
-            }
-        }
-    } else if sim.stage.is_none() {
-        let first = workflow.first_stage();
-        let steps = sim.enter(first, 1, false, false);
-        let mut steps_with_audit = vec![Step::Audit];
-        steps_with_audit.extend(steps);
-        transitions.push(PlannedTransition {
-            seq: 1,
-            from: None,
-            to: first.id.clone(),
-            at: now,
-            reason: None,
-            rollback: false,
-            resumed: false,
-            passed: Vec::new(),
-            untick: Vec::new(),
-            steps: steps_with_audit,
-        });
-        sim.entered_at = now;
-    }
-
+    let mut transitions: Vec<PlannedTransition> =
+        first_move(workflow, snapshot, &mut sim, now, &mut warnings)
+            .into_iter()
+            .collect();
     let mut blocked_by = Vec::new();
     let mut gates = Vec::new();
     let limit = workflow.stages.len() + 1;
     loop {
-        let Some(stage) = sim.stage else {
-            blocked_by.push(GateReport {
-                gate: "stage".into(),
-                description: "the tracking issue carries one stage label".into(),
-                passed: false,
-                detail: format!(
-                    "#{} has no stage label of {}",
-                    snapshot.issue.number, workflow.name
-                ),
-            });
-            break;
-        };
-        if stage.terminal {
-            gates.clear();
-            break;
+        match next_move(
+            workflow,
+            snapshot,
+            &mut sim,
+            now,
+            transitions.len() >= limit,
+        ) {
+            Next::Move(t, reports) => {
+                if let Some(reports) = reports {
+                    gates = reports;
+                }
+                transitions.push(t);
+            }
+            Next::Stop(reports, blocked) => {
+                if let Some(reports) = reports {
+                    gates = reports;
+                }
+                blocked_by = blocked;
+                break;
+            }
+            Next::Loops => {
+                warnings.push(format!("stopped after {limit} moves: the workflow loops"));
+                break;
+            }
         }
-        if !sim.open {
-            blocked_by.push(GateReport {
-                gate: "open".into(),
-                description: "the tracking issue is open".into(),
-                passed: false,
-                detail: format!("#{} is closed", snapshot.issue.number),
-            });
-            break;
-        }
-        if transitions.len() >= limit {
-            warnings.push(format!("stopped after {limit} moves: the workflow loops"));
-            break;
-        }
-        let cx = sim.context(snapshot, now);
-        let exit_cx = gate::Context { exit: true, ..cx };
-        if let Some((edge, reports)) = stage.exits.iter().find_map(|e| {
-            let reports: Vec<GateReport> =
-                e.when.iter().map(|g| gate::report(g, &exit_cx)).collect();
-            reports.iter().all(|r| r.passed).then_some((e, reports))
-        }) {
-            let reason = format!(
-                "exit: {}",
-                reports
-                    .iter()
-                    .map(|r| r.detail.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            );
-            let target = workflow.stage(&edge.to).expect("validated edge");
-            transitions.push(sim.transition(stage, target, now, Some(reason), reports));
-            continue;
-        }
-        if sim.labels.iter().any(|l| l == PAUSED_LABEL) {
-            gates = stage.gates.iter().map(|g| gate::report(g, &cx)).collect();
-            blocked_by.push(GateReport {
-                gate: "paused".into(),
-                description: "the migration is not paused".into(),
-                passed: false,
-                detail: format!(
-                    "paused (label {PAUSED_LABEL}): `shepherd resume {}` lets it move on",
-                    snapshot.issue.number
-                ),
-            });
-            break;
-        }
-        gates = stage.gates.iter().map(|g| gate::report(g, &cx)).collect();
-        let failing: Vec<GateReport> = gates.iter().filter(|r| !r.passed).cloned().collect();
-        if !failing.is_empty() {
-            blocked_by = failing;
-            break;
-        }
-        let chosen = stage
-            .next
-            .iter()
-            .find(|e| e.when.iter().all(|g| gate::evaluate(g, &cx).passed));
-        let Some(edge) = chosen else {
-            blocked_by.push(GateReport {
-                gate: "next".into(),
-                description: "one `next` edge applies".into(),
-                passed: false,
-                detail: "the gates hold, but no `next` edge's `when` holds".into(),
-            });
-            break;
-        };
-        let mut passed = gates.clone();
-        passed.extend(edge.when.iter().map(|g| gate::report(g, &cx)));
-        let target = workflow.stage(&edge.to).expect("validated edge");
-        transitions.push(sim.transition(stage, target, now, None, passed));
     }
     Plan {
         from,
@@ -240,6 +137,149 @@ pub fn plan(workflow: &Workflow, snapshot: &Snapshot, now: DateTime<Utc>) -> Pla
         blocked_by,
         warnings,
     }
+}
+
+/// The move a plan starts with, if any: finishing the transition an earlier run started
+/// (its marker is there, its label move is not), or entering the first stage.
+fn first_move<'w>(
+    workflow: &'w Workflow,
+    snapshot: &Snapshot,
+    sim: &mut Sim<'w>,
+    now: DateTime<Utc>,
+    warnings: &mut Vec<String>,
+) -> Option<PlannedTransition> {
+    if let Some(last) = snapshot.transitions.last() {
+        let current = sim.stage.map(|s| s.id.as_str());
+        if current != last.from.as_deref() || current == Some(last.to.as_str()) {
+            return None;
+        }
+        let Some(target) = workflow.stage(&last.to) else {
+            warnings.push(format!(
+                "transition {} leads to `{}`, which is no longer a stage",
+                last.seq, last.to
+            ));
+            return None;
+        };
+        let steps = sim.enter(target, last.seq, last.rollback, !last.untick.is_empty());
+        sim.entered_at = now;
+        return Some(PlannedTransition {
+            seq: last.seq,
+            from: last.from.clone(),
+            to: last.to.clone(),
+            at: now,
+            reason: last.reason.clone(),
+            rollback: last.rollback,
+            resumed: true,
+            passed: Vec::new(),
+            untick: last.untick.clone(),
+            steps,
+        });
+    }
+    if sim.stage.is_some() {
+        return None;
+    }
+    let first = workflow.first_stage();
+    let mut steps = vec![Step::Audit];
+    steps.extend(sim.enter(first, 1, false, false));
+    sim.entered_at = now;
+    Some(PlannedTransition {
+        seq: 1,
+        from: None,
+        to: first.id.clone(),
+        at: now,
+        reason: None,
+        rollback: false,
+        resumed: false,
+        passed: Vec::new(),
+        untick: Vec::new(),
+        steps,
+    })
+}
+
+/// What one round of `plan` decides; `Some` reports are the stage's gates as shown.
+enum Next {
+    Move(PlannedTransition, Option<Vec<GateReport>>),
+    Stop(Option<Vec<GateReport>>, Vec<GateReport>),
+    /// More moves than the workflow has stages: it loops.
+    Loops,
+}
+
+/// The next move from where `sim` stands, or why there is none: no stage label, a
+/// terminal stage, a closed issue, an exit whose `when` holds, a pause, gates that do not
+/// hold, no `next` edge that applies.
+fn next_move<'w>(
+    workflow: &'w Workflow,
+    snapshot: &Snapshot,
+    sim: &mut Sim<'w>,
+    now: DateTime<Utc>,
+    too_many: bool,
+) -> Next {
+    let blocked = |gate: &str, description: &str, detail: String| GateReport {
+        gate: gate.into(),
+        description: description.into(),
+        passed: false,
+        detail,
+    };
+    let number = snapshot.issue.number;
+    let Some(stage) = sim.stage else {
+        let detail = format!("#{number} has no stage label of {}", workflow.name);
+        let why = "the tracking issue carries one stage label";
+        return Next::Stop(None, vec![blocked("stage", why, detail)]);
+    };
+    if stage.terminal {
+        return Next::Stop(Some(Vec::new()), Vec::new());
+    }
+    if !sim.open {
+        let why = "the tracking issue is open";
+        return Next::Stop(
+            None,
+            vec![blocked("open", why, format!("#{number} is closed"))],
+        );
+    }
+    if too_many {
+        return Next::Loops;
+    }
+    let cx = sim.context(snapshot, now);
+    let exit_cx = gate::Context { exit: true, ..cx };
+    if let Some((edge, reports)) = stage.exits.iter().find_map(|e| {
+        let reports: Vec<GateReport> = e.when.iter().map(|g| gate::report(g, &exit_cx)).collect();
+        reports.iter().all(|r| r.passed).then_some((e, reports))
+    }) {
+        let details: Vec<&str> = reports.iter().map(|r| r.detail.as_str()).collect();
+        let reason = format!("exit: {}", details.join("; "));
+        let target = workflow.stage(&edge.to).expect("validated edge");
+        return Next::Move(
+            sim.transition(stage, target, now, Some(reason), reports),
+            None,
+        );
+    }
+    let gates: Vec<GateReport> = stage.gates.iter().map(|g| gate::report(g, &cx)).collect();
+    if sim.labels.iter().any(|l| l == PAUSED_LABEL) {
+        let detail =
+            format!("paused (label {PAUSED_LABEL}): `shepherd resume {number}` lets it move on");
+        let why = "the migration is not paused";
+        return Next::Stop(Some(gates), vec![blocked("paused", why, detail)]);
+    }
+    let failing: Vec<GateReport> = gates.iter().filter(|r| !r.passed).cloned().collect();
+    if !failing.is_empty() {
+        return Next::Stop(Some(gates), failing);
+    }
+    let chosen = stage
+        .next
+        .iter()
+        .find(|e| e.when.iter().all(|g| gate::evaluate(g, &cx).passed));
+    let Some(edge) = chosen else {
+        let detail = "the gates hold, but no `next` edge's `when` holds".into();
+        let why = "one `next` edge applies";
+        return Next::Stop(Some(gates), vec![blocked("next", why, detail)]);
+    };
+    let mut passed = gates.clone();
+    passed.extend(edge.when.iter().map(|g| gate::report(g, &cx)));
+    let target = workflow.stage(&edge.to).expect("validated edge");
+    Next::Move(
+        sim.transition(stage, target, now, None, passed),
+        Some(gates),
+    )
 }
 
 /// Whether `plan`, made without the label history (`Snapshot::history_unread`), moved

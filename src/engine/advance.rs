@@ -328,7 +328,7 @@ impl<'a> Engine<'a> {
             return None;
         }
         let age = self.now() - at;
-        let grace = chrono::Duration::from_std(super::lease::lease_ttl() * 2).ok()?;
+        let grace = chrono::Duration::from_std(self.lease_ttl * 2).ok()?;
         (age < grace).then(|| {
             format!(
                 "another shepherd ({run}) recorded the move of #{number} to {} {}s ago and is finishing it",

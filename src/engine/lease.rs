@@ -1,5 +1,5 @@
 //! Leases: every write to a migration happens while this process holds that migration's
-//! lease in the Store. A lease is held for `lease_ttl()`, renewed while the work goes on,
+//! lease in the Store. A lease is held for the engine's `lease_ttl`, renewed while the work goes on,
 //! and given back at the end; when a process dies, its leases expire and others take over.
 
 use std::future::Future;
@@ -10,16 +10,8 @@ use anyhow::{anyhow, Result};
 
 use super::Engine;
 
-/// How long a lease lasts without renewal: 10 s, or `SHEPHERD_LEASE_TTL` (e.g. `3s`),
-/// which bounds how long the work of a killed process stays blocked.
-pub fn lease_ttl() -> Duration {
-    std::env::var("SHEPHERD_LEASE_TTL")
-        .ok()
-        .and_then(|v| v.strip_suffix('s').and_then(|n| n.parse::<u64>().ok()))
-        .filter(|n| (1..=3600).contains(n))
-        .map(Duration::from_secs)
-        .unwrap_or(Duration::from_secs(10))
-}
+/// How long a lease lasts without renewal unless the settings say otherwise.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(10);
 
 /// How long commands that act on one migration (`advance`, `tick`, …) wait for another
 /// process to give its lease back before they fail.
@@ -68,7 +60,7 @@ impl<'a> Engine<'a> {
             self.run_id,
             self.lease_counter.fetch_add(1, Ordering::Relaxed)
         );
-        let ttl = lease_ttl();
+        let ttl = self.lease_ttl;
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             if self.store.acquire(&key, &owner, ttl).await? {

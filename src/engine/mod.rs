@@ -54,6 +54,39 @@ pub(crate) const PENDING_URL: &str = "SHEPHERD-PENDING-ISSUE-URL";
 pub const BACKOFF_MIN: std::time::Duration = std::time::Duration::from_secs(60);
 pub const BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(3600);
 
+/// How an engine behaves, decided once at the edge (the CLI, `serve`) and handed in.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Who acts: recorded in audit markers.
+    pub actor: String,
+    /// This run's id: the owner of its leases and the mark of its audit comments
+    /// (`new_run_id`).
+    pub run_id: String,
+    /// How many requests run at once against a remote tracker.
+    pub concurrency: usize,
+    /// Read every migration whole and fresh and take no shortcut (`SHEPHERD_CACHE=off`).
+    pub fresh_reads: bool,
+    /// Say on the tracking issue when a flag drifted from what the stages set (`serve`).
+    pub note_drift: bool,
+    /// How long a lease lasts without renewal (`SHEPHERD_LEASE_TTL`): it bounds how long
+    /// the work of a killed process stays blocked.
+    pub lease_ttl: std::time::Duration,
+}
+
+impl Settings {
+    /// The defaults, acting as `actor`: 8 requests at once, caches on, a 10 s lease.
+    pub fn acting_as(actor: &str) -> Settings {
+        Settings {
+            actor: actor.to_string(),
+            run_id: new_run_id("host"),
+            concurrency: 8,
+            fresh_reads: false,
+            note_drift: false,
+            lease_ttl: lease::DEFAULT_LEASE_TTL,
+        }
+    }
+}
+
 pub struct Engine<'a> {
     pub tracker: &'a dyn Tracker,
     pub catalog: &'a Catalog,
@@ -69,6 +102,8 @@ pub struct Engine<'a> {
     /// Read every migration whole and fresh (comments, label history, children) and take
     /// no shortcut: `SHEPHERD_CACHE=off`, the run the shortcuts are compared against.
     pub fresh_reads: bool,
+    /// How long a lease lasts without renewal.
+    pub lease_ttl: std::time::Duration,
     /// Told how far a long run has come (a progress bar on a terminal).
     pub progress: &'a dyn Progress,
     lease_counter: AtomicU64,
@@ -219,30 +254,57 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// An engine acting as `actor`, with a new run id, 8 migrations at once and no
-    /// progress display.
+    /// An engine on `tracker` with these settings, asking no metric source and no flags
+    /// backend, showing no progress (`with_metrics`, `with_flags`, `with_progress` add them).
     pub fn new(
         tracker: &'a dyn Tracker,
         catalog: &'a Catalog,
         store: &'a dyn Store,
-        actor: &str,
+        settings: Settings,
     ) -> Engine<'a> {
+        let Settings {
+            actor,
+            run_id,
+            concurrency,
+            fresh_reads,
+            note_drift,
+            lease_ttl,
+        } = settings;
         Engine {
             tracker,
             catalog,
             store,
-            actor: actor.to_string(),
-            run_id: new_run_id(),
-            concurrency: 8,
-            fresh_reads: false,
+            actor,
+            run_id,
+            concurrency,
+            fresh_reads,
+            lease_ttl,
             progress: &NoProgress,
             lease_counter: AtomicU64::new(0),
             store_id: tokio::sync::OnceCell::new(),
             metrics: None,
             flags: None,
-            note_drift: false,
+            note_drift,
             facts: facts::FactCache::default(),
         }
+    }
+
+    /// The same engine, asking `metrics` for metric gates.
+    pub fn with_metrics(mut self, metrics: Option<&'a dyn crate::metrics::Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The same engine, reading and setting flags through `flags`.
+    pub fn with_flags(mut self, flags: Option<&'a dyn crate::flags::Flags>) -> Self {
+        self.flags = flags;
+        self
+    }
+
+    /// The same engine, telling `progress` how far a long run has come.
+    pub fn with_progress(mut self, progress: &'a dyn Progress) -> Self {
+        self.progress = progress;
+        self
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -256,7 +318,7 @@ impl<'a> Engine<'a> {
                 if let Some(id) = self.store.cursor("store-id").await? {
                     return Ok::<_, anyhow::Error>(id);
                 }
-                let id = new_run_id();
+                let id = new_run_id("store");
                 self.store.set_cursor("store-id", &id).await?;
                 Ok(self.store.cursor("store-id").await?.unwrap_or(id))
             })
@@ -376,8 +438,8 @@ impl<'a> Engine<'a> {
     }
 }
 
-/// A random id for this run: host, process and random bits.
-pub fn new_run_id() -> String {
+/// A random id for a run on `host`: host, process and random bits.
+pub fn new_run_id(host: &str) -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
@@ -387,7 +449,6 @@ pub fn new_run_id() -> String {
             .unwrap_or_default(),
     );
     h.write_u32(std::process::id());
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
     format!("{host}-{}-{:08x}", std::process::id(), h.finish() as u32)
 }
 

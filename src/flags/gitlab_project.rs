@@ -388,24 +388,7 @@ enum Plan {
 fn plan(name: &str, current: Option<&GlFeatureFlag>, env: Option<&str>, want: &FlagWant) -> Plan {
     let scope = env.unwrap_or(EVERY);
     let Some(flag) = current else {
-        return match want {
-            FlagWant::Delete => Plan::Nothing,
-            FlagWant::Enabled(false) => Plan::Send(Step::Create(json!({
-                "name": name,
-                "version": "new_version_flag",
-                "active": false,
-            }))),
-            FlagWant::Percentage(_) | FlagWant::Enabled(true) => {
-                let mut strategy = wanted(want, None);
-                strategy["scopes"] = json!([{ "environment_scope": scope }]);
-                Plan::Send(Step::Create(json!({
-                    "name": name,
-                    "version": "new_version_flag",
-                    "active": true,
-                    "strategies": [strategy],
-                })))
-            }
-        };
+        return create(name, scope, want);
     };
     if *want == FlagWant::Delete {
         return Plan::Send(Step::Delete);
@@ -417,7 +400,63 @@ fn plan(name: &str, current: Option<&GlFeatureFlag>, env: Option<&str>, want: &F
             Plan::Nothing
         };
     }
-    // The strategies of exactly this scope: one is kept (updated in place), the others go.
+    let (changes, after) = strategy_changes(flag, scope, want);
+    let mut body = Map::new();
+    let turns_on = !matches!(want, FlagWant::Enabled(false));
+    if turns_on && !flag.active {
+        body.insert("active".into(), json!(true));
+    }
+    if !changes.is_empty() {
+        body.insert("strategies".into(), Value::Array(changes));
+    }
+    // Would the flag then be what is wanted, or does a strategy of another scope that
+    // matches this environment (`*`, `review/*`) still turn it on further?
+    let future = GlFeatureFlag {
+        name: flag.name.clone(),
+        active: flag.active || turns_on,
+        version: flag.version.clone(),
+        strategies: after,
+    };
+    let will = state(name, Some(&future), env);
+    if !crate::core::drift::holds(&will, want) {
+        return Plan::Refuse(overruled(flag, scope, env, want, &will));
+    }
+    if body.is_empty() {
+        Plan::Nothing
+    } else {
+        Plan::Send(Step::Update(Value::Object(body)))
+    }
+}
+
+/// A flag that does not exist yet, made as `want` in `scope`.
+fn create(name: &str, scope: &str, want: &FlagWant) -> Plan {
+    match want {
+        FlagWant::Delete => Plan::Nothing,
+        FlagWant::Enabled(false) => Plan::Send(Step::Create(json!({
+            "name": name,
+            "version": "new_version_flag",
+            "active": false,
+        }))),
+        FlagWant::Percentage(_) | FlagWant::Enabled(true) => {
+            let mut strategy = wanted(want, None);
+            strategy["scopes"] = json!([{ "environment_scope": scope }]);
+            Plan::Send(Step::Create(json!({
+                "name": name,
+                "version": "new_version_flag",
+                "active": true,
+                "strategies": [strategy],
+            })))
+        }
+    }
+}
+
+/// The strategy changes that make the flag `want` in exactly `scope` (one strategy of the
+/// scope is kept and updated in place, the others go), and the strategies after them.
+fn strategy_changes(
+    flag: &GlFeatureFlag,
+    scope: &str,
+    want: &FlagWant,
+) -> (Vec<Value>, Vec<GlStrategy>) {
     let own: Vec<&GlStrategy> = flag
         .strategies
         .iter()
@@ -493,31 +532,7 @@ fn plan(name: &str, current: Option<&GlFeatureFlag>, env: Option<&str>, want: &F
             after.push(rest);
         }
     }
-    let mut body = Map::new();
-    let turns_on = !matches!(want, FlagWant::Enabled(false));
-    if turns_on && !flag.active {
-        body.insert("active".into(), json!(true));
-    }
-    if !changes.is_empty() {
-        body.insert("strategies".into(), Value::Array(changes));
-    }
-    // Would the flag then be what is wanted, or does a strategy of another scope that
-    // matches this environment (`*`, `review/*`) still turn it on further?
-    let future = GlFeatureFlag {
-        name: flag.name.clone(),
-        active: flag.active || turns_on,
-        version: flag.version.clone(),
-        strategies: after,
-    };
-    let will = state(name, Some(&future), env);
-    if !crate::core::drift::holds(&will, want) {
-        return Plan::Refuse(overruled(flag, scope, env, want, &will));
-    }
-    if body.is_empty() {
-        Plan::Nothing
-    } else {
-        Plan::Send(Step::Update(Value::Object(body)))
-    }
+    (changes, after)
 }
 
 /// The strategy `want` asks for, keeping what it can of `kept` (its `groupId` and

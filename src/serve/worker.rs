@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use super::metrics::labels;
 use super::{parse_key, Shared, DRAIN};
-use crate::engine::lease::lease_ttl;
+use crate::engine::lease::DEFAULT_LEASE_TTL;
 use crate::engine::{Advanced, Engine, BACKOFF_MAX, BACKOFF_MIN};
 use crate::store::QueueEntry;
 
@@ -26,8 +26,8 @@ use crate::store::QueueEntry;
 /// carried on about when its leases have run out. An advance that runs longer is still
 /// alone: its lease keeps the migration, and a replica that takes the entry meanwhile
 /// finds it busy and queues it again.
-fn take_ttl() -> Duration {
-    lease_ttl() * 3
+fn take_ttl(engines: &[Engine]) -> Duration {
+    engines.first().map_or(DEFAULT_LEASE_TTL, |e| e.lease_ttl) * 3
 }
 /// The longest sleep between looks at the queue (other replicas queue work too).
 const POLL: Duration = Duration::from_secs(2);
@@ -53,7 +53,7 @@ impl<'e, 'a> Workers<'e, 'a> {
         let owner = engines
             .first()
             .map(|e| e.run_id.clone())
-            .unwrap_or_else(crate::engine::new_run_id);
+            .unwrap_or_else(|| crate::engine::new_run_id("serve"));
         Workers {
             engines,
             shared,
@@ -73,7 +73,10 @@ impl<'e, 'a> Workers<'e, 'a> {
             let free = self.concurrency.saturating_sub(working.len());
             let mut wait = POLL;
             if free > 0 {
-                match store.take_due(&self.owner, free, take_ttl()).await {
+                match store
+                    .take_due(&self.owner, free, take_ttl(self.engines))
+                    .await
+                {
                     Ok(entries) => {
                         for entry in entries {
                             in_hand.insert(entry.key.clone());

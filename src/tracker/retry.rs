@@ -28,9 +28,12 @@ pub struct Policy {
     /// The longest wait shepherd accepts (a rate limit, `Retry-After`): a longer one fails
     /// at once instead of waiting.
     pub max_wait: Duration,
+    /// Where a long wait is announced to the person running shepherd (the CLI prints it on
+    /// stderr); `None`: only logged.
+    pub announce: Option<fn(&str)>,
 }
 
-/// Waits longer than this are announced on stderr.
+/// Waits longer than this are announced.
 pub const ANNOUNCE_AFTER: Duration = Duration::from_secs(10);
 
 impl Default for Policy {
@@ -42,20 +45,7 @@ impl Default for Policy {
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(60),
             max_wait: Duration::from_secs(15 * 60),
-        }
-    }
-}
-
-impl Policy {
-    /// The defaults, with `SHEPHERD_RETRIES` and `SHEPHERD_RETRY_BASE_MS` applied (tests
-    /// use short delays). The CLI sets `timeout` and `max_wait` from its flags.
-    pub fn from_env() -> Policy {
-        let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
-        let d = Policy::default();
-        Policy {
-            attempts: env("SHEPHERD_RETRIES").map_or(d.attempts, |n| n.clamp(1, 20) as usize),
-            min_delay: env("SHEPHERD_RETRY_BASE_MS").map_or(d.min_delay, Duration::from_millis),
-            ..d
+            announce: None,
         }
     }
 }
@@ -313,8 +303,8 @@ impl Retrier {
         }
     }
 
-    /// Says on stderr, once, that the run waits more than `ANNOUNCE_AFTER`, and until when
-    /// (local time of day).
+    /// Tells the person running shepherd, once, that the run waits more than
+    /// `ANNOUNCE_AFTER`, and until when (local time of day).
     fn announce(&self, wait: Duration, why: &str) {
         if wait <= ANNOUNCE_AFTER {
             return;
@@ -332,14 +322,15 @@ impl Retrier {
             }
             *last = Some(until);
         }
-        eprintln!(
-            "{}",
-            self.redact(&format!(
-                "{why}: waiting {}, until {} local time",
-                seconds(wait),
-                until.with_timezone(&Local).format("%H:%M:%S")
-            ))
-        );
+        let line = self.redact(&format!(
+            "{why}: waiting {}, until {} local time",
+            seconds(wait),
+            until.with_timezone(&Local).format("%H:%M:%S")
+        ));
+        match self.policy.announce {
+            Some(announce) => announce(&line),
+            None => tracing::warn!("{line}"),
+        }
     }
 }
 

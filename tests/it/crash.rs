@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use shepherd::catalog::Sources;
 use shepherd::core::marker::{IssueMarker, TransitionMarker};
 use shepherd::core::snapshot::LabelEvent;
-use shepherd::engine::Engine;
+use shepherd::engine::{Engine, Settings};
 use shepherd::store::sqlite::SqliteStore;
 use shepherd::tracker::local::LocalTracker;
 use shepherd::tracker::{Comment, Issue, LabelSpec, NewIssue, StateFilter, Tracker, TrackerError};
@@ -201,7 +201,7 @@ fn a_crash_at_any_write_is_finished_by_the_next_run_without_duplicates() {
     let clean_db = clean.path().join("t.db");
     std::fs::write(&clean_db, &baseline).unwrap();
     let healthy = LocalTracker::open(&clean_db, false, Some(now), "tester").unwrap();
-    let engine = Engine::new(&healthy, &catalog, &store, "tester");
+    let engine = Engine::new(&healthy, &catalog, &store, Settings::acting_as("tester"));
     let done = block_on(engine.advance(n, false)).unwrap();
     assert_eq!(done.stage.as_deref(), Some("acceptance-testing"));
     assert_eq!(done.transitions.len(), 6);
@@ -219,7 +219,7 @@ fn a_crash_at_any_write_is_finished_by_the_next_run_without_duplicates() {
                 fail_at,
                 after,
             };
-            let engine = Engine::new(&faulty, &catalog, &store, "tester");
+            let engine = Engine::new(&faulty, &catalog, &store, Settings::acting_as("tester"));
             let first = block_on(engine.advance(n, false));
             if first.is_ok() {
                 assert!(fail_at > 5, "the run has several writes");
@@ -227,7 +227,7 @@ fn a_crash_at_any_write_is_finished_by_the_next_run_without_duplicates() {
             }
             crashes += 1;
             let healthy = LocalTracker::open(&db, false, Some(now), "tester").unwrap();
-            let engine = Engine::new(&healthy, &catalog, &store, "tester");
+            let engine = Engine::new(&healthy, &catalog, &store, Settings::acting_as("tester"));
             let second = block_on(engine.advance(n, false)).unwrap_or_else(|e| {
                 panic!("after a crash at write {fail_at} (after: {after}): {e:#}")
             });

@@ -27,6 +27,7 @@ mod remote;
 mod remote_race;
 mod render;
 mod report;
+mod schema;
 mod serve;
 mod stays;
 mod store;

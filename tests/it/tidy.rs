@@ -1,5 +1,6 @@
 //! Tidy: `core` stays pure (no async runtimes, HTTP or tracker clients, file system or
-//! clock), and the tests and benchmarks read only what the repository holds.
+//! clock, no Store, flags or metric source), nothing below the edge reads the environment
+//! or prints, and the tests and benchmarks read only what the repository holds.
 
 use std::path::{Path, PathBuf};
 
@@ -38,6 +39,11 @@ fn core_does_no_io_and_reads_no_clock() {
         "async fn",
         "crate::tracker",
         "crate::engine",
+        "crate::store",
+        "crate::flags",
+        "crate::metrics",
+        "crate::serve",
+        "crate::cli",
     ];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/core");
     let mut offences = Vec::new();
@@ -56,6 +62,43 @@ fn core_does_no_io_and_reads_no_clock() {
     assert!(
         offences.is_empty(),
         "core must stay pure:\n{}",
+        offences.join("\n")
+    );
+}
+
+/// Settings are read once at the edge (`cli`, `serve`) into typed configuration, and only
+/// the edge speaks to the person running shepherd: below it, nothing reads the environment
+/// or prints.
+#[test]
+fn nothing_below_the_edge_reads_the_environment_or_prints() {
+    let forbidden = [
+        "env::var",
+        "env::vars",
+        "println!",
+        "eprintln!",
+        "print!(",
+        "eprint!(",
+        "dbg!(",
+    ];
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let edge = [src.join("cli"), src.join("serve"), src.join("main.rs")];
+    let mut offences = Vec::new();
+    for path in files(&src) {
+        if edge.iter().any(|e| path.starts_with(e)) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            for f in forbidden {
+                if line.contains(f) && !line.trim_start().starts_with("//") {
+                    offences.push(format!("{}:{}: {f}", path.display(), i + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "read settings at the edge and hand them down:\n{}",
         offences.join("\n")
     );
 }

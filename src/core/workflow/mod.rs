@@ -12,13 +12,14 @@ use std::fmt;
 use chrono::Duration;
 use regex::Regex;
 
-use super::duration;
 use super::yaml::Loc;
 
 mod actions;
+mod describe;
 mod fact_gates;
 mod gates;
 mod load;
+pub mod schema;
 mod sections;
 mod validate;
 
@@ -482,200 +483,6 @@ impl Gate {
     /// A one-line description a person can read, with variables at their defaults.
     pub fn describe(&self) -> String {
         self.describe_with(&BTreeMap::new())
-    }
-
-    /// A one-line description with a migration's variable values filled in (a variable
-    /// missing from `vars`, or not a duration, shows its default).
-    pub fn describe_with(&self, vars: &BTreeMap<String, String>) -> String {
-        let of_child = |child: &Option<String>| match child {
-            Some(c) => format!(" of the {c} issue"),
-            None => String::new(),
-        };
-        match self {
-            Gate::Checklist(c) => {
-                let which = match c.require {
-                    Require::All => "all".to_string(),
-                    Require::AtLeast(n) => format!("at least {n}"),
-                };
-                let filter = if c.items.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        " matching {}",
-                        c.items
-                            .iter()
-                            .map(|i| format!("\"{i}\""))
-                            .collect::<Vec<_>>()
-                            .join(" or ")
-                    )
-                };
-                match &c.section {
-                    Some(s) => format!(
-                        "{which} items{filter} under \"{s}\"{} are done",
-                        of_child(&c.child)
-                    ),
-                    None => format!("{which} items{filter}{} are done", of_child(&c.child)),
-                }
-            }
-            Gate::Label {
-                name,
-                child,
-                present: true,
-            } => format!("label ~\"{name}\" is set{}", of_child(child)),
-            Gate::Label {
-                name,
-                child,
-                present: false,
-            } => {
-                format!("label ~\"{name}\" is not set{}", of_child(child))
-            }
-            Gate::Closed { child } => format!("the {child} issue is closed"),
-            Gate::Completed { child, stage: None } => {
-                format!("the {child} issue's workflow is complete")
-            }
-            Gate::Completed {
-                child,
-                stage: Some(s),
-            } => format!("the {child} issue's workflow reached {s}"),
-            Gate::MinDuration(DurationSpec::Fixed(d)) => {
-                format!("at least {} in this stage", duration::human(*d))
-            }
-            Gate::MinDuration(DurationSpec::Variable { name, default }) => {
-                let value = vars.get(name).and_then(|v| duration::parse(v).ok());
-                match value.or(*default) {
-                    Some(d) => format!("at least {} in this stage", duration::human(d)),
-                    None => format!("at least the migration's `{name}` in this stage"),
-                }
-            }
-            Gate::Approval { label, by, count } => {
-                let who = by.join(", ");
-                if *count > 1 {
-                    format!("{count} of {who} approve with ~\"{label}\"")
-                } else {
-                    format!("~\"{label}\" set by one of {who}")
-                }
-            }
-            Gate::MergeRequest {
-                project,
-                count,
-                child,
-            } => {
-                let what = if *count == 1 {
-                    "a merge request".to_string()
-                } else {
-                    format!("{count} merge requests")
-                };
-                let whose = match child {
-                    Some(c) => format!("the {c} issue"),
-                    None => "the tracking issue".to_string(),
-                };
-                let place = match project {
-                    None => String::new(),
-                    Some(spec @ TextSpec::Variable { name, .. }) => match spec.resolve(vars) {
-                        Ok(p) => format!(" in {p}"),
-                        Err(_) => format!(" in the migration's `{name}`"),
-                    },
-                    Some(TextSpec::Fixed(p)) => format!(" in {p}"),
-                };
-                format!("{what}{place} that references {whose} is merged")
-            }
-            Gate::Release {
-                project,
-                count,
-                pattern,
-            } => {
-                let what = if *count == 1 {
-                    "a release".to_string()
-                } else {
-                    format!("{count} releases")
-                };
-                let of = match project {
-                    None => " of this project".to_string(),
-                    Some(TextSpec::Fixed(p)) => format!(" of {p}"),
-                    Some(spec @ TextSpec::Variable { name, .. }) => match spec.resolve(vars) {
-                        Ok(p) => format!(" of {p}"),
-                        Err(_) => format!(" of the migration's `{name}`"),
-                    },
-                };
-                let tags = pattern
-                    .as_ref()
-                    .map(|p| format!(" (tags matching `{p}`)"))
-                    .unwrap_or_default();
-                format!("{what}{of}{tags} published since entering this stage")
-            }
-            Gate::Metric(m) => {
-                let query = crate::core::promql::render(&m.query, vars).unwrap_or(m.query.clone());
-                let threshold = match (&m.threshold, m.threshold.resolve(vars)) {
-                    (_, Ok(x)) => x.to_string(),
-                    (Threshold::Variable { name, .. }, Err(_)) => {
-                        format!("the migration's `{name}`")
-                    }
-                    (Threshold::Fixed(x), Err(_)) => x.to_string(),
-                };
-                let window = match m.window {
-                    Some(d) => format!(" for {}", duration::human_short(d)),
-                    None => String::new(),
-                };
-                let side = m.side.word();
-                if query.trim().is_empty() {
-                    return "no metric (its query is empty)".to_string();
-                }
-                match query
-                    .trim()
-                    .strip_prefix("{{")
-                    .and_then(|q| q.strip_suffix("}}"))
-                {
-                    // Not known without a migration: the variable may be left empty.
-                    Some(name) => format!(
-                        "the migration's `{}` query, when set, {side} {threshold}{window}",
-                        name.trim()
-                    ),
-                    None => format!("`{query}` {side} {threshold}{window}"),
-                }
-            }
-            Gate::Flag {
-                name,
-                environment,
-                enabled,
-                percentage,
-            } => {
-                let name = match name.resolve(vars) {
-                    Ok(n) => format!("`{n}`"),
-                    Err(_) => match name {
-                        TextSpec::Variable { name, .. } => format!("the migration's `{name}`"),
-                        TextSpec::Fixed(n) => format!("`{n}`"),
-                    },
-                };
-                let mut want = Vec::new();
-                if let Some(on) = enabled {
-                    want.push(if *on { "on" } else { "off" }.to_string());
-                }
-                if let Some(p) = percentage {
-                    want.push(format!("at {p}%"));
-                }
-                let env = environment
-                    .as_ref()
-                    .map(|e| format!(" in {e}"))
-                    .unwrap_or_default();
-                format!("feature flag {name} is {}{env}", want.join(" and "))
-            }
-            Gate::Any(gates) => format!(
-                "any of: {}",
-                gates
-                    .iter()
-                    .map(|g| g.describe_with(vars))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
-            Gate::All(gates) => format!(
-                "all of: {}",
-                gates
-                    .iter()
-                    .map(|g| g.describe_with(vars))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
-        }
     }
 }
 

@@ -54,7 +54,7 @@ impl Config {
             url: url.trim_end_matches('/').to_string(),
             owner: owner.to_string(),
             repo: repo.to_string(),
-            policy: Policy::from_env(),
+            policy: Policy::default(),
             concurrency: 8,
         }
     }

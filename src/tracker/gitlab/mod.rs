@@ -41,7 +41,7 @@ impl Config {
         Config {
             url: url.trim_end_matches('/').to_string(),
             project: project.to_string(),
-            policy: Policy::from_env(),
+            policy: Policy::default(),
             concurrency: 8,
         }
     }

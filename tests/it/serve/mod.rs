@@ -29,7 +29,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use shepherd::catalog::Sources;
-use shepherd::engine::Engine;
+use shepherd::engine::{Engine, Settings};
 use shepherd::serve::{app, dashboard, Secrets, Shared};
 use shepherd::store::sqlite::SqliteStore;
 use shepherd::store::Store;
@@ -69,7 +69,12 @@ fn rig(secrets: Secrets, published: bool) -> Rig {
     ));
     let catalog = Sources::builtin().load().unwrap();
     block_on(async {
-        let engine = Engine::new(&tracker, &catalog, store.as_ref(), "tester");
+        let engine = Engine::new(
+            &tracker,
+            &catalog,
+            store.as_ref(),
+            Settings::acting_as("tester"),
+        );
         let index = engine.index().await.unwrap();
         shared.set_known(GL, &index);
         shared.set_known(GH, &index);
