@@ -11,7 +11,7 @@ use chrono::{TimeZone, Utc};
 mod timing;
 
 use shepherd::catalog::Sources;
-use shepherd::core::gate::GateReport;
+use shepherd::core::gates::GateReport;
 use shepherd::core::report::{self, HistoryEntry, Status};
 use shepherd::report_format;
 use timing::median;

@@ -10,7 +10,7 @@ use super::args::FlagAction;
 use super::config::Session;
 use super::output::{print, Format};
 use crate::core::facts::{FlagState, FlagWant};
-use crate::core::gate_facts::flag_text;
+use crate::core::gates::flag_text;
 use crate::flags::Flags;
 
 pub(super) async fn flag(session: &Session, action: FlagAction) -> Result<ExitCode> {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::facts::{FlagState, FlagWant, Question};
-use super::gate_facts::flag_text;
+use super::gates::flag_text;
 use super::snapshot::Snapshot;
 use super::workflow::{Action, Workflow};
 

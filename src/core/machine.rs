@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 
 use super::checklist::{self, ItemRef};
-use super::gate::{self, GateReport};
+use super::gates::{self, GateReport};
 use super::snapshot::Snapshot;
 use super::workflow::{Action, ChecklistGate, Gate, Stage, Workflow};
 
@@ -240,9 +240,9 @@ fn next_move<'w>(
         return Next::Loops;
     }
     let cx = sim.context(snapshot, now);
-    let exit_cx = gate::Context { exit: true, ..cx };
+    let exit_cx = gates::Context { exit: true, ..cx };
     if let Some((edge, reports)) = stage.exits.iter().find_map(|e| {
-        let reports: Vec<GateReport> = e.when.iter().map(|g| gate::report(g, &exit_cx)).collect();
+        let reports: Vec<GateReport> = e.when.iter().map(|g| gates::report(g, &exit_cx)).collect();
         reports.iter().all(|r| r.passed).then_some((e, reports))
     }) {
         let details: Vec<&str> = reports.iter().map(|r| r.detail.as_str()).collect();
@@ -253,7 +253,7 @@ fn next_move<'w>(
             None,
         );
     }
-    let gates: Vec<GateReport> = stage.gates.iter().map(|g| gate::report(g, &cx)).collect();
+    let gates: Vec<GateReport> = stage.gates.iter().map(|g| gates::report(g, &cx)).collect();
     if sim.labels.iter().any(|l| l == PAUSED_LABEL) {
         let detail =
             format!("paused (label {PAUSED_LABEL}): `shepherd resume {number}` lets it move on");
@@ -267,14 +267,14 @@ fn next_move<'w>(
     let chosen = stage
         .next
         .iter()
-        .find(|e| e.when.iter().all(|g| gate::evaluate(g, &cx).passed));
+        .find(|e| e.when.iter().all(|g| gates::evaluate(g, &cx).passed));
     let Some(edge) = chosen else {
         let detail = "the gates hold, but no `next` edge's `when` holds".into();
         let why = "one `next` edge applies";
         return Next::Stop(Some(gates), vec![blocked("next", why, detail)]);
     };
     let mut passed = gates.clone();
-    passed.extend(edge.when.iter().map(|g| gate::report(g, &cx)));
+    passed.extend(edge.when.iter().map(|g| gates::report(g, &cx)));
     let target = workflow.stage(&edge.to).expect("validated edge");
     Next::Move(
         sim.transition(stage, target, now, None, passed),
@@ -488,8 +488,8 @@ impl<'w> Sim<'w> {
         }
     }
 
-    fn context<'a>(&'a self, snapshot: &'a Snapshot, now: DateTime<Utc>) -> gate::Context<'a> {
-        gate::Context {
+    fn context<'a>(&'a self, snapshot: &'a Snapshot, now: DateTime<Utc>) -> gates::Context<'a> {
+        gates::Context {
             snapshot,
             labels: &self.labels,
             entered_at: self.entered_at,

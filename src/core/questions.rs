@@ -7,8 +7,7 @@
 use chrono::{DateTime, Utc};
 
 use super::facts::{Facts, Question};
-use super::gate::{self, Context};
-use super::gate_facts;
+use super::gates::{self, Context};
 use super::machine::{Plan, PAUSED_LABEL};
 use super::snapshot::{Snapshot, TransitionRecord};
 use super::workflow::{Gate, Workflow};
@@ -36,11 +35,15 @@ pub fn questions(workflow: &Workflow, snapshot: &Snapshot, now: DateTime<Utc>) -
         vars: &snapshot.vars,
         exit: false,
     };
-    let holds = |g: &Gate| gate::evaluate(g, &cx).passed;
+    let holds = |g: &Gate| gates::evaluate(g, &cx).passed;
     let exit_cx = Context { exit: true, ..cx };
     let mut out = Vec::new();
     for exit in &stage.exits {
-        if exit.when.iter().all(|g| gate::evaluate(g, &exit_cx).passed) {
+        if exit
+            .when
+            .iter()
+            .all(|g| gates::evaluate(g, &exit_cx).passed)
+        {
             for g in &exit.when {
                 needs(g, &exit_cx, &mut out);
             }
@@ -158,11 +161,11 @@ fn is_fact_gate(gate: &Gate) -> bool {
 
 fn needs(gate: &Gate, cx: &Context, out: &mut Vec<Question>) {
     match gate {
-        g if is_fact_gate(g) => out.extend(gate_facts::question(g, cx)),
+        g if is_fact_gate(g) => out.extend(gates::question(g, cx)),
         Gate::Any(gates) => {
             let settled = gates
                 .iter()
-                .any(|g| !has_fact_gate(g) && gate::evaluate(g, cx).passed);
+                .any(|g| !has_fact_gate(g) && gates::evaluate(g, cx).passed);
             if !settled {
                 for g in gates {
                     needs(g, cx, out);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use super::gate::{self, GateReport};
+use super::gates::{self, GateReport};
 use super::machine;
 use super::snapshot::Snapshot;
 use super::workflow::Workflow;
@@ -132,7 +132,7 @@ pub fn status(
         .unwrap_or(snapshot.issue.created_at);
     let gates = match stage {
         Some(s) if !s.terminal => {
-            let cx = gate::Context {
+            let cx = gates::Context {
                 snapshot,
                 labels,
                 entered_at,
@@ -140,7 +140,7 @@ pub fn status(
                 vars: &snapshot.vars,
                 exit: false,
             };
-            s.gates.iter().map(|g| gate::report(g, &cx)).collect()
+            s.gates.iter().map(|g| gates::report(g, &cx)).collect()
         }
         _ => Vec::new(),
     };

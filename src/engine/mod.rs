@@ -33,7 +33,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::catalog::Catalog;
-use crate::core::gate::GateReport;
+use crate::core::gates::GateReport;
 use crate::core::machine::Plan;
 use crate::core::marker::IssueMarker;
 use crate::core::snapshot::IssueView;

@@ -44,18 +44,18 @@ pub fn load(
     }
 }
 
-pub(super) struct Validator<'a> {
-    pub(super) file: &'a str,
-    pub(super) problems: Vec<Problem>,
+pub(crate) struct Validator<'a> {
+    pub(crate) file: &'a str,
+    pub(crate) problems: Vec<Problem>,
     /// The checklist gates read so far, checked against their templates once the
     /// tracking template is known (`sections`).
-    pub(super) checklists: Vec<ChecklistSite>,
+    pub(crate) checklists: Vec<ChecklistSite>,
 }
 
-pub(super) type Entries<'n> = &'n [(Node, Node)];
+pub(crate) type Entries<'n> = &'n [(Node, Node)];
 
 impl<'a> Validator<'a> {
-    pub(super) fn problem(&mut self, loc: Loc, message: impl Into<String>) {
+    pub(crate) fn problem(&mut self, loc: Loc, message: impl Into<String>) {
         self.problems.push(Problem {
             file: self.file.to_string(),
             loc,
@@ -64,7 +64,7 @@ impl<'a> Validator<'a> {
     }
 
     /// The entries of a mapping whose keys are all among `allowed`; unknown keys are reported.
-    pub(super) fn map<'n>(
+    pub(crate) fn map<'n>(
         &mut self,
         node: &'n Node,
         what: &str,
@@ -93,7 +93,7 @@ impl<'a> Validator<'a> {
         Some(entries)
     }
 
-    pub(super) fn string(&mut self, node: &Node, what: &str) -> Option<String> {
+    pub(crate) fn string(&mut self, node: &Node, what: &str) -> Option<String> {
         match &node.kind {
             NodeKind::Str(s) if !s.trim().is_empty() => Some(s.clone()),
             NodeKind::Str(_) => {
@@ -111,7 +111,7 @@ impl<'a> Validator<'a> {
         }
     }
 
-    pub(super) fn strings(&mut self, node: &Node, what: &str) -> Vec<String> {
+    pub(crate) fn strings(&mut self, node: &Node, what: &str) -> Vec<String> {
         match &node.kind {
             NodeKind::Seq(items) => items.iter().filter_map(|i| self.string(i, what)).collect(),
             _ => self.string(node, what).into_iter().collect(),
@@ -120,7 +120,7 @@ impl<'a> Validator<'a> {
 
     /// A label name: a string that `check_label_name` accepts (a bad one is reported and
     /// kept, so that the rest of the stage is still checked).
-    pub(super) fn label(&mut self, node: &Node, what: &str) -> Option<String> {
+    pub(crate) fn label(&mut self, node: &Node, what: &str) -> Option<String> {
         let name = self.string(node, what)?;
         if let Err(e) = check_label_name(&name) {
             self.problem(node.loc, e);
@@ -129,14 +129,14 @@ impl<'a> Validator<'a> {
     }
 
     /// One label or a list of them.
-    pub(super) fn labels(&mut self, node: &Node, what: &str) -> Vec<String> {
+    pub(crate) fn labels(&mut self, node: &Node, what: &str) -> Vec<String> {
         match &node.kind {
             NodeKind::Seq(items) => items.iter().filter_map(|i| self.label(i, what)).collect(),
             _ => self.label(node, what).into_iter().collect(),
         }
     }
 
-    pub(super) fn bool(&mut self, node: &Node, what: &str) -> bool {
+    pub(crate) fn bool(&mut self, node: &Node, what: &str) -> bool {
         match node.kind {
             NodeKind::Bool(b) => b,
             _ => {
@@ -524,6 +524,6 @@ pub(super) struct Located {
     pub(super) stage: Stage,
 }
 
-pub(super) fn one_line(s: &str) -> String {
+pub(crate) fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -9,22 +9,23 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use chrono::Duration;
 use regex::Regex;
 
 use super::yaml::Loc;
 
 mod actions;
-mod describe;
-mod fact_gates;
-mod gates;
+mod flag_action;
 mod load;
 pub mod schema;
 mod sections;
 mod validate;
 
-pub use fact_gates::check_project;
+pub use crate::core::gates::{
+    check_project, parse_threshold, ChecklistGate, DurationSpec, Gate, MetricGate, Require, Side,
+    Threshold,
+};
 pub use load::load;
+pub(crate) use load::{one_line, Validator};
 pub use sections::check_child_sections;
 pub use validate::{
     check_children, raw_use_message, raw_variable_uses, template_variables, MAX_CHILDREN,
@@ -101,53 +102,6 @@ pub struct Edge {
     pub when: Vec<Gate>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
-pub enum Gate {
-    Checklist(ChecklistGate),
-    Label {
-        name: String,
-        child: Option<String>,
-        present: bool,
-    },
-    Closed {
-        child: String,
-    },
-    Completed {
-        child: String,
-        stage: Option<String>,
-    },
-    MinDuration(DurationSpec),
-    Approval {
-        label: String,
-        by: Vec<String>,
-        count: usize,
-    },
-    /// At least `count` merge requests that reference the tracking issue (or child
-    /// `child`) are merged — in `project` when given.
-    MergeRequest {
-        project: Option<TextSpec>,
-        count: usize,
-        child: Option<String>,
-    },
-    /// At least `count` releases of `project` (default: the tracker's own) published since
-    /// the migration entered the stage, tags matching `pattern`.
-    Release {
-        project: Option<TextSpec>,
-        count: usize,
-        pattern: Option<String>,
-    },
-    Metric(MetricGate),
-    /// The feature flag's real state is as given.
-    Flag {
-        name: TextSpec,
-        environment: Option<String>,
-        enabled: Option<bool>,
-        percentage: Option<f64>,
-    },
-    Any(Vec<Gate>),
-    All(Vec<Gate>),
-}
-
 /// A value fixed in the file or taken whole from a migration variable (`"{{name}}"`), with
 /// the variable's default when it has one.
 #[derive(Clone, Debug, PartialEq)]
@@ -172,106 +126,6 @@ impl TextSpec {
                 .ok_or_else(|| format!("variable `{name}` is not set on this migration")),
         }
     }
-}
-
-/// `metric: {query, below | above, for}`: the query (with `{{variable}}`s, each escaped for
-/// use inside PromQL quotes) returns one series, and it stayed on the `side` of the
-/// threshold during the whole window (`None`: at this instant). A query that comes out
-/// empty (its variable left empty) is not applicable: the gate holds, and an exit whose
-/// `when` has it is not taken.
-#[derive(Clone, Debug, PartialEq)]
-pub struct MetricGate {
-    pub query: String,
-    pub side: Side,
-    pub threshold: Threshold,
-    pub window: Option<Duration>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Side {
-    Below,
-    Above,
-}
-
-impl Side {
-    pub fn holds(&self, value: f64, threshold: f64) -> bool {
-        match self {
-            Side::Below => value < threshold,
-            Side::Above => value > threshold,
-        }
-    }
-
-    /// `<` or `>`, as details write it.
-    pub fn sign(&self) -> &'static str {
-        match self {
-            Side::Below => "<",
-            Side::Above => ">",
-        }
-    }
-
-    pub fn word(&self) -> &'static str {
-        match self {
-            Side::Below => "below",
-            Side::Above => "above",
-        }
-    }
-}
-
-/// A metric threshold, fixed in the file or taken from a migration variable.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Threshold {
-    Fixed(f64),
-    Variable { name: String, default: Option<f64> },
-}
-
-impl Threshold {
-    /// The value for a migration with `vars`; `Err` says what is wrong with the variable.
-    pub fn resolve(&self, vars: &BTreeMap<String, String>) -> Result<f64, String> {
-        match self {
-            Threshold::Fixed(x) => Ok(*x),
-            Threshold::Variable { name, default } => match vars.get(name) {
-                Some(text) if !text.trim().is_empty() => {
-                    parse_threshold(text).map_err(|e| format!("variable `{name}`: {e}"))
-                }
-                _ => {
-                    default.ok_or_else(|| format!("variable `{name}` is not set on this migration"))
-                }
-            },
-        }
-    }
-}
-
-/// A threshold as a variable writes it: a finite number.
-pub fn parse_threshold(text: &str) -> Result<f64, String> {
-    match text.trim().parse::<f64>() {
-        Ok(x) if x.is_finite() => Ok(x),
-        _ => Err(format!("`{text}` is not a number")),
-    }
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct ChecklistGate {
-    pub section: Option<String>,
-    pub child: Option<String>,
-    pub items: Vec<String>,
-    pub require: Require,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Require {
-    All,
-    AtLeast(usize),
-}
-
-/// A soak time, fixed in the file or taken from a migration variable (`"{{release_interval}}"`),
-/// with the variable's default when it has one (for descriptions without a migration).
-#[derive(Clone, Debug, PartialEq)]
-pub enum DurationSpec {
-    Fixed(Duration),
-    Variable {
-        name: String,
-        default: Option<Duration>,
-    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -447,42 +301,6 @@ impl Stage {
             });
         }
         out
-    }
-}
-
-impl Gate {
-    /// The gate's name as the JSON output spells it.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Gate::Checklist(_) => "checklist",
-            Gate::Label { present: true, .. } => "label",
-            Gate::Label { present: false, .. } => "no_label",
-            Gate::Closed { .. } => "closed",
-            Gate::Completed { .. } => "completed",
-            Gate::MinDuration(_) => "min_duration",
-            Gate::Approval { .. } => "approval",
-            Gate::MergeRequest { .. } => "merge_request",
-            Gate::Release { .. } => "release",
-            Gate::Metric(_) => "metric",
-            Gate::Flag { .. } => "flag",
-            Gate::Any(_) => "any",
-            Gate::All(_) => "all",
-        }
-    }
-
-    /// Calls `f` on this gate and every gate nested in it.
-    pub fn visit(&self, f: &mut dyn FnMut(&Gate)) {
-        f(self);
-        if let Gate::Any(gates) | Gate::All(gates) = self {
-            for g in gates {
-                g.visit(f);
-            }
-        }
-    }
-
-    /// A one-line description a person can read, with variables at their defaults.
-    pub fn describe(&self) -> String {
-        self.describe_with(&BTreeMap::new())
     }
 }
 

@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 
+use crate::core::gates::RawGate;
+
 /// The JSON Schema of a workflow file, as pretty-printed JSON.
 pub fn json_schema() -> String {
     let schema = schemars::schema_for!(WorkflowFile);
@@ -42,7 +44,7 @@ struct WorkflowFile {
 #[derive(JsonSchema)]
 #[serde(untagged)]
 #[allow(dead_code)]
-enum Text {
+pub(crate) enum Text {
     String(String),
     Number(f64),
     Bool(bool),
@@ -52,7 +54,7 @@ enum Text {
 #[derive(JsonSchema)]
 #[serde(untagged)]
 #[allow(dead_code)]
-enum OneOrMany {
+pub(crate) enum OneOrMany {
     One(Text),
     Many(Vec<Text>),
 }
@@ -61,7 +63,7 @@ enum OneOrMany {
 #[derive(JsonSchema)]
 #[serde(untagged)]
 #[allow(dead_code)]
-enum NumberOrVariable {
+pub(crate) enum NumberOrVariable {
     Number(f64),
     Variable(String),
 }
@@ -109,7 +111,7 @@ struct Stage {
     description: Option<Text>,
     /// All must hold to leave by `next`
     #[serde(default)]
-    gates: Option<Vec<Gate>>,
+    gates: Option<Vec<RawGate>>,
     /// The next stage, or edges whose first `when` that holds wins
     #[serde(default)]
     next: Option<Next>,
@@ -142,182 +144,7 @@ struct Edge {
     to: Text,
     /// Gates that must all hold
     #[serde(default)]
-    when: Option<Vec<Gate>>,
-}
-
-/// A gate: one key naming its kind.
-#[derive(JsonSchema)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-#[allow(dead_code)]
-enum Gate {
-    /// The task items under a heading (or the whole body) are done
-    Checklist(Option<Checklist>),
-    /// The label is on the tracking issue (or a child)
-    Label(LabelRef),
-    /// The label is not on the tracking issue (or a child)
-    NoLabel(LabelRef),
-    /// A child issue is closed
-    Closed(Closed),
-    /// A child's own workflow reached a terminal stage (or `stage`)
-    Completed(Completed),
-    /// At least this long in the stage (15m, 2h, 1d, 1w, or `"{{variable}}"`)
-    MinDuration(String),
-    /// The label was last added by one of `by`
-    Approval(Approval),
-    /// Merge requests (pull requests) that reference the issue are merged
-    MergeRequest(Option<MergeRequest>),
-    /// Releases were published during the stay
-    Release(Option<Release>),
-    /// A PromQL query stayed below or above a bound
-    Metric(Metric),
-    /// A feature flag is in the given state
-    Flag(Flag),
-    /// One of these gates holds
-    Any(Vec<Gate>),
-    /// All of these gates hold
-    All(Vec<Gate>),
-}
-
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct Checklist {
-    /// A heading's text (case-insensitive, contained); none: the whole body
-    #[serde(default)]
-    section: Option<Text>,
-    /// The template of the child issue whose checklist counts
-    #[serde(default)]
-    child: Option<Text>,
-    /// Only the items whose text contains one of these
-    #[serde(default)]
-    items: Option<OneOrMany>,
-    /// `all`, or at least this many items
-    #[serde(default)]
-    require: Option<Require>,
-}
-
-#[derive(JsonSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-enum Require {
-    All(AllWord),
-    AtLeast(#[schemars(range(min = 1))] u64),
-}
-
-#[derive(JsonSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)]
-enum AllWord {
-    All,
-}
-
-#[derive(JsonSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-enum LabelRef {
-    Name(Text),
-    On(LabelOn),
-}
-
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct LabelOn {
-    name: Text,
-    /// The child issue's template
-    #[serde(default)]
-    child: Option<Text>,
-}
-
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct Closed {
-    /// The child issue's template
-    child: Text,
-}
-
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct Completed {
-    /// The child issue's template
-    child: Text,
-    /// A stage of the child's workflow that counts as done
-    #[serde(default)]
-    stage: Option<Text>,
-}
-
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct Approval {
-    label: Text,
-    /// The people whose label counts
-    by: OneOrMany,
-    /// How many of them (default 1)
-    #[serde(default)]
-    #[schemars(range(min = 1))]
-    count: Option<u64>,
-}
-
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct MergeRequest {
-    /// `group/project` (default: any)
-    #[serde(default)]
-    project: Option<Text>,
-    #[serde(default)]
-    #[schemars(range(min = 1))]
-    count: Option<u64>,
-    /// The child issue's template whose merge requests count
-    #[serde(default)]
-    child: Option<Text>,
-}
-
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct Release {
-    /// `group/project` (default: the tracker's own)
-    #[serde(default)]
-    project: Option<Text>,
-    #[serde(default)]
-    #[schemars(range(min = 1))]
-    count: Option<u64>,
-    /// A regular expression tag names must match
-    #[serde(default)]
-    pattern: Option<String>,
-}
-
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct Metric {
-    /// PromQL (Handlebars variables allowed)
-    query: String,
-    #[serde(default)]
-    below: Option<NumberOrVariable>,
-    #[serde(default)]
-    above: Option<NumberOrVariable>,
-    /// The window the bound must hold over (30s, 15m, 2h)
-    #[serde(default, rename = "for")]
-    window: Option<String>,
-}
-
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct Flag {
-    name: Text,
-    #[serde(default)]
-    enabled: Option<bool>,
-    #[serde(default)]
-    #[schemars(range(min = 0, max = 100))]
-    percentage: Option<f64>,
-    #[serde(default)]
-    environment: Option<Text>,
+    when: Option<Vec<RawGate>>,
 }
 
 /// An action: one key naming its kind.

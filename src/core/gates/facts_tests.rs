@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use crate::core::facts::{
     Facts, MergeRequest, MetricAnswer, MetricQuestion, MetricSeries, MrState, Question, Release,
 };
-use crate::core::gate::{evaluate, Context};
+use crate::core::gates::{evaluate, Context};
 use crate::core::questions::questions;
 use crate::core::snapshot::{Child, IssueView, Snapshot};
 use crate::core::workflow::{load, Gate, Known, Workflow};
