@@ -11,7 +11,7 @@ use super::config::{Session, Target};
 use crate::catalog::Catalog;
 use crate::engine::{Engine, Settings};
 use crate::flags::Flags;
-use crate::metrics::prometheus::Prometheus;
+use crate::metric_source::prometheus::Prometheus;
 use crate::store::Store;
 use crate::tracker::cached::CachedTracker;
 use crate::tracker::{Tracker, TrackerSpec};
@@ -136,7 +136,7 @@ impl Assembly {
         .with_metrics(
             self.prometheus
                 .as_ref()
-                .map(|p| p as &dyn crate::metrics::Metrics),
+                .map(|p| p as &dyn crate::metric_source::MetricSource),
         )
         .with_flags(self.trackers[at].flags.as_deref())
     }

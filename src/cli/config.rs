@@ -179,9 +179,9 @@ impl Session {
     }
 
     /// How requests to a remote tracker are timed out, retried and announced.
-    fn retry_policy(&self) -> crate::tracker::retry::Policy {
-        let d = crate::tracker::retry::Policy::default();
-        crate::tracker::retry::Policy {
+    fn retry_policy(&self) -> crate::http::retry::Policy {
+        let d = crate::http::retry::Policy::default();
+        crate::http::retry::Policy {
             attempts: self.retries.unwrap_or(d.attempts),
             min_delay: self.retry_base.unwrap_or(d.min_delay),
             timeout: self.timeout,
@@ -316,7 +316,9 @@ impl Session {
     /// The Prometheus that metric gates ask: `--prometheus-url`, `SHEPHERD_PROMETHEUS_URL`,
     /// else `[prometheus] url`; its token from `PROMETHEUS_TOKEN` (never printed). `None`
     /// when none is configured: metric gates are then inconclusive and say so.
-    pub(super) fn prometheus(&self) -> Result<Option<crate::metrics::prometheus::Prometheus>> {
+    pub(super) fn prometheus(
+        &self,
+    ) -> Result<Option<crate::metric_source::prometheus::Prometheus>> {
         let url = self
             .prometheus_url
             .clone()
@@ -327,7 +329,7 @@ impl Session {
         let token = std::env::var("PROMETHEUS_TOKEN")
             .ok()
             .filter(|t| !t.is_empty());
-        crate::metrics::prometheus::Prometheus::new(
+        crate::metric_source::prometheus::Prometheus::new(
             &url,
             token,
             Duration::from_secs(10),
@@ -513,7 +515,7 @@ impl Session {
                     .unwrap_or_else(|| "https://api.github.com".to_string());
                 // octocrab never sends a URL's user info (the token is GITHUB_TOKEN), so it
                 // is left out here, where it cannot reach a message further down.
-                let url = crate::redact::url(&given);
+                let url = crate::http::redact::url(&given);
                 if url != given {
                     super::output::warn(&format!(
                         "the user info of the GitHub URL is not used (shepherd sends GITHUB_TOKEN): {url}"

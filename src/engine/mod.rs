@@ -12,13 +12,13 @@
 //! - `vars`: variables and the renders checked before any write.
 
 mod advance;
+mod answers;
 mod apply;
 pub mod due;
-mod facts;
 mod flag_step;
 pub mod lease;
 mod person;
-mod snapshot;
+mod read;
 mod vars;
 mod views;
 
@@ -110,7 +110,7 @@ pub struct Engine<'a> {
     /// The Store's own random id (kept in the Store), read once.
     pub(crate) store_id: tokio::sync::OnceCell<String>,
     /// Where metric gates ask (Prometheus); `None`: metric gates are inconclusive.
-    pub metrics: Option<&'a dyn crate::metrics::Metrics>,
+    pub metrics: Option<&'a dyn crate::metric_source::MetricSource>,
     /// Where feature flags are read and set; `None`: `feature_flag` actions are not
     /// performed (the comment says what to run) and flag gates do not hold.
     pub flags: Option<&'a dyn crate::flags::Flags>,
@@ -118,7 +118,7 @@ pub struct Engine<'a> {
     /// what the stages set: the service's job.
     pub note_drift: bool,
     /// Facts answered a moment ago (`facts`).
-    pub(crate) facts: facts::FactCache,
+    pub(crate) facts: answers::FactCache,
 }
 
 /// Progress of a long run, for a progress bar. The default does nothing.
@@ -285,12 +285,15 @@ impl<'a> Engine<'a> {
             metrics: None,
             flags: None,
             note_drift,
-            facts: facts::FactCache::default(),
+            facts: answers::FactCache::default(),
         }
     }
 
     /// The same engine, asking `metrics` for metric gates.
-    pub fn with_metrics(mut self, metrics: Option<&'a dyn crate::metrics::Metrics>) -> Self {
+    pub fn with_metrics(
+        mut self,
+        metrics: Option<&'a dyn crate::metric_source::MetricSource>,
+    ) -> Self {
         self.metrics = metrics;
         self
     }

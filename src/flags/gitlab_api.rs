@@ -14,9 +14,9 @@ use gitlab::api::endpoint_prelude::{BodyError, Endpoint, Method};
 use gitlab::api::JsonParams;
 
 use super::FlagError;
+use crate::http::retry::Failed;
 use crate::tracker::gitlab::http::Http;
 use crate::tracker::gitlab::Config;
-use crate::tracker::retry::Failed;
 
 /// The variable both backends read their token from.
 pub const TOKEN_VAR: &str = "GITLAB_TOKEN";

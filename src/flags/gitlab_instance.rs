@@ -21,9 +21,9 @@ use serde_json::Value;
 use super::gitlab_api::{self as api, Call, Remembered};
 use super::{FlagError, Flags};
 use crate::core::facts::{FlagState, FlagWant};
+use crate::http::retry::Failed;
 use crate::tracker::gitlab::http::Http;
 use crate::tracker::gitlab::Config;
-use crate::tracker::retry::Failed;
 
 pub struct GitLabInstanceFlags {
     http: Http,
@@ -39,7 +39,7 @@ impl GitLabInstanceFlags {
     pub fn new(config: &Config, token: &str) -> Result<GitLabInstanceFlags, FlagError> {
         Ok(GitLabInstanceFlags {
             http: api::transport(config, token)?,
-            url: crate::redact::url(&config.url),
+            url: crate::http::redact::url(&config.url),
             seen: Remembered::default(),
         })
     }

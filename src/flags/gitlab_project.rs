@@ -55,7 +55,7 @@ impl GitLabProjectFlags {
     ) -> Result<GitLabProjectFlags, FlagError> {
         Ok(GitLabProjectFlags {
             http: api::transport(config, token)?,
-            url: crate::redact::url(&config.url),
+            url: crate::http::redact::url(&config.url),
             project: config.project.clone(),
             environment: environment.map(str::to_string),
             seen: Remembered::default(),
@@ -75,7 +75,7 @@ impl GitLabProjectFlags {
     }
 
     /// A failed request about flag `name` (`None`: the list) as a `FlagError`.
-    fn refused(&self, f: crate::tracker::retry::Failed, name: Option<&str>) -> FlagError {
+    fn refused(&self, f: crate::http::retry::Failed, name: Option<&str>) -> FlagError {
         let backend = self.describe();
         let what = name.map_or("the flag list".to_string(), |n| format!("flag `{n}`"));
         api::refused(f, &backend, &backend, &what)

@@ -158,7 +158,7 @@ impl Metrics {
     }
 
     /// Brings the tracker's request series up to what it has sent so far.
-    pub fn requests(&self, tracker: &str, stats: Option<crate::tracker::retry::RequestStats>) {
+    pub fn requests(&self, tracker: &str, stats: Option<crate::http::retry::RequestStats>) {
         let Some(stats) = stats else {
             return;
         };

@@ -197,13 +197,13 @@ pub async fn open(url: &str, dry_run: bool) -> Result<Box<dyn Store>, StoreError
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         if dry_run {
             postgres::PostgresStore::check(url).await?;
-            let describe = format!("{} (dry run: in memory)", crate::redact::url(url));
+            let describe = format!("{} (dry run: in memory)", crate::http::redact::url(url));
             return Ok(Box::new(sqlite::SqliteStore::in_memory(describe)?));
         }
         return Ok(Box::new(postgres::PostgresStore::connect(url).await?));
     }
     Err(StoreError::BadUrl {
-        url: crate::redact::url(url),
+        url: crate::http::redact::url(url),
         reason: "write sqlite:PATH or postgres://USER@HOST/DATABASE".into(),
     })
 }

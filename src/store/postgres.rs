@@ -134,7 +134,7 @@ impl PostgresStore {
     }
 
     fn pool(url: &str, timeouts: Timeouts) -> Result<PostgresStore, StoreError> {
-        let describe = crate::redact::url(url);
+        let describe = crate::http::redact::url(url);
         let mut config = tokio_postgres::Config::from_str(url).map_err(|e| StoreError::BadUrl {
             url: describe.clone(),
             reason: scrub(&chain(&e), url),

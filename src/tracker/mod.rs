@@ -5,7 +5,6 @@ pub mod cached;
 pub mod github;
 pub mod gitlab;
 pub mod local;
-pub mod retry;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -175,7 +174,7 @@ pub trait Tracker: Send + Sync {
 
     /// The requests this tracker has sent so far, for `/metrics`; `None` for a tracker
     /// that sends none (the local one).
-    fn request_stats(&self) -> Option<retry::RequestStats> {
+    fn request_stats(&self) -> Option<crate::http::retry::RequestStats> {
         None
     }
 
@@ -462,6 +461,13 @@ pub fn label_spec(name: &str, description: &str) -> LabelSpec {
         name: name.to_string(),
         color: COLORS[hash as usize % COLORS.len()].to_string(),
         description: description.to_string(),
+    }
+}
+
+/// A request that failed for good is the tracker's error, with its message.
+impl From<crate::http::retry::Failed> for TrackerError {
+    fn from(f: crate::http::retry::Failed) -> TrackerError {
+        TrackerError::Other(f.message)
     }
 }
 

@@ -9,7 +9,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use shepherd::redact::url as redact_url;
+use shepherd::http::redact::url as redact_url;
 
 const DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use shepherd::tracker::retry::Policy;
+use shepherd::http::retry::Policy;
 use shepherd::tracker::TrackerError;
 
 use crate::api::Api;

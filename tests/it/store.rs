@@ -764,7 +764,10 @@ async fn a_postgres_that_goes_away_mid_run_is_an_error_not_a_hang() {
         started.elapsed()
     );
     let text = err.to_string();
-    let named = format!("the state store {}", shepherd::redact::url(via.as_str()));
+    let named = format!(
+        "the state store {}",
+        shepherd::http::redact::url(via.as_str())
+    );
     assert!(text.starts_with(&named), "{text}");
     assert!(!text.contains("hunter2"), "{text}");
 

@@ -41,7 +41,7 @@ fn core_does_no_io_and_reads_no_clock() {
         "crate::engine",
         "crate::store",
         "crate::flags",
-        "crate::metrics",
+        "crate::metric_source",
         "crate::serve",
         "crate::cli",
     ];

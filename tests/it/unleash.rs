@@ -31,7 +31,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use shepherd::flags::unleash::Unleash;
-use shepherd::service_http::Retries;
 
 use crate::pg::TestDb;
 use crate::prom::{block_on, free_port};
@@ -238,9 +237,10 @@ impl UnleashHarness {
             Duration::from_secs(30),
         )
         .expect("an Unleash client")
-        .with_retries(Retries {
+        .with_retries(shepherd::http::retry::Policy {
             attempts: 2,
             min_delay: Duration::from_millis(100),
+            ..shepherd::http::retry::Policy::for_services()
         })
     }
 

@@ -27,8 +27,9 @@ mod model;
 
 use super::{FlagError, Flags};
 use crate::core::facts::{FlagState, FlagWant};
-use crate::service_http::{self, Retries};
-use crate::tracker::retry::{chain, redact, seconds};
+use crate::http::retry::Policy;
+use crate::http::retry::{chain, redact, seconds};
+use crate::http::service;
 use model::*;
 
 /// The environment variable that holds the token.
@@ -54,7 +55,7 @@ pub struct Unleash {
     /// The token's text, taken out of every message.
     secret: String,
     timeout: Duration,
-    retries: Retries,
+    retries: Policy,
 }
 
 impl Unleash {
@@ -72,7 +73,7 @@ impl Unleash {
         connect_timeout: Duration,
         timeout: Duration,
     ) -> Result<Unleash, String> {
-        let address = service_http::address(url, "Unleash")?;
+        let address = service::address(url, "Unleash")?;
         let mut parsed = address.url;
         let trimmed = parsed.path().trim_end_matches('/').to_string();
         parsed.set_path(&trimmed);
@@ -84,8 +85,8 @@ impl Unleash {
             return Err("the Unleash environment is empty: set [flags] environment".into());
         }
         let secret = token.unwrap_or_default();
-        let token = service_http::authorization(&secret, str::to_string, TOKEN_VAR)?;
-        let client = service_http::client(connect_timeout, timeout)?;
+        let token = service::authorization(&secret, str::to_string, TOKEN_VAR)?;
+        let client = service::client(connect_timeout, timeout)?;
         Ok(Unleash {
             client,
             base: parsed,
@@ -95,12 +96,12 @@ impl Unleash {
             token,
             secret,
             timeout,
-            retries: Retries::default(),
+            retries: Policy::for_services(),
         })
     }
 
     /// The same client with other retries (tests use short ones).
-    pub fn with_retries(mut self, retries: Retries) -> Unleash {
+    pub fn with_retries(mut self, retries: Policy) -> Unleash {
         self.retries = retries.at_least_once();
         self
     }

@@ -218,7 +218,7 @@ impl Tracker for CachedTracker<'_> {
         self.inner.versions()
     }
 
-    fn request_stats(&self) -> Option<super::retry::RequestStats> {
+    fn request_stats(&self) -> Option<crate::http::retry::RequestStats> {
         self.inner.request_stats()
     }
 

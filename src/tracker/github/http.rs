@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use super::json::link_page;
 use super::Config;
-use crate::tracker::retry::{self, chain, Failed, Failure, Retrier};
+use crate::http::retry::{self, chain, Failed, Failure, Retrier};
 use crate::tracker::{Dated, TrackerError};
 
 /// How many list pages (with their `ETag`) a tracker remembers.

@@ -8,9 +8,9 @@
 //! The transport is `http`; GitHub's JSON is `json`.
 
 mod children;
-mod facts;
 mod http;
 mod json;
+mod pull_requests;
 mod timeline;
 
 use std::collections::HashMap;
@@ -26,13 +26,13 @@ use serde_json::{json, Value};
 pub use self::children::{child_record, child_records};
 use self::json::{comment, label_query, since_query};
 pub use self::json::{convert, convert_any, link_page, GhLabelName, GhLogin, GhTimelineItem};
-use super::retry::{Failed, Policy};
 use super::{
     Comment, Dated, Issue, IssueEdit, LabelCache, LabelSpec, LabelWrites, NewIssue, ReadBack,
     StateFilter, Tracker, TrackerError, Versions,
 };
 use crate::core::facts::{MergeRequest, Release};
 use crate::core::snapshot::LabelEvent;
+use crate::http::retry::{Failed, Policy};
 
 /// Connection settings.
 #[derive(Clone, Debug)]
@@ -197,7 +197,7 @@ impl Tracker for GitHubTracker {
         format!("github:{}/{}", self.config.owner, self.config.repo)
     }
 
-    fn request_stats(&self) -> Option<crate::tracker::retry::RequestStats> {
+    fn request_stats(&self) -> Option<crate::http::retry::RequestStats> {
         Some(self.http.retrier.stats())
     }
 

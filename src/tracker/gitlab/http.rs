@@ -8,7 +8,7 @@ use gitlab::api::endpoint_prelude::*;
 use serde::de::DeserializeOwned;
 
 use super::Config;
-use crate::tracker::retry::{self, chain, Failed, Failure, Retrier};
+use crate::http::retry::{self, chain, Failed, Failure, Retrier};
 use crate::tracker::TrackerError;
 
 /// A response that came back 2xx.
@@ -41,9 +41,7 @@ impl Http {
             TrackerError::Other("the GitLab token contains characters a header cannot carry".into())
         })?;
         token_header.set_sensitive(true);
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("shepherd/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(config.policy.connect_timeout)
+        let client = crate::http::service::builder(config.policy.connect_timeout)
             .build()
             .map_err(|e| TrackerError::Other(format!("cannot build an HTTP client: {e}")))?;
         Ok(Http {

@@ -5,9 +5,9 @@
 //! incremental poll is `updated_after`. Merge requests and releases, which gates read, are
 //! `facts`. GitLab's JSON stays in `json`.
 
-mod facts;
 pub(crate) mod http;
 mod json;
+mod merge_requests;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -16,12 +16,12 @@ use gitlab::api::projects::issues::{self as gl_issues, IssueState, IssueStateEve
 pub use self::json::{
     GlIssue, GlLabel, GlLabelEvent, GlLabelRef, GlMergeRequest, GlNote, GlRelease, GlUser,
 };
-use super::retry::{Failed, Policy};
 use super::{
     Comment, Issue, IssueEdit, LabelCache, LabelSpec, NewIssue, StateFilter, Tracker, TrackerError,
 };
 use crate::core::facts::{MergeRequest, Release};
 use crate::core::snapshot::LabelEvent;
+use crate::http::retry::{Failed, Policy};
 
 /// Connection settings.
 #[derive(Clone, Debug)]
@@ -49,7 +49,7 @@ impl Config {
     /// The URL as messages and links show it: without user info (which reqwest sends as
     /// basic authentication, for a GitLab behind a proxy that asks for it).
     pub fn shown(&self) -> String {
-        crate::redact::url(&self.url)
+        crate::http::redact::url(&self.url)
     }
 }
 
@@ -132,7 +132,7 @@ impl Tracker for GitLabTracker {
         format!("gitlab:{}", self.config.project)
     }
 
-    fn request_stats(&self) -> Option<crate::tracker::retry::RequestStats> {
+    fn request_stats(&self) -> Option<crate::http::retry::RequestStats> {
         Some(self.http.retrier.stats())
     }
 

@@ -9,9 +9,9 @@
 //! overridden (`--now`), so that a whole rollout can be rehearsed offline.
 
 mod clock;
-mod facts;
 mod flags;
 mod issues;
+mod merge_requests;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -23,8 +23,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, TransactionBehavior};
 
 pub use clock::ClockSet;
-pub use facts::{MergeRequestChange, MergeRequestRecord, OWN_PROJECT};
 pub use flags::check_name as check_flag_name;
+pub use merge_requests::{MergeRequestChange, MergeRequestRecord, OWN_PROJECT};
 
 use super::{Comment, Issue, IssueEdit, LabelSpec, NewIssue, StateFilter, Tracker, TrackerError};
 use crate::core::facts::{MergeRequest, Release};

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde_json::json;
+use shepherd::http::retry::Policy;
 use shepherd::tracker::github::{self, GitHubTracker};
-use shepherd::tracker::retry::Policy;
 use shepherd::tracker::{IssueEdit, NewIssue, StateFilter, Tracker};
 
 use super::{hub, Hub, BOT};

@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use shepherd::http::retry::Policy;
 use shepherd::tracker::gitlab::{Config, GitLabTracker};
-use shepherd::tracker::retry::Policy;
 use shepherd::tracker::{IssueEdit, NewIssue, StateFilter, Tracker};
 
 use super::{lab, Lab, BOT};

@@ -1,4 +1,4 @@
-//! shepherd's Prometheus adapter (`shepherd::metrics::prometheus`) against a real
+//! shepherd's Prometheus adapter (`shepherd::metric_source::prometheus`) against a real
 //! Prometheus (`PromHarness`), and, for what Prometheus itself does not do (check a bearer
 //! token, fail with a 5xx, hang), against small servers on 127.0.0.1.
 
@@ -11,9 +11,8 @@ use axum::Router;
 use chrono::Utc;
 use shepherd::core::facts::{MetricAnswer, MetricQuestion, MetricSeries};
 use shepherd::core::promql;
-use shepherd::metrics::prometheus::Prometheus;
-use shepherd::metrics::Metrics;
-use shepherd::service_http::Retries;
+use shepherd::metric_source::prometheus::Prometheus;
+use shepherd::metric_source::MetricSource;
 
 use super::{block_on, free_port, PromHarness};
 
@@ -26,9 +25,10 @@ fn adapter(url: &str, token: Option<&str>) -> Arc<Prometheus> {
         Duration::from_secs(2),
     )
     .expect("a good URL")
-    .with_retries(Retries {
+    .with_retries(shepherd::http::retry::Policy {
         attempts: 3,
         min_delay: Duration::from_millis(10),
+        ..shepherd::http::retry::Policy::for_services()
     });
     Arc::new(p)
 }

@@ -467,9 +467,10 @@ fn scripted(url: &str) -> Unleash {
         Duration::from_secs(1),
     )
     .unwrap()
-    .with_retries(shepherd::service_http::Retries {
+    .with_retries(shepherd::http::retry::Policy {
         attempts: 3,
         min_delay: Duration::from_millis(10),
+        ..shepherd::http::retry::Policy::for_services()
     })
 }
 

@@ -1,4 +1,4 @@
-//! The `Metrics` trait: the door to a metrics server (Prometheus's HTTP API). A metric
+//! The metric source (`MetricSource`): where metric gates ask, a metrics server (Prometheus's HTTP API). A metric
 //! question is answered with data, never an error: a server that does not answer is an
 //! `Unavailable` answer, which makes the gate inconclusive, not the run fail.
 
@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use crate::core::facts::{MetricAnswer, MetricQuestion};
 
 #[async_trait]
-pub trait Metrics: Send + Sync {
+pub trait MetricSource: Send + Sync {
     /// The server as a person would name it (its URL, never a token).
     fn describe(&self) -> String;
 

@@ -13,7 +13,7 @@ use super::json::{pull_request, GhCrossReference, GhPull, GhRelease};
 use super::timeline::Reader;
 use super::GitHubTracker;
 use crate::core::facts::{MergeRequest, Release};
-use crate::tracker::retry::Failed;
+use crate::http::retry::Failed;
 use crate::tracker::TrackerError;
 
 impl GitHubTracker {

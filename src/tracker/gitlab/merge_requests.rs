@@ -30,7 +30,7 @@ impl GitLabTracker {
             .issue(number)
             .build()
             .map_err(build_err)?;
-        let not_found = |f: crate::tracker::retry::Failed| match f.status {
+        let not_found = |f: crate::http::retry::Failed| match f.status {
             Some(404) => TrackerError::NotFound(number),
             _ => f.into(),
         };

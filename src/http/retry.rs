@@ -11,8 +11,6 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::{DateTime, Local, Utc};
 
-use super::TrackerError;
-
 /// How requests are timed out and retried.
 #[derive(Clone, Debug)]
 pub struct Policy {
@@ -35,6 +33,38 @@ pub struct Policy {
 
 /// Waits longer than this are announced.
 pub const ANNOUNCE_AFTER: Duration = Duration::from_secs(10);
+
+impl Policy {
+    /// The retries of a service beside the tracker (Prometheus, Unleash): 3 attempts from
+    /// 200 ms, so that a question costs at most about a second more than its requests.
+    pub fn for_services() -> Policy {
+        Policy {
+            attempts: 3,
+            min_delay: Duration::from_millis(200),
+            ..Policy::default()
+        }
+    }
+
+    /// At least one attempt.
+    pub fn at_least_once(self) -> Policy {
+        Policy {
+            attempts: self.attempts.max(1),
+            ..self
+        }
+    }
+
+    /// The delays before each retry, doubling from `min_delay` with jitter, at most 5 s
+    /// each (for services without rate limits; trackers use `Retrier::run`).
+    pub fn delays(&self) -> impl Iterator<Item = Duration> {
+        use backon::{BackoffBuilder, ExponentialBuilder};
+        ExponentialBuilder::default()
+            .with_jitter()
+            .with_min_delay(self.min_delay)
+            .with_max_delay(Duration::from_secs(5))
+            .with_max_times(self.attempts.saturating_sub(1))
+            .build()
+    }
+}
 
 impl Default for Policy {
     /// 6 attempts from 500 ms; connect 10 s, whole request 60 s; waits up to 15 min.
@@ -83,12 +113,6 @@ impl Failure {
 pub struct Failed {
     pub status: Option<u16>,
     pub message: String,
-}
-
-impl From<Failed> for TrackerError {
-    fn from(f: Failed) -> TrackerError {
-        TrackerError::Other(f.message)
-    }
 }
 
 impl std::fmt::Display for Failed {
@@ -151,7 +175,7 @@ impl Retrier {
         Retrier {
             policy,
             tracker,
-            url: crate::redact::url(url),
+            url: crate::http::redact::url(url),
             names,
             secret: secret.to_string(),
             pace: Pace::default(),

@@ -19,11 +19,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::Metrics;
+use super::MetricSource;
 use crate::core::facts::{MetricAnswer, MetricQuestion, MetricSeries};
 use crate::core::promql;
-use crate::service_http::{self, Retries};
-use crate::tracker::retry::{chain, redact, seconds};
+use crate::http::retry::Policy;
+use crate::http::retry::{chain, redact, seconds};
+use crate::http::service;
 
 /// A range query asks for at most about this many points.
 pub const MAX_POINTS: i64 = 250;
@@ -43,7 +44,7 @@ pub struct Prometheus {
     /// The token's text, taken out of every message.
     secret: String,
     timeout: Duration,
-    retries: Retries,
+    retries: Policy,
 }
 
 impl Prometheus {
@@ -56,11 +57,10 @@ impl Prometheus {
         connect_timeout: Duration,
         timeout: Duration,
     ) -> Result<Prometheus, String> {
-        let address = service_http::address(url, "Prometheus")?;
+        let address = service::address(url, "Prometheus")?;
         let secret = token.unwrap_or_default();
-        let token =
-            service_http::authorization(&secret, |t| format!("Bearer {t}"), "PROMETHEUS_TOKEN")?;
-        let client = service_http::client(connect_timeout, timeout)?;
+        let token = service::authorization(&secret, |t| format!("Bearer {t}"), "PROMETHEUS_TOKEN")?;
+        let client = service::client(connect_timeout, timeout)?;
         Ok(Prometheus {
             client,
             base: address.url.as_str().trim_end_matches('/').to_string(),
@@ -68,12 +68,12 @@ impl Prometheus {
             token,
             secret,
             timeout,
-            retries: Retries::default(),
+            retries: Policy::for_services(),
         })
     }
 
     /// The same client with other retries (tests use short ones).
-    pub fn with_retries(mut self, retries: Retries) -> Prometheus {
+    pub fn with_retries(mut self, retries: Policy) -> Prometheus {
         self.retries = retries.at_least_once();
         self
     }
@@ -214,7 +214,7 @@ impl Prometheus {
 }
 
 #[async_trait]
-impl Metrics for Prometheus {
+impl MetricSource for Prometheus {
     fn describe(&self) -> String {
         format!("Prometheus at {}", self.shown)
     }
