@@ -17,6 +17,7 @@ pub mod due;
 mod facts;
 mod flag_step;
 pub mod lease;
+mod lazy_kin;
 mod person;
 mod snapshot;
 mod vars;
