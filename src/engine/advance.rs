@@ -94,7 +94,9 @@ impl<'a> Engine<'a> {
         self.tracker.forget_merge_requests();
         if dry_run {
             let index = self.local_index(number).await?;
-            return self.advance_in(number, &index, true, None, false, true).await;
+            return self
+                .advance_in(number, &index, true, None, false, true)
+                .await;
         }
         self.with_lease(number, async {
             let (index, kin_read) = self.family(number).await?;

@@ -63,7 +63,12 @@ pub(super) fn children_matter(
 /// when the plan moves (its comments were read), none unless one of them records an entry
 /// into a stage that opens a child. A plan that moves nothing was made without comments:
 /// then only an issue known to have none is known to have no child.
-fn may_have_children(workflow: &Workflow, m: &Migration, plan: &Plan, comments: &[Comment]) -> bool {
+fn may_have_children(
+    workflow: &Workflow,
+    m: &Migration,
+    plan: &Plan,
+    comments: &[Comment],
+) -> bool {
     if m.issue.comment_count == Some(0) || !opens_children(workflow) {
         return false;
     }

@@ -13,9 +13,9 @@ use crate::github_server::{GitHubServer, OWNER, REPO};
 use crate::gitlab_server::{GitLabServer, PROJECT};
 use crate::remote::Remote;
 use crate::support::{block_on, moved, stderr};
+use crate::test_server::ReleaseKind;
 use shepherd::core::marker::TransitionMarker;
 use shepherd::tracker::{github, gitlab, Tracker};
-use crate::test_server::ReleaseKind;
 
 const BOT_GL: &str = "glpat-budget-bot-0123456789";
 const BOT_GH: &str = "ghp_budgetbot0123456789";
@@ -70,7 +70,11 @@ fn seed<S: Projects>(server: &S, n: usize, apart: i64) {
         Utc::now() - chrono::Duration::days(40),
         ReleaseKind::Published,
     );
-    for project in ["gitlab-org/gitaly-proto", "gitlab-org/gitaly", "gitlab-org/gitlab"] {
+    for project in [
+        "gitlab-org/gitaly-proto",
+        "gitlab-org/gitaly",
+        "gitlab-org/gitlab",
+    ] {
         server.make_project(project);
     }
     for i in 0..n {
@@ -166,10 +170,7 @@ fn idle_twice<S: Api>(remote: &Remote<S>, budget: usize) {
     assert!(moved(&r).is_empty(), "{r}");
     let paths = remote.server.paths();
     eprintln!("second idle poll, {N} migrations: {} requests", paths.len());
-    let per_issue: Vec<&String> = paths
-        .iter()
-        .filter(|p| p.contains("/issues/"))
-        .collect();
+    let per_issue: Vec<&String> = paths.iter().filter(|p| p.contains("/issues/")).collect();
     assert!(
         paths.len() <= budget && per_issue.is_empty(),
         "a second idle poll of {N} migrations: {} requests (budget {budget}), {:?}",
@@ -187,7 +188,10 @@ fn report_costs<S: Api>(remote: &Remote<S>, extra: usize) {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let n = remote.server.requests();
-    eprintln!("report, {N} migrations: {n} requests {:?}", kinds(&remote.server));
+    eprintln!(
+        "report, {N} migrations: {n} requests {:?}",
+        kinds(&remote.server)
+    );
     assert!(
         n <= N + extra,
         "report of {N} migrations: {n} requests (budget {}): {:?}",

@@ -89,7 +89,8 @@ fn a_rate_limited_first_request_is_retried() {
     let n = lab.start();
     // The run's first request (`status` reads the issue).
     let path = format!("/issues/{n}");
-    lab.server.fail(Fault::status("GET", &path, 429, Some(1), 1));
+    lab.server
+        .fail(Fault::status("GET", &path, 429, Some(1), 1));
     lab.server.clear_log();
     let started = Instant::now();
     lab.ok_as(BOT, &["status", &n.to_string()]);
