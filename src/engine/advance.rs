@@ -94,11 +94,15 @@ impl<'a> Engine<'a> {
         self.tracker.forget_merge_requests();
         if dry_run {
             let index = self.local_index(number).await?;
-            return self.advance_in(number, &index, true, None, false).await;
+            return self
+                .advance_in(number, &index, true, None, false, true)
+                .await;
         }
         self.with_lease(number, async {
-            let index = self.local_index(number).await?;
-            let advanced = self.advance_in(number, &index, false, None, false).await?;
+            let (index, kin_read) = self.family(number).await?;
+            let advanced = self
+                .advance_in(number, &index, false, None, false, kin_read)
+                .await?;
             // Only a workflow that sets flags can drift: no read for the others.
             let sets_flags = self
                 .catalog
@@ -122,7 +126,7 @@ impl<'a> Engine<'a> {
         Box::pin(async move {
             let number = m.issue.number;
             self.with_lease(number, async {
-                self.advance_in(number, &[m], false, Some(Vec::new()), true)
+                self.advance_in(number, &[m], false, Some(Vec::new()), true, true)
                     .await
             })
             .await
@@ -140,7 +144,8 @@ impl<'a> Engine<'a> {
     /// Plans and (unless `dry_run`) applies, as far as the gates allow. The caller holds
     /// the lease when not `dry_run`. `events` is label history an earlier look of this
     /// advance already read; `new_issue` says this run has just made the issue, so it has
-    /// no comments to read yet.
+    /// no comments to read yet; `kin_read` that `index` holds its children (else they are
+    /// read once they can matter: `lazy_kin`).
     async fn advance_in(
         &self,
         number: u64,
@@ -148,14 +153,16 @@ impl<'a> Engine<'a> {
         dry_run: bool,
         mut events: Option<Vec<LabelEvent>>,
         mut new_issue: bool,
+        mut kin_read: bool,
     ) -> Result<Advanced> {
         let mut fresh;
         let mut index = index;
         let mut transitions = Vec::new();
         let mut created = Vec::new();
         // Applying can change what the gates see (a child now exists): plan again until
-        // nothing moves, so the report ends with the gates that really block.
-        for _ in 0..4 {
+        // nothing moves, so the report ends with the gates that really block (and once more
+        // when children left unread turn out to matter).
+        for _ in 0..5 {
             if !dry_run && self.start_children(number, index).await? {
                 fresh = self.local_index(number).await?;
                 index = &fresh;
@@ -170,6 +177,15 @@ impl<'a> Engine<'a> {
             let (plan, comments) = self
                 .decide(&m, workflow, kids, events.take(), read_comments)
                 .await?;
+            if !kin_read && super::lazy_kin::children_matter(workflow, &m, &plan, &comments) {
+                // Judged again with them (the reads of this look are kept in the cache).
+                let mut family = vec![m.clone()];
+                family.extend(self.children(number).await?);
+                fresh = family;
+                index = &fresh;
+                kin_read = true;
+                continue;
+            }
             if dry_run || plan.transitions.is_empty() {
                 let mut report = report_plan(number, workflow, plan, created);
                 transitions.append(&mut report.transitions);
@@ -487,7 +503,7 @@ impl<'a> Engine<'a> {
         };
         if dry_run {
             return self
-                .advance_in(number, &family(m.clone()), true, None, false)
+                .advance_in(number, &family(m.clone()), true, None, false, true)
                 .await
                 .with_context(context);
         }
@@ -534,6 +550,7 @@ impl<'a> Engine<'a> {
                 false,
                 events,
                 false,
+                true,
             )
             .await
         };

@@ -16,6 +16,7 @@ mod answers;
 mod apply;
 pub mod due;
 mod flag_step;
+mod lazy_kin;
 pub mod lease;
 mod person;
 mod read;

@@ -4,6 +4,7 @@
 mod api;
 mod bad_input;
 mod bad_values;
+mod budgets;
 mod cli;
 mod commands;
 mod concurrency;

@@ -51,6 +51,11 @@ impl<S: Api> Remote<S> {
         self
     }
 
+    /// The bot's token: who runs shepherd.
+    pub fn bot(&self) -> &'static str {
+        self.bot
+    }
+
     pub fn run_as(&self, token: &str, args: &[&str]) -> Output {
         self.run_with(token, &[], args)
     }

@@ -56,6 +56,13 @@ struct CachedList {
     issues: Vec<Issue>,
 }
 
+/// Labels known to exist since `at` (`ensure_labels`).
+#[derive(Serialize, Deserialize)]
+struct KeptLabels {
+    at: DateTime<Utc>,
+    names: Vec<String>,
+}
+
 impl<'a> CachedTracker<'a> {
     pub fn new(inner: &'a dyn Tracker, store: &'a dyn Store) -> CachedTracker<'a> {
         CachedTracker {
@@ -347,8 +354,34 @@ impl Tracker for CachedTracker<'_> {
             .await
     }
 
+    /// The labels made sure of within `FULL_EVERY` are kept in the Store: a run whose
+    /// labels all exist asks for none. A label a person deleted meanwhile is made again by
+    /// the move that sets it (both trackers create a label set on an issue), only without
+    /// its colour until the kept list is read anew: no decision depends on it.
     async fn ensure_labels(&self, labels: &[LabelSpec]) -> Result<(), TrackerError> {
-        self.inner.ensure_labels(labels).await
+        let key = self.key("labels");
+        let now = Utc::now();
+        let kept = self
+            .get::<KeptLabels>(&key, "1")
+            .await
+            .filter(|k| now - k.at < FULL_EVERY);
+        if let Some(k) = &kept {
+            if labels.iter().all(|l| k.names.contains(&l.name)) {
+                return Ok(());
+            }
+        }
+        self.inner.ensure_labels(labels).await?;
+        let mut kept = kept.unwrap_or(KeptLabels {
+            at: now,
+            names: Vec::new(),
+        });
+        for l in labels {
+            if !kept.names.contains(&l.name) {
+                kept.names.push(l.name.clone());
+            }
+        }
+        self.put(&key, "1", &kept).await;
+        Ok(())
     }
 
     async fn children(&self, parent: u64) -> Result<Vec<Issue>, TrackerError> {

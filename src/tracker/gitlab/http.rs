@@ -24,6 +24,10 @@ pub struct Http {
     token: http::HeaderValue,
     pub retrier: Retrier,
     concurrency: usize,
+    /// The instance's URL as messages show it (no user info).
+    shown: String,
+    /// Whether any request has been answered: a failure before is a failure to connect.
+    answered: std::sync::atomic::AtomicBool,
 }
 
 impl Http {
@@ -57,6 +61,8 @@ impl Http {
                 config.concurrency,
             ),
             concurrency: config.concurrency.max(1),
+            shown: config.shown(),
+            answered: Default::default(),
         })
     }
 
@@ -67,11 +73,39 @@ impl Http {
         page: Option<u64>,
     ) -> Result<Response, Failed> {
         let method = endpoint.method();
-        self.retrier
+        let sent = self
+            .retrier
             .run(method.as_str(), &endpoint.endpoint(), || {
                 self.send_once(endpoint, page)
             })
-            .await
+            .await;
+        self.connected(sent)
+    }
+
+    /// The token and the connection are checked by the run's first request, whichever it
+    /// is (no request of its own): a 401 is a refused token, and a failure to reach GitLab
+    /// before anything was answered is a failure to connect (a request that was never
+    /// answered in time says so itself).
+    fn connected(&self, sent: Result<Response, Failed>) -> Result<Response, Failed> {
+        use std::sync::atomic::Ordering;
+        let f = match sent {
+            Ok(rsp) => {
+                self.answered.store(true, Ordering::Relaxed);
+                return Ok(rsp);
+            }
+            Err(f) => f,
+        };
+        let never = !self.answered.load(Ordering::Relaxed);
+        let why = match f.status {
+            Some(401) => "the token was refused (401 Unauthorized)".to_string(),
+            _ if f.message.starts_with("GitLab at ") => return Err(f),
+            None | Some(500..) if never => f.message.clone(),
+            _ => return Err(f),
+        };
+        Err(Failed {
+            status: f.status,
+            message: format!("cannot connect to GitLab at {}: {why}", self.shown),
+        })
     }
 
     async fn send_once<E: Endpoint + Sync>(

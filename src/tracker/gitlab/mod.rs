@@ -60,25 +60,11 @@ pub struct GitLabTracker {
 }
 
 impl GitLabTracker {
-    /// Connects and checks the token with `GET /api/v4/user`: the run's first request,
-    /// timed out and retried like any other (a 429, a 5xx, a refused connection).
+    /// Connects: no request of its own. The token and the address are checked by the
+    /// run's first request, whichever it is, timed out and retried like any other (a 429,
+    /// a 5xx, a refused connection); a 401 says the token was refused (`http::connected`).
     pub async fn connect(config: Config, token: &str) -> Result<GitLabTracker, TrackerError> {
         let http = http::Http::new(&config, token)?;
-        let user = gitlab::api::users::CurrentUser::builder()
-            .build()
-            .map_err(build_err)?;
-        if let Err(f) = http.send(&user, None).await {
-            let why = match f.status {
-                Some(401) => "the token was refused (401 Unauthorized)".to_string(),
-                // "GitLab at URL did not answer …" says it all.
-                _ if f.message.starts_with("GitLab at ") => return Err(f.into()),
-                _ => f.message,
-            };
-            return Err(TrackerError::Other(format!(
-                "cannot connect to GitLab at {}: {why}",
-                config.shown()
-            )));
-        }
         Ok(GitLabTracker {
             http,
             config,
