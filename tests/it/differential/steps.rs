@@ -1,0 +1,244 @@
+//! The steps of a case and the seeded generator that draws them: people's actions on a
+//! few migrations interleaved with shepherd runs, a run now and then killed with SIGKILL
+//! (then, after at most a person's tick on a child, the same run again), and time passing
+//! so soaks end. Steps name migrations by index and items by text, never by issue number,
+//! so one list of steps means the same thing in both worlds and prints readably.
+
+use std::fmt;
+
+use super::rng::Rng;
+
+/// The tracking issue's task items under Plan (the checklist gate) and Notes (no gate's).
+pub const PLAN: [&str; 2] = ["Write it", "Review it"];
+pub const NOTES: &str = "Tell the team";
+/// The child's task items.
+pub const CHILD: [&str; 2] = ["Run it on staging", "Run it on production"];
+/// Labels people set: the approval, the `label` gate, the rollback exit, the edge to build.
+pub const LABELS: [&str; 4] = ["approved", "go", "broken", "needs-build"];
+/// Stages a rollback goes back to.
+pub const ROLLBACK_TO: [&str; 3] = ["plan", "review", "soak"];
+
+/// Who acts: `carol` may approve, `mallory` may not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Person {
+    Carol,
+    Mallory,
+}
+
+impl Person {
+    pub fn name(self) -> &'static str {
+        match self {
+            Person::Carol => "carol",
+            Person::Mallory => "mallory",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Ticks (or, with `undo`, unticks) a box of migration `m`'s tracking issue.
+    Tick {
+        m: usize,
+        item: &'static str,
+        undo: bool,
+    },
+    /// Ticks a box of the newest child of migration `m` (nothing when it has none).
+    TickChild {
+        m: usize,
+        item: &'static str,
+    },
+    Label {
+        m: usize,
+        label: &'static str,
+        add: bool,
+        by: Person,
+    },
+    Close {
+        m: usize,
+    },
+    Reopen {
+        m: usize,
+    },
+    Pause {
+        m: usize,
+    },
+    Resume {
+        m: usize,
+    },
+    Rollback {
+        m: usize,
+        to: &'static str,
+        keep: bool,
+    },
+    /// Opens a merge request of `acme/app` that references migration `m`.
+    MrOpen {
+        m: usize,
+    },
+    /// Merges the newest open merge request of migration `m` (nothing when none).
+    MrMerge {
+        m: usize,
+    },
+    /// Two minutes pass (a soak is one): the local tracker's clock, the servers' records.
+    Time,
+    /// `advance`; with `kill`, the cached world's run is killed after that many ms.
+    Advance {
+        m: usize,
+        kill: Option<u64>,
+    },
+    Reconcile {
+        kill: Option<u64>,
+    },
+    /// `reconcile` and `advance` of migration `m` at once in the cached world, sharing its
+    /// Store (the lease keeps them apart; the later one must see the earlier one's move);
+    /// one after the other in the oracle world.
+    Race {
+        m: usize,
+    },
+}
+
+impl Step {
+    /// A shepherd run (the moment both worlds must agree after).
+    pub fn is_run(&self) -> bool {
+        matches!(
+            self,
+            Step::Advance { .. } | Step::Reconcile { .. } | Step::Race { .. }
+        )
+    }
+
+    pub fn kill(&self) -> Option<u64> {
+        match self {
+            Step::Advance { kill, .. } | Step::Reconcile { kill } => *kill,
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let killed = |kill: &Option<u64>| match kill {
+            Some(ms) => format!(" (killed after {ms} ms)"),
+            None => String::new(),
+        };
+        match self {
+            Step::Tick { m, item, undo } => {
+                let undo = if *undo { " --undo" } else { "" };
+                write!(f, "tick m{m} {item:?}{undo}")
+            }
+            Step::TickChild { m, item } => write!(f, "tick m{m} {item:?} --child diff-rollout"),
+            Step::Label { m, label, add, by } => {
+                let op = if *add { "--add" } else { "--remove" };
+                write!(f, "label m{m} {op} {label} (as {})", by.name())
+            }
+            Step::Close { m } => write!(f, "close m{m}"),
+            Step::Reopen { m } => write!(f, "reopen m{m}"),
+            Step::Pause { m } => write!(f, "pause m{m}"),
+            Step::Resume { m } => write!(f, "resume m{m}"),
+            Step::Rollback { m, to, keep } => {
+                let keep = if *keep { " --keep-checklists" } else { "" };
+                write!(f, "rollback m{m} --to {to}{keep}")
+            }
+            Step::MrOpen { m } => write!(f, "mr open --issue m{m} --project acme/app"),
+            Step::MrMerge { m } => write!(f, "mr merge (newest open of m{m})"),
+            Step::Time => write!(f, "time passes: 2m"),
+            Step::Advance { m, kill } => write!(f, "advance m{m}{}", killed(kill)),
+            Step::Reconcile { kill } => write!(f, "reconcile{}", killed(kill)),
+            Step::Race { m } => write!(f, "reconcile and advance m{m} at once"),
+        }
+    }
+}
+
+/// What a case is: how many migrations, and its steps.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub migrations: usize,
+    pub steps: Vec<Step>,
+}
+
+/// Draws a case from `seed`. `max_time` bounds the `Time` steps (on the test servers the
+/// Store's incremental lists look back five minutes, and the servers' `travel` moves
+/// every record back: more than that in one case would hide edits from a list, which no
+/// real tracker does); `kill_ms` is how long a run typically takes.
+pub fn generate(seed: u64, max_time: usize, kill_ms: u64) -> Plan {
+    let mut rng = Rng::new(seed);
+    let migrations = 1 + rng.below(3) as usize;
+    let len = 8 + rng.below(9) as usize;
+    let mut steps = Vec::new();
+    let mut times = 0;
+    while steps.len() < len {
+        let m = rng.below(migrations as u64) as usize;
+        let step = match rng.below(100) {
+            0..=13 => Step::Tick {
+                m,
+                item: if rng.chance(85) {
+                    *rng.pick(&PLAN)
+                } else {
+                    NOTES
+                },
+                undo: rng.chance(15),
+            },
+            14..=21 => Step::TickChild {
+                m,
+                item: *rng.pick(&CHILD),
+            },
+            22..=35 => Step::Label {
+                m,
+                label: *rng.pick(&LABELS),
+                add: rng.chance(75),
+                by: if rng.chance(65) {
+                    Person::Carol
+                } else {
+                    Person::Mallory
+                },
+            },
+            36..=37 => Step::Close { m },
+            38..=40 => Step::Reopen { m },
+            41..=42 => Step::Pause { m },
+            43..=46 => Step::Resume { m },
+            47..=50 => Step::Rollback {
+                m,
+                to: *rng.pick(&ROLLBACK_TO),
+                keep: rng.chance(40),
+            },
+            51..=53 => Step::MrOpen { m },
+            54..=56 => Step::MrMerge { m },
+            57..=62 if times < max_time => {
+                times += 1;
+                Step::Time
+            }
+            57..=62 => continue,
+            63..=77 => Step::Advance { m, kill: None },
+            78..=82 => Step::Race { m },
+            _ => Step::Reconcile { kill: None },
+        };
+        // A run is killed one time in five; then at most a tick on a child (a person
+        // acting between the crash and the rerun), then the same run again.
+        if step.is_run() && !matches!(step, Step::Race { .. }) && rng.chance(20) {
+            let ms = rng.below(kill_ms + 1);
+            let (killed, again) = match step {
+                Step::Advance { m, .. } => (
+                    Step::Advance { m, kill: Some(ms) },
+                    Step::Advance { m, kill: None },
+                ),
+                _ => (
+                    Step::Reconcile { kill: Some(ms) },
+                    Step::Reconcile { kill: None },
+                ),
+            };
+            steps.push(killed);
+            if rng.chance(50) {
+                steps.push(Step::TickChild {
+                    m: rng.below(migrations as u64) as usize,
+                    item: *rng.pick(&CHILD),
+                });
+            }
+            steps.push(again);
+        } else {
+            steps.push(step);
+        }
+    }
+    // End on a run, so the last people's actions are judged too.
+    if !steps.last().is_some_and(Step::is_run) {
+        steps.push(Step::Reconcile { kill: None });
+    }
+    Plan { migrations, steps }
+}
