@@ -160,54 +160,60 @@ pub struct Plan {
 /// real tracker does); `kill_ms` is how long a run typically takes.
 pub fn generate(seed: u64, max_time: usize, kill_ms: u64) -> Plan {
     let mut rng = Rng::new(seed);
-    let migrations = 1 + rng.below(3) as usize;
-    let len = 8 + rng.below(9) as usize;
+    let migrations = 1 + rng.below(2) as usize;
+    let len = 8 + rng.below(7) as usize;
     let mut steps = Vec::new();
     let mut times = 0;
     while steps.len() < len {
         let m = rng.below(migrations as u64) as usize;
+        let by = if rng.chance(70) {
+            Person::Carol
+        } else {
+            Person::Mallory
+        };
+        // Weighted towards moving on: ticks on Plan, approvals by carol, `go`, merges
+        // and runs come often; closing, pausing and rolling back now and then.
         let step = match rng.below(100) {
-            0..=13 => Step::Tick {
+            0..=17 => Step::Tick {
                 m,
-                item: if rng.chance(85) {
-                    *rng.pick(&PLAN)
-                } else {
-                    NOTES
-                },
-                undo: rng.chance(15),
+                item: *rng.pick(&PLAN),
+                undo: false,
             },
-            14..=21 => Step::TickChild {
+            18..=20 => Step::Tick {
+                m,
+                item: if rng.chance(50) { NOTES } else { *rng.pick(&PLAN) },
+                undo: rng.chance(70),
+            },
+            21..=27 => Step::TickChild {
                 m,
                 item: *rng.pick(&CHILD),
             },
-            22..=35 => Step::Label {
-                m,
-                label: *rng.pick(&LABELS),
-                add: rng.chance(75),
-                by: if rng.chance(65) {
-                    Person::Carol
-                } else {
-                    Person::Mallory
-                },
-            },
-            36..=37 => Step::Close { m },
-            38..=40 => Step::Reopen { m },
-            41..=42 => Step::Pause { m },
-            43..=46 => Step::Resume { m },
-            47..=50 => Step::Rollback {
+            28..=41 => {
+                let label = *rng.pick(&LABELS);
+                let add = match label {
+                    "broken" => rng.chance(40),
+                    _ => rng.chance(80),
+                };
+                Step::Label { m, label, add, by }
+            }
+            42 => Step::Close { m },
+            43..=44 => Step::Reopen { m },
+            45 => Step::Pause { m },
+            46..=48 => Step::Resume { m },
+            49..=51 => Step::Rollback {
                 m,
                 to: *rng.pick(&ROLLBACK_TO),
                 keep: rng.chance(40),
             },
-            51..=53 => Step::MrOpen { m },
+            52..=53 => Step::MrOpen { m },
             54..=56 => Step::MrMerge { m },
-            57..=62 if times < max_time => {
+            57..=61 if times < max_time => {
                 times += 1;
                 Step::Time
             }
-            57..=62 => continue,
-            63..=77 => Step::Advance { m, kill: None },
-            78..=82 => Step::Race { m },
+            57..=61 => continue,
+            62..=80 => Step::Advance { m, kill: None },
+            81..=85 => Step::Race { m },
             _ => Step::Reconcile { kill: None },
         };
         // A run is killed one time in five; then at most a tick on a child (a person
