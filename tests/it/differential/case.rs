@@ -187,6 +187,66 @@ impl Side {
                 }
                 None => Ran::edit(Err("no child yet".into())),
             },
+            Step::Progress { m } => {
+                let issue = self.numbers[*m];
+                let seen = Seen::read(world);
+                let labels = &seen.issues[&issue].labels;
+                let has = |l: &str| labels.iter().any(|x| x == l);
+                let label = |name: &str, label: &'static str, add: bool| {
+                    Ran::edit(people::act(world, name, issue, Edit::Label { label, add }))
+                };
+                let stage = labels.iter().find_map(|l| l.strip_prefix("df::"));
+                match stage.unwrap_or_default() {
+                    "plan" => {
+                        for item in super::steps::PLAN {
+                            let edit = Edit::Tick { item, done: true };
+                            let ran = Ran::edit(people::act(world, "alice", issue, edit));
+                            if ran.code != Some(0) {
+                                return Some(ran);
+                            }
+                            self.ticked.insert((issue, item.to_string()));
+                        }
+                        Ran::edit(Ok(()))
+                    }
+                    "review" => {
+                        for h in self.holds.iter_mut().filter(|h| h.issue == issue) {
+                            h.approved = true;
+                        }
+                        if has("approved") {
+                            label("carol", "approved", false);
+                        }
+                        label("carol", "approved", true)
+                    }
+                    "soak" => {
+                        for h in self.holds.iter_mut().filter(|h| h.issue == issue) {
+                            h.go = true;
+                        }
+                        if has("go") {
+                            label("mallory", "go", false);
+                        }
+                        label("mallory", "go", true)
+                    }
+                    "build" => {
+                        world.mr_open(issue);
+                        world.mr_merge(issue)
+                    }
+                    "rollout" => match seen.newest_child(issue) {
+                        Some(child) => {
+                            for item in super::steps::CHILD {
+                                let edit = Edit::Tick { item, done: true };
+                                let ran = Ran::edit(people::act(world, "alice", child, edit));
+                                if ran.code != Some(0) {
+                                    return Some(ran);
+                                }
+                                self.ticked.insert((child, item.to_string()));
+                            }
+                            Ran::edit(Ok(()))
+                        }
+                        None => Ran::edit(Err("no child yet".into())),
+                    },
+                    _ => return None,
+                }
+            }
             Step::Label { m, label, add, by } => {
                 let issue = self.numbers[*m];
                 for h in self.holds.iter_mut().filter(|h| h.issue == issue && *add) {
@@ -210,13 +270,28 @@ impl Side {
             )),
             Step::Pause { m } => world.shepherd_as("alice", &["pause", &n(m), "--reason", "wait"]),
             Step::Resume { m } => world.shepherd_as("alice", &["resume", &n(m)]),
-            Step::Rollback { m, to, keep } => {
+            Step::Rollback { m, back, keep } => {
+                let seen = Seen::read(world);
+                let mut earlier: Vec<String> = Vec::new();
+                for t in seen.transitions(self.numbers[*m]) {
+                    earlier.retain(|s| *s != t.to);
+                    earlier.push(t.to);
+                }
+                earlier.pop();
+                if earlier.is_empty() {
+                    return None;
+                }
+                let to = earlier[earlier.len() - 1 - back % earlier.len()].clone();
                 let num = n(m);
-                let mut args = vec!["rollback", num.as_str(), "--to", to, "--reason", "redo"];
+                let mut args = vec!["rollback", num.as_str(), "--to", &to, "--reason", "redo"];
                 if *keep {
                     args.push("--keep-checklists");
                 }
-                world.shepherd_as("alice", &args)
+                let ran = world.shepherd_as("alice", &args);
+                if std::env::var_os("DIFF_DEBUG").is_some() {
+                    eprintln!("DEBUG rollback to {to}: {:?} {}", ran.code, ran.stderr);
+                }
+                ran
             }
             Step::MrOpen { m } => {
                 let issue = self.numbers[*m];

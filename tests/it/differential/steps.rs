@@ -13,10 +13,6 @@ pub const PLAN: [&str; 2] = ["Write it", "Review it"];
 pub const NOTES: &str = "Tell the team";
 /// The child's task items.
 pub const CHILD: [&str; 2] = ["Run it on staging", "Run it on production"];
-/// Labels people set: the approval, the `label` gate, the rollback exit, the edge to build.
-pub const LABELS: [&str; 4] = ["approved", "go", "broken", "needs-build"];
-/// Stages a rollback goes back to.
-pub const ROLLBACK_TO: [&str; 3] = ["plan", "review", "soak"];
 
 /// Who acts: `carol` may approve, `mallory` may not.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +38,11 @@ pub enum Step {
         item: &'static str,
         undo: bool,
     },
+    /// A person does what migration `m`'s stage waits for (as both worlds, which agree,
+    /// show it): ticks every Plan box, approves as `carol` (again, if the label was
+    /// there), opens and merges a merge request, sets `go` (again), or ticks every box of
+    /// the newest child.
+    Progress { m: usize },
     /// Ticks a box of the newest child of migration `m` (nothing when it has none).
     TickChild {
         m: usize,
@@ -65,11 +66,10 @@ pub enum Step {
     Resume {
         m: usize,
     },
-    Rollback {
-        m: usize,
-        to: &'static str,
-        keep: bool,
-    },
+    /// Rolls migration `m` back to a stage it has been in: the `back`-th of those before
+    /// its current one, counting from the latest (modulo their number), as both worlds'
+    /// histories (which agree) show them; nothing when there is none.
+    Rollback { m: usize, back: usize, keep: bool },
     /// Opens a merge request of `acme/app` that references migration `m`.
     MrOpen {
         m: usize,
@@ -125,6 +125,7 @@ impl fmt::Display for Step {
                 write!(f, "tick m{m} {item:?}{undo}")
             }
             Step::TickChild { m, item } => write!(f, "tick m{m} {item:?} --child diff-rollout"),
+            Step::Progress { m } => write!(f, "m{m}: a person does what its stage waits for"),
             Step::Label { m, label, add, by } => {
                 let op = if *add { "--add" } else { "--remove" };
                 write!(f, "label m{m} {op} {label} (as {})", by.name())
@@ -133,9 +134,9 @@ impl fmt::Display for Step {
             Step::Reopen { m } => write!(f, "reopen m{m}"),
             Step::Pause { m } => write!(f, "pause m{m}"),
             Step::Resume { m } => write!(f, "resume m{m}"),
-            Step::Rollback { m, to, keep } => {
+            Step::Rollback { m, back, keep } => {
                 let keep = if *keep { " --keep-checklists" } else { "" };
-                write!(f, "rollback m{m} --to {to}{keep}")
+                write!(f, "rollback m{m} --to (stage {back} back){keep}")
             }
             Step::MrOpen { m } => write!(f, "mr open --issue m{m} --project acme/app"),
             Step::MrMerge { m } => write!(f, "mr merge (newest open of m{m})"),
@@ -160,8 +161,8 @@ pub struct Plan {
 /// real tracker does); `kill_ms` is how long a run typically takes.
 pub fn generate(seed: u64, max_time: usize, kill_ms: u64) -> Plan {
     let mut rng = Rng::new(seed);
-    let migrations = 1 + rng.below(2) as usize;
-    let len = 8 + rng.below(7) as usize;
+    let migrations = if rng.chance(60) { 1 } else { 2 };
+    let len = 10 + rng.below(7) as usize;
     let mut steps = Vec::new();
     let mut times = 0;
     while steps.len() < len {
@@ -174,46 +175,52 @@ pub fn generate(seed: u64, max_time: usize, kill_ms: u64) -> Plan {
         // Weighted towards moving on: ticks on Plan, approvals by carol, `go`, merges
         // and runs come often; closing, pausing and rolling back now and then.
         let step = match rng.below(100) {
-            0..=17 => Step::Tick {
+            0..=15 => Step::Progress { m },
+            16..=19 => Step::Tick {
                 m,
                 item: *rng.pick(&PLAN),
                 undo: false,
             },
-            18..=20 => Step::Tick {
+            20..=22 => Step::Tick {
                 m,
                 item: if rng.chance(50) { NOTES } else { *rng.pick(&PLAN) },
                 undo: rng.chance(70),
             },
-            21..=27 => Step::TickChild {
+            23..=29 => Step::TickChild {
                 m,
                 item: *rng.pick(&CHILD),
             },
-            28..=41 => {
-                let label = *rng.pick(&LABELS);
+            30..=45 => {
+                let label = match rng.below(10) {
+                    0..=3 => "approved",
+                    4..=6 => "go",
+                    7 => "broken",
+                    _ => "needs-build",
+                };
                 let add = match label {
                     "broken" => rng.chance(40),
                     _ => rng.chance(80),
                 };
                 Step::Label { m, label, add, by }
             }
-            42 => Step::Close { m },
-            43..=44 => Step::Reopen { m },
-            45 => Step::Pause { m },
-            46..=48 => Step::Resume { m },
-            49..=51 => Step::Rollback {
+            46 => Step::Close { m },
+            47 => Step::Reopen { m },
+            48 => Step::Pause { m },
+            49..=50 => Step::Resume { m },
+            51..=55 => Step::Rollback {
                 m,
-                to: *rng.pick(&ROLLBACK_TO),
+                back: rng.below(3) as usize,
                 keep: rng.chance(40),
             },
-            52..=53 => Step::MrOpen { m },
-            54..=56 => Step::MrMerge { m },
-            57..=61 if times < max_time => {
+            56 => Step::MrOpen { m },
+            57..=58 => Step::MrMerge { m },
+            59..=63 if times < max_time => {
                 times += 1;
                 Step::Time
             }
-            57..=61 => continue,
-            62..=80 => Step::Advance { m, kill: None },
-            81..=85 => Step::Race { m },
+            59..=63 => continue,
+            64..=83 => Step::Advance { m, kill: None },
+            84..=88 => Step::Race { m },
             _ => Step::Reconcile { kill: None },
         };
         // A run is killed one time in five; then at most a tick on a child (a person
@@ -238,6 +245,12 @@ pub fn generate(seed: u64, max_time: usize, kill_ms: u64) -> Plan {
                 });
             }
             steps.push(again);
+        } else if let Step::Rollback { m, .. } = step {
+            // Mostly resumed at once, so that what the stay is left on shows.
+            steps.push(step);
+            if rng.chance(70) {
+                steps.push(Step::Resume { m });
+            }
         } else {
             steps.push(step);
         }
