@@ -319,8 +319,12 @@ impl Side {
                     _ => world.run(&args),
                 }
             }
-            Step::Race { m } if cached => world.race(self.numbers[*m], latency(kind)),
-            Step::Race { m } => {
+            Step::Race { m, after } if cached => world.race(
+                self.numbers[*m],
+                Duration::from_millis(*after),
+                latency(kind),
+            ),
+            Step::Race { m, .. } => {
                 let a = world.run(&["reconcile", "--format", "json"]);
                 let b = world.run(&["advance", &n(m), "--format", "json"]);
                 Ran {
@@ -411,6 +415,6 @@ impl Side {
 fn latency(kind: Kind) -> Duration {
     match kind {
         Kind::Local => Duration::ZERO,
-        _ => Duration::from_millis(5),
+        _ => Duration::from_millis(10),
     }
 }

@@ -56,8 +56,8 @@ impl Kind {
     /// `steps::generate`); a killed run there is slower (latency), so kills spread wider.
     fn plan(self, seed: u64) -> steps::Plan {
         match self {
-            Kind::Local => steps::generate(seed, 3, 60),
-            _ => steps::generate(seed, 2, 250),
+            Kind::Local => steps::generate(seed, 3, 60, 60),
+            _ => steps::generate(seed, 2, 250, 250),
         }
     }
 }

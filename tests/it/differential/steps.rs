@@ -42,7 +42,9 @@ pub enum Step {
     /// show it): ticks every Plan box, approves as `carol` (again, if the label was
     /// there), opens and merges a merge request, sets `go` (again), or ticks every box of
     /// the newest child.
-    Progress { m: usize },
+    Progress {
+        m: usize,
+    },
     /// Ticks a box of the newest child of migration `m` (nothing when it has none).
     TickChild {
         m: usize,
@@ -69,7 +71,11 @@ pub enum Step {
     /// Rolls migration `m` back to a stage it has been in: the `back`-th of those before
     /// its current one, counting from the latest (modulo their number), as both worlds'
     /// histories (which agree) show them; nothing when there is none.
-    Rollback { m: usize, back: usize, keep: bool },
+    Rollback {
+        m: usize,
+        back: usize,
+        keep: bool,
+    },
     /// Opens a merge request of `acme/app` that references migration `m`.
     MrOpen {
         m: usize,
@@ -88,11 +94,12 @@ pub enum Step {
     Reconcile {
         kill: Option<u64>,
     },
-    /// `reconcile` and `advance` of migration `m` at once in the cached world, sharing its
-    /// Store (the lease keeps them apart; the later one must see the earlier one's move);
-    /// one after the other in the oracle world.
+    /// `reconcile` and, `after` ms later, `advance` of migration `m` in the cached world,
+    /// sharing its Store (the lease keeps them apart; the later one must see the earlier
+    /// one's move); one after the other in the oracle world.
     Race {
         m: usize,
+        after: u64,
     },
 }
 
@@ -143,7 +150,9 @@ impl fmt::Display for Step {
             Step::Time => write!(f, "time passes: 2m"),
             Step::Advance { m, kill } => write!(f, "advance m{m}{}", killed(kill)),
             Step::Reconcile { kill } => write!(f, "reconcile{}", killed(kill)),
-            Step::Race { m } => write!(f, "reconcile and advance m{m} at once"),
+            Step::Race { m, after } => {
+                write!(f, "reconcile and, {after} ms later, advance m{m}")
+            }
         }
     }
 }
@@ -158,8 +167,9 @@ pub struct Plan {
 /// Draws a case from `seed`. `max_time` bounds the `Time` steps (on the test servers the
 /// Store's incremental lists look back five minutes, and the servers' `travel` moves
 /// every record back: more than that in one case would hide edits from a list, which no
-/// real tracker does); `kill_ms` is how long a run typically takes.
-pub fn generate(seed: u64, max_time: usize, kill_ms: u64) -> Plan {
+/// real tracker does); `kill_ms` is how long a run typically takes, `race_ms` how long
+/// one takes to list the migrations.
+pub fn generate(seed: u64, max_time: usize, kill_ms: u64, race_ms: u64) -> Plan {
     let mut rng = Rng::new(seed);
     let migrations = if rng.chance(60) { 1 } else { 2 };
     let len = 10 + rng.below(7) as usize;
@@ -183,7 +193,11 @@ pub fn generate(seed: u64, max_time: usize, kill_ms: u64) -> Plan {
             },
             20..=22 => Step::Tick {
                 m,
-                item: if rng.chance(50) { NOTES } else { *rng.pick(&PLAN) },
+                item: if rng.chance(50) {
+                    NOTES
+                } else {
+                    *rng.pick(&PLAN)
+                },
                 undo: rng.chance(70),
             },
             23..=29 => Step::TickChild {
@@ -220,7 +234,10 @@ pub fn generate(seed: u64, max_time: usize, kill_ms: u64) -> Plan {
             }
             59..=63 => continue,
             64..=83 => Step::Advance { m, kill: None },
-            84..=88 => Step::Race { m },
+            84..=89 => Step::Race {
+                m,
+                after: rng.below(race_ms + 1),
+            },
             _ => Step::Reconcile { kill: None },
         };
         // A run is killed one time in five; then at most a tick on a child (a person

@@ -183,9 +183,9 @@ impl World {
         self.latency(Duration::ZERO);
     }
 
-    /// `reconcile` and `advance n` started together (the servers answer `latency` late
-    /// meanwhile, so the two overlap); both must end well.
-    pub fn race(&self, n: u64, latency: Duration) -> Ran {
+    /// `reconcile` (one migration at a time) and, `after` it, `advance n` (the servers
+    /// answer `latency` late meanwhile, so the two overlap); both must end well.
+    pub fn race(&self, n: u64, after: Duration, latency: Duration) -> Ran {
         self.latency(latency);
         let number = n.to_string();
         let spawn = |args: &[&str]| {
@@ -195,7 +195,8 @@ impl World {
                 .spawn()
                 .unwrap()
         };
-        let reconcile = spawn(&["reconcile", "--format", "json"]);
+        let reconcile = spawn(&["reconcile", "--concurrency", "1", "--format", "json"]);
+        std::thread::sleep(after);
         let advance = spawn(&["advance", &number, "--format", "json"]);
         let a = Ran::of(reconcile.wait_with_output().unwrap());
         let b = Ran::of(advance.wait_with_output().unwrap());
