@@ -287,11 +287,7 @@ impl Side {
                 if *keep {
                     args.push("--keep-checklists");
                 }
-                let ran = world.shepherd_as("alice", &args);
-                if std::env::var_os("DIFF_DEBUG").is_some() {
-                    eprintln!("DEBUG rollback to {to}: {:?} {}", ran.code, ran.stderr);
-                }
-                ran
+                world.shepherd_as("alice", &args)
             }
             Step::MrOpen { m } => {
                 let issue = self.numbers[*m];
@@ -319,11 +315,13 @@ impl Side {
                     _ => world.run(&args),
                 }
             }
-            Step::Race { m, after } if cached => world.race(
-                self.numbers[*m],
-                Duration::from_millis(*after),
-                latency(kind),
-            ),
+            Step::Race { m, after } if cached => {
+                let others: Vec<u64> = (self.numbers.iter().copied())
+                    .filter(|&o| o != self.numbers[*m])
+                    .collect();
+                let after = Duration::from_millis(*after);
+                world.race(self.numbers[*m], &others, after, latency(kind))
+            }
             Step::Race { m, .. } => {
                 let a = world.run(&["reconcile", "--format", "json"]);
                 let b = world.run(&["advance", &n(m), "--format", "json"]);

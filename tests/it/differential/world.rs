@@ -16,7 +16,7 @@ use chrono::Utc;
 use crate::api::Api;
 use crate::github_server::GitHubServer;
 use crate::gitlab_server::GitLabServer;
-use crate::test_server::MrState;
+use crate::test_server::{Fault, MrState};
 
 use super::Kind;
 
@@ -184,9 +184,25 @@ impl World {
     }
 
     /// `reconcile` (one migration at a time) and, `after` it, `advance n` (the servers
-    /// answer `latency` late meanwhile, so the two overlap); both must end well.
-    pub fn race(&self, n: u64, after: Duration, latency: Duration) -> Ran {
+    /// answer `latency` late meanwhile, so the two overlap); both must end well. On a
+    /// server, the first read of the comments of each of `others` answers 503 with
+    /// `Retry-After: 1`, and the advance starts once reconcile is held there: reconcile
+    /// then comes to `n` with the list's copy from before the advance moved it (a move
+    /// another process made since the list, which must not be posted again).
+    pub fn race(&self, n: u64, others: &[u64], after: Duration, latency: Duration) -> Ran {
         self.latency(latency);
+        let comments = |o: u64| match &self.server {
+            Server::Hub(_) => format!("/issues/{o}/comments"),
+            _ => format!("/issues/{o}/notes"),
+        };
+        for &o in others {
+            let fault = Fault::status("GET", &comments(o), 503, Some(1), 1);
+            match &self.server {
+                Server::Local => {}
+                Server::Lab(s) => s.fail(fault),
+                Server::Hub(s) => s.fail(fault),
+            }
+        }
         let number = n.to_string();
         let spawn = |args: &[&str]| {
             self.command(BOT, self.cached, args)
@@ -197,10 +213,32 @@ impl World {
         };
         let reconcile = spawn(&["reconcile", "--concurrency", "1", "--format", "json"]);
         std::thread::sleep(after);
+        let held = |paths: Vec<String>| {
+            others
+                .iter()
+                .any(|&o| paths.iter().any(|p| p.ends_with(&comments(o))))
+        };
+        let began = Instant::now();
+        while !others.is_empty() && began.elapsed() < Duration::from_millis(800) {
+            let asked = match &self.server {
+                Server::Local => break,
+                Server::Lab(s) => held(s.log().into_iter().map(|l| l.path).collect()),
+                Server::Hub(s) => held(s.log().into_iter().map(|l| l.path).collect()),
+            };
+            if asked {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let advance = spawn(&["advance", &number, "--format", "json"]);
         let a = Ran::of(reconcile.wait_with_output().unwrap());
         let b = Ran::of(advance.wait_with_output().unwrap());
         self.latency(Duration::ZERO);
+        match &self.server {
+            Server::Local => {}
+            Server::Lab(s) => s.shared_clear_faults(),
+            Server::Hub(s) => s.clear_faults(),
+        }
         Ran {
             code: a.code.max(b.code),
             stdout: a.stdout + &b.stdout,
