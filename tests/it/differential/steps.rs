@@ -188,7 +188,7 @@ pub fn generate(seed: u64, max_time: usize, kill_ms: u64, race_ms: u64) -> Plan 
             0..=15 => Step::Progress { m },
             16..=19 => Step::Tick {
                 m,
-                item: *rng.pick(&PLAN),
+                item: rng.pick(&PLAN),
                 undo: false,
             },
             20..=22 => Step::Tick {
@@ -196,13 +196,13 @@ pub fn generate(seed: u64, max_time: usize, kill_ms: u64, race_ms: u64) -> Plan 
                 item: if rng.chance(50) {
                     NOTES
                 } else {
-                    *rng.pick(&PLAN)
+                    rng.pick(&PLAN)
                 },
                 undo: rng.chance(70),
             },
             23..=29 => Step::TickChild {
                 m,
-                item: *rng.pick(&CHILD),
+                item: rng.pick(&CHILD),
             },
             30..=45 => {
                 let label = match rng.below(10) {
@@ -258,7 +258,7 @@ pub fn generate(seed: u64, max_time: usize, kill_ms: u64, race_ms: u64) -> Plan 
             if rng.chance(50) {
                 steps.push(Step::TickChild {
                     m: rng.below(migrations as u64) as usize,
-                    item: *rng.pick(&CHILD),
+                    item: rng.pick(&CHILD),
                 });
             }
             steps.push(again);
