@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod concurrency;
 mod crash;
+mod differential;
 mod facts;
 mod feature_flag;
 mod flags_gitlab;
