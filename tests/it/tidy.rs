@@ -128,3 +128,89 @@ fn tests_and_benches_read_nothing_outside_the_repository() {
         offences.join("\n")
     );
 }
+
+/// Modules of one job: no file in `src/` over 600 lines and no function over 120 (tests
+/// aside: `tests.rs`, `*_tests.rs` and what follows `#[cfg(test)]`).
+#[test]
+fn files_and_functions_stay_small() {
+    const FILE_LINES: usize = 600;
+    const FN_LINES: usize = 120;
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut offences = Vec::new();
+    for path in files(&src) {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name == "tests.rs" || name.ends_with("_tests.rs") || !name.ends_with(".rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text
+            .lines()
+            .take_while(|l| !l.trim_start().starts_with("#[cfg(test)]"))
+            .collect();
+        if lines.len() > FILE_LINES {
+            offences.push(format!("{}: {} lines", path.display(), lines.len()));
+        }
+        for (start, end, name) in functions(&lines) {
+            if end - start + 1 > FN_LINES {
+                offences.push(format!(
+                    "{}:{}: fn {name} is {} lines",
+                    path.display(),
+                    start + 1,
+                    end - start + 1
+                ));
+            }
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "split these (at most {FILE_LINES} lines a file, {FN_LINES} a function):\n{}",
+        offences.join("\n")
+    );
+}
+
+/// Each function's first and last line (0-based) and name: from its `fn` line to the
+/// closing brace at the same indentation (rustfmt's layout).
+fn functions(lines: &[&str]) -> Vec<(usize, usize, String)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        let indent = line.len() - line.trim_start().len();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let at = words.iter().position(|w| *w == "fn");
+        let is_fn = at.is_some_and(|at| {
+            words[..at].iter().all(|w| {
+                matches!(*w, "pub" | "async" | "const" | "unsafe")
+                    || w.starts_with("pub(")
+                    || *w == "extern"
+            })
+        });
+        if !is_fn {
+            i += 1;
+            continue;
+        }
+        let name: String = words[at.unwrap() + 1]
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        // The signature ends at `{` (a body) or `;` (a declaration).
+        let mut j = i;
+        while j < lines.len()
+            && !lines[j].trim_end().ends_with('{')
+            && !lines[j].trim_end().ends_with(';')
+        {
+            j += 1;
+        }
+        if j >= lines.len() || lines[j].trim_end().ends_with(';') {
+            i = j + 1;
+            continue;
+        }
+        let close = format!("{}}}", " ".repeat(indent));
+        let end = (j + 1..lines.len())
+            .find(|&k| lines[k] == close)
+            .unwrap_or(lines.len() - 1);
+        out.push((i, end, name));
+        i = end + 1;
+    }
+    out
+}
