@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 pub use crate::test_server::Fault;
-use crate::test_server::{cut_response, never, serve, take, Clock};
+use crate::test_server::{cut_response, never, take, Clock};
 
 pub const OWNER: &str = "octo-org";
 pub const REPO: &str = "migrations";
@@ -115,6 +115,8 @@ fn api(shared: &Shared) -> &str {
 pub struct GitHubServer {
     pub url: String,
     pub shared: Arc<Shared>,
+    /// Stops the server when this is dropped.
+    _stop: crate::test_server::Stop,
 }
 
 /// GitHub's OpenAPI description, parsed once per test process.
@@ -157,9 +159,15 @@ impl GitHubServer {
             api: OnceLock::new(),
             clock: Clock::default(),
         });
-        let url = serve(Router::new().fallback(handle).with_state(shared.clone()));
+        let (url, stop) = crate::test_server::serve_stoppable(
+            Router::new().fallback(handle).with_state(shared.clone()),
+        );
         let _ = shared.api.set(url.clone());
-        GitHubServer { url, shared }
+        GitHubServer {
+            url,
+            shared,
+            _stop: stop,
+        }
     }
 
     pub fn log(&self) -> Vec<Logged> {

@@ -31,7 +31,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 pub use crate::test_server::Fault;
-use crate::test_server::{cut_response, never, serve, take, Clock};
+use crate::test_server::{cut_response, never, take, Clock};
 
 pub const PROJECT: &str = "group/project";
 
@@ -101,6 +101,8 @@ struct Fixtures {
 pub struct GitLabServer {
     pub url: String,
     pub shared: Arc<Shared>,
+    /// Stops the server when this is dropped.
+    _stop: crate::test_server::Stop,
 }
 
 fn fixture(name: &str) -> Value {
@@ -137,8 +139,14 @@ impl GitLabServer {
             fixtures,
             clock: Clock::default(),
         });
-        let url = serve(Router::new().fallback(handle).with_state(shared.clone()));
-        GitLabServer { url, shared }
+        let (url, stop) = crate::test_server::serve_stoppable(
+            Router::new().fallback(handle).with_state(shared.clone()),
+        );
+        GitLabServer {
+            url,
+            shared,
+            _stop: stop,
+        }
     }
 
     pub fn log(&self) -> Vec<Logged> {

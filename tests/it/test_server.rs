@@ -100,6 +100,21 @@ pub fn cut_response() -> Response {
 
 /// Serves `app` on a free port of 127.0.0.1; returns its base URL.
 pub fn serve(app: Router) -> String {
+    spawn_server(app, None)
+}
+
+/// Stops the server `serve_stoppable` started when dropped (its thread and runtime end
+/// once the open connections have closed): a test that starts hundreds of servers does
+/// not keep them all.
+pub struct Stop(#[allow(dead_code)] tokio::sync::oneshot::Sender<()>);
+
+/// `serve`, with the server stopped when the `Stop` is dropped.
+pub fn serve_stoppable(app: Router) -> (String, Stop) {
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    (spawn_server(app, Some(stopped)), Stop(stop))
+}
+
+fn spawn_server(app: Router, stopped: Option<tokio::sync::oneshot::Receiver<()>>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
     listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -111,7 +126,18 @@ pub fn serve(app: Router) -> String {
             .unwrap();
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(listener, app).await.unwrap();
+            let stop = async move {
+                match stopped {
+                    Some(stopped) => {
+                        let _ = stopped.await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+                .unwrap();
         });
     });
     url

@@ -6,7 +6,7 @@
 //! and children; neither may show a duplicate or lose a person's tick. A cache that saves
 //! a request only by changing a decision fails here, with the command that replays it.
 //!
-//! `SHEPHERD_DIFF_CASES` (default 240) cases, seeds from `SHEPHERD_DIFF_FIRST` (default
+//! `SHEPHERD_DIFF_CASES` (default 120) cases, seeds from `SHEPHERD_DIFF_FIRST` (default
 //! 1), the tracker of each by its seed unless `SHEPHERD_DIFF_TRACKER` (`local`, `gitlab`,
 //! `github`) says; `SHEPHERD_DIFF_SEED` runs that one case; `SHEPHERD_DIFF_THREADS`
 //! (default 2) cases at once. A failure is shrunk (steps dropped while it still fails)
@@ -78,7 +78,7 @@ fn differential() {
         Some(seed) => (seed, 1),
         None => (
             env("SHEPHERD_DIFF_FIRST").unwrap_or(1),
-            env("SHEPHERD_DIFF_CASES").unwrap_or(240),
+            env("SHEPHERD_DIFF_CASES").unwrap_or(120),
         ),
     };
     let threads = env("SHEPHERD_DIFF_THREADS").unwrap_or(2).max(1);
