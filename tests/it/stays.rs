@@ -194,6 +194,15 @@ fn a_rollback_unticks_the_boxes_and_voids_the_approval_it_goes_back_over() {
     assert_eq!(moves(&v), ["draft>review"], "{v}");
     let detail = v["blocked_by"][0]["detail"].as_str().unwrap();
     assert!(detail.contains("before the rollback"), "{detail}");
+    // An approval given at the very moment of the rollback (the rehearsal clock has not
+    // moved) cannot be told to come after it: it does not count either.
+    s.ok(&["label", "1", "--remove", "dba-approved"]);
+    s.ok(&["label", "1", "--add", "dba-approved", "--actor", "carol"]);
+    let v = s.json(&["advance", "1"]);
+    assert!(moves(&v).is_empty(), "{v}");
+    let detail = v["blocked_by"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("set it again"), "{detail}");
+    s.ok(&["clock", "advance", "1m"]);
     s.ok(&["label", "1", "--remove", "dba-approved"]);
     s.ok(&["label", "1", "--add", "dba-approved", "--actor", "carol"]);
     let v = s.json(&["advance", "1"]);

@@ -77,7 +77,7 @@ pub(super) fn evaluate(label: &str, by: &[String], count: usize, cx: &Context) -
     if !o.passed && is_set {
         if let Some(since) = since.filter(|_| events.iter().all(|e| e.label != label)) {
             o.detail.push_str(&format!(
-                "; it was set before the rollback of {}",
+                "; it was set before the rollback of {} (or in its very second): set it again to count",
                 since.format("%Y-%m-%d %H:%M UTC")
             ));
         }

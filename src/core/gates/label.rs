@@ -70,7 +70,7 @@ pub(super) fn evaluate(
             return outcome(
                 false,
                 format!(
-                    "~\"{name}\" was set before the rollback of {}: set it again to count",
+                    "~\"{name}\" was set before the rollback of {} (or in its very second): set it again to count",
                     since.format("%Y-%m-%d %H:%M UTC")
                 ),
             );

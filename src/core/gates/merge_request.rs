@@ -115,7 +115,7 @@ pub(super) fn evaluate(
     let since = cx.snapshot.evidence_since();
     let counts = |mr: &&&MergeRequest| {
         mr.state == MrState::Merged
-            && since.is_none_or(|since| mr.merged_at.is_some_and(|at| at >= since))
+            && since.is_none_or(|since| mr.merged_at.is_some_and(|at| at > since))
     };
     let merged = relevant.iter().filter(counts).count();
     let place = project.map(|p| format!(" in {p}")).unwrap_or_default();

@@ -347,11 +347,14 @@ impl Validator<'_> {
     }
 }
 
-/// The label events of the current attempt: those from `since` (the last rollback) on.
+/// The label events of the current attempt: those after `since` (the last rollback). An
+/// event at the very moment of the rollback (a frozen rehearsal clock; GitHub's whole
+/// seconds) cannot be told to have come after it, so it does not count: evidence from
+/// before a rollback must never carry the migration on.
 fn this_attempt(events: &[LabelEvent], since: Option<DateTime<Utc>>) -> &[LabelEvent] {
     match since {
         Some(since) => {
-            let first = events.partition_point(|e| e.at < since);
+            let first = events.partition_point(|e| e.at <= since);
             &events[first..]
         }
         None => events,
