@@ -317,6 +317,9 @@ impl GitHubServer {
         if only.is_none() {
             data.facts.travel(d);
         }
+        if only.is_none() {
+            self.shared.clock.after_travel();
+        }
     }
 }
 

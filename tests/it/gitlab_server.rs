@@ -243,6 +243,9 @@ impl GitLabServer {
         if only.is_none() {
             data.facts.travel(d);
         }
+        if only.is_none() {
+            self.shared.clock.after_travel();
+        }
     }
 
     pub fn issue(&self, iid: u64) -> Value {

@@ -183,8 +183,16 @@ pub enum ReleaseKind {
 /// after the one before (within that second), as writes a moment apart in a busy second.
 /// GitHub's whole-second stamps then all show the same second; GitLab's milliseconds
 /// still tell them apart.
+///
+/// Stamps never go back and never repeat a second already stamped before a `travel`:
+/// moving recorded times into the past must not let a later write stamp an `updated_at`
+/// an issue already had (no tracker's clock goes back; a cache keyed by `updated_at` may
+/// rely on it).
 #[derive(Default)]
-pub struct Clock(Mutex<Option<(DateTime<Utc>, i64)>>);
+pub struct Clock(
+    Mutex<Option<(DateTime<Utc>, i64)>>,
+    Mutex<Option<DateTime<Utc>>>,
+);
 
 impl Clock {
     /// The time to stamp a record with.
@@ -195,7 +203,23 @@ impl Clock {
                 *ms = (*ms + 1).min(999);
                 *second + chrono::Duration::milliseconds(*ms)
             }
-            None => Utc::now(),
+            None => {
+                let mut last = self.1.lock().unwrap();
+                let now = Utc::now().max(last.map_or(DateTime::<Utc>::MIN_UTC, |l| {
+                    l + chrono::Duration::milliseconds(1)
+                }));
+                *last = Some(now);
+                now
+            }
+        }
+    }
+
+    /// After recorded times moved into the past: the next stamp falls in a second after
+    /// every one stamped so far.
+    pub fn after_travel(&self) {
+        let mut last = self.1.lock().unwrap();
+        if let Some(l) = *last {
+            *last = Some(l.trunc_subsecs(0) + chrono::Duration::milliseconds(999));
         }
     }
 

@@ -66,6 +66,15 @@ impl Ran {
     }
 
     fn of(out: Output) -> Ran {
+        // `SHEPHERD_DIFF_VERBOSE=1` with a replayed seed: what each run said.
+        if std::env::var_os("SHEPHERD_DIFF_VERBOSE").is_some() {
+            eprintln!(
+                "      exit {:?}\n{}{}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         Ran {
             code: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
