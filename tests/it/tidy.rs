@@ -22,6 +22,22 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Each line of `paths` that names one of `forbidden` outside a comment, with its place.
+fn mentions(paths: &[PathBuf], forbidden: &[&str]) -> Vec<String> {
+    let mut offences = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(path).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            for f in forbidden {
+                if line.contains(f) && !line.trim_start().starts_with("//") {
+                    offences.push(format!("{}:{}: {f}", path.display(), i + 1));
+                }
+            }
+        }
+    }
+    offences
+}
+
 #[test]
 fn core_does_no_io_and_reads_no_clock() {
     let forbidden = [
@@ -46,19 +62,9 @@ fn core_does_no_io_and_reads_no_clock() {
         "crate::cli",
     ];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/core");
-    let mut offences = Vec::new();
     let files = files(&dir);
     assert!(files.iter().any(|p| p.ends_with("workflow/load.rs")));
-    for path in files {
-        let text = std::fs::read_to_string(&path).unwrap();
-        for (i, line) in text.lines().enumerate() {
-            for f in forbidden {
-                if line.contains(f) && !line.trim_start().starts_with("//") {
-                    offences.push(format!("{}:{}: {f}", path.display(), i + 1));
-                }
-            }
-        }
-    }
+    let offences = mentions(&files, &forbidden);
     assert!(
         offences.is_empty(),
         "core must stay pure:\n{}",
@@ -82,20 +88,11 @@ fn nothing_below_the_edge_reads_the_environment_or_prints() {
     ];
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let edge = [src.join("cli"), src.join("serve"), src.join("main.rs")];
-    let mut offences = Vec::new();
-    for path in files(&src) {
-        if edge.iter().any(|e| path.starts_with(e)) {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).unwrap();
-        for (i, line) in text.lines().enumerate() {
-            for f in forbidden {
-                if line.contains(f) && !line.trim_start().starts_with("//") {
-                    offences.push(format!("{}:{}: {f}", path.display(), i + 1));
-                }
-            }
-        }
-    }
+    let below: Vec<PathBuf> = files(&src)
+        .into_iter()
+        .filter(|path| !edge.iter().any(|e| path.starts_with(e)))
+        .collect();
+    let offences = mentions(&below, &forbidden);
     assert!(
         offences.is_empty(),
         "read settings at the edge and hand them down:\n{}",
