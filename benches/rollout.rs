@@ -5,7 +5,8 @@
 //! straightforward python-gitlab / PyGithub script doing the same job
 //! (`benches/python/`), and against the lower bound.
 //!
-//! The seed: migrations spread over the stages from Selection to Opt-Out, half of the
+//! The seed: migrations spread over the stages from Selection to Opt-Out (the workflow's
+//! labels made, as `shepherd start` leaves them), half of the
 //! Opt-In and Opt-Out ones with their section ticked (waiting for a release), and the
 //! release history of `gitlab-org/gitlab` (the workflow's `release_project`): a minor
 //! release long before any migration began, a patch release an hour ago (its tag does not
@@ -554,6 +555,23 @@ async fn tick(server: &impl Server, catalog: &Catalog, numbers: &[u64]) {
     server.forget_requests();
 }
 
+/// Makes the labels of `gitaly-migration` exist, as `shepherd start` leaves them: the
+/// seed stands for migrations shepherd started (the requests are not counted).
+async fn started_labels(server: &impl Server, catalog: &Catalog) {
+    let workflow = &catalog.workflows["gitaly-migration"];
+    let specs: Vec<_> = workflow
+        .labels()
+        .iter()
+        .map(|l| shepherd::tracker::label_spec(l, "shepherd: gitaly-migration"))
+        .collect();
+    let client = server.client().await;
+    client
+        .ensure_labels(&specs)
+        .await
+        .expect("the workflow's labels");
+    server.forget_requests();
+}
+
 /// Merges, in each `(issue, project)`, a merge request of `project` that references the
 /// issue, as a developer would (it was opened and merged a moment ago).
 fn merge(server: &impl Server, merging: &[(u64, String)], at: DateTime<Utc>) {
@@ -854,6 +872,10 @@ fn series<S: Server>(
     let ours = S::start();
     let theirs = S::start();
     let plan = seed([&ours, &theirs], catalog, n);
+    runtime.block_on(async {
+        started_labels(&ours, catalog).await;
+        started_labels(&theirs, catalog).await;
+    });
     ours.latency(LATENCY);
     theirs.latency(LATENCY);
     let dir = tempfile::tempdir().expect("a temporary directory");

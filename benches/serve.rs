@@ -63,6 +63,10 @@ fn main() {
             )
         })
         .collect();
+    // The workflow's labels exist, as `shepherd start` leaves them.
+    for label in workflow.labels() {
+        make_label(&server.url, &label);
+    }
     server.set_latency(LATENCY);
     let dir = tempfile::tempdir().expect("a directory");
     let state = format!("sqlite:{}", dir.path().join("state.db").display());
@@ -135,6 +139,11 @@ fn main() {
     std::thread::sleep(Duration::from_secs(2));
     let delivery_requests = bot_requests(&server);
     let by_kind = kinds(&server);
+    if std::env::var("SERVE_TRACE").is_ok() {
+        for l in server.log().iter().filter(|l| l.user == "shepherd-bot") {
+            eprintln!("{} {} {:?}", l.method, l.path, l.query);
+        }
+    }
     let stopped = service.terminate();
     assert_eq!(stopped, Some(0), "serve stops cleanly:\n{}", service.log());
 
@@ -228,6 +237,29 @@ fn ticked(body: &str, section: &str) -> String {
 }
 
 /// A person edits issue `n`'s description through the server's API.
+/// Makes project label `name`, as a maintainer would.
+fn make_label(url: &str, name: &str) {
+    let form = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("name", name)
+        .append_pair("color", "#6699cc")
+        .finish();
+    let project: String = url::form_urlencoded::byte_serialize(PROJECT.as_bytes()).collect();
+    let (status, text) = http(
+        url.trim_start_matches("http://"),
+        "POST",
+        &format!("/api/v4/projects/{project}/labels"),
+        &[
+            ("private-token", PERSON),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        form.as_bytes(),
+    );
+    assert!(
+        status == 201 || status == 409,
+        "making label {name}: {text}"
+    );
+}
+
 fn edit_description(url: &str, n: u64, description: &str) {
     let form = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("description", description)

@@ -210,6 +210,10 @@ impl<'a> Engine<'a> {
                 let mut report = report;
                 report.transitions = transitions;
                 report.created = created;
+                report.seen = applied.issue.map(|issue| super::Seen {
+                    issue,
+                    comments: applied.comments,
+                });
                 return Ok(report);
             }
             // New children change what the gates see: look again, at the tracking issue as

@@ -220,6 +220,19 @@ pub struct Advanced {
     /// Why this run left the migration alone (another shepherd holds it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+    /// The tracking issue as this run's last write left it, with its comments: what a
+    /// page may show of it without reading it again (never what a decision reads).
+    #[serde(skip)]
+    pub seen: Option<Seen>,
+}
+
+/// A migration as the advance that moved it last saw it (`Advanced::seen`).
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct Seen {
+    /// The issue as the move's response showed it.
+    pub issue: Issue,
+    /// Its comments: the claim's read-back and what was posted after it.
+    pub comments: Vec<crate::tracker::Comment>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -544,6 +557,7 @@ pub(crate) fn report_plan(
         warnings: plan.warnings,
         created,
         skipped: None,
+        seen: None,
     }
 }
 

@@ -1,6 +1,8 @@
 //! Views of migrations: `status`, `history`, the statuses a report is built from, and the
 //! one summary issue of `report --publish`.
 
+use std::collections::HashMap;
+
 use anyhow::Result;
 
 use super::lease::{Leased, LEASE_WAIT};
@@ -66,7 +68,29 @@ impl<'a> Engine<'a> {
         closed: bool,
         filter: &report::Filter,
     ) -> Result<Vec<Status>> {
+        self.statuses_shown(index, closed, filter, &HashMap::new())
+            .await
+    }
+
+    /// `statuses` for a page: the comments of a migration that `seen` holds as an advance
+    /// of this process left it are taken from there, not read again, while the issue is
+    /// still as that advance's last write left it (its `updated_at` unchanged, on a
+    /// tracker whose versions change with every write). Only for display: what a
+    /// decision reads never comes from here.
+    pub async fn statuses_shown(
+        &self,
+        index: &[Migration],
+        closed: bool,
+        filter: &report::Filter,
+        seen: &HashMap<u64, super::Seen>,
+    ) -> Result<Vec<Status>> {
         use futures::stream::{self, StreamExt, TryStreamExt};
+        let exact = self.tracker.versions() == crate::tracker::Versions::EveryWrite;
+        let shown = |m: &Migration| {
+            seen.get(&m.issue.number)
+                .filter(|s| exact && s.issue.updated_at == m.issue.updated_at)
+                .map(|s| s.comments.clone())
+        };
         let wanted: Vec<(&Migration, &Workflow)> = index
             .iter()
             .filter(|m| closed || m.issue.open)
@@ -114,11 +138,13 @@ impl<'a> Engine<'a> {
             .map(|(m, workflow)| async move {
                 // One request per migration: its comments (none when it has none), and its
                 // label history only where they cannot tell what the status needs.
-                let comments = known
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .as_mut()
-                    .map(|all| all.remove(&m.issue.number).unwrap_or_default());
+                let comments = shown(m).or_else(|| {
+                    known
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .as_mut()
+                        .map(|all| all.remove(&m.issue.number).unwrap_or_default())
+                });
                 let (mut snapshot, comments) = self
                     .snapshot_with(
                         m,

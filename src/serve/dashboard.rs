@@ -4,6 +4,8 @@
 //! the stage counts — in memory for `/` and `/api`, and in the Store so that a restarted
 //! service shows the last page at once.
 
+use std::collections::HashMap;
+
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -11,7 +13,7 @@ use serde_json::Value;
 use super::Shared;
 use crate::core::report;
 use crate::core::workflow::Workflow;
-use crate::engine::{Engine, Migration};
+use crate::engine::{Engine, Migration, Seen};
 use crate::report_format;
 use crate::store::Store;
 
@@ -46,10 +48,16 @@ impl Page {
 }
 
 /// Reads the statuses of `index`'s open migrations and keeps them as `engine`'s page.
+/// Migrations that this service's advances moved are shown as those advances saw them
+/// while they stay so (`Shared::note_seen`): their comments are not read again.
 pub async fn publish(engine: &Engine<'_>, shared: &Shared, index: &[Migration]) -> Result<()> {
     let tracker = engine.tracker.describe();
+    let (seen, seen_changed) = shared.seen(&tracker, index);
+    if seen_changed {
+        keep_seen(shared.store.as_ref(), &tracker, &seen).await;
+    }
     let statuses = engine
-        .statuses(index, false, &report::Filter::default())
+        .statuses_shown(index, false, &report::Filter::default(), &seen)
         .await?;
     let workflows: Vec<&Workflow> = engine.catalog.workflows.values().collect();
     let mut counts: std::collections::BTreeMap<(String, String), i64> = Default::default();
@@ -101,6 +109,28 @@ pub async fn publish(engine: &Engine<'_>, shared: &Shared, index: &[Migration]) 
 pub async fn load(store: &dyn Store, tracker: &str) -> Option<Page> {
     let cached = store.cache_get(&cache_key(tracker)).await.ok()??;
     serde_json::from_str(&cached.value).ok()
+}
+
+/// Keeps `seen` in the Store, for a restarted service's first page (display only, like
+/// the page itself: the engine never reads it).
+async fn keep_seen(store: &dyn Store, tracker: &str, seen: &HashMap<u64, Seen>) {
+    let Ok(text) = serde_json::to_string(seen) else {
+        return;
+    };
+    let version = chrono::Utc::now().to_rfc3339();
+    if let Err(e) = store.cache_put(&seen_key(tracker), &text, &version).await {
+        tracing::warn!("keeping what the moves saw in the Store: {e}");
+    }
+}
+
+/// What the last run kept of `seen` for `tracker`.
+pub async fn load_seen(store: &dyn Store, tracker: &str) -> Option<HashMap<u64, Seen>> {
+    let cached = store.cache_get(&seen_key(tracker)).await.ok()??;
+    serde_json::from_str(&cached.value).ok()
+}
+
+fn seen_key(tracker: &str) -> String {
+    format!("serve|seen|{tracker}")
 }
 
 fn cache_key(tracker: &str) -> String {

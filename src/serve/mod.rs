@@ -23,7 +23,7 @@ mod resync;
 mod router;
 mod worker;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -32,7 +32,7 @@ use std::time::Duration;
 use anyhow::Result;
 use tokio::sync::{watch, Notify};
 
-use crate::engine::{Engine, Migration};
+use crate::engine::{Engine, Migration, Seen};
 use crate::store::Store;
 
 pub use auth::Secrets;
@@ -92,8 +92,14 @@ pub struct Shared {
     pub(crate) wake: Notify,
     /// Wakes the refresher: migrations were advanced.
     pub(crate) changed: Notify,
-    /// Migrations advanced since the last refresh, by tracker.
-    worked: Mutex<BTreeSet<(String, u64)>>,
+    /// Migrations advanced since the last refresh, by tracker, as the last advance that
+    /// wrote to each saw it.
+    worked: Mutex<Worked>,
+    /// Migrations as the advances that moved them last saw them, by tracker, while the
+    /// issue stays so: the page shows them without reading their comments again.
+    seen: Mutex<HashMap<String, SeenOf>>,
+    /// Each tracker's open migrations as its last list showed them.
+    indexes: RwLock<HashMap<String, Vec<Migration>>>,
 }
 
 impl Shared {
@@ -111,6 +117,8 @@ impl Shared {
             wake: Notify::new(),
             changed: Notify::new(),
             worked: Mutex::default(),
+            seen: Mutex::default(),
+            indexes: RwLock::default(),
         }
     }
 
@@ -137,6 +145,36 @@ impl Shared {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(tracker.to_string(), map);
+        self.indexes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(tracker.to_string(), index.to_vec());
+    }
+
+    /// `tracker`'s last index with `worked` as the advances that moved them left them,
+    /// when every one of them is there and was moved by an advance of this service (the
+    /// response to its last write is what the tracker holds, unless someone wrote since —
+    /// whose webhook brings them back to the queue); otherwise `None`, and the caller lists.
+    pub(crate) fn index_after(&self, tracker: &str, worked: &[u64]) -> Option<Vec<Migration>> {
+        let mut index = self
+            .indexes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(tracker)?
+            .clone();
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = &seen.get(tracker)?.map;
+        for number in worked {
+            let s = seen.get(number)?;
+            let m = index.iter_mut().find(|m| m.issue.number == *number)?;
+            if s.issue.updated_at < m.issue.updated_at {
+                return None;
+            }
+            m.issue = s.issue.clone();
+        }
+        // A move may have closed it: the index holds open migrations.
+        index.retain(|m| m.issue.open);
+        Some(index)
     }
 
     /// The open migrations `tracker` had at its last list, with their parents.
@@ -188,18 +226,68 @@ impl Shared {
         }
     }
 
-    pub(crate) fn note_worked(&self, tracker: &str, number: u64) {
-        self.worked
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert((tracker.to_string(), number));
+    pub(crate) fn note_worked(&self, tracker: &str, number: u64, seen: Option<Seen>) {
+        {
+            let mut worked = self.worked.lock().unwrap_or_else(|e| e.into_inner());
+            let entry = worked.entry((tracker.to_string(), number)).or_default();
+            if seen.is_some() {
+                *entry = seen;
+            }
+        }
         self.changed.notify_one();
     }
 
-    pub(crate) fn take_worked(&self) -> BTreeSet<(String, u64)> {
+    /// Keeps what advances saw of the migrations they moved (`seen`).
+    pub(crate) fn note_seen(&self, tracker: &str, seen: impl Iterator<Item = (u64, Seen)>) {
+        let mut all = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let mine = all.entry(tracker.to_string()).or_default();
+        for (number, s) in seen {
+            mine.map.insert(number, s);
+            mine.dirty = true;
+        }
+    }
+
+    /// What advances saw of `index`'s migrations that are still as they left them (the
+    /// others are forgotten: their next read fills the Store's cache), and whether that
+    /// changed since the last call.
+    pub(crate) fn seen(&self, tracker: &str, index: &[Migration]) -> (HashMap<u64, Seen>, bool) {
+        let mut all = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(mine) = all.get_mut(tracker) else {
+            return (HashMap::new(), false);
+        };
+        let now: HashMap<u64, _> = index
+            .iter()
+            .map(|m| (m.issue.number, m.issue.updated_at))
+            .collect();
+        let before = mine.map.len();
+        mine.map
+            .retain(|n, s| now.get(n) == Some(&s.issue.updated_at));
+        let changed = std::mem::take(&mut mine.dirty) || mine.map.len() != before;
+        (mine.map.clone(), changed)
+    }
+
+    /// What a restarted service finds of `seen` in the Store.
+    pub(crate) fn restore_seen(&self, tracker: &str, map: HashMap<u64, Seen>) {
+        let mut all = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        all.entry(tracker.to_string()).or_default().map.extend(map);
+    }
+
+    pub(crate) fn take_worked(&self) -> Worked {
         std::mem::take(&mut *self.worked.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
+
+/// What advances saw of the migrations they moved, on one tracker (`Shared::seen`).
+#[derive(Default)]
+struct SeenOf {
+    map: HashMap<u64, Seen>,
+    /// Changed since the page last kept it in the Store.
+    dirty: bool,
+}
+
+/// Migrations advanced since the last refresh: (tracker, number) → what the last advance
+/// that wrote to it saw, for the page to show without reading it again.
+pub(crate) type Worked = BTreeMap<(String, u64), Option<Seen>>;
 
 /// The queue key of migration `number` on `tracker`: the same as its lease key.
 pub fn queue_key(tracker: &str, number: u64) -> String {
@@ -251,6 +339,9 @@ pub async fn load_pages(shared: &Shared) {
     for tracker in shared.trackers.clone() {
         if let Some(page) = dashboard::load(shared.store.as_ref(), &tracker).await {
             shared.set_page(&tracker, page);
+        }
+        if let Some(seen) = dashboard::load_seen(shared.store.as_ref(), &tracker).await {
+            shared.restore_seen(&tracker, seen);
         }
     }
 }

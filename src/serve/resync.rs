@@ -3,7 +3,9 @@
 //! are dropped and read whole) and looked at without leases: those that may move now are
 //! queued now, and those whose soak will end later are queued for that moment. After the
 //! workers advance migrations, the same look at just those queues their new timers, and
-//! the dashboard is refreshed.
+//! the dashboard is refreshed — from what the moves saw (the response to their last write,
+//! the comments they read back and posted), with no list and no read of their comments
+//! while the issues stay as the moves left them (`Shared::index_after`, `Shared::seen`).
 
 use std::time::Duration;
 
@@ -116,15 +118,27 @@ async fn after_work(engines: &[Engine<'_>], shared: &Shared) {
     for engine in engines {
         let tracker = engine.tracker.describe();
         let numbers: Vec<u64> = worked
-            .iter()
+            .keys()
             .filter(|(t, _)| *t == tracker)
             .map(|(_, n)| *n)
             .collect();
+        // What the advances saw of the migrations they moved: the page shows them without
+        // reading their comments again (`Engine::statuses_shown`).
+        shared.note_seen(
+            &tracker,
+            worked
+                .iter()
+                .filter(|((t, _), _)| *t == tracker)
+                .filter_map(|((_, n), s)| Some((*n, s.clone()?))),
+        );
         if numbers.is_empty() {
             continue;
         }
         let result = async {
-            let index = engine.index().await?;
+            let index = match shared.index_after(&tracker, &numbers) {
+                Some(index) => index,
+                None => engine.index().await?,
+            };
             shared.set_known(&tracker, &index);
             let looks = engine.looks(&index, Some(&numbers)).await?;
             queue_looks(engine, shared, &looks, false).await?;

@@ -183,7 +183,7 @@ impl<'e, 'a> Workers<'e, 'a> {
                     tracing::warn!(%key, "clearing the failure record: {e}");
                 }
                 self.count(&tracker, &advanced);
-                self.shared.note_worked(&tracker, number);
+                self.shared.note_worked(&tracker, number, advanced.seen);
             }
             Err(e) => {
                 let error = format!("{e:#}");
@@ -208,7 +208,7 @@ impl<'e, 'a> Workers<'e, 'a> {
                     }
                     Err(e) => tracing::warn!(%key, "recording the failure: {e}"),
                 }
-                self.shared.note_worked(&tracker, number);
+                self.shared.note_worked(&tracker, number, None);
             }
         }
     }

@@ -30,6 +30,9 @@ pub(crate) struct Applied {
     pub issue: Option<Issue>,
     /// Why this run deleted its own audit comment and left the migration alone.
     pub left: Option<LeftAlone>,
+    /// The tracking issue's comments as this run last knew them: the claim's read-back
+    /// and what it posted after.
+    pub comments: Vec<Comment>,
 }
 
 /// What this run knows of the tracking issue while it applies a plan.
@@ -154,6 +157,7 @@ impl<'a> Engine<'a> {
             }
         }
         self.start_new_children(&w.applied.created).await?;
+        w.applied.comments = w.comments;
         Ok(w.applied)
     }
 

@@ -750,6 +750,28 @@ fn serve_moves_a_gitlab_migration_when_its_webhook_arrives() {
         let (_, text) = service.get(&format!("/api/migrations/gitlab/{n}"));
         serde_json::from_str::<Value>(&text).is_ok_and(|v| v["stage"] == "migration-analysis")
     });
+    // It shows the move as the move saw it: the history has it, and the page read neither
+    // the comments nor the issue list again after the move's write.
+    let (_, text) = service.get(&format!("/api/migrations/gitlab/{n}"));
+    let status_json: Value = serde_json::from_str(&text).unwrap();
+    let history = status_json["history"].to_string();
+    assert!(history.contains("migration-analysis"), "{text}");
+    let log = lab.server.log();
+    let moved_at = log
+        .iter()
+        .rposition(|l| l.method == "PUT" && l.path.ends_with(&format!("/issues/{n}")))
+        .expect("the move's write");
+    let after: Vec<String> = log[moved_at + 1..]
+        .iter()
+        .filter(|l| l.user == "shepherd-bot")
+        .map(|l| format!("{} {}", l.method, l.path))
+        .collect();
+    assert!(
+        !after
+            .iter()
+            .any(|l| l.ends_with("/notes") || l.ends_with("/issues")),
+        "{after:?}"
+    );
     let (status, page) = service.get("/");
     assert_eq!(status, 200);
     assert!(page.contains("http-equiv=\"refresh\""));
