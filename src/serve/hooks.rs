@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 
 use super::events::{self, Mentions};
-use super::{queue_key, Shared, DELIVERY_MEMORY};
+use super::{queue_key, Shared, DELIVERIES_KEPT, DELIVERY_MEMORY};
 
 pub(super) async fn gitlab(
     State(shared): State<Arc<Shared>>,
@@ -97,7 +97,7 @@ async fn accept(
     if let Some(id) = id {
         match shared
             .store
-            .first_delivery(&format!("{source}:{id}"), DELIVERY_MEMORY)
+            .first_delivery(&format!("{source}:{id}"), DELIVERY_MEMORY, DELIVERIES_KEPT)
             .await
         {
             Ok(true) => {}

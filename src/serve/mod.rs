@@ -42,6 +42,8 @@ pub use router::app;
 
 /// How long webhook delivery ids are remembered.
 pub const DELIVERY_MEMORY: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How many webhook delivery ids are remembered at most (the newest).
+pub const DELIVERIES_KEPT: u64 = 100_000;
 /// The most a webhook body may weigh.
 pub const BODY_LIMIT: usize = 25 * 1024 * 1024;
 /// How long in-hand advances may go on after a shutdown signal.
