@@ -22,7 +22,8 @@ pub struct Metrics {
     /// Webhook deliveries by source (gitlab, github) and result (queued, ignored,
     /// duplicate, ping, unauthorized, malformed, failed).
     pub deliveries: Family<Labels, Counter>,
-    /// Advances by tracker and result (moved, blocked, busy, failed).
+    /// Advances by tracker and result (moved, blocked, busy, failed; dropped: the key is
+    /// no migration).
     pub advances: Family<Labels, Counter>,
     /// Gate outcomes the advances reported, by tracker, workflow, gate and result: the
     /// gates of each stage a migration left (passed), and those that held one back

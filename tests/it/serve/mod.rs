@@ -924,11 +924,11 @@ fn a_failing_migration_backs_off_while_another_moves() {
     );
     lab.tick_section(a, "Selection");
     lab.tick_section(b, "Selection");
-    // Reading #a fails from now on (404 is not retried).
+    // Reading #a fails from now on (403 is not retried; a 404 would make it no migration).
     lab.server.fail(crate::gitlab_server::Fault::status(
         "GET",
         &format!("/issues/{a}"),
-        404,
+        403,
         None,
         1000,
     ));
