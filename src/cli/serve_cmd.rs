@@ -1,7 +1,8 @@
 //! `shepherd serve`: assembles an engine for each tracker served (`assemble`), opens the
 //! listening socket, checks that webhooks can be authenticated, and runs
 //! the service until SIGTERM or SIGINT. The secrets are read from the environment and
-//! never printed.
+//! never printed; so are `SHEPHERD_HEADER_TIMEOUT` and `SHEPHERD_BODY_TIMEOUT` (hidden:
+//! tests shorten the 10 s and 30 s limits with them).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -22,10 +23,13 @@ pub(super) struct ServeArgs {
     pub(super) resync: Duration,
     pub(super) full_resync: Duration,
     pub(super) insecure: bool,
+    pub(super) max_connections: usize,
 }
 
 pub(super) async fn serve(session: &Session, args: ServeArgs) -> Result<ExitCode> {
     let secrets = secrets(args.insecure)?;
+    let header_timeout = env_duration("SHEPHERD_HEADER_TIMEOUT")?.unwrap_or(serve::HEADER_TIMEOUT);
+    let body_timeout = env_duration("SHEPHERD_BODY_TIMEOUT")?.unwrap_or(serve::BODY_TIMEOUT);
     if session.now.is_some() {
         bail!("--now cannot be used with serve: the service runs on the clock");
     }
@@ -48,9 +52,12 @@ pub(super) async fn serve(session: &Session, args: ServeArgs) -> Result<ExitCode
         resync: args.resync,
         full_resync: args.full_resync,
         concurrency: session.concurrency,
+        max_connections: args.max_connections,
+        header_timeout,
         ..serve::Config::default()
     };
     shared.page_refresh_seconds = config.page_refresh_seconds;
+    shared.body_timeout = body_timeout;
     let shared = Arc::new(shared);
     serve::load_pages(&shared).await;
     note(&format!(
@@ -79,6 +86,16 @@ fn secrets(insecure: bool) -> Result<Secrets> {
         note("WARNING: --insecure-no-webhook-secret: webhooks are accepted from ANYONE who can reach this port, without a secret or signature");
     }
     Ok(secrets)
+}
+
+/// A duration from the environment variable `name` (`10s`, `1m`), if set.
+fn env_duration(name: &str) -> Result<Option<Duration>> {
+    let Some(text) = std::env::var(name).ok().filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    super::values::parse_std_duration(text.trim())
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("{name}: {e}"))
 }
 
 /// Completes on SIGTERM or SIGINT (Ctrl-C).

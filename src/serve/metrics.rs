@@ -20,7 +20,8 @@ pub struct Metrics {
     /// Open migrations by tracker, workflow and stage (as of the last dashboard refresh).
     pub migrations: Family<Labels, Gauge>,
     /// Webhook deliveries by source (gitlab, github) and result (queued, ignored,
-    /// duplicate, ping, unauthorized, malformed, failed).
+    /// duplicate, ping, unauthorized, malformed, failed; busy: no reading slot free,
+    /// timeout: the body did not come in time, too_large).
     pub deliveries: Family<Labels, Counter>,
     /// Advances by tracker and result (moved, blocked, busy, failed; dropped: the key is
     /// no migration).
