@@ -873,13 +873,17 @@ fn no_lease_left(s: &Shepherd, n: u64) -> bool {
     block_on(store.holder(&key)).unwrap().is_none()
 }
 
+/// A GitLab or GitHub tracker needs a webhook secret (the local tracker needs none).
 #[test]
 fn serve_refuses_to_start_without_a_secret() {
     let s = Shepherd::new();
-    let out = s.run(&["serve", "--listen", "127.0.0.1:0"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = crate::support::stderr(&out);
-    assert!(err.contains("SHEPHERD_WEBHOOK_SECRET"), "{err}");
+    // `run` serves the local tracker; beside it, a remote one.
+    for tracker in ["gitlab:group/project", "github:owner/repo"] {
+        let out = s.run(&["--tracker", tracker, "serve", "--listen", "127.0.0.1:0"]);
+        assert_eq!(out.status.code(), Some(1), "{tracker}");
+        let err = crate::support::stderr(&out);
+        assert!(err.contains("SHEPHERD_WEBHOOK_SECRET"), "{err}");
+    }
     let bad = Command::new(env!("CARGO_BIN_EXE_shepherd"))
         .current_dir(s.dir.path())
         .env("SHEPHERD_WEBHOOK_SIGNING_TOKEN", "not-a-whsec-token-xyz")
