@@ -10,6 +10,7 @@
 
 mod backoff;
 mod browser;
+mod edges;
 mod github;
 mod metrics;
 mod replicas;
@@ -873,7 +874,8 @@ fn no_lease_left(s: &Shepherd, n: u64) -> bool {
     block_on(store.holder(&key)).unwrap().is_none()
 }
 
-/// A GitLab or GitHub tracker needs a webhook secret (the local tracker needs none).
+/// A GitLab or GitHub tracker needs a webhook secret (the local tracker needs none:
+/// `edges::serve_on_the_local_tracker_needs_no_webhook_secret`).
 #[test]
 fn serve_refuses_to_start_without_a_secret() {
     let s = Shepherd::new();
