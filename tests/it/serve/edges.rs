@@ -262,13 +262,21 @@ fn max_connections_holds_new_connections_back_until_one_closes() {
         &["--max-connections", "4"],
         &[("SHEPHERD_HEADER_TIMEOUT", "3s")],
     );
-    let stalled: Vec<TcpStream> = (0..4)
+    // Three stalled in their first request's headers, and one kept alive, idle after
+    // its first answer.
+    let mut stalled: Vec<TcpStream> = (0..3)
         .map(|_| {
             let mut stream = TcpStream::connect(&service.addr).expect("connects");
             stream.write_all(b"GET /heal").unwrap();
             stream
         })
         .collect();
+    let mut idle = TcpStream::connect(&service.addr).expect("connects");
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let head = answer_head(&mut idle, Duration::from_secs(5)).expect("answered");
+    assert_eq!(status(&head), 200, "{head}");
+    stalled.push(idle);
     std::thread::sleep(Duration::from_millis(300));
     let mut fifth = TcpStream::connect(&service.addr).expect("the kernel takes it");
     fifth
@@ -279,10 +287,12 @@ fn max_connections_holds_new_connections_back_until_one_closes() {
         None,
         "a fifth connection was served beside four"
     );
-    // The four stalled ones are closed at their header timeout; then the fifth is served.
+    // The four are closed at their header timeout; then the fifth is served.
     let head = answer_head(&mut fifth, Duration::from_secs(10)).expect("served at last");
     assert_eq!(status(&head), 200, "{head}");
-    drop(stalled);
+    for stream in &mut stalled {
+        assert!(closed(stream, Duration::from_secs(5)), "still open");
+    }
     let out = Shepherd::new().run(&["serve", "--max-connections", "0"]);
     assert_eq!(out.status.code(), Some(2));
 }
