@@ -232,7 +232,7 @@ pub(super) enum Command {
     },
     /// Run the service: webhooks, workers, resync, dashboard, /metrics
     #[command(
-        after_help = "Needs SHEPHERD_WEBHOOK_SECRET (GitLab secret token, GitHub webhook secret) or\nSHEPHERD_WEBHOOK_SIGNING_TOKEN (GitLab signing token, whsec_…), read from the environment.\n\nEndpoints: POST /hooks/gitlab, POST /hooks/github, GET / (dashboard), GET /api/migrations,\nGET /api/migrations/TRACKER/REF, GET /metrics, GET /healthz, GET /readyz.\n\nExamples:\n  SHEPHERD_WEBHOOK_SECRET=… shepherd --tracker gitlab:my-group/my-project serve\n  shepherd serve --listen 0.0.0.0:8080 --resync 5m --concurrency 16"
+        after_help = "Serving a GitLab or GitHub tracker needs SHEPHERD_WEBHOOK_SECRET (GitLab secret token,\nGitHub webhook secret) or SHEPHERD_WEBHOOK_SIGNING_TOKEN (GitLab signing token, whsec_…),\nread from the environment; the local tracker sends no webhooks and needs neither.\n\nLimits: request headers within 10 s and a webhook body within 30 s, or the connection is\nclosed; at most 8 webhook bodies read at once (more get 503 with Retry-After); bodies\nup to 25 MiB.\n\nEndpoints: POST /hooks/gitlab, POST /hooks/github, GET / (dashboard), GET /api/migrations,\nGET /api/migrations/TRACKER/REF, GET /metrics, GET /healthz, GET /readyz.\n\nExamples:\n  SHEPHERD_WEBHOOK_SECRET=… shepherd --tracker gitlab:my-group/my-project serve\n  shepherd serve --listen 0.0.0.0:8080 --resync 5m --concurrency 16"
     )]
     Serve {
         /// The address to listen on (port 0: any free port, printed at start)
@@ -247,6 +247,9 @@ pub(super) enum Command {
         /// Accept webhooks without any secret (only on a trusted network; printed loudly)
         #[arg(long)]
         insecure_no_webhook_secret: bool,
+        /// The most connections open at once; more wait to be accepted
+        #[arg(long, default_value_t = 1024, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        max_connections: u32,
     },
     /// Print the man page (roff) on standard output
     #[command(

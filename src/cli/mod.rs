@@ -103,12 +103,14 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
             resync,
             full_resync,
             insecure_no_webhook_secret,
+            max_connections,
         } => {
             let args = serve_cmd::ServeArgs {
                 listen,
                 resync,
                 full_resync,
                 insecure: insecure_no_webhook_secret,
+                max_connections: max_connections as usize,
             };
             serve_cmd::serve(&session()?, args).await
         }

@@ -29,7 +29,7 @@ pub use vars::{check_renders, preflight, resolve_vars};
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -40,7 +40,7 @@ use crate::core::marker::IssueMarker;
 use crate::core::snapshot::IssueView;
 use crate::core::workflow::Workflow;
 use crate::store::Store;
-use crate::tracker::{label_spec, Issue, StateFilter, Tracker};
+use crate::tracker::{label_spec, Issue, StateFilter, Tracker, TrackerError};
 
 /// The label and marker of the one summary issue that `report --publish` keeps up to date.
 pub(crate) const SUMMARY_LABEL: &str = "shepherd report";
@@ -149,6 +149,12 @@ pub struct Failed {
 }
 
 /// A shepherd issue: an issue with a marker naming its workflow.
+/// Why a number is no migration: no such issue, no shepherd marker, or a child without
+/// a workflow of its own. The service drops such a key instead of retrying it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NoMigration(pub String);
+
 #[derive(Clone, Debug)]
 pub struct Migration {
     pub issue: Issue,
@@ -342,18 +348,25 @@ impl<'a> Engine<'a> {
             .await
     }
 
-    /// The migration with number `number`, or an error saying why it is none.
+    /// The migration with number `number`, or an error saying why it is none (a
+    /// `NoMigration` when there is no such issue or it is no migration of its own).
     pub async fn migration(&self, number: u64) -> Result<(Migration, &'a Workflow)> {
-        let issue = self.tracker.issue(number).await?;
+        let issue = match self.tracker.issue(number).await {
+            Err(e @ TrackerError::NotFound(n)) if n == number => {
+                return Err(NoMigration(e.to_string()).into())
+            }
+            read => read?,
+        };
         let Some(marker) = IssueMarker::find(&issue.body) else {
-            bail!("#{number} is no migration: it has no shepherd marker (start one with `shepherd start WORKFLOW`)");
+            return Err(NoMigration(format!("#{number} is no migration: it has no shepherd marker (start one with `shepherd start WORKFLOW`)")).into());
         };
         let Some(name) = marker.workflow.clone() else {
-            bail!(
+            return Err(NoMigration(format!(
                 "#{number} is no migration: it is a {} issue of #{} without a workflow of its own",
                 marker.template.as_deref().unwrap_or("child"),
                 marker.parent.unwrap_or(0)
-            );
+            ))
+            .into());
         };
         let workflow = self
             .catalog

@@ -2,7 +2,9 @@
 //! parsed, every comparison in constant time. GitLab sends its secret token
 //! (`X-Gitlab-Token`) or signs with its signing token in the Standard Webhooks way
 //! (`webhook-id`, `webhook-timestamp`, `webhook-signature`); GitHub signs the body
-//! (`X-Hub-Signature-256`). The secrets never leave this module: `Secrets` has no `Debug`
+//! (`X-Hub-Signature-256`). What the headers alone can decide is decided before the body
+//! is read (`gitlab_headers`, `github_headers`): a missing or wrong token, a missing or
+//! malformed signature, a stale timestamp cost the sender no read of its body. The secrets never leave this module: `Secrets` has no `Debug`
 //! that shows them.
 
 use base64::Engine as _;
@@ -71,6 +73,51 @@ impl Secrets {
     /// Whether any secret is configured.
     pub fn configured(&self) -> bool {
         self.secret.is_some() || self.signing_key.is_some()
+    }
+
+    /// What of a GitLab delivery the headers alone decide, before its body is read: the
+    /// secret token whole; of a Standard Webhooks signature, that its headers are there,
+    /// a signing token is configured and the timestamp is fresh. `Ok` still needs
+    /// `gitlab` on the body.
+    pub fn gitlab_headers(&self, headers: &HeaderMap, now: i64) -> Result<(), Refused> {
+        if !self.configured() || headers.contains_key("x-gitlab-token") {
+            return self.gitlab(headers, b"", now);
+        }
+        if !headers.contains_key("webhook-signature") {
+            return Err(Refused::Missing);
+        }
+        if self.signing_key.is_none() {
+            return Err(Refused::Wrong);
+        }
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let (Some(_), Some(timestamp)) = (header("webhook-id"), header("webhook-timestamp")) else {
+            return Err(Refused::Missing);
+        };
+        let at: i64 = timestamp.trim().parse().map_err(|_| Refused::Wrong)?;
+        if (now - at).abs() > TIMESTAMP_TOLERANCE_SECONDS {
+            return Err(Refused::Stale);
+        }
+        Ok(())
+    }
+
+    /// What of a GitHub delivery the headers alone decide, before its body is read: a
+    /// secret to check with, and an `X-Hub-Signature-256` of the right form. `Ok` still
+    /// needs `github` on the body.
+    pub fn github_headers(&self, headers: &HeaderMap) -> Result<(), Refused> {
+        if self.secret.is_none() {
+            return self.github(headers, b"");
+        }
+        let given = headers.get("x-hub-signature-256").ok_or(Refused::Missing)?;
+        let well_formed = given
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("sha256="))
+            .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+        if well_formed {
+            Ok(())
+        } else {
+            Err(Refused::Wrong)
+        }
     }
 
     /// Checks a GitLab delivery: the secret token, else the Standard Webhooks signature.
@@ -281,5 +328,48 @@ mod tests {
         let closed = Secrets::new(None, None, false).unwrap();
         assert!(closed.gitlab(&ok, b"", 0).is_err());
         assert!(!format!("{s:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn headers_alone_refuse_what_they_can() {
+        let key = b"a signing key of thirty-two bytes";
+        let token = format!(
+            "whsec_{}",
+            base64::engine::general_purpose::STANDARD.encode(key)
+        );
+        let s = Secrets::new(Some("s3cret"), Some(&token), false).unwrap();
+        let gl = |pairs: &[(&'static str, &str)]| s.gitlab_headers(&headers(pairs), 1_000);
+        assert_eq!(gl(&[("x-gitlab-token", "s3cret")]), Ok(()));
+        assert_eq!(gl(&[("x-gitlab-token", "nope")]), Err(Refused::Wrong));
+        assert_eq!(gl(&[]), Err(Refused::Missing));
+        let signed = [
+            ("webhook-id", "msg_1"),
+            ("webhook-timestamp", "1000"),
+            ("webhook-signature", "v1,AAAA"),
+        ];
+        // The signature itself needs the body.
+        assert_eq!(gl(&signed), Ok(()));
+        assert_eq!(
+            s.gitlab(&headers(&signed), b"{}", 1_000),
+            Err(Refused::Wrong)
+        );
+        assert_eq!(gl(&signed[1..]), Err(Refused::Missing));
+        let stale = [("webhook-timestamp", "1"), signed[0], signed[2]];
+        assert_eq!(gl(&stale), Err(Refused::Stale));
+        let none = Secrets::new(None, None, false).unwrap();
+        assert!(none
+            .gitlab_headers(&headers(&[("x-gitlab-token", "x")]), 0)
+            .is_err());
+        assert!(none.github_headers(&HeaderMap::new()).is_err());
+
+        let hex = "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        let gh = |value: &str| s.github_headers(&headers(&[("x-hub-signature-256", value)]));
+        assert_eq!(gh(&format!("sha256={hex}")), Ok(()));
+        assert_eq!(gh(&format!("sha1={hex}")), Err(Refused::Wrong));
+        assert_eq!(gh("sha256=abc"), Err(Refused::Wrong));
+        assert_eq!(s.github_headers(&HeaderMap::new()), Err(Refused::Missing));
+        let open = Secrets::new(None, None, true).unwrap();
+        assert_eq!(open.github_headers(&HeaderMap::new()), Ok(()));
+        assert_eq!(open.gitlab_headers(&HeaderMap::new(), 0), Ok(()));
     }
 }

@@ -1,5 +1,8 @@
-//! The webhook handlers. Each checks the sender first, on the raw bytes (401
-//! "unauthorized", nothing parsed), then reads the event (400 when it is not JSON or lacks
+//! The webhook handlers. Each checks the sender first: what the headers alone show
+//! before the body is read (a GitLab token missing or wrong, a signature header missing:
+//! 401 "unauthorized", the body never read), then reads the body in one of the few
+//! reading slots (`body`), checks a signature on the raw bytes (401, nothing parsed),
+//! then reads the event (400 when it is not JSON or lacks
 //! what its kind must carry), maps it to the migrations it concerns, drops a delivery id
 //! seen before, queues the rest in the Store and answers at once (202). The work happens
 //! in the workers. A migration that is failing waits for its backoff whoever queues it,
@@ -9,29 +12,41 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 
 use super::events::{self, Mentions};
-use super::{queue_key, Shared, DELIVERY_MEMORY};
+use super::{body, queue_key, Shared, DELIVERIES_KEPT, DELIVERY_MEMORY};
 
 pub(super) async fn gitlab(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     if let Err(why) = shared
         .secrets
-        .gitlab(&headers, &body, Utc::now().timestamp())
+        .gitlab_headers(&headers, Utc::now().timestamp())
+    {
+        tracing::debug!(?why, "refused a GitLab delivery before reading its body");
+        return unauthorized(&shared, "gitlab");
+    }
+    let read = match body::read(&shared, "gitlab", body).await {
+        Ok(read) => read,
+        Err(answer) => return answer,
+    };
+    let body = &read.bytes;
+    if let Err(why) = shared
+        .secrets
+        .gitlab(&headers, body, Utc::now().timestamp())
     {
         tracing::debug!(?why, "refused a GitLab delivery");
         return unauthorized(&shared, "gitlab");
     }
     let kind = header(&headers, "x-gitlab-event");
-    let mentions = match events::gitlab(kind, &body) {
+    let mentions = match events::gitlab(kind, body) {
         Ok(m) => m,
         Err(events::Malformed(why)) => return malformed(&shared, "gitlab", why),
     };
@@ -47,9 +62,18 @@ pub(super) async fn gitlab(
 pub(super) async fn github(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    if let Err(why) = shared.secrets.github(&headers, &body) {
+    if let Err(why) = shared.secrets.github_headers(&headers) {
+        tracing::debug!(?why, "refused a GitHub delivery before reading its body");
+        return unauthorized(&shared, "github");
+    }
+    let read = match body::read(&shared, "github", body).await {
+        Ok(read) => read,
+        Err(answer) => return answer,
+    };
+    let body = &read.bytes;
+    if let Err(why) = shared.secrets.github(&headers, body) {
         tracing::debug!(?why, "refused a GitHub delivery");
         return unauthorized(&shared, "github");
     }
@@ -64,7 +88,7 @@ pub(super) async fn github(
         shared.metrics.delivery("github", "ping");
         return (StatusCode::OK, "pong\n").into_response();
     }
-    let mentions = match events::github(kind, &body) {
+    let mentions = match events::github(kind, body) {
         Ok(m) => m,
         Err(events::Malformed(why)) => return malformed(&shared, "github", why),
     };
@@ -97,7 +121,7 @@ async fn accept(
     if let Some(id) = id {
         match shared
             .store
-            .first_delivery(&format!("{source}:{id}"), DELIVERY_MEMORY)
+            .first_delivery(&format!("{source}:{id}"), DELIVERY_MEMORY, DELIVERIES_KEPT)
             .await
         {
             Ok(true) => {}

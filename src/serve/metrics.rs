@@ -20,9 +20,11 @@ pub struct Metrics {
     /// Open migrations by tracker, workflow and stage (as of the last dashboard refresh).
     pub migrations: Family<Labels, Gauge>,
     /// Webhook deliveries by source (gitlab, github) and result (queued, ignored,
-    /// duplicate, ping, unauthorized, malformed, failed).
+    /// duplicate, ping, unauthorized, malformed, failed; busy: no reading slot free,
+    /// timeout: the body did not come in time, too_large).
     pub deliveries: Family<Labels, Counter>,
-    /// Advances by tracker and result (moved, blocked, busy, failed).
+    /// Advances by tracker and result (moved, blocked, busy, failed; dropped: the key is
+    /// no migration).
     pub advances: Family<Labels, Counter>,
     /// Gate outcomes the advances reported, by tracker, workflow, gate and result: the
     /// gates of each stage a migration left (passed), and those that held one back

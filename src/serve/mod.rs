@@ -6,7 +6,10 @@
 //! read what the last refresh kept, never the tracker.
 //!
 //! - `router`: `app(shared) -> Router` — every endpoint, no socket (tests use `oneshot`).
-//! - `auth`: secret tokens and signatures, checked on the raw bytes, in constant time.
+//! - `listen`: the socket: at most so many connections, headers within a time limit.
+//! - `auth`: secret tokens and signatures, checked on the raw bytes, in constant time;
+//!   what the headers alone show, before the body is read.
+//! - `body`: a webhook's body, read in one of a few slots, within a time limit.
 //! - `events`: what a delivery's JSON names (issues, references, everything).
 //! - `hooks`: the webhook handlers: check, read, map, queue, answer.
 //! - `worker`: the loop that takes due entries and advances them, with backoff.
@@ -15,9 +18,11 @@
 //! - `metrics`: the Prometheus series.
 
 pub mod auth;
+pub mod body;
 pub mod dashboard;
 pub mod events;
 mod hooks;
+mod listen;
 pub mod metrics;
 mod resync;
 mod router;
@@ -30,7 +35,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use anyhow::Result;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Notify, Semaphore};
 
 use crate::engine::{Engine, Migration, Seen};
 use crate::store::Store;
@@ -42,6 +47,15 @@ pub use router::app;
 
 /// How long webhook delivery ids are remembered.
 pub const DELIVERY_MEMORY: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How many webhook delivery ids are remembered at most (the newest).
+pub const DELIVERIES_KEPT: u64 = 100_000;
+/// How long a request's headers may take to arrive, from the connection's start or the
+/// end of its last answer.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a webhook's body may take to arrive, once its headers have.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many connections are open at once (`--max-connections`).
+pub const MAX_CONNECTIONS: usize = 1024;
 /// The most a webhook body may weigh.
 pub const BODY_LIMIT: usize = 25 * 1024 * 1024;
 /// How long in-hand advances may go on after a shutdown signal.
@@ -58,6 +72,10 @@ pub struct Config {
     pub concurrency: usize,
     /// How often the dashboard page reloads itself, in seconds.
     pub page_refresh_seconds: u64,
+    /// How many connections may be open at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// How long a request's headers may take; then the connection is closed.
+    pub header_timeout: Duration,
 }
 
 impl Default for Config {
@@ -67,6 +85,8 @@ impl Default for Config {
             full_resync: Duration::from_secs(6 * 3600),
             concurrency: 8,
             page_refresh_seconds: 30,
+            max_connections: MAX_CONNECTIONS,
+            header_timeout: HEADER_TIMEOUT,
         }
     }
 }
@@ -81,6 +101,10 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Seconds between reloads of the dashboard page.
     pub page_refresh_seconds: u64,
+    /// How long a webhook's body may take to arrive (`BODY_TIMEOUT`).
+    pub body_timeout: Duration,
+    /// The slots for reading webhook bodies (`body::BODIES_AT_ONCE`).
+    bodies: Arc<Semaphore>,
     /// Per tracker: the open migrations at the last list, and each one's parent.
     known: RwLock<HashMap<String, HashMap<u64, Option<u64>>>>,
     pages: RwLock<HashMap<String, Page>>,
@@ -110,6 +134,8 @@ impl Shared {
             trackers,
             metrics: Metrics::default(),
             page_refresh_seconds: 30,
+            body_timeout: BODY_TIMEOUT,
+            bodies: body::slots(),
             known: RwLock::default(),
             pages: RwLock::default(),
             ready: AtomicBool::new(false),
@@ -312,25 +338,24 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
+    let limits = listen::Limits {
+        max_connections: config.max_connections,
+        header_timeout: config.header_timeout,
     };
-    let server =
-        axum::serve(listener, app(shared.clone())).with_graceful_shutdown(stopped(stop_rx.clone()));
-    let server = async { server.await.map_err(anyhow::Error::from) };
+    let server = listen::serve(listener, app(shared.clone()), limits, stop_rx.clone());
     let workers = worker::Workers::new(engines, &shared, config.concurrency);
     let signal = async {
         shutdown.await;
         tracing::info!("shutting down: finishing the migrations in hand");
         let _ = stop_tx.send(true);
     };
-    let (served, (), (), ()) = tokio::join!(
+    tokio::join!(
         server,
         workers.run(stop_rx.clone()),
         resync::run(engines, &shared, config, stop_rx),
         signal
     );
-    served
+    Ok(())
 }
 
 /// Loads the pages the last run kept in the Store, so that the dashboard shows

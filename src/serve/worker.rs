@@ -4,7 +4,9 @@
 //! for its retry time, while the others go on. Until then the Store's queue holds it,
 //! whoever queues it meanwhile (a resync, a timer; `Store::enqueue`), except that a
 //! webhook delivery about it may bring its next try forward once per backoff
-//! (`Store::waive_backoff`, in `hooks`). A migration another shepherd holds is
+//! (`Store::waive_backoff`, in `hooks`). A key that is no migration (no such issue, no
+//! shepherd marker: `engine::NoMigration`) is dropped with a warning: never retried, never
+//! counted failing. A migration another shepherd holds is
 //! queued again a moment later. On shutdown, the advances in hand may finish (up to
 //! `DRAIN`); what did not is handed back to the queue, and the leases are given back.
 
@@ -18,7 +20,7 @@ use tokio::sync::watch;
 use super::metrics::labels;
 use super::{parse_key, Shared, DRAIN};
 use crate::engine::lease::DEFAULT_LEASE_TTL;
-use crate::engine::{Advanced, Engine, BACKOFF_MAX, BACKOFF_MIN};
+use crate::engine::{Advanced, Engine, NoMigration, BACKOFF_MAX, BACKOFF_MIN};
 use crate::store::QueueEntry;
 
 /// How long a taken entry stays this worker's before another replica may take it (its
@@ -184,6 +186,17 @@ impl<'e, 'a> Workers<'e, 'a> {
                 }
                 self.count(&tracker, &advanced);
                 self.shared.note_worked(&tracker, number, advanced.seen);
+            }
+            Err(e) if e.chain().any(|cause| cause.is::<NoMigration>()) => {
+                tracing::warn!(%key, "dropped from the queue, not retried: {e:#}");
+                if let Err(e) = store.clear_failure(key).await {
+                    tracing::warn!(%key, "clearing the failure record: {e}");
+                }
+                self.shared
+                    .metrics
+                    .advances
+                    .get_or_create(&result_label("dropped"))
+                    .inc();
             }
             Err(e) => {
                 let error = format!("{e:#}");

@@ -163,8 +163,11 @@ pub trait Store: Send + Sync {
     // ---- webhook deliveries -------------------------------------------------------
 
     /// Records a webhook delivery id; returns true when it is new, false when it was seen
-    /// before. Ids older than `keep` are forgotten.
-    async fn first_delivery(&self, id: &str, keep: Duration) -> Result<bool, StoreError>;
+    /// before. Ids older than `keep` are forgotten, and so are all but the `most` newest
+    /// (each new id forgets those; concurrent deliveries on PostgreSQL may leave a few
+    /// more for a moment).
+    async fn first_delivery(&self, id: &str, keep: Duration, most: u64)
+        -> Result<bool, StoreError>;
 
     // ---- caches -------------------------------------------------------------------
 

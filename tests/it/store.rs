@@ -464,23 +464,52 @@ async fn a_failing_key_waits_for_its_retry_unless_a_delivery_waives_it_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn deliveries_are_seen_once_and_forgotten_after_keep() {
+    const MANY: u64 = 100_000;
     for b in backends() {
         let s = b.open().await;
         let n = b.name;
         let day = Duration::from_secs(86_400);
-        assert!(s.first_delivery("d-1", day).await.unwrap(), "{n}");
+        assert!(s.first_delivery("d-1", day, MANY).await.unwrap(), "{n}");
         assert!(
-            !s.first_delivery("d-1", day).await.unwrap(),
+            !s.first_delivery("d-1", day, MANY).await.unwrap(),
             "{n}: a redelivery counted as new"
         );
-        assert!(s.first_delivery("d-2", day).await.unwrap(), "{n}");
+        assert!(s.first_delivery("d-2", day, MANY).await.unwrap(), "{n}");
         tokio::time::sleep(Duration::from_millis(400)).await;
         let short = Duration::from_millis(200);
         assert!(
-            s.first_delivery("d-1", short).await.unwrap(),
+            s.first_delivery("d-1", short, MANY).await.unwrap(),
             "{n}: an old id was kept"
         );
-        assert!(!s.first_delivery("d-1", short).await.unwrap(), "{n}");
+        assert!(!s.first_delivery("d-1", short, MANY).await.unwrap(), "{n}");
+    }
+}
+
+/// Only the `most` newest ids are kept: the oldest beyond them are forgotten as new ones
+/// come, whatever their age, and a redelivery does not count as new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deliveries_beyond_the_most_kept_are_forgotten_oldest_first() {
+    for b in backends() {
+        let s = b.open().await;
+        let n = b.name;
+        let week = Duration::from_secs(7 * 86_400);
+        for i in 1..=5 {
+            assert!(s.first_delivery(&format!("e-{i}"), week, 3).await.unwrap());
+            // Redeliveries of the newest take no place.
+            assert!(!s.first_delivery(&format!("e-{i}"), week, 3).await.unwrap());
+        }
+        for kept in ["e-3", "e-4", "e-5"] {
+            assert!(
+                !s.first_delivery(kept, week, 3).await.unwrap(),
+                "{n}: {kept} was forgotten"
+            );
+        }
+        assert!(
+            s.first_delivery("e-1", week, 3).await.unwrap(),
+            "{n}: e-1 was kept beyond the 3 newest"
+        );
+        // e-1 came again, so e-3 is now the oldest beyond the newest three.
+        assert!(s.first_delivery("e-3", week, 3).await.unwrap(), "{n}");
     }
 }
 

@@ -56,6 +56,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE shepherd_cache (key TEXT PRIMARY KEY, value TEXT NOT NULL, version TEXT NOT NULL);",
     // 2: a delivery may waive a failure's backoff once (`Store::waive_backoff`).
     "ALTER TABLE shepherd_failures ADD COLUMN waiver INTEGER NOT NULL DEFAULT 0;",
+    // 3: deliveries in the order they came, so that only the newest are kept.
+    "ALTER TABLE shepherd_deliveries ADD COLUMN seq BIGSERIAL;
+    CREATE INDEX shepherd_deliveries_seq ON shepherd_deliveries (seq);",
 ];
 
 /// The time queue entry `q` is due: the later of the time queued and its key's retry
@@ -442,21 +445,38 @@ impl Store for PostgresStore {
         Ok(rows.iter().map(failure).collect())
     }
 
-    async fn first_delivery(&self, id: &str, keep: Duration) -> Result<bool, StoreError> {
+    async fn first_delivery(
+        &self,
+        id: &str,
+        keep: Duration,
+        most: u64,
+    ) -> Result<bool, StoreError> {
         self.execute(
             "DELETE FROM shepherd_deliveries
              WHERE seen_at < now() - $1::float8 * interval '1 second'",
             &[&secs(keep)],
         )
         .await?;
-        let added = self
-            .execute(
-                "INSERT INTO shepherd_deliveries (id, seen_at) VALUES ($1, now())
-                 ON CONFLICT (id) DO NOTHING",
-                &[&id],
+        let most = i64::try_from(most).unwrap_or(i64::MAX);
+        // `seq` grows with each id added (a redelivery takes no number unless it races
+        // another): the `most` newest are within `most` of the new one.
+        let rows = self
+            .query(
+                "WITH added AS (
+                     INSERT INTO shepherd_deliveries (id, seen_at)
+                     SELECT $1, now()
+                     WHERE NOT EXISTS (SELECT 1 FROM shepherd_deliveries WHERE id = $1)
+                     ON CONFLICT (id) DO NOTHING
+                     RETURNING seq
+                 ), forgotten AS (
+                     DELETE FROM shepherd_deliveries
+                     WHERE seq <= (SELECT seq FROM added) - $2
+                 )
+                 SELECT count(*) FROM added",
+                &[&id, &most],
             )
             .await?;
-        Ok(added == 1)
+        Ok(rows.first().is_some_and(|row| row.get::<_, i64>(0) == 1))
     }
 
     async fn cache_get(&self, key: &str) -> Result<Option<Cached>, StoreError> {

@@ -352,8 +352,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn first_delivery(&self, id: &str, keep: Duration) -> Result<bool, StoreError> {
+    async fn first_delivery(
+        &self,
+        id: &str,
+        keep: Duration,
+        most: u64,
+    ) -> Result<bool, StoreError> {
         let id = id.to_string();
+        let most = i64::try_from(most).unwrap_or(i64::MAX);
         self.write(move |tx| {
             let now = now_ms();
             tx.prepare_cached("DELETE FROM deliveries WHERE seen_at < ?1")?
@@ -364,6 +370,13 @@ impl Store for SqliteStore {
                      ON CONFLICT (id) DO NOTHING",
                 )?
                 .execute(params![id, now])?;
+            if added == 1 {
+                // Rowids grow with each id added (a refused insert takes none), so the
+                // `most` newest are the last `most` rowids.
+                let newest = tx.last_insert_rowid();
+                tx.prepare_cached("DELETE FROM deliveries WHERE rowid <= ?1")?
+                    .execute([newest.saturating_sub(most)])?;
+            }
             Ok(added == 1)
         })
         .await

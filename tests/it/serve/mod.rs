@@ -10,6 +10,7 @@
 
 mod backoff;
 mod browser;
+mod edges;
 mod github;
 mod metrics;
 mod replicas;
@@ -895,13 +896,18 @@ fn no_lease_left(s: &Shepherd, n: u64) -> bool {
     block_on(store.holder(&key)).unwrap().is_none()
 }
 
+/// A GitLab or GitHub tracker needs a webhook secret (the local tracker needs none:
+/// `edges::serve_on_the_local_tracker_needs_no_webhook_secret`).
 #[test]
 fn serve_refuses_to_start_without_a_secret() {
     let s = Shepherd::new();
-    let out = s.run(&["serve", "--listen", "127.0.0.1:0"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = crate::support::stderr(&out);
-    assert!(err.contains("SHEPHERD_WEBHOOK_SECRET"), "{err}");
+    // `run` serves the local tracker; beside it, a remote one.
+    for tracker in ["gitlab:group/project", "github:owner/repo"] {
+        let out = s.run(&["--tracker", tracker, "serve", "--listen", "127.0.0.1:0"]);
+        assert_eq!(out.status.code(), Some(1), "{tracker}");
+        let err = crate::support::stderr(&out);
+        assert!(err.contains("SHEPHERD_WEBHOOK_SECRET"), "{err}");
+    }
     let bad = Command::new(env!("CARGO_BIN_EXE_shepherd"))
         .current_dir(s.dir.path())
         .env("SHEPHERD_WEBHOOK_SIGNING_TOKEN", "not-a-whsec-token-xyz")
@@ -946,11 +952,11 @@ fn a_failing_migration_backs_off_while_another_moves() {
     );
     lab.tick_section(a, "Selection");
     lab.tick_section(b, "Selection");
-    // Reading #a fails from now on (404 is not retried).
+    // Reading #a fails from now on (403 is not retried; a 404 would make it no migration).
     lab.server.fail(crate::gitlab_server::Fault::status(
         "GET",
         &format!("/issues/{a}"),
-        404,
+        403,
         None,
         1000,
     ));
