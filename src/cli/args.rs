@@ -99,7 +99,7 @@ pub(super) struct Global {
     /// Output format: text or json (show: also mermaid; report: also md, csv, html)
     #[arg(long, global = true, value_name = "FORMAT")]
     pub(super) format: Option<Format>,
-    /// Who acts on the local tracker (default: $USER)
+    /// Who acts on the local tracker (default: $USER, else $LOGNAME, else the login name of the running user)
     #[arg(long, global = true, value_name = "USER")]
     pub(super) actor: Option<String>,
     /// How many requests run at once against a remote tracker (twice as many migrations are worked on at once; with 1, one migration at a time, in order)

@@ -129,9 +129,8 @@ impl Session {
         let actor = cli
             .actor
             .clone()
-            .or_else(|| std::env::var("USER").ok())
             .filter(|a| !a.is_empty())
-            .unwrap_or_else(|| "shepherd".to_string());
+            .unwrap_or_else(login_name);
         Ok(Session {
             format: cli.format,
             root: config_dir.clone().unwrap_or(cwd),
@@ -569,4 +568,35 @@ fn read_config(path: &Path) -> Result<Config> {
     let text = std::fs::read_to_string(path).map_err(|e| io_error(path, "read", e))?;
     toml::from_str(&text)
         .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))
+}
+
+/// Who runs this command, for what a person does on the local tracker (`--actor` unset):
+/// `$USER`, else `$LOGNAME`, else the name of the process's user in `/etc/passwd`, else
+/// `uid N` — never a name that is not theirs.
+fn login_name() -> String {
+    for var in ["USER", "LOGNAME"] {
+        if let Some(name) = std::env::var(var).ok().filter(|n| !n.trim().is_empty()) {
+            return name;
+        }
+    }
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        });
+    let Some(uid) = uid else {
+        return "unknown user".to_string();
+    };
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|line| {
+                let mut fields = line.split(':');
+                let name = fields.next()?;
+                (fields.nth(1)? == uid && !name.is_empty()).then(|| name.to_string())
+            })
+        })
+        .unwrap_or_else(|| format!("uid {uid}"))
 }

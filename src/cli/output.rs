@@ -85,6 +85,29 @@ pub(super) fn status_text(s: &report::Status) -> String {
         s.entered_at.format("%Y-%m-%d %H:%M UTC"),
         s.url
     );
+    if s.paused {
+        let since = s
+            .paused_at
+            .map(|at| format!(" since {}", at.format("%Y-%m-%d %H:%M UTC")))
+            .unwrap_or_default();
+        let by = s
+            .paused_by
+            .as_deref()
+            .map(|b| format!(" by {b}"))
+            .unwrap_or_default();
+        let why = s
+            .paused_reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "paused{by}{since}{why} (`shepherd resume {}` lets it move on)\n",
+            s.number
+        ));
+    }
+    if let Some(error) = &s.failing {
+        out.push_str(&format!("failing: {error}\n"));
+    }
     if !s.gates.is_empty() {
         out.push_str("gates:\n");
         for g in &s.gates {

@@ -76,16 +76,18 @@ pub(super) async fn all(
             );
         }
         let mut out = format!(
-            "tracker: {spec}\n{:<6} {:<22} {:<26} {:<10} {}\n",
-            "REF", "WORKFLOW", "STAGE", "STATE", "BLOCKED BY"
+            "tracker: {spec}\n{:<6} {:<30} {:<22} {:<26} {:<10} {}\n",
+            "REF", "TITLE", "WORKFLOW", "STAGE", "STATE", "BLOCKED BY"
         );
         for s in &statuses {
+            let state = if s.paused { "paused" } else { s.state.as_str() };
             out.push_str(&format!(
-                "#{:<5} {:<22} {:<26} {:<10} {}\n",
+                "#{:<5} {:<30} {:<22} {:<26} {:<10} {}\n",
                 s.number,
+                clip(&s.title, 30),
                 s.workflow,
                 s.stage.as_deref().unwrap_or("-"),
-                s.state,
+                state,
                 report::blockers(s)
             ));
         }
@@ -93,32 +95,29 @@ pub(super) async fn all(
     })
 }
 
-/// `history REF`: the transitions of one migration, oldest first.
+/// `text` cut to `width` characters, an ellipsis marking the cut.
+fn clip(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(width - 1).collect();
+    out.push('…');
+    out
+}
+
+/// `history REF`: what happened to one migration, oldest first: its transitions, and
+/// beside them its rollbacks, pauses and resumes.
 pub(super) async fn history(
     engine: &Engine<'_>,
     format: Format,
     reference: u64,
 ) -> Result<ExitCode> {
-    let history = engine.history(reference).await?;
+    let (transitions, events) = engine.history(reference).await?;
     print(
         format,
-        &json!({"ref": reference, "transitions": history}),
+        &json!({"ref": reference, "transitions": transitions, "events": events}),
         || {
-            let mut out = Vec::new();
-            for h in &history {
-                let reason = h
-                    .reason
-                    .as_deref()
-                    .map(|r| format!("  ({r})"))
-                    .unwrap_or_default();
-                out.push(format!(
-                    "{}  {:<26} → {:<26} by {}{reason}",
-                    h.at.format("%Y-%m-%d %H:%M"),
-                    h.from.as_deref().unwrap_or("(start)"),
-                    h.to,
-                    h.by
-                ));
-            }
+            let out: Vec<String> = events.iter().map(event_line).collect();
             if out.is_empty() {
                 "no transitions yet".to_string()
             } else {
@@ -126,4 +125,24 @@ pub(super) async fn history(
             }
         },
     )
+}
+
+/// One line of `history`.
+fn event_line(e: &crate::core::events::Event) -> String {
+    let reason = e
+        .reason
+        .as_deref()
+        .map(|r| format!("  ({r})"))
+        .unwrap_or_default();
+    let at = e.at.format("%Y-%m-%d %H:%M");
+    let to = e.to.as_deref().unwrap_or_default();
+    let from = e.from.as_deref().unwrap_or("(start)");
+    match e.kind {
+        "transition" => format!("{at}  {from:<26} → {to:<26} by {}{reason}", e.by),
+        "rollback" => format!(
+            "{at}  {from:<26} ↩ {to:<26} by {} (rolled back){reason}",
+            e.by
+        ),
+        kind => format!("{at}  {kind:<26}   {:<26} by {}{reason}", "", e.by),
+    }
 }

@@ -4,6 +4,7 @@
 pub mod checklist;
 pub mod drift;
 pub mod duration;
+pub mod events;
 pub mod facts;
 pub mod gates;
 pub mod machine;

@@ -37,6 +37,9 @@ pub struct Status {
     /// Why, as given to `pause --reason`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub paused_reason: Option<String>,
+    /// Since when, where the tracker says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused_at: Option<DateTime<Utc>>,
     /// The last error when the service or a reconcile failed on this migration.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failing: Option<String>,
@@ -175,6 +178,7 @@ pub fn status(
         paused: false,
         paused_by: None,
         paused_reason: None,
+        paused_at: None,
         failing: None,
         flag_drift: super::drift::drift(workflow, snapshot),
     }
@@ -371,6 +375,7 @@ mod tests {
             paused: false,
             paused_by: None,
             paused_reason: None,
+            paused_at: None,
             failing: None,
             flag_drift: Vec::new(),
         }

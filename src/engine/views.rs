@@ -15,13 +15,18 @@ use crate::tracker::{label_spec, NewIssue, StateFilter};
 
 impl<'a> Engine<'a> {
     /// The transitions of one migration, from its audit comments.
-    pub async fn history(&self, number: u64) -> Result<Vec<report::HistoryEntry>> {
+    pub async fn history(
+        &self,
+        number: u64,
+    ) -> Result<(Vec<report::HistoryEntry>, Vec<crate::core::events::Event>)> {
         let (m, workflow) = self.migration(number).await?;
         // History is the audit comments; label history is not needed.
-        let (snapshot, _) = self
+        let (snapshot, comments) = self
             .snapshot(&m, workflow, &[], true, Some(Vec::new()))
             .await?;
-        Ok(report::history(&snapshot))
+        let events =
+            crate::core::events::events(comments.iter().map(|c| (c.created_at, c.body.as_str())));
+        Ok((report::history(&snapshot), events))
     }
 
     /// The status of one migration.
@@ -322,30 +327,36 @@ fn mark_paused(
     if !status.paused {
         return;
     }
-    if let Some(p) = comments
+    if let Some((p, at)) = comments
         .iter()
         .rev()
-        .find_map(|c| PauseMarker::find(&c.body))
-        .filter(|p| p.paused)
+        .find_map(|c| Some((PauseMarker::find(&c.body)?, c.created_at)))
+        .filter(|(p, _)| p.paused)
     {
         status.paused_by = Some(p.by);
-        status.paused_reason = Some(p.reason);
+        status.paused_reason = Some(p.reason).filter(|r| !r.is_empty());
+        status.paused_at = Some(at);
         return;
     }
-    if let Some(rb) = comments
-        .iter()
-        .rev()
-        .find_map(|c| TransitionMarker::find(&c.body).filter(|t| t.rollback))
-    {
+    if let Some((rb, at)) = comments.iter().rev().find_map(|c| {
+        Some((
+            TransitionMarker::find(&c.body).filter(|t| t.rollback)?,
+            c.created_at,
+        ))
+    }) {
         status.paused_by = Some(rb.by);
         status.paused_reason = rb.reason.map(|r| format!("rolled back: {r}"));
+        status.paused_at = Some(at);
         return;
     }
-    status.paused_by = events
+    if let Some(e) = events
         .iter()
         .rev()
         .find(|e| e.added && e.label == PAUSED_LABEL)
-        .map(|e| e.actor.clone());
+    {
+        status.paused_by = Some(e.actor.clone());
+        status.paused_at = Some(e.at);
+    }
 }
 
 /// Makes the copy of `m`'s body its snapshots share, and parses the sections the

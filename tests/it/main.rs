@@ -22,6 +22,7 @@ mod gitlab_server;
 mod kill;
 mod local;
 mod metric_gates;
+mod people;
 mod pg;
 mod prom;
 mod readme;

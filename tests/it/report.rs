@@ -335,6 +335,7 @@ fn deployment_report() -> shepherd::core::report::Report {
                 paused: i == 1,
                 paused_by: (i == 1).then(|| "alice".into()),
                 paused_reason: (i == 1).then(|| "error rate up on staging".into()),
+                paused_at: None,
                 failing: (i == 2).then(|| "GitLab answered 502 Bad Gateway".into()),
                 flag_drift: Vec::new(),
             }

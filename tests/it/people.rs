@@ -1,0 +1,155 @@
+//! What people see of a migration on the local tracker (DESIGN §12 "What people see"):
+//! a pause in `status REF` (who, why, since), the status table's titles, `history` with
+//! pauses, resumes and rollbacks beside the transitions, and who a person's action is
+//! credited to when `$USER` is unset.
+
+use std::process::Command;
+
+use crate::support::{start_gitaly, stdout, Shepherd, T0};
+
+#[test]
+fn a_pause_shows_in_status_and_history_with_who_why_and_since() {
+    let s = Shepherd::new();
+    let n = start_gitaly(&s, T0).to_string();
+    s.ok(&[
+        "pause",
+        &n,
+        "--reason",
+        "waiting for the DBA",
+        "--actor",
+        "dave",
+        "--now",
+        "2026-01-02T10:00:00Z",
+    ]);
+
+    let text = s.ok(&["status", &n, "--now", "2026-01-03T00:00:00Z"]);
+    assert!(
+        text.contains("paused by dave since 2026-01-02 10:00 UTC: waiting for the DBA"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("shepherd resume {n}")), "{text}");
+    let status = s.json(&["status", &n]);
+    assert_eq!(status["paused"], true);
+    assert_eq!(status["paused_by"], "dave");
+    assert_eq!(status["paused_reason"], "waiting for the DBA");
+    assert_eq!(status["paused_at"], "2026-01-02T10:00:00Z");
+
+    // The table: titles, and the pause as the state.
+    let table = s.ok(&["status"]);
+    let header = table.lines().nth(1).unwrap();
+    assert!(header.contains("TITLE"), "{table}");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(&format!("#{n} ")))
+        .unwrap();
+    assert!(row.contains("Gitaly migration"), "{table}");
+    assert!(row.contains("paused"), "{table}");
+
+    s.ok(&[
+        "resume",
+        &n,
+        "--actor",
+        "erin",
+        "--now",
+        "2026-01-04T08:00:00Z",
+    ]);
+    let text = s.ok(&["status", &n]);
+    assert!(!text.contains("paused"), "{text}");
+
+    // History: the start, the pause and the resume, in time order, with who.
+    let history = s.json(&["history", &n]);
+    let events: Vec<(String, String)> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_string(),
+                e["by"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("transition".to_string(), "tester".to_string()),
+            ("pause".to_string(), "dave".to_string()),
+            ("resume".to_string(), "erin".to_string()),
+        ]
+    );
+    assert_eq!(history["transitions"].as_array().unwrap().len(), 1);
+    let text = s.ok(&["history", &n]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[1].contains("pause") && lines[1].contains("by dave"),
+        "{text}"
+    );
+    assert!(lines[1].contains("(waiting for the DBA)"), "{text}");
+    assert!(
+        lines[2].contains("resume") && lines[2].contains("by erin"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_rollback_is_in_history_as_a_rollback_and_status_says_it_holds_the_migration() {
+    let s = Shepherd::new();
+    let number = start_gitaly(&s, T0);
+    let n = number.to_string();
+    s.tick_section(number, None, "Selection", "2026-01-01T00:30:00Z");
+    s.ok(&["advance", &n, "--now", "2026-01-01T01:00:00Z"]);
+    s.ok(&[
+        "rollback",
+        &n,
+        "--to",
+        "selection",
+        "--reason",
+        "wrong RPC",
+        "--actor",
+        "carol",
+        "--now",
+        "2026-01-01T02:00:00Z",
+    ]);
+    let history = s.json(&["history", &n]);
+    let kinds: Vec<&str> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["transition", "transition", "rollback"]);
+    let rollback = &history["events"][2];
+    assert_eq!(rollback["from"], "migration-analysis");
+    assert_eq!(rollback["to"], "selection");
+    assert_eq!(rollback["reason"], "wrong RPC");
+    assert_eq!(rollback["by"], "carol");
+    let text = s.ok(&["status", &n]);
+    assert!(
+        text.contains("paused by carol since 2026-01-01 02:00 UTC: rolled back: wrong RPC"),
+        "{text}"
+    );
+}
+
+#[test]
+fn without_user_a_persons_action_is_credited_to_their_login_not_to_shepherd() {
+    let s = Shepherd::new();
+    let n = start_gitaly(&s, T0).to_string();
+    let me = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_shepherd"))
+        .current_dir(s.dir.path())
+        .env_remove("SHEPHERD_TRACKER")
+        .env_remove("USER")
+        .env_remove("LOGNAME")
+        .args(["--tracker", &format!("local:{}", s.db().display())])
+        .args(["pause", &n, "--reason", "lunch", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stdout(&out));
+    let status = s.json(&["status", &n]);
+    assert_eq!(status["paused_by"], me.as_str());
+    assert_ne!(status["paused_by"], "shepherd");
+}
