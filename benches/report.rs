@@ -68,6 +68,7 @@ fn main() {
                 paused: i % 50 == 7,
                 paused_by: (i % 50 == 7).then(|| "alice".to_string()),
                 paused_reason: (i % 50 == 7).then(|| "error rate up on staging".to_string()),
+                paused_at: None,
                 failing: (i % 200 == 3).then(|| "GitLab answered 502".to_string()),
                 flag_drift: Vec::new(),
             }

@@ -424,6 +424,18 @@ pub(super) enum Tracked {
         #[arg(value_parser = parse_ref, value_name = "REF")]
         reference: u64,
     },
+    /// The comments of an issue, shepherd's own included, oldest first: the audit trail
+    #[command(
+        after_help = "Examples:\n  shepherd log 12\n  shepherd log 12 --child acceptance-testing\n  shepherd log 12 --format json"
+    )]
+    Log {
+        /// The tracking issue's number (12 or #12)
+        #[arg(value_parser = parse_ref, value_name = "REF")]
+        reference: u64,
+        /// The newest child issue made from this template instead
+        #[arg(long, value_name = "TEMPLATE")]
+        child: Option<String>,
+    },
     /// Where every migration stands
     #[command(
         after_help = "Examples:\n  shepherd report --format html --output report.html\n  shepherd report --format md --stale-after 7d --workflow gitaly-migration\n  shepherd report --publish"
@@ -461,6 +473,7 @@ pub(super) enum FlagAction {
     /// One flag's state
     #[command(after_help = "Examples:\n  shepherd flag get gitaly_find_commit --format json")]
     Get {
+        /// The flag's name
         name: String,
         /// The environment (default: every environment, or the backend's own)
         #[arg(long, value_name = "ENV")]
@@ -563,11 +576,13 @@ pub(super) enum ClockAction {
     Show,
     /// Set the clock to a time (RFC 3339)
     Set {
+        /// The new time, e.g. 2026-03-01T09:00:00Z
         #[arg(value_name = "RFC3339", value_parser = parse_time)]
         time: DateTime<Utc>,
     },
     /// Move the clock on by a duration (30s, 15m, 2h, 1d, 1w)
     Advance {
+        /// How far: 30s, 15m, 2h, 1d, 1w, or combined (1d12h)
         #[arg(value_name = "DURATION", value_parser = parse_cli_duration)]
         by: chrono::Duration,
     },

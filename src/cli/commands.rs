@@ -169,7 +169,7 @@ pub(super) fn workflows(session: &Session) -> Result<ExitCode> {
         .values()
         .map(|w| json!({"name": w.name, "description": w.description, "stages": w.stages.len(), "source": catalog.origins.get(&w.name)}))
         .collect();
-    print(format, &list, || {
+    print(format, &json!({"workflows": list}), || {
         catalog
             .workflows
             .values()

@@ -95,6 +95,38 @@ pub(super) async fn all(
     })
 }
 
+/// `log REF [--child T]`: an issue's comments, oldest first, each with its author and time.
+pub(super) async fn log(
+    engine: &Engine<'_>,
+    format: Format,
+    reference: u64,
+    child: Option<&str>,
+) -> Result<ExitCode> {
+    let (number, comments) = engine.log(reference, child).await?;
+    let listed: Vec<serde_json::Value> = comments
+        .iter()
+        .map(|c| json!({"id": c.id, "author": c.author, "at": c.created_at, "body": c.body}))
+        .collect();
+    print(format, &json!({"ref": number, "comments": listed}), || {
+        if comments.is_empty() {
+            return format!("#{number} has no comments");
+        }
+        comments
+            .iter()
+            .map(|c| {
+                format!(
+                    "── {} · {} · comment {}\n{}",
+                    c.author,
+                    c.created_at.format("%Y-%m-%d %H:%M UTC"),
+                    c.id,
+                    c.body.trim_end()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    })
+}
+
 /// `text` cut to `width` characters, an ellipsis marking the cut.
 fn clip(text: &str, width: usize) -> String {
     if text.chars().count() <= width {

@@ -52,6 +52,9 @@ pub(super) async fn tracked(session: &Session, command: Tracked) -> Result<ExitC
         Tracked::Status { reference: Some(n) } => status_cmd::one(&engine, spec, format, n).await,
         Tracked::Status { reference: None } => status_cmd::all(&engine, spec, format).await,
         Tracked::History { reference } => status_cmd::history(&engine, format, reference).await,
+        Tracked::Log { reference, child } => {
+            status_cmd::log(&engine, format, reference, child.as_deref()).await
+        }
         Tracked::Start {
             workflow,
             title,

@@ -76,6 +76,19 @@ impl<'a> Engine<'a> {
         )
     }
 
+    /// The comments of migration `number`, or of its newest child made from `child`,
+    /// oldest first, shepherd's own included (`log REF`): the issue's number and them.
+    pub async fn log(
+        &self,
+        number: u64,
+        child: Option<&str>,
+    ) -> Result<(u64, Vec<crate::tracker::Comment>)> {
+        let target = self.tick_target(number, child).await?;
+        let mut comments = self.tracker.comments(target).await?;
+        comments.sort_by_key(|c| (c.created_at, c.id));
+        Ok((target, comments))
+    }
+
     /// The issue a tick writes: the migration, or its newest child made from `child`.
     async fn tick_target(&self, number: u64, child: Option<&str>) -> Result<u64> {
         let Some(template) = child else {

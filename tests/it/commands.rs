@@ -48,7 +48,7 @@ fn init_writes_editable_defaults_and_never_overwrites() {
 fn workflows_and_show() {
     let s = Shepherd::new();
     let list = s.json(&["workflows"]);
-    let names: Vec<&str> = list
+    let names: Vec<&str> = list["workflows"]
         .as_array()
         .unwrap()
         .iter()

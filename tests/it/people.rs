@@ -153,3 +153,49 @@ fn without_user_a_persons_action_is_credited_to_their_login_not_to_shepherd() {
     assert_eq!(status["paused_by"], me.as_str());
     assert_ne!(status["paused_by"], "shepherd");
 }
+
+#[test]
+fn log_prints_the_audit_trail_and_a_persons_comments_oldest_first() {
+    let s = Shepherd::new();
+    let number = start_gitaly(&s, T0);
+    let n = number.to_string();
+    s.ok(&[
+        "pause",
+        &n,
+        "--reason",
+        "waiting for the DBA",
+        "--actor",
+        "dave",
+        "--now",
+        "2026-01-01T03:00:00Z",
+    ]);
+    let log = s.json(&["log", &n]);
+    assert_eq!(log["ref"], number);
+    let comments = log["comments"].as_array().unwrap();
+    assert_eq!(comments.len(), 2, "{log}");
+    assert!(comments[0]["body"]
+        .as_str()
+        .unwrap()
+        .contains("shepherd:transition="));
+    assert_eq!(comments[1]["author"], "dave");
+    assert_eq!(comments[1]["at"], "2026-01-01T03:00:00Z");
+    assert!(comments[1]["body"]
+        .as_str()
+        .unwrap()
+        .contains("waiting for the DBA"));
+    let text = s.ok(&["log", &n]);
+    let dave = text
+        .find("── dave · 2026-01-01 03:00 UTC")
+        .expect("dave's line");
+    let first = text
+        .find("── tester · 2026-01-01 00:00 UTC")
+        .expect("the start's line");
+    assert!(first < dave, "{text}");
+
+    // A child: its own comments; a template it has no child of is a clear error.
+    let err = s.fails(&["log", &n, "--child", "acceptance-testing"]);
+    assert!(
+        err.contains("has no acceptance-testing child issue"),
+        "{err}"
+    );
+}
