@@ -579,14 +579,9 @@ fn login_name() -> String {
             return name;
         }
     }
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|l| l.split_whitespace().next().map(str::to_string))
-        });
-    let Some(uid) = uid else {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let uid = status.lines().find_map(|l| l.strip_prefix("Uid:"));
+    let Some(uid) = uid.and_then(|l| l.split_whitespace().next()) else {
         return "unknown user".to_string();
     };
     std::fs::read_to_string("/etc/passwd")
