@@ -148,13 +148,13 @@ pub struct Failed {
     pub error: String,
 }
 
-/// A shepherd issue: an issue with a marker naming its workflow.
 /// Why a number is no migration: no such issue, no shepherd marker, or a child without
 /// a workflow of its own. The service drops such a key instead of retrying it.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct NoMigration(pub String);
 
+/// A shepherd issue: an issue with a marker naming its workflow.
 #[derive(Clone, Debug)]
 pub struct Migration {
     pub issue: Issue,
