@@ -60,6 +60,7 @@ fn main() {
                     description: "all items are done".into(),
                     passed: false,
                     detail: "3/5 items in *5. Initial Impact Check*".into(),
+                    waits_for: Some("whoever works on the migration to tick the items under *5. Initial Impact Check*".into()),
                 }],
                 children: Vec::new(),
                 parent: None,

@@ -118,6 +118,9 @@ pub(super) fn status_text(s: &report::Status) -> String {
                 g.description,
                 g.detail
             ));
+            if let Some(who) = &g.waits_for {
+                out.push_str(&format!("      waits for {who}\n"));
+            }
         }
     }
     if !s.flag_drift.is_empty() {

@@ -368,6 +368,7 @@ mod tests {
                 description: String::new(),
                 passed: false,
                 detail: "1/2 items".into(),
+                waits_for: None,
             }],
             children: Vec::new(),
             parent: None,

@@ -25,6 +25,7 @@ pub fn html(report: &Report) -> String {
         human(Duration::seconds(report.stale_after_seconds))
     );
     out.push_str(&summary(report));
+    out.push_str(&needs_a_person(report));
     let (busy, empty) = workflows(report);
     out.push_str("<h2>Stages</h2>\n");
     for (workflow, counts) in &busy {
@@ -46,12 +47,15 @@ pub fn html(report: &Report) -> String {
     out
 }
 
-/// The counts a reader looks for first: open, and of those stale, paused and failing.
+/// The counts a reader looks for first: open migrations (child issues apart), and of
+/// those stale, paused and failing.
 fn summary(report: &Report) -> String {
     let count = |f: &dyn Fn(&Row) -> bool| report.migrations.iter().filter(|r| f(r)).count();
-    let open = count(&|r| r.status.state == "open");
+    let open = count(&|r| r.status.state == "open" && r.status.parent.is_none());
+    let children = count(&|r| r.status.state == "open" && r.status.parent.is_some());
     let items = [
         (open, "open", ""),
+        (children, "child issues open", ""),
         (count(&|r| r.stale), "stale", " attention"),
         (count(&|r| r.status.paused), "paused", " attention"),
         (
@@ -71,6 +75,71 @@ fn summary(report: &Report) -> String {
     }
     s.push_str("</ul>\n");
     s
+}
+
+/// What needs a person, first: failing and paused migrations, those waiting on a person
+/// (and on whom), and stale ones, each with its next step. Nothing when nothing does.
+fn needs_a_person(report: &Report) -> String {
+    let mut rows: Vec<(u8, &Row, String, String)> = Vec::new();
+    for row in report
+        .migrations
+        .iter()
+        .filter(|r| r.status.state == "open")
+    {
+        let s = &row.status;
+        if let Some(error) = &s.failing {
+            let step = "fix what the error says; shepherd tries again on its own".to_string();
+            rows.push((0, row, format!("failing: {error}"), step));
+        } else if let Some(note) = paused_note(s) {
+            let step = format!(
+                "resume it when ready: <code>shepherd resume {}</code>",
+                s.number
+            );
+            rows.push((1, row, note, step));
+        } else if let Some(g) = s.gates.iter().find(|g| !g.passed && g.waits_for.is_some()) {
+            let who = g.waits_for.as_deref().unwrap_or_default();
+            rows.push((
+                2,
+                row,
+                g.detail.clone(),
+                format!("waits for {}", emphasis(&esc(who))),
+            ));
+        } else if row.stale {
+            let since = human(Duration::seconds(row.time_in_stage_seconds));
+            rows.push((
+                3,
+                row,
+                format!("{since} in this stage"),
+                esc(&row.blocked_by),
+            ));
+        }
+    }
+    if rows.is_empty() {
+        return String::new();
+    }
+    rows.sort_by_key(|(rank, row, ..)| (*rank, std::cmp::Reverse(row.time_in_stage_seconds)));
+    let mut out = String::from("<h2>Needs a person</h2>\n<div class=\"scroll\"><table class=\"attention\">\n<thead><tr><th>Migration</th><th>Stage</th><th>Why</th><th>Next step</th></tr></thead>\n<tbody>\n");
+    for (_, row, why, step) in rows {
+        let s = &row.status;
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{step}</td></tr>",
+            name_link(s),
+            esc(s.stage.as_deref().unwrap_or("-")),
+            emphasis(&esc(&why))
+        );
+    }
+    out.push_str("</tbody>\n</table></div>\n");
+    out
+}
+
+/// "#12 Title", linked to its issue where it has a web address.
+fn name_link(s: &crate::core::report::Status) -> String {
+    let name = format!("#{} {}", s.number, s.title);
+    match href(&s.url) {
+        Some(url) => format!("<a href=\"{url}\">{}</a>", esc(&name)),
+        None => esc(&name),
+    }
 }
 
 /// The table of migrations: each with its marks and what holds it up.
@@ -120,8 +189,18 @@ fn migrations(report: &Report) -> String {
             ));
         }
         blockers.extend(s.gates.iter().filter(|g| !g.passed).map(|g| {
+            let who = g
+                .waits_for
+                .as_deref()
+                .map(|w| {
+                    format!(
+                        " <span class=\"who\">— waits for {}</span>",
+                        emphasis(&esc(w))
+                    )
+                })
+                .unwrap_or_default();
             format!(
-                "<li><b>{}</b>: {}</li>",
+                "<li><b>{}</b>: {}{who}</li>",
                 esc(&g.gate),
                 emphasis(&esc(&g.detail))
             )
@@ -134,11 +213,7 @@ fn migrations(report: &Report) -> String {
             .iter()
             .map(|c| format!("#{} {} ({})", c.number, esc(&c.template), esc(&c.state)))
             .collect();
-        let name = format!("#{} {}", s.number, s.title);
-        let name = match href(&s.url) {
-            Some(url) => format!("<a href=\"{url}\">{}</a>", esc(&name)),
-            None => esc(&name),
-        };
+        let name = name_link(s);
         let _ = writeln!(
             out,
             "<tr{class}><td>{name}</td><td>{}</td><td>{}</td><td>{}{badges}</td><td>{}</td><td><ul>{}</ul></td><td>{}</td></tr>",

@@ -51,6 +51,15 @@ fn workflows(report: &Report) -> (Vec<Counts<'_>>, Vec<&str>) {
             empty.push(workflow.as_str());
         }
     }
+    // The biggest first: a child workflow or a small one does not push the main one down.
+    let open = |workflow: &str| {
+        report
+            .migrations
+            .iter()
+            .filter(|m| m.status.workflow == workflow && m.status.state == "open")
+            .count()
+    };
+    busy.sort_by_key(|(workflow, _)| std::cmp::Reverse(open(workflow)));
     (busy, empty)
 }
 

@@ -117,9 +117,14 @@ fn json_shapes_follow_the_design() {
         assert!(status.get(key).is_some(), "status lacks {key}: {status}");
     }
     assert_eq!(status["entered_at"], "2026-01-01T00:00:00Z");
+    // A blocking checklist says who must act.
     assert_eq!(
         keys(&status["gates"][0]),
-        ["gate", "description", "passed", "detail"]
+        ["gate", "description", "passed", "detail", "waits_for"]
+    );
+    assert_eq!(
+        status["gates"][0]["waits_for"],
+        "whoever works on the migration to tick the items under *Selection*"
     );
     let advance = s.json(&["advance", &n.to_string(), "--now", &at("1h")]);
     for key in ["ref", "stage", "transitions", "blocked_by"] {

@@ -199,3 +199,105 @@ fn log_prints_the_audit_trail_and_a_persons_comments_oldest_first() {
         "{err}"
     );
 }
+
+/// One open migration of `workflow` in its `stage`, for a report built by hand.
+fn row(
+    catalog: &shepherd::catalog::Catalog,
+    number: u64,
+    workflow: &str,
+    stage: usize,
+    parent: Option<u64>,
+) -> shepherd::core::report::Status {
+    let w = &catalog.workflows[workflow];
+    let stage = &w.stages[stage];
+    let entered = chrono::DateTime::parse_from_rfc3339(T0).unwrap().to_utc();
+    shepherd::core::report::Status {
+        number,
+        title: format!("migration {number}"),
+        url: format!("https://gitlab.example.com/g/p/-/issues/{number}"),
+        workflow: workflow.into(),
+        stage: Some(stage.id.clone()),
+        label: Some(stage.label.clone()),
+        state: "open".into(),
+        entered_at: entered,
+        gates: Vec::new(),
+        children: Vec::new(),
+        parent,
+        history: Some(vec![shepherd::core::report::HistoryEntry {
+            from: None,
+            to: stage.id.clone(),
+            at: entered,
+            by: "shepherd".into(),
+            reason: None,
+        }]),
+        paused: false,
+        paused_by: None,
+        paused_reason: None,
+        paused_at: None,
+        failing: None,
+        flag_drift: Vec::new(),
+    }
+}
+
+#[test]
+fn the_report_says_first_what_needs_a_person_and_counts_children_apart() {
+    use shepherd::core::gates::GateReport;
+    let catalog = shepherd::catalog::Sources::builtin().load().unwrap();
+    let mut failing = row(&catalog, 1, "gitaly-migration", 2, None);
+    failing.failing = Some("GitLab answered 502 Bad Gateway".into());
+    let mut paused = row(&catalog, 2, "gitaly-migration", 3, None);
+    paused.paused = true;
+    paused.paused_by = Some("alice".into());
+    paused.paused_reason = Some("error rate up".into());
+    let mut approval = row(&catalog, 3, "gitaly-migration", 4, None);
+    approval.gates = vec![GateReport {
+        gate: "approval".into(),
+        description: "approved by carol or dave".into(),
+        passed: false,
+        detail: "waits for approval by carol, dave (~\"dba-approved\")".into(),
+        waits_for: Some("carol or dave to add ~\"dba-approved\"".into()),
+    }];
+    let soaking = row(&catalog, 4, "gitaly-migration", 4, None);
+    let child = row(&catalog, 5, "acceptance-testing", 0, Some(3));
+    let flag = row(&catalog, 6, "feature-flag-rollout", 0, None);
+    let statuses = vec![failing, paused, approval, soaking, child, flag];
+    let workflows: Vec<_> = catalog.workflows.values().collect();
+    let now = chrono::DateTime::parse_from_rfc3339("2026-01-05T00:00:00Z")
+        .unwrap()
+        .to_utc();
+    let report =
+        shepherd::core::report::build(now, &workflows, statuses, chrono::Duration::days(14));
+    let html = shepherd::report_format::html(&report);
+
+    // Five migrations open (the child apart), and what needs a person before the charts.
+    assert!(
+        html.contains("<li class=\"open\"><b>5</b> open</li>"),
+        "{html}"
+    );
+    assert!(html.contains("<b>1</b> child issues open"), "{html}");
+    let needs = html.find("<h2>Needs a person</h2>").expect("the section");
+    assert!(needs < html.find("<h2>Stages</h2>").unwrap());
+    let section = &html[needs..html.find("<h2>Stages</h2>").unwrap()];
+    let order: Vec<usize> = ["#1 migration 1", "#2 migration 2", "#3 migration 3"]
+        .iter()
+        .map(|m| {
+            section
+                .find(m)
+                .unwrap_or_else(|| panic!("{m} in {section}"))
+        })
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{section}");
+    assert!(
+        !section.contains("#4 migration 4"),
+        "nothing needs a person: {section}"
+    );
+    assert!(section.contains("shepherd resume 2"), "{section}");
+    assert!(
+        section.contains("waits for carol or dave to add ~&quot;dba-approved&quot;"),
+        "{section}"
+    );
+    // The busiest workflow's chart first, whatever the alphabet says.
+    let gitaly = html.find("<figcaption>gitaly-migration").unwrap();
+    let flags = html.find("<figcaption>feature-flag-rollout").unwrap();
+    assert!(gitaly < flags);
+}

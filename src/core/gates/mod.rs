@@ -20,6 +20,7 @@ mod merge_request;
 mod metric;
 mod min_duration;
 mod release;
+pub mod who;
 
 use std::collections::BTreeMap;
 
@@ -171,6 +172,10 @@ pub struct GateReport {
     pub description: String,
     pub passed: bool,
     pub detail: String,
+    /// Who must act for it to hold, while it does not and a person can make it
+    /// ("carol or dave to add ~\"dba-approved\""; `who::waits_for`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waits_for: Option<String>,
 }
 
 /// The state a gate is evaluated against: the snapshot, possibly moved on by transitions
@@ -240,6 +245,7 @@ pub fn report(gate: &Gate, cx: &Context) -> GateReport {
     GateReport {
         gate: gate.kind().to_string(),
         description: gate.describe_with(cx.vars),
+        waits_for: (!passed).then(|| who::waits_for(gate, cx.vars)).flatten(),
         passed,
         detail,
     }

@@ -225,6 +225,7 @@ fn next_move<'w>(
         description: description.into(),
         passed: false,
         detail,
+        waits_for: None,
     };
     let number = snapshot.issue.number;
     let Some(stage) = sim.stage else {
