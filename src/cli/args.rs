@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 
+use super::bulk_cmd::Selector;
+use super::clock_cmd::ClockAction;
 use super::output::Format;
-use super::values::{
-    parse_cli_duration, parse_mr, parse_project, parse_ref, parse_std_duration, parse_time,
-};
+use super::report_cmd::ReportArgs;
+use super::values::{parse_mr, parse_project, parse_ref, parse_std_duration, parse_time};
 
 /// `--version`: the crate's version and the commit it was built from (`build.rs`).
 const VERSION: &str = concat!(
@@ -304,12 +305,14 @@ pub(super) enum Tracked {
         after_help = "Examples:\n  shepherd advance 12\n  shepherd advance 12 --dry-run --format json"
     )]
     Advance {
-        /// The issue's number (12 or #12)
-        #[arg(value_parser = parse_ref, value_name = "REF")]
-        reference: u64,
+        /// The issue's number (12 or #12); or select with --workflow, --stage, --label
+        #[arg(value_parser = parse_ref, value_name = "REF", required_unless_present_any = ["workflow", "stage", "labels"])]
+        reference: Option<u64>,
         /// Say what would move, write nothing
         #[arg(long)]
         dry_run: bool,
+        #[command(flatten)]
+        select: Selector,
     },
     /// Advance every open migration
     #[command(
@@ -374,9 +377,14 @@ pub(super) enum Tracked {
         after_help = "Examples:\n  shepherd rollback 12 --to selection --reason \"wrong route\""
     )]
     Rollback {
-        /// The tracking issue's number (12 or #12)
-        #[arg(value_parser = parse_ref, value_name = "REF")]
-        reference: u64,
+        /// The tracking issue's number (12 or #12); or select with --workflow, --stage, --label
+        #[arg(value_parser = parse_ref, value_name = "REF", required_unless_present_any = ["workflow", "stage", "labels"])]
+        reference: Option<u64>,
+        #[command(flatten)]
+        select: Selector,
+        /// Say what would be rolled back, write nothing
+        #[arg(long)]
+        dry_run: bool,
         /// The stage to move back to (its id, see `shepherd show WORKFLOW`)
         #[arg(long, value_name = "STAGE")]
         to: String,
@@ -393,27 +401,37 @@ pub(super) enum Tracked {
     },
     /// Hold a migration where it is: no forward move until `resume` (exits still apply)
     #[command(
-        after_help = "Examples:\n  shepherd pause 12 --reason \"waiting for the DBA\"\n  shepherd resume 12"
+        after_help = "Examples:\n  shepherd pause 12 --reason \"waiting for the DBA\"\n  shepherd pause --workflow gitaly-migration --stage acceptance-testing --reason \"change freeze\" --dry-run\n  shepherd resume 12"
     )]
     Pause {
-        /// The migration's number (12 or #12)
-        #[arg(value_parser = parse_ref, value_name = "REF")]
-        reference: u64,
+        /// The migration's number (12 or #12); or select with --workflow, --stage, --label
+        #[arg(value_parser = parse_ref, value_name = "REF", required_unless_present_any = ["workflow", "stage", "labels"])]
+        reference: Option<u64>,
         /// Why: recorded in a comment on the tracking issue
         #[arg(long)]
         reason: String,
+        /// Say what would be paused, write nothing
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        select: Selector,
     },
     /// Let a paused migration move on again
     #[command(
         after_help = "Examples:\n  shepherd resume 12\n  shepherd resume 12 --reason \"DBA approved\""
     )]
     Resume {
-        /// The migration's number (12 or #12)
-        #[arg(value_parser = parse_ref, value_name = "REF")]
-        reference: u64,
+        /// The migration's number (12 or #12); or select with --workflow, --stage, --label
+        #[arg(value_parser = parse_ref, value_name = "REF", required_unless_present_any = ["workflow", "stage", "labels"])]
+        reference: Option<u64>,
         /// Why, if worth saying: recorded in a comment
         #[arg(long)]
         reason: Option<String>,
+        /// Say what would be resumed, write nothing
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        select: Selector,
     },
     /// Every transition of a migration: from, to, when, by, why
     #[command(
@@ -440,29 +458,7 @@ pub(super) enum Tracked {
     #[command(
         after_help = "Examples:\n  shepherd report --format html --output report.html\n  shepherd report --format md --stale-after 7d --workflow gitaly-migration\n  shepherd report --publish"
     )]
-    Report {
-        /// Write the report to this file instead of standard output
-        #[arg(long, value_name = "FILE")]
-        output: Option<PathBuf>,
-        /// Include closed migrations
-        #[arg(long)]
-        include_closed: bool,
-        /// Only these workflows; repeatable
-        #[arg(long = "workflow", value_name = "WORKFLOW")]
-        workflow_filter: Vec<String>,
-        /// Only migrations in these stages (stage ids); repeatable
-        #[arg(long = "stage", value_name = "STAGE")]
-        stage_filter: Vec<String>,
-        /// Only migrations whose tracking issue carries these labels; repeatable
-        #[arg(long = "label", value_name = "LABEL")]
-        label_filter: Vec<String>,
-        /// Mark migrations longer than this in their stage (30s, 15m, 2h, 14d, 2w, 1d12h)
-        #[arg(long, default_value = "14d", value_name = "DURATION", value_parser = parse_cli_duration)]
-        stale_after: chrono::Duration,
-        /// Create or update the one summary issue on the tracker (Markdown)
-        #[arg(long)]
-        publish: bool,
-    },
+    Report(ReportArgs),
 }
 
 /// What `shepherd flag` does.
@@ -566,24 +562,5 @@ pub(super) enum ReleaseAction {
         /// Its project, GROUP/PROJECT or `local` (default: the local tracker's own, `local`)
         #[arg(long, value_name = "GROUP/PROJECT", value_parser = parse_project)]
         project: Option<String>,
-    },
-}
-
-/// What `shepherd clock` does.
-#[derive(Subcommand, Debug)]
-pub(super) enum ClockAction {
-    /// Print the clock (the default)
-    Show,
-    /// Set the clock to a time (RFC 3339)
-    Set {
-        /// The new time, e.g. 2026-03-01T09:00:00Z
-        #[arg(value_name = "RFC3339", value_parser = parse_time)]
-        time: DateTime<Utc>,
-    },
-    /// Move the clock on by a duration (30s, 15m, 2h, 1d, 1w)
-    Advance {
-        /// How far: 30s, 15m, 2h, 1d, 1w, or combined (1d12h)
-        #[arg(value_name = "DURATION", value_parser = parse_cli_duration)]
-        by: chrono::Duration,
     },
 }

@@ -8,13 +8,34 @@
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
+use chrono::{DateTime, Utc};
+use clap::Subcommand;
 use serde_json::json;
 
-use super::args::ClockAction;
 use super::config::Session;
 use super::output::{print, warn, Format};
+use super::values::{parse_cli_duration, parse_time};
 use crate::tracker::local::LocalTracker;
 use crate::tracker::TrackerSpec;
+
+/// What `shepherd clock` does.
+#[derive(Subcommand, Debug)]
+pub(super) enum ClockAction {
+    /// Print the clock (the default)
+    Show,
+    /// Set the clock to a time (RFC 3339)
+    Set {
+        /// The new time, e.g. 2026-03-01T09:00:00Z
+        #[arg(value_name = "RFC3339", value_parser = parse_time)]
+        time: DateTime<Utc>,
+    },
+    /// Move the clock on by a duration (30s, 15m, 2h, 1d, 1w)
+    Advance {
+        /// How far: 30s, 15m, 2h, 1d, 1w, or combined (1d12h)
+        #[arg(value_name = "DURATION", value_parser = parse_cli_duration)]
+        by: chrono::Duration,
+    },
+}
 
 pub(super) fn clock(session: &Session, action: Option<ClockAction>) -> Result<ExitCode> {
     let format = session.format(&[Format::Text, Format::Json])?;

@@ -5,6 +5,7 @@
 
 mod args;
 mod assemble;
+mod bulk_cmd;
 mod clock_cmd;
 mod commands;
 mod config;

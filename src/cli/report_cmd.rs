@@ -16,13 +16,28 @@ use crate::report_format;
 use crate::tracker::{StateFilter, TrackerSpec};
 
 /// The report's options, as given on the command line.
+#[derive(clap::Args, Debug)]
 pub(super) struct ReportArgs {
+    /// Write the report to this file instead of standard output
+    #[arg(long, value_name = "FILE")]
     pub(super) output: Option<PathBuf>,
+    /// Include closed migrations
+    #[arg(long)]
     pub(super) include_closed: bool,
-    pub(super) workflows: Vec<String>,
-    pub(super) stages: Vec<String>,
-    pub(super) labels: Vec<String>,
+    /// Only these workflows; repeatable
+    #[arg(long = "workflow", value_name = "WORKFLOW")]
+    pub(super) workflow_filter: Vec<String>,
+    /// Only migrations in these stages (stage ids); repeatable
+    #[arg(long = "stage", value_name = "STAGE")]
+    pub(super) stage_filter: Vec<String>,
+    /// Only migrations whose tracking issue carries these labels; repeatable
+    #[arg(long = "label", value_name = "LABEL")]
+    pub(super) label_filter: Vec<String>,
+    /// Mark migrations longer than this in their stage (30s, 15m, 2h, 14d, 2w, 1d12h)
+    #[arg(long, default_value = "14d", value_name = "DURATION", value_parser = super::values::parse_cli_duration)]
     pub(super) stale_after: chrono::Duration,
+    /// Create or update the one summary issue on the tracker (Markdown)
+    #[arg(long)]
     pub(super) publish: bool,
 }
 
@@ -36,7 +51,7 @@ pub(super) async fn report(
     if let Some(path) = &args.output {
         check_target(path)?;
     }
-    let filter = checked_filter(engine, args.workflows, args.stages, args.labels)?;
+    let filter = checked_filter(engine, args.workflow_filter, args.stage_filter, args.label_filter)?;
     let state = if args.include_closed {
         StateFilter::All
     } else {

@@ -10,11 +10,11 @@ use chrono::Utc;
 
 use super::args::Tracked;
 use super::assemble::{Assembly, Needs};
+use super::bulk_cmd::{self, Action};
 use super::commands::collect_vars;
 use super::config::Session;
 use super::output::Format;
 use super::progress::Bar;
-use super::report_cmd::ReportArgs;
 use super::{label_cmd, move_cmd, person_cmd, report_cmd, status_cmd};
 
 /// Runs one command that talks to a tracker.
@@ -64,12 +64,15 @@ pub(super) async fn tracked(session: &Session, command: Tracked) -> Result<ExitC
             let vars = collect_vars(&vars, vars_file.as_deref())?;
             move_cmd::start(&engine, format, &workflow, title.as_deref(), &vars).await
         }
-        Tracked::Advance { reference, dry_run } => {
-            move_cmd::advance(&engine, format, reference, dry_run).await
-        }
-        Tracked::Reconcile { dry_run } => move_cmd::reconcile(&engine, format, dry_run).await,
+        Tracked::Advance {
+            reference,
+            dry_run,
+            select,
+        } => bulk_cmd::advance(&engine, format, reference, &select, dry_run).await,
         Tracked::Rollback {
             reference,
+            select,
+            dry_run,
             to,
             reason,
             force,
@@ -81,14 +84,27 @@ pub(super) async fn tracked(session: &Session, command: Tracked) -> Result<ExitC
                 force,
                 keep_checklists,
             };
-            move_cmd::rollback(&engine, format, reference, &back).await
+            bulk_cmd::rollback(&engine, format, reference, &select, back, dry_run).await
         }
-        Tracked::Pause { reference, reason } => {
-            move_cmd::pause(&engine, format, reference, Some(&reason)).await
+        Tracked::Pause {
+            reference,
+            reason,
+            dry_run,
+            select,
+        } => {
+            let action = Action::Pause(&reason);
+            bulk_cmd::pause_or_resume(&engine, format, reference, &select, action, dry_run).await
         }
-        Tracked::Resume { reference, reason } => {
-            move_cmd::resume(&engine, format, reference, reason.as_deref()).await
+        Tracked::Resume {
+            reference,
+            reason,
+            dry_run,
+            select,
+        } => {
+            let action = Action::Resume(reason.as_deref());
+            bulk_cmd::pause_or_resume(&engine, format, reference, &select, action, dry_run).await
         }
+        Tracked::Reconcile { dry_run } => move_cmd::reconcile(&engine, format, dry_run).await,
         Tracked::Tick {
             reference,
             text,
@@ -114,26 +130,7 @@ pub(super) async fn tracked(session: &Session, command: Tracked) -> Result<ExitC
         Tracked::Reopen { reference } => {
             person_cmd::set_open(&engine, format, reference, true).await
         }
-        Tracked::Report {
-            output,
-            include_closed,
-            workflow_filter,
-            stage_filter,
-            label_filter,
-            stale_after,
-            publish,
-        } => {
-            let args = ReportArgs {
-                output,
-                include_closed,
-                workflows: workflow_filter,
-                stages: stage_filter,
-                labels: label_filter,
-                stale_after,
-                publish,
-            };
-            report_cmd::report(&engine, spec, format, args).await
-        }
+        Tracked::Report(args) => report_cmd::report(&engine, spec, format, args).await,
     }
 }
 
@@ -141,7 +138,7 @@ impl Tracked {
     /// The output formats the command can print.
     fn formats(&self) -> &'static [Format] {
         match self {
-            Tracked::Report { .. } => &[
+            Tracked::Report(_) => &[
                 Format::Text,
                 Format::Json,
                 Format::Md,
@@ -156,7 +153,11 @@ impl Tracked {
     fn dry_run(&self) -> bool {
         matches!(
             self,
-            Tracked::Advance { dry_run: true, .. } | Tracked::Reconcile { dry_run: true }
+            Tracked::Advance { dry_run: true, .. }
+                | Tracked::Reconcile { dry_run: true }
+                | Tracked::Pause { dry_run: true, .. }
+                | Tracked::Resume { dry_run: true, .. }
+                | Tracked::Rollback { dry_run: true, .. }
         )
     }
 
@@ -164,9 +165,7 @@ impl Tracked {
     fn long_run(&self) -> Option<&'static str> {
         match self {
             Tracked::Reconcile { .. } => Some("reconciling"),
-            Tracked::Status { reference: None } | Tracked::Report { .. } => {
-                Some("reading migrations")
-            }
+            Tracked::Status { reference: None } | Tracked::Report(_) => Some("reading migrations"),
             _ => None,
         }
     }

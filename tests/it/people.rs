@@ -301,3 +301,85 @@ fn the_report_says_first_what_needs_a_person_and_counts_children_apart() {
     let flags = html.find("<figcaption>feature-flag-rollout").unwrap();
     assert!(gitaly < flags);
 }
+
+#[test]
+fn pause_resume_advance_and_rollback_take_a_selection_and_a_dry_run() {
+    let s = Shepherd::new();
+    let numbers: Vec<String> = (0..3).map(|_| start_gitaly(&s, T0).to_string()).collect();
+    s.ok(&["label", &numbers[1], "--add", "team-a"]);
+
+    // A dry run lists what it would touch and writes nothing.
+    let text = s.ok(&[
+        "pause",
+        "--workflow",
+        "gitaly-migration",
+        "--label",
+        "team-a",
+        "--reason",
+        "change freeze",
+        "--dry-run",
+    ]);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.starts_with(&format!("would pause #{} ", numbers[1])),
+        "{text}"
+    );
+    assert_eq!(s.json(&["status", &numbers[1]])["paused"], false);
+
+    // The selection, for real: only the selected one is paused.
+    let done = s.json(&[
+        "pause",
+        "--workflow",
+        "gitaly-migration",
+        "--label",
+        "team-a",
+        "--reason",
+        "change freeze",
+    ]);
+    assert_eq!(done["migrations"].as_array().unwrap().len(), 1, "{done}");
+    assert_eq!(done["errors"], serde_json::json!([]));
+    for (i, n) in numbers.iter().enumerate() {
+        assert_eq!(s.json(&["status", n])["paused"], i == 1, "#{n}");
+    }
+    // Every one in the stage: the paused one resumed, the others said to be not paused.
+    let text = s.ok(&["resume", "--stage", "selection"]);
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(
+        text.contains(&format!("resumed #{} ", numbers[1])),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("resumed #{} Gitaly", numbers[0])) && text.contains("(not paused)"),
+        "{text}"
+    );
+    assert_eq!(s.json(&["status", &numbers[1]])["paused"], false);
+
+    let advance = s.json(&["advance", "--stage", "selection", "--dry-run"]);
+    assert_eq!(advance["dry_run"], true);
+    assert_eq!(advance["migrations"].as_array().unwrap().len(), 3);
+    let rollback = s.json(&[
+        "rollback",
+        "--workflow",
+        "gitaly-migration",
+        "--to",
+        "selection",
+        "--reason",
+        "redo",
+        "--dry-run",
+    ]);
+    assert_eq!(rollback["migrations"][0]["to"], "selection");
+
+    // Neither a REF nor a selection, or both: usage errors; an unknown stage: a clear one.
+    assert_eq!(s.run(&["pause", "--reason", "x"]).status.code(), Some(2));
+    let both = s.run(&[
+        "pause",
+        &numbers[0],
+        "--stage",
+        "selection",
+        "--reason",
+        "x",
+    ]);
+    assert_eq!(both.status.code(), Some(2));
+    let err = s.fails(&["pause", "--stage", "nosuch", "--reason", "x"]);
+    assert!(err.contains("--stage nosuch: no such stage"), "{err}");
+}
