@@ -53,6 +53,7 @@ fn main() {
                 workflow: w.name.clone(),
                 stage: Some(stage.id.clone()),
                 label: Some(stage.label.clone()),
+                labels: Vec::new(),
                 state: if stage.terminal { "completed" } else { "open" }.into(),
                 entered_at: history.last().unwrap().at,
                 gates: vec![GateReport {

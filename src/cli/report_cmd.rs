@@ -51,7 +51,12 @@ pub(super) async fn report(
     if let Some(path) = &args.output {
         check_target(path)?;
     }
-    let filter = checked_filter(engine, args.workflow_filter, args.stage_filter, args.label_filter)?;
+    let filter = checked_filter(
+        engine,
+        args.workflow_filter,
+        args.stage_filter,
+        args.label_filter,
+    )?;
     let state = if args.include_closed {
         StateFilter::All
     } else {

@@ -21,6 +21,9 @@ pub struct Status {
     pub workflow: String,
     pub stage: Option<String>,
     pub label: Option<String>,
+    /// Every label of the tracking issue (filters use them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
     pub state: String,
     pub entered_at: DateTime<Utc>,
     pub gates: Vec<GateReport>,
@@ -169,6 +172,7 @@ pub fn status(
         workflow: workflow.name.clone(),
         stage: stage.map(|s| s.id.clone()),
         label: stage.map(|s| s.label.clone()),
+        labels: labels.to_vec(),
         state: machine::state(workflow, labels, snapshot.issue.open).to_string(),
         entered_at,
         gates,
@@ -361,6 +365,7 @@ mod tests {
             workflow: "db".into(),
             stage: Some(stage.into()),
             label: Some(stage.into()),
+            labels: Vec::new(),
             state: state.into(),
             entered_at: t(entered),
             gates: vec![GateReport {

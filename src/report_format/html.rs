@@ -9,12 +9,17 @@ use std::fmt::Write as _;
 use chrono::Duration;
 
 use super::svg::{funnel, legend, timeline};
-use super::{folded, lead_times, span, workflows, Counts};
+use super::{folded, lead_times, span, workflows, Counts, Links};
 use crate::core::duration::human;
 use crate::core::report::{paused_note, Report, Row};
 
-/// The page.
+/// The page, names linked to their issues.
 pub fn html(report: &Report) -> String {
+    html_with(report, &Links::default())
+}
+
+/// The page, names linked as `links` says.
+pub fn html_with(report: &Report, links: &Links) -> String {
     let mut out = String::new();
     let now = report.generated_at;
     let _ = write!(
@@ -25,7 +30,7 @@ pub fn html(report: &Report) -> String {
         human(Duration::seconds(report.stale_after_seconds))
     );
     out.push_str(&summary(report));
-    out.push_str(&needs_a_person(report));
+    out.push_str(&needs_a_person(report, links));
     let (busy, empty) = workflows(report);
     out.push_str("<h2>Stages</h2>\n");
     for (workflow, counts) in &busy {
@@ -38,10 +43,10 @@ pub fn html(report: &Report) -> String {
         out.push_str("<h2>Timeline</h2>\n");
         out.push_str(&legend(report));
         out.push_str("<div class=\"chart scroll\">");
-        out.push_str(&timeline(report));
+        out.push_str(&timeline(report, links));
         out.push_str("</div>\n");
     }
-    out.push_str(&migrations(report));
+    out.push_str(&migrations(report, links));
     out.push_str(&lead_table(report, &busy));
     out.push_str("</body>\n</html>\n");
     out
@@ -79,7 +84,7 @@ fn summary(report: &Report) -> String {
 
 /// What needs a person, first: failing and paused migrations, those waiting on a person
 /// (and on whom), and stale ones, each with its next step. Nothing when nothing does.
-fn needs_a_person(report: &Report) -> String {
+fn needs_a_person(report: &Report, links: &Links) -> String {
     let mut rows: Vec<(u8, &Row, String, String)> = Vec::new();
     for row in report
         .migrations
@@ -124,7 +129,7 @@ fn needs_a_person(report: &Report) -> String {
         let _ = writeln!(
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{step}</td></tr>",
-            name_link(s),
+            name_link(s, links),
             esc(s.stage.as_deref().unwrap_or("-")),
             emphasis(&esc(&why))
         );
@@ -133,17 +138,24 @@ fn needs_a_person(report: &Report) -> String {
     out
 }
 
-/// "#12 Title", linked to its issue where it has a web address.
-fn name_link(s: &crate::core::report::Status) -> String {
-    let name = format!("#{} {}", s.number, s.title);
-    match href(&s.url) {
-        Some(url) => format!("<a href=\"{url}\">{}</a>", esc(&name)),
-        None => esc(&name),
+/// "#12 Title", linked to its page (with its issue beside) or to its issue.
+fn name_link(s: &crate::core::report::Status, links: &Links) -> String {
+    let name = esc(&format!("#{} {}", s.number, s.title));
+    let issue = href(&s.url);
+    match (links.page(s.number), issue) {
+        (Some(page), issue) => {
+            let beside = issue
+                .map(|u| format!(" <a class=\"issue-link\" href=\"{u}\" title=\"the issue on the tracker\">issue</a>"))
+                .unwrap_or_default();
+            format!("<a href=\"{page}\">{name}</a>{beside}")
+        }
+        (None, Some(url)) => format!("<a href=\"{url}\">{name}</a>"),
+        (None, None) => name,
     }
 }
 
 /// The table of migrations: each with its marks and what holds it up.
-fn migrations(report: &Report) -> String {
+fn migrations(report: &Report, links: &Links) -> String {
     let mut out = String::from("<h2>Migrations</h2>\n<div class=\"scroll\"><table class=\"migrations\">\n<thead><tr><th>Migration</th><th>Workflow</th><th>Stage</th><th>State</th><th>In stage</th><th>Blocked by</th><th>Children</th></tr></thead>\n<tbody>\n");
     for row in &report.migrations {
         let s = &row.status;
@@ -213,7 +225,7 @@ fn migrations(report: &Report) -> String {
             .iter()
             .map(|c| format!("#{} {} ({})", c.number, esc(&c.template), esc(&c.state)))
             .collect();
-        let name = name_link(s);
+        let name = name_link(s, links);
         let _ = writeln!(
             out,
             "<tr{class}><td>{name}</td><td>{}</td><td>{}</td><td>{}{badges}</td><td>{}</td><td><ul>{}</ul></td><td>{}</td></tr>",

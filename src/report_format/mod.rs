@@ -15,13 +15,29 @@ mod text;
 mod ticks;
 
 pub use self::csv::csv;
-pub use self::html::{esc, html};
+pub use self::html::{esc, href, html, html_with};
 pub use self::text::text;
 
 use chrono::Duration;
 
 use crate::core::duration::human;
 use crate::core::report::{LeadTime, Report};
+
+/// Where the names of migrations link in the HTML page.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Links<'a> {
+    /// The address of a page per migration, before its number (`/m/gitlab/`, escaped by
+    /// the caller as a URL path): names link there, with a link to the issue beside. Without
+    /// it names link to their issue, where it has a web address.
+    pub pages: Option<&'a str>,
+}
+
+impl Links<'_> {
+    /// The page of migration `number`, when there are pages.
+    fn page(&self, number: u64) -> Option<String> {
+        self.pages.map(|p| format!("{}{number}", html::esc(p)))
+    }
+}
 
 /// A workflow's name and how many migrations stand in each of its stages, in order.
 type Counts<'a> = (&'a str, Vec<(&'a str, u64)>);

@@ -172,7 +172,7 @@ fn stays(row: &Row, now: DateTime<Utc>) -> Vec<(&str, Span)> {
 }
 
 /// One row per migration, its stays in each stage as bars over time, today marked.
-pub fn timeline(report: &Report) -> String {
+pub fn timeline(report: &Report, links: &super::Links) -> String {
     let now = report.generated_at;
     let rows = &report.migrations;
     let start = rows
@@ -226,7 +226,7 @@ pub fn timeline(report: &Report) -> String {
             esc(&status.title),
             esc(&label)
         );
-        match href(&status.url) {
+        match links.page(status.number).or_else(|| href(&status.url)) {
             Some(url) => {
                 let _ = writeln!(s, "<a class=\"row-link\" href=\"{url}\">{text}</a>");
             }

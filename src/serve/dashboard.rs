@@ -32,6 +32,10 @@ pub struct Page {
     /// Open migrations whose feature flags are not what their stages set, by workflow.
     #[serde(default)]
     pub drifting: Vec<(String, i64)>,
+    /// The report itself, for filtered views (not kept in the Store: a restarted service
+    /// filters from its first refresh on).
+    #[serde(skip)]
+    pub report: Option<std::sync::Arc<report::Report>>,
 }
 
 impl Page {
@@ -79,8 +83,13 @@ pub async fn publish(engine: &Engine<'_>, shared: &Shared, index: &[Migration]) 
     if let Some(map) = json.as_object_mut() {
         map.insert("tracker".into(), tracker.clone().into());
     }
+    let generated = report.generated_at;
+    let pages = super::pages::pages_of(&tracker);
+    let links = report_format::Links {
+        pages: Some(&pages),
+    };
     let html = live_html(
-        &report_format::html(&report),
+        &report_format::html_with(&report, &links),
         shared.page_refresh_seconds,
         &shared.trackers,
         &tracker,
@@ -90,9 +99,10 @@ pub async fn publish(engine: &Engine<'_>, shared: &Shared, index: &[Migration]) 
         json,
         counts: counts.into_iter().collect(),
         drifting: drifting.into_iter().collect(),
+        report: Some(std::sync::Arc::new(report)),
     };
     if let Ok(text) = serde_json::to_string(&page) {
-        let version = report.generated_at.to_rfc3339();
+        let version = generated.to_rfc3339();
         if let Err(e) = shared
             .store
             .cache_put(&cache_key(&tracker), &text, &version)
@@ -152,7 +162,7 @@ pub fn live_html(report: &str, seconds: u64, trackers: &[String], current: &str)
                 } else {
                     format!(
                         "<a href=\"/?tracker={}\">{name}</a>",
-                        report_format::esc(&urlencode(t))
+                        report_format::esc(&super::pages::urlencode(t))
                     )
                 }
             })
@@ -168,15 +178,4 @@ pub fn waiting_html(seconds: u64) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta http-equiv=\"refresh\" content=\"{seconds}\">\n<title>Migration report</title>\n</head>\n<body>\n<h1>Migration report</h1>\n<p>shepherd is reading the migrations; this page reloads itself.</p>\n</body>\n</html>\n"
     )
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

@@ -24,6 +24,7 @@ pub mod events;
 mod hooks;
 mod listen;
 pub mod metrics;
+mod pages;
 mod resync;
 mod router;
 mod worker;

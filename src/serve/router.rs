@@ -15,7 +15,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::{dashboard, hooks, Shared, BODY_LIMIT};
+use super::dashboard::Page;
+use super::{dashboard, hooks, pages, Shared, BODY_LIMIT};
 
 /// Every endpoint of the service.
 pub fn app(shared: Arc<Shared>) -> Router {
@@ -23,6 +24,7 @@ pub fn app(shared: Arc<Shared>) -> Router {
         .route("/hooks/gitlab", post(hooks::gitlab))
         .route("/hooks/github", post(hooks::github))
         .route("/", get(page))
+        .route("/m/{*path}", get(migration_page))
         .route("/api/migrations", get(migrations))
         .route("/api/migrations/{*path}", get(migration))
         .route("/metrics", get(metrics))
@@ -67,11 +69,48 @@ async fn page(
             None => return not_found("no tracker is served here"),
         },
     };
-    let html = match shared.page(tracker) {
-        Some(page) => page.html,
-        None => dashboard::waiting_html(shared.page_refresh_seconds.min(5)),
+    let filters = match pages::Filters::of(&query) {
+        Ok(f) => f,
+        Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
+    };
+    let html = match (shared.page(tracker), filters) {
+        (Some(page), None) => page.html,
+        (
+            Some(Page {
+                report: Some(report),
+                ..
+            }),
+            Some(filters),
+        ) => dashboard::live_html(
+            &pages::filtered(&report, &filters, &pages::pages_of(tracker)),
+            shared.page_refresh_seconds,
+            &shared.trackers,
+            tracker,
+        ),
+        _ => dashboard::waiting_html(shared.page_refresh_seconds.min(5)),
     };
     Html(html).into_response()
+}
+
+/// `/m/{tracker}/{ref}`: one migration's page (the tracker and ref as in
+/// `/api/migrations/{tracker}/{ref}`).
+async fn migration_page(State(shared): State<Arc<Shared>>, Path(path): Path<String>) -> Response {
+    let (tracker, number) = match tracker_and_ref(&shared, &path) {
+        Ok(found) => found,
+        Err(why) => return not_found(&why),
+    };
+    let Some(page) = shared.page(tracker) else {
+        return not_ready();
+    };
+    match page.status(number) {
+        Some(status) => Html(pages::migration(
+            &status,
+            tracker,
+            &pages::pages_of(tracker),
+        ))
+        .into_response(),
+        None => not_found(&format!("#{number} is no open migration on {tracker}")),
+    }
 }
 
 async fn migrations(
@@ -102,19 +141,9 @@ async fn migrations(
 /// (`gitlab:group/project`, slashes and all), its kind (`gitlab`) or its project
 /// (`group/project`); the ref as `12` or `#12` (`%2312`).
 async fn migration(State(shared): State<Arc<Shared>>, Path(path): Path<String>) -> Response {
-    let Some((tracker, reference)) = path.rsplit_once('/') else {
-        return not_found("write /api/migrations/TRACKER/REF, e.g. /api/migrations/gitlab/12");
-    };
-    let Some(number) = reference
-        .trim_start_matches('#')
-        .parse::<u64>()
-        .ok()
-        .filter(|n| *n > 0)
-    else {
-        return not_found(&format!("`{reference}` is no issue reference"));
-    };
-    let Some(tracker) = find_tracker(&shared.trackers, tracker) else {
-        return not_found(&format!("no tracker `{tracker}` is served here"));
+    let (tracker, number) = match tracker_and_ref(&shared, &path) {
+        Ok(found) => found,
+        Err(why) => return not_found(&why),
     };
     let Some(page) = shared.page(tracker) else {
         return not_ready();
@@ -168,6 +197,25 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         shared.metrics.render(),
     )
         .into_response()
+}
+
+/// `TRACKER/REF` of a path: a served tracker and an issue number, or why not.
+fn tracker_and_ref<'s>(shared: &'s Shared, path: &str) -> Result<(&'s String, u64), String> {
+    let Some((tracker, reference)) = path.rsplit_once('/') else {
+        return Err("write TRACKER/REF after the path, e.g. /api/migrations/gitlab/12".into());
+    };
+    let Some(number) = reference
+        .trim_start_matches('#')
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+    else {
+        return Err(format!("`{reference}` is no issue reference"));
+    };
+    let Some(tracker) = find_tracker(&shared.trackers, tracker) else {
+        return Err(format!("no tracker `{tracker}` is served here"));
+    };
+    Ok((tracker, number))
 }
 
 /// A served tracker by its description, its kind when only one of that kind is served,

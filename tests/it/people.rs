@@ -218,6 +218,7 @@ fn row(
         workflow: workflow.into(),
         stage: Some(stage.id.clone()),
         label: Some(stage.label.clone()),
+        labels: Vec::new(),
         state: "open".into(),
         entered_at: entered,
         gates: Vec::new(),

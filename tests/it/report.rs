@@ -326,6 +326,7 @@ fn deployment_report() -> shepherd::core::report::Report {
                 workflow: gitaly.name.clone(),
                 stage: Some(stage.id.clone()),
                 label: Some(stage.label.clone()),
+                labels: Vec::new(),
                 state: "open".into(),
                 entered_at: history.last().unwrap().at,
                 gates: Vec::new(),

@@ -13,6 +13,7 @@ mod browser;
 mod edges;
 mod github;
 mod metrics;
+mod pages;
 mod replicas;
 pub mod service;
 mod shutdown;
