@@ -480,6 +480,7 @@ pub(super) enum FlagAction {
         after_help = "Examples:\n  shepherd flag set gitaly_find_commit --percentage 50\n  shepherd flag set gitaly_find_commit --on --environment staging"
     )]
     Set {
+        /// The flag's name
         name: String,
         /// On for this share of users or time, 0 to 100
         #[arg(long, value_name = "P", conflicts_with_all = ["on", "off"], value_parser = parse_percentage)]
