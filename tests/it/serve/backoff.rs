@@ -9,42 +9,21 @@ use serde_json::Value;
 use shepherd::store::sqlite::SqliteStore;
 use shepherd::store::Store;
 
-use super::service::Service;
-use super::{gitlab_headers, gitlab_issue_hook, sample, BOT, SECRET};
+use super::{gitlab_headers, gitlab_issue_hook, gitlab_lab, sample, serve_on_gitlab, SECRET};
 use crate::api::Api;
-use crate::gitlab_server::{Fault, GitLabServer, PROJECT};
-use crate::remote::Remote;
+use crate::gitlab_server::{Fault, PROJECT};
 use crate::support::block_on;
 
 #[test]
 fn a_failing_comment_is_posted_again_only_at_its_backoff() {
-    let lab = Remote::new(
-        GitLabServer::start(&[(BOT, "shepherd-bot")]),
-        &format!("gitlab:{PROJECT}"),
-        "--gitlab-url",
-        "GITLAB_TOKEN",
-        BOT,
-    );
+    let lab = gitlab_lab();
     let (a, b) = (lab.start(), lab.start());
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state.db");
-    let state = format!("sqlite:{}", db.display());
     let tracker = format!("gitlab:{PROJECT}");
     let key = format!("{tracker}#{a}");
     // A resync every second: before the fix, each one queued #a again at once.
-    let mut service = Service::start_args(
-        dir.path(),
-        &[
-            "--tracker",
-            &tracker,
-            "--gitlab-url",
-            lab.server.url(),
-            "--state",
-            &state,
-        ],
-        &["--resync", "1s"],
-        &[("GITLAB_TOKEN", BOT), ("SHEPHERD_WEBHOOK_SECRET", SECRET)],
-    );
+    let mut service = serve_on_gitlab(&lab, dir.path(), &["--resync", "1s"]);
     // #a's audit comment answers 502 from now on (a POST is never retried by the
     // client: the next run finds what it made by its marker).
     lab.server.fail(Fault::status(

@@ -11,10 +11,9 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use super::service::Service;
-use super::{gitlab_headers, gitlab_issue_hook, sample, BOT, SECRET};
+use super::{gitlab_headers, gitlab_issue_hook, gitlab_lab, sample, serve_on_gitlab, SECRET};
 use crate::api::Api;
-use crate::gitlab_server::{GitLabServer, PROJECT};
-use crate::remote::Remote;
+use crate::gitlab_server::PROJECT;
 use crate::support::{start_gitaly, Shepherd, T0};
 
 const MIB: usize = 1024 * 1024;
@@ -299,33 +298,15 @@ fn max_connections_holds_new_connections_back_until_one_closes() {
 
 #[test]
 fn a_delivery_about_no_migration_is_dropped_not_retried() {
-    let lab = Remote::new(
-        GitLabServer::start(&[(BOT, "shepherd-bot")]),
-        &format!("gitlab:{PROJECT}"),
-        "--gitlab-url",
-        "GITLAB_TOKEN",
-        BOT,
-    );
+    let lab = gitlab_lab();
     let n = lab.start();
     let marked = lab.server.body(n);
     let plain = lab
         .server
         .seed("Just an issue", "No marker here.", &[], "alice");
     let dir = tempfile::tempdir().unwrap();
-    let state = format!("sqlite:{}", dir.path().join("state.db").display());
+    let service = serve_on_gitlab(&lab, dir.path(), &[]);
     let tracker = format!("gitlab:{PROJECT}");
-    let service = Service::start(
-        dir.path(),
-        &[
-            "--tracker",
-            &tracker,
-            "--gitlab-url",
-            lab.server.url(),
-            "--state",
-            &state,
-        ],
-        &[("GITLAB_TOKEN", BOT), ("SHEPHERD_WEBHOOK_SECRET", SECRET)],
-    );
     // Deliveries whose bodies carry a migration's marker, about an issue that does not
     // exist and about one that has none.
     for (issue, uuid) in [(99_999, "gone"), (plain, "plain")] {

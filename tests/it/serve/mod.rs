@@ -264,6 +264,41 @@ fn health_dashboard_api_metrics_and_unknown_paths() {
     check_exposition(&metrics);
 }
 
+/// The GitLab test server with shepherd's bot, as the service's tests drive it.
+fn gitlab_lab() -> Remote<GitLabServer> {
+    Remote::new(
+        GitLabServer::start(&[(BOT, "shepherd-bot")]),
+        &format!("gitlab:{PROJECT}"),
+        "--gitlab-url",
+        "GITLAB_TOKEN",
+        BOT,
+    )
+}
+
+/// `shepherd serve SERVE_ARGS` on `lab`'s project with a SQLite Store in `dir`; it reads
+/// through the Store's cache, as in production.
+fn serve_on_gitlab(
+    lab: &Remote<GitLabServer>,
+    dir: &std::path::Path,
+    serve_args: &[&str],
+) -> Service {
+    let state = format!("sqlite:{}", dir.join("state.db").display());
+    let tracker = format!("gitlab:{PROJECT}");
+    Service::start_args(
+        dir,
+        &[
+            "--tracker",
+            &tracker,
+            "--gitlab-url",
+            lab.server.url(),
+            "--state",
+            &state,
+        ],
+        serve_args,
+        &[("GITLAB_TOKEN", BOT), ("SHEPHERD_WEBHOOK_SECRET", SECRET)],
+    )
+}
+
 fn rig_published() -> Rig {
     rig(secrets(), true)
 }
@@ -669,35 +704,11 @@ const BOT: &str = "glpat-bot-0123456789";
 
 #[test]
 fn serve_moves_a_gitlab_migration_when_its_webhook_arrives() {
-    let lab = Remote::new(
-        GitLabServer::start(&[(BOT, "shepherd-bot")]),
-        &format!("gitlab:{PROJECT}"),
-        "--gitlab-url",
-        "GITLAB_TOKEN",
-        BOT,
-    );
+    let lab = gitlab_lab();
     let n = lab.start();
     assert!(lab.labels(n).contains(&"Selection".to_string()));
     let dir = tempfile::tempdir().unwrap();
-    let state = format!("sqlite:{}", dir.path().join("state.db").display());
-    let tracker = format!("gitlab:{PROJECT}");
-    let service = Service::start(
-        dir.path(),
-        &[
-            "--tracker",
-            &tracker,
-            "--gitlab-url",
-            lab.server.url(),
-            "--state",
-            &state,
-        ],
-        &[
-            ("GITLAB_TOKEN", BOT),
-            ("SHEPHERD_WEBHOOK_SECRET", SECRET),
-            // The test server rewrites no times here, but the CLI runs beside it read
-            // without the cache; the service reads through it, as in production.
-        ],
-    );
+    let service = serve_on_gitlab(&lab, dir.path(), &[]);
     // The first resync found the migration blocked: nothing moved.
     let (status, text) = service.get(&format!("/api/migrations/gitlab/{n}"));
     assert_eq!(status, 200, "{text}");
@@ -928,29 +939,11 @@ fn serve_refuses_to_start_without_a_secret() {
 
 #[test]
 fn a_failing_migration_backs_off_while_another_moves() {
-    let lab = Remote::new(
-        GitLabServer::start(&[(BOT, "shepherd-bot")]),
-        &format!("gitlab:{PROJECT}"),
-        "--gitlab-url",
-        "GITLAB_TOKEN",
-        BOT,
-    );
+    let lab = gitlab_lab();
     let (a, b) = (lab.start(), lab.start());
     let dir = tempfile::tempdir().unwrap();
-    let state = format!("sqlite:{}", dir.path().join("state.db").display());
+    let mut service = serve_on_gitlab(&lab, dir.path(), &[]);
     let tracker = format!("gitlab:{PROJECT}");
-    let mut service = Service::start(
-        dir.path(),
-        &[
-            "--tracker",
-            &tracker,
-            "--gitlab-url",
-            lab.server.url(),
-            "--state",
-            &state,
-        ],
-        &[("GITLAB_TOKEN", BOT), ("SHEPHERD_WEBHOOK_SECRET", SECRET)],
-    );
     lab.tick_section(a, "Selection");
     lab.tick_section(b, "Selection");
     // Reading #a fails from now on (403 is not retried; a 404 would make it no migration).
