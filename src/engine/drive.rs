@@ -96,7 +96,7 @@ enum Start {
 
 /// What a round ends in.
 enum Round {
-    Done(Advanced),
+    Done(Box<Advanced>),
     /// These children first, in order; then the round goes on.
     Start(Vec<Start>),
     /// The next round.
@@ -220,7 +220,7 @@ impl<'a> Engine<'a> {
                 }
                 Work::Nothing => None,
                 Work::Advancing(a) => match self.round(a).await? {
-                    Round::Done(advanced) => Some(advanced),
+                    Round::Done(advanced) => Some(*advanced),
                     Round::Start(starts) => {
                         top.pending.extend(starts);
                         continue;
@@ -299,16 +299,20 @@ impl<'a> Engine<'a> {
             let mut transitions = std::mem::take(&mut a.transitions);
             transitions.append(&mut report.transitions);
             report.transitions = transitions;
-            return Ok(Round::Done(report));
+            return Ok(Round::Done(Box::new(report)));
         }
         let store_id = self.store_id().await?.clone();
         if let Some(busy) = self.in_other_hands(number, &plan, &comments, &store_id) {
-            return Ok(Round::Done(left_alone(&m, workflow, plan, a, busy)));
+            return Ok(Round::Done(Box::new(left_alone(
+                &m, workflow, plan, a, busy,
+            ))));
         }
         let applied = self.apply(&m, workflow, &plan, &comments).await?;
         if let Some(left) = applied.left {
             let why = left.why(number);
-            return Ok(Round::Done(left_alone(&m, workflow, plan, a, why)));
+            return Ok(Round::Done(Box::new(left_alone(
+                &m, workflow, plan, a, why,
+            ))));
         }
         let starts = new_starts(&applied.created);
         let kids = if applied.created.is_empty() {
@@ -350,7 +354,7 @@ impl<'a> Engine<'a> {
                 issue,
                 comments: applied.comments,
             });
-            return Ok(Round::Done(report));
+            return Ok(Round::Done(Box::new(report)));
         }
         // New children change what the gates see: look again, at the tracking issue as
         // the move's response showed it.
