@@ -2,17 +2,16 @@
 //! `reconcile` advances every open one, `rollback` moves one back.
 
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
-use std::pin::Pin;
 
 use anyhow::{bail, Context as _, Result};
 use chrono::{DateTime, Utc};
 
+use super::drive::Advance;
 use super::lease::Leased;
 use super::vars::{check_renders, resolve_vars};
 use super::{
-    report_plan, waves, Advanced, Engine, Failed, Kin, Migration, MoveReport, Reconciled, Started,
-    BACKOFF_MAX, BACKOFF_MIN, PENDING_REF, PENDING_URL,
+    report_plan, waves, Advanced, Engine, Failed, Kin, Migration, Reconciled, Started, BACKOFF_MAX,
+    BACKOFF_MIN, PENDING_REF, PENDING_URL,
 };
 use crate::core::machine;
 use crate::core::marker::IssueMarker;
@@ -76,8 +75,9 @@ impl<'a> Engine<'a> {
             })
             .await?;
         let issue = self.fill_pending_ref(&issue, false).await?;
+        let m = Migration::new(issue.clone(), marker);
         let advanced = self
-            .advance_new(Migration::new(issue.clone(), marker))
+            .with_lease(issue.number, self.drive(Advance::new_issue(m)))
             .await?;
         Ok(Started {
             number: issue.number,
@@ -95,13 +95,13 @@ impl<'a> Engine<'a> {
         if dry_run {
             let index = self.local_index(number).await?;
             return self
-                .advance_in(number, &index, true, None, false, true)
+                .drive(Advance::new(number, index, true, None, true))
                 .await;
         }
         self.with_lease(number, async {
             let (index, kin_read) = self.family(number).await?;
             let advanced = self
-                .advance_in(number, &index, false, None, false, kin_read)
+                .drive(Advance::new(number, index, false, None, kin_read))
                 .await?;
             // Only a workflow that sets flags can drift: no read for the others.
             let sets_flags = self
@@ -117,138 +117,6 @@ impl<'a> Engine<'a> {
         .await
     }
 
-    /// Enters the first stage of an issue this run has just made, under its lease: the
-    /// issue as made is all there is to read.
-    pub(crate) fn advance_new<'s>(
-        &'s self,
-        m: Migration,
-    ) -> Pin<Box<dyn Future<Output = Result<Advanced>> + Send + 's>> {
-        Box::pin(async move {
-            let number = m.issue.number;
-            self.with_lease(number, async {
-                self.advance_in(number, &[m], false, Some(Vec::new()), true, true)
-                    .await
-            })
-            .await
-        })
-    }
-
-    pub(crate) fn advance_boxed<'s>(
-        &'s self,
-        number: u64,
-        dry_run: bool,
-    ) -> Pin<Box<dyn Future<Output = Result<Advanced>> + Send + 's>> {
-        Box::pin(self.advance(number, dry_run))
-    }
-
-    /// Plans and (unless `dry_run`) applies, as far as the gates allow. The caller holds
-    /// the lease when not `dry_run`. `events` is label history an earlier look of this
-    /// advance already read; `new_issue` says this run has just made the issue, so it has
-    /// no comments to read yet; `kin_read` that `index` holds its children (else they are
-    /// read once they can matter: `lazy_kin`).
-    async fn advance_in(
-        &self,
-        number: u64,
-        index: &[Migration],
-        dry_run: bool,
-        mut events: Option<Vec<LabelEvent>>,
-        mut new_issue: bool,
-        mut kin_read: bool,
-    ) -> Result<Advanced> {
-        let mut fresh;
-        let mut index = index;
-        let mut transitions = Vec::new();
-        let mut created = Vec::new();
-        // Applying can change what the gates see (a child now exists): plan again until
-        // nothing moves, so the report ends with the gates that really block (and once more
-        // when children left unread turn out to matter).
-        for _ in 0..5 {
-            if !dry_run && self.start_children(number, index).await? {
-                fresh = self.local_index(number).await?;
-                index = &fresh;
-            }
-            let (m, workflow) = match index.iter().find(|m| m.issue.number == number) {
-                Some(m) => (m.clone(), self.workflow_of(m)?),
-                None => self.migration(number).await?,
-            };
-            let kin = Kin::new(index);
-            let kids = kin.children(number);
-            let read_comments = !std::mem::take(&mut new_issue);
-            let (plan, comments) = self
-                .decide(&m, workflow, kids, events.take(), read_comments)
-                .await?;
-            if !kin_read && super::lazy_kin::children_matter(workflow, &m, &plan, &comments) {
-                // Judged again with them (the reads of this look are kept in the cache).
-                let mut family = vec![m.clone()];
-                family.extend(self.children(number).await?);
-                fresh = family;
-                index = &fresh;
-                kin_read = true;
-                continue;
-            }
-            if dry_run || plan.transitions.is_empty() {
-                let mut report = report_plan(number, workflow, plan, created);
-                transitions.append(&mut report.transitions);
-                report.transitions = transitions;
-                return Ok(report);
-            }
-            let store_id = self.store_id().await?.clone();
-            if let Some(busy) = self.in_other_hands(number, &plan, &comments, &store_id) {
-                return Ok(left_alone(&m, workflow, plan, transitions, created, busy));
-            }
-            let applied = self.apply(&m, workflow, &plan, &comments).await?;
-            if let Some(left) = applied.left {
-                let why = left.why(number);
-                return Ok(left_alone(&m, workflow, plan, transitions, created, why));
-            }
-            let children_changed = !applied.created.is_empty();
-            created.extend(applied.created.iter().map(|(c, _)| c.number));
-            let report = report_plan(number, workflow, plan, Vec::new());
-            transitions.extend(report.transitions.iter().cloned());
-            if !children_changed {
-                // The plan went as far as the gates allow; nothing it wrote changes them.
-                let mut report = report;
-                report.transitions = transitions;
-                report.created = created;
-                report.seen = applied.issue.map(|issue| super::Seen {
-                    issue,
-                    comments: applied.comments,
-                });
-                return Ok(report);
-            }
-            // New children change what the gates see: look again, at the tracking issue as
-            // the move's response showed it.
-            fresh = match applied.issue {
-                Some(issue) => {
-                    let Some(marker) = IssueMarker::find(&issue.body) else {
-                        bail!("#{number} lost its shepherd marker");
-                    };
-                    let mut family = vec![Migration::new(issue, marker)];
-                    if applied
-                        .created
-                        .iter()
-                        .any(|(_, started_apart)| *started_apart)
-                    {
-                        // A child that entered its first stage on its own: read them.
-                        family.extend(self.children(number).await?);
-                    } else {
-                        // The children are those known and those just made, as made.
-                        family.extend(kids.iter().map(|k| (*k).clone()));
-                        for (child, _) in &applied.created {
-                            if let Some(marker) = IssueMarker::find(&child.body) {
-                                family.push(Migration::new(child.clone(), marker));
-                            }
-                        }
-                    }
-                    family
-                }
-                None => self.local_index(number).await?,
-            };
-            index = &fresh;
-        }
-        bail!("#{number} keeps moving after several rounds: does its workflow loop?")
-    }
-
     /// What may move now, reading no more than that takes. First the cheap look (no
     /// comments; label history only where the stage's gates need it, or as `events`
     /// brings it from an earlier look of this advance): a plan that moves nothing from it
@@ -258,7 +126,7 @@ impl<'a> Engine<'a> {
     /// made, unless `read_comments`), and the plan again. A plan that then moves out of a
     /// stage whose gates need the history it lacks is made once more with it: every stage
     /// is judged on what its own gates need, never on a look made for an earlier stage.
-    async fn decide(
+    pub(super) async fn decide(
         &self,
         m: &Migration,
         workflow: &Workflow,
@@ -330,7 +198,7 @@ impl<'a> Engine<'a> {
     /// its lease is not seen here) and not finished yet is most likely being finished by
     /// that run right now: it is left to it. Only one older than twice
     /// the lease's life is taken for a crash and resumed here.
-    fn in_other_hands(
+    pub(super) fn in_other_hands(
         &self,
         number: u64,
         plan: &crate::core::machine::Plan,
@@ -356,20 +224,6 @@ impl<'a> Engine<'a> {
                 age.num_seconds().max(0)
             )
         })
-    }
-
-    /// Enters the first stage of children that run a workflow but have no stage yet (a
-    /// crash came between creating them and their first move). Returns whether any moved.
-    async fn start_children(&self, number: u64, index: &[Migration]) -> Result<bool> {
-        let mut moved = false;
-        for child in Kin::new(index).children(number) {
-            if !child.issue.open || !self.unstarted(child) {
-                continue;
-            }
-            self.advance_boxed(child.issue.number, false).await?;
-            moved = true;
-        }
-        Ok(moved)
     }
 
     /// Whether `m` runs a workflow but carries none of its stage labels yet.
@@ -507,7 +361,7 @@ impl<'a> Engine<'a> {
         };
         if dry_run {
             return self
-                .advance_in(number, &family(m.clone()), true, None, false, true)
+                .drive(Advance::new(number, family(m.clone()), true, None, true))
                 .await
                 .with_context(context);
         }
@@ -548,15 +402,9 @@ impl<'a> Engine<'a> {
             let Some(marker) = IssueMarker::find(&issue.body) else {
                 bail!("#{number} lost its shepherd marker");
             };
-            self.advance_in(
-                number,
-                &family(Migration::new(issue, marker)),
-                false,
-                events,
-                false,
-                true,
-            )
-            .await
+            let head = Migration::new(issue, marker);
+            self.drive(Advance::new(number, family(head), false, events, true))
+                .await
         };
         match self.leased(number, std::time::Duration::ZERO, work).await {
             Ok(Leased::Done(a)) => Ok(a),
@@ -569,24 +417,4 @@ impl<'a> Engine<'a> {
             Err(e) => Err(e.context(context())),
         }
     }
-}
-
-/// The report of an advance that left the migration to another run: the moves this run
-/// made before, the stage it is in, and why it stopped.
-fn left_alone(
-    m: &Migration,
-    workflow: &Workflow,
-    plan: machine::Plan,
-    transitions: Vec<MoveReport>,
-    created: Vec<u64>,
-    why: String,
-) -> Advanced {
-    let mut report = report_plan(m.issue.number, workflow, plan, created);
-    report.transitions = transitions;
-    report.stage = workflow
-        .stages_labelled(&m.issue.labels)
-        .first()
-        .map(|s| s.id.clone());
-    report.skipped = Some(why);
-    report
 }

@@ -54,59 +54,16 @@ impl<'a> Engine<'a> {
     where
         F: Future<Output = Result<T>>,
     {
-        let key = key.to_string();
-        let owner = format!(
-            "{}/{}",
-            self.run_id,
-            self.lease_counter.fetch_add(1, Ordering::Relaxed)
-        );
+        let owner = match self.acquire_lease(key, what, wait).await? {
+            Ok(owner) => owner,
+            Err(busy) => return Ok(Leased::Busy(busy)),
+        };
         let ttl = self.lease_ttl;
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            if self.store.acquire(&key, &owner, ttl).await? {
-                break;
-            }
-            if !self.store.shared() {
-                // Every holder of a lease in a Store no other machine shares runs here:
-                // one whose process is gone was killed with the lease in hand, and the
-                // work it began is this run's to finish now, not when the lease expires.
-                if let Some((holder, _)) = self.store.holder(&key).await? {
-                    if holder_is_gone(&holder) {
-                        tracing::info!(
-                            "{what}: the shepherd that held its lease ({holder}) is gone; taking over"
-                        );
-                        self.store.release(&key, &holder).await?;
-                        continue;
-                    }
-                }
-            }
-            if tokio::time::Instant::now() >= deadline {
-                let holder = match self.store.holder(&key).await? {
-                    Some((who, until)) => format!(
-                        "{what} is being worked on by another shepherd ({who}, lease until {})",
-                        until.format("%H:%M:%S UTC")
-                    ),
-                    None => format!("{what} is being worked on by another shepherd"),
-                };
-                return Ok(Leased::Busy(holder));
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
         let renew = async {
             loop {
                 tokio::time::sleep(ttl / 3).await;
-                match self.store.renew(&key, &owner, ttl).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        return anyhow!(
-                            "lost the lease on {what} (this process stalled longer than {}s); nothing more was written",
-                            ttl.as_secs()
-                        )
-                    }
-                    Err(e) => {
-                        return anyhow::Error::from(e)
-                            .context(format!("renewing the lease on {what}"))
-                    }
+                if let Some(e) = self.lease_lost(what, self.store.renew(key, &owner, ttl).await) {
+                    return e;
                 }
             }
         };
@@ -114,7 +71,7 @@ impl<'a> Engine<'a> {
             r = work => r,
             e = renew => Err(e),
         };
-        let released = self.store.release(&key, &owner).await;
+        let released = self.store.release(key, &owner).await;
         let out = result?;
         released?;
         Ok(Leased::Done(out))
@@ -127,12 +84,154 @@ impl<'a> Engine<'a> {
     {
         match self.leased(number, LEASE_WAIT, work).await? {
             Leased::Done(t) => Ok(t),
-            Leased::Busy(who) => Err(anyhow!(
-                "{who}; waited {}s: try again in a moment",
-                LEASE_WAIT.as_secs()
-            )),
+            Leased::Busy(who) => Err(busy(&who)),
         }
     }
+
+    /// Takes the lease on `key`, waiting up to `wait`: the owner it was taken as, or who
+    /// holds it (`Err`).
+    async fn acquire_lease(
+        &self,
+        key: &str,
+        what: &str,
+        wait: Duration,
+    ) -> Result<std::result::Result<String, String>> {
+        let owner = format!(
+            "{}/{}",
+            self.run_id,
+            self.lease_counter.fetch_add(1, Ordering::Relaxed)
+        );
+        let ttl = self.lease_ttl;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if self.store.acquire(key, &owner, ttl).await? {
+                return Ok(Ok(owner));
+            }
+            if !self.store.shared() {
+                // Every holder of a lease in a Store no other machine shares runs here:
+                // one whose process is gone was killed with the lease in hand, and the
+                // work it began is this run's to finish now, not when the lease expires.
+                if let Some((holder, _)) = self.store.holder(key).await? {
+                    if holder_is_gone(&holder) {
+                        tracing::info!(
+                            "{what}: the shepherd that held its lease ({holder}) is gone; taking over"
+                        );
+                        self.store.release(key, &holder).await?;
+                        continue;
+                    }
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let holder = match self.store.holder(key).await? {
+                    Some((who, until)) => format!(
+                        "{what} is being worked on by another shepherd ({who}, lease until {})",
+                        until.format("%H:%M:%S UTC")
+                    ),
+                    None => format!("{what} is being worked on by another shepherd"),
+                };
+                return Ok(Err(holder));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The error a renewal's answer means, if any: the lease taken by another, or the
+    /// Store failing.
+    fn lease_lost(
+        &self,
+        what: &str,
+        renewed: std::result::Result<bool, crate::store::StoreError>,
+    ) -> Option<anyhow::Error> {
+        match renewed {
+            Ok(true) => None,
+            Ok(false) => Some(anyhow!(
+                "lost the lease on {what} (this process stalled longer than {}s); nothing more was written",
+                self.lease_ttl.as_secs()
+            )),
+            Err(e) => {
+                Some(anyhow::Error::from(e).context(format!("renewing the lease on {what}")))
+            }
+        }
+    }
+
+    /// Takes the lease on `number` as `with_lease` does (a lease that stays busy is an
+    /// error) and adds it to `held`, the last one.
+    pub(super) async fn hold(&self, held: &HeldLeases, number: u64) -> Result<()> {
+        let (key, what) = (self.lease_key(number), format!("#{number}"));
+        match self.acquire_lease(&key, &what, LEASE_WAIT).await? {
+            Ok(owner) => {
+                held.lock().push(Held { key, owner, what });
+                Ok(())
+            }
+            Err(who) => Err(busy(&who)),
+        }
+    }
+
+    /// Gives back the last lease of `held`.
+    pub(super) async fn give_back(&self, held: &HeldLeases) -> Result<()> {
+        let Some(h) = held.lock().pop() else {
+            return Ok(());
+        };
+        Ok(self.store.release(&h.key, &h.owner).await?)
+    }
+
+    /// Renews every lease in `held` every third of a lease's life, for as long as it is
+    /// polled; ends with the position of the first lease a renewal lost, and why. A lease
+    /// given back while its renewal was under way is not lost.
+    pub(super) async fn keep_renewed(&self, held: &HeldLeases) -> (usize, anyhow::Error) {
+        let ttl = self.lease_ttl;
+        loop {
+            tokio::time::sleep(ttl / 3).await;
+            let now: Vec<Held> = held.lock().clone();
+            for h in now {
+                let renewed = self.store.renew(&h.key, &h.owner, ttl).await;
+                if let Some(e) = self.lease_lost(&h.what, renewed) {
+                    let at = held.lock().iter().position(|x| x.owner == h.owner);
+                    if let Some(at) = at {
+                        return (at, e);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Leases taken one inside another's work (a child started while its parent's lease is
+/// held) and held together, each renewed by `keep_renewed` until `give_back`, innermost
+/// first: the explicit form of nested `with_lease`s.
+#[derive(Default)]
+pub(super) struct HeldLeases(std::sync::Mutex<Vec<Held>>);
+
+impl HeldLeases {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Held>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many are held.
+    pub(super) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Forgets (without giving back) all but the first `n`: the work that held them was
+    /// abandoned, as a dropped `with_lease` leaves its lease to expire.
+    pub(super) fn forget_after(&self, n: usize) {
+        self.lock().truncate(n);
+    }
+}
+
+#[derive(Clone)]
+struct Held {
+    key: String,
+    owner: String,
+    what: String,
+}
+
+/// A lease that stayed busy past `LEASE_WAIT`, as an error.
+fn busy(who: &str) -> anyhow::Error {
+    anyhow!(
+        "{who}; waited {}s: try again in a moment",
+        LEASE_WAIT.as_secs()
+    )
 }
 
 /// Whether a lease holder (`HOST-PID-xxxxxxxx/N`, a run id and a counter) is a process of

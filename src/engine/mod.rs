@@ -14,6 +14,7 @@
 mod advance;
 mod answers;
 mod apply;
+mod drive;
 pub mod due;
 mod flag_step;
 mod lazy_kin;

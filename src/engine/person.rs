@@ -295,6 +295,10 @@ impl<'a> Engine<'a> {
                 .map_err(anyhow::Error::msg)?;
             self.ensure_paused_label().await?;
             let applied = self.apply(&m, workflow, &plan, &comments).await?;
+            if applied.left.is_none() {
+                // A child the stage made that runs its own workflow enters its first stage.
+                self.start_made(&applied.created).await?;
+            }
             let mut report = report_plan(number, workflow, plan, Vec::new());
             if let Some(left) = applied.left {
                 report.transitions.clear();

@@ -14,7 +14,7 @@ use super::vars::check_renders;
 use super::{Engine, Migration};
 use crate::core::checklist::{self, ItemRef};
 use crate::core::machine::{Plan, PlannedTransition, Step};
-use crate::core::marker::{self, IssueMarker, TransitionMarker};
+use crate::core::marker::{self, TransitionMarker};
 use crate::core::snapshot::LabelEvent;
 use crate::core::workflow::Workflow;
 use crate::render::{Context, IssueRef};
@@ -156,7 +156,6 @@ impl<'a> Engine<'a> {
                 }
             }
         }
-        self.start_new_children(&w.applied.created).await?;
         w.applied.comments = w.comments;
         Ok(w.applied)
     }
@@ -308,24 +307,6 @@ impl<'a> Engine<'a> {
         w.as_of = issue.updated_at;
         self.record_move(&issue).await;
         w.applied.issue = Some(issue);
-        Ok(())
-    }
-
-    /// A child that runs its own workflow enters its first stage right away. A new issue
-    /// is known whole: no comments, no history, no children of its own.
-    async fn start_new_children(&self, created: &[(Issue, bool)]) -> Result<()> {
-        for (child, needs_start) in created {
-            if *needs_start {
-                let n = child.number;
-                let Some(marker) = IssueMarker::find(&child.body) else {
-                    anyhow::bail!("child #{n} was made without its marker");
-                };
-                let known = Migration::new(child.clone(), marker);
-                self.advance_new(known)
-                    .await
-                    .with_context(|| format!("starting child #{n}"))?;
-            }
-        }
         Ok(())
     }
 
