@@ -102,9 +102,14 @@ pub trait Api {
     /// Holds the server's clock within the second of `at` (`None`: the real clock again):
     /// the writes it records and the `Date` it answers with.
     fn hold_clock(&self, at: Option<DateTime<Utc>>);
+    /// Moves the server's clock `d` on (every time it records and answers).
+    fn travel(&self, d: chrono::Duration);
 }
 
 impl Api for GitLabServer {
+    fn travel(&self, d: chrono::Duration) {
+        GitLabServer::travel(self, d)
+    }
     fn url(&self) -> &str {
         &self.url
     }
@@ -188,6 +193,9 @@ impl Api for GitLabServer {
 }
 
 impl Api for GitHubServer {
+    fn travel(&self, d: chrono::Duration) {
+        GitHubServer::travel(self, d)
+    }
     fn url(&self) -> &str {
         &self.url
     }

@@ -11,7 +11,7 @@ use shepherd::http::retry::Policy;
 use shepherd::tracker::TrackerError;
 
 use crate::api::Api;
-use crate::support::{block_on, moved, stderr, stdout, GITALY_VARS, TO_ACCEPTANCE_TESTING};
+use crate::support::{block_on, moved, moves, stderr, stdout, GITALY_VARS, TO_ACCEPTANCE_TESTING};
 use crate::test_server::MrState;
 
 pub struct Remote<S: Api> {
@@ -363,6 +363,79 @@ const GITALY_PROTO: &str = "gitlab-org/gitaly-proto";
 
 /// Tracker settings for tests through the tracker API: a short request timeout and quick
 /// retries.
+impl<S: Api> Remote<S> {
+    /// The rest of a Gitaly migration from Acceptance Testing, the same on every tracker:
+    /// an approval by someone who may not approve (`mallory`'s token) does not count, a
+    /// maintainer's (`jacob`'s) does; Opt-In and Opt-Out wait for the next minor release
+    /// of GitLab (a patch does not count); Mandatory, ticked already, is done in the same
+    /// advance; eleven transitions in all.
+    pub fn acceptance_testing_to_done(&self, n: u64, mallory: &str, jacob: &str) {
+        self.tick_section(n, "Acceptance Testing");
+        self.ok_as(
+            mallory,
+            &["label", &n.to_string(), "--add", "Opt-In Approved"],
+        );
+        let v = self.advance(n);
+        assert!(
+            v["blocked_by"][0]["detail"]
+                .as_str()
+                .unwrap()
+                .contains("set by mallory, who may not approve"),
+            "{v}"
+        );
+        self.ok_as(
+            mallory,
+            &["label", &n.to_string(), "--remove", "Opt-In Approved"],
+        );
+        self.ok_as(
+            jacob,
+            &["label", &n.to_string(), "--add", "Opt-In Approved"],
+        );
+        assert_eq!(moves(&self.advance(n)), ["acceptance-testing>opt-in"]);
+        self.tick_section(n, "Opt-In");
+        self.tick_section(n, "Opt-Out");
+        self.tick_section(n, "Mandatory");
+        // Opt-In waits for the next minor release of GitLab, however long that takes; a
+        // patch release does not count.
+        self.server.travel(chrono::Duration::days(31));
+        let release = |tag: &str| {
+            self.server.publish_release(
+                "gitlab-org/gitlab",
+                tag,
+                chrono::Utc::now(),
+                crate::test_server::ReleaseKind::Published,
+            )
+        };
+        release("v17.2.3-ee");
+        let v = self.advance(n);
+        assert_eq!(moves(&v), Vec::<String>::new());
+        assert!(
+            v["blocked_by"][0]["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("0 of 1 releases of gitlab-org/gitlab since "),
+            "{v}"
+        );
+        release("v17.3.0-ee");
+        assert_eq!(moves(&self.advance(n)), ["opt-in>opt-out"]);
+        self.server.travel(chrono::Duration::days(31));
+        release("v17.4.0-ee");
+        // The Mandatory work was ticked already: done in the same advance.
+        assert_eq!(
+            moves(&self.advance(n)),
+            ["opt-out>mandatory", "mandatory>done"]
+        );
+        assert_eq!(self.json(&["status", &n.to_string()])["state"], "completed");
+        assert_eq!(
+            self.json(&["history", &n.to_string()])["transitions"]
+                .as_array()
+                .unwrap()
+                .len(),
+            11
+        );
+    }
+}
+
 pub fn quick_policy() -> Policy {
     Policy {
         attempts: 3,

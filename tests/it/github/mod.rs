@@ -117,69 +117,7 @@ fn a_gitaly_migration_runs_on_github() {
     );
     assert_eq!(hub.server.issue(c)["state"], "closed");
 
-    hub.tick_section(n, "Acceptance Testing");
-    hub.ok_as(
-        MALLORY,
-        &["label", &n.to_string(), "--add", "Opt-In Approved"],
-    );
-    let v = hub.advance(n);
-    assert!(
-        v["blocked_by"][0]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("set by mallory, who may not approve"),
-        "{v}"
-    );
-    hub.ok_as(
-        MALLORY,
-        &["label", &n.to_string(), "--remove", "Opt-In Approved"],
-    );
-    hub.ok_as(
-        JACOB,
-        &["label", &n.to_string(), "--add", "Opt-In Approved"],
-    );
-    assert_eq!(moves(&hub.advance(n)), ["acceptance-testing>opt-in"]);
-    hub.tick_section(n, "Opt-In");
-    hub.tick_section(n, "Opt-Out");
-    hub.tick_section(n, "Mandatory");
-    // Opt-In waits for the next minor release of GitLab, however long that takes; a
-    // patch release does not count.
-    hub.server.travel(chrono::Duration::days(31));
-    let release = |tag: &str| {
-        hub.server.publish_release(
-            "gitlab-org/gitlab",
-            tag,
-            chrono::Utc::now(),
-            crate::test_server::ReleaseKind::Published,
-        )
-    };
-    release("v17.2.3-ee");
-    let v = hub.advance(n);
-    assert_eq!(moves(&v), Vec::<String>::new());
-    assert!(
-        v["blocked_by"][0]["detail"]
-            .as_str()
-            .unwrap()
-            .starts_with("0 of 1 releases of gitlab-org/gitlab since "),
-        "{v}"
-    );
-    release("v17.3.0-ee");
-    assert_eq!(moves(&hub.advance(n)), ["opt-in>opt-out"]);
-    hub.server.travel(chrono::Duration::days(31));
-    release("v17.4.0-ee");
-    // The Mandatory work was ticked already: done in the same advance.
-    assert_eq!(
-        moves(&hub.advance(n)),
-        ["opt-out>mandatory", "mandatory>done"]
-    );
-    assert_eq!(hub.json(&["status", &n.to_string()])["state"], "completed");
-    assert_eq!(
-        hub.json(&["history", &n.to_string()])["transitions"]
-            .as_array()
-            .unwrap()
-            .len(),
-        11
-    );
+    hub.acceptance_testing_to_done(n, MALLORY, JACOB);
 
     hub.server.clear_log();
     hub.json(&["reconcile"]);

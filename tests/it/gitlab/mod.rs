@@ -178,65 +178,8 @@ fn a_gitaly_migration_runs_on_gitlab() {
     assert!(lab.server.project_flag("GITALY_FIND_COMMIT").is_none());
 
     // Approval: mallory's label does not count, the maintainer's does.
-    lab.tick_section(n, "Acceptance Testing");
-    lab.ok_as(
-        MALLORY,
-        &["label", &n.to_string(), "--add", "Opt-In Approved"],
-    );
-    let v = lab.advance(n);
-    assert!(
-        v["blocked_by"][0]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("set by mallory, who may not approve"),
-        "{v}"
-    );
-    lab.ok_as(
-        MALLORY,
-        &["label", &n.to_string(), "--remove", "Opt-In Approved"],
-    );
-    lab.ok_as(
-        JACOB,
-        &["label", &n.to_string(), "--add", "Opt-In Approved"],
-    );
-    assert_eq!(moves(&lab.advance(n)), ["acceptance-testing>opt-in"]);
-    lab.tick_section(n, "Opt-In");
-    lab.tick_section(n, "Opt-Out");
-    lab.tick_section(n, "Mandatory");
-    // Opt-In waits for the next minor release of GitLab, however long that takes; a
-    // patch release does not count.
-    lab.server.travel(chrono::Duration::days(31));
-    let release = |tag: &str| {
-        lab.server.publish_release(
-            "gitlab-org/gitlab",
-            tag,
-            chrono::Utc::now(),
-            crate::test_server::ReleaseKind::Published,
-        )
-    };
-    release("v17.2.3-ee");
-    let v = lab.advance(n);
-    assert_eq!(moves(&v), Vec::<String>::new());
-    assert!(
-        v["blocked_by"][0]["detail"]
-            .as_str()
-            .unwrap()
-            .starts_with("0 of 1 releases of gitlab-org/gitlab since "),
-        "{v}"
-    );
-    release("v17.3.0-ee");
-    assert_eq!(moves(&lab.advance(n)), ["opt-in>opt-out"]);
-    lab.server.travel(chrono::Duration::days(31));
-    release("v17.4.0-ee");
-    // The Mandatory work was ticked already: done in the same advance.
-    assert_eq!(
-        moves(&lab.advance(n)),
-        ["opt-out>mandatory", "mandatory>done"]
-    );
-    let status = lab.json(&["status", &n.to_string()]);
-    assert_eq!(status["state"], "completed");
+    lab.acceptance_testing_to_done(n, MALLORY, JACOB);
     let history = lab.json(&["history", &n.to_string()]);
-    assert_eq!(history["transitions"].as_array().unwrap().len(), 11);
     assert_eq!(history["transitions"][7]["by"], "shepherd-bot");
 
     // Reconcile twice: nothing written.
