@@ -322,14 +322,17 @@ fn a_delivery_about_no_migration_is_dropped_not_retried() {
             &format!("shepherd_advances_total{{tracker=\"{tracker}\",result=\"dropped\"}}"),
         ) == Some(2.0)
     });
+    // The warnings reach the log through a pipe: a moment after the counter.
+    let warned = |log: &str, key: &str| {
+        log.lines()
+            .any(|l| l.contains("WARN") && l.contains(key) && l.contains("dropped"))
+    };
+    let keys = [format!("{tracker}#99999"), format!("{tracker}#{plain}")];
+    service.wait_for("both warnings in the log", || {
+        let log = service.log();
+        keys.iter().all(|k| warned(&log, k))
+    });
     let log = service.log();
-    for key in [format!("{tracker}#99999"), format!("{tracker}#{plain}")] {
-        assert!(
-            log.lines()
-                .any(|l| l.contains("WARN") && l.contains(&key) && l.contains("dropped")),
-            "{log}"
-        );
-    }
     assert!(log.contains("issue #99999 does not exist"), "{log}");
     assert!(log.contains("has no shepherd marker"), "{log}");
     let (_, metrics) = service.get("/metrics");
