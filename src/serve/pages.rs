@@ -74,15 +74,22 @@ impl<'q> Filters<'q> {
     }
 }
 
-/// The report's page with only the migrations `filters` keep, names linked to `pages`.
-pub fn filtered(report: &Report, filters: &Filters, pages: &str) -> String {
+/// The report's page of `tracker` with only the migrations `filters` keep.
+pub fn filtered(report: &Report, filters: &Filters, tracker: &str) -> String {
+    let pages = pages_of(tracker);
     let mut report = report.clone();
     report.migrations.retain(|r| filters.keeps(r));
-    let html = html_with(&report, &Links { pages: Some(pages) });
+    let html = html_with(
+        &report,
+        &Links {
+            pages: Some(&pages),
+        },
+    );
     let note = format!(
-        "<p class=\"meta\">Showing {} migration(s) with {} · <a href=\"?\">show all</a></p>\n",
+        "<p class=\"meta\">Showing {} migration(s) with {} · <a href=\"/?tracker={}\">show all</a></p>\n",
         report.migrations.len(),
-        esc(&filters.describe())
+        esc(&filters.describe()),
+        esc(&urlencode(tracker))
     );
     html.replacen("</header>\n", &format!("</header>\n{note}"), 1)
 }

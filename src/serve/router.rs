@@ -82,7 +82,7 @@ async fn page(
             }),
             Some(filters),
         ) => dashboard::live_html(
-            &pages::filtered(&report, &filters, &pages::pages_of(tracker)),
+            &pages::filtered(&report, &filters, tracker),
             shared.page_refresh_seconds,
             &shared.trackers,
             tracker,

@@ -76,6 +76,10 @@ fn the_dashboard_filters_by_workflow_stage_label_and_state() {
     let (status, why) = rig.get("/?tracker=local&state=asleep");
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(why.contains("paused, failing, overdue, stale"), "{why}");
+    // A way back to the whole page of the same tracker.
+    let (_, page) = rig.get("/?tracker=local&stage=selection");
+    assert!(page.contains("show all"), "{page}");
+    assert!(!links(&page, "/?tracker=local%3A").is_empty(), "{page}");
     // No filter: the page as refreshed, with no "Showing".
     let (_, page) = rig.get("/?tracker=local");
     assert!(!page.contains("Showing "), "{page}");
