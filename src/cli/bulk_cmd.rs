@@ -66,20 +66,6 @@ pub(super) enum Action<'a> {
     Rollback(RollbackTo<'a>),
 }
 
-impl Action<'_> {
-    fn verb(&self, dry_run: bool) -> &'static str {
-        match (self, dry_run) {
-            (Action::Advance, _) => "advance",
-            (Action::Pause(_), true) => "would pause",
-            (Action::Pause(_), false) => "paused",
-            (Action::Resume(_), true) => "would resume",
-            (Action::Resume(_), false) => "resumed",
-            (Action::Rollback(_), true) => "would roll back",
-            (Action::Rollback(_), false) => "rolled back",
-        }
-    }
-}
-
 /// `advance REF`, or `advance` over a selection.
 pub(super) async fn advance(
     engine: &Engine<'_>,
@@ -91,8 +77,15 @@ pub(super) async fn advance(
     match reference {
         Some(n) if selector.is_empty() => move_cmd::advance(engine, format, n, dry_run).await,
         _ => {
-            let selected = select(engine, reference, selector).await?;
-            run(engine, format, &selected, &Action::Advance, dry_run).await
+            run(
+                engine,
+                format,
+                reference,
+                selector,
+                &Action::Advance,
+                dry_run,
+            )
+            .await
         }
     }
 }
@@ -111,8 +104,8 @@ pub(super) async fn rollback(
             move_cmd::rollback(engine, format, n, &back).await
         }
         _ => {
-            let selected = select(engine, reference, selector).await?;
-            run(engine, format, &selected, &Action::Rollback(back), dry_run).await
+            let action = Action::Rollback(back);
+            run(engine, format, reference, selector, &action, dry_run).await
         }
     }
 }
@@ -133,10 +126,7 @@ pub(super) async fn pause_or_resume(
         (Some(n), Action::Resume(reason)) if selector.is_empty() && !dry_run => {
             move_cmd::resume(engine, format, n, *reason).await
         }
-        _ => {
-            let selected = select(engine, reference, selector).await?;
-            run(engine, format, &selected, &action, dry_run).await
-        }
+        _ => run(engine, format, reference, selector, &action, dry_run).await,
     }
 }
 
@@ -170,20 +160,23 @@ async fn select(
         .collect())
 }
 
-/// Runs `action` on each of `selected` (or says what it would do), printing one line each.
+/// Runs `action` on each migration `selector` (or `reference`) selects, or says what it
+/// would do, printing one line each.
 async fn run(
     engine: &Engine<'_>,
     format: Format,
-    selected: &[Migration],
+    reference: Option<u64>,
+    selector: &Selector,
     action: &Action<'_>,
     dry_run: bool,
 ) -> Result<ExitCode> {
-    let mut done: Vec<(u64, Value, String)> = Vec::new();
+    let selected = select(engine, reference, selector).await?;
+    let mut done: Vec<(Value, String)> = Vec::new();
     let mut errors: Vec<Value> = Vec::new();
-    for m in selected {
+    for m in &selected {
         let n = m.issue.number;
         match one(engine, m, action, dry_run).await {
-            Ok((value, line)) => done.push((n, value, line)),
+            Ok(value_and_line) => done.push(value_and_line),
             Err(e) => {
                 eprintln!("error: #{n}: {e:#}");
                 errors.push(json!({"ref": n, "error": format!("{e:#}")}));
@@ -193,14 +186,14 @@ async fn run(
     let failed = !errors.is_empty();
     let value = json!({
         "dry_run": dry_run,
-        "migrations": done.iter().map(|(_, v, _)| v.clone()).collect::<Vec<_>>(),
+        "migrations": done.iter().map(|(v, _)| v.clone()).collect::<Vec<_>>(),
         "errors": errors,
     });
     print(format, &value, || {
         if selected.is_empty() {
             return "no open migration is selected".to_string();
         }
-        let lines: Vec<String> = done.iter().map(|(_, _, l)| l.clone()).collect();
+        let lines: Vec<String> = done.iter().map(|(_, l)| l.clone()).collect();
         lines.join("\n")
     })?;
     Ok(if failed {
@@ -230,10 +223,10 @@ async fn one(
         Action::Pause(_) | Action::Resume(_) if dry_run => {
             let wants = matches!(action, Action::Pause(_));
             let changes = wants != paused;
-            let verb = if changes {
-                action.verb(true)
-            } else {
-                "would leave"
+            let verb = match (changes, wants) {
+                (false, _) => "would leave",
+                (true, true) => "would pause",
+                (true, false) => "would resume",
             };
             let note = if changes {
                 ""

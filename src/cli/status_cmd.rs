@@ -84,7 +84,7 @@ pub(super) async fn all(
             out.push_str(&format!(
                 "#{:<5} {:<30} {:<22} {:<26} {:<10} {}\n",
                 s.number,
-                clip(&s.title, 30),
+                crate::report_format::truncate(&s.title, 30),
                 s.workflow,
                 s.stage.as_deref().unwrap_or("-"),
                 state,
@@ -125,16 +125,6 @@ pub(super) async fn log(
             .collect::<Vec<_>>()
             .join("\n\n")
     })
-}
-
-/// `text` cut to `width` characters, an ellipsis marking the cut.
-fn clip(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_string();
-    }
-    let mut out: String = text.chars().take(width - 1).collect();
-    out.push('…');
-    out
 }
 
 /// `history REF`: what happened to one migration, oldest first: its transitions, and

@@ -16,6 +16,7 @@ mod ticks;
 
 pub use self::csv::csv;
 pub use self::html::{esc, href, html, html_with};
+pub(crate) use self::svg::truncate;
 pub use self::text::text;
 
 use chrono::Duration;

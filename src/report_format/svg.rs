@@ -311,7 +311,7 @@ fn marks(row: &Row) -> Vec<&'static str> {
 }
 
 /// `text` cut to `most` characters, an ellipsis marking the cut.
-fn truncate(text: &str, most: usize) -> String {
+pub(crate) fn truncate(text: &str, most: usize) -> String {
     if text.chars().count() <= most {
         return text.to_string();
     }

@@ -162,7 +162,7 @@ pub fn live_html(report: &str, seconds: u64, trackers: &[String], current: &str)
                 } else {
                     format!(
                         "<a href=\"/?tracker={}\">{name}</a>",
-                        report_format::esc(&super::pages::urlencode(t))
+                        report_format::esc(&crate::render::urlencode(t))
                     )
                 }
             })

@@ -106,8 +106,6 @@ pub struct Shared {
     pub body_timeout: Duration,
     /// The slots for reading webhook bodies (`body::BODIES_AT_ONCE`).
     bodies: Arc<Semaphore>,
-    /// Per tracker: the open migrations at the last list, and each one's parent.
-    known: RwLock<HashMap<String, HashMap<u64, Option<u64>>>>,
     pages: RwLock<HashMap<String, Page>>,
     /// The first resync of every tracker succeeded.
     ready: AtomicBool,
@@ -123,7 +121,8 @@ pub struct Shared {
     /// Migrations as the advances that moved them last saw them, by tracker, while the
     /// issue stays so: the page shows them without reading their comments again.
     seen: Mutex<HashMap<String, SeenOf>>,
-    /// Each tracker's open migrations as its last list showed them.
+    /// Each tracker's open migrations as its last list showed them (`known` and the page
+    /// after work come from here).
     indexes: RwLock<HashMap<String, Vec<Migration>>>,
 }
 
@@ -137,7 +136,6 @@ impl Shared {
             page_refresh_seconds: 30,
             body_timeout: BODY_TIMEOUT,
             bodies: body::slots(),
-            known: RwLock::default(),
             pages: RwLock::default(),
             ready: AtomicBool::new(false),
             degraded: AtomicBool::new(false),
@@ -163,15 +161,6 @@ impl Shared {
 
     /// Records the open migrations of `tracker` (its index).
     pub fn set_known(&self, tracker: &str, index: &[Migration]) {
-        let map = index
-            .iter()
-            .filter(|m| m.issue.open)
-            .map(|m| (m.issue.number, m.marker.parent))
-            .collect();
-        self.known
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(tracker.to_string(), map);
         self.indexes
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -206,11 +195,17 @@ impl Shared {
 
     /// The open migrations `tracker` had at its last list, with their parents.
     pub fn known(&self, tracker: &str) -> HashMap<u64, Option<u64>> {
-        self.known
+        self.indexes
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(tracker)
-            .cloned()
+            .map(|index| {
+                index
+                    .iter()
+                    .filter(|m| m.issue.open)
+                    .map(|m| (m.issue.number, m.marker.parent))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use crate::core::report::{Report, Row};
+use crate::render::urlencode;
 use crate::report_format::{esc, html_with, Links};
 
 /// The filters the dashboard takes, as the query gave them.
@@ -212,18 +213,6 @@ fn children(status: &Value, pages: &str) -> String {
     }
     out.push_str("</ul>\n");
     out
-}
-
-/// `text` as one URL path segment or query value.
-pub fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The address of `tracker`'s migration pages, before a number.
