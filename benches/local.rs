@@ -293,6 +293,7 @@ async fn enter(
         run: None,
         store: None,
         untick: Vec::new(),
+        command: None,
     };
     tracker
         .add_comment(

@@ -343,6 +343,21 @@ pub(super) enum Tracked {
         #[arg(long)]
         undo: bool,
     },
+    /// Write a comment as --actor, as a person would (local tracker): a first line
+    /// `/shepherd …` is a comment command
+    #[command(
+        after_help = "Examples:\n  shepherd comment 12 \"/shepherd pause waiting for the DBA\" --actor dave\n  shepherd comment 12 \"/shepherd approve\" --actor carol\n  shepherd comment 12 \"/shepherd status\" --child acceptance-testing"
+    )]
+    Comment {
+        /// The issue's number (12 or #12)
+        #[arg(value_parser = parse_ref, value_name = "REF")]
+        reference: u64,
+        /// The comment's text (Markdown)
+        text: String,
+        /// On the newest child issue made from this template
+        #[arg(long, value_name = "TEMPLATE")]
+        child: Option<String>,
+    },
     /// Change labels, as a person would
     #[command(
         after_help = "Examples:\n  shepherd label 12 --add existing-rpc\n  shepherd label 12 --add \"Opt-In Approved\" --actor jacobvosmaer-gitlab\n  shepherd label 12 --remove shelve"

@@ -37,6 +37,9 @@ pub(super) struct Config {
     pub(super) prometheus: Option<PrometheusConfig>,
     #[serde(default)]
     pub(super) flags: Option<FlagsConfig>,
+    /// `[people] operators = [...]`: who may give comment commands on the local tracker.
+    #[serde(default)]
+    pub(super) people: Option<PeopleConfig>,
     pub(super) workflows: Option<PathBuf>,
     pub(super) templates: Option<PathBuf>,
 }
@@ -48,6 +51,12 @@ pub(super) struct TrackerConfig {
     pub(super) spec: Option<String>,
     pub(super) gitlab_url: Option<String>,
     pub(super) github_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PeopleConfig {
+    pub(super) operators: Option<Vec<String>>,
 }
 
 /// `[state]` in `shepherd.toml`.
@@ -174,6 +183,11 @@ impl Session {
             fresh_reads: self.fresh_reads,
             note_drift: false,
             lease_ttl: self.lease_ttl,
+            operators: self
+                .config
+                .people
+                .as_ref()
+                .and_then(|p| p.operators.clone()),
         }
     }
 

@@ -34,6 +34,29 @@ pub(super) async fn tick(
     })
 }
 
+/// `comment REF TEXT`: a comment as a person writes it, on the tracking issue or a child.
+pub(super) async fn comment(
+    engine: &Engine<'_>,
+    format: Format,
+    reference: u64,
+    text: &str,
+    child: Option<&str>,
+) -> Result<ExitCode> {
+    if text.trim().is_empty() {
+        anyhow::bail!("the comment is empty: say something");
+    }
+    let (number, c) = engine.person_comment(reference, text, child).await?;
+    let value = json!({"ref": number, "id": c.id, "author": c.author, "at": c.created_at});
+    print(format, &value, || {
+        let next = if crate::core::command::parse(text).is_some() {
+            format!("; the next `shepherd advance {reference}` or `reconcile` answers the command")
+        } else {
+            String::new()
+        };
+        format!("#{number}: comment {} by {}{next}", c.id, c.author)
+    })
+}
+
 /// `close REF` / `reopen REF`.
 pub(super) async fn set_open(
     engine: &Engine<'_>,

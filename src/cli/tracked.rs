@@ -119,6 +119,18 @@ pub(super) async fn tracked(session: &Session, command: Tracked) -> Result<ExitC
             };
             person_cmd::tick(&engine, format, reference, &at, undo).await
         }
+        Tracked::Comment {
+            reference,
+            text,
+            child,
+        } => {
+            if !spec.is_local() {
+                anyhow::bail!(
+                    "`comment` writes as --actor on the local tracker only; on {spec}, comment on the issue itself"
+                );
+            }
+            person_cmd::comment(&engine, format, reference, &text, child.as_deref()).await
+        }
         Tracked::Label {
             reference,
             add,

@@ -78,6 +78,7 @@ mod tests {
             run: None,
             store: None,
             untick: Vec::new(),
+            command: None,
         };
         format!("moved\n\n{}", m.render())
     }
@@ -91,6 +92,7 @@ mod tests {
                 String::new()
             },
             paused,
+            command: None,
         };
         format!("paused\n\n{}", p.render())
     }

@@ -57,6 +57,10 @@ pub struct TransitionMarker {
     /// them): a run that finishes it after a crash unticks these and no others.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub untick: Vec<super::checklist::ItemRef>,
+    /// The comment command (its comment's id) that made this transition: the record is
+    /// the command's reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<u64>,
 }
 
 /// What a pause comment records: who paused the migration and why.
@@ -66,6 +70,9 @@ pub struct PauseMarker {
     pub reason: String,
     /// False for the comment of a `resume`.
     pub paused: bool,
+    /// The comment command (its comment's id) that made it: the record is its reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<u64>,
 }
 
 impl PauseMarker {
@@ -143,7 +150,7 @@ pub fn has_action_marker(comment: &str, marker: &str) -> bool {
 /// characters serde_json leaves raw that a tracker may take for a line break (after which
 /// GitLab starts a quick action) or a terminal for a command: DEL, the C1 controls (NEL
 /// among them), U+2028 and U+2029.
-fn safe_json<T: Serialize>(value: &T) -> String {
+pub(crate) fn safe_json<T: Serialize>(value: &T) -> String {
     let json = serde_json::to_string(value).expect("markers serialise");
     let mut out = String::with_capacity(json.len());
     for c in json.chars() {
@@ -225,6 +232,7 @@ mod tests {
                 "Plan".into(),
                 "a --> b".into(),
             )],
+            command: Some(41),
         };
         let comment = format!("Moved.\n\n{}", marker.render());
         assert_eq!(TransitionMarker::find(&comment), Some(marker));

@@ -2,6 +2,7 @@
 //! Nothing here does IO, reads the clock or awaits; every input is an argument.
 
 pub mod checklist;
+pub mod command;
 pub mod drift;
 pub mod duration;
 pub mod events;

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use anyhow::{bail, Context as _, Result};
 use chrono::{DateTime, Utc};
 
+use super::commands::Commands;
 use super::drive::Advance;
 use super::lease::Leased;
 use super::vars::{check_renders, resolve_vars};
@@ -99,10 +100,22 @@ impl<'a> Engine<'a> {
                 .await;
         }
         self.with_lease(number, async {
-            let (index, kin_read) = self.family(number).await?;
-            let advanced = self
+            let (mut index, mut kin_read) = self.family(number).await?;
+            // Comment commands first: what they change, the advance sees.
+            let on = self.scans().await.among(&index.iter().collect::<Vec<_>>());
+            let mut commands = Commands::default();
+            if !on.is_empty() {
+                commands = self.answer_commands(number, &on).await?;
+                if !commands.answered.is_empty() {
+                    (index, kin_read) = self.family(number).await?;
+                }
+            }
+            let mut advanced = self
                 .drive(Advance::new(number, index, false, None, kin_read))
                 .await?;
+            self.answer_advances(&mut commands, &advanced).await?;
+            self.keep_scans(&commands.looked).await;
+            advanced.commands = commands.answered;
             // Only a workflow that sets flags can drift: no read for the others.
             let sets_flags = self
                 .catalog
@@ -165,7 +178,7 @@ impl<'a> Engine<'a> {
         snapshot.history_unread = !read;
         plan = self.plan(workflow, &mut snapshot).await;
         if machine::leans_on_history(workflow, &snapshot, &plan) {
-            snapshot.label_events = self.tracker.label_events(m.issue.number).await?;
+            snapshot.label_events = self.label_history(m, workflow, None).await?;
             snapshot.history_unread = false;
             plan = self.plan(workflow, &mut snapshot).await;
         }
@@ -187,7 +200,7 @@ impl<'a> Engine<'a> {
             .first()
             .is_some_and(|s| s.needs_label_history());
         if snapshot.history_unread && decides && !plan.transitions.is_empty() {
-            snapshot.label_events = self.tracker.label_events(m.issue.number).await?;
+            snapshot.label_events = self.label_history(m, workflow, None).await?;
             snapshot.history_unread = false;
             *plan = self.plan(workflow, snapshot).await;
         }
@@ -254,6 +267,14 @@ impl<'a> Engine<'a> {
         };
         let waves = waves(&index);
         let mut out = Reconciled::default();
+        // Comment commands: only issues whose count of comments changed since the last
+        // look are read for them (none in a dry run).
+        let scans = if dry_run {
+            None
+        } else {
+            Some(self.scans().await)
+        };
+        let looked = std::sync::Mutex::new(Vec::new());
         self.progress.start(waves.iter().map(Vec::len).sum());
         let last = waves.len().saturating_sub(1);
         for (i, wave) in waves.into_iter().enumerate() {
@@ -265,8 +286,20 @@ impl<'a> Engine<'a> {
             // Most cannot move, and their glance needs no request: those are settled first,
             // on every core (a checklist to parse each).
             let now = self.now();
+            let on: HashMap<u64, Vec<u64>> = wave
+                .iter()
+                .filter_map(|n| {
+                    let mut family = vec![*by_number.get(n)?];
+                    family.extend(kin.children(*n));
+                    let on = scans.as_ref()?.among(&family);
+                    (!on.is_empty()).then_some((*n, on))
+                })
+                .collect();
             let settled: Vec<Option<Advanced>> = super::on_every_core(&wave, |number| {
                 let m = by_number.get(number)?;
+                if on.contains_key(number) {
+                    return None;
+                }
                 self.settled(m, kin.children(*number), now)
             });
             let mut results: Vec<(u64, Result<Advanced>)> = Vec::new();
@@ -283,10 +316,14 @@ impl<'a> Engine<'a> {
             // Unordered: a migration waiting on a request must not hold up the ones behind it.
             let looked: Vec<(u64, Result<Advanced>)> = stream::iter(rest)
                 .map(|number| {
-                    let (kin, by_number) = (&kin, &by_number);
+                    let (kin, by_number, on, looked) = (&kin, &by_number, &on, &looked);
                     async move {
+                        let on = on.get(&number).map(Vec::as_slice).unwrap_or_default();
                         let r = match by_number.get(&number) {
-                            Some(m) => self.reconcile_one(m, kin.children(number), dry_run).await,
+                            Some(m) => {
+                                let kids = kin.children(number);
+                                self.reconcile_one(m, kids, dry_run, on, looked).await
+                            }
                             None => Err(anyhow::anyhow!("#{number} left the index")),
                         };
                         self.progress.inc();
@@ -326,6 +363,8 @@ impl<'a> Engine<'a> {
             }
         }
         self.progress.finish();
+        self.keep_scans(&looked.into_inner().unwrap_or_else(|e| e.into_inner()))
+            .await;
         out.migrations.sort_by_key(|a| a.number);
         out.errors.sort_by_key(|f| f.number);
         Ok(out)
@@ -351,6 +390,8 @@ impl<'a> Engine<'a> {
         m: &Migration,
         kids: &[&Migration],
         dry_run: bool,
+        on: &[u64],
+        looked: &std::sync::Mutex<Vec<(u64, Option<u64>)>>,
     ) -> Result<Advanced> {
         let number = m.issue.number;
         let context = || format!("advancing #{number}");
@@ -374,7 +415,7 @@ impl<'a> Engine<'a> {
             .with_context(context)?;
         let history_read = !snapshot.history_unread;
         let unstarted_children = kids.iter().any(|c| c.issue.open && self.unstarted(c));
-        if plan.transitions.is_empty() && !unstarted_children {
+        if plan.transitions.is_empty() && !unstarted_children && on.is_empty() {
             return Ok(report_plan(number, workflow, plan, Vec::new()));
         }
         let look = report_plan(number, workflow, plan, Vec::new());
@@ -390,7 +431,17 @@ impl<'a> Engine<'a> {
             // meanwhile shows in the comments read next (or in the claim's read-back), and
             // is finished, not repeated; a label a person set meanwhile is kept, by the
             // tracker (relative edits) or by the claim's read-back (`apply`).
+            let mut commands = Commands::default();
+            if !on.is_empty() {
+                commands = self.answer_commands(number, on).await?;
+                looked
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(commands.looked.drain(..));
+            }
+            let acted = !commands.answered.is_empty();
             let issue = match self.tracker.label_writes() {
+                _ if acted => self.tracker.issue(number).await?,
                 LabelWrites::Relative | LabelWrites::ReadBack
                     if !self.moved_since(&m.issue).await? =>
                 {
@@ -403,8 +454,12 @@ impl<'a> Engine<'a> {
                 bail!("#{number} lost its shepherd marker");
             };
             let head = Migration::new(issue, marker);
-            self.drive(Advance::new(number, family(head), false, events, true))
-                .await
+            let mut advanced = self
+                .drive(Advance::new(number, family(head), false, events, true))
+                .await?;
+            self.answer_advances(&mut commands, &advanced).await?;
+            advanced.commands = commands.answered;
+            Ok(advanced)
         };
         match self.leased(number, std::time::Duration::ZERO, work).await {
             Ok(Leased::Done(a)) => Ok(a),

@@ -14,6 +14,7 @@
 mod advance;
 mod answers;
 mod apply;
+pub mod commands;
 mod drive;
 pub mod due;
 mod flag_step;
@@ -73,6 +74,9 @@ pub struct Settings {
     /// How long a lease lasts without renewal (`SHEPHERD_LEASE_TTL`): it bounds how long
     /// the work of a killed process stays blocked.
     pub lease_ttl: std::time::Duration,
+    /// `[people] operators`: who may give comment commands on a tracker that keeps no
+    /// access levels (the local one); `None`: anyone.
+    pub operators: Option<Vec<String>>,
 }
 
 impl Settings {
@@ -85,6 +89,7 @@ impl Settings {
             fresh_reads: false,
             note_drift: false,
             lease_ttl: lease::DEFAULT_LEASE_TTL,
+            operators: None,
         }
     }
 }
@@ -121,6 +126,8 @@ pub struct Engine<'a> {
     pub note_drift: bool,
     /// Facts answered a moment ago (`facts`).
     pub(crate) facts: answers::FactCache,
+    /// `Settings::operators`.
+    pub operators: Option<Vec<String>>,
 }
 
 /// Progress of a long run, for a progress bar. The default does nothing.
@@ -227,6 +234,9 @@ pub struct Advanced {
     /// Why this run left the migration alone (another shepherd holds it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+    /// The comment commands this run answered (`/shepherd …`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<commands::Answered>,
     /// The tracking issue as this run's last write left it, with its comments: what a
     /// page may show of it without reading it again (never what a decision reads).
     #[serde(skip)]
@@ -290,6 +300,7 @@ impl<'a> Engine<'a> {
             fresh_reads,
             note_drift,
             lease_ttl,
+            operators,
         } = settings;
         Engine {
             tracker,
@@ -307,6 +318,7 @@ impl<'a> Engine<'a> {
             flags: None,
             note_drift,
             facts: answers::FactCache::default(),
+            operators,
         }
     }
 
@@ -571,6 +583,7 @@ pub(crate) fn report_plan(
         warnings: plan.warnings,
         created,
         skipped: None,
+        commands: Vec::new(),
         seen: None,
     }
 }

@@ -89,6 +89,18 @@ impl<'a> Engine<'a> {
         Ok((target, comments))
     }
 
+    /// A comment as a person writes it, on migration `number` or its newest child made from
+    /// `child`: the issue's number and the comment.
+    pub async fn person_comment(
+        &self,
+        number: u64,
+        text: &str,
+        child: Option<&str>,
+    ) -> Result<(u64, crate::tracker::Comment)> {
+        let target = self.tick_target(number, child).await?;
+        Ok((target, self.tracker.add_comment(target, text).await?))
+    }
+
     /// The issue a tick writes: the migration, or its newest child made from `child`.
     async fn tick_target(&self, number: u64, child: Option<&str>) -> Result<u64> {
         let Some(template) = child else {
@@ -223,63 +235,84 @@ impl<'a> Engine<'a> {
         }
         self.with_lease(number, async {
             let (m, _) = self.migration(number).await?;
-            let is_paused = m.issue.labels.iter().any(|l| l == PAUSED_LABEL);
-            if is_paused == paused {
-                return Ok(Paused {
-                    number,
-                    paused,
-                    changed: false,
-                    reason: reason.map(str::to_string),
-                });
-            }
-            let mark = PauseMarker {
-                by: self.actor.clone(),
-                reason: reason.unwrap_or_default().to_string(),
-                paused,
-            };
-            let text = match (paused, reason) {
-                (true, Some(r)) => format!(
-                    "**shepherd**: {} paused this migration: {}",
-                    crate::render::neutralize(&self.actor),
-                    crate::render::neutralize(r)
-                ),
-                _ => format!(
-                    "**shepherd**: {} resumed this migration{}",
-                    crate::render::neutralize(&self.actor),
-                    reason
-                        .map(|r| format!(": {}", crate::render::neutralize(r)))
-                        .unwrap_or_default()
-                ),
-            };
-            self.tracker
-                .add_comment(number, &format!("{text}\n\n{}", mark.render()))
-                .await?;
-            if paused {
-                self.ensure_paused_label().await?;
-            }
-            let edit = IssueEdit {
-                current: m.issue.labels.clone(),
-                add: if paused {
-                    vec![PAUSED_LABEL.to_string()]
-                } else {
-                    Vec::new()
-                },
-                remove: if paused {
-                    Vec::new()
-                } else {
-                    vec![PAUSED_LABEL.to_string()]
-                },
-                open: None,
-            };
-            self.tracker.edit_issue(number, &edit).await?;
-            Ok(Paused {
-                number,
-                paused,
-                changed: true,
-                reason: reason.map(str::to_string),
-            })
+            let by = self.actor.clone();
+            Ok(self.pause_by(&m.issue, paused, reason, &by, None).await?.0)
         })
         .await
+    }
+
+    /// Pauses or resumes the migration of `issue` for `by` (the caller holds its lease):
+    /// the comment that records it, then the label. Made by a comment command (its id),
+    /// the comment is the command's reply; of two runs that record one command, the first
+    /// comment stays and the other run takes its own back and writes nothing more. Also
+    /// returns the comment posted, if any.
+    pub(crate) async fn pause_by(
+        &self,
+        issue: &Issue,
+        paused: bool,
+        reason: Option<&str>,
+        by: &str,
+        command: Option<u64>,
+    ) -> Result<(Paused, Option<crate::tracker::Comment>)> {
+        let number = issue.number;
+        let is_paused = issue.labels.iter().any(|l| l == PAUSED_LABEL);
+        let mut done = Paused {
+            number,
+            paused,
+            changed: false,
+            reason: reason.map(str::to_string),
+        };
+        if is_paused == paused {
+            return Ok((done, None));
+        }
+        let mark = PauseMarker {
+            by: by.to_string(),
+            reason: reason.unwrap_or_default().to_string(),
+            paused,
+            command,
+        };
+        let who = crate::render::neutralize(by);
+        let text = match (paused, reason) {
+            (true, Some(r)) => format!(
+                "**shepherd**: {who} paused this migration: {}",
+                crate::render::neutralize(r)
+            ),
+            _ => format!(
+                "**shepherd**: {who} resumed this migration{}",
+                reason
+                    .map(|r| format!(": {}", crate::render::neutralize(r)))
+                    .unwrap_or_default()
+            ),
+        };
+        let posted = self
+            .tracker
+            .add_comment(number, &format!("{text}\n\n{}", mark.render()))
+            .await?;
+        if let Some(id) = command {
+            if !self.first_answer(number, id, &posted).await? {
+                return Ok((done, None));
+            }
+        }
+        if paused {
+            self.ensure_paused_label().await?;
+        }
+        let edit = IssueEdit {
+            current: issue.labels.clone(),
+            add: if paused {
+                vec![PAUSED_LABEL.to_string()]
+            } else {
+                Vec::new()
+            },
+            remove: if paused {
+                Vec::new()
+            } else {
+                vec![PAUSED_LABEL.to_string()]
+            },
+            open: None,
+        };
+        self.tracker.edit_issue(number, &edit).await?;
+        done.changed = true;
+        Ok((done, Some(posted)))
     }
 
     /// Moves a migration back to a stage it has been in (any stage with `force`),
@@ -293,28 +326,40 @@ impl<'a> Engine<'a> {
             let (snapshot, comments) = self.snapshot(&m, workflow, &[], true, None).await?;
             let plan = machine::rollback(workflow, &snapshot, back, self.now())
                 .map_err(anyhow::Error::msg)?;
-            self.ensure_paused_label().await?;
-            let applied = self.apply(&m, workflow, &plan, &comments).await?;
-            if applied.left.is_none() {
-                // A child the stage made that runs its own workflow enters its first stage.
-                self.start_made(&applied.created).await?;
-            }
-            let mut report = report_plan(number, workflow, plan, Vec::new());
-            if let Some(left) = applied.left {
-                report.transitions.clear();
-                report.skipped = Some(match left {
-                    LeftAlone::LostTo(winner) => {
-                        format!("another shepherd ({winner}) moved #{number} first")
-                    }
-                    left => left.why(number),
-                });
-            }
-            Ok(report)
+            self.rollback_plan(&m, workflow, plan, &comments).await
         })
         .await
     }
 
-    async fn ensure_paused_label(&self) -> Result<()> {
+    /// Applies a rollback's plan (the caller holds the lease).
+    pub(crate) async fn rollback_plan(
+        &self,
+        m: &super::Migration,
+        workflow: &crate::core::workflow::Workflow,
+        plan: machine::Plan,
+        comments: &[crate::tracker::Comment],
+    ) -> Result<Advanced> {
+        let number = m.issue.number;
+        self.ensure_paused_label().await?;
+        let applied = self.apply(m, workflow, &plan, comments).await?;
+        if applied.left.is_none() {
+            // A child the stage made that runs its own workflow enters its first stage.
+            self.start_made(&applied.created).await?;
+        }
+        let mut report = report_plan(number, workflow, plan, Vec::new());
+        if let Some(left) = applied.left {
+            report.transitions.clear();
+            report.skipped = Some(match left {
+                LeftAlone::LostTo(winner) => {
+                    format!("another shepherd ({winner}) moved #{number} first")
+                }
+                left => left.why(number),
+            });
+        }
+        Ok(report)
+    }
+
+    pub(crate) async fn ensure_paused_label(&self) -> Result<()> {
         let spec = label_spec(
             PAUSED_LABEL,
             "shepherd: no forward move while this label is on",

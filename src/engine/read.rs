@@ -4,6 +4,7 @@
 use anyhow::Result;
 
 use super::{Engine, Migration};
+use crate::core::command;
 use crate::core::marker::TransitionMarker;
 use crate::core::questions::questions;
 use crate::core::snapshot::{Child, ChildStage, LabelEvent, Snapshot, TransitionRecord};
@@ -115,13 +116,36 @@ impl<'a> Engine<'a> {
         let (label_events, read) = match events {
             Some(events) => (events, true),
             None if full || stage.is_some_and(|s| s.needs_label_history()) => {
-                (self.tracker.label_events(number).await?, true)
+                let read = (full && m.issue.comment_count != Some(0)).then_some(&comments[..]);
+                (self.label_history(m, workflow, read).await?, true)
             }
             None => (Vec::new(), false),
         };
         let mut snapshot = self.build(m, &children, &comments, label_events);
         snapshot.history_unread = !read;
         Ok((snapshot, comments))
+    }
+
+    /// The label history of `m`, with the approvals given by comment command where it may
+    /// lack them (`commands::may_lack_approvals`): only then are the comments read, unless
+    /// the caller has them.
+    pub(crate) async fn label_history(
+        &self,
+        m: &Migration,
+        workflow: &Workflow,
+        comments: Option<&[Comment]>,
+    ) -> Result<Vec<LabelEvent>> {
+        let mut events = self.tracker.label_events(m.issue.number).await?;
+        if super::commands::may_lack_approvals(workflow, &events) {
+            match comments {
+                Some(known) => command::merge_approvals(&mut events, known),
+                None => {
+                    let read = self.tracker.comments(m.issue.number).await?;
+                    command::merge_approvals(&mut events, &read);
+                }
+            }
+        }
+        Ok(events)
     }
 
     /// The snapshot from what was read: no request.

@@ -161,7 +161,8 @@ impl<'a> Engine<'a> {
                     )
                     .await?;
                 if history_needed(m, workflow, &snapshot, &comments) {
-                    snapshot.label_events = self.tracker.label_events(m.issue.number).await?;
+                    snapshot.label_events =
+                        self.label_history(m, workflow, Some(&comments)).await?;
                 }
                 self.answer_drift(workflow, &mut snapshot).await;
                 self.progress.inc();

@@ -42,7 +42,13 @@ pub struct Comment {
     pub id: u64,
     pub body: String,
     pub author: String,
+    /// The author's numeric id, where the tracker has one (GitLab's members API asks by it).
+    #[serde(default)]
+    pub author_id: Option<u64>,
     pub created_at: DateTime<Utc>,
+    /// Edited after it was made: a command edited later is no command.
+    #[serde(default)]
+    pub edited: bool,
 }
 
 /// An issue to create.
@@ -90,6 +96,16 @@ pub enum TrackerError {
     Local(String),
     #[error("{0}")]
     Other(String),
+}
+
+/// What a person may do on the project, where the tracker keeps access levels (comment
+/// commands that change a migration need write access).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Developer or more on GitLab; write, maintain or admin on GitHub.
+    Write,
+    /// Less: what the person has, as the tracker names it ("Guest access").
+    Less(String),
 }
 
 /// How a tracker's label write meets a label someone set since the caller read the issue.
@@ -339,6 +355,19 @@ pub trait Tracker: Send + Sync {
     /// first; drafts, pre-releases and upcoming releases left out. An unknown project is
     /// an error that names it.
     async fn releases(&self, project: Option<&str>) -> Result<Vec<Release>, TrackerError>;
+
+    /// What the author of a comment (`user`, with its numeric id where the tracker gives
+    /// one) may do on the project; `None` where the tracker keeps no access levels (the
+    /// local tracker: `[people] operators` decides).
+    async fn access(&self, _user: &str, _id: Option<u64>) -> Result<Option<Access>, TrackerError> {
+        Ok(None)
+    }
+
+    /// What `access` must say for a command that changes a migration, as people here call
+    /// it.
+    fn write_access(&self) -> &'static str {
+        "write access"
+    }
 }
 
 /// A tracker as `--tracker` spells it.

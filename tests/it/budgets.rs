@@ -137,6 +137,7 @@ fn record_entries<S: Projects>(server: &S, n: usize) {
                 run: Some("seed".into()),
                 store: None,
                 untick: Vec::new(),
+                command: None,
             };
             let body = format!("Entered {}.\n\n{}", SPREAD[i % 8], marker.render());
             client.add_comment(i as u64 + 1, &body).await.unwrap();

@@ -7,6 +7,7 @@ mod bad_values;
 mod budgets;
 mod cli;
 mod commands;
+mod comment_commands;
 mod concurrency;
 mod crash;
 mod differential;

@@ -48,6 +48,18 @@ pub struct PlannedTransition {
     /// lists them): the evidence of the stages it goes back over.
     pub untick: Vec<ItemRef>,
     pub steps: Vec<Step>,
+    /// The comment command that asked for it (a rollback by `/shepherd rollback`): its
+    /// audit comment names the commenter and is the command's reply.
+    pub command: Option<Commanded>,
+}
+
+/// A comment command a transition answers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Commanded {
+    /// The command's comment id.
+    pub id: u64,
+    /// Its author.
+    pub by: String,
 }
 
 /// One write the engine makes, each idempotent by its marker or by being a set operation.
@@ -179,6 +191,7 @@ fn first_move<'w>(
             passed: Vec::new(),
             untick: last.untick.clone(),
             steps,
+            command: None,
         });
     }
     if sim.stage.is_some() {
@@ -199,6 +212,7 @@ fn first_move<'w>(
         passed: Vec::new(),
         untick: Vec::new(),
         steps,
+        command: None,
     })
 }
 

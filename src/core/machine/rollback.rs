@@ -91,6 +91,7 @@ pub fn rollback(
         passed: Vec::new(),
         untick,
         steps,
+        command: None,
     };
     Ok(Plan {
         from,

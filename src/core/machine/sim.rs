@@ -99,6 +99,7 @@ impl<'w> Sim<'w> {
             passed,
             untick: Vec::new(),
             steps,
+            command: None,
         }
     }
 

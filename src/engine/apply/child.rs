@@ -245,6 +245,7 @@ impl Engine<'_> {
             passed: Vec::new(),
             untick: Vec::new(),
             steps: Vec::new(),
+            command: None,
         };
         self.tracker
             .add_comment(child, &self.audit_comment(workflow, &entry, &[]))

@@ -410,12 +410,16 @@ impl<'a> Engine<'a> {
             seq: t.seq,
             from: t.from.clone(),
             to: t.to.clone(),
-            by: self.actor.clone(),
+            by: t
+                .command
+                .as_ref()
+                .map_or_else(|| self.actor.clone(), |c| c.by.clone()),
             reason: t.reason.clone(),
             rollback: t.rollback,
             run: Some(self.run_id.clone()),
             store: self.store_id.get().cloned(),
             untick: t.untick.clone(),
+            command: t.command.as_ref().map(|c| c.id),
         };
         format!("{text}\n\n{}", mark.render())
     }

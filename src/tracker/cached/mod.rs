@@ -390,6 +390,19 @@ impl Tracker for CachedTracker<'_> {
         Ok(children)
     }
 
+    async fn access(
+        &self,
+        user: &str,
+        id: Option<u64>,
+    ) -> Result<Option<super::Access>, TrackerError> {
+        // Never kept: access can be taken away at any moment.
+        self.inner.access(user, id).await
+    }
+
+    fn write_access(&self) -> &'static str {
+        self.inner.write_access()
+    }
+
     async fn link(&self, parent: u64, child: u64) -> Result<(), TrackerError> {
         self.inner.link(parent, child).await
     }

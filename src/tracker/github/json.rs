@@ -30,11 +30,15 @@ pub struct GhTimelineItem {
     pub user: Option<GhLogin>,
     #[serde(default)]
     pub body: Option<String>,
+    #[serde(default)]
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct GhLogin {
     pub login: String,
+    #[serde(default)]
+    pub id: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,15 +64,15 @@ impl GhTimelineItem {
 
     /// A `commented` item as the comment it is.
     fn into_comment(self) -> Option<Comment> {
+        let created_at = self.created_at?;
+        let user = self.user.or(self.actor);
         Some(Comment {
             id: self.id?,
             body: self.body.unwrap_or_default(),
-            author: self
-                .user
-                .or(self.actor)
-                .map(|u| u.login)
-                .unwrap_or_default(),
-            created_at: self.created_at?,
+            author_id: user.as_ref().and_then(|u| u.id),
+            author: user.map(|u| u.login).unwrap_or_default(),
+            created_at,
+            edited: self.updated_at.is_some_and(|u| u > created_at),
         })
     }
 }
@@ -122,7 +126,9 @@ pub fn comment(c: GhComment) -> Comment {
         id: c.id.into_inner(),
         body: c.body.unwrap_or_default(),
         author: c.user.login,
+        author_id: Some(c.user.id.into_inner()),
         created_at: c.created_at,
+        edited: c.updated_at.is_some_and(|u| u > c.created_at),
     }
 }
 

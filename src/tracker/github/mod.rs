@@ -27,8 +27,8 @@ pub use self::children::{child_record, child_records};
 use self::json::{comment, label_query, since_query};
 pub use self::json::{convert, convert_any, link_page, GhLabelName, GhLogin, GhTimelineItem};
 use super::{
-    Comment, Dated, Issue, IssueEdit, LabelCache, LabelSpec, LabelWrites, NewIssue, ReadBack,
-    StateFilter, Tracker, TrackerError, Versions,
+    Access, Comment, Dated, Issue, IssueEdit, LabelCache, LabelSpec, LabelWrites, NewIssue,
+    ReadBack, StateFilter, Tracker, TrackerError, Versions,
 };
 use crate::core::facts::{MergeRequest, Release};
 use crate::core::snapshot::LabelEvent;
@@ -425,6 +425,43 @@ impl Tracker for GitHubTracker {
     /// `GET /repos/{o}/{r}/releases`, 100 a page.
     async fn releases(&self, project: Option<&str>) -> Result<Vec<Release>, TrackerError> {
         self.repository_releases(project).await
+    }
+
+    /// `GET /repos/:owner/:repo/collaborators/:user/permission`: admin, maintain or write
+    /// may write; 404 (no such user) is no permission.
+    async fn access(&self, user: &str, _id: Option<u64>) -> Result<Option<Access>, TrackerError> {
+        let login_ok = !user.is_empty()
+            && user
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '[' | ']'));
+        if !login_ok {
+            return Ok(Some(Access::Less("no permission".into())));
+        }
+        #[derive(serde::Deserialize)]
+        struct Permission {
+            permission: String,
+            #[serde(default)]
+            role_name: Option<String>,
+        }
+        let path = self.repo_path(&format!("/collaborators/{user}/permission"));
+        let p = match self.http.get::<Permission>(&path).await {
+            Ok(p) => p,
+            Err(crate::http::retry::Failed {
+                status: Some(404), ..
+            }) => {
+                return Ok(Some(Access::Less("no permission".into())));
+            }
+            Err(f) => return Err(f.into()),
+        };
+        let role = p.role_name.unwrap_or_else(|| p.permission.clone());
+        Ok(Some(match p.permission.as_str() {
+            "admin" | "maintain" | "write" => Access::Write,
+            _ => Access::Less(format!("{role} permission")),
+        }))
+    }
+
+    fn write_access(&self) -> &'static str {
+        "write permission"
     }
 
     async fn link(&self, parent: u64, child: u64) -> Result<(), TrackerError> {

@@ -29,6 +29,8 @@ pub struct GlIssue {
 #[derive(Debug, Deserialize)]
 pub struct GlUser {
     pub username: String,
+    #[serde(default)]
+    pub id: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -37,6 +39,8 @@ pub struct GlNote {
     pub body: String,
     pub author: GlUser,
     pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub updated_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub system: bool,
 }
@@ -83,7 +87,9 @@ impl From<GlNote> for Comment {
             id: n.id,
             body: n.body,
             author: n.author.username,
+            author_id: n.author.id,
             created_at: n.created_at,
+            edited: n.updated_at.is_some_and(|u| u > n.created_at),
         }
     }
 }

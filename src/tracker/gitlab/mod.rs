@@ -17,7 +17,8 @@ pub use self::json::{
     GlIssue, GlLabel, GlLabelEvent, GlLabelRef, GlMergeRequest, GlNote, GlRelease, GlUser,
 };
 use super::{
-    Comment, Issue, IssueEdit, LabelCache, LabelSpec, NewIssue, StateFilter, Tracker, TrackerError,
+    Access, Comment, Issue, IssueEdit, LabelCache, LabelSpec, NewIssue, StateFilter, Tracker,
+    TrackerError,
 };
 use crate::core::facts::{MergeRequest, Release};
 use crate::core::snapshot::LabelEvent;
@@ -359,6 +360,48 @@ impl Tracker for GitLabTracker {
     /// `GET /projects/:id/releases`, 100 a page.
     async fn releases(&self, project: Option<&str>) -> Result<Vec<Release>, TrackerError> {
         self.project_releases(project).await
+    }
+
+    /// `GET /projects/:id/members/all/:user_id`: a member (inherited ones too) with
+    /// Developer access (30) or more may write; 404 is no member at all.
+    async fn access(&self, user: &str, id: Option<u64>) -> Result<Option<Access>, TrackerError> {
+        let Some(id) = id else {
+            return Err(TrackerError::Other(format!(
+                "GitLab gave no user id for {user}: cannot look up their access"
+            )));
+        };
+        let endpoint = gitlab::api::projects::members::AllProjectMember::builder()
+            .project(self.project())
+            .user(id)
+            .build()
+            .map_err(build_err)?;
+        #[derive(serde::Deserialize)]
+        struct Member {
+            access_level: u64,
+        }
+        let level = match self.http.get::<Member, _>(&endpoint).await {
+            Ok(m) => m.access_level,
+            Err(f) if f.status == Some(404) => 0,
+            Err(f) => return Err(f.into()),
+        };
+        Ok(Some(if level >= 30 {
+            Access::Write
+        } else {
+            Access::Less(
+                match level {
+                    0 => "no membership",
+                    5 => "Minimal access",
+                    10 => "Guest access",
+                    15 => "Planner access",
+                    _ => "Reporter access",
+                }
+                .to_string(),
+            )
+        }))
+    }
+
+    fn write_access(&self) -> &'static str {
+        "Developer access"
     }
 
     async fn link(&self, parent: u64, child: u64) -> Result<(), TrackerError> {

@@ -15,7 +15,8 @@ use crate::tracker::{Comment, Issue, IssueEdit, StateFilter, TrackerError};
 
 /// The columns of an issue, its labels (in the order they were added) joined by U+001F.
 const COLUMNS: &str = "i.number, i.title, i.body, i.open, i.author, i.created_at, i.updated_at, \
-     (SELECT group_concat(label, char(31) ORDER BY rowid) FROM issue_labels WHERE issue = i.number)";
+     (SELECT group_concat(label, char(31) ORDER BY rowid) FROM issue_labels WHERE issue = i.number), \
+     (SELECT count(*) FROM comments WHERE issue = i.number)";
 
 /// An issue as stored, before its times are parsed.
 pub struct IssueRow {
@@ -27,6 +28,7 @@ pub struct IssueRow {
     created_at: String,
     updated_at: String,
     labels: Option<String>,
+    comments: i64,
 }
 
 impl IssueRow {
@@ -40,6 +42,7 @@ impl IssueRow {
             created_at: r.get(5)?,
             updated_at: r.get(6)?,
             labels: r.get(7)?,
+            comments: r.get(8)?,
         })
     }
 
@@ -58,8 +61,7 @@ impl IssueRow {
             updated_at: parse_time(&self.updated_at)?,
             url: tracker.url(number),
             author: self.author,
-            // Reading the local file costs nothing: no count needed.
-            comment_count: None,
+            comment_count: Some(self.comments as u64),
         })
     }
 }
@@ -323,7 +325,9 @@ pub fn comments_of(
             id: r.get::<_, i64>(1).map_err(sql)? as u64,
             body: r.get(2).map_err(sql)?,
             author: r.get(3).map_err(sql)?,
+            author_id: None,
             created_at: parse_time(&created_at)?,
+            edited: false,
         });
     }
     Ok(out)
@@ -352,7 +356,9 @@ pub fn comments(conn: &Connection, number: u64) -> Result<Vec<Comment>, TrackerE
             id: id as u64,
             body,
             author,
+            author_id: None,
             created_at: parse_time(&created_at)?,
+            edited: false,
         });
     }
     Ok(out)

@@ -370,7 +370,9 @@ impl Tracker for LocalTracker {
             id,
             body: body.to_string(),
             author: self.actor.clone(),
+            author_id: None,
             created_at: parse_time(&at)?,
+            edited: false,
         })
     }
 
