@@ -104,11 +104,22 @@ pub trait Api {
     fn hold_clock(&self, at: Option<DateTime<Utc>>);
     /// Moves the server's clock `d` on (every time it records and answers).
     fn travel(&self, d: chrono::Duration);
+    /// Gives `user` write access to the project (GitLab: Developer; GitHub: write), or
+    /// only read access (GitLab: Guest; GitHub: read).
+    fn grant(&self, user: &str, write: bool);
+    /// A comment on issue `n` by `user`, as a person writes it (no request); its id.
+    fn comment_as(&self, n: u64, user: &str, body: &str) -> u64;
 }
 
 impl Api for GitLabServer {
     fn travel(&self, d: chrono::Duration) {
         GitLabServer::travel(self, d)
+    }
+    fn grant(&self, user: &str, write: bool) {
+        self.set_member(user, if write { 30 } else { 10 })
+    }
+    fn comment_as(&self, n: u64, user: &str, body: &str) -> u64 {
+        GitLabServer::comment_as(self, n, user, body)
     }
     fn url(&self) -> &str {
         &self.url
@@ -195,6 +206,12 @@ impl Api for GitLabServer {
 impl Api for GitHubServer {
     fn travel(&self, d: chrono::Duration) {
         GitHubServer::travel(self, d)
+    }
+    fn grant(&self, user: &str, write: bool) {
+        self.set_permission(user, if write { "write" } else { "read" })
+    }
+    fn comment_as(&self, n: u64, user: &str, body: &str) -> u64 {
+        GitHubServer::comment_as(self, n, user, body)
     }
     fn url(&self) -> &str {
         &self.url

@@ -59,6 +59,8 @@ impl Logged {
 
 #[derive(Default)]
 struct Data {
+    /// Collaborators' permissions by login (`admin`, `write`, `read`, …).
+    permissions: BTreeMap<String, String>,
     issues: BTreeMap<u64, Value>,
     comments: Vec<(u64, Value)>,
     timeline: Vec<(u64, Value)>,
@@ -89,6 +91,37 @@ struct Examples {
     comment: Value,
     label: Value,
     user: Value,
+}
+
+impl GitHubServer {
+    /// Gives `login` a permission on the repository (`write`, `read`, …).
+    pub fn set_permission(&self, login: &str, permission: &str) {
+        self.shared
+            .data
+            .lock()
+            .unwrap()
+            .permissions
+            .insert(login.to_string(), permission.to_string());
+    }
+
+    /// A comment on issue `num` by `login`, as a person writes it (no request); its id.
+    pub fn comment_as(&self, num: u64, login: &str, body: &str) -> u64 {
+        let now = self.shared.clock.now();
+        let mut data = self.shared.data.lock().unwrap();
+        data.next_id += 1;
+        let mut c = self.shared.examples.comment.clone();
+        c["id"] = json!(data.next_id);
+        c["body"] = json!(body);
+        c["user"] = user_json(&self.shared, login);
+        c["created_at"] = json!(stamp(now));
+        c["updated_at"] = json!(stamp(now));
+        data.comments.push((num, c));
+        let count = data.comments.iter().filter(|(i, _)| *i == num).count();
+        let issue = data.issues.get_mut(&num).expect("the issue exists");
+        issue["comments"] = json!(count);
+        issue["updated_at"] = json!(stamp(now));
+        data.next_id
+    }
 }
 
 pub struct Shared {
@@ -763,6 +796,21 @@ fn route(
             }
             data.issues.get_mut(&num).unwrap()["updated_at"] = json!(stamp(now));
             ok(data.issues[&num].clone())
+        }
+        // "Get repository permissions for a user", shaped as GitHub's documented example.
+        ("GET", ["collaborators", login, "permission"]) => {
+            let mut answer = example(
+                "repository-collaborator-permission-response-if-user-has-admin-permissions",
+            );
+            let permission = data
+                .permissions
+                .get(*login)
+                .cloned()
+                .unwrap_or_else(|| "none".into());
+            answer["permission"] = json!(permission);
+            answer["role_name"] = json!(permission);
+            answer["user"] = user_json(shared, login);
+            ok(answer)
         }
         ("GET", ["issues", num, "comments"]) => {
             let list: Vec<&Value> = data

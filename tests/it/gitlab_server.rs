@@ -79,6 +79,16 @@ struct Data {
     facts: facts::Facts,
     /// Project feature flags and instance features (`gitlab_flags.rs`).
     flags: flags::Flags,
+    /// Project members by username: their access level (10 Guest, 30 Developer, …).
+    members: BTreeMap<String, u64>,
+}
+
+/// A user's id on this server: the same for the same name.
+pub fn user_id(name: &str) -> u64 {
+    name.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    }) % 1_000_000
+        + 1
 }
 
 pub struct Shared {
@@ -147,6 +157,41 @@ impl GitLabServer {
             shared,
             _stop: stop,
         }
+    }
+
+    /// Makes `user` a project member with `level` (10 Guest, 30 Developer, …).
+    pub fn set_member(&self, user: &str, level: u64) {
+        self.shared
+            .data
+            .lock()
+            .unwrap()
+            .members
+            .insert(user.to_string(), level);
+    }
+
+    /// A note on issue `iid` by `user`, as a person writes it (no request); its id.
+    pub fn comment_as(&self, iid: u64, user: &str, body: &str) -> u64 {
+        let now = self.shared.clock.now();
+        let mut data = self.shared.data.lock().unwrap();
+        data.next_id += 1;
+        let mut note = self.shared.fixtures.note.clone();
+        let mut author = self.shared.fixtures.user.clone();
+        author["username"] = json!(user);
+        author["name"] = json!(user);
+        author["id"] = json!(user_id(user));
+        note["id"] = json!(data.next_id);
+        note["body"] = json!(body);
+        note["author"] = author;
+        note["created_at"] = time(now);
+        note["updated_at"] = time(now);
+        note["system"] = json!(false);
+        note["noteable_iid"] = json!(iid);
+        data.notes.push((iid, note));
+        let count = data.notes.iter().filter(|(i, _)| *i == iid).count();
+        let issue = data.issues.get_mut(&iid).expect("the issue exists");
+        issue["user_notes_count"] = json!(count);
+        issue["updated_at"] = time(now);
+        data.next_id
     }
 
     pub fn log(&self) -> Vec<Logged> {
@@ -582,6 +627,7 @@ fn route(
         let mut u = f.user.clone();
         u["username"] = json!(user);
         u["name"] = json!(user);
+        u["id"] = json!(user_id(user));
         u
     };
     if let Some(answer) = facts::route(data, method.as_str(), segs, query) {
@@ -735,6 +781,29 @@ fn route(
             data.issues.get_mut(&iid).unwrap()["updated_at"] = time(now);
             ok(data.issues[&iid].clone())
         }
+        // GitLab's "Get a member of a group or project, including inherited and invited
+        // members" (the shape of its documented example).
+        ("GET", ["projects", p, "members", "all", id]) if *p == PROJECT => {
+            let id: u64 = id.parse().unwrap_or(0);
+            match data.members.iter().find(|(name, _)| user_id(name) == id) {
+                Some((name, level)) => ok(json!({
+                    "id": id,
+                    "username": name,
+                    "name": name,
+                    "state": "active",
+                    "avatar_url": "https://www.gravatar.com/avatar/c2525a7f58ae3776070e44c106c48e15?s=80&d=identicon",
+                    "web_url": format!("http://192.168.1.8:3000/{name}"),
+                    "access_level": level,
+                    "email": null,
+                    "created_at": "2012-10-22T14:13:35Z",
+                    "created_by": {"id": 2, "username": "john_doe", "name": "John Doe", "state": "active"},
+                    "expires_at": null,
+                    "group_saml_identity": null,
+                    "membership_state": "active"
+                })),
+                None => error(StatusCode::NOT_FOUND, "404 Not found"),
+            }
+        }
         ("GET", ["projects", p, "issues", iid, "notes"]) if *p == PROJECT => {
             let iid: u64 = iid.parse().unwrap_or(0);
             let mut list: Vec<Value> = data
@@ -787,6 +856,10 @@ fn route(
                 return error(StatusCode::NOT_FOUND, "404 Note Not Found");
             };
             data.notes.remove(at);
+            let count = data.notes.iter().filter(|(i, _)| *i == iid).count();
+            if let Some(issue) = data.issues.get_mut(&iid) {
+                issue["user_notes_count"] = json!(count);
+            }
             StatusCode::NO_CONTENT.into_response()
         }
         ("GET", ["projects", p, "issues", iid, "resource_label_events"]) if *p == PROJECT => {

@@ -28,6 +28,7 @@ mod pg;
 mod prom;
 mod readme;
 mod remote;
+mod remote_commands;
 mod remote_race;
 mod render;
 mod report;

@@ -548,3 +548,10 @@ fn live_github() {
     assert!(run(&["status", &n]).status.success());
     assert!(run(&["close", &n]).status.success());
 }
+
+#[test]
+fn comment_commands_act_once_for_writers_and_refuse_readers() {
+    hub()
+        .cached()
+        .comment_commands("dev", "mallory", "jacobvosmaer-gitlab", "comments");
+}

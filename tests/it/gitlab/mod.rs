@@ -950,3 +950,10 @@ fn flags_default_to_the_gitlab_project_s_own() {
             "🚩 `other_flag` was **not** set to on, dev: shepherd has no flags backend here"
         )));
 }
+
+#[test]
+fn comment_commands_act_once_for_developers_and_refuse_guests() {
+    lab()
+        .cached()
+        .comment_commands("dev", "mallory", "jacobvosmaer-gitlab", "notes");
+}
