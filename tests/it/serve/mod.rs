@@ -10,6 +10,7 @@
 
 mod backoff;
 mod browser;
+mod commands;
 mod edges;
 mod github;
 mod metrics;
