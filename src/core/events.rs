@@ -6,12 +6,14 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::command::ReplyMarker;
 use super::marker::{PauseMarker, TransitionMarker};
 
 /// One thing that happened to a migration.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Event {
-    /// `transition`, `rollback`, `pause` or `resume`.
+    /// `transition`, `rollback`, `pause`, `resume` or `command` (a comment command's
+    /// reply: `reason` is the command, and whether it was done).
     pub kind: &'static str,
     pub at: DateTime<Utc>,
     pub by: String,
@@ -43,6 +45,19 @@ pub fn events<'c>(comments: impl IntoIterator<Item = (DateTime<Utc>, &'c str)>) 
                 reason: t.reason,
                 from: t.from,
                 to: Some(t.to),
+            });
+        } else if let Some(r) = ReplyMarker::find(body) {
+            out.push(Event {
+                kind: "command",
+                at,
+                by: r.by,
+                reason: Some(format!(
+                    "/shepherd {}{}",
+                    r.verb,
+                    if r.done { "" } else { " (not done)" }
+                )),
+                from: None,
+                to: None,
             });
         } else if let Some(p) = PauseMarker::find(body) {
             out.push(Event {

@@ -197,7 +197,9 @@ fn status_help_unknown_and_rollback_commands_answer_in_the_issue() {
         .find(|b| b.contains("is in **review**"))
         .unwrap();
     assert!(
-        status.contains("waits for carol or dave to add ~\"dba-approved\""),
+        status.contains(
+            "waits for carol or dave to add ~\"dba-approved\", or to comment /shepherd approve"
+        ),
         "{status}"
     );
     let help = bodies.iter().find(|b| b.contains("`frobnicate`")).unwrap();

@@ -256,7 +256,9 @@ fn the_report_says_first_what_needs_a_person_and_counts_children_apart() {
         description: "approved by carol or dave".into(),
         passed: false,
         detail: "waits for approval by carol, dave (~\"dba-approved\")".into(),
-        waits_for: Some("carol or dave to add ~\"dba-approved\"".into()),
+        waits_for: Some(
+            "carol or dave to add ~\"dba-approved\", or to comment /shepherd approve".into(),
+        ),
     }];
     let soaking = row(&catalog, 4, "gitaly-migration", 4, None);
     let child = row(&catalog, 5, "acceptance-testing", 0, Some(3));
@@ -294,7 +296,9 @@ fn the_report_says_first_what_needs_a_person_and_counts_children_apart() {
     );
     assert!(section.contains("shepherd resume 2"), "{section}");
     assert!(
-        section.contains("waits for carol or dave to add ~&quot;dba-approved&quot;"),
+        section.contains(
+            "waits for carol or dave to add ~&quot;dba-approved&quot;, or to comment /shepherd approve"
+        ),
         "{section}"
     );
     // The busiest workflow's chart first, whatever the alphabet says.

@@ -46,7 +46,9 @@ pub fn waits_for(gate: &Gate, vars: &BTreeMap<String, String>) -> Option<String>
             } else {
                 String::new()
             };
-            Some(format!("{how_many}{who} to add ~\"{label}\""))
+            Some(format!(
+                "{how_many}{who} to add ~\"{label}\", or to comment /shepherd approve"
+            ))
         }
         Gate::MergeRequest { project, child, .. } => {
             let place = project
