@@ -12,6 +12,7 @@ mod config;
 mod flag_cmd;
 mod label_cmd;
 mod logging;
+mod login;
 mod move_cmd;
 mod mr_cmd;
 mod output;

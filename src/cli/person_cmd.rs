@@ -37,11 +37,17 @@ pub(super) async fn tick(
 /// `comment REF TEXT`: a comment as a person writes it, on the tracking issue or a child.
 pub(super) async fn comment(
     engine: &Engine<'_>,
+    spec: &crate::tracker::TrackerSpec,
     format: Format,
     reference: u64,
     text: &str,
     child: Option<&str>,
 ) -> Result<ExitCode> {
+    if !spec.is_local() {
+        anyhow::bail!(
+            "`comment` writes as --actor on the local tracker only; on {spec}, comment on the issue itself"
+        );
+    }
     if text.trim().is_empty() {
         anyhow::bail!("the comment is empty: say something");
     }

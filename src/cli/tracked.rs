@@ -123,14 +123,7 @@ pub(super) async fn tracked(session: &Session, command: Tracked) -> Result<ExitC
             reference,
             text,
             child,
-        } => {
-            if !spec.is_local() {
-                anyhow::bail!(
-                    "`comment` writes as --actor on the local tracker only; on {spec}, comment on the issue itself"
-                );
-            }
-            person_cmd::comment(&engine, format, reference, &text, child.as_deref()).await
-        }
+        } => person_cmd::comment(&engine, spec, format, reference, &text, child.as_deref()).await,
         Tracked::Label {
             reference,
             add,

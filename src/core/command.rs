@@ -17,6 +17,18 @@ const PREFIX: &str = "/shepherd";
 const REPLY_PREFIX: &str = "<!-- shepherd:reply ";
 const SUFFIX: &str = " -->";
 
+/// A comment as commands read it (the tracker's `Comment`, borrowed).
+#[derive(Clone, Copy, Debug)]
+pub struct Said<'c> {
+    pub id: u64,
+    pub body: &'c str,
+    pub author: &'c str,
+    pub author_id: Option<u64>,
+    pub at: DateTime<Utc>,
+    /// Edited after it was made.
+    pub edited: bool,
+}
+
 /// What a command asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verb {
@@ -122,29 +134,24 @@ pub fn parse(body: &str) -> Option<Verb> {
 
 /// The commands among `comments`, oldest first, that no comment answers yet. A comment
 /// edited after it was made is no command.
-pub fn pending(comments: &[crate::tracker::Comment]) -> Vec<Command> {
-    let answered = answered(comments);
+pub fn pending<'c>(comments: impl IntoIterator<Item = Said<'c>>) -> Vec<Command> {
+    let comments: Vec<Said> = comments.into_iter().collect();
+    let answered: BTreeSet<u64> = comments.iter().filter_map(|c| answer_of(c.body)).collect();
     let mut out: Vec<Command> = comments
         .iter()
         .filter(|c| !c.edited && !answered.contains(&c.id))
         .filter_map(|c| {
             Some(Command {
                 id: c.id,
-                author: c.author.clone(),
+                author: c.author.to_string(),
                 author_id: c.author_id,
-                at: c.created_at,
-                verb: parse(&c.body)?,
+                at: c.at,
+                verb: parse(c.body)?,
             })
         })
         .collect();
     out.sort_by_key(|c| (c.at, c.id));
     out
-}
-
-/// The ids of the commands some comment answers: a reply, or a pause, resume or
-/// transition made by the command.
-pub fn answered(comments: &[crate::tracker::Comment]) -> BTreeSet<u64> {
-    comments.iter().filter_map(|c| answer_of(&c.body)).collect()
 }
 
 /// The command a comment answers, if it is an answer.
@@ -189,23 +196,26 @@ impl ReplyMarker {
 
 /// The approvals given by command, as the label events they count as: the approver
 /// added the label when shepherd's reply was posted.
-pub fn approvals(comments: &[crate::tracker::Comment]) -> Vec<LabelEvent> {
+pub fn approvals<'c>(comments: impl IntoIterator<Item = Said<'c>>) -> Vec<LabelEvent> {
     comments
-        .iter()
+        .into_iter()
         .filter_map(|c| {
-            let r = ReplyMarker::find(&c.body)?;
+            let r = ReplyMarker::find(c.body)?;
             Some(LabelEvent {
                 label: r.approves.filter(|_| r.done)?,
                 added: true,
                 actor: r.by,
-                at: c.created_at,
+                at: c.at,
             })
         })
         .collect()
 }
 
 /// Adds the approvals given by command to a label history, in time order.
-pub fn merge_approvals(events: &mut Vec<LabelEvent>, comments: &[crate::tracker::Comment]) {
+pub fn merge_approvals<'c>(
+    events: &mut Vec<LabelEvent>,
+    comments: impl IntoIterator<Item = Said<'c>>,
+) {
     let given = approvals(comments);
     if given.is_empty() {
         return;
@@ -241,16 +251,15 @@ pub fn help() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tracker::Comment;
     use chrono::TimeZone;
 
-    fn comment(id: u64, body: &str) -> Comment {
-        Comment {
+    fn comment(id: u64, body: &str) -> Said<'_> {
+        Said {
             id,
-            body: body.into(),
-            author: "carol".into(),
+            body,
+            author: "carol",
             author_id: Some(7),
-            created_at: Utc.with_ymd_and_hms(2026, 12, 7, 9, id as u32, 0).unwrap(),
+            at: Utc.with_ymd_and_hms(2026, 12, 7, 9, id as u32, 0).unwrap(),
             edited: false,
         }
     }
@@ -315,7 +324,7 @@ mod tests {
             comment(1, "/shepherd status"),
             edited,
         ];
-        let ids: Vec<u64> = pending(&comments).iter().map(|c| c.id).collect();
+        let ids: Vec<u64> = pending(comments.clone()).iter().map(|c| c.id).collect();
         assert_eq!(ids, [1, 2]);
         let reply = ReplyMarker {
             command: 1,
@@ -325,15 +334,17 @@ mod tests {
             approves: None,
             run: None,
         };
-        comments.push(comment(4, &format!("stage x\n\n{}", reply.render())));
+        let reply = format!("stage x\n\n{}", reply.render());
+        comments.push(comment(4, &reply));
         let pause = PauseMarker {
             by: "carol".into(),
             reason: "lunch".into(),
             paused: true,
             command: Some(2),
         };
-        comments.push(comment(5, &pause.render()));
-        assert!(pending(&comments).is_empty());
+        let pause = pause.render();
+        comments.push(comment(5, &pause));
+        assert!(pending(comments.clone()).is_empty());
     }
 
     #[test]
@@ -351,9 +362,10 @@ mod tests {
             done: false,
             ..reply.clone()
         };
-        let comments = [comment(2, &reply.render()), comment(3, &refused.render())];
+        let (reply, refused) = (reply.render(), refused.render());
+        let comments = [comment(2, &reply), comment(3, &refused)];
         let mut events = Vec::new();
-        merge_approvals(&mut events, &comments);
+        merge_approvals(&mut events, comments);
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].actor, "dave");
         assert_eq!(events[0].label, "dba-approved");

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use anyhow::{bail, Context as _, Result};
 use chrono::{DateTime, Utc};
 
-use super::commands::Commands;
+use super::commands::{looked_by_move, Commands};
 use super::drive::Advance;
 use super::lease::Leased;
 use super::vars::{check_renders, resolve_vars};
@@ -80,6 +80,9 @@ impl<'a> Engine<'a> {
         let advanced = self
             .with_lease(issue.number, self.drive(Advance::new_issue(m)))
             .await?;
+        // All its comments are this run's: the next poll need not read them for commands.
+        self.keep_scans(&Vec::from_iter(looked_by_move(&advanced)))
+            .await;
         Ok(Started {
             number: issue.number,
             url: issue.url,
@@ -114,6 +117,7 @@ impl<'a> Engine<'a> {
                 .drive(Advance::new(number, index, false, None, kin_read))
                 .await?;
             self.answer_advances(&mut commands, &advanced).await?;
+            commands.looked.extend(looked_by_move(&advanced));
             self.keep_scans(&commands.looked).await;
             advanced.commands = commands.answered;
             // Only a workflow that sets flags can drift: no read for the others.
@@ -458,6 +462,9 @@ impl<'a> Engine<'a> {
                 .drive(Advance::new(number, family(head), false, events, true))
                 .await?;
             self.answer_advances(&mut commands, &advanced).await?;
+            if let Some(l) = looked_by_move(&advanced).filter(|_| commands.answered.is_empty()) {
+                looked.lock().unwrap_or_else(|e| e.into_inner()).push(l);
+            }
             advanced.commands = commands.answered;
             Ok(advanced)
         };

@@ -9,7 +9,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::{Advanced, Engine, Migration};
-use crate::core::command::{self, Command, ReplyMarker, Verb};
+use crate::core::command::{self, Command, ReplyMarker, Said, Verb};
 use crate::core::gates::Gate;
 use crate::core::machine::{self, Commanded, PAUSED_LABEL};
 use crate::core::report::Status;
@@ -55,7 +55,7 @@ impl<'a> Engine<'a> {
         let mut out = Commands::default();
         for &issue in on {
             let comments = self.tracker.comments(issue).await?;
-            let pending = command::pending(&comments);
+            let pending = command::pending(comments.iter().map(Said::from));
             out.looked
                 .push((issue, pending.is_empty().then_some(comments.len() as u64)));
             for cmd in pending {
@@ -500,6 +500,17 @@ impl Scans {
             .map(|m| m.issue.number)
             .collect()
     }
+}
+
+/// What a move's last look shows of its issue's commands: where the comments it read back
+/// and posted are all the issue had at its last write (the write's count says so) and none
+/// is a command waiting, the count, so the next poll need not read them again.
+pub(crate) fn looked_by_move(advanced: &Advanced) -> Option<(u64, Option<u64>)> {
+    let seen = advanced.seen.as_ref()?;
+    let count = seen.issue.comment_count?;
+    (count == seen.comments.len() as u64
+        && command::pending(seen.comments.iter().map(Said::from)).is_empty())
+    .then_some((seen.issue.number, Some(count)))
 }
 
 impl Engine<'_> {

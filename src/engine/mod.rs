@@ -23,12 +23,14 @@ pub mod lease;
 mod person;
 mod read;
 mod vars;
+mod waves;
+
+pub(crate) use waves::{waves, Kin};
 mod views;
 
 pub use person::Paused;
 pub use vars::{check_renders, preflight, resolve_vars};
 
-use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 
 use anyhow::{Context as _, Result};
@@ -493,69 +495,6 @@ pub fn new_run_id(host: &str) -> String {
     );
     h.write_u32(std::process::id());
     format!("{host}-{}-{:08x}", std::process::id(), h.finish() as u32)
-}
-
-/// Migrations by parent: children found without scanning the whole index.
-pub(crate) struct Kin<'i> {
-    by_parent: HashMap<u64, Vec<&'i Migration>>,
-}
-
-impl<'i> Kin<'i> {
-    pub(crate) fn new(index: &'i [Migration]) -> Kin<'i> {
-        let mut by_parent: HashMap<u64, Vec<&'i Migration>> = HashMap::new();
-        for m in index {
-            if let Some(p) = m.marker.parent {
-                by_parent.entry(p).or_default().push(m);
-            }
-        }
-        Kin { by_parent }
-    }
-
-    pub(crate) fn children(&self, parent: u64) -> &[&'i Migration] {
-        self.by_parent
-            .get(&parent)
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
-    }
-}
-
-/// The open migrations of `index` in waves, deepest first, so that a parent sees what its
-/// children did in the same run.
-pub(crate) fn waves(index: &[Migration]) -> Vec<Vec<u64>> {
-    let parents: HashMap<u64, Option<u64>> = index
-        .iter()
-        .map(|m| (m.issue.number, m.marker.parent))
-        .collect();
-    let depth = |m: &Migration| {
-        let mut depth = 0;
-        let mut parent = m.marker.parent;
-        while let Some(p) = parent {
-            depth += 1;
-            if depth > 16 {
-                break;
-            }
-            parent = parents.get(&p).copied().flatten();
-        }
-        depth
-    };
-    let mut by_depth: std::collections::BTreeMap<std::cmp::Reverse<usize>, Vec<u64>> =
-        Default::default();
-    for m in index
-        .iter()
-        .filter(|m| m.issue.open && m.marker.workflow.is_some())
-    {
-        by_depth
-            .entry(std::cmp::Reverse(depth(m)))
-            .or_default()
-            .push(m.issue.number);
-    }
-    by_depth
-        .into_values()
-        .map(|mut w| {
-            w.sort();
-            w
-        })
-        .collect()
 }
 
 pub(crate) fn report_plan(

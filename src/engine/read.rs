@@ -4,7 +4,7 @@
 use anyhow::Result;
 
 use super::{Engine, Migration};
-use crate::core::command;
+use crate::core::command::{self, Said};
 use crate::core::marker::TransitionMarker;
 use crate::core::questions::questions;
 use crate::core::snapshot::{Child, ChildStage, LabelEvent, Snapshot, TransitionRecord};
@@ -138,10 +138,10 @@ impl<'a> Engine<'a> {
         let mut events = self.tracker.label_events(m.issue.number).await?;
         if super::commands::may_lack_approvals(workflow, &events) {
             match comments {
-                Some(known) => command::merge_approvals(&mut events, known),
+                Some(known) => command::merge_approvals(&mut events, known.iter().map(Said::from)),
                 None => {
                     let read = self.tracker.comments(m.issue.number).await?;
-                    command::merge_approvals(&mut events, &read);
+                    command::merge_approvals(&mut events, read.iter().map(Said::from));
                 }
             }
         }

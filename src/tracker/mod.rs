@@ -51,6 +51,19 @@ pub struct Comment {
     pub edited: bool,
 }
 
+impl<'c> From<&'c Comment> for crate::core::command::Said<'c> {
+    fn from(c: &'c Comment) -> Self {
+        crate::core::command::Said {
+            id: c.id,
+            body: &c.body,
+            author: &c.author,
+            author_id: c.author_id,
+            at: c.created_at,
+            edited: c.edited,
+        }
+    }
+}
+
 /// An issue to create.
 #[derive(Clone, Debug)]
 pub struct NewIssue {

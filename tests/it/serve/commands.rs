@@ -76,7 +76,8 @@ fn a_command_delivered_twice_to_two_replicas_is_acted_on_and_answered_once() {
     let id = lab.server.comment_as(n, "guest", text);
     let body = note_hook(n, &lab.server.body(n), id, text);
     assert_eq!(
-        b.post("/hooks/gitlab", &note_headers("5f0c8a52-note-2"), &body).0,
+        b.post("/hooks/gitlab", &note_headers("5f0c8a52-note-2"), &body)
+            .0,
         202
     );
     b.wait_for("the refusal", || answers(id) == 1);
