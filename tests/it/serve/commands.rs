@@ -93,3 +93,73 @@ fn a_command_delivered_twice_to_two_replicas_is_acted_on_and_answered_once() {
     );
     assert!(lab.labels(n).iter().any(|l| l == "shepherd::paused"));
 }
+
+/// GitHub's `issue_comment` (created) example: comment `id` with `text` on issue `n`.
+fn issue_comment(n: u64, body: &str, id: u64, text: &str) -> Vec<u8> {
+    use crate::github_server::{OWNER, REPO};
+    let mut v: Value = read_fixture("github/webhooks/issue_comment.created.0.json");
+    v["issue"]["number"] = n.into();
+    v["issue"]["body"] = body.into();
+    v["issue"]["pull_request"] = Value::Null;
+    if let Some(issue) = v["issue"].as_object_mut() {
+        issue.remove("pull_request");
+    }
+    v["comment"]["id"] = id.into();
+    v["comment"]["body"] = text.into();
+    v["repository"]["full_name"] = format!("{OWNER}/{REPO}").into();
+    v["repository"]["name"] = REPO.into();
+    serde_json::to_vec(&v).unwrap()
+}
+
+#[test]
+fn a_github_issue_comment_command_is_acted_on_at_once_and_answered_once() {
+    use crate::github_server::{GitHubServer, OWNER, REPO};
+    use crate::remote::Remote;
+    const BOT: &str = "ghp_bot0123456789";
+    let tracker = format!("github:{OWNER}/{REPO}");
+    let hub = Remote::new(
+        GitHubServer::start(&[(BOT, "shepherd-bot")]),
+        &tracker,
+        "--github-url",
+        "GITHUB_TOKEN",
+        BOT,
+    );
+    hub.server.set_permission("octo-dev", "write");
+    let n = hub.start();
+    let dir = tempfile::tempdir().unwrap();
+    let state = format!("sqlite:{}", dir.path().join("state.db").display());
+    let service = super::Service::start(
+        dir.path(),
+        &[
+            "--tracker",
+            &tracker,
+            "--github-url",
+            hub.server.url(),
+            "--state",
+            &state,
+        ],
+        &[("GITHUB_TOKEN", BOT), ("SHEPHERD_WEBHOOK_SECRET", SECRET)],
+    );
+    let text = "/shepherd pause the proto needs a review";
+    let id = hub.server.comment_as(n, "octo-dev", text);
+    let body = issue_comment(n, &hub.server.body(n), id, text);
+    let signature = super::hub_signature(SECRET, &body);
+    let headers = [
+        ("x-github-event", "issue_comment"),
+        ("x-github-delivery", "d7e5a1c0-cc78-11e3-81ab-4c9367dc0958"),
+        ("x-hub-signature-256", signature.as_str()),
+        ("content-type", "application/json"),
+    ];
+    assert_eq!(service.post("/hooks/github", &headers, &body).0, 202);
+    service.wait_for("the pause", || {
+        hub.labels(n).iter().any(|l| l == "shepherd::paused")
+    });
+    assert_eq!(service.post("/hooks/github", &headers, &body).0, 200);
+    let answers = hub
+        .server
+        .comment_bodies(n)
+        .iter()
+        .filter(|c| shepherd::core::command::answer_of(c) == Some(id))
+        .count();
+    assert_eq!(answers, 1);
+}

@@ -173,7 +173,7 @@ fn gitlab_headers<'a>(token: &'a str, uuid: &'a str) -> Vec<(&'a str, &'a str)> 
     ]
 }
 
-fn hub_signature(secret: &str, body: &[u8]) -> String {
+pub(super) fn hub_signature(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body);
     let hex: String = mac
