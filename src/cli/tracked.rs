@@ -36,6 +36,7 @@ pub(super) async fn tracked(session: &Session, command: Tracked) -> Result<ExitC
     let needs = Needs {
         create: matches!(command, Tracked::Start { .. }),
         dry_run: command.dry_run(),
+        notify: command.records_events(),
     };
     let assembly = Assembly::one(session, catalog, needs).await?;
     let spec = &assembly.trackers[0].spec;
@@ -47,6 +48,19 @@ pub(super) async fn tracked(session: &Session, command: Tracked) -> Result<ExitC
         long_run.is_some() && Bar::visible(!spec.is_local(), format == Format::Json),
     );
     let engine = assembly.engine(0, &reads[0]).with_progress(&bar);
+    let done = run(&engine, spec, format, command).await;
+    // What the command recorded goes out now (and anything an earlier run left due).
+    super::notify_cmd::flush(&engine).await;
+    done
+}
+
+/// Runs `command` on `engine`.
+async fn run(
+    engine: &crate::engine::Engine<'_>,
+    spec: &crate::tracker::TrackerSpec,
+    format: Format,
+    command: Tracked,
+) -> Result<ExitCode> {
     match command {
         Tracked::Issue { reference } => status_cmd::issue(&engine, format, reference).await,
         Tracked::Status { reference: Some(n) } => status_cmd::one(&engine, spec, format, n).await,
@@ -147,6 +161,20 @@ impl Tracked {
             ],
             _ => &[Format::Text, Format::Json],
         }
+    }
+
+    /// Whether the command records events that `[[notify]]` sinks hear of (a move, a
+    /// pause, a failure): it reads the sinks and sends the outbox at its end.
+    fn records_events(&self) -> bool {
+        matches!(
+            self,
+            Tracked::Start { .. }
+                | Tracked::Advance { .. }
+                | Tracked::Reconcile { .. }
+                | Tracked::Rollback { .. }
+                | Tracked::Pause { .. }
+                | Tracked::Resume { .. }
+        )
     }
 
     /// Whether the command only says what it would write.

@@ -121,6 +121,8 @@ pub struct Engine<'a> {
     pub note_drift: bool,
     /// Facts answered a moment ago (`facts`).
     pub(crate) facts: answers::FactCache,
+    /// Where notifications go (`[[notify]]`); `None`: nothing is put into the outbox.
+    pub notify: Option<&'a crate::notify::Notifier>,
 }
 
 /// Progress of a long run, for a progress bar. The default does nothing.
@@ -307,7 +309,14 @@ impl<'a> Engine<'a> {
             flags: None,
             note_drift,
             facts: answers::FactCache::default(),
+            notify: None,
         }
+    }
+
+    /// The same engine, putting events for `notify`'s sinks into the outbox.
+    pub fn with_notify(mut self, notify: Option<&'a crate::notify::Notifier>) -> Self {
+        self.notify = notify;
+        self
     }
 
     /// The same engine, asking `metrics` for metric gates.

@@ -222,7 +222,7 @@ impl<'a> Engine<'a> {
             bail!("--reason must say why #{number} is paused");
         }
         self.with_lease(number, async {
-            let (m, _) = self.migration(number).await?;
+            let (m, workflow) = self.migration(number).await?;
             let is_paused = m.issue.labels.iter().any(|l| l == PAUSED_LABEL);
             if is_paused == paused {
                 return Ok(Paused {
@@ -251,8 +251,11 @@ impl<'a> Engine<'a> {
                         .unwrap_or_default()
                 ),
             };
-            self.tracker
+            let comment = self
+                .tracker
                 .add_comment(number, &format!("{text}\n\n{}", mark.render()))
+                .await?;
+            self.notify_pause(&m, workflow, paused, reason, &comment)
                 .await?;
             if paused {
                 self.ensure_paused_label().await?;
