@@ -129,12 +129,21 @@ const TEMPLATE: &str =
 
 /// A project with the `note` workflow and `toml` as its shepherd.toml.
 pub fn project(toml: &str) -> Shepherd {
+    project_with(toml, false)
+}
+
+/// `project`, with every box of a new note ticked (`ticked`): it moves to the end at once.
+pub fn project_with(toml: &str, ticked: bool) -> Shepherd {
     let s = Shepherd::new();
     let dir = s.dir.path();
     std::fs::create_dir_all(dir.join("workflows")).unwrap();
     std::fs::create_dir_all(dir.join("templates")).unwrap();
     std::fs::write(dir.join("workflows/note.yaml"), WORKFLOW).unwrap();
-    std::fs::write(dir.join("templates/note.md.hbs"), TEMPLATE).unwrap();
+    let template = match ticked {
+        true => TEMPLATE.replace("[ ]", "[x]"),
+        false => TEMPLATE.to_string(),
+    };
+    std::fs::write(dir.join("templates/note.md.hbs"), template).unwrap();
     std::fs::write(dir.join("shepherd.toml"), toml).unwrap();
     s
 }
