@@ -70,7 +70,13 @@ impl Notifier {
         if sinks.is_empty() {
             return Ok(None);
         }
-        let client = crate::http::service::client(timing.connect_timeout, timing.timeout)?;
+        // A new connection for every send: sends are few, and a kept connection that the
+        // receiver has closed meanwhile would fail a send that never reached it.
+        let client = crate::http::service::builder(timing.connect_timeout)
+            .timeout(timing.timeout)
+            .pool_max_idle_per_host(0)
+            .build()
+            .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
         Ok(Some(Notifier {
             sinks,
             client,

@@ -5,6 +5,8 @@
 
 mod events;
 mod kill;
+mod outbox;
+mod service;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
