@@ -48,20 +48,7 @@ pub(super) async fn tracked(session: &Session, command: Tracked) -> Result<ExitC
         long_run.is_some() && Bar::visible(!spec.is_local(), format == Format::Json),
     );
     let engine = assembly.engine(0, &reads[0]).with_progress(&bar);
-    let done = run(&engine, spec, format, command).await;
-    // What the command recorded goes out now (and anything an earlier run left due).
-    super::notify_cmd::flush(&engine).await;
-    done
-}
-
-/// Runs `command` on `engine`.
-async fn run(
-    engine: &crate::engine::Engine<'_>,
-    spec: &crate::tracker::TrackerSpec,
-    format: Format,
-    command: Tracked,
-) -> Result<ExitCode> {
-    match command {
+    let done = match command {
         Tracked::Issue { reference } => status_cmd::issue(&engine, format, reference).await,
         Tracked::Status { reference: Some(n) } => status_cmd::one(&engine, spec, format, n).await,
         Tracked::Status { reference: None } => status_cmd::all(&engine, spec, format).await,
@@ -145,7 +132,9 @@ async fn run(
             person_cmd::set_open(&engine, format, reference, true).await
         }
         Tracked::Report(args) => report_cmd::report(&engine, spec, format, args).await,
-    }
+    };
+    super::notify_cmd::flush(&engine).await;
+    done
 }
 
 impl Tracked {
@@ -164,7 +153,8 @@ impl Tracked {
     }
 
     /// Whether the command records events that `[[notify]]` sinks hear of (a move, a
-    /// pause, a failure): it reads the sinks and sends the outbox at its end.
+    /// pause, a failure): it reads the sinks and, at its end, sends what it recorded (and
+    /// anything an earlier run left due).
     fn records_events(&self) -> bool {
         matches!(
             self,

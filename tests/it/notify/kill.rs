@@ -40,7 +40,7 @@ fn outbox(s: &crate::support::Shepherd) -> Vec<String> {
     .unwrap()
 }
 
-const SEED: u64 = 0x5EED_0F_C0FFEE;
+const SEED: u64 = 0x5EED_0FC0_FFEE;
 const TRIALS: usize = 20;
 const MIGRATIONS: usize = 3;
 
