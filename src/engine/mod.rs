@@ -313,12 +313,6 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// The same engine, putting events for `notify`'s sinks into the outbox.
-    pub fn with_notify(mut self, notify: Option<&'a crate::notify::Notifier>) -> Self {
-        self.notify = notify;
-        self
-    }
-
     /// The same engine, asking `metrics` for metric gates.
     pub fn with_metrics(
         mut self,

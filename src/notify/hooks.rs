@@ -16,7 +16,13 @@ use crate::engine::{Engine, Migration};
 use crate::store::Failure;
 use crate::tracker::Comment;
 
-impl Engine<'_> {
+impl<'a> Engine<'a> {
+    /// The same engine, putting events for `notify`'s sinks into the outbox.
+    pub fn with_notify(mut self, notify: Option<&'a super::Notifier>) -> Self {
+        self.notify = notify;
+        self
+    }
+
     /// Puts `event` into the outbox, unless no sink wants it (or none is configured).
     /// Idempotent on `event.id`: an event put before, sent or not, is not put again.
     /// Returns whether it is new. This is what a producer outside the engine calls (the
