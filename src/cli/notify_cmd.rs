@@ -33,8 +33,10 @@ pub(super) fn notifier(session: &Session) -> Result<Option<Notifier>> {
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
         .map_or(defaults.retry_min, Duration::from_millis);
+    // A sink gets at most `--timeout`, and never more than the default (10 s): the end of
+    // a command waits for it.
     let timing = Timing {
-        timeout: session.timeout,
+        timeout: session.timeout.min(defaults.timeout),
         retry_min,
         ..defaults
     };

@@ -57,7 +57,7 @@ impl Default for Timing {
     fn default() -> Timing {
         Timing {
             connect_timeout: Duration::from_secs(10),
-            timeout: Duration::from_secs(30),
+            timeout: Duration::from_secs(10),
             retry_min: Duration::from_secs(60),
             retry_max: Duration::from_secs(3600),
         }

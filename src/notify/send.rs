@@ -53,6 +53,9 @@ impl Notifier {
         let work = async {
             let mut done = Flushed::default();
             let mut tried: HashSet<String> = HashSet::new();
+            // Sinks that failed once in this flush get nothing more in it: a sink that hangs
+            // costs one timeout per flush, not one per event.
+            let mut down: HashSet<String> = HashSet::new();
             for _ in 0..BATCHES {
                 let due = engine.store.outbox_due(BATCH + tried.len()).await?;
                 let fresh: Vec<OutboxEntry> =
@@ -62,7 +65,7 @@ impl Notifier {
                 }
                 for entry in fresh {
                     tried.insert(entry.id.clone());
-                    self.deliver(engine, &entry, &mut done).await?;
+                    self.deliver(engine, &entry, &mut done, &mut down).await?;
                 }
             }
             Ok(done)
@@ -112,6 +115,7 @@ impl Notifier {
         engine: &Engine<'_>,
         entry: &OutboxEntry,
         done: &mut Flushed,
+        down: &mut HashSet<String>,
     ) -> Result<()> {
         let store = engine.store;
         let event: Event = match serde_json::from_str(&entry.body) {
@@ -126,6 +130,10 @@ impl Notifier {
         for sink in self.sinks.iter().filter(|s| {
             s.wants(event.kind, event.workflow.as_deref()) && !entry.sent.contains(&s.key)
         }) {
+            if down.contains(&sink.key) {
+                errors.push(format!("{} failed earlier in this run", sink.name()));
+                continue;
+            }
             match self.send(sink, &event).await {
                 Ok(_) => {
                     store.outbox_sent(&entry.id, &sink.key).await?;
@@ -134,6 +142,7 @@ impl Notifier {
                 Err(e) => {
                     tracing::info!("notification {}: {e}", entry.id);
                     errors.push(e.message);
+                    down.insert(sink.key.clone());
                     done.failed += 1;
                 }
             }

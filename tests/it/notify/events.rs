@@ -285,3 +285,46 @@ fn without_notify_nothing_is_recorded_or_sent() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no [[notify]] sink"));
 }
+
+#[test]
+fn a_rollback_is_an_event_of_its_own() {
+    let (sink, url) = SinkServer::start(Duration::ZERO);
+    let path = format!("/rollback/{TOKEN}");
+    let s = project(&format!(
+        "[[notify]]\nurl = \"{url}{path}\"\nformat = \"cloudevents\"\nevents = [\"rollback\"]\n"
+    ));
+    let started: Value =
+        serde_json::from_str(&ok(&s, &["start", "note", "--format", "json"], &[])).unwrap();
+    let n = started["ref"].as_u64().unwrap();
+    let number = n.to_string();
+    s.tick_section(n, None, "Draft", &at("1h"));
+    ok(&s, &["advance", &number], &[]);
+    assert!(
+        sink.received(&path).is_empty(),
+        "moves forward are filtered out"
+    );
+    ok(
+        &s,
+        &[
+            "rollback",
+            &number,
+            "--to",
+            "draft",
+            "--reason",
+            "wrong draft",
+        ],
+        &[],
+    );
+    let got = sink.received(&path);
+    assert_eq!(got.len(), 1);
+    let event: Value = serde_json::from_slice(&got[0].body).unwrap();
+    let moves = recorded(&s, n);
+    assert_eq!(event["id"], moves[2], "{moves:?}");
+    assert!(moves[2].contains("/rollback/"), "{moves:?}");
+    assert_eq!(event["type"], "dev.shepherd.migration.rollback.v1");
+    assert_eq!(event["data"]["transition"]["rollback"], true);
+    assert_eq!(event["data"]["transition"]["from"], "review");
+    assert_eq!(event["data"]["transition"]["to"], "draft");
+    assert_eq!(event["data"]["reason"], "wrong draft");
+    assert_eq!(event["data"]["status"]["stage"], "draft");
+}
