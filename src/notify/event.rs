@@ -105,6 +105,10 @@ impl Event {
             .as_deref()
             .map(|r| format!(": {r}"))
             .unwrap_or_default();
-        format!("#{}{workflow} {what} by {}{reason}", self.number, self.by)
+        let by = match self.kind {
+            EventKind::Failing | EventKind::Overdue => String::new(),
+            _ => format!(" by {}", self.by),
+        };
+        format!("#{}{workflow} {what}{by}{reason}", self.number)
     }
 }
