@@ -92,9 +92,16 @@ impl<'a> Engine<'a> {
         event.to = Some(t.to.clone());
         event.reason = t.reason.clone();
         if let Some(status) = event.status.as_object_mut() {
-            let label = workflow.stage(&t.to).map(|s| s.label.clone());
+            // The migration as the move leaves it: in the new stage; a rollback pauses it.
+            let stage = workflow.stage(&t.to);
             status.insert("stage".into(), json!(t.to));
-            status.insert("label".into(), json!(label));
+            status.insert("label".into(), json!(stage.map(|s| s.label.clone())));
+            if m.issue.open && stage.is_some_and(|s| s.terminal) {
+                status.insert("state".into(), json!("completed"));
+            }
+            if t.rollback {
+                status.insert("paused".into(), json!(true));
+            }
         }
         self.notify(&event).await.map(drop)
     }

@@ -143,6 +143,7 @@ workflows = ["another-workflow"]
     assert_eq!(last["transition"]["from"], "review");
     assert_eq!(last["transition"]["to"], "done");
     assert_eq!(last["status"]["stage"], "done");
+    assert_eq!(last["status"]["state"], "completed");
     assert_eq!(parsed[3]["data"]["reason"], "waiting for QA");
     assert_eq!(parsed[3]["data"]["by"], "dave");
 }
@@ -327,4 +328,5 @@ fn a_rollback_is_an_event_of_its_own() {
     assert_eq!(event["data"]["transition"]["to"], "draft");
     assert_eq!(event["data"]["reason"], "wrong draft");
     assert_eq!(event["data"]["status"]["stage"], "draft");
+    assert_eq!(event["data"]["status"]["paused"], true);
 }
