@@ -9,6 +9,7 @@ pub mod flags;
 pub mod fresh;
 pub mod http;
 pub mod metric_source;
+pub mod notify;
 pub mod render;
 pub mod report_format;
 pub mod serve;

@@ -231,6 +231,14 @@ pub(super) enum Command {
         #[command(subcommand)]
         action: FlagAction,
     },
+    /// Notifications: the [[notify]] sinks of shepherd.toml
+    #[command(
+        after_help = "Sinks are [[notify]] tables in shepherd.toml (url, or url = \"env:NAME\"; format slack or\ncloudevents; events; workflows). A sink's URL is a secret and is never printed.\n\nExamples:\n  shepherd notify test\n  shepherd notify test --format json"
+    )]
+    Notify {
+        #[command(subcommand)]
+        action: NotifyAction,
+    },
     /// Run the service: webhooks, workers, resync, dashboard, /metrics
     #[command(
         after_help = "Serving a GitLab or GitHub tracker needs SHEPHERD_WEBHOOK_SECRET (GitLab secret token,\nGitHub webhook secret) or SHEPHERD_WEBHOOK_SIGNING_TOKEN (GitLab signing token, whsec_…),\nread from the environment; the local tracker sends no webhooks and needs neither.\n\nLimits: request headers within 10 s and a webhook body within 30 s, or the connection is\nclosed; at most 8 webhook bodies read at once (more get 503 with Retry-After); bodies\nup to 25 MiB.\n\nEndpoints: POST /hooks/gitlab, POST /hooks/github, GET / (dashboard), GET /api/migrations,\nGET /api/migrations/TRACKER/REF, GET /metrics, GET /healthz, GET /readyz.\n\nExamples:\n  SHEPHERD_WEBHOOK_SECRET=… shepherd --tracker gitlab:my-group/my-project serve\n  shepherd serve --listen 0.0.0.0:8080 --resync 5m --concurrency 16"
@@ -563,6 +571,13 @@ pub(super) enum MrAction {
         #[arg(long, value_name = "GROUP/PROJECT", value_parser = parse_project)]
         project: Option<String>,
     },
+}
+
+/// What `shepherd notify` does.
+#[derive(Subcommand, Debug)]
+pub(super) enum NotifyAction {
+    /// Send one test event to each sink and say what each answered (its HTTP status)
+    Test,
 }
 
 /// What `shepherd release` does.

@@ -23,6 +23,8 @@ pub(super) struct Assembly {
     pub(super) trackers: Vec<Opened>,
     prometheus: Option<Prometheus>,
     settings: Settings,
+    /// `[[notify]]`'s sinks, for the commands that record events and for `serve`.
+    notifier: Option<crate::notify::Notifier>,
 }
 
 /// One opened tracker and its flags backend.
@@ -42,6 +44,8 @@ pub(super) struct Needs {
     pub(super) create: bool,
     /// Write nothing to the Store (`--dry-run`).
     pub(super) dry_run: bool,
+    /// Record and send notifications (`[[notify]]`): commands that move or pause.
+    pub(super) notify: bool,
 }
 
 /// How one tracker is read: directly, or through the Store's cache.
@@ -69,12 +73,17 @@ impl Assembly {
             Arc::from(crate::store::open(&session.state_url(), needs.dry_run).await?);
         let prometheus = session.prometheus()?;
         let flags = session.flags_backend_for(&spec, &target)?;
+        let notifier = match needs.notify && !needs.dry_run {
+            true => super::notify_cmd::notifier(session)?,
+            false => None,
+        };
         Ok(Assembly {
             catalog,
             store,
             trackers: vec![Opened::new(spec, tracker, flags)],
             prometheus,
             settings: session.engine_settings(),
+            notifier,
         })
     }
 
@@ -108,6 +117,7 @@ impl Assembly {
             trackers,
             prometheus,
             settings,
+            notifier: super::notify_cmd::notifier(session)?,
         })
     }
 
@@ -139,6 +149,7 @@ impl Assembly {
                 .map(|p| p as &dyn crate::metric_source::MetricSource),
         )
         .with_flags(self.trackers[at].flags.as_deref())
+        .with_notify(self.notifier.as_ref())
     }
 }
 

@@ -41,6 +41,9 @@ pub(super) struct Config {
     /// `[people] operators = [...]`: who may give comment commands on the local tracker.
     #[serde(default)]
     pub(super) people: Option<PeopleConfig>,
+    /// `[[notify]]`: where notifications go (`cli::notify_cmd`).
+    #[serde(default)]
+    pub(super) notify: Vec<crate::notify::RawSink>,
     pub(super) workflows: Option<PathBuf>,
     pub(super) templates: Option<PathBuf>,
 }
@@ -90,7 +93,7 @@ pub(super) struct FlagsConfig {
 /// `shepherd.toml`, resolved once.
 pub(super) struct Session {
     format: Option<Format>,
-    config: Config,
+    pub(super) config: Config,
     /// The directory of the `shepherd.toml` in use, if any.
     config_dir: Option<PathBuf>,
     /// Where the defaults live: `config_dir`, else the current directory.

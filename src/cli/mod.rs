@@ -15,6 +15,7 @@ mod logging;
 mod login;
 mod move_cmd;
 mod mr_cmd;
+mod notify_cmd;
 mod output;
 mod person_cmd;
 mod progress;
@@ -100,6 +101,7 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
         Command::Mr { action } => mr_cmd::mr(&session()?, action),
         Command::Release { action } => mr_cmd::release(&session()?, action),
         Command::Flag { action } => flag_cmd::flag(&session()?, action).await,
+        Command::Notify { action } => notify_cmd::notify(&session()?, action).await,
         Command::Serve {
             listen,
             resync,

@@ -36,6 +36,7 @@ pub(super) async fn tracked(session: &Session, command: Tracked) -> Result<ExitC
     let needs = Needs {
         create: matches!(command, Tracked::Start { .. }),
         dry_run: command.dry_run(),
+        notify: command.records_events(),
     };
     let assembly = Assembly::one(session, catalog, needs).await?;
     let spec = &assembly.trackers[0].spec;
@@ -47,7 +48,7 @@ pub(super) async fn tracked(session: &Session, command: Tracked) -> Result<ExitC
         long_run.is_some() && Bar::visible(!spec.is_local(), format == Format::Json),
     );
     let engine = assembly.engine(0, &reads[0]).with_progress(&bar);
-    match command {
+    let done = match command {
         Tracked::Issue { reference } => status_cmd::issue(&engine, format, reference).await,
         Tracked::Status { reference: Some(n) } => status_cmd::one(&engine, spec, format, n).await,
         Tracked::Status { reference: None } => status_cmd::all(&engine, spec, format).await,
@@ -136,7 +137,9 @@ pub(super) async fn tracked(session: &Session, command: Tracked) -> Result<ExitC
             person_cmd::set_open(&engine, format, reference, true).await
         }
         Tracked::Report(args) => report_cmd::report(&engine, spec, format, args).await,
-    }
+    };
+    super::notify_cmd::flush(&engine).await;
+    done
 }
 
 impl Tracked {
@@ -152,6 +155,21 @@ impl Tracked {
             ],
             _ => &[Format::Text, Format::Json],
         }
+    }
+
+    /// Whether the command records events that `[[notify]]` sinks hear of (a move, a
+    /// pause, a failure): it reads the sinks and, at its end, sends what it recorded (and
+    /// anything an earlier run left due).
+    fn records_events(&self) -> bool {
+        matches!(
+            self,
+            Tracked::Start { .. }
+                | Tracked::Advance { .. }
+                | Tracked::Reconcile { .. }
+                | Tracked::Rollback { .. }
+                | Tracked::Pause { .. }
+                | Tracked::Resume { .. }
+        )
     }
 
     /// Whether the command only says what it would write.

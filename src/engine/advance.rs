@@ -6,13 +6,14 @@ use std::collections::{BTreeMap, HashMap};
 use anyhow::{bail, Context as _, Result};
 use chrono::{DateTime, Utc};
 
-use super::commands::{looked_by_move, Commands};
+use super::commands::Commands;
 use super::drive::Advance;
 use super::lease::Leased;
+use super::scans::looked_by_move;
 use super::vars::{check_renders, resolve_vars};
 use super::{
-    report_plan, waves, Advanced, Engine, Failed, Kin, Migration, Reconciled, Started, BACKOFF_MAX,
-    BACKOFF_MIN, PENDING_REF, PENDING_URL,
+    report_plan, waves, Advanced, Engine, Failed, Kin, Migration, Reconciled, Started, PENDING_REF,
+    PENDING_URL,
 };
 use crate::core::machine;
 use crate::core::marker::IssueMarker;
@@ -338,7 +339,7 @@ impl<'a> Engine<'a> {
                 .collect()
                 .await;
             results.extend(looked);
-            drop((kin, by_number));
+            drop(kin);
             let mut moved = false;
             for (number, result) in results {
                 let key = self.lease_key(number);
@@ -353,14 +354,17 @@ impl<'a> Engine<'a> {
                     Err(e) => {
                         let error = format!("{e:#}");
                         if !dry_run {
-                            self.store
-                                .record_failure(&key, &error, BACKOFF_MIN, BACKOFF_MAX)
-                                .await?;
+                            let m = by_number.get(&number).and_then(|m| {
+                                let w = m.marker.workflow.as_deref()?;
+                                Some((*m, self.catalog.workflow(w).ok()?))
+                            });
+                            self.record_failing(number, m, &error).await?;
                         }
                         out.errors.push(Failed { number, error });
                     }
                 }
             }
+            drop(by_number);
             // What moved changes what the next wave's gates see.
             if moved && !dry_run && i < last {
                 index = self.index().await?;

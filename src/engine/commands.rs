@@ -8,7 +8,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use super::{Advanced, Engine, Migration};
+use super::{Advanced, Engine};
 use crate::core::command::{self, Command, ReplyMarker, Said, Verb};
 use crate::core::gates::Gate;
 use crate::core::machine::{self, Commanded, PAUSED_LABEL};
@@ -70,7 +70,9 @@ impl<'a> Engine<'a> {
                 if matches!(cmd.verb, Verb::Advance) {
                     match self.may_write(&cmd).await? {
                         Ok(()) => out.advances.push((issue, cmd)),
-                        Err(why) => out.answered.extend(self.refuse(issue, &cmd, &why).await?),
+                        Err(why) => out
+                            .answered
+                            .extend(self.refuse(number, issue, &cmd, &why).await?),
                     }
                     continue;
                 }
@@ -117,7 +119,10 @@ impl<'a> Engine<'a> {
                     .collect();
                 format!("advanced: {}", moves.join(", "))
             };
-            if let Some(a) = self.reply(issue, &cmd, &text, true, None).await? {
+            if let Some(a) = self
+                .reply(advanced.number, issue, &cmd, &text, true, None)
+                .await?
+            {
                 commands.answered.push(a);
             }
         }
@@ -128,18 +133,21 @@ impl<'a> Engine<'a> {
     /// answered it first.
     async fn answer_one(&self, number: u64, issue: u64, cmd: &Command) -> Result<Option<Answered>> {
         match &cmd.verb {
-            Verb::Help => self.reply(issue, cmd, &command::help(), true, None).await,
+            Verb::Help => {
+                self.reply(number, issue, cmd, &command::help(), true, None)
+                    .await
+            }
             Verb::Unknown { why, .. } => {
                 let text = format!("{why}.\n\n{}", command::help());
-                self.reply(issue, cmd, &text, false, None).await
+                self.reply(number, issue, cmd, &text, false, None).await
             }
             Verb::Status => {
                 let text = status_reply(&self.status(number).await?);
-                self.reply(issue, cmd, &text, true, None).await
+                self.reply(number, issue, cmd, &text, true, None).await
             }
             Verb::Approve => self.approve(number, issue, cmd).await,
             verb => match self.may_write(cmd).await? {
-                Err(why) => self.refuse(issue, cmd, &why).await,
+                Err(why) => self.refuse(number, issue, cmd, &why).await,
                 Ok(()) => match verb {
                     Verb::Pause { reason } => {
                         self.pause_command(number, issue, cmd, Some(reason)).await
@@ -178,13 +186,19 @@ impl<'a> Engine<'a> {
         )
     }
 
-    async fn refuse(&self, issue: u64, cmd: &Command, why: &str) -> Result<Option<Answered>> {
+    async fn refuse(
+        &self,
+        number: u64,
+        issue: u64,
+        cmd: &Command,
+        why: &str,
+    ) -> Result<Option<Answered>> {
         let what = match cmd.verb {
             Verb::Rollback { .. } => "roll back",
             ref v => v.name(),
         };
         let text = format!("may not {what}: {why}");
-        self.reply(issue, cmd, &text, false, None).await
+        self.reply(number, issue, cmd, &text, false, None).await
     }
 
     /// `/shepherd pause REASON` and `/shepherd resume`: the pause's own comment is the
@@ -197,7 +211,7 @@ impl<'a> Engine<'a> {
         reason: Option<&str>,
     ) -> Result<Option<Answered>> {
         let paused = matches!(cmd.verb, Verb::Pause { .. });
-        let (m, _) = self.migration(number).await?;
+        let (m, workflow) = self.migration(number).await?;
         let is_paused = m.issue.labels.iter().any(|l| l == PAUSED_LABEL);
         if is_paused == paused || issue != number {
             // A command on a child, or nothing to change: a reply of its own. The pause
@@ -207,10 +221,11 @@ impl<'a> Engine<'a> {
                     "#{number} is {} already",
                     if paused { "paused" } else { "not paused" }
                 );
-                return self.reply(issue, cmd, &text, true, None).await;
+                return self.reply(number, issue, cmd, &text, true, None).await;
             }
             let Some(a) = self
                 .reply(
+                    number,
                     issue,
                     cmd,
                     &format!("{}ing #{number}", cmd.verb.name()),
@@ -221,12 +236,12 @@ impl<'a> Engine<'a> {
             else {
                 return Ok(None);
             };
-            self.pause_by(&m.issue, paused, reason, &cmd.author, None)
+            self.pause_by(&m, workflow, paused, reason, &cmd.author, None)
                 .await?;
             return Ok(Some(a));
         }
         let (done, posted) = self
-            .pause_by(&m.issue, paused, reason, &cmd.author, Some(cmd.id))
+            .pause_by(&m, workflow, paused, reason, &cmd.author, Some(cmd.id))
             .await?;
         Ok(posted.map(|c| self.answered(issue, cmd, done.changed, &c)))
     }
@@ -253,7 +268,14 @@ impl<'a> Engine<'a> {
             Ok(plan) => plan,
             Err(why) => {
                 return self
-                    .reply(issue, cmd, &format!("cannot roll back: {why}"), false, None)
+                    .reply(
+                        number,
+                        issue,
+                        cmd,
+                        &format!("cannot roll back: {why}"),
+                        false,
+                        None,
+                    )
                     .await
             }
         };
@@ -261,6 +283,7 @@ impl<'a> Engine<'a> {
             // On a child: the reply there first, then the rollback on the tracking issue.
             let Some(a) = self
                 .reply(
+                    number,
                     issue,
                     cmd,
                     &format!("rolling #{number} back to {stage}: {reason}"),
@@ -317,11 +340,11 @@ impl<'a> Engine<'a> {
                     )
                 }
             };
-            return self.refuse(issue, cmd, &why).await;
+            return self.refuse(number, issue, cmd, &why).await;
         };
         let text = format!("approved ~\"{label}\" for #{number}");
         let Some(a) = self
-            .reply(issue, cmd, &text, true, Some(label.clone()))
+            .reply(number, issue, cmd, &text, true, Some(label.clone()))
             .await?
         else {
             return Ok(None);
@@ -341,6 +364,7 @@ impl<'a> Engine<'a> {
     /// (`first_answer`); `None` when another run's answer came first.
     async fn reply(
         &self,
+        number: u64,
         issue: u64,
         cmd: &Command,
         text: &str,
@@ -360,7 +384,27 @@ impl<'a> Engine<'a> {
         if !self.first_answer(issue, cmd.id, &posted).await? {
             return Ok(None);
         }
-        Ok(Some(self.answered(issue, cmd, done, &posted)))
+        let answered = self.answered(issue, cmd, done, &posted);
+        self.notify_command(number, cmd, &answered).await?;
+        Ok(Some(answered))
+    }
+
+    /// The `command` event of an answered command (where sinks are configured).
+    async fn notify_command(&self, number: u64, cmd: &Command, answered: &Answered) -> Result<()> {
+        if self.notify.is_none() {
+            return Ok(());
+        }
+        let (m, workflow) = self.migration(number).await?;
+        let mut event = self.event(
+            crate::notify::EventKind::Command,
+            &m,
+            workflow,
+            &cmd.id.to_string(),
+            cmd.at,
+        );
+        event.by = cmd.author.clone();
+        event.reason = Some(format!("/shepherd {}: {}", cmd.verb.name(), answered.reply));
+        self.notify(&event).await.map(drop)
     }
 
     /// After posting `mine` as the answer to command `id`, reads the comments back: the
@@ -474,83 +518,4 @@ fn status_reply(s: &Status) -> String {
         out.push('\n');
     }
     out
-}
-
-/// The number of comments each issue had when its commands were last looked for, kept in
-/// the Store: an issue the tracker lists with another count (GitLab `user_notes_count`,
-/// GitHub `comments`) has new comments, so an idle poll reads none.
-#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
-pub(crate) struct Scans(std::collections::BTreeMap<u64, u64>);
-
-impl Scans {
-    /// Whether `issue`'s comments may hold a command not looked at yet.
-    pub(crate) fn needs(&self, issue: &crate::tracker::Issue) -> bool {
-        match issue.comment_count {
-            Some(0) => false,
-            Some(n) => self.0.get(&issue.number) != Some(&n),
-            None => true,
-        }
-    }
-
-    /// The issues among `migrations` that need a look.
-    pub(crate) fn among(&self, migrations: &[&Migration]) -> Vec<u64> {
-        migrations
-            .iter()
-            .filter(|m| self.needs(&m.issue))
-            .map(|m| m.issue.number)
-            .collect()
-    }
-}
-
-/// What a move's last look shows of its issue's commands: where the comments it read back
-/// and posted are all the issue had at its last write (the write's count says so) and none
-/// is a command waiting, the count, so the next poll need not read them again.
-pub(crate) fn looked_by_move(advanced: &Advanced) -> Option<(u64, Option<u64>)> {
-    let seen = advanced.seen.as_ref()?;
-    let count = seen.issue.comment_count?;
-    (count == seen.comments.len() as u64
-        && command::pending(seen.comments.iter().map(Said::from)).is_empty())
-    .then_some((seen.issue.number, Some(count)))
-}
-
-impl Engine<'_> {
-    fn scans_key(&self) -> String {
-        format!("{}|commands", self.tracker.describe())
-    }
-
-    /// What the Store keeps of earlier looks for commands (none with `fresh_reads`).
-    pub(crate) async fn scans(&self) -> Scans {
-        if self.fresh_reads {
-            return Scans::default();
-        }
-        match self.store.cache_get(&self.scans_key()).await {
-            Ok(Some(c)) => serde_json::from_str(&c.value).unwrap_or_default(),
-            Ok(None) => Scans::default(),
-            Err(e) => {
-                tracing::warn!("reading which comments were looked at for commands: {e}");
-                Scans::default()
-            }
-        }
-    }
-
-    /// Keeps what these looks saw: each issue's count of comments, or none where a reply
-    /// was posted (the next look reads them once more). A hint: one lost costs a read.
-    pub(crate) async fn keep_scans(&self, looked: &[(u64, Option<u64>)]) {
-        if looked.is_empty() || self.fresh_reads {
-            return;
-        }
-        let mut scans = self.scans().await;
-        for (issue, count) in looked {
-            match count {
-                Some(n) => scans.0.insert(*issue, *n),
-                None => scans.0.remove(issue),
-            };
-        }
-        let Ok(text) = serde_json::to_string(&scans) else {
-            return;
-        };
-        if let Err(e) = self.store.cache_put(&self.scans_key(), &text, "1").await {
-            tracing::warn!("keeping which comments were looked at for commands: {e}");
-        }
-    }
 }

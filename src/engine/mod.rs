@@ -22,6 +22,7 @@ mod lazy_kin;
 pub mod lease;
 mod person;
 mod read;
+mod scans;
 mod vars;
 mod waves;
 
@@ -130,6 +131,8 @@ pub struct Engine<'a> {
     pub(crate) facts: answers::FactCache,
     /// `Settings::operators`.
     pub operators: Option<Vec<String>>,
+    /// Where notifications go (`[[notify]]`); `None`: nothing is put into the outbox.
+    pub notify: Option<&'a crate::notify::Notifier>,
 }
 
 /// Progress of a long run, for a progress bar. The default does nothing.
@@ -321,6 +324,7 @@ impl<'a> Engine<'a> {
             note_drift,
             facts: answers::FactCache::default(),
             operators,
+            notify: None,
         }
     }
 

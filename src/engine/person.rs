@@ -234,9 +234,12 @@ impl<'a> Engine<'a> {
             bail!("--reason must say why #{number} is paused");
         }
         self.with_lease(number, async {
-            let (m, _) = self.migration(number).await?;
+            let (m, workflow) = self.migration(number).await?;
             let by = self.actor.clone();
-            Ok(self.pause_by(&m.issue, paused, reason, &by, None).await?.0)
+            Ok(self
+                .pause_by(&m, workflow, paused, reason, &by, None)
+                .await?
+                .0)
         })
         .await
     }
@@ -248,12 +251,14 @@ impl<'a> Engine<'a> {
     /// returns the comment posted, if any.
     pub(crate) async fn pause_by(
         &self,
-        issue: &Issue,
+        m: &super::Migration,
+        workflow: &crate::core::workflow::Workflow,
         paused: bool,
         reason: Option<&str>,
         by: &str,
         command: Option<u64>,
     ) -> Result<(Paused, Option<crate::tracker::Comment>)> {
+        let issue = &m.issue;
         let number = issue.number;
         let is_paused = issue.labels.iter().any(|l| l == PAUSED_LABEL);
         let mut done = Paused {
@@ -293,6 +298,8 @@ impl<'a> Engine<'a> {
                 return Ok((done, None));
             }
         }
+        self.notify_pause(m, workflow, paused, reason, by, &posted)
+            .await?;
         if paused {
             self.ensure_paused_label().await?;
         }

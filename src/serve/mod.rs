@@ -345,11 +345,21 @@ pub async fn run(
         tracing::info!("shutting down: finishing the migrations in hand");
         let _ = stop_tx.send(true);
     };
+    // The outbox's sender (DESIGN §12), when `[[notify]]` names sinks: the engines share
+    // the Store, so the first one's sends for all.
+    let notify = async {
+        if let Some((engine, notifier)) = engines.first().and_then(|e| Some((e, e.notify?))) {
+            notifier
+                .run(engine, Duration::from_secs(1), stop_rx.clone())
+                .await;
+        }
+    };
     tokio::join!(
         server,
         workers.run(stop_rx.clone()),
-        resync::run(engines, &shared, config, stop_rx),
-        signal
+        resync::run(engines, &shared, config, stop_rx.clone()),
+        signal,
+        notify
     );
     Ok(())
 }

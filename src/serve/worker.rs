@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use super::metrics::labels;
 use super::{parse_key, Shared, DRAIN};
 use crate::engine::lease::DEFAULT_LEASE_TTL;
-use crate::engine::{Advanced, Engine, NoMigration, BACKOFF_MAX, BACKOFF_MIN};
+use crate::engine::{Advanced, Engine, NoMigration};
 use crate::store::QueueEntry;
 
 /// How long a taken entry stays this worker's before another replica may take it (its
@@ -207,10 +207,7 @@ impl<'e, 'a> Workers<'e, 'a> {
                     .advances
                     .get_or_create(&result_label("failed"))
                     .inc();
-                match store
-                    .record_failure(key, &error, BACKOFF_MIN, BACKOFF_MAX)
-                    .await
-                {
+                match engine.record_failing(number, None, &error).await {
                     Ok(failure) => {
                         if let Err(e) = store
                             .enqueue(key, failure.retry_at, "retry after a failure")
@@ -219,7 +216,7 @@ impl<'e, 'a> Workers<'e, 'a> {
                             tracing::warn!(%key, "queueing the retry: {e}");
                         }
                     }
-                    Err(e) => tracing::warn!(%key, "recording the failure: {e}"),
+                    Err(e) => tracing::warn!(%key, "recording the failure: {e:#}"),
                 }
                 self.shared.note_worked(&tracker, number, None);
             }

@@ -23,6 +23,7 @@ mod gitlab_server;
 mod kill;
 mod local;
 mod metric_gates;
+mod notify;
 mod people;
 mod pg;
 mod prom;

@@ -122,7 +122,15 @@ impl<'a> Engine<'a> {
             w.checked = false;
             for step in &t.steps {
                 let go_on = match step {
-                    Step::Audit => self.audit_step(m, workflow, t, &mut w).await?,
+                    Step::Audit => {
+                        let go_on = self.audit_step(m, workflow, t, &mut w).await?;
+                        if go_on {
+                            // Recorded and this run's to finish: its event, before the
+                            // label move (a rerun that finishes it puts the same id).
+                            self.notify_transition(m, workflow, t, &w.comments).await?;
+                        }
+                        go_on
+                    }
                     Step::Untick => {
                         self.untick(m.issue.number, &t.untick).await?;
                         true

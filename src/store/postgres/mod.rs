@@ -15,11 +15,12 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Pool};
 
 mod connection;
+mod outbox;
 
 use connection::{chain, secs};
 
 use super::sqlite::newer_schema;
-use super::{backoff, Cached, Failure, QueueEntry, Store, StoreError};
+use super::{backoff, Cached, Failure, OutboxEntry, QueueEntry, Store, StoreError};
 
 /// The schema, one migration per entry; migration N (from 1) brings the database to
 /// version N.
@@ -59,6 +60,23 @@ const MIGRATIONS: &[&str] = &[
     // 3: deliveries in the order they came, so that only the newest are kept.
     "ALTER TABLE shepherd_deliveries ADD COLUMN seq BIGSERIAL;
     CREATE INDEX shepherd_deliveries_seq ON shepherd_deliveries (seq);",
+    // 4: the notification outbox and, per event, the sinks that took it.
+    "CREATE TABLE shepherd_outbox (
+        id TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        due TIMESTAMPTZ NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        done_at TIMESTAMPTZ
+    );
+    CREATE INDEX shepherd_outbox_waiting ON shepherd_outbox (done_at, due);
+    CREATE TABLE shepherd_outbox_sent (
+        id TEXT NOT NULL,
+        sink TEXT NOT NULL,
+        sent_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (id, sink)
+    );",
 ];
 
 /// The time queue entry `q` is due: the later of the time queued and its key's retry
@@ -509,5 +527,31 @@ impl Store for PostgresStore {
         )
         .await
         .map(drop)
+    }
+
+    async fn outbox_put(&self, id: &str, body: &str) -> Result<bool, StoreError> {
+        self.put_event(id, body).await
+    }
+
+    async fn outbox_due(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.due_events(limit).await
+    }
+
+    async fn outbox_sent(&self, id: &str, sink: &str) -> Result<(), StoreError> {
+        self.event_sent(id, sink).await
+    }
+
+    async fn outbox_done(&self, id: &str) -> Result<(), StoreError> {
+        self.event_done(id).await
+    }
+
+    async fn outbox_retry(
+        &self,
+        id: &str,
+        error: &str,
+        min: Duration,
+        max: Duration,
+    ) -> Result<DateTime<Utc>, StoreError> {
+        self.event_retry(id, error, min, max).await
     }
 }

@@ -48,6 +48,23 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE cache (key TEXT PRIMARY KEY, value TEXT NOT NULL, version TEXT NOT NULL);",
     // 2: a delivery may waive a failure's backoff once (`Store::waive_backoff`).
     "ALTER TABLE failures ADD COLUMN waiver INTEGER NOT NULL DEFAULT 0;",
+    // 3: the notification outbox and, per event, the sinks that took it.
+    "CREATE TABLE outbox (
+        id TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        due INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        done_at INTEGER
+    );
+    CREATE INDEX outbox_waiting ON outbox (done_at, due);
+    CREATE TABLE outbox_sent (
+        id TEXT NOT NULL,
+        sink TEXT NOT NULL,
+        sent_at INTEGER NOT NULL,
+        PRIMARY KEY (id, sink)
+    );",
 ];
 
 /// The schema version this binary writes and understands.
