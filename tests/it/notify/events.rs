@@ -330,3 +330,39 @@ fn a_rollback_is_an_event_of_its_own() {
     assert_eq!(event["data"]["status"]["stage"], "draft");
     assert_eq!(event["data"]["status"]["paused"], true);
 }
+
+#[test]
+fn comment_commands_are_heard_as_commands_and_their_pauses_as_pauses() {
+    let (sink, url) = SinkServer::start(Duration::ZERO);
+    let hook = format!("/slack/{TOKEN}");
+    let s = project(&format!(
+        "[[notify]]\nurl = \"{url}{hook}\"\nformat = \"slack\"\nevents = [\"paused\", \"command\"]\n"
+    ));
+    let n = serde_json::from_str::<Value>(&ok(&s, &["start", "note", "--format", "json"], &[]))
+        .unwrap()["ref"]
+        .as_u64()
+        .unwrap()
+        .to_string();
+    ok(&s, &["comment", &n, "/shepherd status", "--actor", "erin"], &[]);
+    ok(
+        &s,
+        &["comment", &n, "/shepherd pause waiting for QA", "--actor", "dave"],
+        &[],
+    );
+    ok(&s, &["reconcile"], &[]);
+    ok(&s, &["reconcile"], &[]);
+    let heard: Vec<String> = sink
+        .received(&hook)
+        .iter()
+        .map(|r| {
+            let v: Value = serde_json::from_slice(&r.body).unwrap();
+            let id = slack_id(r);
+            format!("{} {}", id.rsplit('/').nth(1).unwrap(), v["text"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(heard.len(), 2, "{heard:?}");
+    assert!(heard[0].starts_with("command "), "{heard:?}");
+    assert!(heard[0].contains("erin"), "{heard:?}");
+    assert!(heard[1].starts_with("paused "), "{heard:?}");
+    assert!(heard[1].contains("dave"), "{heard:?}");
+}
