@@ -343,10 +343,20 @@ fn comment_commands_are_heard_as_commands_and_their_pauses_as_pauses() {
         .as_u64()
         .unwrap()
         .to_string();
-    ok(&s, &["comment", &n, "/shepherd status", "--actor", "erin"], &[]);
     ok(
         &s,
-        &["comment", &n, "/shepherd pause waiting for QA", "--actor", "dave"],
+        &["comment", &n, "/shepherd status", "--actor", "erin"],
+        &[],
+    );
+    ok(
+        &s,
+        &[
+            "comment",
+            &n,
+            "/shepherd pause waiting for QA",
+            "--actor",
+            "dave",
+        ],
         &[],
     );
     ok(&s, &["reconcile"], &[]);
@@ -357,7 +367,11 @@ fn comment_commands_are_heard_as_commands_and_their_pauses_as_pauses() {
         .map(|r| {
             let v: Value = serde_json::from_slice(&r.body).unwrap();
             let id = slack_id(r);
-            format!("{} {}", id.rsplit('/').nth(1).unwrap(), v["text"].as_str().unwrap())
+            format!(
+                "{} {}",
+                id.rsplit('/').nth(1).unwrap(),
+                v["text"].as_str().unwrap()
+            )
         })
         .collect();
     assert_eq!(heard.len(), 2, "{heard:?}");

@@ -57,3 +57,68 @@ fn the_dashboard_opens_in_chromium_and_shows_the_migrations() {
     assert!(bytes.len() > 10_000, "a picture, not a blank page");
     assert_eq!(service.terminate(), Some(0));
 }
+
+#[test]
+fn a_migrations_page_opens_in_chromium_with_its_gates_who_must_act_history_and_links() {
+    let Some(chromium) = tool(
+        "a_migrations_page_opens_in_chromium_with_its_gates_who_must_act_history_and_links",
+        "chromium",
+        "to open a migration's page",
+    ) else {
+        return;
+    };
+    let s = Shepherd::new();
+    let n = start_gitaly(&s, T0);
+    let number = n.to_string();
+    s.ok(&[
+        "pause",
+        &number,
+        "--reason",
+        "waiting for the DBA",
+        "--actor",
+        "dave",
+    ]);
+    let db = format!("local:{}", s.db().display());
+    let mut service = Service::start(
+        s.dir.path(),
+        &["--tracker", &db],
+        &[("SHEPHERD_WEBHOOK_SECRET", SECRET)],
+    );
+    let url = format!("http://{}/m/local/{n}", service.addr);
+    let (dom, console) = headless(&chromium, &url, &["--dump-dom"]);
+    assert!(console.is_empty(), "{console:#?}");
+    for said in [
+        s.issue(n).title.as_str(),
+        "Selection",
+        "Who must act",
+        "whoever works on the migration to tick the items under *Selection*",
+        "Paused by dave",
+        "waiting for the DBA",
+        "/shepherd resume",
+        "History",
+    ] {
+        assert!(dom.contains(said), "{said:?} in {dom}");
+    }
+    assert!(
+        dom.contains("href=\"/?tracker="),
+        "a link back to the dashboard: {dom}"
+    );
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-output");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = dir.join("serve-migration-page.png");
+    let _ = std::fs::remove_file(&png);
+    let (_, console) = headless(
+        &chromium,
+        &url,
+        &[
+            &format!("--screenshot={}", png.display()),
+            "--window-size=1280,1000",
+            "--hide-scrollbars",
+        ],
+    );
+    assert!(console.is_empty(), "{console:#?}");
+    let bytes = std::fs::read(&png).expect("a screenshot");
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(bytes.len() > 10_000, "a picture, not a blank page");
+    assert_eq!(service.terminate(), Some(0));
+}
