@@ -342,7 +342,7 @@ impl<S: Api> Remote<S> {
 }
 
 /// A workflow with one stage that waits for an approval by APPROVER.
-const REVIEW: &str = "name: review
+pub(crate) const REVIEW: &str = "name: review
 description: A schema change, approved by a DBA
 tracking:
   template: review

@@ -6,23 +6,7 @@
 use serde_json::Value;
 
 use crate::api::Api;
-use crate::remote::Remote;
-
-/// A schema change that waits for APPROVER's approval.
-const REVIEW: &str = "name: review
-description: A schema change, approved by a DBA
-tracking:
-  template: review
-stages:
-  - id: review
-    label: \"review::waiting\"
-    gates:
-      - approval: {label: dba-approved, by: [APPROVER]}
-    next: done
-  - id: done
-    label: \"review::done\"
-    terminal: true
-";
+use crate::remote::{Remote, REVIEW};
 
 /// What each command of a reconcile came to: (verb, who, done).
 fn answered(v: &Value) -> Vec<(String, String, bool)> {

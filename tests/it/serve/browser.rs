@@ -38,16 +38,23 @@ fn the_dashboard_opens_in_chromium_and_shows_the_migrations() {
         "{dom}"
     );
     // A picture for a person to look at: target/test-output/serve-dashboard.png.
+    screenshot(&chromium, &url, "serve-dashboard.png", "1280,900");
+    assert_eq!(service.terminate(), Some(0));
+}
+
+/// A screenshot of `url` in target/test-output/`name`, for a person to look at; it must
+/// be a picture, not a blank page, and the console must stay silent.
+fn screenshot(chromium: &Path, url: &str, name: &str, size: &str) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-output");
     std::fs::create_dir_all(&dir).unwrap();
-    let png = dir.join("serve-dashboard.png");
+    let png = dir.join(name);
     let _ = std::fs::remove_file(&png);
     let (_, console) = headless(
-        &chromium,
-        &url,
+        chromium,
+        url,
         &[
             &format!("--screenshot={}", png.display()),
-            "--window-size=1280,900",
+            &format!("--window-size={size}"),
             "--hide-scrollbars",
         ],
     );
@@ -55,7 +62,6 @@ fn the_dashboard_opens_in_chromium_and_shows_the_migrations() {
     let bytes = std::fs::read(&png).expect("a screenshot");
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
     assert!(bytes.len() > 10_000, "a picture, not a blank page");
-    assert_eq!(service.terminate(), Some(0));
 }
 
 #[test]
@@ -103,22 +109,6 @@ fn a_migrations_page_opens_in_chromium_with_its_gates_who_must_act_history_and_l
         dom.contains("href=\"/?tracker="),
         "a link back to the dashboard: {dom}"
     );
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-output");
-    std::fs::create_dir_all(&dir).unwrap();
-    let png = dir.join("serve-migration-page.png");
-    let _ = std::fs::remove_file(&png);
-    let (_, console) = headless(
-        &chromium,
-        &url,
-        &[
-            &format!("--screenshot={}", png.display()),
-            "--window-size=1280,1000",
-            "--hide-scrollbars",
-        ],
-    );
-    assert!(console.is_empty(), "{console:#?}");
-    let bytes = std::fs::read(&png).expect("a screenshot");
-    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
-    assert!(bytes.len() > 10_000, "a picture, not a blank page");
+    screenshot(&chromium, &url, "serve-migration-page.png", "1280,1000");
     assert_eq!(service.terminate(), Some(0));
 }
