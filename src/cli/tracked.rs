@@ -21,18 +21,7 @@ use super::{label_cmd, move_cmd, person_cmd, report_cmd, status_cmd};
 pub(super) async fn tracked(session: &Session, command: Tracked) -> Result<ExitCode> {
     let format = session.format(command.formats())?;
     let catalog = session.catalog()?;
-    // What `start` would write is checked before the tracker is even opened.
-    if let Tracked::Start {
-        workflow,
-        vars,
-        vars_file,
-        ..
-    } = &command
-    {
-        let w = catalog.workflow(workflow)?;
-        let vars = collect_vars(vars, vars_file.as_deref())?;
-        crate::engine::preflight(&catalog, w, &vars, session.now.unwrap_or_else(Utc::now))?;
-    }
+    preflight_start(session, &catalog, &command)?;
     let needs = Needs {
         create: matches!(command, Tracked::Start { .. }),
         dry_run: command.dry_run(),
@@ -140,6 +129,26 @@ pub(super) async fn tracked(session: &Session, command: Tracked) -> Result<ExitC
     };
     super::notify_cmd::flush(&engine).await;
     done
+}
+
+/// What `start` would write, checked before the tracker is even opened.
+fn preflight_start(
+    session: &Session,
+    catalog: &crate::catalog::Catalog,
+    command: &Tracked,
+) -> Result<()> {
+    if let Tracked::Start {
+        workflow,
+        vars,
+        vars_file,
+        ..
+    } = command
+    {
+        let w = catalog.workflow(workflow)?;
+        let vars = collect_vars(vars, vars_file.as_deref())?;
+        crate::engine::preflight(catalog, w, &vars, session.now.unwrap_or_else(Utc::now))?;
+    }
+    Ok(())
 }
 
 impl Tracked {

@@ -9,7 +9,6 @@ use chrono::{DateTime, Utc};
 use super::commands::Commands;
 use super::drive::Advance;
 use super::lease::Leased;
-use super::scans::looked_by_move;
 use super::vars::{check_renders, resolve_vars};
 use super::{
     report_plan, waves, Advanced, Engine, Failed, Kin, Migration, Reconciled, Started, PENDING_REF,
@@ -82,8 +81,7 @@ impl<'a> Engine<'a> {
             .with_lease(issue.number, self.drive(Advance::new_issue(m)))
             .await?;
         // All its comments are this run's: the next poll need not read them for commands.
-        self.keep_scans(&Vec::from_iter(looked_by_move(&advanced)))
-            .await;
+        self.keep_scans(&self.take_looked()).await;
         Ok(Started {
             number: issue.number,
             url: issue.url,
@@ -118,7 +116,7 @@ impl<'a> Engine<'a> {
                 .drive(Advance::new(number, index, false, None, kin_read))
                 .await?;
             self.answer_advances(&mut commands, &advanced).await?;
-            commands.looked.extend(looked_by_move(&advanced));
+            commands.looked.extend(self.take_looked());
             self.keep_scans(&commands.looked).await;
             advanced.commands = commands.answered;
             // Only a workflow that sets flags can drift: no read for the others.
@@ -291,15 +289,10 @@ impl<'a> Engine<'a> {
             // Most cannot move, and their glance needs no request: those are settled first,
             // on every core (a checklist to parse each).
             let now = self.now();
-            let on: HashMap<u64, Vec<u64>> = wave
-                .iter()
-                .filter_map(|n| {
-                    let mut family = vec![*by_number.get(n)?];
-                    family.extend(kin.children(*n));
-                    let on = scans.as_ref()?.among(&family);
-                    (!on.is_empty()).then_some((*n, on))
-                })
-                .collect();
+            let on = scans
+                .as_ref()
+                .map(|s| s.of_wave(&wave, &by_number, &kin))
+                .unwrap_or_default();
             let settled: Vec<Option<Advanced>> = super::on_every_core(&wave, |number| {
                 let m = by_number.get(number)?;
                 if on.contains_key(number) {
@@ -371,8 +364,9 @@ impl<'a> Engine<'a> {
             }
         }
         self.progress.finish();
-        self.keep_scans(&looked.into_inner().unwrap_or_else(|e| e.into_inner()))
-            .await;
+        let mut looked = looked.into_inner().unwrap_or_else(|e| e.into_inner());
+        looked.extend(self.take_looked());
+        self.keep_scans(&looked).await;
         out.migrations.sort_by_key(|a| a.number);
         out.errors.sort_by_key(|f| f.number);
         Ok(out)
@@ -466,9 +460,6 @@ impl<'a> Engine<'a> {
                 .drive(Advance::new(number, family(head), false, events, true))
                 .await?;
             self.answer_advances(&mut commands, &advanced).await?;
-            if let Some(l) = looked_by_move(&advanced).filter(|_| commands.answered.is_empty()) {
-                looked.lock().unwrap_or_else(|e| e.into_inner()).push(l);
-            }
             advanced.commands = commands.answered;
             Ok(advanced)
         };

@@ -131,6 +131,8 @@ pub struct Engine<'a> {
     pub(crate) facts: answers::FactCache,
     /// `Settings::operators`.
     pub operators: Option<Vec<String>>,
+    /// The issues this run's applies saw every comment of (`scans::note_looked`).
+    pub(crate) looked: std::sync::Mutex<Vec<(u64, Option<u64>)>>,
     /// Where notifications go (`[[notify]]`); `None`: nothing is put into the outbox.
     pub notify: Option<&'a crate::notify::Notifier>,
 }
@@ -325,6 +327,7 @@ impl<'a> Engine<'a> {
             facts: answers::FactCache::default(),
             operators,
             notify: None,
+            looked: Default::default(),
         }
     }
 

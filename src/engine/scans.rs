@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{Advanced, Engine, Migration};
+use super::{Engine, Migration};
 use crate::core::command::{self, Said};
 
 /// The number of comments each issue had when its commands were last looked for, kept in
@@ -22,6 +22,23 @@ impl Scans {
         }
     }
 
+    /// For each migration of `wave` whose issue or children need a look, those issues.
+    pub(crate) fn of_wave(
+        &self,
+        wave: &[u64],
+        by_number: &std::collections::HashMap<u64, &Migration>,
+        kin: &super::Kin,
+    ) -> std::collections::HashMap<u64, Vec<u64>> {
+        wave.iter()
+            .filter_map(|n| {
+                let mut family = vec![*by_number.get(n)?];
+                family.extend(kin.children(*n));
+                let on = self.among(&family);
+                (!on.is_empty()).then_some((*n, on))
+            })
+            .collect()
+    }
+
     /// The issues among `migrations` that need a look.
     pub(crate) fn among(&self, migrations: &[&Migration]) -> Vec<u64> {
         migrations
@@ -32,18 +49,30 @@ impl Scans {
     }
 }
 
-/// What a move's last look shows of its issue's commands: where the comments it read back
-/// and posted are all the issue had at its last write (the write's count says so) and none
-/// is a command waiting, the count, so the next poll need not read them again.
-pub(crate) fn looked_by_move(advanced: &Advanced) -> Option<(u64, Option<u64>)> {
-    let seen = advanced.seen.as_ref()?;
-    let count = seen.issue.comment_count?;
-    (count == seen.comments.len() as u64
-        && command::pending(seen.comments.iter().map(Said::from)).is_empty())
-    .then_some((seen.issue.number, Some(count)))
-}
-
 impl Engine<'_> {
+    /// After an apply: where the comments it read back and posted are all its issue had at
+    /// its last write (the write's count says so) and none is a command waiting, the count,
+    /// so the next poll need not read them again (`take_looked`).
+    pub(crate) fn note_looked(&self, applied: &super::apply::Applied) {
+        let Some(issue) = &applied.issue else {
+            return;
+        };
+        let seen = applied.comments.iter().map(Said::from);
+        if issue.comment_count == Some(applied.comments.len() as u64)
+            && command::pending(seen).is_empty()
+        {
+            self.looked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((issue.number, issue.comment_count));
+        }
+    }
+
+    /// What this run's applies saw (`note_looked`), taken.
+    pub(crate) fn take_looked(&self) -> Vec<(u64, Option<u64>)> {
+        std::mem::take(&mut *self.looked.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     fn scans_key(&self) -> String {
         format!("{}|commands", self.tracker.describe())
     }

@@ -165,6 +165,7 @@ impl<'a> Engine<'a> {
             }
         }
         w.applied.comments = w.comments;
+        self.note_looked(&w.applied);
         Ok(w.applied)
     }
 
