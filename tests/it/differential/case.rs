@@ -287,7 +287,9 @@ impl Side {
                 if *keep {
                     args.push("--keep-checklists");
                 }
-                world.shepherd_as("alice", &args)
+                let ran = world.shepherd_as("alice", &args);
+                world.past_the_second();
+                ran
             }
             Step::MrOpen { m } => {
                 let issue = self.numbers[*m];
