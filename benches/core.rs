@@ -159,6 +159,7 @@ fn main() {
                     vars: vars.clone(),
                     label_events,
                     history_unread: false,
+                    portfolio: Default::default(),
                     facts: Default::default(),
                     transitions,
                     children,

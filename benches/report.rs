@@ -73,6 +73,9 @@ fn main() {
                 paused_at: None,
                 failing: (i % 200 == 3).then(|| "GitLab answered 502".to_string()),
                 flag_drift: Vec::new(),
+                overdue: false,
+                waiting: Vec::new(),
+                forecast: None,
             }
         })
         .collect();

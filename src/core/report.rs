@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::gates::{self, GateReport};
 use super::machine;
+pub use super::portfolio::{WaitKind, Waiting};
 use super::snapshot::Snapshot;
 use super::workflow::Workflow;
 
@@ -49,6 +50,34 @@ pub struct Status {
     /// Feature flags whose real state differs from what the migration's stages set.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub flag_drift: Vec<super::drift::FlagDrift>,
+    /// The stay in the stage is longer than the stage's `target`.
+    pub overdue: bool,
+    /// Why a migration whose gates hold does not move on yet: a slot, a dependency, a
+    /// freeze.
+    pub waiting: Vec<Waiting>,
+    /// When the migration is expected to be done, where past stays (or targets) say.
+    pub forecast: Option<Forecast>,
+}
+
+/// An open migration's expected completion: the median and 90th percentile of the
+/// remaining stages' past stays.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Forecast {
+    pub expected: DateTime<Utc>,
+    pub p90: DateTime<Utc>,
+}
+
+/// Whether a stay in `stage` since `entered_at` is longer than its `target` at `now`.
+pub fn overdue(
+    stage: Option<&crate::core::workflow::Stage>,
+    open: bool,
+    entered_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> bool {
+    stage
+        .filter(|s| open && !s.terminal)
+        .and_then(|s| s.pacing.target)
+        .is_some_and(|target| now.signed_duration_since(entered_at) > target)
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -185,6 +214,9 @@ pub fn status(
         paused_at: None,
         failing: None,
         flag_drift: super::drift::drift(workflow, snapshot),
+        overdue: overdue(stage, snapshot.issue.open, entered_at, now),
+        waiting: Vec::new(),
+        forecast: None,
     }
 }
 
@@ -384,6 +416,9 @@ mod tests {
             paused_at: None,
             failing: None,
             flag_drift: Vec::new(),
+            overdue: false,
+            waiting: Vec::new(),
+            forecast: None,
         }
     }
 

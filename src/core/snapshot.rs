@@ -81,6 +81,8 @@ pub struct Snapshot {
     /// Transitions from the audit comments, by sequence number.
     pub transitions: Vec<TransitionRecord>,
     pub children: Vec<Child>,
+    /// A freeze in effect and the slots of limited stages (DESIGN §13).
+    pub portfolio: super::portfolio::Portfolio,
 }
 
 impl Snapshot {

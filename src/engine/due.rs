@@ -145,6 +145,7 @@ mod tests {
             exits: Vec::new(),
             terminal: false,
             on_enter: Vec::new(),
+            pacing: Default::default(),
         }
     }
 

@@ -200,6 +200,7 @@ impl<'a> Engine<'a> {
             vars: m.marker.vars.clone(),
             label_events,
             history_unread: false,
+            portfolio: Default::default(),
             facts: Default::default(),
             transitions,
             children,

@@ -237,6 +237,9 @@ fn row(
         paused_at: None,
         failing: None,
         flag_drift: Vec::new(),
+        overdue: false,
+        waiting: Vec::new(),
+        forecast: None,
     }
 }
 

@@ -339,6 +339,9 @@ fn deployment_report() -> shepherd::core::report::Report {
                 paused_at: None,
                 failing: (i == 2).then(|| "GitLab answered 502 Bad Gateway".into()),
                 flag_drift: Vec::new(),
+                overdue: false,
+                waiting: Vec::new(),
+                forecast: None,
             }
         })
         .collect();

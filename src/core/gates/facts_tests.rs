@@ -153,6 +153,7 @@ fn snapshot(vars: &[(&str, &str)], facts: Facts) -> Snapshot {
             .collect::<BTreeMap<_, _>>(),
         label_events: Vec::new(),
         history_unread: false,
+        portfolio: Default::default(),
         facts,
         transitions: Vec::new(),
         children: vec![

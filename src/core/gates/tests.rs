@@ -44,6 +44,7 @@ fn snapshot(labels: &[&str], events: Vec<LabelEvent>) -> Snapshot {
         ]),
         label_events: events,
         history_unread: false,
+        portfolio: Default::default(),
         facts: Default::default(),
         transitions: Vec::new(),
         children: vec![

@@ -297,6 +297,9 @@ fn next_move<'w>(
     let mut passed = gates.clone();
     passed.extend(edge.when.iter().map(|g| gates::report(g, &cx)));
     let target = workflow.stage(&edge.to).expect("validated edge");
+    if let Some(wait) = snapshot.portfolio.holds_back(target) {
+        return Next::Stop(Some(gates), vec![wait]);
+    }
     Next::Move(
         sim.transition(stage, target, now, None, passed),
         Some(gates),

@@ -69,6 +69,7 @@ fn snapshot(body: &str, labels: &[&str], transitions: &[(Option<&str>, &str)]) -
             })
             .collect(),
         history_unread: false,
+        portfolio: Default::default(),
         facts: Default::default(),
         transitions: transitions
             .iter()

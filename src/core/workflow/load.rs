@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use regex::Regex;
 
 use super::{
-    check_label_name, ChecklistSite, CreateSite, Edge, Known, Problem, Stage, Tracking, Variable,
-    Workflow,
+    check_label_name, ChecklistSite, CreateSite, Edge, Known, Pacing, Problem, Stage, Tracking,
+    Variable, Workflow, PACING_KEYS,
 };
 use crate::core::yaml::{self, Loc, Node, NodeKind};
 
@@ -391,6 +391,10 @@ impl<'a> Validator<'a> {
                 "exits",
                 "terminal",
                 "on_enter",
+                "limit",
+                "target",
+                "owners",
+                "freeze",
             ],
         )?;
         let mut stage = Stage {
@@ -402,6 +406,7 @@ impl<'a> Validator<'a> {
             exits: Vec::new(),
             terminal: false,
             on_enter: Vec::new(),
+            pacing: Pacing::default(),
         };
         let mut located = Located {
             id_loc: node.loc,
@@ -440,6 +445,9 @@ impl<'a> Validator<'a> {
                 Some("terminal") => stage.terminal = self.bool(v, "`terminal`"),
                 Some("on_enter") => {
                     stage.on_enter = self.actions(v, &mut located.creates, variables)
+                }
+                Some(key) if PACING_KEYS.contains(&key) => {
+                    self.pacing_key(key, v, &mut stage.pacing)
                 }
                 _ => {}
             }

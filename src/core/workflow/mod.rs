@@ -16,6 +16,7 @@ use super::yaml::Loc;
 mod actions;
 mod flag_action;
 mod load;
+mod pacing;
 pub mod schema;
 mod sections;
 mod validate;
@@ -26,6 +27,8 @@ pub use crate::core::gates::{
 };
 pub use load::load;
 pub(crate) use load::{one_line, Validator};
+pub use pacing::Pacing;
+pub(crate) use pacing::PACING_KEYS;
 pub use sections::check_child_sections;
 pub use validate::{
     check_children, raw_use_message, raw_variable_uses, template_variables, MAX_CHILDREN,
@@ -93,6 +96,8 @@ pub struct Stage {
     pub exits: Vec<Edge>,
     pub terminal: bool,
     pub on_enter: Vec<Action>,
+    /// `limit`, `target`, `owners`, `freeze` (DESIGN §13).
+    pub pacing: Pacing,
 }
 
 /// A way out of a stage: taken when every `when` gate holds (no `when`: always).

@@ -124,6 +124,27 @@ struct Stage {
     /// What happens on entering the stage, in order
     #[serde(default)]
     on_enter: Option<Vec<Action>>,
+    /// At most this many open migrations of the workflow in the stage at once
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    limit: Option<u32>,
+    /// A stay longer than this is overdue: 15m, 2h, 1d, 1w
+    #[serde(default)]
+    target: Option<Text>,
+    /// Who is nudged when a stay is overdue (default: the assignees)
+    #[serde(default)]
+    owners: Option<OneOrMany>,
+    /// `wait`: not entered while a change freeze is in effect
+    #[serde(default)]
+    freeze: Option<Freeze>,
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum Freeze {
+    Wait,
+    Ignore,
 }
 
 #[derive(JsonSchema)]
