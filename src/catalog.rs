@@ -192,6 +192,7 @@ impl Sources {
         }
         // Over the workflows that loaded: a cycle among them is wrong whatever else is.
         problems.extend(workflow::check_children(&workflows, &origins));
+        problems.extend(workflow::check_after(&workflows, &origins));
         problems.extend(workflow::check_child_sections(
             &workflows,
             &origins,

@@ -85,6 +85,30 @@ pub enum Question {
         name: String,
         environment: Option<String>,
     },
+    /// The migrations of `workflow`, open and closed, each placed against `stage`.
+    Peers { workflow: String, stage: String },
+}
+
+/// Another migration as an `after` gate sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    pub number: u64,
+    pub vars: BTreeMap<String, String>,
+    /// Its stage, by id.
+    pub stage: Option<String>,
+    pub reach: Reach,
+}
+
+/// Where a migration is against the stage an `after` gate names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reach {
+    /// In the stage, or one after it on its path, or completed on it.
+    Reached,
+    /// Open, and not there yet.
+    Before,
+    /// Ended off the path (rolled back, abandoned), closed by hand, or with no stage: it
+    /// counts neither way.
+    Elsewhere,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -107,6 +131,8 @@ pub struct Facts {
     pub metrics: BTreeMap<MetricQuestion, MetricAnswer>,
     /// By flag name and environment; an `Err` says why (no backend, refused, …).
     pub flags: BTreeMap<(String, Option<String>), Result<FlagState, String>>,
+    /// By workflow and stage: the other migrations an `after` gate looks at.
+    pub peers: BTreeMap<(String, String), Result<Vec<Peer>, String>>,
 }
 
 /// A feature flag as its backend holds it, in one environment (or every environment).

@@ -142,6 +142,9 @@ pub fn answered(facts: &Facts, question: &Question) -> bool {
         Question::Flag { name, environment } => facts
             .flags
             .contains_key(&(name.clone(), environment.clone())),
+        Question::Peers { workflow, stage } => {
+            facts.peers.contains_key(&(workflow.clone(), stage.clone()))
+        }
     }
 }
 
@@ -155,7 +158,11 @@ pub fn has_fact_gate(gate: &Gate) -> bool {
 fn is_fact_gate(gate: &Gate) -> bool {
     matches!(
         gate,
-        Gate::MergeRequest { .. } | Gate::Release { .. } | Gate::Metric(_) | Gate::Flag { .. }
+        Gate::MergeRequest { .. }
+            | Gate::Release { .. }
+            | Gate::Metric(_)
+            | Gate::Flag { .. }
+            | Gate::After(_)
     )
 }
 

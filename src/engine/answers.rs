@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use futures::future::join_all;
 
 use super::Engine;
-use crate::core::facts::{FlagState, MergeRequest, MetricAnswer, Question, Release};
+use crate::core::facts::{FlagState, MergeRequest, MetricAnswer, Peer, Question, Release};
 use crate::core::machine::{self, Plan};
 use crate::core::questions::{questions, questions_after};
 use crate::core::snapshot::Snapshot;
@@ -27,17 +27,21 @@ enum Answer {
     Releases(Result<Vec<Release>, String>),
     Metric(MetricAnswer),
     Flag(Result<FlagState, String>),
+    Peers(Result<Vec<Peer>, String>),
 }
 
 /// Answers by question, kept `FRESH` and shared by the tasks that ask at once.
 pub struct FactCache {
     answers: Fresh<Question, Answer>,
+    /// By workflow: its migrations, open and closed (the `after` gates' one list a run).
+    migrations: Fresh<String, Result<std::sync::Arc<Vec<crate::tracker::Issue>>, String>>,
 }
 
 impl Default for FactCache {
     fn default() -> FactCache {
         FactCache {
             answers: Fresh::new(FRESH),
+            migrations: Fresh::new(FRESH),
         }
     }
 }
@@ -119,6 +123,9 @@ impl Engine<'_> {
                 (Question::Flag { name, environment }, Answer::Flag(state)) => {
                     snapshot.facts.flags.insert((name, environment), state);
                 }
+                (Question::Peers { workflow, stage }, Answer::Peers(peers)) => {
+                    snapshot.facts.peers.insert((workflow, stage), peers);
+                }
                 _ => {}
             }
         }
@@ -156,6 +163,7 @@ impl Engine<'_> {
                         .to_string(),
                 ),
             }),
+            Question::Peers { workflow, stage } => Answer::Peers(self.peers(workflow, stage).await),
             Question::Metric(q) => Answer::Metric(match self.metrics {
                 Some(m) => m.ask(q).await,
                 None => MetricAnswer::Unavailable(
@@ -164,5 +172,41 @@ impl Engine<'_> {
                 ),
             }),
         }
+    }
+
+    /// The migrations of `workflow`, open and closed, each placed against `stage`: one
+    /// list of the workflow's issues per run, whatever the number of gates that ask.
+    async fn peers(&self, workflow: &str, stage: &str) -> Result<Vec<Peer>, String> {
+        let w = self.catalog.workflow(workflow).map_err(|e| e.to_string())?;
+        let issues = self
+            .facts
+            .migrations
+            .get(&w.name, || async {
+                let mut labels = w.tracking.labels.clone();
+                labels.sort();
+                self.tracker
+                    .list_issues(crate::tracker::StateFilter::All, &labels)
+                    .await
+                    .map(std::sync::Arc::new)
+                    .map_err(|e| format!("{}: {e}", self.tracker.describe()))
+            })
+            .await?;
+        Ok(issues
+            .iter()
+            .filter_map(|issue| {
+                let marker = crate::core::marker::IssueMarker::find(&issue.body)?;
+                (marker.workflow.as_deref() == Some(workflow)).then_some(())?;
+                let at = w
+                    .stages_labelled(&issue.labels)
+                    .first()
+                    .map(|s| s.id.clone());
+                Some(Peer {
+                    number: issue.number,
+                    reach: crate::core::gates::reach(w, at.as_deref(), issue.open, stage),
+                    stage: at,
+                    vars: marker.vars,
+                })
+            })
+            .collect())
     }
 }

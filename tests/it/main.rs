@@ -26,6 +26,7 @@ mod metric_gates;
 mod notify;
 mod people;
 mod pg;
+mod portfolio;
 mod prom;
 mod readme;
 mod remote;

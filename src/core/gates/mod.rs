@@ -10,6 +10,7 @@
 //! `GATE_KINDS`, `describe_with`, `evaluate` and (for a fact) `question`, and its shape in
 //! `workflow::schema`; a fact it needs is a `facts::Question` the trackers answer.
 
+mod after;
 mod approval;
 mod checklist;
 mod child;
@@ -33,6 +34,7 @@ use super::snapshot::{LabelEvent, Snapshot};
 use super::workflow::{TextSpec, Validator, Variable};
 use super::yaml::{Node, NodeKind};
 
+pub use after::{reach, AfterGate, AfterSite};
 pub use checklist::{ChecklistGate, Require};
 pub use fields::check_project;
 pub use flag::flag_text;
@@ -82,6 +84,8 @@ pub enum Gate {
         enabled: Option<bool>,
         percentage: Option<f64>,
     },
+    /// Other migrations (of a workflow, matched by variables) reached a stage.
+    After(AfterGate),
     Any(Vec<Gate>),
     All(Vec<Gate>),
 }
@@ -101,6 +105,7 @@ impl Gate {
             Gate::Release { .. } => "release",
             Gate::Metric(_) => "metric",
             Gate::Flag { .. } => "flag",
+            Gate::After(_) => "after",
             Gate::Any(_) => "any",
             Gate::All(_) => "all",
         }
@@ -152,6 +157,7 @@ impl Gate {
                 enabled,
                 percentage,
             } => flag::describe(name, environment.as_deref(), *enabled, *percentage, vars),
+            Gate::After(g) => after::describe(g, vars),
             Gate::Any(gates) => format!("any of: {}", each(gates, vars)),
             Gate::All(gates) => format!("all of: {}", each(gates, vars)),
         }
@@ -222,6 +228,7 @@ pub fn evaluate(gate: &Gate, cx: &Context) -> GateOutcome {
             enabled,
             percentage,
         } => flag::evaluate(name, environment.as_deref(), *enabled, *percentage, cx),
+        Gate::After(g) => after::evaluate(g, cx),
         Gate::Any(gates) => {
             let outcomes: Vec<GateOutcome> = gates.iter().map(|g| evaluate(g, cx)).collect();
             let passed = outcomes.iter().any(|o| o.passed);
@@ -262,6 +269,7 @@ pub fn question(gate: &Gate, cx: &Context) -> Option<Question> {
             name, environment, ..
         } => flag::question(name, environment.as_deref(), cx),
         Gate::Metric(m) => metric::question(m, cx),
+        Gate::After(g) => after::question(g),
         _ => None,
     }
 }
@@ -286,6 +294,7 @@ const GATE_KINDS: &[(&str, ReadGate)] = &[
     ("release", |v, _, n, vars| v.release_gate(n, vars)),
     ("metric", |v, _, n, vars| v.metric_gate(n, vars)),
     ("flag", |v, _, n, vars| v.flag_gate(n, vars)),
+    ("after", |v, _, n, vars| v.after_gate(n, vars)),
     ("any", |v, k, n, vars| v.combinator(k, n, vars)),
     ("all", |v, k, n, vars| v.combinator(k, n, vars)),
 ];
@@ -440,6 +449,8 @@ pub(crate) enum RawGate {
     Metric(metric::Raw),
     /// A feature flag is in the given state
     Flag(flag::Raw),
+    /// Other migrations reached a stage first
+    After(after::Raw),
     /// One of these gates holds
     Any(Vec<RawGate>),
     /// All of these gates hold

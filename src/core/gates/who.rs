@@ -68,7 +68,8 @@ pub fn waits_for(gate: &Gate, vars: &BTreeMap<String, String>) -> Option<String>
         | Gate::MinDuration(_)
         | Gate::Release { .. }
         | Gate::Metric(_)
-        | Gate::Flag { .. } => None,
+        | Gate::Flag { .. }
+        | Gate::After(_) => None,
     }
 }
 

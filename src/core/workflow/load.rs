@@ -32,6 +32,7 @@ pub fn load(
         file,
         problems: Vec::new(),
         checklists: Vec::new(),
+        afters: Vec::new(),
     };
     let workflow = v.workflow(&root, expected_name, known);
     match workflow {
@@ -50,6 +51,8 @@ pub(crate) struct Validator<'a> {
     /// The checklist gates read so far, checked against their templates once the
     /// tracking template is known (`sections`).
     pub(crate) checklists: Vec<ChecklistSite>,
+    /// The `after` gates read so far, checked across the catalogue (`check_after`).
+    pub(crate) afters: Vec<crate::core::gates::AfterSite>,
 }
 
 pub(crate) type Entries<'n> = &'n [(Node, Node)];
@@ -246,6 +249,7 @@ impl<'a> Validator<'a> {
             stages,
             create_sites,
             checklist_sites: std::mem::take(&mut self.checklists),
+            after_sites: std::mem::take(&mut self.afters),
         })
     }
 

@@ -31,7 +31,8 @@ pub use pacing::Pacing;
 pub(crate) use pacing::PACING_KEYS;
 pub use sections::check_child_sections;
 pub use validate::{
-    check_children, raw_use_message, raw_variable_uses, template_variables, MAX_CHILDREN,
+    check_after, check_children, raw_use_message, raw_variable_uses, template_variables,
+    MAX_CHILDREN,
 };
 
 /// A named state machine, valid by construction.
@@ -49,6 +50,9 @@ pub struct Workflow {
     /// workflow's gates against the template its parent opens it with
     /// (`check_child_sections`).
     pub checklist_sites: Vec<ChecklistSite>,
+    /// Every `after` gate of the file with its place, for the check that its workflow,
+    /// stage and variables exist (`check_after`).
+    pub after_sites: Vec<crate::core::gates::AfterSite>,
 }
 
 /// A `checklist` gate and where the file writes it.

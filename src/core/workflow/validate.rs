@@ -397,3 +397,60 @@ impl Validator<'_> {
         }
     }
 }
+
+/// Across the catalogue: every `after` gate names a workflow there, one of its stages, and
+/// only variables that workflow declares in `where`.
+pub fn check_after(
+    workflows: &BTreeMap<String, Workflow>,
+    files: &BTreeMap<String, String>,
+) -> Vec<Problem> {
+    let mut out = Vec::new();
+    for w in workflows.values() {
+        for site in &w.after_sites {
+            let g = &site.gate;
+            let mut problem = |loc: Loc, message: String| {
+                out.push(Problem {
+                    file: files.get(&w.name).cloned().unwrap_or_default(),
+                    loc,
+                    message,
+                })
+            };
+            let Some(other) = workflows.get(&g.workflow) else {
+                let known: Vec<&str> = workflows.keys().map(String::as_str).collect();
+                problem(
+                    site.workflow_loc,
+                    format!(
+                        "`after` names workflow `{}`, which is not in the catalogue ({})",
+                        g.workflow,
+                        known.join(", ")
+                    ),
+                );
+                continue;
+            };
+            if other.stage(&g.stage).is_none() {
+                let stages: Vec<&str> = other.stages.iter().map(|s| s.id.as_str()).collect();
+                problem(
+                    site.stage_loc,
+                    format!(
+                        "`after` names stage `{}`, which workflow `{}` does not have ({})",
+                        g.stage,
+                        g.workflow,
+                        stages.join(", ")
+                    ),
+                );
+            }
+            for (name, loc) in &site.where_locs {
+                if !other.variables.iter().any(|v| &v.name == name) {
+                    problem(
+                        *loc,
+                        format!(
+                        "`after` matches variable `{name}`, which workflow `{}` does not declare",
+                        g.workflow
+                    ),
+                    );
+                }
+            }
+        }
+    }
+    out
+}

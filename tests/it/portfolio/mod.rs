@@ -1,0 +1,93 @@
+//! Many migrations as one plan (DESIGN §13): `after` gates, limited stages.
+
+mod after;
+
+use crate::support::Shepherd;
+
+/// A flag rollout in miniature: `prep` (label `ready`, and the flag it depends on fully
+/// rolled out) → `global` (label `released`) → `done`; `rollback` leaves for `rolled-back`.
+/// `global` holds at most `limit` migrations when given.
+pub fn flags(limit: Option<u32>) -> Shepherd {
+    let s = Shepherd::new();
+    std::fs::create_dir_all(s.path("workflows")).unwrap();
+    std::fs::create_dir_all(s.path("templates")).unwrap();
+    let limit = limit
+        .map(|l| format!("    limit: {l}\n"))
+        .unwrap_or_default();
+    std::fs::write(
+        s.path("workflows/flag.yaml"),
+        format!(
+            "name: flag
+description: A flag rolled out after the flag it depends on
+variables:
+  flag: {{required: true}}
+  depends_on: {{default: \"\"}}
+tracking:
+  template: flag
+stages:
+  - id: prep
+    label: \"flag::prep\"
+    gates:
+      - label: ready
+      - after: {{workflow: flag, stage: global, where: {{flag: \"{{{{depends_on}}}}\"}}}}
+    next: global
+    exits: &back
+      - to: rolled-back
+        when: [{{label: rollback}}]
+  - id: global
+    label: \"flag::global\"
+{limit}    gates:
+      - label: released
+    next: done
+    exits: *back
+  - id: done
+    label: \"flag::done\"
+    terminal: true
+  - id: rolled-back
+    label: \"flag::rolled-back\"
+    terminal: true
+"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        s.path("templates/flag.md.hbs"),
+        "---\ntitle: \"Roll out {{flag}}\"\n---\nRoll out `{{flag}}`.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        s.path("shepherd.toml"),
+        "workflows = \"workflows\"\ntemplates = \"templates\"\n",
+    )
+    .unwrap();
+    s
+}
+
+/// Starts a flag migration; its number.
+pub fn start(s: &Shepherd, flag: &str, depends_on: Option<&str>) -> String {
+    let mut args = vec!["start".to_string(), "flag".into(), "--var".into()];
+    args.push(format!("flag={flag}"));
+    if let Some(d) = depends_on {
+        args.push("--var".into());
+        args.push(format!("depends_on={d}"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    s.json(&args)["ref"].as_u64().unwrap().to_string()
+}
+
+/// The migration's stage and its `after` gate's report (passed, detail).
+pub fn after_gate(s: &Shepherd, n: &str) -> (String, bool, String) {
+    let status = s.json(&["status", n]);
+    let gate = status["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["gate"] == "after")
+        .cloned()
+        .unwrap_or_default();
+    (
+        status["stage"].as_str().unwrap_or_default().to_string(),
+        gate["passed"].as_bool().unwrap_or(false),
+        gate["detail"].as_str().unwrap_or_default().to_string(),
+    )
+}
