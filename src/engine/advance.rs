@@ -16,6 +16,7 @@ use super::{
 };
 use crate::core::machine;
 use crate::core::marker::IssueMarker;
+use crate::core::portfolio::Slots;
 use crate::core::snapshot::LabelEvent;
 use crate::core::workflow::Workflow;
 use crate::render::{Context, IssueRef};
@@ -149,6 +150,7 @@ impl<'a> Engine<'a> {
         kids: &[&Migration],
         events: Option<Vec<LabelEvent>>,
         read_comments: bool,
+        slots: &BTreeMap<String, Slots>,
     ) -> Result<(machine::Plan, Vec<Comment>)> {
         let mut snapshot = match events {
             Some(events) => {
@@ -158,6 +160,7 @@ impl<'a> Engine<'a> {
             }
             None => self.glance(m, workflow, kids).await?,
         };
+        snapshot.portfolio.slots = slots.clone();
         let mut plan = self.plan(workflow, &mut snapshot).await;
         if plan.transitions.is_empty() {
             return Ok((plan, Vec::new()));
@@ -179,6 +182,7 @@ impl<'a> Engine<'a> {
             )
             .await?;
         snapshot.history_unread = !read;
+        snapshot.portfolio.slots = slots.clone();
         plan = self.plan(workflow, &mut snapshot).await;
         if machine::leans_on_history(workflow, &snapshot, &plan) {
             snapshot.label_events = self.label_history(m, workflow, None).await?;
@@ -364,6 +368,9 @@ impl<'a> Engine<'a> {
             }
         }
         self.progress.finish();
+        if !dry_run {
+            self.fill_freed_slots(&mut out).await;
+        }
         let mut looked = looked.into_inner().unwrap_or_else(|e| e.into_inner());
         looked.extend(self.take_looked());
         self.keep_scans(&looked).await;

@@ -5,17 +5,19 @@
 //! (held, with its parent's, while the child and its own children move), then resumes the
 //! parent where it stopped. No advance calls another: no recursion, no boxed futures.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use anyhow::{bail, Context as _, Result};
 
 use super::apply::Applied;
-use super::lease::HeldLeases;
+use super::lease::{HeldLeases, Leased, LEASE_WAIT};
+use super::slots;
 use super::{report_plan, Advanced, Engine, Kin, Migration, MoveReport};
 use crate::core::machine;
 use crate::core::marker::IssueMarker;
+use crate::core::portfolio::Slots;
 use crate::core::snapshot::LabelEvent;
-use crate::core::workflow::Workflow;
+use crate::core::workflow::{Stage, Workflow};
 use crate::tracker::Issue;
 
 /// How many rounds one advance may take before its workflow is taken for a loop.
@@ -40,6 +42,8 @@ pub(super) struct Advance {
     unstarted_started: bool,
     /// The rest of a round whose apply made children that are being started.
     after: Option<AfterApply>,
+    /// The slots of limited stages this advance looked at, under their leases.
+    slots: BTreeMap<String, Slots>,
 }
 
 /// What a round that applied a plan still has to do once the children it made started.
@@ -73,6 +77,7 @@ impl Advance {
             created: Vec::new(),
             unstarted_started: false,
             after: None,
+            slots: BTreeMap::new(),
         }
     }
 
@@ -283,7 +288,7 @@ impl<'a> Engine<'a> {
         let kids = kin.children(number);
         let read_comments = !std::mem::take(&mut a.new_issue);
         let (plan, comments) = self
-            .decide(&m, workflow, kids, a.events.take(), read_comments)
+            .decide(&m, workflow, kids, a.events.take(), read_comments, &a.slots)
             .await?;
         if !a.kin_read && super::lazy_kin::children_matter(workflow, &m, &plan, &comments) {
             // Judged again with them (the reads of this look are kept in the cache).
@@ -295,24 +300,111 @@ impl<'a> Engine<'a> {
             return Ok(Round::Again);
         }
         if a.dry_run || plan.transitions.is_empty() {
-            let mut report = report_plan(number, workflow, plan, std::mem::take(&mut a.created));
-            let mut transitions = std::mem::take(&mut a.transitions);
-            transitions.append(&mut report.transitions);
-            report.transitions = transitions;
-            return Ok(Round::Done(Box::new(report)));
+            if !a.dry_run && !slots::waits_for_slot(&plan) {
+                self.give_up_places(workflow, &m).await?;
+            }
+            return Ok(Round::Done(Box::new(done(number, workflow, plan, a))));
         }
+        // Owned: the rounds below change the advance (whose index `kids` borrows).
+        let owned: Vec<Migration> = kids.iter().map(|k| (*k).clone()).collect();
+        let kids: Vec<&Migration> = owned.iter().collect();
+        if let Some(stage) =
+            slots::limited_entry(workflow, &plan).filter(|s| !a.slots.contains_key(&s.id))
+        {
+            return self
+                .in_slot(a, &m, workflow, &kids, stage, read_comments)
+                .await;
+        }
+        self.apply_round(a, &m, workflow, &kids, plan, comments)
+            .await
+    }
+
+    /// A round whose plan enters a stage with a `limit`: under the stage's lease, the
+    /// slots are looked at, the plan made again with them, and applied; a migration that
+    /// gets no slot keeps its place in line.
+    async fn in_slot(
+        &self,
+        a: &mut Advance,
+        m: &Migration,
+        workflow: &Workflow,
+        kids: &[&Migration],
+        stage: &Stage,
+        read_comments: bool,
+    ) -> Result<Round> {
+        let key = self.slot_key(workflow, stage);
+        let what = format!("the slots of `{}` in {}", stage.id, workflow.name);
+        let work = async {
+            let slots = self.slots(workflow, stage, m).await?;
+            a.slots.insert(stage.id.clone(), slots);
+            let (plan, comments) = self
+                .decide(m, workflow, kids, None, read_comments, &a.slots)
+                .await?;
+            let waits = slots::waits_for_slot(&plan);
+            self.note_waiting(workflow, stage, m, waits).await?;
+            if plan.transitions.is_empty() {
+                return Ok(Round::Done(Box::new(done(a.number, workflow, plan, a))));
+            }
+            self.apply_round(a, m, workflow, kids, plan, comments).await
+        };
+        match self.leased_on(&key, &what, LEASE_WAIT, work).await? {
+            Leased::Done(round) => Ok(round),
+            Leased::Busy(who) => bail!(
+                "{who}; waited {}s: try again in a moment",
+                LEASE_WAIT.as_secs()
+            ),
+        }
+    }
+
+    /// Gives up `m`'s place in the line of every limited stage its stage leads to: its
+    /// plan does not wait for a slot (paused, its gates no longer hold, moved on).
+    async fn give_up_places(&self, workflow: &Workflow, m: &Migration) -> Result<()> {
+        let Some(here) = workflow.stages_labelled(&m.issue.labels).first().copied() else {
+            return Ok(());
+        };
+        for edge in &here.next {
+            let Some(stage) = workflow
+                .stage(&edge.to)
+                .filter(|s| s.pacing.limit.is_some())
+            else {
+                continue;
+            };
+            if !self.in_line(workflow, stage, m.issue.number).await {
+                continue;
+            }
+            let key = self.slot_key(workflow, stage);
+            let what = format!("the slots of `{}` in {}", stage.id, workflow.name);
+            let work = self.note_waiting(workflow, stage, m, false);
+            if let Leased::Busy(who) = self.leased_on(&key, &what, LEASE_WAIT, work).await? {
+                tracing::info!(
+                    "{what}: {who}; #{}'s place in line is kept for now",
+                    m.issue.number
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The rest of a round whose plan moves: the claim, the writes, the children to start.
+    async fn apply_round(
+        &self,
+        a: &mut Advance,
+        m: &Migration,
+        workflow: &Workflow,
+        kids: &[&Migration],
+        plan: machine::Plan,
+        comments: Vec<crate::tracker::Comment>,
+    ) -> Result<Round> {
+        let number = a.number;
         let store_id = self.store_id().await?.clone();
         if let Some(busy) = self.in_other_hands(number, &plan, &comments, &store_id) {
             return Ok(Round::Done(Box::new(left_alone(
-                &m, workflow, plan, a, busy,
+                m, workflow, plan, a, busy,
             ))));
         }
-        let applied = self.apply(&m, workflow, &plan, &comments).await?;
+        let applied = self.apply(m, workflow, &plan, &comments).await?;
         if let Some(left) = applied.left {
             let why = left.why(number);
-            return Ok(Round::Done(Box::new(left_alone(
-                &m, workflow, plan, a, why,
-            ))));
+            return Ok(Round::Done(Box::new(left_alone(m, workflow, plan, a, why))));
         }
         let starts = new_starts(&applied.created);
         let kids = if applied.created.is_empty() {
@@ -396,6 +488,16 @@ fn new_starts(created: &[(Issue, bool)]) -> VecDeque<Start> {
         .filter(|(_, needs_start)| *needs_start)
         .map(|(child, _)| Start::New(child.clone()))
         .collect()
+}
+
+/// The report of a round that moves nothing more: this advance's moves and where it
+/// stopped.
+fn done(number: u64, workflow: &Workflow, plan: machine::Plan, a: &mut Advance) -> Advanced {
+    let mut report = report_plan(number, workflow, plan, std::mem::take(&mut a.created));
+    let mut transitions = std::mem::take(&mut a.transitions);
+    transitions.append(&mut report.transitions);
+    report.transitions = transitions;
+    report
 }
 
 /// An error met while starting a child, saying which child (for a child this run made).

@@ -23,6 +23,7 @@ pub mod lease;
 mod person;
 mod read;
 mod scans;
+mod slots;
 mod vars;
 mod waves;
 

@@ -31,15 +31,19 @@ impl Shepherd {
 
     /// Runs shepherd with `args` on this directory's tracker.
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_shepherd"))
-            .current_dir(self.dir.path())
+        self.command(args).output().expect("shepherd runs")
+    }
+
+    /// The command `run` runs, to start it in the background.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shepherd"));
+        cmd.current_dir(self.dir.path())
             .env_remove("SHEPHERD_TRACKER")
             .env("USER", "tester")
             .arg("--tracker")
             .arg(format!("local:{}", self.db().display()))
-            .args(args)
-            .output()
-            .expect("shepherd runs")
+            .args(args);
+        cmd
     }
 
     /// Runs and expects success; returns stdout.

@@ -1,0 +1,216 @@
+//! Slots of a stage with a `limit` (DESIGN §13): a migration whose gates hold for a move
+//! into such a stage enters it only while fewer than `limit` open migrations of the
+//! workflow stand there and no migration ahead of it in line waits for the slot. The line
+//! is kept in the Store (`{tracker}|slots:{workflow}:{stage}`): the label
+//! `shepherd::priority` first, then the longest wait. Slots are granted, and the move that
+//! takes one is applied, under the stage's lease in the Store, so no two processes that
+//! share a Store ever put more than `limit` migrations into a stage.
+
+use anyhow::Result;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Engine, Migration};
+use crate::core::machine::Plan;
+use crate::core::portfolio::Slots;
+use crate::core::workflow::{Stage, Workflow};
+use crate::tracker::StateFilter;
+
+/// The label that puts a migration first in line for a slot.
+pub const PRIORITY_LABEL: &str = "shepherd::priority";
+
+/// How long a place in line lasts once no run has seen its migration still waiting (a
+/// migration paused, closed or moved elsewhere meanwhile gives its place up).
+const FORGOTTEN_AFTER: i64 = 60;
+
+/// One migration waiting for a slot.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Waiter {
+    number: u64,
+    priority: bool,
+    /// When it was first seen waiting.
+    since: DateTime<Utc>,
+    /// When a run last saw it still waiting.
+    seen: DateTime<Utc>,
+}
+
+/// The first stage with a `limit` that `plan` enters by a move of its own (a rollback
+/// and the end of a move an earlier run began take no new slot).
+pub(crate) fn limited_entry<'w>(workflow: &'w Workflow, plan: &Plan) -> Option<&'w Stage> {
+    plan.transitions
+        .iter()
+        .filter(|t| !t.rollback && !t.resumed)
+        .filter_map(|t| workflow.stage(&t.to))
+        .find(|s| s.pacing.limit.is_some())
+}
+
+/// Whether `plan` stops for want of a slot.
+pub(crate) fn waits_for_slot(plan: &Plan) -> bool {
+    waits(&plan.blocked_by)
+}
+
+impl Engine<'_> {
+    /// The Store key of a limited stage's lease and line.
+    pub(crate) fn slot_key(&self, workflow: &Workflow, stage: &Stage) -> String {
+        format!(
+            "{}|slots:{}:{}",
+            self.tracker.describe(),
+            workflow.name,
+            stage.id
+        )
+    }
+
+    /// The slots of `stage` as `m` sees them: the open migrations of the workflow standing
+    /// there (one list from the tracker) and those ahead of `m` in line (the Store).
+    pub(crate) async fn slots(
+        &self,
+        workflow: &Workflow,
+        stage: &Stage,
+        m: &Migration,
+    ) -> Result<Slots> {
+        let limit = stage.pacing.limit.unwrap_or(u32::MAX) as usize;
+        let mut labels = workflow.tracking.labels.clone();
+        labels.push(stage.label.clone());
+        let mut taken_by: Vec<u64> = self
+            .tracker
+            .list_issues(StateFilter::Open, &labels)
+            .await?
+            .into_iter()
+            .filter(|i| i.number != m.issue.number)
+            .filter(|i| {
+                crate::core::marker::IssueMarker::find(&i.body)
+                    .is_some_and(|mk| mk.workflow.as_deref() == Some(workflow.name.as_str()))
+            })
+            .filter(|i| {
+                workflow.stages_labelled(&i.labels).first().map(|s| &s.id) == Some(&stage.id)
+            })
+            .map(|i| i.number)
+            .collect();
+        taken_by.sort_unstable();
+        let now = self.now();
+        let line = self.line(workflow, stage).await;
+        let mine = rank(m, line.iter().find(|w| w.number == m.issue.number), now);
+        let ahead: Vec<u64> = line
+            .iter()
+            .filter(|w| w.number != m.issue.number && !taken_by.contains(&w.number))
+            .filter(|w| now.signed_duration_since(w.seen) < Duration::minutes(FORGOTTEN_AFTER))
+            .filter(|w| (!w.priority, w.since, w.number) < mine)
+            .map(|w| w.number)
+            .collect();
+        Ok(Slots {
+            granted: taken_by.len() + ahead.len() < limit,
+            taken_by,
+            ahead,
+        })
+    }
+
+    /// Keeps `m`'s place in `stage`'s line while it waits, and gives it up otherwise.
+    pub(crate) async fn note_waiting(
+        &self,
+        workflow: &Workflow,
+        stage: &Stage,
+        m: &Migration,
+        waiting: bool,
+    ) -> Result<()> {
+        let now = self.now();
+        let mut line = self.line(workflow, stage).await;
+        let before = line.len();
+        let earlier = line.iter().position(|w| w.number == m.issue.number);
+        if !waiting && earlier.is_none() {
+            return Ok(());
+        }
+        let kept = earlier.map(|i| line.remove(i));
+        line.retain(|w| now.signed_duration_since(w.seen) < Duration::minutes(FORGOTTEN_AFTER));
+        if waiting {
+            line.push(Waiter {
+                number: m.issue.number,
+                priority: m.issue.labels.iter().any(|l| l == PRIORITY_LABEL),
+                since: kept.map_or(now, |w| w.since),
+                seen: now,
+            });
+        }
+        if line.len() == before && !waiting {
+            return Ok(());
+        }
+        let text = serde_json::to_string(&line)?;
+        self.store
+            .cache_put(&self.slot_key(workflow, stage), &text, "1")
+            .await?;
+        Ok(())
+    }
+
+    /// Whether `number` holds a place in `stage`'s line.
+    pub(crate) async fn in_line(&self, workflow: &Workflow, stage: &Stage, number: u64) -> bool {
+        self.line(workflow, stage)
+            .await
+            .iter()
+            .any(|w| w.number == number)
+    }
+
+    async fn line(&self, workflow: &Workflow, stage: &Stage) -> Vec<Waiter> {
+        match self.store.cache_get(&self.slot_key(workflow, stage)).await {
+            Ok(Some(c)) => serde_json::from_str(&c.value).unwrap_or_default(),
+            Ok(None) => Vec::new(),
+            Err(e) => {
+                tracing::warn!(
+                    "reading the line for {} of {}: {e}",
+                    stage.id,
+                    workflow.name
+                );
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// Where `m` stands in line: priority first, then the longest wait, then the number.
+fn rank(m: &Migration, kept: Option<&Waiter>, now: DateTime<Utc>) -> (bool, DateTime<Utc>, u64) {
+    let priority = m.issue.labels.iter().any(|l| l == PRIORITY_LABEL);
+    (!priority, kept.map_or(now, |w| w.since), m.issue.number)
+}
+
+impl Engine<'_> {
+    /// After a reconcile: where this run moved migrations out of a limited stage, those
+    /// that waited for a slot there in the same run (looked at before the slot was freed)
+    /// get another look, in order, so a freed slot is taken in the run that freed it.
+    pub(crate) async fn fill_freed_slots(&self, out: &mut super::Reconciled) {
+        let freed: std::collections::BTreeSet<&str> = out
+            .migrations
+            .iter()
+            .filter(|a| {
+                let Ok(w) = self.catalog.workflow(&a.workflow) else {
+                    return false;
+                };
+                a.transitions.iter().any(|t| {
+                    t.from
+                        .as_deref()
+                        .and_then(|f| w.stage(f))
+                        .is_some_and(|s| s.pacing.limit.is_some())
+                })
+            })
+            .map(|a| a.workflow.as_str())
+            .collect();
+        let again: Vec<(usize, u64)> = out
+            .migrations
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| freed.contains(a.workflow.as_str()) && waits(&a.blocked_by))
+            .map(|(i, a)| (i, a.number))
+            .collect();
+        for (i, number) in again {
+            match self.advance(number, false).await {
+                Ok(mut a) => {
+                    let mut earlier = std::mem::take(&mut out.migrations[i].transitions);
+                    earlier.append(&mut a.transitions);
+                    a.transitions = earlier;
+                    out.migrations[i] = a;
+                }
+                Err(e) => tracing::warn!("#{number}, looked at again for a freed slot: {e:#}"),
+            }
+        }
+    }
+}
+
+fn waits(blocked_by: &[crate::core::gates::GateReport]) -> bool {
+    blocked_by.iter().any(|r| r.gate == "slot")
+}

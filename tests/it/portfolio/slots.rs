@@ -1,0 +1,98 @@
+//! Stages with a `limit` on the local tracker: never more than `limit` migrations in the
+//! stage, however many runs at once; the others wait in line, `shepherd::priority` first.
+
+use super::{flags, start};
+use crate::support::Shepherd;
+
+/// The migrations standing in `stage`, by number.
+fn in_stage(s: &Shepherd, stage: &str) -> Vec<u64> {
+    s.issues()
+        .iter()
+        .filter(|i| i.labels.iter().any(|l| l == &format!("flag::{stage}")))
+        .map(|i| i.number)
+        .collect()
+}
+
+#[test]
+fn a_limited_stage_takes_migrations_in_turn_priority_first() {
+    let s = flags(Some(2));
+    let ns: Vec<String> = ["a", "b", "c", "d", "e"]
+        .iter()
+        .map(|f| start(&s, f, None))
+        .collect();
+    for n in &ns {
+        s.ok(&["label", n, "--add", "ready"]);
+    }
+    let out = s.json(&["reconcile"]);
+    assert_eq!(in_stage(&s, "global").len(), 2, "{out:#}");
+    let waiting: Vec<u64> = in_stage(&s, "prep");
+    assert_eq!(waiting.len(), 3);
+    // Each waiting one says why.
+    let n = waiting[2].to_string();
+    let advanced = s.json(&["advance", &n]);
+    let text = advanced.to_string();
+    assert!(
+        text.contains("waits for a slot in global: 2 of 2 taken by"),
+        "{advanced:#}"
+    );
+    // The last in line is put first; a slot frees; it gets it.
+    s.ok(&["label", &n, "--add", "shepherd::priority"]);
+    let first = in_stage(&s, "global")[0].to_string();
+    s.ok(&["label", &first, "--add", "released"]);
+    s.ok(&["reconcile"]);
+    let global = in_stage(&s, "global");
+    assert_eq!(global.len(), 2, "{global:?}");
+    assert!(global.contains(&waiting[2]), "{global:?} should hold #{n}");
+    // Then one of the others, in the run that frees the slot.
+    let other = global
+        .iter()
+        .find(|g| **g != waiting[2])
+        .unwrap()
+        .to_string();
+    s.ok(&["label", &other, "--add", "released"]);
+    s.ok(&["reconcile"]);
+    let global = in_stage(&s, "global");
+    assert_eq!(global.len(), 2, "{global:?}");
+    assert!(
+        global.contains(&waiting[2])
+            && (global.contains(&waiting[0]) || global.contains(&waiting[1]))
+    );
+    assert_eq!(in_stage(&s, "prep").len(), 1);
+}
+
+#[test]
+fn four_reconciles_at_once_never_put_more_than_the_limit_into_a_stage() {
+    let s = flags(Some(2));
+    let ns: Vec<String> = (0..8).map(|i| start(&s, &format!("f{i}"), None)).collect();
+    for n in &ns {
+        s.ok(&["label", n, "--add", "ready"]);
+    }
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let mut cmd = s.command(&["reconcile", "--concurrency", "4"]);
+            cmd.stdout(std::process::Stdio::piped());
+            cmd.stderr(std::process::Stdio::piped());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    for run in runs {
+        let out = run.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(in_stage(&s, "global").len(), 2);
+    // Every entry into global is one audit comment: exactly two were made.
+    let entries: usize = ns
+        .iter()
+        .map(|n| {
+            s.comments(n.parse().unwrap())
+                .iter()
+                .filter(|c| c.body.contains("\"to\":\"global\""))
+                .count()
+        })
+        .sum();
+    assert_eq!(entries, 2);
+}
