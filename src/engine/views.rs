@@ -46,6 +46,7 @@ impl<'a> Engine<'a> {
             .await?;
         self.answer_drift(workflow, &mut snapshot).await;
         let mut status = report::status(workflow, &snapshot, m.marker.parent, self.now());
+        status.waiting = waiting(workflow, &snapshot, self.now());
         status.history = None;
         mark_paused(
             &mut status,
@@ -179,6 +180,7 @@ impl<'a> Engine<'a> {
         let now = self.now();
         let decide = |r: &Read| {
             let mut status = report::status(r.workflow, &r.snapshot, r.m.marker.parent, now);
+            status.waiting = waiting(r.workflow, &r.snapshot, now);
             status.history = Some(report::history(&r.snapshot));
             mark_paused(
                 &mut status,
@@ -376,4 +378,15 @@ fn parse_checklists(m: &Migration, workflow: &Workflow) {
             }
         });
     }
+}
+
+/// Why a migration whose gates hold does not move on yet (a freeze, a slot, a dependency):
+/// the waits among the reasons its plan stops for.
+fn waiting(
+    workflow: &Workflow,
+    snapshot: &crate::core::snapshot::Snapshot,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<crate::core::portfolio::Waiting> {
+    let plan = crate::core::machine::plan(workflow, snapshot, now);
+    crate::core::portfolio::waiting(&plan.blocked_by)
 }

@@ -10,6 +10,7 @@
 
 mod clock;
 mod flags;
+mod freezes;
 mod issues;
 mod merge_requests;
 mod schema;
@@ -437,5 +438,10 @@ impl Tracker for LocalTracker {
     /// The releases `shepherd release publish` made; any `group/project` is known.
     async fn releases(&self, project: Option<&str>) -> Result<Vec<Release>, TrackerError> {
         self.project_releases(project)
+    }
+
+    /// The freeze periods `shepherd freeze add` made.
+    async fn freeze_periods(&self) -> Result<Vec<super::FreezePeriod>, TrackerError> {
+        self.freezes()
     }
 }

@@ -413,7 +413,7 @@ fn a_file_of_the_second_format_is_brought_forward() {
             &s.db(),
             "SELECT value FROM shepherd_meta WHERE key = 'schema'"
         ),
-        "shepherd-local-4"
+        "shepherd-local-5"
     );
     s.ok(&["release", "publish", "v1"]);
 }
