@@ -300,7 +300,7 @@ impl Session {
         let of_config = |t: &TrackerConfig| Target {
             gitlab_url: t.gitlab_url.clone(),
             github_url: t.github_url.clone(),
-            freezes: t.freezes.clone(),
+            freezes: t.freezes,
         };
         if self.tracker_specs.len() > 1 {
             let shared = self.config.tracker.as_ref().map(of_config);
@@ -495,7 +495,7 @@ impl Session {
         let target = Target {
             gitlab_url: configured.and_then(|t| t.gitlab_url.clone()),
             github_url: configured.and_then(|t| t.github_url.clone()),
-            freezes: configured.and_then(|t| t.freezes.clone()),
+            freezes: configured.and_then(|t| t.freezes),
         };
         Ok((self.spec()?, target))
     }

@@ -56,7 +56,9 @@ pub(super) fn freeze(session: &Session, args: FreezeArgs) -> Result<ExitCode> {
     let spec = session.spec()?;
     let TrackerSpec::Local(path) = &spec else {
         let gitlab = match spec {
-            TrackerSpec::GitLab(_) => ", or the project's deploy freeze periods with freezes = \"gitlab\" under [tracker]",
+            TrackerSpec::GitLab(_) => {
+                ", or the project's deploy freeze periods with freezes = \"gitlab\" under [tracker]"
+            }
             _ => "",
         };
         note(&format!(
@@ -140,11 +142,17 @@ fn list(
     });
     print(format, &value, || {
         let mut out = match until {
-            Some(u) => format!("frozen until {} (now {})\n", freeze::shown(u), freeze::shown(now)),
+            Some(u) => format!(
+                "frozen until {} (now {})\n",
+                freeze::shown(u),
+                freeze::shown(now)
+            ),
             None => format!("no freeze in effect (now {})\n", freeze::shown(now)),
         };
         if rows.is_empty() {
-            out.push_str("no freeze periods (add one with `shepherd freeze add --start CRON --end CRON`)");
+            out.push_str(
+                "no freeze periods (add one with `shepherd freeze add --start CRON --end CRON`)",
+            );
         }
         for f in session.config.freeze.iter().map(|f| &f.0) {
             out.push_str(&format!(

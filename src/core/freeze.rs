@@ -44,7 +44,9 @@ impl Freeze {
         let zone = timezone.map(str::trim).filter(|z| !z.is_empty());
         let timezone = match zone {
             None => Tz::UTC,
-            Some(z) => z.parse::<Tz>().map_err(|_| FreezeError::Zone(z.to_string()))?,
+            Some(z) => z
+                .parse::<Tz>()
+                .map_err(|_| FreezeError::Zone(z.to_string()))?,
         };
         Ok(Freeze {
             start_cron: cron("start", start)?,
@@ -81,10 +83,7 @@ fn cron(field: &'static str, text: &str) -> Result<Cron, FreezeError> {
         reason,
     };
     if text.split_whitespace().count() != 5 {
-        return Err(fail(format!(
-            "{} fields",
-            text.split_whitespace().count()
-        )));
+        return Err(fail(format!("{} fields", text.split_whitespace().count())));
     }
     CronParser::builder()
         .seconds(Seconds::Disallowed)
@@ -224,7 +223,10 @@ mod tests {
                 .to_string()
         };
         let e = bad("0 23 * * 5 *", "0 7 * * 1", None);
-        assert!(e.starts_with("bad `start` cron `0 23 * * 5 *`: 6 fields"), "{e}");
+        assert!(
+            e.starts_with("bad `start` cron `0 23 * * 5 *`: 6 fields"),
+            "{e}"
+        );
         let e = bad("0 23 * * 5", "61 7 * * 1", None);
         assert!(e.starts_with("bad `end` cron `61 7 * * 1`"), "{e}");
         let e = bad("0 23 * * 5", "0 7 * * 1", Some("Mars/Olympus"));

@@ -55,20 +55,17 @@ impl Engine<'_> {
 
 /// The tracker's periods, each checked; one that cannot be read names where it came from.
 async fn read(tracker: &dyn Tracker) -> Result<Vec<Freeze>, String> {
-    let periods = tracker
-        .freeze_periods()
-        .await
-        .map_err(|e| format!("cannot read the change freezes of {}: {e}", tracker.describe()))?;
+    let periods = tracker.freeze_periods().await.map_err(|e| {
+        format!(
+            "cannot read the change freezes of {}: {e}",
+            tracker.describe()
+        )
+    })?;
     periods
         .iter()
         .map(|p| {
-            Freeze::new(&p.start, &p.end, Some(&p.timezone)).map_err(|e| {
-                format!(
-                    "freeze period {} of {}: {e}",
-                    p.id,
-                    tracker.describe()
-                )
-            })
+            Freeze::new(&p.start, &p.end, Some(&p.timezone))
+                .map_err(|e| format!("freeze period {} of {}: {e}", p.id, tracker.describe()))
         })
         .collect()
 }

@@ -73,7 +73,12 @@ fn held(s: &Shepherd, until: &str) {
 fn a_freeze_added_on_the_local_tracker_holds_a_move_until_it_ends() {
     let s = deploy();
     let added = s.json(&[
-        "freeze", "add", "--start", "0 23 * * 5", "--end", "0 7 * * 1",
+        "freeze",
+        "add",
+        "--start",
+        "0 23 * * 5",
+        "--end",
+        "0 7 * * 1",
     ]);
     assert_eq!(added["id"], 1);
     assert_eq!(added["timezone"], "UTC");
@@ -126,7 +131,14 @@ fn a_workflow_without_a_freeze_stage_is_not_held() {
     let s = deploy();
     let yaml = DEPLOY.replace("    freeze: wait\n", "");
     std::fs::write(s.path("workflows/deploy.yaml"), yaml).unwrap();
-    s.ok(&["freeze", "add", "--start", "0 23 * * 5", "--end", "0 7 * * 1"]);
+    s.ok(&[
+        "freeze",
+        "add",
+        "--start",
+        "0 23 * * 5",
+        "--end",
+        "0 7 * * 1",
+    ]);
     let v = s.json(&["advance", "1"]);
     assert_eq!(moves(&v), ["ready>production"], "{v}");
 }
@@ -135,11 +147,28 @@ fn a_workflow_without_a_freeze_stage_is_not_held() {
 fn bad_crons_and_zones_are_clear_errors() {
     let s = deploy();
     let err = s.fails(&["freeze", "add", "--start", "0 23 * *", "--end", "0 7 * * 1"]);
-    assert!(err.contains("bad `start` cron `0 23 * *`: 4 fields"), "{err}");
-    let err = s.fails(&["freeze", "add", "--start", "0 23 * * 5", "--end", "0 25 * * 1"]);
+    assert!(
+        err.contains("bad `start` cron `0 23 * *`: 4 fields"),
+        "{err}"
+    );
+    let err = s.fails(&[
+        "freeze",
+        "add",
+        "--start",
+        "0 23 * * 5",
+        "--end",
+        "0 25 * * 1",
+    ]);
     assert!(err.contains("bad `end` cron `0 25 * * 1`"), "{err}");
     let err = s.fails(&[
-        "freeze", "add", "--start", "0 23 * * 5", "--end", "0 7 * * 1", "--timezone", "Mars/Olympus",
+        "freeze",
+        "add",
+        "--start",
+        "0 23 * * 5",
+        "--end",
+        "0 7 * * 1",
+        "--timezone",
+        "Mars/Olympus",
     ]);
     assert!(err.contains("unknown time zone `Mars/Olympus`"), "{err}");
     assert_eq!(s.json(&["freeze", "list"])["freezes"], json!([]));
@@ -151,7 +180,10 @@ fn bad_crons_and_zones_are_clear_errors() {
     .unwrap();
     let err = s.fails(&["status", "1"]);
     assert!(err.contains("shepherd.toml"), "{err}");
-    assert!(err.contains("[[freeze]]: bad `end` cron `0 7 * * 8`"), "{err}");
+    assert!(
+        err.contains("[[freeze]]: bad `end` cron `0 7 * * 8`"),
+        "{err}"
+    );
     std::fs::write(
         s.path("shepherd.toml"),
         "[[freeze]]\nstart = \"0 23 * * 5\"\nend = \"0 7 * * 1\"\ntimezone = \"Europe/Atlantis\"\n",
@@ -173,7 +205,14 @@ fn freeze_commands_on_a_remote_tracker_are_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     for args in [
         vec!["freeze", "list"],
-        vec!["freeze", "add", "--start", "0 23 * * 5", "--end", "0 7 * * 1"],
+        vec![
+            "freeze",
+            "add",
+            "--start",
+            "0 23 * * 5",
+            "--end",
+            "0 7 * * 1",
+        ],
         vec!["freeze", "remove", "1"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_shepherd"))
@@ -256,4 +295,26 @@ fn a_gitlab_deploy_freeze_period_holds_every_migration_and_is_read_once_per_run(
     let v = lab.json(&["advance", numbers[0].as_str()]);
     assert_eq!(moves(&v), ["ready>production"], "{v}");
     assert_eq!(freeze_reads(&lab), 0);
+}
+
+#[test]
+fn a_file_from_before_freezes_is_brought_forward() {
+    let s = deploy();
+    let conn = rusqlite::Connection::open(s.db()).unwrap();
+    conn.execute_batch(
+        "DROP TABLE freeze_periods;
+         UPDATE shepherd_meta SET value = 'shepherd-local-4' WHERE key = 'schema';",
+    )
+    .unwrap();
+    drop(conn);
+    let added = s.json(&[
+        "freeze",
+        "add",
+        "--start",
+        "0 23 * * 5",
+        "--end",
+        "0 7 * * 1",
+    ]);
+    assert_eq!(added["id"], 1);
+    held(&s, "2026-12-07 07:00 UTC");
 }

@@ -696,7 +696,11 @@ fn documented_payloads_parse() {
         serde_json::from_str(&read("list_freeze_periods.json")).unwrap();
     let period = shepherd::tracker::FreezePeriod::from(periods.into_iter().next().unwrap());
     assert_eq!(
-        (period.start.as_str(), period.end.as_str(), period.timezone.as_str()),
+        (
+            period.start.as_str(),
+            period.end.as_str(),
+            period.timezone.as_str()
+        ),
         ("0 23 * * 5", "0 8 * * 1", "UTC")
     );
 }
