@@ -67,6 +67,14 @@ fn held(s: &Shepherd, until: &str) {
     );
     let text = s.ok(&["status", "1"]);
     assert!(text.contains(&format!("waiting: {detail}")), "{text}");
+    // The table of open migrations says what holds it, and so does the report.
+    let table = s.ok(&["status"]);
+    assert!(table.contains(&detail), "{table}");
+    let report = s.json(&["report"]);
+    assert_eq!(
+        report["migrations"][0]["waiting"][0]["detail"],
+        detail.as_str()
+    );
 }
 
 #[test]
@@ -276,6 +284,15 @@ fn a_gitlab_deploy_freeze_period_holds_every_migration_and_is_read_once_per_run(
     lab.server.clear_log();
     let v = lab.json(&["reconcile"]);
     assert_eq!(freeze_reads(&lab), 1, "{v}");
+    // So does a scheduled poll, with the Store's cache and the engine's shortcuts.
+    lab.server.clear_log();
+    let polled = lab.reconcile_cached(BOT);
+    assert_eq!(freeze_reads(&lab), 1, "{polled}");
+    assert!(polled["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|m| moves(m).is_empty()));
     let migrations = v["migrations"].as_array().unwrap();
     assert_eq!(migrations.len(), 3, "{v}");
     for m in migrations {
