@@ -145,6 +145,10 @@ mod tests {
             &[
                 ("2026-12-04T22:59:59Z", None),
                 ("2026-12-04T23:00:00Z", Some("2026-12-07T07:00:00Z")),
+                // Crons fire on whole minutes: every moment of a minute has one answer
+                // (the engine works it out once a minute).
+                ("2026-12-04T23:00:30Z", Some("2026-12-07T07:00:00Z")),
+                ("2026-12-07T07:00:30Z", None),
                 ("2026-12-05T12:00:00Z", Some("2026-12-07T07:00:00Z")),
                 ("2026-12-07T06:59:59Z", Some("2026-12-07T07:00:00Z")),
                 ("2026-12-07T07:00:00Z", None),

@@ -61,12 +61,7 @@ impl GitLabTracker {
         let periods: Vec<GlFreezePeriod> = match self.http.all(&endpoint).await {
             Ok(periods) => periods,
             Err(f) if f.status == Some(404) => return Err(self.unknown_project(self.project())),
-            Err(f) => {
-                return Err(TrackerError::Other(format!(
-                    "cannot read the deploy freeze periods of {} (freezes = \"gitlab\"): {f}",
-                    self.project()
-                )))
-            }
+            Err(f) => return Err(f.into()),
         };
         Ok(periods.into_iter().map(FreezePeriod::from).collect())
     }
