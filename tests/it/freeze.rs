@@ -7,10 +7,16 @@
 use std::process::Command;
 
 use serde_json::{json, Value};
+use shepherd::catalog::Sources;
+use shepherd::core::freeze::Freeze;
+use shepherd::engine::due::Look;
+use shepherd::engine::{Engine, Settings};
+use shepherd::store::sqlite::SqliteStore;
+use shepherd::tracker::local::LocalTracker;
 
 use crate::gitlab_server::{GitLabServer, PROJECT};
 use crate::remote::Remote;
-use crate::support::{moves, stderr, Shepherd};
+use crate::support::{block_on, moves, stderr, Shepherd};
 
 /// ready (label `go`) → production (`freeze: wait`; label `shipped`) → done.
 const DEPLOY: &str = r#"
@@ -334,4 +340,54 @@ fn a_file_from_before_freezes_is_brought_forward() {
     ]);
     assert_eq!(added["id"], 1);
     held(&s, "2026-12-07 07:00 UTC");
+}
+
+/// The service's engine, on the rehearsal's tracker, with `freezes` from `shepherd.toml`.
+fn looks_of(s: &Shepherd, freezes: Vec<Freeze>) -> Vec<Look> {
+    let mut sources = Sources::builtin();
+    sources.add_workflow_dir(&s.path("workflows")).unwrap();
+    sources.add_template_dir(&s.path("templates")).unwrap();
+    let catalog = sources.load().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&state.path().join("state.db"), false).unwrap();
+    let tracker = LocalTracker::open(&s.db(), false, None, "tester").unwrap();
+    let settings = Settings {
+        freezes,
+        ..Settings::acting_as("tester")
+    };
+    let engine = Engine::new(&tracker, &catalog, &store, settings);
+    let index = block_on(engine.index()).unwrap();
+    block_on(engine.looks(&index, None)).unwrap()
+}
+
+#[test]
+fn the_service_looks_again_when_a_freeze_ends() {
+    let s = deploy();
+    // Nothing holds it: it may move now, and nothing is due later.
+    let free = looks_of(&s, Vec::new());
+    assert_eq!((free[0].may_move, free[0].due), (true, None));
+    // A freeze of the tracker's: due when it ends.
+    s.ok(&[
+        "freeze",
+        "add",
+        "--start",
+        "0 23 * * 5",
+        "--end",
+        "0 7 * * 1",
+    ]);
+    let held = looks_of(&s, Vec::new());
+    assert!(!held[0].may_move);
+    assert_eq!(
+        held[0].due.map(|d| d.to_rfc3339()),
+        Some("2026-12-07T07:00:00+00:00".into())
+    );
+    // One of `shepherd.toml`'s that lasts longer.
+    s.ok(&["freeze", "remove", "1"]);
+    let weekend = Freeze::new("0 22 * * 5", "0 9 * * 1", Some("UTC")).unwrap();
+    let held = looks_of(&s, vec![weekend]);
+    assert!(!held[0].may_move);
+    assert_eq!(
+        held[0].due.map(|d| d.to_rfc3339()),
+        Some("2026-12-07T09:00:00+00:00".into())
+    );
 }
