@@ -1,8 +1,9 @@
 //! The embedded tracker: a real, small issue tracker in one SQLite file. Issues, labels,
 //! comments, label events (with actor and time), open/closed, issue links, and the merge
-//! requests and releases a rehearsal stands in for (`facts.rs`); every write
-//! in one transaction that takes the write lock up front, so concurrent processes wait for
-//! each other (WAL, a long busy timeout) rather than fail. Lists are filtered by label and
+//! requests and releases a rehearsal stands in for (`facts.rs`) and its change freeze
+//! periods (`freezes.rs`); every write in one transaction that takes the write lock up
+//! front, so concurrent processes wait for each other (WAL, a long busy timeout) rather
+//! than fail. Lists are filtered by label and
 //! by `updated_at` in SQL through indexes, children are read from the links, and opening a
 //! file checks its format, not its every page, so a command costs the same on a file of
 //! ten migrations and of ten thousand. Its clock (`clock.rs`) can be stored in the file or
