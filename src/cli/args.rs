@@ -189,6 +189,8 @@ pub(super) enum Command {
         #[arg(long, value_name = "FILE")]
         vars_file: Option<PathBuf>,
     },
+    /// Change freezes on the local tracker: add, list or remove a freeze period
+    Freeze(super::freeze_cmd::FreezeArgs),
     #[command(flatten)]
     Tracked(Tracked),
     /// Print shell completions for SHELL on standard output

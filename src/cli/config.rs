@@ -44,6 +44,9 @@ pub(super) struct Config {
     /// `[[notify]]`: where notifications go (`cli::notify_cmd`).
     #[serde(default)]
     pub(super) notify: Vec<crate::notify::RawSink>,
+    /// `[[freeze]]`: change freezes, checked as they are read (`cli::freeze_config`).
+    #[serde(default)]
+    pub(super) freeze: Vec<super::freeze_config::ConfigFreeze>,
     pub(super) workflows: Option<PathBuf>,
     pub(super) templates: Option<PathBuf>,
 }
@@ -55,6 +58,8 @@ pub(super) struct TrackerConfig {
     pub(super) spec: Option<String>,
     pub(super) gitlab_url: Option<String>,
     pub(super) github_url: Option<String>,
+    /// `freezes = "gitlab"`: the project's deploy freeze periods are change freezes.
+    pub(super) freezes: Option<super::freeze_config::FreezeSource>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -192,6 +197,7 @@ impl Session {
                 .people
                 .as_ref()
                 .and_then(|p| p.operators.clone()),
+            freezes: self.config.freeze.iter().map(|f| f.0.clone()).collect(),
         }
     }
 
@@ -294,6 +300,7 @@ impl Session {
         let of_config = |t: &TrackerConfig| Target {
             gitlab_url: t.gitlab_url.clone(),
             github_url: t.github_url.clone(),
+            freezes: t.freezes,
         };
         if self.tracker_specs.len() > 1 {
             let shared = self.config.tracker.as_ref().map(of_config);
@@ -488,6 +495,7 @@ impl Session {
         let target = Target {
             gitlab_url: configured.and_then(|t| t.gitlab_url.clone()),
             github_url: configured.and_then(|t| t.github_url.clone()),
+            freezes: configured.and_then(|t| t.freezes),
         };
         Ok((self.spec()?, target))
     }
@@ -502,6 +510,7 @@ impl Session {
         if self.now.is_some() && !spec.is_local() {
             bail!("--now sets the local tracker's clock and cannot be used with {spec}: remote trackers keep their own time");
         }
+        let deploy_freezes = super::freeze_config::deploy(spec, target.freezes)?;
         match spec.clone() {
             TrackerSpec::Local(path) => Ok(Box::new(LocalTracker::open(
                 &path,
@@ -519,6 +528,7 @@ impl Session {
                 let mut config = gitlab::Config::new(&url, &project);
                 config.concurrency = self.concurrency;
                 config.policy = self.retry_policy();
+                config.freeze_periods = deploy_freezes;
                 Ok(Box::new(
                     gitlab::GitLabTracker::connect(config, &token).await?,
                 ))
@@ -558,6 +568,7 @@ fn env_number(name: &str) -> Option<u64> {
 pub(super) struct Target {
     gitlab_url: Option<String>,
     github_url: Option<String>,
+    freezes: Option<super::freeze_config::FreezeSource>,
 }
 
 impl Target {

@@ -10,6 +10,8 @@ mod clock_cmd;
 mod commands;
 mod config;
 mod flag_cmd;
+mod freeze_cmd;
+mod freeze_config;
 mod label_cmd;
 mod logging;
 mod login;
@@ -98,6 +100,7 @@ async fn execute(cli: Cli) -> Result<ExitCode> {
             vars_file,
         } => render_cmd(&session()?, &template, &vars, vars_file.as_deref()),
         Command::Clock { action } => clock_cmd::clock(&session()?, action),
+        Command::Freeze(args) => freeze_cmd::freeze(&session()?, args),
         Command::Mr { action } => mr_cmd::mr(&session()?, action),
         Command::Release { action } => mr_cmd::release(&session()?, action),
         Command::Flag { action } => flag_cmd::flag(&session()?, action).await,

@@ -108,6 +108,9 @@ pub(super) fn status_text(s: &report::Status) -> String {
     if let Some(error) = &s.failing {
         out.push_str(&format!("failing: {error}\n"));
     }
+    for w in &s.waiting {
+        out.push_str(&format!("waiting: {}\n", w.detail));
+    }
     if !s.gates.is_empty() {
         out.push_str("gates:\n");
         for g in &s.gates {

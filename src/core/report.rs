@@ -341,6 +341,8 @@ pub fn blockers(status: &Status) -> String {
             .filter(|g| !g.passed)
             .map(|g| format!("{}: {}", g.gate, g.detail)),
     );
+    // Its gates hold, yet it waits: a freeze, a slot, a dependency.
+    reasons.extend(status.waiting.iter().map(|w| w.detail.clone()));
     if reasons.is_empty() {
         "ready to advance".to_string()
     } else {

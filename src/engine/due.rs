@@ -22,7 +22,7 @@ pub struct Look {
     /// stage.
     pub may_move: bool,
     /// The earliest time after now (the tracker's clock) at which a soak gate of the
-    /// migration's stage will hold.
+    /// migration's stage will hold, or the change freeze that holds it back ends.
     pub due: Option<DateTime<Utc>>,
 }
 
@@ -59,6 +59,13 @@ impl Engine<'_> {
                 let entered = snapshot.entered_at(&stage.id, &stage.label);
                 soak_due(stage, &m.marker.vars, entered, now)
             });
+        // A freeze that holds it back ends at a known moment: it is looked at again then.
+        let freeze = crate::core::portfolio::WaitKind::Freeze.gate();
+        let thaw = snapshot
+            .portfolio
+            .frozen_until
+            .filter(|_| plan.blocked_by.iter().any(|r| r.gate == freeze));
+        let due = due.into_iter().chain(thaw).min();
         // The service looks at the flags such a migration set at every resync: someone
         // may have changed one behind its back (no webhook says so).
         let flags_to_check = self.note_drift && self.flags.is_some() && workflow.sets_flags();

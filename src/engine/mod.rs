@@ -18,6 +18,7 @@ pub mod commands;
 mod drive;
 pub mod due;
 mod flag_step;
+mod freezes;
 mod lazy_kin;
 pub mod lease;
 mod person;
@@ -81,6 +82,8 @@ pub struct Settings {
     /// `[people] operators`: who may give comment commands on a tracker that keeps no
     /// access levels (the local one); `None`: anyone.
     pub operators: Option<Vec<String>>,
+    /// `[[freeze]]` of `shepherd.toml`: change freezes besides the tracker's own.
+    pub freezes: Vec<crate::core::freeze::Freeze>,
 }
 
 impl Settings {
@@ -94,6 +97,7 @@ impl Settings {
             note_drift: false,
             lease_ttl: lease::DEFAULT_LEASE_TTL,
             operators: None,
+            freezes: Vec::new(),
         }
     }
 }
@@ -136,6 +140,10 @@ pub struct Engine<'a> {
     pub(crate) looked: std::sync::Mutex<Vec<(u64, Option<u64>)>>,
     /// Where notifications go (`[[notify]]`); `None`: nothing is put into the outbox.
     pub notify: Option<&'a crate::notify::Notifier>,
+    /// `Settings::freezes`.
+    pub freezes: Vec<crate::core::freeze::Freeze>,
+    /// The tracker's change freeze periods, read once per run (`freezes`).
+    pub(crate) tracker_freezes: freezes::TrackerFreezes,
 }
 
 /// Progress of a long run, for a progress bar. The default does nothing.
@@ -309,6 +317,7 @@ impl<'a> Engine<'a> {
             note_drift,
             lease_ttl,
             operators,
+            freezes,
         } = settings;
         Engine {
             tracker,
@@ -329,6 +338,8 @@ impl<'a> Engine<'a> {
             operators,
             notify: None,
             looked: Default::default(),
+            freezes,
+            tracker_freezes: Default::default(),
         }
     }
 

@@ -123,6 +123,7 @@ impl<'a> Engine<'a> {
         };
         let mut snapshot = self.build(m, &children, &comments, label_events);
         snapshot.history_unread = !read;
+        snapshot.portfolio.frozen_until = self.frozen_until(workflow, self.now()).await?;
         Ok((snapshot, comments))
     }
 

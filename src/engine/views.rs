@@ -46,6 +46,7 @@ impl<'a> Engine<'a> {
             .await?;
         self.answer_drift(workflow, &mut snapshot).await;
         let mut status = report::status(workflow, &snapshot, m.marker.parent, self.now());
+        status.waiting = waiting(workflow, &snapshot, &status.gates, self.now());
         status.history = None;
         mark_paused(
             &mut status,
@@ -179,6 +180,7 @@ impl<'a> Engine<'a> {
         let now = self.now();
         let decide = |r: &Read| {
             let mut status = report::status(r.workflow, &r.snapshot, r.m.marker.parent, now);
+            status.waiting = waiting(r.workflow, &r.snapshot, &status.gates, now);
             status.history = Some(report::history(&r.snapshot));
             mark_paused(
                 &mut status,
@@ -376,4 +378,22 @@ fn parse_checklists(m: &Migration, workflow: &Workflow) {
             }
         });
     }
+}
+
+/// Why a migration whose gates hold does not move on yet (a freeze, a slot, a dependency):
+/// the waits among the reasons its plan stops for. The plan is made only where one can
+/// be: the portfolio holds something back, or a gate of the stage is a wait (`after`).
+fn waiting(
+    workflow: &Workflow,
+    snapshot: &crate::core::snapshot::Snapshot,
+    gates: &[crate::core::gates::GateReport],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<crate::core::portfolio::Waiting> {
+    use crate::core::portfolio::{Portfolio, WaitKind};
+    let gated = gates.iter().any(|g| WaitKind::of_gate(&g.gate).is_some());
+    if snapshot.portfolio == Portfolio::default() && !gated {
+        return Vec::new();
+    }
+    let plan = crate::core::machine::plan(workflow, snapshot, now);
+    crate::core::portfolio::waiting(&plan.blocked_by)
 }

@@ -178,6 +178,19 @@ impl<T> Dated<T> {
     }
 }
 
+/// A change freeze period as a tracker keeps it (DESIGN §13): its crons and time zone as
+/// written, checked by `core::freeze::Freeze::new` where they are used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FreezePeriod {
+    pub id: u64,
+    /// When it starts: a five-field cron (`0 23 * * 5`).
+    pub start: String,
+    /// When it ends: a five-field cron (`0 7 * * 1`).
+    pub end: String,
+    /// The IANA time zone of both crons.
+    pub timezone: String,
+}
+
 /// Where migrations live.
 #[async_trait]
 pub trait Tracker: Send + Sync {
@@ -380,6 +393,13 @@ pub trait Tracker: Send + Sync {
     /// it.
     fn write_access(&self) -> &'static str {
         "write access"
+    }
+
+    /// The change freeze periods this tracker keeps (DESIGN §13): the local tracker's own
+    /// (`shepherd freeze add`), a GitLab project's deploy freeze periods where `[tracker]
+    /// freezes = "gitlab"`; none by default. The engine reads them once per run.
+    async fn freeze_periods(&self) -> Result<Vec<FreezePeriod>, TrackerError> {
+        Ok(Vec::new())
     }
 }
 

@@ -9,7 +9,8 @@
 //! `labels` and `updated_after`; notes can be deleted. Its clock can be moved: `travel`
 //! shifts the time it stamps on what it records, and `hold_clock` holds it within one
 //! second (stamps a millisecond apart, as GitLab's are; the `Date` it answers with).
-//! Project feature flags and the instance's Features API are `gitlab_flags.rs`.
+//! Project feature flags and the instance's Features API are `gitlab_flags.rs`; deploy
+//! freeze periods `gitlab_freezes.rs`.
 
 #![allow(dead_code)]
 
@@ -17,6 +18,8 @@
 pub mod facts;
 #[path = "gitlab_flags.rs"]
 pub mod flags;
+#[path = "gitlab_freezes.rs"]
+pub mod freezes;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -81,6 +84,8 @@ struct Data {
     flags: flags::Flags,
     /// Project members by username: their access level (10 Guest, 30 Developer, …).
     members: BTreeMap<String, u64>,
+    /// Deploy freeze periods (`gitlab_freezes.rs`).
+    freezes: freezes::Freezes,
 }
 
 /// A user's id on this server: the same for the same name.
@@ -631,6 +636,9 @@ fn route(
         u
     };
     if let Some(answer) = facts::route(data, method.as_str(), segs, query) {
+        return answer;
+    }
+    if let Some(answer) = freezes::route(data, method.as_str(), segs, query) {
         return answer;
     }
     match (method.as_str(), segs) {

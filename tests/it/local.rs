@@ -345,7 +345,7 @@ fn a_file_of_the_first_format_is_brought_forward() {
         "the child found by its link"
     );
     assert_eq!(old.child_of(n, "acceptance-testing"), child);
-    assert_eq!(schema_of(&old.db()), "shepherd-local-4");
+    assert_eq!(schema_of(&old.db()), "shepherd-local-5");
     assert_eq!(old.issues().len(), s.issues().len());
     assert_eq!(old.comments(n), s.comments(n));
     let links: i64 = rusqlite::Connection::open(old.db())
@@ -376,7 +376,7 @@ fn a_file_of_a_newer_format_is_refused() {
     let bytes = std::fs::read(s.db()).unwrap();
     let err = s.fails(&["status"]);
     assert!(
-        err.contains("was written by a newer shepherd (schema shepherd-local-99; this one reads up to shepherd-local-4)"),
+        err.contains("was written by a newer shepherd (schema shepherd-local-99; this one reads up to shepherd-local-5)"),
         "{err}"
     );
     assert!(err.contains(&s.db().display().to_string()), "{err}");

@@ -406,4 +406,9 @@ impl Tracker for CachedTracker<'_> {
     async fn link(&self, parent: u64, child: u64) -> Result<(), TrackerError> {
         self.inner.link(parent, child).await
     }
+
+    async fn freeze_periods(&self) -> Result<Vec<super::FreezePeriod>, TrackerError> {
+        // Never kept here: the engine reads them once per run.
+        self.inner.freeze_periods().await
+    }
 }

@@ -73,7 +73,7 @@ impl GitLabTracker {
             .collect())
     }
 
-    fn unknown_project(&self, project: &str) -> TrackerError {
+    pub(super) fn unknown_project(&self, project: &str) -> TrackerError {
         TrackerError::Other(format!(
             "project `{project}` not found on {} (or this token cannot see it)",
             self.config.shown()

@@ -5,6 +5,7 @@
 //! incremental poll is `updated_after`. Merge requests and releases, which gates read, are
 //! `facts`. GitLab's JSON stays in `json`.
 
+mod freezes;
 pub(crate) mod http;
 mod json;
 mod merge_requests;
@@ -13,6 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use gitlab::api::projects::issues::{self as gl_issues, IssueState, IssueStateEvent};
 
+pub use self::freezes::GlFreezePeriod;
 pub use self::json::{
     GlIssue, GlLabel, GlLabelEvent, GlLabelRef, GlMergeRequest, GlNote, GlRelease, GlUser,
 };
@@ -35,6 +37,9 @@ pub struct Config {
     pub policy: Policy,
     /// Requests at once, for the pages of a list.
     pub concurrency: usize,
+    /// `[tracker] freezes = "gitlab"`: the project's deploy freeze periods are change
+    /// freezes (`Tracker::freeze_periods`).
+    pub freeze_periods: bool,
 }
 
 impl Config {
@@ -44,6 +49,7 @@ impl Config {
             project: project.to_string(),
             policy: Policy::default(),
             concurrency: 8,
+            freeze_periods: false,
         }
     }
 
@@ -415,5 +421,9 @@ impl Tracker for GitLabTracker {
         // GitLab answers 409 when the link exists: a rerun after a crash.
         let sent = self.http.send(&endpoint, None).await.map(drop);
         unless(sent, 409).map(drop)
+    }
+    /// `GET /projects/:id/freeze_periods`, where `freezes = "gitlab"`.
+    async fn freeze_periods(&self) -> Result<Vec<super::FreezePeriod>, TrackerError> {
+        self.deploy_freezes().await
     }
 }

@@ -1,8 +1,9 @@
 //! The embedded tracker: a real, small issue tracker in one SQLite file. Issues, labels,
 //! comments, label events (with actor and time), open/closed, issue links, and the merge
-//! requests and releases a rehearsal stands in for (`facts.rs`); every write
-//! in one transaction that takes the write lock up front, so concurrent processes wait for
-//! each other (WAL, a long busy timeout) rather than fail. Lists are filtered by label and
+//! requests and releases a rehearsal stands in for (`facts.rs`) and its change freeze
+//! periods (`freezes.rs`); every write in one transaction that takes the write lock up
+//! front, so concurrent processes wait for each other (WAL, a long busy timeout) rather
+//! than fail. Lists are filtered by label and
 //! by `updated_at` in SQL through indexes, children are read from the links, and opening a
 //! file checks its format, not its every page, so a command costs the same on a file of
 //! ten migrations and of ten thousand. Its clock (`clock.rs`) can be stored in the file or
@@ -10,6 +11,7 @@
 
 mod clock;
 mod flags;
+mod freezes;
 mod issues;
 mod merge_requests;
 mod schema;
@@ -437,5 +439,10 @@ impl Tracker for LocalTracker {
     /// The releases `shepherd release publish` made; any `group/project` is known.
     async fn releases(&self, project: Option<&str>) -> Result<Vec<Release>, TrackerError> {
         self.project_releases(project)
+    }
+
+    /// The freeze periods `shepherd freeze add` made.
+    async fn freeze_periods(&self) -> Result<Vec<super::FreezePeriod>, TrackerError> {
+        self.freezes()
     }
 }

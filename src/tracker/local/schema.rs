@@ -12,7 +12,7 @@ use crate::core::marker::IssueMarker;
 const PREFIX: &str = "shepherd-local-";
 
 /// The format this shepherd writes.
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 
 /// The first format (`shepherd-local-1`): every file starts from it, and each step below
 /// brings it one version forward, so a new file and an upgraded one are the same.
@@ -103,6 +103,19 @@ CREATE TABLE flags (
     PRIMARY KEY (name, environment)
 ) WITHOUT ROWID;
 ";
+
+/// Version 5: change freeze periods (`shepherd freeze add`, DESIGN §13), named as GitLab's
+/// deploy freeze periods are: two five-field crons and their time zone.
+const TO_5: &str = "
+CREATE TABLE freeze_periods (
+    id INTEGER PRIMARY KEY,
+    freeze_start TEXT NOT NULL,
+    freeze_end TEXT NOT NULL,
+    cron_timezone TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+";
 /// The tables a file of the current version has.
 const TABLES: &[&str] = &[
     "shepherd_meta",
@@ -116,6 +129,7 @@ const TABLES: &[&str] = &[
     "merge_request_issues",
     "releases",
     "flags",
+    "freeze_periods",
 ];
 
 /// Makes the file at `conn` a current shepherd tracker: creates the schema in an empty
@@ -234,6 +248,9 @@ fn upgrade(conn: &Connection, from: u32) -> Result<(), TrackerError> {
     }
     if from < 4 {
         conn.execute_batch(TO_4).map_err(sql)?;
+    }
+    if from < 5 {
+        conn.execute_batch(TO_5).map_err(sql)?;
     }
     Ok(())
 }

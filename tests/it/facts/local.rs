@@ -401,7 +401,7 @@ fn a_file_of_the_second_format_is_brought_forward() {
     let n = issue(&s);
     let conn = rusqlite::Connection::open(s.db()).unwrap();
     conn.execute_batch(
-        "DROP TABLE merge_request_issues; DROP TABLE merge_requests; DROP TABLE releases; DROP TABLE flags;
+        "DROP TABLE merge_request_issues; DROP TABLE merge_requests; DROP TABLE releases; DROP TABLE flags; DROP TABLE freeze_periods;
          UPDATE shepherd_meta SET value = 'shepherd-local-2' WHERE key = 'schema';",
     )
     .unwrap();
@@ -413,7 +413,7 @@ fn a_file_of_the_second_format_is_brought_forward() {
             &s.db(),
             "SELECT value FROM shepherd_meta WHERE key = 'schema'"
         ),
-        "shepherd-local-4"
+        "shepherd-local-5"
     );
     s.ok(&["release", "publish", "v1"]);
 }

@@ -692,6 +692,17 @@ fn documented_payloads_parse() {
     for name in ["create_label.json", "edit_label.json"] {
         let _: GlLabel = serde_json::from_str(&read(name)).unwrap();
     }
+    let periods: Vec<shepherd::tracker::gitlab::GlFreezePeriod> =
+        serde_json::from_str(&read("list_freeze_periods.json")).unwrap();
+    let period = shepherd::tracker::FreezePeriod::from(periods.into_iter().next().unwrap());
+    assert_eq!(
+        (
+            period.start.as_str(),
+            period.end.as_str(),
+            period.timezone.as_str()
+        ),
+        ("0 23 * * 5", "0 8 * * 1", "UTC")
+    );
 }
 
 /// Runs only with `SHEPHERD_LIVE_GITLAB=group/project` and `GITLAB_TOKEN` set.
