@@ -214,3 +214,33 @@ impl Engine<'_> {
 fn waits(blocked_by: &[crate::core::gates::GateReport]) -> bool {
     blocked_by.iter().any(|r| r.gate == "slot")
 }
+
+impl Engine<'_> {
+    /// For a status: the slots of the limited stages `m`'s stage leads to, put in the
+    /// snapshot's portfolio when its gates hold (a look, under no lease), so the status
+    /// says what it waits for.
+    pub(crate) async fn look_at_slots(
+        &self,
+        workflow: &Workflow,
+        m: &Migration,
+        snapshot: &mut crate::core::snapshot::Snapshot,
+        gates: &[crate::core::gates::GateReport],
+    ) -> Result<()> {
+        if !gates.iter().all(|g| g.passed) {
+            return Ok(());
+        }
+        let Some(here) = workflow.stages_labelled(&m.issue.labels).first().copied() else {
+            return Ok(());
+        };
+        for edge in &here.next {
+            if let Some(stage) = workflow
+                .stage(&edge.to)
+                .filter(|s| s.pacing.limit.is_some())
+            {
+                let slots = self.slots(workflow, stage, m).await?;
+                snapshot.portfolio.slots.insert(stage.id.clone(), slots);
+            }
+        }
+        Ok(())
+    }
+}

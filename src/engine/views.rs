@@ -46,6 +46,8 @@ impl<'a> Engine<'a> {
             .await?;
         self.answer_drift(workflow, &mut snapshot).await;
         let mut status = report::status(workflow, &snapshot, m.marker.parent, self.now());
+        self.look_at_slots(workflow, m, &mut snapshot, &status.gates)
+            .await?;
         status.waiting = waiting(workflow, &snapshot, &status.gates, self.now());
         status.history = None;
         mark_paused(

@@ -35,6 +35,16 @@ fn a_limited_stage_takes_migrations_in_turn_priority_first() {
         text.contains("waits for a slot in global: 2 of 2 taken by"),
         "{advanced:#}"
     );
+    let status = s.json(&["status", &n]);
+    assert_eq!(status["waiting"][0]["kind"], "slot", "{status:#}");
+    let detail = status["waiting"][0]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("waits for a slot in global: 2 of 2 taken by #"),
+        "{detail}"
+    );
+    assert!(detail.ends_with("ahead in line"), "{detail}");
+    let text = s.ok(&["status", &n]);
+    assert!(text.contains("waits for a slot in global"), "{text}");
     // The last in line is put first; a slot frees; it gets it.
     s.ok(&["label", &n, "--add", "shepherd::priority"]);
     let first = in_stage(&s, "global")[0].to_string();
