@@ -231,7 +231,7 @@ pub(super) enum Command {
     )]
     Flag {
         #[command(subcommand)]
-        action: FlagAction,
+        action: super::flag_cmd::FlagAction,
     },
     /// Notifications: the [[notify]] sinks of shepherd.toml
     #[command(
@@ -484,51 +484,16 @@ pub(super) enum Tracked {
         after_help = "Examples:\n  shepherd report --format html --output report.html\n  shepherd report --format md --stale-after 7d --workflow gitaly-migration\n  shepherd report --publish"
     )]
     Report(ReportArgs),
-}
-
-/// What `shepherd flag` does.
-#[derive(Subcommand, Debug)]
-pub(super) enum FlagAction {
-    /// Every flag of the backend
-    List,
-    /// One flag's state
-    #[command(after_help = "Examples:\n  shepherd flag get gitaly_find_commit --format json")]
-    Get {
-        /// The flag's name
-        name: String,
-        /// The environment (default: every environment, or the backend's own)
-        #[arg(long, value_name = "ENV")]
-        environment: Option<String>,
-    },
-    /// Set a flag: a percentage, on or off (read first; written only when it differs)
+    /// The portfolio as one plan: per workflow and stage, who is in it, who waits for a
+    /// slot, a dependency or a freeze, and who is overdue
     #[command(
-        after_help = "Examples:\n  shepherd flag set gitaly_find_commit --percentage 50\n  shepherd flag set gitaly_find_commit --on --environment staging"
+        after_help = "Examples:\n  shepherd plan\n  shepherd plan --workflow acceptance-testing --format json"
     )]
-    Set {
-        /// The flag's name
-        name: String,
-        /// On for this share of users or time, 0 to 100
-        #[arg(long, value_name = "P", conflicts_with_all = ["on", "off"], value_parser = parse_percentage)]
-        percentage: Option<f64>,
-        /// Fully on
-        #[arg(long, conflicts_with = "off")]
-        on: bool,
-        /// Off
-        #[arg(long)]
-        off: bool,
-        /// The environment (default: every environment)
-        #[arg(long, value_name = "ENV")]
-        environment: Option<String>,
+    Plan {
+        /// Only these workflows; repeatable
+        #[arg(long = "workflow", value_name = "WORKFLOW")]
+        workflows: Vec<String>,
     },
-}
-
-fn parse_percentage(text: &str) -> Result<f64, String> {
-    match text.trim().trim_end_matches('%').parse::<f64>() {
-        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
-        _ => Err(format!(
-            "`{text}` is no percentage: give a number from 0 to 100"
-        )),
-    }
 }
 
 /// What `shepherd mr` does.

@@ -4,9 +4,9 @@
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Result};
+use clap::Subcommand;
 use serde_json::{json, Value};
 
-use super::args::FlagAction;
 use super::config::Session;
 use super::output::{print, Format};
 use crate::core::facts::{FlagState, FlagWant};
@@ -103,4 +103,49 @@ fn shown(state: &FlagState, flags: &dyn Flags) -> Value {
         "exists": state.exists,
         "environment": state.environment,
     })
+}
+
+/// What `shepherd flag` does.
+#[derive(Subcommand, Debug)]
+pub(super) enum FlagAction {
+    /// Every flag of the backend
+    List,
+    /// One flag's state
+    #[command(after_help = "Examples:\n  shepherd flag get gitaly_find_commit --format json")]
+    Get {
+        /// The flag's name
+        name: String,
+        /// The environment (default: every environment, or the backend's own)
+        #[arg(long, value_name = "ENV")]
+        environment: Option<String>,
+    },
+    /// Set a flag: a percentage, on or off (read first; written only when it differs)
+    #[command(
+        after_help = "Examples:\n  shepherd flag set gitaly_find_commit --percentage 50\n  shepherd flag set gitaly_find_commit --on --environment staging"
+    )]
+    Set {
+        /// The flag's name
+        name: String,
+        /// On for this share of users or time, 0 to 100
+        #[arg(long, value_name = "P", conflicts_with_all = ["on", "off"], value_parser = parse_percentage)]
+        percentage: Option<f64>,
+        /// Fully on
+        #[arg(long, conflicts_with = "off")]
+        on: bool,
+        /// Off
+        #[arg(long)]
+        off: bool,
+        /// The environment (default: every environment)
+        #[arg(long, value_name = "ENV")]
+        environment: Option<String>,
+    },
+}
+
+fn parse_percentage(text: &str) -> Result<f64, String> {
+    match text.trim().trim_end_matches('%').parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!(
+            "`{text}` is no percentage: give a number from 0 to 100"
+        )),
+    }
 }

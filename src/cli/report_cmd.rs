@@ -108,6 +108,35 @@ pub(super) async fn report(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `shepherd plan`: the open migrations' statuses, per workflow and stage.
+pub(super) async fn plan(
+    engine: &Engine<'_>,
+    format: Format,
+    workflows: Vec<String>,
+) -> Result<ExitCode> {
+    let filter = checked_filter(engine, workflows, Vec::new(), Vec::new())?;
+    let index = engine.index().await?;
+    let statuses = engine.statuses(&index, false, &filter).await?;
+    // The main workflows first: by how many migrations they hold, then by name.
+    let mut shown: Vec<&Workflow> = engine
+        .catalog
+        .workflows
+        .values()
+        .filter(|w| filter.workflows.is_empty() || filter.workflows.contains(&w.name))
+        .collect();
+    shown.sort_by_key(|w| {
+        let n = statuses.iter().filter(|s| s.workflow == w.name).count();
+        (std::cmp::Reverse(n), w.name.clone())
+    });
+    let plan = crate::core::plan::plan(&shown, &statuses);
+    let text = match format {
+        Format::Json => serde_json::to_string_pretty(&plan)? + "\n",
+        _ => report_format::plan_text(&plan),
+    };
+    raw(text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// The filter, once every workflow and stage it names is known: a typo is an error that
 /// lists what exists, not an empty report.
 fn checked_filter(

@@ -126,6 +126,7 @@ pub(super) async fn tracked(session: &Session, command: Tracked) -> Result<ExitC
             person_cmd::set_open(&engine, format, reference, true).await
         }
         Tracked::Report(args) => report_cmd::report(&engine, spec, format, args).await,
+        Tracked::Plan { workflows } => report_cmd::plan(&engine, format, workflows).await,
     };
     super::notify_cmd::flush(&engine).await;
     done
@@ -197,7 +198,9 @@ impl Tracked {
     fn long_run(&self) -> Option<&'static str> {
         match self {
             Tracked::Reconcile { .. } => Some("reconciling"),
-            Tracked::Status { reference: None } | Tracked::Report(_) => Some("reading migrations"),
+            Tracked::Status { reference: None } | Tracked::Report(_) | Tracked::Plan { .. } => {
+                Some("reading migrations")
+            }
             _ => None,
         }
     }

@@ -71,7 +71,7 @@ impl Engine<'_> {
         let limit = stage.pacing.limit.unwrap_or(u32::MAX) as usize;
         let mut labels = workflow.tracking.labels.clone();
         labels.push(stage.label.clone());
-        let mut taken_by: Vec<u64> = self
+        let taken_by: Vec<u64> = self
             .tracker
             .list_issues(StateFilter::Open, &labels)
             .await?
@@ -86,22 +86,48 @@ impl Engine<'_> {
             })
             .map(|i| i.number)
             .collect();
-        taken_by.sort_unstable();
-        let now = self.now();
         let line = self.line(workflow, stage).await;
-        let mine = rank(m, line.iter().find(|w| w.number == m.issue.number), now);
-        let ahead: Vec<u64> = line
-            .iter()
-            .filter(|w| w.number != m.issue.number && !taken_by.contains(&w.number))
-            .filter(|w| now.signed_duration_since(w.seen) < Duration::minutes(FORGOTTEN_AFTER))
-            .filter(|w| (!w.priority, w.since, w.number) < mine)
-            .map(|w| w.number)
-            .collect();
-        Ok(Slots {
-            granted: taken_by.len() + ahead.len() < limit,
-            taken_by,
-            ahead,
-        })
+        Ok(grant(limit, taken_by, &line, m, self.now()))
+    }
+
+    /// For the statuses of a report or `plan`: the slots of the limited stages each
+    /// migration's stage leads to, with the migrations standing there taken from `index`
+    /// (the list just read), put in the snapshot's portfolio.
+    pub(crate) async fn slots_from_index(
+        &self,
+        workflow: &Workflow,
+        m: &Migration,
+        index: &[Migration],
+        snapshot: &mut crate::core::snapshot::Snapshot,
+    ) {
+        let Some(here) = workflow.stages_labelled(&m.issue.labels).first().copied() else {
+            return;
+        };
+        for edge in &here.next {
+            let Some(stage) = workflow
+                .stage(&edge.to)
+                .filter(|s| s.pacing.limit.is_some())
+            else {
+                continue;
+            };
+            let taken_by: Vec<u64> = index
+                .iter()
+                .filter(|o| o.issue.open && o.issue.number != m.issue.number)
+                .filter(|o| o.marker.workflow.as_deref() == Some(workflow.name.as_str()))
+                .filter(|o| {
+                    workflow
+                        .stages_labelled(&o.issue.labels)
+                        .first()
+                        .map(|s| &s.id)
+                        == Some(&stage.id)
+                })
+                .map(|o| o.issue.number)
+                .collect();
+            let limit = stage.pacing.limit.unwrap_or(u32::MAX) as usize;
+            let line = self.line(workflow, stage).await;
+            let slots = grant(limit, taken_by, &line, m, self.now());
+            snapshot.portfolio.slots.insert(stage.id.clone(), slots);
+        }
     }
 
     /// Keeps `m`'s place in `stage`'s line while it waits, and gives it up otherwise.
@@ -160,6 +186,31 @@ impl Engine<'_> {
                 Vec::new()
             }
         }
+    }
+}
+
+/// The slots as `m` sees them: those taken, and the migrations ahead of it in line that
+/// are not in the stage already and were seen waiting lately.
+fn grant(
+    limit: usize,
+    mut taken_by: Vec<u64>,
+    line: &[Waiter],
+    m: &Migration,
+    now: DateTime<Utc>,
+) -> Slots {
+    taken_by.sort_unstable();
+    let mine = rank(m, line.iter().find(|w| w.number == m.issue.number), now);
+    let ahead: Vec<u64> = line
+        .iter()
+        .filter(|w| w.number != m.issue.number && !taken_by.contains(&w.number))
+        .filter(|w| now.signed_duration_since(w.seen) < Duration::minutes(FORGOTTEN_AFTER))
+        .filter(|w| (!w.priority, w.since, w.number) < mine)
+        .map(|w| w.number)
+        .collect();
+    Slots {
+        granted: taken_by.len() + ahead.len() < limit,
+        taken_by,
+        ahead,
     }
 }
 

@@ -168,6 +168,8 @@ impl<'a> Engine<'a> {
                         self.label_history(m, workflow, Some(&comments)).await?;
                 }
                 self.answer_drift(workflow, &mut snapshot).await;
+                self.slots_from_index(workflow, m, index, &mut snapshot)
+                    .await;
                 self.progress.inc();
                 Ok::<_, anyhow::Error>(Read {
                     m,

@@ -10,12 +10,14 @@
 
 mod csv;
 mod html;
+mod plan;
 mod svg;
 mod text;
 mod ticks;
 
 pub use self::csv::csv;
 pub use self::html::{esc, href, html, html_with};
+pub use self::plan::plan_text;
 pub(crate) use self::svg::truncate;
 pub use self::text::text;
 

@@ -50,6 +50,41 @@ fn a_flag_waits_for_the_flag_it_depends_on() {
         "--now",
         &at("2h"),
     ]);
+    // The box is ticked, but the flag it depends on is no migration yet: the `after`
+    // gate holds the rollout until that flag is fully on in production.
+    let v = s.json(&["advance", &n.to_string(), "--now", &at("2h")]);
+    assert_eq!(moves(&v), Vec::<String>::new());
+    assert_eq!(
+        v["blocked_by"][0]["detail"],
+        "no open or completed feature-flag-rollout migration with feature_flag = project_import_schedule_worker_job_tracker yet"
+    );
+    let dependency = s.json(&[
+        "start",
+        "feature-flag-rollout",
+        "--var",
+        "feature_flag=project_import_schedule_worker_job_tracker",
+        "--now",
+        &at("2h"),
+    ])["ref"]
+        .as_u64()
+        .unwrap()
+        .to_string();
+    let v = s.json(&["advance", &n.to_string(), "--now", &at("2h")]);
+    assert_eq!(
+        v["blocked_by"][0]["detail"],
+        format!("feature-flag-rollout #{dependency} is in non-production")
+    );
+    // Someone moves the dependency's rollout on by hand: fully on in production.
+    s.ok(&[
+        "label",
+        &dependency,
+        "--add",
+        "featureflag::global-rollout",
+        "--remove",
+        "featureflag::non-production",
+        "--now",
+        &at("2h"),
+    ]);
     // Production is rolled out step by step, each with its soak: 10 %, 50 %, then on.
     s.tick_section(n, None, "Global rollout on production", &at("2h"));
     s.tick_section(n, None, "Release the feature", &at("2h"));

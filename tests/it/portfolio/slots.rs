@@ -42,9 +42,28 @@ fn a_limited_stage_takes_migrations_in_turn_priority_first() {
         detail.starts_with("waits for a slot in global: 2 of 2 taken by #"),
         "{detail}"
     );
-    assert!(detail.ends_with("ahead in line"), "{detail}");
     let text = s.ok(&["status", &n]);
     assert!(text.contains("waits for a slot in global"), "{text}");
+    // `plan` shows the stage full and who waits for it.
+    let plan = s.json(&["plan"]);
+    let stages = &plan["workflows"][0]["stages"];
+    assert_eq!(plan["workflows"][0]["name"], "flag", "{plan:#}");
+    assert_eq!(stages[0]["id"], "prep");
+    assert_eq!(stages[0]["in"].as_array().unwrap().len(), 3);
+    let waits = stages[0]["waiting"].as_array().unwrap();
+    assert_eq!(waits.len(), 3, "{plan:#}");
+    assert!(waits.iter().all(|w| w["kind"] == "slot"), "{plan:#}");
+    assert_eq!(
+        (stages[1]["id"].as_str(), stages[1]["limit"].as_u64()),
+        (Some("global"), Some(2))
+    );
+    assert_eq!(stages[1]["in"].as_array().unwrap().len(), 2);
+    let text = s.ok(&["plan"]);
+    assert!(text.contains("(2 of 2 slots taken)"), "{text}");
+    assert!(
+        text.contains(&format!("#{n} waits (slot): waits for a slot in global")),
+        "{text}"
+    );
     // The last in line is put first; a slot frees; it gets it.
     s.ok(&["label", &n, "--add", "shepherd::priority"]);
     let first = in_stage(&s, "global")[0].to_string();
