@@ -272,6 +272,7 @@ impl<'a> Engine<'a> {
                 .map(|f| f.key)
                 .collect()
         };
+        self.prune_lines(&index, dry_run).await?;
         let waves = waves(&index);
         let mut out = Reconciled::default();
         // Comment commands: only issues whose count of comments changed since the last
@@ -368,9 +369,7 @@ impl<'a> Engine<'a> {
             }
         }
         self.progress.finish();
-        if !dry_run {
-            self.fill_freed_slots(&mut out).await;
-        }
+        self.fill_freed_slots(&mut out, dry_run).await;
         let mut looked = looked.into_inner().unwrap_or_else(|e| e.into_inner());
         looked.extend(self.take_looked());
         self.keep_scans(&looked).await;

@@ -19,9 +19,11 @@ use crate::tracker::StateFilter;
 /// The label that puts a migration first in line for a slot.
 pub const PRIORITY_LABEL: &str = "shepherd::priority";
 
-/// How long a place in line lasts once no run has seen its migration still waiting (a
-/// migration paused, closed or moved elsewhere meanwhile gives its place up).
-const FORGOTTEN_AFTER: i64 = 60;
+/// How long a place in line lasts, in minutes, once no run has seen its migration still
+/// waiting. A migration that stops waiting gives its place up when a run looks at it, and
+/// a reconcile drops those no longer open or no longer before the stage; this bounds
+/// what is left of a migration no run looks at any more.
+const FORGOTTEN_AFTER: i64 = 24 * 60;
 
 /// One migration waiting for a slot.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -165,6 +167,44 @@ impl Engine<'_> {
         Ok(())
     }
 
+    /// Drops from every line the migrations `index` (the open ones) no longer holds in a
+    /// stage that leads to the line's stage: closed, moved on or elsewhere.
+    pub(crate) async fn prune_lines(&self, index: &[Migration], dry_run: bool) -> Result<()> {
+        if dry_run {
+            return Ok(());
+        }
+        for workflow in self.catalog.workflows.values() {
+            for stage in workflow.stages.iter().filter(|s| s.pacing.limit.is_some()) {
+                let line = self.line(workflow, stage).await;
+                let before_it = |number: u64| {
+                    index.iter().any(|m| {
+                        m.issue.number == number
+                            && m.issue.open
+                            && workflow
+                                .stages_labelled(&m.issue.labels)
+                                .first()
+                                .is_some_and(|here| here.next.iter().any(|e| e.to == stage.id))
+                    })
+                };
+                if line.iter().all(|w| before_it(w.number)) {
+                    continue;
+                }
+                let key = self.slot_key(workflow, stage);
+                let what = format!("the slots of `{}` in {}", stage.id, workflow.name);
+                let work = async {
+                    let mut line = self.line(workflow, stage).await;
+                    line.retain(|w| before_it(w.number));
+                    let text = serde_json::to_string(&line)?;
+                    self.store.cache_put(&key, &text, "1").await?;
+                    Ok(())
+                };
+                self.leased_on(&key, &what, std::time::Duration::from_secs(2), work)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether `number` holds a place in `stage`'s line.
     pub(crate) async fn in_line(&self, workflow: &Workflow, stage: &Stage, number: u64) -> bool {
         self.line(workflow, stage)
@@ -223,8 +263,12 @@ fn rank(m: &Migration, kept: Option<&Waiter>, now: DateTime<Utc>) -> (bool, Date
 impl Engine<'_> {
     /// After a reconcile: where this run moved migrations out of a limited stage, those
     /// that waited for a slot there in the same run (looked at before the slot was freed)
-    /// get another look, in order, so a freed slot is taken in the run that freed it.
-    pub(crate) async fn fill_freed_slots(&self, out: &mut super::Reconciled) {
+    /// get another look, in order, so a freed slot is taken in the run that freed it (none
+    /// in a dry run).
+    pub(crate) async fn fill_freed_slots(&self, out: &mut super::Reconciled, dry_run: bool) {
+        if dry_run {
+            return;
+        }
         let freed: std::collections::BTreeSet<&str> = out
             .migrations
             .iter()

@@ -113,3 +113,32 @@ shepherd advance 1 >/dev/null";
         "{text}"
     );
 }
+
+#[test]
+fn the_readme_portfolio_rehearsal_shows_each_wait() {
+    let block = block_after("## Many migrations, one plan");
+    let dir = tempfile::tempdir().expect("dir");
+    let bin = env!("CARGO_BIN_EXE_shepherd");
+    let out = Command::new("bash")
+        .current_dir(dir.path())
+        .env_remove("SHEPHERD_TRACKER")
+        .env_remove("SHEPHERD_STATE")
+        .env("USER", "newcomer")
+        .arg("-c")
+        .arg(format!(
+            "set -euo pipefail\nshepherd() {{ {bin:?} \"$@\"; }}\n{block}"
+        ))
+        .output()
+        .expect("bash runs");
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    for wait in [
+        "waits (slot): waits for a slot in production: 2 of 2 taken by",
+        "#5 waits (after): rollout #1 is in",
+        "waits (freeze): frozen until 2026-12-07 07:00 UTC",
+        "(2 of 2 slots taken)",
+        "overdue: #",
+    ] {
+        assert!(text.contains(wait), "{wait:?} in:\n{text}");
+    }
+}
