@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Engine, Migration};
 use crate::core::machine::Plan;
+use crate::core::marker::TransitionMarker;
 use crate::core::portfolio::Slots;
 use crate::core::workflow::{Stage, Workflow};
 use crate::tracker::StateFilter;
@@ -337,5 +338,82 @@ impl Engine<'_> {
             }
         }
         Ok(())
+    }
+}
+
+impl Engine<'_> {
+    /// Through the tracker, after posting `mine` (the audit comment of a move into the
+    /// limited `stage`): whether the move may take a slot — fewer than `limit` open
+    /// migrations of the workflow stand there, counting the entries other runs claimed
+    /// before this one (their audit comment into `stage`, posted before `mine`, is their
+    /// last, and their move is not made yet). Runs that share no Store agree this way, as
+    /// they do on a transition's claim: of two that want the last slot, the earlier comment
+    /// wins. `Some` says why the slot is not this move's.
+    pub(crate) async fn slot_taken(
+        &self,
+        workflow: &Workflow,
+        stage: &Stage,
+        number: u64,
+        mine: u64,
+    ) -> Result<Option<String>> {
+        let Some(limit) = stage.pacing.limit else {
+            return Ok(None);
+        };
+        let standing = |labels: &[String], id: &str| {
+            workflow
+                .stages_labelled(labels)
+                .first()
+                .map(|s| s.id.as_str())
+                == Some(id)
+        };
+        let of_workflow = |i: &crate::tracker::Issue| {
+            i.number != number
+                && crate::core::marker::IssueMarker::find(&i.body)
+                    .is_some_and(|mk| mk.workflow.as_deref() == Some(workflow.name.as_str()))
+        };
+        let list = |label: &str| {
+            let mut labels = workflow.tracking.labels.clone();
+            labels.push(label.to_string());
+            async move { self.tracker.list_issues(StateFilter::Open, &labels).await }
+        };
+        let mut taken: Vec<u64> = list(&stage.label)
+            .await?
+            .into_iter()
+            .filter(|i| of_workflow(i) && standing(&i.labels, &stage.id))
+            .map(|i| i.number)
+            .collect();
+        let sources = workflow.stages.iter().filter(|s| {
+            s.next.iter().chain(&s.exits).any(|e| e.to == stage.id) && s.id != stage.id
+        });
+        for source in sources {
+            for issue in list(&source.label).await? {
+                if !of_workflow(&issue)
+                    || !standing(&issue.labels, &source.id)
+                    || issue.comment_count == Some(0)
+                {
+                    continue;
+                }
+                let comments = self.tracker.comments(issue.number).await?;
+                let last = comments
+                    .iter()
+                    .filter_map(|c| Some((c.id, TransitionMarker::find(&c.body)?)))
+                    .max_by_key(|(_, t)| t.seq);
+                if let Some((id, t)) = last {
+                    if t.to == stage.id && !t.rollback && id < mine {
+                        taken.push(issue.number);
+                    }
+                }
+            }
+        }
+        if taken.len() < limit as usize {
+            return Ok(None);
+        }
+        taken.sort_unstable();
+        let refs: Vec<String> = taken.iter().map(|n| format!("#{n}")).collect();
+        Ok(Some(format!(
+            "the slots of {} ({limit}) were taken meanwhile by {}",
+            stage.id,
+            refs.join(", ")
+        )))
     }
 }

@@ -66,6 +66,8 @@ pub(crate) enum LeftAlone {
     LostTo(String),
     /// A label changed after this run read the issue (what changed, e.g. "+shepherd::paused").
     LabelsChanged(String),
+    /// The stage's slots were taken by runs that share no Store with this one (why).
+    NoSlot(String),
 }
 
 impl LeftAlone {
@@ -78,6 +80,7 @@ impl LeftAlone {
             LeftAlone::LabelsChanged(what) => format!(
                 "#{number}'s labels changed while this run moved it ({what}); the next run decides again"
             ),
+            LeftAlone::NoSlot(why) => format!("#{number} waits: {why}"),
         }
     }
 }
@@ -204,6 +207,14 @@ impl<'a> Engine<'a> {
             Claim::Won(back) => {
                 w.comments = back.comments;
                 w.claimed = true;
+                let limited = workflow.stage(&t.to).filter(|s| s.pacing.limit.is_some());
+                if let Some(stage) = limited.filter(|_| !t.rollback && !t.resumed) {
+                    if let Some(why) = self.slot_taken(workflow, stage, number, mine.id).await? {
+                        self.withdraw(number, &mine).await?;
+                        w.applied.left = Some(LeftAlone::NoSlot(why));
+                        return Ok(false);
+                    }
+                }
                 if w.read_back {
                     if let Some(what) = labels_changed(&w.labels, &back.label_events, w.as_of) {
                         self.withdraw(number, &mine).await?;
