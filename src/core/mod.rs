@@ -11,6 +11,7 @@ pub mod gates;
 pub mod machine;
 pub mod marker;
 pub mod outline;
+pub mod overdue;
 pub mod portfolio;
 pub mod promql;
 pub mod questions;

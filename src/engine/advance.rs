@@ -112,10 +112,14 @@ impl<'a> Engine<'a> {
                     (index, kin_read) = self.family(number).await?;
                 }
             }
+            let head = index.first().cloned();
             let mut advanced = self
                 .drive(Advance::new(number, index, false, None, kin_read))
                 .await?;
             self.answer_advances(&mut commands, &advanced).await?;
+            if let Some(head) = head.filter(|h| h.issue.number == number) {
+                self.nudge_if_overdue(&head, &advanced, true).await?;
+            }
             commands.looked.extend(self.take_looked());
             self.keep_scans(&commands.looked).await;
             advanced.commands = commands.answered;
@@ -339,6 +343,13 @@ impl<'a> Engine<'a> {
                 match result {
                     Ok(a) => {
                         moved |= !a.transitions.is_empty() || !a.created.is_empty();
+                        if let (false, Some(m)) = (dry_run, by_number.get(&number)) {
+                            if let Err(e) = self.nudge_if_overdue(m, &a, false).await {
+                                let error =
+                                    format!("nudging #{number} about its overdue stay: {e:#}");
+                                out.errors.push(Failed { number, error });
+                            }
+                        }
                         if !dry_run && failing.contains(&key) {
                             self.store.clear_failure(&key).await?;
                         }

@@ -20,6 +20,7 @@ pub mod due;
 mod flag_step;
 mod lazy_kin;
 pub mod lease;
+mod overdue;
 mod person;
 mod read;
 mod scans;
