@@ -343,13 +343,9 @@ impl<'a> Engine<'a> {
                 match result {
                     Ok(a) => {
                         moved |= !a.transitions.is_empty() || !a.created.is_empty();
-                        if let (false, Some(m)) = (dry_run, by_number.get(&number)) {
-                            if let Err(e) = self.nudge_if_overdue(m, &a, false).await {
-                                let error =
-                                    format!("nudging #{number} about its overdue stay: {e:#}");
-                                out.errors.push(Failed { number, error });
-                            }
-                        }
+                        let m = by_number.get(&number).filter(|_| !dry_run);
+                        out.errors
+                            .extend(self.nudge_unless_busy(m.copied(), &a).await);
                         if !dry_run && failing.contains(&key) {
                             self.store.clear_failure(&key).await?;
                         }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::lease::Leased;
-use super::{Advanced, Engine, Migration};
+use super::{Advanced, Engine, Failed, Migration};
 use crate::core::command::{self, Said};
 use crate::core::overdue::{self, NudgeMarker, Stay};
 use crate::core::snapshot::TransitionRecord;
@@ -143,14 +143,26 @@ impl Engine<'_> {
         }
     }
 
+    /// `nudge_if_overdue` for a reconcile, which holds no lease: the failure, named.
+    pub(crate) async fn nudge_unless_busy(
+        &self,
+        m: Option<&Migration>,
+        advanced: &Advanced,
+    ) -> Option<Failed> {
+        let m = m?;
+        let e = self.nudge_if_overdue(m, advanced, false).await.err()?;
+        Some(Failed {
+            number: m.issue.number,
+            error: format!("nudging #{} about its overdue stay: {e:#}", m.issue.number),
+        })
+    }
+
     /// Reads the stay from the comments and, when it is overdue and no nudge names it,
     /// nudges. The caller holds the lease.
     async fn nudge(&self, m: &Migration, workflow: &Workflow, stage: &Stage) -> Result<()> {
         let number = m.issue.number;
         let comments = self.tracker.comments(number).await?;
-        let Some(stay) = self.stay_of(m, stage, &comments).await? else {
-            return Ok(());
-        };
+        let stay = self.stay_of(m, stage, &comments).await?;
         self.keep_known(
             number,
             &Known {
@@ -212,12 +224,7 @@ impl Engine<'_> {
 
     /// The stay `m` is in: the newest audit comment's, where it went into `stage`; else
     /// (a stage label set by hand) since the label was last added, as stay 0.
-    async fn stay_of(
-        &self,
-        m: &Migration,
-        stage: &Stage,
-        comments: &[Comment],
-    ) -> Result<Option<Stay>> {
+    async fn stay_of(&self, m: &Migration, stage: &Stage, comments: &[Comment]) -> Result<Stay> {
         let records: Vec<TransitionRecord> = comments
             .iter()
             .filter_map(|c| {
@@ -235,7 +242,7 @@ impl Engine<'_> {
             })
             .collect();
         if let Some(stay) = Stay::of(&stage.id, &records) {
-            return Ok(Some(stay));
+            return Ok(stay);
         }
         let events = self.tracker.label_events(m.issue.number).await?;
         let at = events
@@ -243,11 +250,11 @@ impl Engine<'_> {
             .rev()
             .find(|e| e.added && e.label == stage.label)
             .map_or(m.issue.created_at, |e| e.at);
-        Ok(Some(Stay {
+        Ok(Stay {
             stage: stage.id.clone(),
             seq: 0,
             at,
-        }))
+        })
     }
 
     /// The `overdue` event of `stay` (its id: tracker, issue, the stay's transition).
