@@ -45,7 +45,7 @@ impl Stay {
     }
 }
 
-/// "9d in soak, target 2d".
+/// "5d in soak, target 2d" (a week and more: "1w 2d").
 pub fn note(stage: &str, stay: Duration, target: Duration) -> String {
     format!("{} in {stage}, target {}", human(stay), human(target))
 }
@@ -176,7 +176,7 @@ mod tests {
         assert_eq!(NudgeMarker::find("<!-- shepherd:overdue=x {} -->"), None);
         assert_eq!(
             note("soak", Duration::days(9), Duration::days(2)),
-            "9d in soak, target 2d"
+            "1w 2d in soak, target 2d"
         );
     }
 }
