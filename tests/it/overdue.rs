@@ -345,3 +345,35 @@ fn race<S: Api>(remote: Remote<S>) {
         }
     }
 }
+
+#[test]
+fn without_owners_the_nudge_mentions_the_assignees() {
+    let bot = "glpat-bot-0123456789";
+    let server = GitLabServer::start(&[(bot, "shepherd-bot")]);
+    let tracker = format!("gitlab:{}", crate::gitlab_server::PROJECT);
+    let remote = Remote::new(server, &tracker, "--gitlab-url", "GITLAB_TOKEN", bot);
+    write_workflow(remote.dir());
+    let unowned = WORKFLOW.replace("    owners: [\"@dba-team\"]\n", "");
+    std::fs::write(remote.dir().join("workflows/schema-change.yaml"), unowned).unwrap();
+    let n = remote.json(&["start", "schema-change"])["ref"]
+        .as_u64()
+        .unwrap();
+    // GitLab's documented issue, which the test server answers with, is assigned to lennie.
+    assert_eq!(remote.server.issue(n)["assignees"][0]["username"], "lennie");
+    remote.tick_section(n, "Plan");
+    remote.advance(n);
+    remote.server.travel(chrono::Duration::days(3));
+    // `travel` moves the server's times, not those the Store of the runs above kept (the
+    // move into review, "now"): a Store of its own.
+    let state = format!("sqlite:{}", remote.dir().join("fresh.db").display());
+    let out = remote.run_with(bot, &[("SHEPHERD_STATE", state.as_str())], &["reconcile"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let found = nudges(remote.server.comment_bodies(n).into_iter());
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].1.contains("@lennie: please take a look"),
+        "{}",
+        found[0].1
+    );
+    assert!(!found[0].1.contains("@dba-team"));
+}
