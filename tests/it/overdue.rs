@@ -190,6 +190,14 @@ fn dashboard_and_metrics(s: &Shepherd) {
     block_on(async {
         let engine = Engine::new(&tracker, &catalog, store.as_ref(), Settings::acting_as("t"));
         let index = engine.index().await.unwrap();
+        // The service's look queues a migration whose stay may be overdue, unknown to its
+        // Store (a fresh one), so that an advance nudges it; the other is left alone.
+        let looks = engine.looks(&index, None).await.unwrap();
+        let may_move: Vec<(u64, bool)> = looks.iter().map(|l| (l.number, l.may_move)).collect();
+        assert!(
+            may_move.contains(&(2, true)) && may_move.contains(&(1, false)),
+            "{looks:?}"
+        );
         shared.set_known(&local, &index);
         dashboard::publish(&engine, &shared, &index).await.unwrap();
         shared.set_ready(true);
@@ -376,4 +384,40 @@ fn without_owners_the_nudge_mentions_the_assignees() {
         found[0].1
     );
     assert!(!found[0].1.contains("@dba-team"));
+}
+
+#[test]
+fn a_stay_not_yet_overdue_in_an_old_issue_is_read_once_per_store() {
+    let bot = "glpat-bot-0123456789";
+    let server = GitLabServer::start(&[(bot, "shepherd-bot")]);
+    let tracker = format!("gitlab:{}", crate::gitlab_server::PROJECT);
+    let remote = Remote::new(server, &tracker, "--gitlab-url", "GITLAB_TOKEN", bot);
+    write_workflow(remote.dir());
+    let n = remote.json(&["start", "schema-change"])["ref"]
+        .as_u64()
+        .unwrap();
+    // Opened three days ago, in review since now: older than the target, not overdue.
+    remote.server.travel(chrono::Duration::days(3));
+    remote.tick_section(n, "Plan");
+    remote.advance(n);
+    let state = format!("sqlite:{}", remote.dir().join("fresh.db").display());
+    let env = [("SHEPHERD_STATE", state.as_str()), ("SHEPHERD_CACHE", "on")];
+    let mut notes = Vec::new();
+    for _ in 0..3 {
+        remote.server.forget_requests();
+        let out = remote.run_with(bot, &env, &["reconcile"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let paths = remote.server.paths();
+        notes.push(
+            paths
+                .iter()
+                .filter(|p| p.contains(&format!("/issues/{n}/")))
+                .count(),
+        );
+    }
+    // The first poll of a Store reads the comments (for commands, and so for the stay);
+    // the Store then knows the stay began now, and later polls ask nothing of the issue.
+    eprintln!("requests about the issue per poll: {notes:?}");
+    assert_eq!(notes[1..], [0, 0], "{notes:?}");
+    assert!(nudges(remote.server.comment_bodies(n).into_iter()).is_empty());
 }
