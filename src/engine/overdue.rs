@@ -32,6 +32,10 @@ struct Known {
     at: DateTime<Utc>,
     /// The transition that began it, once the comments were read.
     seq: Option<u64>,
+    /// The Store's record of the migration's last move when this was kept: a move since
+    /// (a rollback by a person, another process sharing the Store) makes it stale.
+    #[serde(default)]
+    moved: Option<String>,
 }
 
 impl Engine<'_> {
@@ -43,17 +47,35 @@ impl Engine<'_> {
         format!("nudged:{}:{seq}", self.lease_key(number))
     }
 
+    /// The Store's record of the last move of `number` (`claim::record_move`).
+    async fn last_move(&self, number: u64) -> Result<Option<String>> {
+        let key = format!("moved:{}", self.lease_key(number));
+        Ok(self.store.cache_get(&key).await?.map(|c| c.value))
+    }
+
     async fn known(&self, number: u64, stage: &str) -> Result<Option<Known>> {
         let Some(cached) = self.store.cache_get(&self.stay_key(number)).await? else {
             return Ok(None);
         };
-        Ok(serde_json::from_str::<Known>(&cached.value)
+        let Some(known) = serde_json::from_str::<Known>(&cached.value)
             .ok()
-            .filter(|k| k.stage == stage))
+            .filter(|k| k.stage == stage)
+        else {
+            return Ok(None);
+        };
+        let moved = self.last_move(number).await?;
+        Ok((known.moved == moved).then_some(known))
     }
 
-    async fn keep_known(&self, number: u64, known: &Known) {
-        let Ok(text) = serde_json::to_string(known) else {
+    async fn keep_known(&self, number: u64, mut known: Known) {
+        known.moved = match self.last_move(number).await {
+            Ok(moved) => moved,
+            Err(e) => {
+                tracing::warn!("#{number}: reading its last move: {e}");
+                return;
+            }
+        };
+        let Ok(text) = serde_json::to_string(&known) else {
             return;
         };
         if let Err(e) = self
@@ -127,8 +149,9 @@ impl Engine<'_> {
                 stage: stage.id.clone(),
                 at: moved.at,
                 seq: None,
+                moved: None,
             };
-            self.keep_known(number, &known).await;
+            self.keep_known(number, known).await;
         }
         if !self.may_be_overdue(m, stage).await?.0 {
             return Ok(());
@@ -163,15 +186,13 @@ impl Engine<'_> {
         let number = m.issue.number;
         let comments = self.tracker.comments(number).await?;
         let stay = self.stay_of(m, stage, &comments).await?;
-        self.keep_known(
-            number,
-            &Known {
-                stage: stay.stage.clone(),
-                at: stay.at,
-                seq: Some(stay.seq),
-            },
-        )
-        .await;
+        let known = Known {
+            stage: stay.stage.clone(),
+            at: stay.at,
+            seq: Some(stay.seq),
+            moved: None,
+        };
+        self.keep_known(number, known).await;
         let now = self.now();
         if !stay.overdue(stage, now) {
             return Ok(());

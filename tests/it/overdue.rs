@@ -20,7 +20,7 @@ use crate::notify::{slack_id, SinkServer, TOKEN};
 use crate::remote::Remote;
 use crate::support::{block_on, stderr, stdout, Shepherd, T0};
 
-/// draft (checklist *Plan*) → review (target 2d, owned by @dba-team) → done.
+/// draft (checklist *Plan*) → review (target 2d, owned by @dba-team) → verify → done.
 const WORKFLOW: &str = r#"
 name: schema-change
 tracking: {template: schema-change}
@@ -34,6 +34,10 @@ stages:
     target: 2d
     owners: ["@dba-team"]
     gates: [{checklist: {section: Review}}]
+    next: verify
+  - id: verify
+    label: "sc::verify"
+    gates: [{checklist: {section: Verify}}]
     next: done
   - id: done
     label: "sc::done"
@@ -41,7 +45,7 @@ stages:
 "#;
 
 const TEMPLATE: &str =
-    "---\ntitle: \"Schema change\"\n---\n## Plan\n- [ ] Write it\n\n## Review\n- [ ] Review it\n";
+    "---\ntitle: \"Schema change\"\n---\n## Plan\n- [ ] Write it\n\n## Review\n- [ ] Review it\n\n## Verify\n- [ ] Verify it\n";
 
 fn write_workflow(dir: &std::path::Path) {
     std::fs::create_dir_all(dir.join("workflows")).unwrap();
@@ -148,15 +152,14 @@ fn an_overdue_stay_is_nudged_once_said_everywhere_and_a_new_stay_is_nudged_again
     let id = format!("local:{}/2/overdue/{}", s.db().display(), first[0].0);
     assert_eq!(heard, [id], "the overdue event once");
 
-    // A rollback and a new stay in review: nudged again once overdue, and only then.
-    run(
-        &s,
-        &["rollback", "2", "--to", "draft", "--reason", "redo"],
-        &env,
-    );
-    run(&s, &["resume", "2"], &env);
-    s.ok(&["tick", "2", "Write it"]);
+    // On to verify, then a rollback into review: a new stay, nudged again once overdue,
+    // and only then (the Store's record of the old stay is stale after the move).
+    s.ok(&["tick", "2", "Review it"]);
     run(&s, &["advance", "2"], &env);
+    run(&s, &["reconcile"], &env);
+    let back = ["rollback", "2", "--to", "review", "--reason", "redo"];
+    run(&s, &back, &env);
+    run(&s, &["resume", "2"], &env);
     assert_eq!(json(&["status", "2"])["overdue"], false);
     run(&s, &["reconcile"], &env);
     assert_eq!(nudges(s.comments(2).into_iter().map(|c| c.body)).len(), 1);
