@@ -377,8 +377,16 @@ fn without_owners_the_nudge_mentions_the_assignees() {
     // `travel` moves the server's times, not those the Store of the runs above kept (the
     // move into review, "now"): a Store of its own.
     let state = format!("sqlite:{}", remote.dir().join("fresh.db").display());
-    let out = remote.run_with(bot, &[("SHEPHERD_STATE", state.as_str())], &["reconcile"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    // `advance` (as the service's workers do) nudges as `reconcile` does.
+    let number = n.to_string();
+    for _ in 0..2 {
+        let out = remote.run_with(
+            bot,
+            &[("SHEPHERD_STATE", state.as_str())],
+            &["advance", &number],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
     let found = nudges(remote.server.comment_bodies(n).into_iter());
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(
