@@ -44,8 +44,9 @@ pub(super) async fn one(
     let status = engine.status(reference).await?;
     let mut value = serde_json::to_value(&status)?;
     value["tracker"] = spec.to_string().into();
+    let overdue = overdue_line(engine, &status);
     print(format, &value, || {
-        format!("{}\ntracker: {spec}", status_text(&status))
+        format!("{}{overdue}\ntracker: {spec}", status_text(&status))
     })
 }
 
@@ -166,5 +167,22 @@ fn event_line(e: &crate::core::events::Event) -> String {
             e.by
         ),
         kind => format!("{at}  {kind:<26}   {:<26} by {}{reason}", "", e.by),
+    }
+}
+
+/// "\noverdue: 9d in soak, target 2d" when the stay is overdue, else nothing.
+fn overdue_line(engine: &Engine<'_>, status: &report::Status) -> String {
+    let target = status
+        .stage
+        .as_deref()
+        .and_then(|id| engine.catalog.workflows.get(&status.workflow)?.stage(id))
+        .and_then(|s| s.pacing.target);
+    match (status.overdue, status.stage.as_deref(), target) {
+        (true, Some(stage), Some(target)) => {
+            let stay = engine.now() - status.entered_at;
+            let note = crate::core::overdue::note(stage, stay, target);
+            format!("\noverdue: {note}")
+        }
+        _ => String::new(),
     }
 }

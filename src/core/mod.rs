@@ -12,6 +12,7 @@ pub mod gates;
 pub mod machine;
 pub mod marker;
 pub mod outline;
+pub mod overdue;
 pub mod plan;
 pub mod portfolio;
 pub mod promql;

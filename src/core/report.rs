@@ -121,6 +121,9 @@ pub struct Row {
     /// What holds it up, in one line ("done" when complete).
     pub blocked_by: String,
     pub stale: bool,
+    /// "9d in soak, target 2d" when the stay is overdue (the formats show it first).
+    #[serde(skip)]
+    pub overdue_note: Option<String>,
 }
 
 /// Time spent in one stage, over the stays that ended.
@@ -262,7 +265,9 @@ pub fn build(
         .map(|status| {
             let time_in_stage = generated_at - status.entered_at;
             let stale = status.state == "open" && time_in_stage > stale_after;
+            let overdue_note = overdue_note(workflows, &status, time_in_stage);
             Row {
+                overdue_note,
                 time_in_stage_seconds: time_in_stage.num_seconds().max(0),
                 blocked_by: blockers(&status),
                 stale,
@@ -277,6 +282,14 @@ pub fn build(
         stale_after_seconds: stale_after.num_seconds(),
         migrations,
     }
+}
+
+/// "9d in soak, target 2d" for an overdue status, from its stage's target.
+fn overdue_note(workflows: &[&Workflow], status: &Status, stay: Duration) -> Option<String> {
+    let stage = status.stage.as_deref().filter(|_| status.overdue)?;
+    let workflow = workflows.iter().find(|w| w.name == status.workflow)?;
+    let target = workflow.stage(stage)?.pacing.target?;
+    Some(super::overdue::note(stage, stay, target))
 }
 
 /// How long each stay in each stage lasted: from the transition into the stage to the

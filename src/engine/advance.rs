@@ -113,10 +113,14 @@ impl<'a> Engine<'a> {
                     (index, kin_read) = self.family(number).await?;
                 }
             }
+            let head = index.first().cloned();
             let mut advanced = self
                 .drive(Advance::new(number, index, false, None, kin_read))
                 .await?;
             self.answer_advances(&mut commands, &advanced).await?;
+            if let Some(head) = head.filter(|h| h.issue.number == number) {
+                self.nudge_if_overdue(&head, &advanced, true).await?;
+            }
             commands.looked.extend(self.take_looked());
             self.keep_scans(&commands.looked).await;
             advanced.commands = commands.answered;
@@ -344,6 +348,9 @@ impl<'a> Engine<'a> {
                 match result {
                     Ok(a) => {
                         moved |= !a.transitions.is_empty() || !a.created.is_empty();
+                        let m = by_number.get(&number).filter(|_| !dry_run);
+                        out.errors
+                            .extend(self.nudge_unless_busy(m.copied(), &a).await);
                         if !dry_run && failing.contains(&key) {
                             self.store.clear_failure(&key).await?;
                         }

@@ -52,26 +52,32 @@ impl Engine<'_> {
         let now = self.now();
         let plan = self.plan(workflow, &mut snapshot).await;
         let unstarted_child = kids.iter().any(|c| c.issue.open && self.unstarted(c));
-        let due = workflow
-            .stages_labelled(&m.issue.labels)
-            .first()
-            .and_then(|stage| {
-                let entered = snapshot.entered_at(&stage.id, &stage.label);
-                soak_due(stage, &m.marker.vars, entered, now)
-            });
+        let stage = workflow.stages_labelled(&m.issue.labels).first().copied();
+        let mut due = stage.and_then(|stage| {
+            let entered = snapshot.entered_at(&stage.id, &stage.label);
+            soak_due(stage, &m.marker.vars, entered, now)
+        });
         // A freeze that holds it back ends at a known moment: it is looked at again then.
         let freeze = crate::core::portfolio::WaitKind::Freeze.gate();
         let thaw = snapshot
             .portfolio
             .frozen_until
             .filter(|_| plan.blocked_by.iter().any(|r| r.gate == freeze));
-        let due = due.into_iter().chain(thaw).min();
+        due = due.into_iter().chain(thaw).min();
+        // An overdue stay is nudged by an advance: queued once it may be overdue.
+        let (overdue, overdue_due) = match stage {
+            Some(stage) if !stage.terminal => self.may_be_overdue(m, stage).await?,
+            _ => (false, None),
+        };
+        if let Some(at) = overdue_due.filter(|at| *at > now) {
+            due = Some(due.map_or(at, |d| d.min(at)));
+        }
         // The service looks at the flags such a migration set at every resync: someone
         // may have changed one behind its back (no webhook says so).
         let flags_to_check = self.note_drift && self.flags.is_some() && workflow.sets_flags();
         Ok(Look {
             number,
-            may_move: !plan.transitions.is_empty() || unstarted_child || flags_to_check,
+            may_move: !plan.transitions.is_empty() || unstarted_child || flags_to_check || overdue,
             due,
         })
     }

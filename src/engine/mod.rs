@@ -21,6 +21,7 @@ mod flag_step;
 mod freezes;
 mod lazy_kin;
 pub mod lease;
+mod overdue;
 mod person;
 mod read;
 mod scans;

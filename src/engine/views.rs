@@ -271,7 +271,7 @@ fn events_unless_needed(
     let needs = workflow
         .stages_labelled(&m.issue.labels)
         .first()
-        .is_none_or(|s| s.needs_label_history() || s.checks_labels());
+        .is_none_or(|s| s.needs_label_history() || s.checks_labels() || s.pacing.target.is_some());
     (!needs).then(Vec::new)
 }
 
@@ -305,7 +305,8 @@ fn history_needed(
         });
     let entered_by_record = snapshot.transitions.iter().any(|t| t.to == stage.id);
     let rolled_back = snapshot.evidence_since().is_some();
-    let mut needed = paused_unexplained;
+    // Whether a stay is overdue needs its entry, where no audit comment records it.
+    let mut needed = paused_unexplained || (stage.pacing.target.is_some() && !entered_by_record);
     for gate in stage.all_gates() {
         gate.visit(&mut |g| match g {
             Gate::Approval { label, .. } => needed |= labels.contains(label),

@@ -61,6 +61,7 @@ fn summary(report: &Report) -> String {
     let items = [
         (open, "open", ""),
         (children, "child issues open", ""),
+        (count(&|r| r.status.overdue), "overdue", " attention"),
         (count(&|r| r.stale), "stale", " attention"),
         (count(&|r| r.status.paused), "paused", " attention"),
         (
@@ -82,7 +83,7 @@ fn summary(report: &Report) -> String {
     s
 }
 
-/// What needs a person, first: failing and paused migrations, those waiting on a person
+/// What needs a person, first: failing, paused and overdue migrations, those waiting on a person
 /// (and on whom), and stale ones, each with its next step. Nothing when nothing does.
 fn needs_a_person(report: &Report, links: &Links) -> String {
     let mut rows: Vec<(u8, &Row, String, String)> = Vec::new();
@@ -101,10 +102,19 @@ fn needs_a_person(report: &Report, links: &Links) -> String {
                 s.number
             );
             rows.push((1, row, note, step));
+        } else if let Some(note) = &row.overdue_note {
+            let step = match s.gates.iter().find(|g| !g.passed && g.waits_for.is_some()) {
+                Some(g) => format!(
+                    "waits for {}",
+                    emphasis(&esc(g.waits_for.as_deref().unwrap_or_default()))
+                ),
+                None => esc(&row.blocked_by),
+            };
+            rows.push((2, row, format!("overdue: {note}"), step));
         } else if let Some(g) = s.gates.iter().find(|g| !g.passed && g.waits_for.is_some()) {
             let who = g.waits_for.as_deref().unwrap_or_default();
             rows.push((
-                2,
+                3,
                 row,
                 g.detail.clone(),
                 format!("waits for {}", emphasis(&esc(who))),
@@ -112,7 +122,7 @@ fn needs_a_person(report: &Report, links: &Links) -> String {
         } else if row.stale {
             let since = human(Duration::seconds(row.time_in_stage_seconds));
             rows.push((
-                3,
+                4,
                 row,
                 format!("{since} in this stage"),
                 esc(&row.blocked_by),
@@ -162,6 +172,7 @@ fn migrations(report: &Report, links: &Links) -> String {
         let mut classes = Vec::new();
         let mut badges = String::new();
         for (on, name) in [
+            (s.overdue, "overdue"),
             (row.stale, "stale"),
             (s.paused, "paused"),
             (s.failing.is_some(), "failing"),
@@ -286,7 +297,7 @@ svg a .row-label{fill:#0645ad;text-decoration:underline}\
 th{background:#eee}td ul{margin:0;padding-left:1rem}tr.stale td{background:repeating-linear-gradient(45deg,#fff,#fff 6px,#f0f0f0 6px,#f0f0f0 12px)}\
 tr.paused td:first-child,tr.failing td:first-child{border-left:5px solid #111}tr.failing td:first-child{border-left-style:double}\
 .badge{border:1px solid #111;border-radius:3px;padding:0 .3rem;margin-left:.3rem;font-size:.75rem;font-weight:bold;white-space:nowrap;background:#fff}\
-.badge.paused{border-width:2px}.badge.failing{border:2px dashed #b00;color:#b00}.failing-note{color:#900}.badge.drift{border:2px dotted #a60;color:#a60}.drift-note{color:#a60}\
+.badge.paused{border-width:2px}.badge.overdue{border:2px solid #a00;color:#a00}.badge.failing{border:2px dashed #b00;color:#b00}.failing-note{color:#900}.badge.drift{border:2px dotted #a60;color:#a60}.drift-note{color:#a60}\
 a{color:#0645ad}@media print{a{color:#111}.scroll{overflow:visible}body{max-width:none}h2{break-after:avoid}tr,figure{break-inside:avoid}}\
 @media (max-width:700px){body{padding:0 .5rem}.chart svg.timeline{min-width:900px}.chart svg.funnel{min-width:600px}}";
 

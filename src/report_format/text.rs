@@ -24,6 +24,7 @@ pub fn text(report: &Report, markdown: bool) -> String {
             "Migration report, {now} ({count} migrations; stale after {stale_after})\n"
         );
     }
+    out.push_str(&overdue(report, markdown));
     let (busy, empty) = workflows(report);
     for (workflow, counts) in &busy {
         let lead = lead_times(report, workflow);
@@ -116,6 +117,9 @@ fn state(row: &Row) -> String {
 /// " ⚠ stale", " ⏸ paused", " ✖ failing", each when it applies.
 fn marks(row: &Row) -> String {
     let mut out = String::new();
+    if row.status.overdue {
+        out.push_str(" ⏰ overdue");
+    }
     if row.stale {
         out.push_str(" ⚠ stale");
     }
@@ -128,5 +132,35 @@ fn marks(row: &Row) -> String {
     if !row.status.flag_drift.is_empty() {
         out.push_str(" ⚑ flag drift");
     }
+    out
+}
+
+/// The overdue migrations, longest stay first, before anything else: what needs a person.
+fn overdue(report: &Report, markdown: bool) -> String {
+    let mut rows: Vec<(&Row, &str)> = report
+        .migrations
+        .iter()
+        .filter_map(|r| Some((r, r.overdue_note.as_deref()?)))
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    rows.sort_by_key(|(r, _)| std::cmp::Reverse(r.time_in_stage_seconds));
+    let mut out = String::from(if markdown {
+        "## Overdue\n\n"
+    } else {
+        "Overdue:\n"
+    });
+    for (row, note) in rows {
+        let s = &row.status;
+        let title = s.title.replace(['\n', '\r'], " ");
+        if markdown {
+            let title = title.replace('[', "\\[").replace(']', "\\]");
+            let _ = writeln!(out, "- [#{} {title}]({}): overdue, {note}", s.number, s.url);
+        } else {
+            let _ = writeln!(out, "  #{} {title}: overdue, {note}", s.number);
+        }
+    }
+    out.push('\n');
     out
 }

@@ -32,6 +32,10 @@ pub struct Page {
     /// Open migrations whose feature flags are not what their stages set, by workflow.
     #[serde(default)]
     pub drifting: Vec<(String, i64)>,
+    /// Open migrations whose stay is longer than their stage's target, by (workflow,
+    /// stage).
+    #[serde(default)]
+    pub overdue: Vec<((String, String), i64)>,
     /// The report itself, for filtered views (not kept in the Store: a restarted service
     /// filters from its first refresh on).
     #[serde(skip)]
@@ -66,11 +70,16 @@ pub async fn publish(engine: &Engine<'_>, shared: &Shared, index: &[Migration]) 
     let workflows: Vec<&Workflow> = engine.catalog.workflows.values().collect();
     let mut counts: std::collections::BTreeMap<(String, String), i64> = Default::default();
     let mut drifting: std::collections::BTreeMap<String, i64> = Default::default();
+    let mut overdue: std::collections::BTreeMap<(String, String), i64> = Default::default();
     for s in &statuses {
         let stage = s.stage.clone().unwrap_or_else(|| "-".into());
         *counts.entry((s.workflow.clone(), stage)).or_default() += 1;
         if !s.flag_drift.is_empty() {
             *drifting.entry(s.workflow.clone()).or_default() += 1;
+        }
+        if s.overdue {
+            let stage = s.stage.clone().unwrap_or_else(|| "-".into());
+            *overdue.entry((s.workflow.clone(), stage)).or_default() += 1;
         }
     }
     let report = report::build(
@@ -99,6 +108,7 @@ pub async fn publish(engine: &Engine<'_>, shared: &Shared, index: &[Migration]) 
         json,
         counts: counts.into_iter().collect(),
         drifting: drifting.into_iter().collect(),
+        overdue: overdue.into_iter().collect(),
         report: Some(std::sync::Arc::new(report)),
     };
     if let Ok(text) = serde_json::to_string(&page) {

@@ -46,6 +46,9 @@ pub struct Metrics {
     pub rate_limit_remaining: Family<Labels, Gauge>,
     /// Open migrations whose feature flags differ from what their stages set.
     pub flag_drift: Family<Labels, Gauge>,
+    /// Open migrations whose stay is longer than their stage's `target`, by tracker,
+    /// workflow and stage (as of the last dashboard refresh).
+    pub overdue: Family<Labels, Gauge>,
     /// The request counts already added to `tracker_requests`.
     requests_seen: std::sync::Mutex<std::collections::HashMap<Labels, u64>>,
 }
@@ -123,7 +126,14 @@ impl Default for Metrics {
             "Open migrations whose feature flags are not what their stages set, by workflow",
             flag_drift.clone(),
         );
+        let overdue = Family::<Labels, Gauge>::default();
+        registry.register(
+            "overdue_migrations",
+            "Open migrations whose stay in their stage is longer than its target, by workflow and stage",
+            overdue.clone(),
+        );
         Metrics {
+            overdue,
             flag_drift,
             registry,
             tracker_requests,

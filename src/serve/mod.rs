@@ -234,6 +234,19 @@ impl Shared {
                     .set(*count);
             }
         }
+        self.metrics.overdue.clear();
+        for (name, page) in pages.iter() {
+            for ((workflow, stage), count) in &page.overdue {
+                self.metrics
+                    .overdue
+                    .get_or_create(&metrics::labels(&[
+                        ("tracker", name),
+                        ("workflow", workflow),
+                        ("stage", stage),
+                    ]))
+                    .set(*count);
+            }
+        }
         self.metrics.flag_drift.clear();
         for (name, page) in pages.iter() {
             for (workflow, count) in &page.drifting {

@@ -53,7 +53,7 @@ impl<'q> Filters<'q> {
                 "paused" => s.paused,
                 "failing" => s.failing.is_some(),
                 "stale" => row.stale,
-                // No stage has a target yet: nothing is overdue.
+                "overdue" => s.overdue,
                 _ => false,
             })
     }

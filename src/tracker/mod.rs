@@ -34,6 +34,10 @@ pub struct Issue {
     /// moment old can only make a move lose its claim, never make one twice.
     #[serde(default)]
     pub comment_count: Option<u64>,
+    /// Who the issue is assigned to (usernames), where the tracker says so with the issue:
+    /// an overdue stay of a stage without `owners` nudges them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assignees: Vec<String>,
 }
 
 /// A comment on an issue.

@@ -289,3 +289,47 @@ fn gitlab_a_move_of_one_migration_costs_at_most_five_requests() {
     eprintln!("a move: {} requests {log:#?}", log.len());
     assert!(log.len() <= 5, "{log:#?}");
 }
+
+/// Every stage of the 300 with a `target` of 1h (DESIGN §13), so most stays are overdue:
+/// the first poll nudges each once (reading its comments and label history, posting, and
+/// reading back); later polls keep the budget of idle ones — no request per migration.
+#[test]
+fn gitlab_overdue_stays_once_nudged_cost_idle_polls_nothing() {
+    let lab = gitlab();
+    let shipped = include_str!("../../workflows/gitaly-migration.yaml");
+    let mut paced = String::new();
+    for line in shipped.lines() {
+        paced.push_str(line);
+        paced.push('\n');
+        let terminal = line.contains("Migration:Done") || line.contains("Migration:Shelved");
+        if line.starts_with("    label: ") && !terminal {
+            paced.push_str("    target: 1h\n    owners: [\"@gitaly-maintainers\"]\n");
+        }
+    }
+    std::fs::create_dir_all(lab.dir().join("workflows")).unwrap();
+    std::fs::write(lab.dir().join("workflows/gitaly-migration.yaml"), paced).unwrap();
+    seed(&lab.server, N, 120);
+    lab.server.forget_requests();
+    let r = lab.reconcile_cached(lab.bot());
+    assert!(moved(&r).is_empty(), "{r}");
+    eprintln!(
+        "the poll that nudges: {} requests {:?}",
+        lab.server.requests(),
+        kinds(&lab.server)
+    );
+    let mut nudged = 0;
+    for n in 1..=N as u64 {
+        let nudges = lab
+            .server
+            .comment_bodies(n)
+            .iter()
+            .filter(|b| shepherd::core::overdue::NudgeMarker::find(b).is_some())
+            .count();
+        assert!(nudges <= 1, "#{n}: {nudges} nudges");
+        nudged += nudges;
+    }
+    // Opened two minutes apart, the newest just now: all but the last 30 or so are over 1h.
+    eprintln!("{nudged} of {N} migrations nudged");
+    assert!(nudged >= N - 31, "{nudged} nudged");
+    idle_twice(&lab, 6);
+}

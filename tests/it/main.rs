@@ -25,6 +25,7 @@ mod kill;
 mod local;
 mod metric_gates;
 mod notify;
+mod overdue;
 mod people;
 mod pg;
 mod portfolio;

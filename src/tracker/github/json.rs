@@ -118,6 +118,7 @@ pub fn convert_any(issue: GhIssue) -> Issue {
         url: issue.html_url.to_string(),
         author: issue.user.login,
         comment_count: Some(issue.comments.into()),
+        assignees: issue.assignees.into_iter().map(|a| a.login).collect(),
     }
 }
 

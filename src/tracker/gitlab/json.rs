@@ -24,6 +24,9 @@ pub struct GlIssue {
     pub author: GlUser,
     #[serde(default)]
     pub user_notes_count: Option<u64>,
+    /// Absent or null where the server does not say.
+    #[serde(default)]
+    pub assignees: Option<Vec<GlUser>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,6 +80,12 @@ impl From<GlIssue> for Issue {
             url: i.web_url,
             author: i.author.username,
             comment_count: i.user_notes_count,
+            assignees: i
+                .assignees
+                .unwrap_or_default()
+                .into_iter()
+                .map(|a| a.username)
+                .collect(),
         }
     }
 }

@@ -62,6 +62,7 @@ impl IssueRow {
             url: tracker.url(number),
             author: self.author,
             comment_count: Some(self.comments as u64),
+            assignees: Vec::new(),
         })
     }
 }

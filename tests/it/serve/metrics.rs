@@ -5,7 +5,7 @@ use prometheus_parse::{LineInfo, Sample, Scrape, Value};
 
 /// Parses an exposition, failing on any line the parser does not understand (it skips
 /// those silently otherwise). `# EOF` ends an OpenMetrics exposition.
-pub(super) fn parse(text: &str) -> Scrape {
+pub(crate) fn parse(text: &str) -> Scrape {
     assert!(text.ends_with("# EOF\n"), "{text}");
     for line in text.lines().filter(|l| *l != "# EOF") {
         assert!(
@@ -17,7 +17,7 @@ pub(super) fn parse(text: &str) -> Scrape {
 }
 
 /// The samples of `metric` whose labels include every pair of `labels`.
-pub(super) fn find<'s>(
+pub(crate) fn find<'s>(
     scrape: &'s Scrape,
     metric: &str,
     labels: &[(&str, &str)],
@@ -31,7 +31,7 @@ pub(super) fn find<'s>(
 }
 
 /// The number a counter, gauge or untyped sample carries.
-pub(super) fn number(sample: &Sample) -> f64 {
+pub(crate) fn number(sample: &Sample) -> f64 {
     match &sample.value {
         Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
         other => panic!("{} is not a number: {other:?}", sample.metric),
@@ -39,7 +39,7 @@ pub(super) fn number(sample: &Sample) -> f64 {
 }
 
 /// The value of the one sample of `metric` with `labels`.
-pub(super) fn value(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn value(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let found = find(scrape, metric, labels);
     assert!(found.len() <= 1, "{metric} {labels:?}: {found:?}");
     found.first().map(|s| number(s))

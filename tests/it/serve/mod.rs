@@ -13,7 +13,7 @@ mod browser;
 mod commands;
 mod edges;
 mod github;
-mod metrics;
+pub(crate) mod metrics;
 mod pages;
 mod replicas;
 pub mod service;
