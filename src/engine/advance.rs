@@ -263,19 +263,24 @@ impl<'a> Engine<'a> {
     /// fails is reported in `errors` (and recorded in the Store, with backoff for the
     /// service) and the others still move; one whose lease another process holds is
     /// skipped and says so.
+    /// The Store keys of the migrations recorded as failing (none looked at in a dry run).
+    async fn failing_keys(&self, dry_run: bool) -> Result<std::collections::BTreeSet<String>> {
+        if dry_run {
+            return Ok(Default::default());
+        }
+        Ok(self
+            .store
+            .failures()
+            .await?
+            .into_iter()
+            .map(|f| f.key)
+            .collect())
+    }
+
     pub async fn reconcile(&self, dry_run: bool) -> Result<Reconciled> {
         use futures::stream::{self, StreamExt};
         let mut index = self.index().await?;
-        let failing: std::collections::BTreeSet<String> = if dry_run {
-            Default::default()
-        } else {
-            self.store
-                .failures()
-                .await?
-                .into_iter()
-                .map(|f| f.key)
-                .collect()
-        };
+        let failing = self.failing_keys(dry_run).await?;
         self.prune_lines(&index, dry_run).await?;
         let waves = waves(&index);
         let mut out = Reconciled::default();

@@ -138,7 +138,27 @@ fn the_readme_portfolio_rehearsal_shows_each_wait() {
         "waits (freeze): frozen until 2026-12-07 07:00 UTC",
         "(2 of 2 slots taken)",
         "overdue: #",
+        "Overdue:",
+        "overdue, 3d 4h in production, target 2d",
     ] {
         assert!(text.contains(wait), "{wait:?} in:\n{text}");
     }
+    // One nudge, on the overdue migration's issue, mentioning the stage's owners.
+    let tracker = shepherd::tracker::local::LocalTracker::open(
+        &dir.path().join(".shepherd/tracker.db"),
+        false,
+        None,
+        "t",
+    )
+    .expect("tracker");
+    let nudges: usize = (1..=5)
+        .map(|n| {
+            crate::support::block_on(shepherd::tracker::Tracker::comments(&tracker, n))
+                .expect("comments")
+                .iter()
+                .filter(|c| c.body.contains("@sre-oncall"))
+                .count()
+        })
+        .sum();
+    assert_eq!(nudges, 1);
 }

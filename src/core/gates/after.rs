@@ -190,7 +190,10 @@ pub(super) fn describe(g: &AfterGate, vars: &BTreeMap<String, String>) -> String
     let matching: Vec<String> = g
         .matching
         .iter()
-        .map(|(k, v)| format!("{k} = {}", fill(v, vars).unwrap_or_else(|_| v.clone())))
+        .map(|(k, v)| match fill(v, vars) {
+            Ok(value) => format!("{k} = {value}"),
+            Err(empty) => format!("{k} = this migration's `{empty}` (not set)"),
+        })
         .collect();
     let with = if matching.is_empty() {
         String::new()
