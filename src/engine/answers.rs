@@ -30,11 +30,17 @@ enum Answer {
     Peers(Result<Vec<Peer>, String>),
 }
 
+/// The open migrations standing in a stage, by number (or why they could not be listed).
+pub(crate) type Standing = Result<std::sync::Arc<Vec<u64>>, String>;
+
 /// Answers by question, kept `FRESH` and shared by the tasks that ask at once.
 pub struct FactCache {
     answers: Fresh<Question, Answer>,
     /// By workflow: its migrations, open and closed (the `after` gates' one list a run).
     migrations: Fresh<String, Result<std::sync::Arc<Vec<crate::tracker::Issue>>, String>>,
+    /// By workflow and limited stage: the open migrations standing there, as this run
+    /// last listed them (forgotten when it moves one into or out of such a stage).
+    pub(crate) standing: Fresh<(String, String), Standing>,
 }
 
 impl Default for FactCache {
@@ -42,6 +48,7 @@ impl Default for FactCache {
         FactCache {
             answers: Fresh::new(FRESH),
             migrations: Fresh::new(FRESH),
+            standing: Fresh::new(FRESH),
         }
     }
 }
@@ -50,6 +57,11 @@ impl FactCache {
     /// Forgets the flags (this run has just set one).
     pub fn forget_flags(&self) {
         self.answers.forget(|q| matches!(q, Question::Flag { .. }));
+    }
+
+    /// Forgets who stands in the limited stages (this run moved one in or out).
+    pub fn forget_standing(&self) {
+        self.standing.forget(|_| true);
     }
 
     /// Forgets the merge requests (a webhook may be about one).

@@ -402,6 +402,9 @@ impl<'a> Engine<'a> {
             ))));
         }
         let applied = self.apply(m, workflow, &plan, &comments).await?;
+        if slots::touches_limited(workflow, &plan) {
+            self.facts.forget_standing();
+        }
         if let Some(left) = applied.left {
             let why = left.why(number);
             return Ok(Round::Done(Box::new(left_alone(m, workflow, plan, a, why))));

@@ -47,6 +47,17 @@ pub(crate) fn limited_entry<'w>(workflow: &'w Workflow, plan: &Plan) -> Option<&
         .find(|s| s.pacing.limit.is_some())
 }
 
+/// Whether `plan` moves a migration into or out of a stage with a `limit`.
+pub(crate) fn touches_limited(workflow: &Workflow, plan: &Plan) -> bool {
+    plan.transitions.iter().any(|t| {
+        [t.from.as_deref(), Some(t.to.as_str())]
+            .into_iter()
+            .flatten()
+            .filter_map(|id| workflow.stage(id))
+            .any(|s| s.pacing.limit.is_some())
+    })
+}
+
 /// Whether `plan` stops for want of a slot.
 pub(crate) fn waits_for_slot(plan: &Plan) -> bool {
     waits(&plan.blocked_by)
@@ -64,7 +75,10 @@ impl Engine<'_> {
     }
 
     /// The slots of `stage` as `m` sees them: the open migrations of the workflow standing
-    /// there (one list from the tracker) and those ahead of `m` in line (the Store).
+    /// there and those ahead of `m` in line (the Store). The list is read once a run (and
+    /// again after this run moves a migration in or out), so the migrations that get no
+    /// slot cost no request each; a slot is granted only on a list read just now, and
+    /// checked on the tracker once more before it is taken (`slot_taken`).
     pub(crate) async fn slots(
         &self,
         workflow: &Workflow,
@@ -72,25 +86,66 @@ impl Engine<'_> {
         m: &Migration,
     ) -> Result<Slots> {
         let limit = stage.pacing.limit.unwrap_or(u32::MAX) as usize;
-        let mut labels = workflow.tracking.labels.clone();
-        labels.push(stage.label.clone());
-        let taken_by: Vec<u64> = self
-            .tracker
-            .list_issues(StateFilter::Open, &labels)
-            .await?
-            .into_iter()
-            .filter(|i| i.number != m.issue.number)
-            .filter(|i| {
-                crate::core::marker::IssueMarker::find(&i.body)
-                    .is_some_and(|mk| mk.workflow.as_deref() == Some(workflow.name.as_str()))
-            })
-            .filter(|i| {
-                workflow.stages_labelled(&i.labels).first().map(|s| &s.id) == Some(&stage.id)
-            })
-            .map(|i| i.number)
-            .collect();
         let line = self.line(workflow, stage).await;
+        let key = (workflow.name.clone(), stage.id.clone());
+        let slots = grant(
+            limit,
+            self.standing(workflow, stage, m).await?,
+            &line,
+            m,
+            self.now(),
+        );
+        if !slots.granted {
+            return Ok(slots);
+        }
+        // A slot is only ever granted on a fresh list.
+        self.facts.standing.forget(|k| *k == key);
+        let taken_by = self.standing(workflow, stage, m).await?;
         Ok(grant(limit, taken_by, &line, m, self.now()))
+    }
+
+    /// The open migrations of the workflow standing in `stage` but `m`: one list a run
+    /// (`FactCache::standing`).
+    async fn standing(
+        &self,
+        workflow: &Workflow,
+        stage: &Stage,
+        m: &Migration,
+    ) -> Result<Vec<u64>> {
+        let key = (workflow.name.clone(), stage.id.clone());
+        let standing = self
+            .facts
+            .standing
+            .get(&key, || async {
+                let mut labels = workflow.tracking.labels.clone();
+                labels.push(stage.label.clone());
+                let listed = self
+                    .tracker
+                    .list_issues(StateFilter::Open, &labels)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let numbers: Vec<u64> = listed
+                    .into_iter()
+                    .filter(|i| {
+                        crate::core::marker::IssueMarker::find(&i.body).is_some_and(|mk| {
+                            mk.workflow.as_deref() == Some(workflow.name.as_str())
+                        })
+                    })
+                    .filter(|i| {
+                        workflow.stages_labelled(&i.labels).first().map(|s| &s.id)
+                            == Some(&stage.id)
+                    })
+                    .map(|i| i.number)
+                    .collect();
+                Ok(std::sync::Arc::new(numbers))
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        Ok(standing
+            .iter()
+            .copied()
+            .filter(|n| *n != m.issue.number)
+            .collect())
     }
 
     /// For the statuses of a report or `plan`: the slots of the limited stages each

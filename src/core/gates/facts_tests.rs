@@ -357,3 +357,82 @@ fn bad_fact_gates_are_refused_where_they_are_written() {
         );
     }
 }
+
+#[test]
+fn after_places_each_migration_against_the_stage_and_waits_for_every_match() {
+    use crate::core::facts::{Peer, Reach};
+    use crate::core::gates::reach;
+    // a → b (terminal); an exit from a to the terminal `gone` is off b's path.
+    let mut known = Known::default();
+    known.templates.insert("t".into(), Default::default());
+    let w = load(
+        "w.yaml",
+        "name: w\ntracking: {template: t}\nstages:\n  - id: a\n    label: a\n    next: b\n    exits: [{to: gone, when: [{label: x}]}]\n  - id: b\n    label: b\n    next: c\n  - id: c\n    label: c\n    terminal: true\n  - id: gone\n    label: gone\n    terminal: true\n",
+        None,
+        &known,
+    )
+    .unwrap();
+    let table = [
+        (Some("a"), true, Reach::Before),
+        (Some("b"), true, Reach::Reached),
+        (Some("c"), false, Reach::Reached),
+        (Some("gone"), false, Reach::Elsewhere),
+        (Some("a"), false, Reach::Elsewhere),
+        (None, true, Reach::Elsewhere),
+    ];
+    for (at, open, want) in table {
+        assert_eq!(reach(&w, at, open, "b"), want, "{at:?} open={open}");
+    }
+    let g = gate("{after: {workflow: w, stage: b, where: {flag: \"{{proj}}\"}, count: 2}}");
+    let peer = |number, flag: &str, reach| Peer {
+        number,
+        vars: [("flag".to_string(), flag.to_string())].into(),
+        stage: Some("b".into()),
+        reach,
+    };
+    let cases: [(Vec<Peer>, bool, &str); 4] = [
+        (
+            vec![peer(5, "g/p", Reach::Reached)],
+            false,
+            "w #5 reached b (1 of 2 needed)",
+        ),
+        (
+            vec![
+                peer(5, "g/p", Reach::Reached),
+                peer(6, "g/p", Reach::Reached),
+                peer(7, "other", Reach::Before),
+            ],
+            true,
+            "w #5 reached b, #6 reached b",
+        ),
+        (
+            vec![
+                peer(5, "g/p", Reach::Reached),
+                peer(6, "g/p", Reach::Reached),
+                peer(8, "g/p", Reach::Before),
+            ],
+            false,
+            "w #5 reached b, #6 reached b, #8 is in b",
+        ),
+        (
+            vec![peer(9, "g/p", Reach::Elsewhere)],
+            false,
+            "no open or completed w migration with flag = g/p yet",
+        ),
+    ];
+    for (peers, passed, detail) in cases {
+        let mut f = Facts::default();
+        f.peers.insert(("w".into(), "b".into()), Ok(peers));
+        let snap = snapshot(&[("proj", "g/p")], f);
+        let cx = Context {
+            snapshot: &snap,
+            labels: &snap.issue.labels,
+            entered_at: t(0),
+            now: t(10),
+            vars: &snap.vars,
+            exit: false,
+        };
+        let out = evaluate(&g, &cx);
+        assert_eq!((out.passed, out.detail.as_str()), (passed, detail));
+    }
+}
