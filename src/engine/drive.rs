@@ -331,8 +331,10 @@ impl<'a> Engine<'a> {
         stage: &Stage,
         read_comments: bool,
     ) -> Result<Round> {
-        let key = self.slot_key(workflow, stage);
-        let what = format!("the slots of `{}` in {}", stage.id, workflow.name);
+        let (key, what) = (
+            self.slot_key(workflow, stage),
+            slots::slots_of(workflow, stage),
+        );
         let work = async {
             let slots = self.slots(workflow, stage, m).await?;
             a.slots.insert(stage.id.clone(), slots);
@@ -358,21 +360,14 @@ impl<'a> Engine<'a> {
     /// Gives up `m`'s place in the line of every limited stage its stage leads to: its
     /// plan does not wait for a slot (paused, its gates no longer hold, moved on).
     async fn give_up_places(&self, workflow: &Workflow, m: &Migration) -> Result<()> {
-        let Some(here) = workflow.stages_labelled(&m.issue.labels).first().copied() else {
-            return Ok(());
-        };
-        for edge in &here.next {
-            let Some(stage) = workflow
-                .stage(&edge.to)
-                .filter(|s| s.pacing.limit.is_some())
-            else {
-                continue;
-            };
+        for stage in slots::limited_next(workflow, &m.issue.labels) {
             if !self.in_line(workflow, stage, m.issue.number).await {
                 continue;
             }
-            let key = self.slot_key(workflow, stage);
-            let what = format!("the slots of `{}` in {}", stage.id, workflow.name);
+            let (key, what) = (
+                self.slot_key(workflow, stage),
+                slots::slots_of(workflow, stage),
+            );
             let work = self.note_waiting(workflow, stage, m, false);
             if let Leased::Busy(who) = self.leased_on(&key, &what, LEASE_WAIT, work).await? {
                 tracing::info!(

@@ -47,6 +47,24 @@ pub(crate) fn limited_entry<'w>(workflow: &'w Workflow, plan: &Plan) -> Option<&
         .find(|s| s.pacing.limit.is_some())
 }
 
+/// The stages with a `limit` that a migration standing where `labels` say may move into
+/// by a `next` edge.
+pub(crate) fn limited_next<'w>(workflow: &'w Workflow, labels: &[String]) -> Vec<&'w Stage> {
+    let Some(here) = workflow.stages_labelled(labels).first().copied() else {
+        return Vec::new();
+    };
+    here.next
+        .iter()
+        .filter_map(|e| workflow.stage(&e.to))
+        .filter(|s| s.pacing.limit.is_some())
+        .collect()
+}
+
+/// A limited stage's slots as messages name them.
+pub(crate) fn slots_of(workflow: &Workflow, stage: &Stage) -> String {
+    format!("the slots of `{}` in {}", stage.id, workflow.name)
+}
+
 /// Whether `plan` moves a migration into or out of a stage with a `limit`.
 pub(crate) fn touches_limited(workflow: &Workflow, plan: &Plan) -> bool {
     plan.transitions.iter().any(|t| {
@@ -158,16 +176,7 @@ impl Engine<'_> {
         index: &[Migration],
         snapshot: &mut crate::core::snapshot::Snapshot,
     ) {
-        let Some(here) = workflow.stages_labelled(&m.issue.labels).first().copied() else {
-            return;
-        };
-        for edge in &here.next {
-            let Some(stage) = workflow
-                .stage(&edge.to)
-                .filter(|s| s.pacing.limit.is_some())
-            else {
-                continue;
-            };
+        for stage in limited_next(workflow, &m.issue.labels) {
             let taken_by: Vec<u64> = index
                 .iter()
                 .filter(|o| o.issue.open && o.issue.number != m.issue.number)
@@ -246,7 +255,7 @@ impl Engine<'_> {
                     continue;
                 }
                 let key = self.slot_key(workflow, stage);
-                let what = format!("the slots of `{}` in {}", stage.id, workflow.name);
+                let what = slots_of(workflow, stage);
                 let work = async {
                     let mut line = self.line(workflow, stage).await;
                     line.retain(|w| before_it(w.number));
@@ -380,17 +389,9 @@ impl Engine<'_> {
         if !gates.iter().all(|g| g.passed) {
             return Ok(());
         }
-        let Some(here) = workflow.stages_labelled(&m.issue.labels).first().copied() else {
-            return Ok(());
-        };
-        for edge in &here.next {
-            if let Some(stage) = workflow
-                .stage(&edge.to)
-                .filter(|s| s.pacing.limit.is_some())
-            {
-                let slots = self.slots(workflow, stage, m).await?;
-                snapshot.portfolio.slots.insert(stage.id.clone(), slots);
-            }
+        for stage in limited_next(workflow, &m.issue.labels) {
+            let slots = self.slots(workflow, stage, m).await?;
+            snapshot.portfolio.slots.insert(stage.id.clone(), slots);
         }
         Ok(())
     }
