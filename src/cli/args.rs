@@ -492,7 +492,7 @@ pub(super) enum Tracked {
     Plan {
         /// Only these workflows; repeatable
         #[arg(long = "workflow", value_name = "WORKFLOW")]
-        workflows: Vec<String>,
+        workflow_filter: Vec<String>,
     },
 }
 
@@ -561,4 +561,45 @@ pub(super) enum ReleaseAction {
         #[arg(long, value_name = "GROUP/PROJECT", value_parser = parse_project)]
         project: Option<String>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{Command, CommandFactory, Parser};
+
+    /// Every subcommand, with each of its options given a value (and every positional
+    /// argument one), is read into the types without a panic: an option whose id is a
+    /// global option's too (`--workflows`) would make clap panic when it is read.
+    #[test]
+    fn every_option_of_every_subcommand_is_read_without_a_panic() {
+        fn walk(cmd: &Command, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+            let positionals: Vec<String> = cmd.get_positionals().map(|_| "1".to_string()).collect();
+            for arg in cmd.get_arguments().filter(|a| !a.is_global_set()) {
+                let Some(long) = arg.get_long() else { continue };
+                let mut argv = path.clone();
+                argv.extend(positionals.iter().cloned());
+                argv.push(format!("--{long}"));
+                if arg.get_action().takes_values() {
+                    argv.push("1".into());
+                }
+                out.push(argv);
+            }
+            for sub in cmd.get_subcommands() {
+                path.push(sub.get_name().to_string());
+                walk(sub, path, out);
+                path.pop();
+            }
+        }
+        let mut lines = Vec::new();
+        walk(
+            &super::Cli::command(),
+            &mut vec!["shepherd".into()],
+            &mut lines,
+        );
+        assert!(lines.len() > 50, "{}", lines.len());
+        for argv in lines {
+            let read = std::panic::catch_unwind(|| super::Cli::try_parse_from(&argv).is_ok());
+            assert!(read.is_ok(), "shepherd panics on {argv:?}");
+        }
+    }
 }

@@ -126,7 +126,9 @@ pub(super) async fn tracked(session: &Session, command: Tracked) -> Result<ExitC
             person_cmd::set_open(&engine, format, reference, true).await
         }
         Tracked::Report(args) => report_cmd::report(&engine, spec, format, args).await,
-        Tracked::Plan { workflows } => report_cmd::plan(&engine, format, workflows).await,
+        Tracked::Plan { workflow_filter } => {
+            report_cmd::plan(&engine, format, workflow_filter).await
+        }
     };
     super::notify_cmd::flush(&engine).await;
     done

@@ -58,6 +58,10 @@ fn a_limited_stage_takes_migrations_in_turn_priority_first() {
         (Some("global"), Some(2))
     );
     assert_eq!(stages[1]["in"].as_array().unwrap().len(), 2);
+    let only = s.json(&["plan", "--workflow", "flag"]);
+    assert_eq!(only["workflows"].as_array().unwrap().len(), 1);
+    let err = s.fails(&["plan", "--workflow", "nope"]);
+    assert!(err.contains("nope"), "{err}");
     let text = s.ok(&["plan"]);
     assert!(text.contains("(2 of 2 slots taken)"), "{text}");
     assert!(
