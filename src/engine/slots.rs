@@ -233,7 +233,8 @@ impl Engine<'_> {
     }
 
     /// Drops from every line the migrations `index` (the open ones) no longer holds in a
-    /// stage that leads to the line's stage: closed, moved on or elsewhere.
+    /// stage that leads to the line's stage (closed, moved on or elsewhere), and gives
+    /// each place the priority its migration's labels say now, before any is looked at.
     pub(crate) async fn prune_lines(&self, index: &[Migration], dry_run: bool) -> Result<()> {
         if dry_run {
             return Ok(());
@@ -241,17 +242,25 @@ impl Engine<'_> {
         for workflow in self.catalog.workflows.values() {
             for stage in workflow.stages.iter().filter(|s| s.pacing.limit.is_some()) {
                 let line = self.line(workflow, stage).await;
+                let open = |number: u64| index.iter().find(|m| m.issue.number == number);
                 let before_it = |number: u64| {
-                    index.iter().any(|m| {
-                        m.issue.number == number
-                            && m.issue.open
+                    open(number).is_some_and(|m| {
+                        m.issue.open
                             && workflow
                                 .stages_labelled(&m.issue.labels)
                                 .first()
                                 .is_some_and(|here| here.next.iter().any(|e| e.to == stage.id))
                     })
                 };
-                if line.iter().all(|w| before_it(w.number)) {
+                // A place's priority as the migration's labels say now.
+                let priority = |number: u64| {
+                    open(number).is_some_and(|m| m.issue.labels.iter().any(|l| l == PRIORITY_LABEL))
+                };
+                let kept = |line: &[Waiter]| {
+                    line.iter()
+                        .all(|w| before_it(w.number) && w.priority == priority(w.number))
+                };
+                if kept(&line) {
                     continue;
                 }
                 let key = self.slot_key(workflow, stage);
@@ -259,6 +268,9 @@ impl Engine<'_> {
                 let work = async {
                     let mut line = self.line(workflow, stage).await;
                     line.retain(|w| before_it(w.number));
+                    for w in &mut line {
+                        w.priority = priority(w.number);
+                    }
                     let text = serde_json::to_string(&line)?;
                     self.store.cache_put(&key, &text, "1").await?;
                     Ok(())
