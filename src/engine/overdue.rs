@@ -20,7 +20,6 @@ use super::lease::Leased;
 use super::{Advanced, Engine, Failed, Migration};
 use crate::core::command::{self, Said};
 use crate::core::overdue::{self, NudgeMarker, Stay};
-use crate::core::snapshot::TransitionRecord;
 use crate::core::workflow::{Stage, Workflow};
 use crate::notify::EventKind;
 use crate::tracker::Comment;
@@ -246,22 +245,7 @@ impl Engine<'_> {
     /// The stay `m` is in: the newest audit comment's, where it went into `stage`; else
     /// (a stage label set by hand) since the label was last added, as stay 0.
     async fn stay_of(&self, m: &Migration, stage: &Stage, comments: &[Comment]) -> Result<Stay> {
-        let records: Vec<TransitionRecord> = comments
-            .iter()
-            .filter_map(|c| {
-                let t = crate::core::marker::TransitionMarker::find(&c.body)?;
-                Some(TransitionRecord {
-                    seq: t.seq,
-                    from: t.from,
-                    to: t.to,
-                    at: c.created_at,
-                    by: c.author.clone(),
-                    reason: t.reason,
-                    rollback: t.rollback,
-                    untick: t.untick,
-                })
-            })
-            .collect();
+        let records = super::read::transitions_of(comments);
         if let Some(stay) = Stay::of(&stage.id, &records) {
             return Ok(stay);
         }

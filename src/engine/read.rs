@@ -157,24 +157,7 @@ impl<'a> Engine<'a> {
         comments: &[Comment],
         label_events: Vec<LabelEvent>,
     ) -> Snapshot {
-        let mut transitions: Vec<TransitionRecord> = Vec::new();
-        for c in comments {
-            if let Some(t) = TransitionMarker::find(&c.body) {
-                if !transitions.iter().any(|x| x.seq == t.seq) {
-                    transitions.push(TransitionRecord {
-                        seq: t.seq,
-                        from: t.from,
-                        to: t.to,
-                        at: c.created_at,
-                        by: c.author.clone(),
-                        reason: t.reason,
-                        rollback: t.rollback,
-                        untick: t.untick,
-                    });
-                }
-            }
-        }
-        transitions.sort_by_key(|t| t.seq);
+        let transitions = transitions_of(comments);
         let children = children
             .iter()
             .map(|c| Child {
@@ -215,4 +198,28 @@ fn lacks_children(stage: Option<&crate::core::workflow::Stage>, kids: &[&Migrati
     wanted
         .iter()
         .any(|t| !kids.iter().any(|c| c.marker.template.as_deref() == Some(t)))
+}
+
+/// The transitions the audit comments record, by sequence number; of two comments for one
+/// transition (a claim another run lost, not yet withdrawn), the first.
+pub(crate) fn transitions_of(comments: &[Comment]) -> Vec<TransitionRecord> {
+    let mut transitions: Vec<TransitionRecord> = Vec::new();
+    for c in comments {
+        if let Some(t) = TransitionMarker::find(&c.body) {
+            if !transitions.iter().any(|x| x.seq == t.seq) {
+                transitions.push(TransitionRecord {
+                    seq: t.seq,
+                    from: t.from,
+                    to: t.to,
+                    at: c.created_at,
+                    by: c.author.clone(),
+                    reason: t.reason,
+                    rollback: t.rollback,
+                    untick: t.untick,
+                });
+            }
+        }
+    }
+    transitions.sort_by_key(|t| t.seq);
+    transitions
 }
