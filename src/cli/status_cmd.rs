@@ -10,7 +10,7 @@ use serde_json::json;
 use super::output::{print, status_text, Format};
 use crate::core::report;
 use crate::engine::Engine;
-use crate::tracker::TrackerSpec;
+use crate::tracker::{StateFilter, TrackerSpec};
 
 /// `issue REF`: one issue as a person sees it.
 pub(super) async fn issue(engine: &Engine<'_>, format: Format, reference: u64) -> Result<ExitCode> {
@@ -41,12 +41,17 @@ pub(super) async fn one(
     format: Format,
     reference: u64,
 ) -> Result<ExitCode> {
-    let status = engine.status(reference).await?;
+    let mut status = engine.status(reference).await?;
+    status.forecast = engine.forecast(&status).await?;
     let mut value = serde_json::to_value(&status)?;
     value["tracker"] = spec.to_string().into();
     let overdue = overdue_line(engine, &status);
+    let forecast = forecast_line(&status);
     print(format, &value, || {
-        format!("{}{overdue}\ntracker: {spec}", status_text(&status))
+        format!(
+            "{}{overdue}{forecast}\ntracker: {spec}",
+            status_text(&status)
+        )
     })
 }
 
@@ -56,10 +61,17 @@ pub(super) async fn all(
     spec: &TrackerSpec,
     format: Format,
 ) -> Result<ExitCode> {
-    let index = engine.index().await?;
-    let statuses = engine
+    let index = engine.index_of(StateFilter::All).await?;
+    let mut statuses = engine
         .statuses(&index, false, &report::Filter::default())
         .await?;
+    // Each open migration's forecast, from the past of every migration, closed ones too.
+    let past = engine.past(&index, &statuses).await?;
+    for s in &mut statuses {
+        if let Some(workflow) = engine.catalog.workflows.get(&s.workflow) {
+            s.forecast = report::forecast_of(workflow, s, engine.now(), &past);
+        }
+    }
     /// The statuses and the tracker they are on, serialized as they are.
     #[derive(serde::Serialize)]
     struct All<'s> {
@@ -167,6 +179,24 @@ fn event_line(e: &crate::core::events::Event) -> String {
             e.by
         ),
         kind => format!("{at}  {kind:<26}   {:<26} by {}{reason}", "", e.by),
+    }
+}
+
+/// "\nforecast: done by 2026-12-20, 90% by 2027-01-03" for an open migration in a stage
+/// (or why there is none), else nothing.
+fn forecast_line(status: &report::Status) -> String {
+    if status.state != "open" || status.stage.is_none() {
+        return String::new();
+    }
+    let day = |at: chrono::DateTime<chrono::Utc>| at.format("%Y-%m-%d").to_string();
+    match &status.forecast {
+        Some(f) => format!(
+            "\nforecast: done by {}, 90% by {}",
+            day(f.expected),
+            day(f.p90)
+        ),
+        None => "\nforecast: unknown (a stage ahead has fewer than 3 past stays and no target)"
+            .to_string(),
     }
 }
 

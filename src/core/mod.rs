@@ -7,6 +7,7 @@ pub mod drift;
 pub mod duration;
 pub mod events;
 pub mod facts;
+pub mod forecast;
 pub mod freeze;
 pub mod gates;
 pub mod machine;

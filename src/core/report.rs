@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
+pub use super::forecast::{percentile, Burndown, Forecast, Past};
 use super::gates::{self, GateReport};
 use super::machine;
 pub use super::portfolio::{WaitKind, Waiting};
@@ -59,12 +60,46 @@ pub struct Status {
     pub forecast: Option<Forecast>,
 }
 
-/// An open migration's expected completion: the median and 90th percentile of the
-/// remaining stages' past stays.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Forecast {
-    pub expected: DateTime<Utc>,
-    pub p90: DateTime<Utc>,
+impl Status {
+    /// Its life for the forecast: its moves from its history. `created` is when its issue
+    /// was opened, `closed` when it was closed (if it is).
+    pub fn life(
+        &self,
+        created: DateTime<Utc>,
+        closed: Option<DateTime<Utc>>,
+    ) -> super::forecast::Life {
+        super::forecast::Life {
+            workflow: self.workflow.clone(),
+            number: self.number,
+            child: self.parent.is_some(),
+            created,
+            moves: self
+                .history
+                .iter()
+                .flatten()
+                .map(|h| (h.to.clone(), h.at))
+                .collect(),
+            closed,
+        }
+    }
+}
+
+/// The past as statuses alone tell it, each opened at its first move (or its entry into
+/// its stage): for callers with no issues at hand.
+pub fn past_of(statuses: &[Status]) -> Past {
+    Past {
+        lives: statuses
+            .iter()
+            .map(|s| {
+                let created = s
+                    .history
+                    .as_ref()
+                    .and_then(|h| h.first())
+                    .map_or(s.entered_at, |h| h.at);
+                s.life(created, None)
+            })
+            .collect(),
+    }
 }
 
 /// Whether a stay in `stage` since `entered_at` is longer than its `target` at `now`.
@@ -110,6 +145,8 @@ pub struct Report {
     /// A migration longer than this in its stage is stale (seconds).
     pub stale_after_seconds: i64,
     pub migrations: Vec<Row>,
+    /// Open migrations over time, with the forecast ahead (not children).
+    pub burndown: Burndown,
 }
 
 /// One migration in the report: its status (with history) and what the report adds.
@@ -238,12 +275,15 @@ pub fn history(snapshot: &Snapshot) -> Vec<HistoryEntry> {
         .collect()
 }
 
-/// Builds the report from statuses (each with its history).
+/// Builds the report from statuses (each with its history) and the portfolio's `past`
+/// (every migration's moves, open and closed, for lead times, forecasts and the
+/// burn-down).
 pub fn build(
     generated_at: DateTime<Utc>,
     workflows: &[&Workflow],
     statuses: Vec<Status>,
     stale_after: Duration,
+    past: &Past,
 ) -> Report {
     let mut stages = serde_json::Map::new();
     let mut lead_times = BTreeMap::new();
@@ -257,12 +297,13 @@ pub fn build(
             counts.insert(s.id.clone(), n.into());
         }
         stages.insert(w.name.clone(), counts.into());
-        let mine: Vec<&Status> = statuses.iter().filter(|m| m.workflow == w.name).collect();
-        lead_times.insert(w.name.clone(), stage_lead_times(w, &mine));
+        lead_times.insert(w.name.clone(), stage_lead_times(w, past));
     }
     let migrations = statuses
         .into_iter()
-        .map(|status| {
+        .map(|mut status| {
+            let workflow = workflows.iter().find(|w| w.name == status.workflow);
+            status.forecast = workflow.and_then(|w| forecast_of(w, &status, generated_at, past));
             let time_in_stage = generated_at - status.entered_at;
             let stale = status.state == "open" && time_in_stage > stale_after;
             let overdue_note = overdue_note(workflows, &status, time_in_stage);
@@ -281,7 +322,19 @@ pub fn build(
         lead_times,
         stale_after_seconds: stale_after.num_seconds(),
         migrations,
+        burndown: super::forecast::burndown(workflows, past, generated_at),
     }
+}
+
+/// The forecast of an open migration with a stage, at `now`.
+pub fn forecast_of(
+    workflow: &Workflow,
+    status: &Status,
+    now: DateTime<Utc>,
+    past: &Past,
+) -> Option<Forecast> {
+    let stage = status.stage.as_deref().filter(|_| status.state == "open")?;
+    super::forecast::forecast(workflow, stage, status.entered_at, now, past)
 }
 
 /// "9d in soak, target 2d" for an overdue status, from its stage's target.
@@ -292,27 +345,16 @@ fn overdue_note(workflows: &[&Workflow], status: &Status, stay: Duration) -> Opt
     Some(super::overdue::note(stage, stay, target))
 }
 
-/// How long each stay in each stage lasted: from the transition into the stage to the
-/// next transition out of it. Stays still going are not counted.
-pub fn stage_lead_times(workflow: &Workflow, statuses: &[&Status]) -> Vec<LeadTime> {
-    let mut stays: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
-    for status in statuses {
-        let history = status.history.as_deref().unwrap_or(&[]);
-        for pair in history.windows(2) {
-            let seconds = (pair[1].at - pair[0].at).num_seconds();
-            stays
-                .entry(pair[0].to.as_str())
-                .or_default()
-                .push(seconds.max(0));
-        }
-    }
+/// How long each stay in each stage lasted, over the stays in `past` that ended: from
+/// the transition into the stage to the next transition out of it.
+pub fn stage_lead_times(workflow: &Workflow, past: &Past) -> Vec<LeadTime> {
+    let mut stays = past.stays(&workflow.name);
     workflow
         .stages
         .iter()
         .filter(|s| !s.terminal)
         .map(|s| {
-            let mut samples = stays.remove(s.id.as_str()).unwrap_or_default();
-            samples.sort_unstable();
+            let samples = stays.remove(s.id.as_str()).unwrap_or_default();
             LeadTime {
                 stage: s.id.clone(),
                 samples: samples.len(),
@@ -321,15 +363,6 @@ pub fn stage_lead_times(workflow: &Workflow, statuses: &[&Status]) -> Vec<LeadTi
             }
         })
         .collect()
-}
-
-/// The nearest-rank percentile of sorted samples.
-pub fn percentile(sorted: &[i64], p: usize) -> Option<i64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = (p * sorted.len()).div_ceil(100).max(1);
-    Some(sorted[rank - 1])
 }
 
 /// What holds a migration up, in one line: a pause and an error first, then the gates
@@ -467,7 +500,10 @@ mod tests {
             status(3, "a", "open", 0, &[("a", 0)]),
             status(4, "b", "open", 500, &[("a", 480), ("b", 500)]),
         ];
-        let report = build(t(510), &[&w], statuses, Duration::days(14));
+        let past = Past {
+            lives: statuses.iter().map(|s| s.life(t(0), None)).collect(),
+        };
+        let report = build(t(510), &[&w], statuses, Duration::days(14), &past);
         let a = &report.lead_times["db"][0];
         assert_eq!(
             (a.stage.as_str(), a.samples, a.median_seconds, a.p90_seconds),

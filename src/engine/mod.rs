@@ -22,6 +22,7 @@ mod freezes;
 mod lazy_kin;
 pub mod lease;
 mod overdue;
+mod past;
 mod person;
 mod read;
 mod scans;

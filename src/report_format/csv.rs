@@ -26,6 +26,9 @@ pub fn csv(report: &Report) -> Result<String, csv::Error> {
         "paused_by",
         "paused_reason",
         "failing",
+        "overdue",
+        "forecast_expected",
+        "forecast_p90",
     ])?;
     for row in &report.migrations {
         let s = &row.status;
@@ -53,8 +56,17 @@ pub fn csv(report: &Report) -> Result<String, csv::Error> {
             s.paused_by.clone().unwrap_or_default(),
             s.paused_reason.clone().unwrap_or_default(),
             s.failing.clone().unwrap_or_default(),
+            s.overdue.to_string(),
+            date(s.forecast.as_ref().map(|f| f.expected)),
+            date(s.forecast.as_ref().map(|f| f.p90)),
         ])?;
     }
     let bytes = w.into_inner().map_err(|e| e.into_error())?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// A time as RFC 3339 to the second, or empty.
+fn date(at: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
 }

@@ -1,7 +1,7 @@
 //! One self-contained HTML page (no script, no font, no request of any kind) for laptops,
 //! phones (wide parts scroll sideways) and grey-scale printers: the numbers that need
 //! attention first, then each busy workflow's funnel (empty ones folded into one line), the
-//! timeline with its legend, the table of migrations with what holds each up, and the lead
+//! burn-down with the forecast ahead, the timeline with its legend, the table of migrations with what holds each up, and the lead
 //! times of stages that have any.
 
 use std::fmt::Write as _;
@@ -38,6 +38,11 @@ pub fn html_with(report: &Report, links: &Links) -> String {
     }
     if let Some(line) = folded(&empty) {
         let _ = writeln!(out, "<p class=\"folded\">{}</p>", esc(&line));
+    }
+    let chart = super::burndown::burndown(&report.burndown, now);
+    if !chart.is_empty() {
+        out.push_str("<h2>Burn-down</h2>\n");
+        out.push_str(&chart);
     }
     if !report.migrations.is_empty() {
         out.push_str("<h2>Timeline</h2>\n");
@@ -166,7 +171,7 @@ fn name_link(s: &crate::core::report::Status, links: &Links) -> String {
 
 /// The table of migrations: each with its marks and what holds it up.
 fn migrations(report: &Report, links: &Links) -> String {
-    let mut out = String::from("<h2>Migrations</h2>\n<div class=\"scroll\"><table class=\"migrations\">\n<thead><tr><th>Migration</th><th>Workflow</th><th>Stage</th><th>State</th><th>In stage</th><th>Blocked by</th><th>Children</th></tr></thead>\n<tbody>\n");
+    let mut out = String::from("<h2>Migrations</h2>\n<div class=\"scroll\"><table class=\"migrations\">\n<thead><tr><th>Migration</th><th>Workflow</th><th>Stage</th><th>State</th><th>In stage</th><th>Expected done</th><th>Blocked by</th><th>Children</th></tr></thead>\n<tbody>\n");
     for row in &report.migrations {
         let s = &row.status;
         let mut classes = Vec::new();
@@ -239,11 +244,12 @@ fn migrations(report: &Report, links: &Links) -> String {
         let name = name_link(s, links);
         let _ = writeln!(
             out,
-            "<tr{class}><td>{name}</td><td>{}</td><td>{}</td><td>{}{badges}</td><td>{}</td><td><ul>{}</ul></td><td>{}</td></tr>",
+            "<tr{class}><td>{name}</td><td>{}</td><td>{}</td><td>{}{badges}</td><td>{}</td><td>{}</td><td><ul>{}</ul></td><td>{}</td></tr>",
             esc(&s.workflow),
             esc(s.stage.as_deref().unwrap_or("-")),
             esc(&s.state),
             human(Duration::seconds(row.time_in_stage_seconds)),
+            super::forecast_cell(s),
             blockers.join(""),
             children.join("<br>")
         );

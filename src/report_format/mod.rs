@@ -8,6 +8,7 @@
 //! into one line, lead times are shown only for stages with finished stays, and a paused
 //! or failing migration is marked ("paused by X: reason", "failing: error").
 
+mod burndown;
 mod csv;
 mod html;
 mod plan;
@@ -24,7 +25,7 @@ pub use self::text::text;
 use chrono::Duration;
 
 use crate::core::duration::human;
-use crate::core::report::{LeadTime, Report};
+use crate::core::report::{LeadTime, Report, Status};
 
 /// Where the names of migrations link in the HTML page.
 #[derive(Clone, Copy, Debug, Default)]
@@ -101,4 +102,20 @@ fn span(seconds: Option<i64>) -> String {
 /// The one line for workflows with no migrations, or `None` when every workflow has some.
 fn folded(empty: &[&str]) -> Option<String> {
     (!empty.is_empty()).then(|| format!("No migrations yet: {}", empty.join(", ")))
+}
+
+/// An open migration's forecast in words: "2026-12-20 (90%: 2027-01-03)"; "unknown" when
+/// it has none; a dash when it is done or closed.
+fn forecast_cell(status: &Status) -> String {
+    if status.state != "open" || status.stage.is_none() {
+        return "–".into();
+    }
+    match &status.forecast {
+        Some(f) => format!(
+            "{} (90%: {})",
+            f.expected.format("%Y-%m-%d"),
+            f.p90.format("%Y-%m-%d")
+        ),
+        None => "unknown".into(),
+    }
 }

@@ -25,6 +25,7 @@ pub fn text(report: &Report, markdown: bool) -> String {
         );
     }
     out.push_str(&overdue(report, markdown));
+    out.push_str(&forecast(report, markdown));
     let (busy, empty) = workflows(report);
     for (workflow, counts) in &busy {
         let lead = lead_times(report, workflow);
@@ -163,4 +164,33 @@ fn overdue(report: &Report, markdown: bool) -> String {
     }
     out.push('\n');
     out
+}
+
+/// One line on the burn-down: when the open migrations are expected to be done.
+fn forecast(report: &Report, markdown: bool) -> String {
+    let b = &report.burndown;
+    let open = b.open.last().map(|p| p.open).unwrap_or(0);
+    let (Some(e), Some(p)) = (b.expected.last(), b.p90.last()) else {
+        return String::new();
+    };
+    if open == 0 {
+        return String::new();
+    }
+    let day = |at: chrono::DateTime<chrono::Utc>| at.format("%Y-%m-%d").to_string();
+    let unknown = if b.unknown > 0 {
+        format!("; {} without a forecast", b.unknown)
+    } else {
+        String::new()
+    };
+    let line = format!(
+        "Forecast: {} of {open} open expected done by {} (90%: {}){unknown}",
+        open - b.unknown.min(open),
+        day(e.at),
+        day(p.at)
+    );
+    if markdown {
+        format!("{line}.\n\n")
+    } else {
+        format!("{line}\n\n")
+    }
 }

@@ -11,11 +11,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Shared;
+use crate::core::forecast::Life;
 use crate::core::report;
 use crate::core::workflow::Workflow;
 use crate::engine::{Engine, Migration, Seen};
 use crate::report_format;
 use crate::store::Store;
+use crate::tracker::StateFilter;
 
 /// Migrations longer than this in a stage are marked stale, as `report` does by default.
 const STALE_AFTER_DAYS: i64 = 14;
@@ -55,6 +57,21 @@ impl Page {
     }
 }
 
+/// The lives of the tracker's closed migrations, for the forecasts and the burn-down:
+/// read once (a list of every migration, and the closed ones' comments through the
+/// Store's cache) and kept until a full resync, for they seldom change.
+async fn closed_lives(engine: &Engine<'_>, shared: &Shared) -> Result<Vec<Life>> {
+    let tracker = engine.tracker.describe();
+    if let Some(lives) = shared.closed_lives(&tracker) {
+        return Ok(lives);
+    }
+    let mut closed = engine.index_of(StateFilter::All).await?;
+    closed.retain(|m| !m.issue.open);
+    let lives = engine.past(&closed, &[]).await?.lives;
+    shared.set_closed_lives(&tracker, Some(lives.clone()));
+    Ok(lives)
+}
+
 /// Reads the statuses of `index`'s open migrations and keeps them as `engine`'s page.
 /// Migrations that this service's advances moved are shown as those advances saw them
 /// while they stay so (`Shared::note_seen`): their comments are not read again.
@@ -82,11 +99,14 @@ pub async fn publish(engine: &Engine<'_>, shared: &Shared, index: &[Migration]) 
             *overdue.entry((s.workflow.clone(), stage)).or_default() += 1;
         }
     }
+    let mut past = engine.past(index, &statuses).await?;
+    past.lives.extend(closed_lives(engine, shared).await?);
     let report = report::build(
         engine.now(),
         &workflows,
         statuses,
         chrono::Duration::days(STALE_AFTER_DAYS),
+        &past,
     );
     let mut json = serde_json::to_value(&report)?;
     if let Some(map) = json.as_object_mut() {

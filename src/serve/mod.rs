@@ -124,6 +124,9 @@ pub struct Shared {
     /// Each tracker's open migrations as its last list showed them (`known` and the page
     /// after work come from here).
     indexes: RwLock<HashMap<String, Vec<Migration>>>,
+    /// Each tracker's closed migrations' lives, read at the first and every full resync:
+    /// the forecast and the burn-down take them with the open ones.
+    closed: RwLock<HashMap<String, Vec<crate::core::forecast::Life>>>,
 }
 
 impl Shared {
@@ -144,7 +147,27 @@ impl Shared {
             worked: Mutex::default(),
             seen: Mutex::default(),
             indexes: RwLock::default(),
+            closed: RwLock::default(),
         }
+    }
+
+    /// `tracker`'s closed migrations' lives as last read, if they were.
+    pub fn closed_lives(&self, tracker: &str) -> Option<Vec<crate::core::forecast::Life>> {
+        self.closed
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(tracker)
+            .cloned()
+    }
+
+    /// Keeps `tracker`'s closed migrations' lives, or forgets them (`None`: the next page
+    /// reads them again).
+    pub fn set_closed_lives(&self, tracker: &str, lives: Option<Vec<crate::core::forecast::Life>>) {
+        let mut closed = self.closed.write().unwrap_or_else(|e| e.into_inner());
+        match lives {
+            Some(lives) => closed.insert(tracker.to_string(), lives),
+            None => closed.remove(tracker),
+        };
     }
 
     /// Whether the first resync succeeded and the last one did too.
@@ -191,6 +214,17 @@ impl Shared {
         // A move may have closed it: the index holds open migrations.
         index.retain(|m| m.issue.open);
         Some(index)
+    }
+
+    /// Migration `number` of `tracker` as its last list showed it, if it was open then.
+    pub(crate) fn known_migration(&self, tracker: &str, number: u64) -> Option<Migration> {
+        self.indexes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(tracker)?
+            .iter()
+            .find(|m| m.issue.number == number)
+            .cloned()
     }
 
     /// The open migrations `tracker` had at its last list, with their parents.

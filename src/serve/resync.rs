@@ -103,6 +103,10 @@ pub(super) async fn resync(engine: &Engine<'_>, shared: &Shared, full: bool) -> 
     }
     let index = engine.index().await?;
     shared.set_known(&tracker, &index);
+    if full {
+        // The closed migrations' stays are read again for the next page.
+        shared.set_closed_lives(&tracker, None);
+    }
     let looks = engine.looks(&index, None).await?;
     let queued = queue_looks(engine, shared, &looks, true).await?;
     if queued > 0 {

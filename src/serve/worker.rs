@@ -207,7 +207,16 @@ impl<'e, 'a> Workers<'e, 'a> {
                     .advances
                     .get_or_create(&result_label("failed"))
                     .inc();
-                match engine.record_failing(number, None, &error).await {
+                // Its workflow and status as the last list showed it, for the event.
+                let known = self.shared.known_migration(&tracker, number);
+                let m = known.as_ref().and_then(|m| {
+                    let workflow = engine
+                        .catalog
+                        .workflows
+                        .get(m.marker.workflow.as_deref()?)?;
+                    Some((m, workflow))
+                });
+                match engine.record_failing(number, m, &error).await {
                     Ok(failure) => {
                         if let Err(e) = store
                             .enqueue(key, failure.retry_at, "retry after a failure")

@@ -15,6 +15,7 @@ mod facts;
 mod feature_flag;
 mod flags_gitlab;
 mod flags_local;
+mod forecast;
 mod freeze;
 mod gitaly;
 mod github;

@@ -271,8 +271,9 @@ fn the_report_says_first_what_needs_a_person_and_counts_children_apart() {
     let now = chrono::DateTime::parse_from_rfc3339("2026-01-05T00:00:00Z")
         .unwrap()
         .to_utc();
+    let past = shepherd::core::report::past_of(&statuses);
     let report =
-        shepherd::core::report::build(now, &workflows, statuses, chrono::Duration::days(14));
+        shepherd::core::report::build(now, &workflows, statuses, chrono::Duration::days(14), &past);
     let html = shepherd::report_format::html(&report);
 
     // Five migrations open (the child apart), and what needs a person before the charts.

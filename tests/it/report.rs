@@ -156,7 +156,7 @@ fn check_page(html: &str, dom: &str, report: &Value) {
 }
 
 /// A screenshot of `page` at a laptop's width into target/test-output/NAME.
-fn screenshot(chromium: &Path, page: &Path, name: &str, height: u32) {
+pub(crate) fn screenshot(chromium: &Path, page: &Path, name: &str, height: u32) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-output");
     std::fs::create_dir_all(&dir).unwrap();
     let png = dir.join(name);
@@ -304,7 +304,7 @@ fn deployment_report() -> shepherd::core::report::Report {
         "Gitaly migration: BlobService::GetBlob",
         "Gitaly migration: DiffService::CommitDiff",
     ];
-    let statuses = titles
+    let statuses: Vec<report::Status> = titles
         .iter()
         .enumerate()
         .map(|(i, title)| {
@@ -346,7 +346,8 @@ fn deployment_report() -> shepherd::core::report::Report {
         })
         .collect();
     let workflows: Vec<_> = catalog.workflows.values().collect();
-    report::build(now, &workflows, statuses, chrono::Duration::days(14))
+    let past = report::past_of(&statuses);
+    report::build(now, &workflows, statuses, chrono::Duration::days(14), &past)
 }
 
 #[test]
@@ -469,7 +470,10 @@ fn csv_reads_back_with_a_csv_reader() {
             "paused",
             "paused_by",
             "paused_reason",
-            "failing"
+            "failing",
+            "overdue",
+            "forecast_expected",
+            "forecast_p90"
         ]
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();

@@ -123,6 +123,9 @@ impl<'a> Engine<'a> {
         for t in &plan.transitions {
             w.claimed = false;
             w.checked = false;
+            if !self.resumed_has_a_slot(m, workflow, t, &mut w).await? {
+                return Ok(w.applied);
+            }
             for step in &t.steps {
                 let go_on = match step {
                     Step::Audit => {
@@ -170,6 +173,40 @@ impl<'a> Engine<'a> {
         w.applied.comments = w.comments;
         self.note_looked(&w.applied);
         Ok(w.applied)
+    }
+
+    /// Whether a resumed entry into a limited stage may be finished. A run that claimed it
+    /// may have died before its slot check: it is finished only while the stage has room
+    /// for it, counting the claims made before it. Otherwise the claim stays and keeps its
+    /// place, and a later run finishes it once a slot is free (`w.applied.left` says so).
+    async fn resumed_has_a_slot(
+        &self,
+        m: &Migration,
+        workflow: &Workflow,
+        t: &PlannedTransition,
+        w: &mut Writing,
+    ) -> Result<bool> {
+        let limited = workflow.stage(&t.to).filter(|s| s.pacing.limit.is_some());
+        let Some(stage) = limited.filter(|_| t.resumed && !t.rollback) else {
+            return Ok(true);
+        };
+        let claim = w
+            .comments
+            .iter()
+            .find(|c| TransitionMarker::find(&c.body).is_some_and(|x| x.seq == t.seq));
+        let Some(claim) = claim else {
+            return Ok(true);
+        };
+        let taken = self
+            .slot_taken(workflow, stage, m.issue.number, claim.id)
+            .await?;
+        match taken {
+            Some(why) => {
+                w.applied.left = Some(LeftAlone::NoSlot(why));
+                Ok(false)
+            }
+            None => Ok(true),
+        }
     }
 
     /// The audit comment of transition `t` (the intent), with the stage's on_enter

@@ -147,3 +147,73 @@ fn four_at_once(state: Option<&str>) {
         .sum();
     assert_eq!(entries, 2);
 }
+
+/// A run that dies between its claim on a limited stage (the audit comment into it) and
+/// its slot check leaves the claim behind. The run that finishes the move checks the
+/// slot first: the migration waits while the stage is full, keeping its claim, and enters
+/// once a slot is free — never more than `limit` in the stage.
+#[test]
+fn a_claim_left_by_a_dead_run_enters_a_full_stage_only_once_a_slot_is_free() {
+    use shepherd::core::marker::TransitionMarker;
+    let s = flags(Some(1));
+    s.ok(&["clock", "set", crate::support::T0]);
+    let a = start(&s, "a", None);
+    let b = start(&s, "b", None);
+    s.ok(&["label", &a, "--add", "ready"]);
+    s.ok(&["reconcile"]);
+    let (an, bn): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
+    assert_eq!(in_stage(&s, "global"), [an]);
+
+    // b's claim, as a run that died right after posting it leaves it (another Store, an
+    // hour ago: no lease or grace period holds it back).
+    let seq = s
+        .comments(bn)
+        .iter()
+        .filter_map(|c| TransitionMarker::find(&c.body))
+        .map(|t| t.seq)
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let claim = TransitionMarker {
+        seq,
+        from: Some("prep".into()),
+        to: "global".into(),
+        by: "shepherd".into(),
+        reason: None,
+        rollback: false,
+        run: Some("dead-run".into()),
+        store: Some("another-store".into()),
+        untick: Vec::new(),
+        command: None,
+    };
+    let body = format!("Moved to global.\n\n{}", claim.render());
+    s.ok(&["comment", &b, &body]);
+    s.ok(&["label", &b, "--add", "ready"]);
+    s.ok(&["clock", "advance", "1h"]);
+    let out = s.json(&["reconcile"]);
+    assert_eq!(in_stage(&s, "global"), [an], "{out:#}");
+    let skipped = out["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["ref"] == bn)
+        .and_then(|m| m["skipped"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        skipped.contains("global (1) were taken meanwhile by #1"),
+        "{out:#}"
+    );
+
+    // a moves on: the slot is b's, through the claim it already has.
+    s.ok(&["label", &a, "--add", "released"]);
+    s.ok(&["reconcile"]);
+    s.ok(&["reconcile"]);
+    assert_eq!(in_stage(&s, "global"), [bn]);
+    let entries = s
+        .comments(bn)
+        .iter()
+        .filter(|c| c.body.contains("\"to\":\"global\""))
+        .count();
+    assert_eq!(entries, 1, "the dead run's claim, finished");
+}
