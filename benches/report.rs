@@ -76,6 +76,7 @@ fn main() {
                 overdue: false,
                 waiting: Vec::new(),
                 forecast: None,
+                events: Vec::new(),
             }
         })
         .collect();

@@ -58,6 +58,10 @@ pub struct Status {
     pub waiting: Vec<Waiting>,
     /// When the migration is expected to be done, where past stays (or targets) say.
     pub forecast: Option<Forecast>,
+    /// Beside `history`: its pauses, resumes and comment commands, oldest first (where
+    /// its comments were read with it).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<super::events::Event>,
 }
 
 impl Status {
@@ -257,6 +261,7 @@ pub fn status(
         overdue: overdue(stage, snapshot.issue.open, entered_at, now),
         waiting: Vec::new(),
         forecast: None,
+        events: Vec::new(),
     }
 }
 
@@ -467,6 +472,7 @@ mod tests {
             overdue: false,
             waiting: Vec::new(),
             forecast: None,
+            events: Vec::new(),
         }
     }
 

@@ -186,6 +186,12 @@ impl<'a> Engine<'a> {
             let mut status = report::status(r.workflow, &r.snapshot, r.m.marker.parent, now);
             status.waiting = waiting(r.workflow, &r.snapshot, &status.gates, now);
             status.history = Some(report::history(&r.snapshot));
+            status.events = crate::core::events::events(
+                r.comments.iter().map(|c| (c.created_at, c.body.as_str())),
+            )
+            .into_iter()
+            .filter(|e| !matches!(e.kind, "transition" | "rollback"))
+            .collect();
             mark_paused(
                 &mut status,
                 &r.m.issue.labels,

@@ -175,24 +175,55 @@ fn gates(status: &Value) -> String {
     out
 }
 
+/// Its transitions and rollbacks (`history`) with its pauses, resumes and comment
+/// commands (`events`), oldest first.
 fn history(status: &Value) -> String {
-    let Some(history) = status["history"].as_array().filter(|h| !h.is_empty()) else {
+    let list = |key: &str| status[key].as_array().cloned().unwrap_or_default();
+    let mut rows: Vec<(String, String, String, String)> = list("history")
+        .iter()
+        .map(|h| {
+            let from = h["from"].as_str().unwrap_or("(start)");
+            let to = h["to"].as_str().unwrap_or_default();
+            (
+                text(&h["at"]),
+                format!("{from} → {to}"),
+                text(&h["by"]),
+                text(&h["reason"]),
+            )
+        })
+        .collect();
+    rows.extend(list("events").iter().map(|e| {
+        let what = match e["kind"].as_str().unwrap_or_default() {
+            "pause" => "paused".to_string(),
+            "resume" => "resumed".to_string(),
+            kind => kind.to_string(),
+        };
+        (text(&e["at"]), what, text(&e["by"]), text(&e["reason"]))
+    }));
+    if rows.is_empty() {
         return String::new();
-    };
-    let mut out = String::from("<h2>History</h2>\n<table class=\"history\"><tr><th>When</th><th>From</th><th>To</th><th>By</th><th>Why</th></tr>\n");
-    for h in history {
+    }
+    // RFC 3339 times in UTC sort as text; a transition comes before what happened in its
+    // instant.
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out = String::from("<h2>History</h2>\n<table class=\"history\"><tr><th>When</th><th>What</th><th>By</th><th>Why</th></tr>\n");
+    for (at, what, by, why) in rows {
         let _ = writeln!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(h["at"].as_str().unwrap_or_default()),
-            esc(h["from"].as_str().unwrap_or("(start)")),
-            esc(h["to"].as_str().unwrap_or_default()),
-            esc(h["by"].as_str().unwrap_or_default()),
-            esc(h["reason"].as_str().unwrap_or_default())
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&at),
+            esc(&what),
+            esc(&by),
+            esc(&why)
         );
     }
     out.push_str("</table>\n");
     out
+}
+
+/// A JSON string's text, or nothing.
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
 }
 
 fn children(status: &Value, pages: &str) -> String {

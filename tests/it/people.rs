@@ -240,6 +240,7 @@ fn row(
         overdue: false,
         waiting: Vec::new(),
         forecast: None,
+        events: Vec::new(),
     }
 }
 

@@ -342,6 +342,7 @@ fn deployment_report() -> shepherd::core::report::Report {
                 overdue: false,
                 waiting: Vec::new(),
                 forecast: None,
+                events: Vec::new(),
             }
         })
         .collect();

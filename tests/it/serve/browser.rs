@@ -102,6 +102,8 @@ fn a_migrations_page_opens_in_chromium_with_its_gates_who_must_act_history_and_l
         "waiting for the DBA",
         "/shepherd resume",
         "History",
+        "<td>(start) → selection</td>",
+        "<td>paused</td><td>dave</td><td>waiting for the DBA</td>",
     ] {
         assert!(dom.contains(said), "{said:?} in {dom}");
     }
