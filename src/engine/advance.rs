@@ -93,6 +93,12 @@ impl<'a> Engine<'a> {
 
     /// Moves one migration as far as its gates allow, holding its lease while it writes.
     pub async fn advance(&self, number: u64, dry_run: bool) -> Result<Advanced> {
+        self.advance_with(number, dry_run, &[]).await
+    }
+
+    /// `advance`, looking for comment commands on the issues `also` too (children of the
+    /// migration that a webhook says have a new comment, which its advance may not read).
+    pub async fn advance_with(&self, number: u64, dry_run: bool, also: &[u64]) -> Result<Advanced> {
         // What brought this advance (a webhook, a person) may be a merge request.
         self.facts.forget_merge_requests();
         self.tracker.forget_merge_requests();
@@ -105,7 +111,10 @@ impl<'a> Engine<'a> {
         self.with_lease(number, async {
             let (mut index, mut kin_read) = self.family(number).await?;
             // Comment commands first: what they change, the advance sees.
-            let on = self.scans().await.among(&index.iter().collect::<Vec<_>>());
+            let mut on = self.scans().await.among(&index.iter().collect::<Vec<_>>());
+            on.extend(also.iter().filter(|n| **n != number));
+            on.sort_unstable();
+            on.dedup();
             let mut commands = Commands::default();
             if !on.is_empty() {
                 commands = self.answer_commands(number, &on).await?;

@@ -175,7 +175,16 @@ impl<'e, 'a> Workers<'e, 'a> {
                 return;
             }
         }
-        let result = engine.advance(number, false).await;
+        // A plain child (no workflow of its own) is not advanced itself: a comment on it may
+        // be a command for its migration, which its parent's advance answers.
+        let (number, also) = match self.shared.known_migration(&tracker, number) {
+            Some(m) if m.marker.workflow.is_none() => match m.marker.parent {
+                Some(parent) => (parent, vec![number]),
+                None => (number, Vec::new()),
+            },
+            _ => (number, Vec::new()),
+        };
+        let result = engine.advance_with(number, false, &also).await;
         self.shared
             .metrics
             .requests(&tracker, engine.tracker.request_stats());
