@@ -135,11 +135,8 @@ impl Engine<'_> {
             .facts
             .standing
             .get(&key, || async {
-                let mut labels = workflow.tracking.labels.clone();
-                labels.push(stage.label.clone());
                 let listed = self
-                    .tracker
-                    .list_issues(StateFilter::Open, &labels)
+                    .workflow_issues(workflow)
                     .await
                     .map_err(|e| e.to_string())?;
                 let numbers: Vec<u64> = listed
@@ -164,6 +161,21 @@ impl Engine<'_> {
             .copied()
             .filter(|n| *n != m.issue.number)
             .collect())
+    }
+
+    /// The open issues of `workflow`'s tracking labels (those of other workflows too), with
+    /// the labels they have now. Never a list by a stage's label: through the Store's cache
+    /// (`tracker::cached`) a list is brought up to date with the issues changed since it was
+    /// read that still have its labels, so an issue that has left the stage since would
+    /// stay in it as it was (a migration that moved on from `prep` to the limited stage
+    /// would be counted twice, and a slot lost). An issue keeps its tracking labels.
+    async fn workflow_issues(
+        &self,
+        workflow: &Workflow,
+    ) -> Result<Vec<crate::tracker::Issue>, crate::tracker::TrackerError> {
+        let mut labels = workflow.tracking.labels.clone();
+        labels.sort();
+        self.tracker.list_issues(StateFilter::Open, &labels).await
     }
 
     /// For the statuses of a report or `plan`: the slots of the limited stages each
@@ -439,37 +451,36 @@ impl Engine<'_> {
                 && crate::core::marker::IssueMarker::find(&i.body)
                     .is_some_and(|mk| mk.workflow.as_deref() == Some(workflow.name.as_str()))
         };
-        let list = |label: &str| {
-            let mut labels = workflow.tracking.labels.clone();
-            labels.push(label.to_string());
-            async move { self.tracker.list_issues(StateFilter::Open, &labels).await }
-        };
-        let mut taken: Vec<u64> = list(&stage.label)
+        let issues: Vec<crate::tracker::Issue> = self
+            .workflow_issues(workflow)
             .await?
             .into_iter()
-            .filter(|i| of_workflow(i) && standing(&i.labels, &stage.id))
+            .filter(of_workflow)
+            .collect();
+        let mut taken: Vec<u64> = issues
+            .iter()
+            .filter(|i| standing(&i.labels, &stage.id))
             .map(|i| i.number)
             .collect();
-        let sources = workflow.stages.iter().filter(|s| {
-            s.next.iter().chain(&s.exits).any(|e| e.to == stage.id) && s.id != stage.id
-        });
-        for source in sources {
-            for issue in list(&source.label).await? {
-                if !of_workflow(&issue)
-                    || !standing(&issue.labels, &source.id)
-                    || issue.comment_count == Some(0)
-                {
-                    continue;
-                }
-                let comments = self.tracker.comments(issue.number).await?;
-                let last = comments
-                    .iter()
-                    .filter_map(|c| Some((c.id, TransitionMarker::find(&c.body)?)))
-                    .max_by_key(|(_, t)| t.seq);
-                if let Some((id, t)) = last {
-                    if t.to == stage.id && !t.rollback && id < mine {
-                        taken.push(issue.number);
-                    }
+        let sources: Vec<&str> = workflow
+            .stages
+            .iter()
+            .filter(|s| s.next.iter().chain(&s.exits).any(|e| e.to == stage.id) && s.id != stage.id)
+            .map(|s| s.id.as_str())
+            .collect();
+        for issue in &issues {
+            if !sources.iter().any(|s| standing(&issue.labels, s)) || issue.comment_count == Some(0)
+            {
+                continue;
+            }
+            let comments = self.tracker.comments(issue.number).await?;
+            let last = comments
+                .iter()
+                .filter_map(|c| Some((c.id, TransitionMarker::find(&c.body)?)))
+                .max_by_key(|(_, t)| t.seq);
+            if let Some((id, t)) = last {
+                if t.to == stage.id && !t.rollback && id < mine {
+                    taken.push(issue.number);
                 }
             }
         }

@@ -2,6 +2,7 @@
 
 mod after;
 mod remote;
+mod replicas;
 mod slots;
 
 use crate::support::Shepherd;

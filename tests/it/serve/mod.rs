@@ -46,7 +46,7 @@ use crate::support::{block_on, fixture, start_gitaly, stderr, Shepherd, T0};
 
 const GL: &str = "gitlab:group/project";
 const GH: &str = "github:owner/repo";
-const SECRET: &str = "It's a Secret to Everybody";
+pub(crate) const SECRET: &str = "It's a Secret to Everybody";
 const SIGNING_KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
 
 /// A router over an in-memory Store, serving the local tracker of a fresh directory with
@@ -156,7 +156,7 @@ fn read_fixture(path: &str) -> Value {
 }
 
 /// GitLab's Issue Hook example, about issue `iid` of `project` with `body`.
-fn gitlab_issue_hook(iid: u64, body: &str, project: &str) -> Vec<u8> {
+pub(crate) fn gitlab_issue_hook(iid: u64, body: &str, project: &str) -> Vec<u8> {
     let mut v = read_fixture("gitlab/webhooks/issue.json");
     v["object_attributes"]["iid"] = iid.into();
     v["object_attributes"]["description"] = body.into();
@@ -164,7 +164,7 @@ fn gitlab_issue_hook(iid: u64, body: &str, project: &str) -> Vec<u8> {
     serde_json::to_vec(&v).unwrap()
 }
 
-fn gitlab_headers<'a>(token: &'a str, uuid: &'a str) -> Vec<(&'a str, &'a str)> {
+pub(crate) fn gitlab_headers<'a>(token: &'a str, uuid: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
         ("x-gitlab-token", token),
         ("x-gitlab-event", "Issue Hook"),
@@ -695,13 +695,13 @@ fn rig_with(secrets: Secrets) -> Rig {
 // ---- the binary as a service ------------------------------------------------------
 
 /// The value of the sample `series` (name and labels, exactly) in `/metrics`.
-fn sample(metrics: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(metrics: &str, series: &str) -> Option<f64> {
     metrics
         .lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
-const BOT: &str = "glpat-bot-0123456789";
+pub(crate) const BOT: &str = "glpat-bot-0123456789";
 
 #[test]
 fn serve_moves_a_gitlab_migration_when_its_webhook_arrives() {
