@@ -180,6 +180,16 @@ pub struct Failed {
 #[error("{0}")]
 pub struct NoMigration(pub String);
 
+/// The issue is a child with no workflow of its own, of migration `parent`: what happens
+/// on it (a comment command) is its parent's to answer.
+#[derive(Debug, thiserror::Error)]
+#[error("#{number} is no migration: it is a {template} issue of #{parent} without a workflow of its own")]
+pub struct PlainChild {
+    pub number: u64,
+    pub template: String,
+    pub parent: u64,
+}
+
 /// A shepherd issue: an issue with a marker naming its workflow.
 #[derive(Clone, Debug)]
 pub struct Migration {
@@ -397,10 +407,17 @@ impl<'a> Engine<'a> {
             return Err(NoMigration(format!("#{number} is no migration: it has no shepherd marker (start one with `shepherd start WORKFLOW`)")).into());
         };
         let Some(name) = marker.workflow.clone() else {
+            let template = marker.template.as_deref().unwrap_or("child").to_string();
+            if let Some(parent) = marker.parent {
+                return Err(PlainChild {
+                    number,
+                    template,
+                    parent,
+                }
+                .into());
+            }
             return Err(NoMigration(format!(
-                "#{number} is no migration: it is a {} issue of #{} without a workflow of its own",
-                marker.template.as_deref().unwrap_or("child"),
-                marker.parent.unwrap_or(0)
+                "#{number} is no migration: it is a {template} issue without a workflow"
             ))
             .into());
         };

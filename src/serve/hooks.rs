@@ -188,7 +188,9 @@ pub(super) fn targets(known: &HashMap<u64, Option<u64>>, m: &Mentions) -> BTreeS
     for issue in &m.issues {
         match &issue.marker {
             Some(marker) => {
-                if marker.workflow.is_some() {
+                // A child with no workflow of its own is queued too: a comment on it may be
+                // a command for its migration (the worker advances the parent for it).
+                if marker.workflow.is_some() || marker.parent.is_some() {
                     out.insert(issue.number);
                 }
                 if let Some(p) = marker.parent {

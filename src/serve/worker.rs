@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use super::metrics::labels;
 use super::{parse_key, Shared, DRAIN};
 use crate::engine::lease::DEFAULT_LEASE_TTL;
-use crate::engine::{Advanced, Engine, NoMigration};
+use crate::engine::{Advanced, Engine, NoMigration, PlainChild};
 use crate::store::QueueEntry;
 
 /// How long a taken entry stays this worker's before another replica may take it (its
@@ -175,16 +175,17 @@ impl<'e, 'a> Workers<'e, 'a> {
                 return;
             }
         }
+        let mut result = engine.advance(number, false).await;
         // A plain child (no workflow of its own) is not advanced itself: a comment on it may
         // be a command for its migration, which its parent's advance answers.
-        let (number, also) = match self.shared.known_migration(&tracker, number) {
-            Some(m) if m.marker.workflow.is_none() => match m.marker.parent {
-                Some(parent) => (parent, vec![number]),
-                None => (number, Vec::new()),
-            },
-            _ => (number, Vec::new()),
-        };
-        let result = engine.advance_with(number, false, &also).await;
+        let child = result.as_ref().err().and_then(|e| {
+            e.chain()
+                .find_map(|c| c.downcast_ref::<PlainChild>())
+                .map(|c| (c.number, c.parent))
+        });
+        if let Some((child, parent)) = child {
+            result = engine.advance_with(parent, false, &[child]).await;
+        }
         self.shared
             .metrics
             .requests(&tracker, engine.tracker.request_stats());
@@ -194,7 +195,8 @@ impl<'e, 'a> Workers<'e, 'a> {
                     tracing::warn!(%key, "clearing the failure record: {e}");
                 }
                 self.count(&tracker, &advanced);
-                self.shared.note_worked(&tracker, number, advanced.seen);
+                self.shared
+                    .note_worked(&tracker, advanced.number, advanced.seen);
             }
             Err(e) if e.chain().any(|cause| cause.is::<NoMigration>()) => {
                 tracing::warn!(%key, "dropped from the queue, not retried: {e:#}");

@@ -163,3 +163,69 @@ fn a_github_issue_comment_command_is_acted_on_at_once_and_answered_once() {
         .count();
     assert_eq!(answers, 1);
 }
+
+/// A workflow whose stage opens a plain child issue (no workflow of its own).
+fn write_plain_workflow(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir.join("workflows")).unwrap();
+    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    std::fs::write(
+        dir.join("workflows/plain.yaml"),
+        "name: plain\ntracking: {template: plain}\nstages:\n  - id: work\n    label: \"plain::work\"\n    on_enter:\n      - create_issue: {template: task}\n    gates: [{label: done}]\n    next: finished\n  - id: finished\n    label: \"plain::finished\"\n    terminal: true\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("templates/plain.md.hbs"),
+        "---\ntitle: \"A plain migration\"\n---\nThe work.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("templates/task.md.hbs"),
+        "---\ntitle: \"A task of {{parent.title}}\"\n---\n- [ ] Do it\n",
+    )
+    .unwrap();
+}
+
+/// A command on a plain child issue (one with no workflow of its own) is for its
+/// migration: the service acts on it through the parent's advance and answers it once,
+/// on the child.
+#[test]
+fn a_command_on_a_plain_child_issue_is_acted_on_by_the_service() {
+    let lab = gitlab_lab();
+    lab.server.set_member("dev", 30);
+    write_plain_workflow(lab.dir());
+    let n = lab.json(&["start", "plain"])["ref"].as_u64().unwrap();
+    let child = lab
+        .server
+        .issues()
+        .iter()
+        .filter_map(|i| i["iid"].as_u64())
+        .find(|i| *i != n)
+        .expect("the child issue");
+    let dir = tempfile::tempdir().unwrap();
+    write_plain_workflow(dir.path());
+    let s = serve_on_gitlab(&lab, dir.path(), &[]);
+    let answers = |id: u64| {
+        lab.server
+            .comment_bodies(child)
+            .iter()
+            .filter(|c| shepherd::core::command::answer_of(c) == Some(id))
+            .count()
+    };
+    let text = "/shepherd pause the task needs a second look";
+    let id = lab.server.comment_as(child, "dev", text);
+    let body = note_hook(child, &lab.server.body(child), id, text);
+    assert_eq!(
+        s.post("/hooks/gitlab", &note_headers("7a1c-child-note"), &body)
+            .0,
+        202
+    );
+    s.wait_for("the pause of the migration", || {
+        lab.labels(n).iter().any(|l| l == "shepherd::paused") && answers(id) == 1
+    });
+    s.wait_for("the queue to empty", || {
+        let (_, m) = s.get("/metrics");
+        super::sample(&m, "shepherd_queue_depth") == Some(0.0)
+    });
+    assert_eq!(answers(id), 1, "{:?}", lab.server.comment_bodies(child));
+    assert!(!lab.labels(child).iter().any(|l| l == "shepherd::paused"));
+}
