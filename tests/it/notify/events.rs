@@ -380,3 +380,58 @@ fn comment_commands_are_heard_as_commands_and_their_pauses_as_pauses() {
     assert!(heard[1].starts_with("paused "), "{heard:?}");
     assert!(heard[1].contains("dave"), "{heard:?}");
 }
+
+/// A sink that accepts connections and never answers (hung, not down) delays nothing
+/// else: the migration moves, the other sink hears the event, and the run ends after one
+/// request timeout (10 s) for that sink, not one per event; its event stays in the outbox
+/// and is sent once the sink answers again.
+#[test]
+fn a_sink_that_hangs_delays_nothing_else() {
+    // Accepts, reads nothing, answers nothing: each connection is held until the test ends.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hung_addr = hung.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in hung.incoming() {
+            match stream {
+                Ok(s) => held.push(s),
+                Err(_) => return,
+            }
+        }
+    });
+    let (sink, url) = SinkServer::start(Duration::ZERO);
+    let good = format!("/good/{TOKEN}");
+    let s = project(&format!(
+        "[[notify]]\nurl = \"http://{hung_addr}/hung/{TOKEN}\"\nformat = \"slack\"\n\n[[notify]]\nurl = \"{url}{good}\"\nformat = \"slack\"\n"
+    ));
+    let began = std::time::Instant::now();
+    let out = run(&s, &["start", "note"], &[]);
+    let took = began.elapsed();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_no_token(&out);
+    assert_eq!(s.issues().len(), 1, "the migration started");
+    let heard = sink.received(&good);
+    assert_eq!(heard.len(), 1, "the other sink heard the start");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("notification send(s) failed"), "{stderr}");
+    assert!(
+        took < Duration::from_secs(40),
+        "one timeout for the hung sink, not more: {took:?}"
+    );
+    // The hung sink's copy waits in the outbox: not lost; the other's is done.
+    let store = rusqlite::Connection::open(s.path(".shepherd/state.db")).unwrap();
+    let rows: Vec<(String, bool)> = store
+        .prepare("SELECT id, done_at IS NOT NULL FROM outbox ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let waiting = rows.iter().filter(|(_, done)| !done).count();
+    assert_eq!(waiting, 1, "{rows:?}");
+    assert_eq!(recorded(&s, 1).len(), 1, "the start is recorded once");
+}
