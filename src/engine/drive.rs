@@ -299,6 +299,20 @@ impl<'a> Engine<'a> {
             a.round += 1;
             return Ok(Round::Again);
         }
+        if a.dry_run {
+            // What a real run would do: the slots of a limited stage it would enter, read
+            // (nothing is written, no place in line taken).
+            let entry =
+                slots::limited_entry(workflow, &plan).filter(|s| !a.slots.contains_key(&s.id));
+            if let Some(stage) = entry {
+                let slots = self.slots(workflow, stage, &m).await?;
+                a.slots.insert(stage.id.clone(), slots);
+                let (plan, _) = self
+                    .decide(&m, workflow, kids, None, read_comments, &a.slots)
+                    .await?;
+                return Ok(Round::Done(Box::new(done(number, workflow, plan, a))));
+            }
+        }
         if a.dry_run || plan.transitions.is_empty() {
             if !a.dry_run && !slots::waits_for_slot(&plan) {
                 self.give_up_places(workflow, &m).await?;

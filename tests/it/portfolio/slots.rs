@@ -27,8 +27,22 @@ fn a_limited_stage_takes_migrations_in_turn_priority_first() {
     assert_eq!(in_stage(&s, "global").len(), 2, "{out:#}");
     let waiting: Vec<u64> = in_stage(&s, "prep");
     assert_eq!(waiting.len(), 3);
-    // Each waiting one says why.
+    // Each waiting one says why; a dry run says what a run would do: nothing enters.
     let n = waiting[2].to_string();
+    let dry = s.json(&["advance", &n, "--dry-run"]);
+    assert!(
+        dry["transitions"].as_array().unwrap().is_empty()
+            && dry.to_string().contains("waits for a slot in global: 2 of 2 taken by"),
+        "{dry:#}"
+    );
+    let dry = s.json(&["reconcile", "--dry-run"]);
+    let would: usize = dry["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["transitions"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(would, 0, "{dry:#}");
     let advanced = s.json(&["advance", &n]);
     let text = advanced.to_string();
     assert!(
