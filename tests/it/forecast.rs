@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use crate::support::{block_on, tool, Shepherd};
+use crate::support::{tool, Shepherd};
 
 /// draft → review (target 2d) → verify (target 1d) → done; each moves on a ticked box.
 const WORKFLOW: &str = r#"
@@ -218,44 +218,8 @@ fn the_forecast_and_burndown_follow_the_past_stays() {
 /// The service's page over `s` (as after its first resync): the burn-down and each open
 /// migration's forecast, as the report has them.
 fn dashboard(s: &Shepherd) {
-    use std::sync::Arc;
-
-    use axum::body::Body;
-    use axum::http::Request;
-    use shepherd::engine::{Engine, Settings};
-    use shepherd::serve::{app, dashboard, Secrets, Shared};
-    use shepherd::store::sqlite::SqliteStore;
-    use shepherd::store::Store;
-    use shepherd::tracker::Tracker;
-    use tower::ServiceExt;
-
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory("test".into()).unwrap());
-    let tracker = s.tracker();
-    let local = tracker.describe();
-    let secrets = Secrets::new(None, None, false).unwrap();
-    let shared = Arc::new(Shared::new(store.clone(), secrets, vec![local.clone()]));
-    let mut sources = shepherd::catalog::Sources::builtin();
-    sources.add_workflow_dir(&s.path("workflows")).unwrap();
-    sources.add_template_dir(&s.path("templates")).unwrap();
-    let catalog = sources.load().unwrap();
-    block_on(async {
-        let engine = Engine::new(&tracker, &catalog, store.as_ref(), Settings::acting_as("t"));
-        let index = engine.index().await.unwrap();
-        shared.set_known(&local, &index);
-        dashboard::publish(&engine, &shared, &index).await.unwrap();
-        shared.set_ready(true);
-    });
-    let get = |path: &str| {
-        block_on(async {
-            let request = Request::get(path).body(Body::empty()).unwrap();
-            let response = app(shared.clone()).oneshot(request).await.unwrap();
-            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-                .await
-                .unwrap();
-            String::from_utf8_lossy(&body).into_owned()
-        })
-    };
-    let page = get("/?tracker=local");
+    let (get, _) = crate::serve::local_pages(s);
+    let (_, page) = get("/?tracker=local");
     assert!(
         page.contains("Burn-down: all 2 open expected done by 2026-01-20 (90%: 2026-01-23)"),
         "{page}"

@@ -6,19 +6,16 @@
 //! poll.
 
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use shepherd::core::overdue::NudgeMarker;
-use tower::ServiceExt;
 
 use crate::api::Api;
 use crate::gitlab_server::GitLabServer;
 use crate::notify::{slack_id, SinkServer, TOKEN};
 use crate::remote::Remote;
-use crate::support::{block_on, stderr, stdout, Shepherd, T0};
+use crate::support::{stderr, stdout, Shepherd, T0};
 
 /// draft (checklist *Plan*) → review (target 2d, owned by @dba-team) → verify → done.
 const WORKFLOW: &str = r#"
@@ -176,46 +173,14 @@ fn an_overdue_stay_is_nudged_once_said_everywhere_and_a_new_stay_is_nudged_again
 
 /// The service's dashboard and `/metrics` over `s`, where #2 is overdue in review.
 fn dashboard_and_metrics(s: &Shepherd) {
-    use shepherd::engine::{Engine, Settings};
-    use shepherd::serve::{app, dashboard, Secrets, Shared};
-    use shepherd::store::sqlite::SqliteStore;
-    use shepherd::store::Store;
-    use shepherd::tracker::Tracker;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory("test".into()).unwrap());
-    let tracker = s.tracker();
-    let local = tracker.describe();
-    let secrets = Secrets::new(None, None, false).unwrap();
-    let shared = Arc::new(Shared::new(store.clone(), secrets, vec![local.clone()]));
-    let mut sources = shepherd::catalog::Sources::builtin();
-    sources.add_workflow_dir(&s.path("workflows")).unwrap();
-    sources.add_template_dir(&s.path("templates")).unwrap();
-    let catalog = sources.load().unwrap();
-    block_on(async {
-        let engine = Engine::new(&tracker, &catalog, store.as_ref(), Settings::acting_as("t"));
-        let index = engine.index().await.unwrap();
-        // The service's look queues a migration whose stay may be overdue, unknown to its
-        // Store (a fresh one), so that an advance nudges it; the other is left alone.
-        let looks = engine.looks(&index, None).await.unwrap();
-        let may_move: Vec<(u64, bool)> = looks.iter().map(|l| (l.number, l.may_move)).collect();
-        assert!(
-            may_move.contains(&(2, true)) && may_move.contains(&(1, false)),
-            "{looks:?}"
-        );
-        shared.set_known(&local, &index);
-        dashboard::publish(&engine, &shared, &index).await.unwrap();
-        shared.set_ready(true);
-    });
-    let get = |path: &str| {
-        block_on(async {
-            let request = Request::get(path).body(Body::empty()).unwrap();
-            let response = app(shared.clone()).oneshot(request).await.unwrap();
-            let status = response.status();
-            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-                .await
-                .unwrap();
-            (status, String::from_utf8_lossy(&body).into_owned())
-        })
-    };
+    let (get, looks) = crate::serve::local_pages(s);
+    // The service's look queues a migration whose stay may be overdue, unknown to its Store
+    // (a fresh one), so that an advance nudges it; the other is left alone.
+    let may_move: Vec<(u64, bool)> = looks.iter().map(|l| (l.number, l.may_move)).collect();
+    assert!(
+        may_move.contains(&(2, true)) && may_move.contains(&(1, false)),
+        "{looks:?}"
+    );
     let (status, page) = get("/?tracker=local&state=overdue");
     assert_eq!(status, StatusCode::OK, "{page}");
     assert!(

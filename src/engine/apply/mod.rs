@@ -190,11 +190,7 @@ impl<'a> Engine<'a> {
         let Some(stage) = limited.filter(|_| t.resumed && !t.rollback) else {
             return Ok(true);
         };
-        let claim = w
-            .comments
-            .iter()
-            .find(|c| TransitionMarker::find(&c.body).is_some_and(|x| x.seq == t.seq));
-        let Some(claim) = claim else {
+        let Some(claim) = record_of(&w.comments, t.seq) else {
             return Ok(true);
         };
         let taken = self
@@ -221,11 +217,7 @@ impl<'a> Engine<'a> {
         w: &mut Writing,
     ) -> Result<bool> {
         let number = m.issue.number;
-        let exists = w
-            .comments
-            .iter()
-            .any(|c| TransitionMarker::find(&c.body).is_some_and(|x| x.seq == t.seq));
-        if exists {
+        if record_of(&w.comments, t.seq).is_some() {
             return Ok(true);
         }
         // The stage's on_enter comments ride along, each with its own marker: one
@@ -525,6 +517,13 @@ fn entry_time(comments: &[Comment], seq: u64) -> Option<DateTime<Utc>> {
         .filter(|c| TransitionMarker::find(&c.body).is_some_and(|x| x.seq == seq))
         .map(|c| c.created_at)
         .min()
+}
+
+/// The audit comment among `comments` that records transition `seq`, if one does.
+fn record_of(comments: &[Comment], seq: u64) -> Option<&Comment> {
+    comments
+        .iter()
+        .find(|c| TransitionMarker::find(&c.body).is_some_and(|x| x.seq == seq))
 }
 
 #[cfg(test)]

@@ -32,7 +32,9 @@ fn a_limited_stage_takes_migrations_in_turn_priority_first() {
     let dry = s.json(&["advance", &n, "--dry-run"]);
     assert!(
         dry["transitions"].as_array().unwrap().is_empty()
-            && dry.to_string().contains("waits for a slot in global: 2 of 2 taken by"),
+            && dry
+                .to_string()
+                .contains("waits for a slot in global: 2 of 2 taken by"),
         "{dry:#}"
     );
     let dry = s.json(&["reconcile", "--dry-run"]);

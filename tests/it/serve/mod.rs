@@ -96,6 +96,47 @@ fn rig(secrets: Secrets, published: bool) -> Rig {
     }
 }
 
+/// The service's pages over `s`'s local tracker (its `workflows/` and `templates/` beside
+/// the built-in ones) as after its first resync, with a fresh Store: a GET of a path
+/// ((status, body)), and what the resync's look at every migration found.
+pub(crate) fn local_pages(
+    s: &Shepherd,
+) -> (
+    impl Fn(&str) -> (StatusCode, String),
+    Vec<shepherd::engine::due::Look>,
+) {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory("test".into()).unwrap());
+    let tracker = s.tracker();
+    let local = tracker.describe();
+    let secrets = Secrets::new(None, None, false).unwrap();
+    let shared = Arc::new(Shared::new(store.clone(), secrets, vec![local.clone()]));
+    let mut sources = Sources::builtin();
+    sources.add_workflow_dir(&s.path("workflows")).unwrap();
+    sources.add_template_dir(&s.path("templates")).unwrap();
+    let catalog = sources.load().unwrap();
+    let looks = block_on(async {
+        let engine = Engine::new(&tracker, &catalog, store.as_ref(), Settings::acting_as("t"));
+        let index = engine.index().await.unwrap();
+        let looks = engine.looks(&index, None).await.unwrap();
+        shared.set_known(&local, &index);
+        dashboard::publish(&engine, &shared, &index).await.unwrap();
+        shared.set_ready(true);
+        looks
+    });
+    let get = move |path: &str| {
+        block_on(async {
+            let request = Request::get(path).body(Body::empty()).unwrap();
+            let response = app(shared.clone()).oneshot(request).await.unwrap();
+            let status = response.status();
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        })
+    };
+    (get, looks)
+}
+
 fn secrets() -> Secrets {
     let token = format!(
         "whsec_{}",
