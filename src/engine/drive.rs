@@ -314,7 +314,9 @@ impl<'a> Engine<'a> {
             }
         }
         if a.dry_run || plan.transitions.is_empty() {
-            if !a.dry_run && !slots::waits_for_slot(&plan) {
+            if !a.dry_run && slots::waits_for_freeze(&plan) {
+                self.keep_places(workflow, &m).await?;
+            } else if !a.dry_run && !slots::waits_for_slot(&plan) {
                 self.give_up_places(workflow, &m).await?;
             }
             return Ok(Round::Done(Box::new(done(number, workflow, plan, a))));
@@ -369,6 +371,29 @@ impl<'a> Engine<'a> {
                 LEASE_WAIT.as_secs()
             ),
         }
+    }
+
+    /// Keeps (or takes) `m`'s place in the line of every limited stage with `freeze: wait`
+    /// that its stage leads to, while its plan waits out a freeze there: when the freeze
+    /// ends, the slots go in the order of the wait, not of who asks first.
+    async fn keep_places(&self, workflow: &Workflow, m: &Migration) -> Result<()> {
+        for stage in slots::limited_next(workflow, &m.issue.labels) {
+            if !stage.pacing.freeze_wait {
+                continue;
+            }
+            let (key, what) = (
+                self.slot_key(workflow, stage),
+                slots::slots_of(workflow, stage),
+            );
+            let work = self.note_waiting(workflow, stage, m, true);
+            if let Leased::Busy(who) = self.leased_on(&key, &what, LEASE_WAIT, work).await? {
+                tracing::info!(
+                    "{what}: {who}; #{}'s place in line is noted later",
+                    m.issue.number
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Gives up `m`'s place in the line of every limited stage its stage leads to: its

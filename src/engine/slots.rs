@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::{Engine, Migration};
 use crate::core::machine::Plan;
 use crate::core::marker::TransitionMarker;
-use crate::core::portfolio::Slots;
+use crate::core::portfolio::{Slots, WaitKind};
 use crate::core::workflow::{Stage, Workflow};
 use crate::tracker::StateFilter;
 
@@ -79,6 +79,14 @@ pub(crate) fn touches_limited(workflow: &Workflow, plan: &Plan) -> bool {
 /// Whether `plan` stops for want of a slot.
 pub(crate) fn waits_for_slot(plan: &Plan) -> bool {
     waits(&plan.blocked_by)
+}
+
+/// Whether `plan` stops for a change freeze (its gates hold): a migration waiting out a
+/// freeze before a limited stage keeps, or takes, its place in that stage's line.
+pub(crate) fn waits_for_freeze(plan: &Plan) -> bool {
+    plan.blocked_by
+        .iter()
+        .any(|r| r.gate == WaitKind::Freeze.gate())
 }
 
 impl Engine<'_> {
