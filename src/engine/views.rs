@@ -186,12 +186,7 @@ impl<'a> Engine<'a> {
             let mut status = report::status(r.workflow, &r.snapshot, r.m.marker.parent, now);
             status.waiting = waiting(r.workflow, &r.snapshot, &status.gates, now);
             status.history = Some(report::history(&r.snapshot));
-            status.events = crate::core::events::events(
-                r.comments.iter().map(|c| (c.created_at, c.body.as_str())),
-            )
-            .into_iter()
-            .filter(|e| !matches!(e.kind, "transition" | "rollback"))
-            .collect();
+            status.events = beside_history(&r.comments);
             mark_paused(
                 &mut status,
                 &r.m.issue.labels,
@@ -407,4 +402,13 @@ fn waiting(
     }
     let plan = crate::core::machine::plan(workflow, snapshot, now);
     crate::core::portfolio::waiting(&plan.blocked_by)
+}
+
+/// What `comments` record beside the transitions a status's `history` lists: pauses,
+/// resumes and comment commands, oldest first.
+fn beside_history(comments: &[crate::tracker::Comment]) -> Vec<crate::core::events::Event> {
+    crate::core::events::events(comments.iter().map(|c| (c.created_at, c.body.as_str())))
+        .into_iter()
+        .filter(|e| !matches!(e.kind, "transition" | "rollback"))
+        .collect()
 }
