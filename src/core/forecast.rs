@@ -5,7 +5,8 @@
 //! while it has fewer than 3; unknown otherwise), and how many migrations were open over
 //! time, with the forecast ahead. Pure: the engine reads the histories.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::OnceLock;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -45,10 +46,21 @@ impl Life {
     }
 }
 
-/// The portfolio's past: every life read.
+/// The portfolio's past: every life read, and what the forecasts ask of it (each
+/// workflow's stays per stage and moves taken), worked out once on first use: a report
+/// asks it for every migration.
 #[derive(Clone, Debug, Default)]
 pub struct Past {
-    pub lives: Vec<Life>,
+    lives: Vec<Life>,
+    stats: OnceLock<HashMap<String, Stats>>,
+}
+
+/// One workflow's finished stays (seconds, sorted) per stage, and how often each move was
+/// made.
+#[derive(Clone, Debug, Default)]
+struct Stats {
+    stays: HashMap<String, Vec<i64>>,
+    taken: HashMap<(String, String), usize>,
 }
 
 /// An open migration's expected completion: the median and 90th percentile of the
@@ -60,30 +72,64 @@ pub struct Forecast {
 }
 
 impl Past {
-    /// How long each finished stay in each stage of `workflow` lasted (seconds, sorted):
-    /// from a move into the stage to the next move.
-    pub fn stays(&self, workflow: &str) -> BTreeMap<&str, Vec<i64>> {
-        let mut stays: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
-        for life in self.lives.iter().filter(|l| l.workflow == workflow) {
-            for pair in life.moves.windows(2) {
-                let seconds = (pair[1].1 - pair[0].1).num_seconds().max(0);
-                stays.entry(pair[0].0.as_str()).or_default().push(seconds);
-            }
+    pub fn new(lives: Vec<Life>) -> Past {
+        Past {
+            lives,
+            stats: OnceLock::new(),
         }
-        for samples in stays.values_mut() {
-            samples.sort_unstable();
-        }
-        stays
+    }
+
+    pub fn lives(&self) -> &[Life] {
+        &self.lives
+    }
+
+    pub fn into_lives(self) -> Vec<Life> {
+        self.lives
+    }
+
+    fn stats(&self, workflow: &str) -> Option<&Stats> {
+        self.stats
+            .get_or_init(|| {
+                let mut all: HashMap<String, Stats> = HashMap::new();
+                for life in &self.lives {
+                    let stats = all.entry(life.workflow.clone()).or_default();
+                    for pair in life.moves.windows(2) {
+                        let seconds = (pair[1].1 - pair[0].1).num_seconds().max(0);
+                        stats
+                            .stays
+                            .entry(pair[0].0.clone())
+                            .or_default()
+                            .push(seconds);
+                        *stats
+                            .taken
+                            .entry((pair[0].0.clone(), pair[1].0.clone()))
+                            .or_default() += 1;
+                    }
+                }
+                for stats in all.values_mut() {
+                    for samples in stats.stays.values_mut() {
+                        samples.sort_unstable();
+                    }
+                }
+                all
+            })
+            .get(workflow)
+    }
+
+    /// How long each finished stay in `stage` of `workflow` lasted (seconds, sorted): from
+    /// a move into the stage to the next move.
+    pub fn stays(&self, workflow: &str, stage: &str) -> &[i64] {
+        self.stats(workflow)
+            .and_then(|s| s.stays.get(stage))
+            .map_or(&[], Vec::as_slice)
     }
 
     /// How often migrations of `workflow` moved from `from` to `to`.
     fn taken(&self, workflow: &str, from: &str, to: &str) -> usize {
-        self.lives
-            .iter()
-            .filter(|l| l.workflow == workflow)
-            .flat_map(|l| l.moves.windows(2))
-            .filter(|p| p[0].0 == from && p[1].0 == to)
-            .count()
+        self.stats(workflow)
+            .and_then(|s| s.taken.get(&(from.to_string(), to.to_string())))
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -120,14 +166,13 @@ pub fn forecast(
     now: DateTime<Utc>,
     past: &Past,
 ) -> Option<Forecast> {
-    let stays = past.stays(&workflow.name);
     let path = likely_path(workflow, stage, past);
     if path.is_empty() {
         return None;
     }
     let (mut expected, mut p90) = (Duration::zero(), Duration::zero());
     for (i, s) in path.iter().enumerate() {
-        let (mut median, mut high) = expect(s, stays.get(s.id.as_str()))?;
+        let (mut median, mut high) = expect(s, past.stays(&workflow.name, &s.id))?;
         if i == 0 {
             // What the stay so far has already used up.
             let spent = now.signed_duration_since(entered_at).max(Duration::zero());
@@ -144,9 +189,9 @@ pub fn forecast(
 }
 
 /// A stay in `stage`: the median and 90th percentile of its past stays, or its target.
-fn expect(stage: &Stage, samples: Option<&Vec<i64>>) -> Option<(Duration, Duration)> {
+fn expect(stage: &Stage, samples: &[i64]) -> Option<(Duration, Duration)> {
     match samples {
-        Some(s) if s.len() >= MIN_STAYS => Some((
+        s if s.len() >= MIN_STAYS => Some((
             Duration::seconds(percentile(s, 50)?),
             Duration::seconds(percentile(s, 90)?),
         )),
@@ -187,7 +232,7 @@ pub struct Point {
 pub fn burndown(workflows: &[&Workflow], past: &Past, now: DateTime<Utc>) -> Burndown {
     let workflow = |name: &str| workflows.iter().copied().find(|w| w.name == name);
     let lives: Vec<&Life> = past
-        .lives
+        .lives()
         .iter()
         .filter(|l| !l.child && workflow(&l.workflow).is_some())
         .collect();
@@ -293,13 +338,11 @@ mod tests {
                 .collect()
         };
         assert_eq!(ids(&Past::default()), ["a", "b"], "first declared on a tie");
-        let past = Past {
-            lives: vec![
-                life(1, &[("a", 0), ("fast", 1), ("done", 2)]),
-                life(2, &[("a", 0), ("fast", 1)]),
-                life(3, &[("a", 0), ("b", 1)]),
-            ],
-        };
+        let past = Past::new(vec![
+            life(1, &[("a", 0), ("fast", 1), ("done", 2)]),
+            life(2, &[("a", 0), ("fast", 1)]),
+            life(3, &[("a", 0), ("b", 1)]),
+        ]);
         assert_eq!(ids(&past), ["a", "fast"]);
         assert!(likely_path(&w, "done", &past).is_empty());
     }
@@ -308,14 +351,12 @@ mod tests {
     fn the_forecast_adds_medians_and_p90s_of_remaining_stays_or_targets() {
         let w = workflow();
         // Stays in a: 1, 2, 3, 10 days (median 2, p90 10); b has 1 stay: its target 4d.
-        let past = Past {
-            lives: vec![
-                life(1, &[("a", 0), ("b", 1), ("done", 3)]),
-                life(2, &[("a", 0), ("b", 2)]),
-                life(3, &[("a", 0), ("b", 3)]),
-                life(4, &[("a", 0), ("b", 10)]),
-            ],
-        };
+        let past = Past::new(vec![
+            life(1, &[("a", 0), ("b", 1), ("done", 3)]),
+            life(2, &[("a", 0), ("b", 2)]),
+            life(3, &[("a", 0), ("b", 3)]),
+            life(4, &[("a", 0), ("b", 10)]),
+        ]);
         let now = t(20);
         let f = forecast(&w, "a", now, now, &past).unwrap();
         assert_eq!(f.expected, now + Duration::days(2 + 4));
@@ -331,9 +372,7 @@ mod tests {
             (now + Duration::days(3), now + Duration::days(3))
         );
         // `fast` has no stays and no target: unknown once the path goes there.
-        let fast = Past {
-            lives: vec![life(5, &[("a", 0), ("fast", 1)])],
-        };
+        let fast = Past::new(vec![life(5, &[("a", 0), ("fast", 1)])]);
         assert_eq!(forecast(&w, "a", now, now, &fast), None);
         assert_eq!(forecast(&w, "done", now, now, &past), None);
     }
@@ -345,15 +384,13 @@ mod tests {
         closed.closed = Some(t(5));
         let mut child = life(10, &[("a", 0)]);
         child.child = true;
-        let past = Past {
-            lives: vec![
-                life(1, &[("a", 0), ("b", 1), ("done", 3)]),
-                life(2, &[("a", 0), ("b", 2)]),
-                life(3, &[("a", 2)]),
-                closed,
-                child,
-            ],
-        };
+        let past = Past::new(vec![
+            life(1, &[("a", 0), ("b", 1), ("done", 3)]),
+            life(2, &[("a", 0), ("b", 2)]),
+            life(3, &[("a", 2)]),
+            closed,
+            child,
+        ]);
         let now = t(6);
         let b = burndown(&[&w], &past, now);
         let counts: Vec<(i64, u64)> = b

@@ -91,8 +91,8 @@ impl Status {
 /// The past as statuses alone tell it, each opened at its first move (or its entry into
 /// its stage): for callers with no issues at hand.
 pub fn past_of(statuses: &[Status]) -> Past {
-    Past {
-        lives: statuses
+    Past::new(
+        statuses
             .iter()
             .map(|s| {
                 let created = s
@@ -103,7 +103,7 @@ pub fn past_of(statuses: &[Status]) -> Past {
                 s.life(created, None)
             })
             .collect(),
-    }
+    )
 }
 
 /// Whether a stay in `stage` since `entered_at` is longer than its `target` at `now`.
@@ -353,18 +353,17 @@ fn overdue_note(workflows: &[&Workflow], status: &Status, stay: Duration) -> Opt
 /// How long each stay in each stage lasted, over the stays in `past` that ended: from
 /// the transition into the stage to the next transition out of it.
 pub fn stage_lead_times(workflow: &Workflow, past: &Past) -> Vec<LeadTime> {
-    let mut stays = past.stays(&workflow.name);
     workflow
         .stages
         .iter()
         .filter(|s| !s.terminal)
         .map(|s| {
-            let samples = stays.remove(s.id.as_str()).unwrap_or_default();
+            let samples = past.stays(&workflow.name, &s.id);
             LeadTime {
                 stage: s.id.clone(),
                 samples: samples.len(),
-                median_seconds: percentile(&samples, 50),
-                p90_seconds: percentile(&samples, 90),
+                median_seconds: percentile(samples, 50),
+                p90_seconds: percentile(samples, 90),
             }
         })
         .collect()
@@ -506,9 +505,7 @@ mod tests {
             status(3, "a", "open", 0, &[("a", 0)]),
             status(4, "b", "open", 500, &[("a", 480), ("b", 500)]),
         ];
-        let past = Past {
-            lives: statuses.iter().map(|s| s.life(t(0), None)).collect(),
-        };
+        let past = Past::new(statuses.iter().map(|s| s.life(t(0), None)).collect());
         let report = build(t(510), &[&w], statuses, Duration::days(14), &past);
         let a = &report.lead_times["db"][0];
         assert_eq!(

@@ -315,9 +315,9 @@ impl<'a> Engine<'a> {
         }
         if a.dry_run || plan.transitions.is_empty() {
             if !a.dry_run && slots::waits_for_freeze(&plan) {
-                self.keep_places(workflow, &m).await?;
+                self.set_places(workflow, &m, true).await?;
             } else if !a.dry_run && !slots::waits_for_slot(&plan) {
-                self.give_up_places(workflow, &m).await?;
+                self.set_places(workflow, &m, false).await?;
             }
             return Ok(Round::Done(Box::new(done(number, workflow, plan, a))));
         }
@@ -373,44 +373,29 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// Keeps (or takes) `m`'s place in the line of every limited stage with `freeze: wait`
-    /// that its stage leads to, while its plan waits out a freeze there: when the freeze
-    /// ends, the slots go in the order of the wait, not of who asks first.
-    async fn keep_places(&self, workflow: &Workflow, m: &Migration) -> Result<()> {
+    /// Notes whether `m` waits in the line of each limited stage its stage leads to.
+    /// `waiting`: its plan waits out a freeze before the stage (`freeze: wait`), and it
+    /// keeps, or takes, its place, so that when the freeze ends the slots go in the order
+    /// of the wait, not of who asks first. Otherwise its plan does not wait for a slot
+    /// (paused, its gates no longer hold, moved on), and it gives up any place it has.
+    async fn set_places(&self, workflow: &Workflow, m: &Migration, waiting: bool) -> Result<()> {
         for stage in slots::limited_next(workflow, &m.issue.labels) {
-            if !stage.pacing.freeze_wait {
+            let concerned = if waiting {
+                stage.pacing.freeze_wait
+            } else {
+                self.in_line(workflow, stage, m.issue.number).await
+            };
+            if !concerned {
                 continue;
             }
             let (key, what) = (
                 self.slot_key(workflow, stage),
                 slots::slots_of(workflow, stage),
             );
-            let work = self.note_waiting(workflow, stage, m, true);
+            let work = self.note_waiting(workflow, stage, m, waiting);
             if let Leased::Busy(who) = self.leased_on(&key, &what, LEASE_WAIT, work).await? {
                 tracing::info!(
-                    "{what}: {who}; #{}'s place in line is noted later",
-                    m.issue.number
-                );
-            }
-        }
-        Ok(())
-    }
-
-    /// Gives up `m`'s place in the line of every limited stage its stage leads to: its
-    /// plan does not wait for a slot (paused, its gates no longer hold, moved on).
-    async fn give_up_places(&self, workflow: &Workflow, m: &Migration) -> Result<()> {
-        for stage in slots::limited_next(workflow, &m.issue.labels) {
-            if !self.in_line(workflow, stage, m.issue.number).await {
-                continue;
-            }
-            let (key, what) = (
-                self.slot_key(workflow, stage),
-                slots::slots_of(workflow, stage),
-            );
-            let work = self.note_waiting(workflow, stage, m, false);
-            if let Leased::Busy(who) = self.leased_on(&key, &what, LEASE_WAIT, work).await? {
-                tracing::info!(
-                    "{what}: {who}; #{}'s place in line is kept for now",
+                    "{what}: {who}; #{}'s place in line is left as it is for now",
                     m.issue.number
                 );
             }

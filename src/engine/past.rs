@@ -68,7 +68,7 @@ impl Engine<'_> {
             .await?;
         lives.extend(read);
         lives.sort_by_key(|l| l.number);
-        Ok(Past { lives })
+        Ok(Past::new(lives))
     }
 
     /// The forecast of one migration's `status`, from the past of its workflow's

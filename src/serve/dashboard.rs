@@ -67,7 +67,7 @@ async fn closed_lives(engine: &Engine<'_>, shared: &Shared) -> Result<Vec<Life>>
     }
     let mut closed = engine.index_of(StateFilter::All).await?;
     closed.retain(|m| !m.issue.open);
-    let lives = engine.past(&closed, &[]).await?.lives;
+    let lives = engine.past(&closed, &[]).await?.into_lives();
     shared.set_closed_lives(&tracker, Some(lives.clone()));
     Ok(lives)
 }
@@ -99,8 +99,9 @@ pub async fn publish(engine: &Engine<'_>, shared: &Shared, index: &[Migration]) 
             *overdue.entry((s.workflow.clone(), stage)).or_default() += 1;
         }
     }
-    let mut past = engine.past(index, &statuses).await?;
-    past.lives.extend(closed_lives(engine, shared).await?);
+    let mut lives = engine.past(index, &statuses).await?.into_lives();
+    lives.extend(closed_lives(engine, shared).await?);
+    let past = crate::core::forecast::Past::new(lives);
     let report = report::build(
         engine.now(),
         &workflows,
