@@ -26,7 +26,7 @@ use shepherd::engine::{Engine, Settings};
 use shepherd::render::{Context, IssueRef};
 use shepherd::tracker::local::LocalTracker;
 use shepherd::tracker::{
-    Comment, Issue, IssueEdit, LabelSpec, NewIssue, StateFilter, Tracker, TrackerError,
+    Comment, Issue, IssueEdit, IssueQuery, LabelSpec, NewIssue, Tracker, TrackerError,
 };
 use timing::median;
 
@@ -446,45 +446,16 @@ impl Tracker for Timed {
     async fn issue(&self, number: u64) -> Result<Issue, TrackerError> {
         self.time("issue", self.inner.issue(number)).await
     }
-    async fn list_issues(
-        &self,
-        state: StateFilter,
-        labels: &[String],
-    ) -> Result<Vec<Issue>, TrackerError> {
-        self.time("list_issues", self.inner.list_issues(state, labels))
-            .await
-    }
-    async fn list_issues_since(
-        &self,
-        state: StateFilter,
-        labels: &[String],
-        since: DateTime<Utc>,
-    ) -> Result<Vec<Issue>, TrackerError> {
-        self.time(
-            "list_since",
-            self.inner.list_issues_since(state, labels, since),
-        )
-        .await
+    async fn find_issues(&self, query: IssueQuery<'_>) -> Result<Vec<Issue>, TrackerError> {
+        let what = if query.since.is_some() {
+            "list_since"
+        } else {
+            "list_issues"
+        };
+        self.time(what, self.inner.find_issues(query)).await
     }
     async fn update_body(&self, number: u64, body: &str) -> Result<(), TrackerError> {
         self.time("update_body", self.inner.update_body(number, body))
-            .await
-    }
-    async fn edit_labels(
-        &self,
-        number: u64,
-        current: &[String],
-        add: &[String],
-        remove: &[String],
-    ) -> Result<(), TrackerError> {
-        self.time(
-            "edit_labels",
-            self.inner.edit_labels(number, current, add, remove),
-        )
-        .await
-    }
-    async fn set_open(&self, number: u64, open: bool) -> Result<(), TrackerError> {
-        self.time("set_open", self.inner.set_open(number, open))
             .await
     }
     async fn edit_issue(&self, number: u64, edit: &IssueEdit) -> Result<Issue, TrackerError> {

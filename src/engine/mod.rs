@@ -429,7 +429,8 @@ impl<'a> Engine<'a> {
     }
 
     /// The open shepherd issues: one filtered list per distinct set of tracking labels
-    /// (the tracker pages through it), so a reconcile costs about N/100 list requests.
+    /// (the tracker pages through it), so a reconcile costs about N/100 list requests —
+    /// with the Store's cache, one list of what changed since the last poll.
     pub async fn index(&self) -> Result<Vec<Migration>> {
         self.index_of(StateFilter::Open).await
     }
@@ -451,11 +452,7 @@ impl<'a> Engine<'a> {
         if sets.iter().any(|s| s.is_empty()) {
             sets = vec![Vec::new()];
         }
-        let lists = futures::future::try_join_all(
-            sets.iter()
-                .map(|labels| self.tracker.list_issues(state, labels)),
-        )
-        .await?;
+        let lists = self.tracker.list_sets(state, &sets).await?;
         let mut out: Vec<Migration> = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
         for issue in lists.into_iter().flatten() {

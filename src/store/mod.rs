@@ -13,7 +13,7 @@ mod outbox;
 pub mod postgres;
 pub mod sqlite;
 
-pub use outbox::OutboxEntry;
+pub use outbox::{Outbox, OutboxEntry};
 
 use std::time::Duration;
 
@@ -63,7 +63,7 @@ pub struct Cached {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: Outbox + Send + Sync {
     /// The store as `--state` names it, without any password.
     fn describe(&self) -> String;
 
@@ -179,33 +179,6 @@ pub trait Store: Send + Sync {
     async fn cache_put(&self, key: &str, value: &str, version: &str) -> Result<(), StoreError>;
     /// Removes every cache entry whose key starts with `prefix`.
     async fn cache_clear(&self, prefix: &str) -> Result<(), StoreError>;
-
-    // ---- the notification outbox (DESIGN §12; `store::outbox`) ----------------------
-
-    /// Puts event `id` (its JSON `body`) into the outbox, due now. Idempotent: an id put
-    /// before — waiting, or sent long ago — is left as it is. Returns whether it is new.
-    async fn outbox_put(&self, id: &str, body: &str) -> Result<bool, StoreError>;
-
-    /// Up to `limit` events that are not done and whose due time has come, oldest first,
-    /// each with the sinks that have already taken it. The caller holds the outbox lease.
-    async fn outbox_due(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
-
-    /// Records that `sink` took event `id` (answered 2xx): it is not sent there again.
-    async fn outbox_sent(&self, id: &str, sink: &str) -> Result<(), StoreError>;
-
-    /// Marks event `id` done (every sink that should have it took it). Done events are
-    /// kept a while so that putting one again stays a no-op, then forgotten.
-    async fn outbox_done(&self, id: &str) -> Result<(), StoreError>;
-
-    /// A send of event `id` failed: attempts + 1, due again after exponential backoff
-    /// from `min` doubling up to `max`, on the wall clock. Returns the new due time.
-    async fn outbox_retry(
-        &self,
-        id: &str,
-        error: &str,
-        min: Duration,
-        max: Duration,
-    ) -> Result<DateTime<Utc>, StoreError>;
 }
 
 /// Opens the store that `url` names: `sqlite:PATH` or `postgres://…` (`postgresql://`

@@ -95,6 +95,16 @@ pub struct LabelSpec {
     pub description: String,
 }
 
+/// Which issues a list asks for.
+#[derive(Clone, Copy, Debug)]
+pub struct IssueQuery<'a> {
+    pub state: StateFilter,
+    /// Every one of these labels.
+    pub labels: &'a [String],
+    /// Only those changed after this moment: the incremental poll.
+    pub since: Option<DateTime<Utc>>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StateFilter {
     Open,
@@ -226,12 +236,33 @@ pub trait Tracker: Send + Sync {
 
     async fn create_issue(&self, issue: &NewIssue) -> Result<Issue, TrackerError>;
     async fn issue(&self, number: u64) -> Result<Issue, TrackerError>;
+    /// The issues `query` asks for, newest first. With `since`, those changed exactly at
+    /// `since` are left out (GitLab's `updated_after` and GitHub's `since` keep them).
+    async fn find_issues(&self, query: IssueQuery<'_>) -> Result<Vec<Issue>, TrackerError>;
     /// Issues with every label of `labels`, newest first.
     async fn list_issues(
         &self,
         state: StateFilter,
         labels: &[String],
-    ) -> Result<Vec<Issue>, TrackerError>;
+    ) -> Result<Vec<Issue>, TrackerError> {
+        let since = None;
+        self.find_issues(IssueQuery {
+            state,
+            labels,
+            since,
+        })
+        .await
+    }
+    /// The lists of several label sets (the index's tracking labels), in order: one
+    /// `list_issues` each, where a cache may do better (`cached::lists`).
+    async fn list_sets(
+        &self,
+        state: StateFilter,
+        sets: &[Vec<String>],
+    ) -> Result<Vec<Vec<Issue>>, TrackerError> {
+        futures::future::try_join_all(sets.iter().map(|labels| self.list_issues(state, labels)))
+            .await
+    }
     async fn update_body(&self, number: u64, body: &str) -> Result<(), TrackerError>;
     /// Adds and removes labels in one request. `current` is the issue's label set as the
     /// caller last read it: trackers without add/remove semantics (GitHub) replace the
@@ -242,22 +273,28 @@ pub trait Tracker: Send + Sync {
         current: &[String],
         add: &[String],
         remove: &[String],
-    ) -> Result<(), TrackerError>;
-    async fn set_open(&self, number: u64, open: bool) -> Result<(), TrackerError>;
+    ) -> Result<(), TrackerError> {
+        let (current, add, remove) = (current.to_vec(), add.to_vec(), remove.to_vec());
+        let edit = IssueEdit {
+            current,
+            add,
+            remove,
+            open: None,
+        };
+        self.edit_issue(number, &edit).await.map(drop)
+    }
+    async fn set_open(&self, number: u64, open: bool) -> Result<(), TrackerError> {
+        let edit = IssueEdit {
+            open: Some(open),
+            ..IssueEdit::default()
+        };
+        self.edit_issue(number, &edit).await.map(drop)
+    }
     /// Moves labels and, when `edit.open` says so, opens or closes the issue: one request
     /// where the tracker allows it (GitLab `PUT` with `add_labels`/`remove_labels` and
     /// `state_event`; GitHub one `PATCH` of labels and state). Returns the issue as the
     /// write's response shows it, so the caller need not read it again.
-    async fn edit_issue(&self, number: u64, edit: &IssueEdit) -> Result<Issue, TrackerError> {
-        if !edit.add.is_empty() || !edit.remove.is_empty() {
-            self.edit_labels(number, &edit.current, &edit.add, &edit.remove)
-                .await?;
-        }
-        if let Some(open) = edit.open {
-            self.set_open(number, open).await?;
-        }
-        self.issue(number).await
-    }
+    async fn edit_issue(&self, number: u64, edit: &IssueEdit) -> Result<Issue, TrackerError>;
     /// Issues with every label of `labels` changed after `since` (GitLab `updated_after`,
     /// GitHub `since`): the incremental poll. Closed ones too when `state` says so.
     async fn list_issues_since(
@@ -266,12 +303,13 @@ pub trait Tracker: Send + Sync {
         labels: &[String],
         since: DateTime<Utc>,
     ) -> Result<Vec<Issue>, TrackerError> {
-        Ok(self
-            .list_issues(state, labels)
-            .await?
-            .into_iter()
-            .filter(|i| i.updated_at > since)
-            .collect())
+        let since = Some(since);
+        self.find_issues(IssueQuery {
+            state,
+            labels,
+            since,
+        })
+        .await
     }
     /// Deletes one comment (the loser of a claim removes its audit comment).
     async fn delete_comment(&self, number: u64, comment: u64) -> Result<(), TrackerError> {

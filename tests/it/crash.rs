@@ -13,7 +13,9 @@ use shepherd::core::snapshot::LabelEvent;
 use shepherd::engine::{Engine, Settings};
 use shepherd::store::sqlite::SqliteStore;
 use shepherd::tracker::local::LocalTracker;
-use shepherd::tracker::{Comment, Issue, LabelSpec, NewIssue, StateFilter, Tracker, TrackerError};
+use shepherd::tracker::{
+    Comment, Issue, IssueEdit, IssueQuery, LabelSpec, NewIssue, StateFilter, Tracker, TrackerError,
+};
 
 use crate::support::{at, block_on, start_gitaly, Shepherd, TO_ACCEPTANCE_TESTING};
 
@@ -72,28 +74,14 @@ impl Tracker for Faulty {
     async fn issue(&self, number: u64) -> Result<Issue, TrackerError> {
         self.inner.issue(number).await
     }
-    async fn list_issues(
-        &self,
-        state: StateFilter,
-        labels: &[String],
-    ) -> Result<Vec<Issue>, TrackerError> {
-        self.inner.list_issues(state, labels).await
+    async fn find_issues(&self, query: IssueQuery<'_>) -> Result<Vec<Issue>, TrackerError> {
+        self.inner.find_issues(query).await
     }
     async fn update_body(&self, number: u64, body: &str) -> Result<(), TrackerError> {
         self.write(self.inner.update_body(number, body)).await
     }
-    async fn edit_labels(
-        &self,
-        number: u64,
-        current: &[String],
-        add: &[String],
-        remove: &[String],
-    ) -> Result<(), TrackerError> {
-        self.write(self.inner.edit_labels(number, current, add, remove))
-            .await
-    }
-    async fn set_open(&self, number: u64, open: bool) -> Result<(), TrackerError> {
-        self.write(self.inner.set_open(number, open)).await
+    async fn edit_issue(&self, number: u64, edit: &IssueEdit) -> Result<Issue, TrackerError> {
+        self.write(self.inner.edit_issue(number, edit)).await
     }
     async fn comments(&self, number: u64) -> Result<Vec<Comment>, TrackerError> {
         self.inner.comments(number).await
@@ -115,14 +103,6 @@ impl Tracker for Faulty {
     }
     async fn link(&self, parent: u64, child: u64) -> Result<(), TrackerError> {
         self.write(self.inner.link(parent, child)).await
-    }
-    async fn list_issues_since(
-        &self,
-        state: StateFilter,
-        labels: &[String],
-        since: DateTime<Utc>,
-    ) -> Result<Vec<Issue>, TrackerError> {
-        self.inner.list_issues_since(state, labels, since).await
     }
 }
 

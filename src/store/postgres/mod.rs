@@ -20,7 +20,7 @@ mod outbox;
 use connection::{chain, secs};
 
 use super::sqlite::newer_schema;
-use super::{backoff, Cached, Failure, OutboxEntry, QueueEntry, Store, StoreError};
+use super::{backoff, Cached, Failure, QueueEntry, Store, StoreError};
 
 /// The schema, one migration per entry; migration N (from 1) brings the database to
 /// version N.
@@ -527,31 +527,5 @@ impl Store for PostgresStore {
         )
         .await
         .map(drop)
-    }
-
-    async fn outbox_put(&self, id: &str, body: &str) -> Result<bool, StoreError> {
-        self.put_event(id, body).await
-    }
-
-    async fn outbox_due(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.due_events(limit).await
-    }
-
-    async fn outbox_sent(&self, id: &str, sink: &str) -> Result<(), StoreError> {
-        self.event_sent(id, sink).await
-    }
-
-    async fn outbox_done(&self, id: &str) -> Result<(), StoreError> {
-        self.event_done(id).await
-    }
-
-    async fn outbox_retry(
-        &self,
-        id: &str,
-        error: &str,
-        min: Duration,
-        max: Duration,
-    ) -> Result<DateTime<Utc>, StoreError> {
-        self.event_retry(id, error, min, max).await
     }
 }

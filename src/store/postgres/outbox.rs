@@ -3,16 +3,18 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 
 use super::connection::{chain, secs};
 use super::{backoff, PostgresStore};
 use crate::store::outbox::KEEP_DONE;
-use crate::store::{OutboxEntry, StoreError};
+use crate::store::{Outbox, OutboxEntry, StoreError};
 
-impl PostgresStore {
-    pub(super) async fn put_event(&self, id: &str, body: &str) -> Result<bool, StoreError> {
+#[async_trait]
+impl Outbox for PostgresStore {
+    async fn outbox_put(&self, id: &str, body: &str) -> Result<bool, StoreError> {
         let added = self
             .execute(
                 "INSERT INTO shepherd_outbox (id, body, created_at, due)
@@ -24,7 +26,7 @@ impl PostgresStore {
         Ok(added == 1)
     }
 
-    pub(super) async fn due_events(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+    async fn outbox_due(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self
             .query(
@@ -48,7 +50,7 @@ impl PostgresStore {
             .collect())
     }
 
-    pub(super) async fn event_sent(&self, id: &str, sink: &str) -> Result<(), StoreError> {
+    async fn outbox_sent(&self, id: &str, sink: &str) -> Result<(), StoreError> {
         self.execute(
             "INSERT INTO shepherd_outbox_sent (id, sink, sent_at) VALUES ($1, $2, now())
              ON CONFLICT (id, sink) DO NOTHING",
@@ -58,7 +60,7 @@ impl PostgresStore {
         .map(drop)
     }
 
-    pub(super) async fn event_done(&self, id: &str) -> Result<(), StoreError> {
+    async fn outbox_done(&self, id: &str) -> Result<(), StoreError> {
         self.execute(
             "UPDATE shepherd_outbox SET done_at = now() WHERE id = $1",
             &[&id],
@@ -80,7 +82,7 @@ impl PostgresStore {
         .map(drop)
     }
 
-    pub(super) async fn event_retry(
+    async fn outbox_retry(
         &self,
         id: &str,
         error: &str,

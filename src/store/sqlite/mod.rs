@@ -19,7 +19,7 @@ mod outbox;
 pub(crate) use connection::newer_schema;
 pub use connection::SCHEMA_VERSION;
 
-use super::{backoff, capped, Cached, Failure, OutboxEntry, QueueEntry, Store, StoreError};
+use super::{backoff, capped, Cached, Failure, QueueEntry, Store, StoreError};
 
 /// The queue's entries with the time each is due: the later of the time queued and its
 /// key's retry time, unless a delivery waived that (`waiver` 1: `Store::waive_backoff`).
@@ -420,31 +420,5 @@ impl Store for SqliteStore {
             Ok(())
         })
         .await
-    }
-
-    async fn outbox_put(&self, id: &str, body: &str) -> Result<bool, StoreError> {
-        self.put_event(id, body).await
-    }
-
-    async fn outbox_due(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.due_events(limit).await
-    }
-
-    async fn outbox_sent(&self, id: &str, sink: &str) -> Result<(), StoreError> {
-        self.event_sent(id, sink).await
-    }
-
-    async fn outbox_done(&self, id: &str) -> Result<(), StoreError> {
-        self.event_done(id).await
-    }
-
-    async fn outbox_retry(
-        &self,
-        id: &str,
-        error: &str,
-        min: Duration,
-        max: Duration,
-    ) -> Result<DateTime<Utc>, StoreError> {
-        self.event_retry(id, error, min, max).await
     }
 }

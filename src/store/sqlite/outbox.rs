@@ -3,15 +3,17 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::params;
 
 use super::{backoff, ms, now_ms, time, SqliteStore};
 use crate::store::outbox::KEEP_DONE;
-use crate::store::{OutboxEntry, StoreError};
+use crate::store::{Outbox, OutboxEntry, StoreError};
 
-impl SqliteStore {
-    pub(super) async fn put_event(&self, id: &str, body: &str) -> Result<bool, StoreError> {
+#[async_trait]
+impl Outbox for SqliteStore {
+    async fn outbox_put(&self, id: &str, body: &str) -> Result<bool, StoreError> {
         let (id, body) = (id.to_string(), body.to_string());
         self.write(move |tx| {
             let now = now_ms();
@@ -26,7 +28,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn due_events(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+    async fn outbox_due(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.call(move |conn| {
             let mut entries: Vec<OutboxEntry> = conn
@@ -55,7 +57,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn event_sent(&self, id: &str, sink: &str) -> Result<(), StoreError> {
+    async fn outbox_sent(&self, id: &str, sink: &str) -> Result<(), StoreError> {
         let (id, sink) = (id.to_string(), sink.to_string());
         self.write(move |tx| {
             tx.prepare_cached(
@@ -68,7 +70,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn event_done(&self, id: &str) -> Result<(), StoreError> {
+    async fn outbox_done(&self, id: &str) -> Result<(), StoreError> {
         let id = id.to_string();
         self.write(move |tx| {
             let now = now_ms();
@@ -87,7 +89,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn event_retry(
+    async fn outbox_retry(
         &self,
         id: &str,
         error: &str,

@@ -1,8 +1,5 @@
 //! A remote tracker seen through the Store's cache, so that a poll costs requests only for
-//! what changed. Lists are incremental: the first list of a label set is read whole and
-//! kept with a cursor (the newest `updated_at` seen); later ones ask only for issues
-//! updated since, less a margin of minutes (GitLab `updated_after`, GitHub `since`), and
-//! merge them in, so a write within the cursor's second is listed again. Comments and
+//! what changed. Lists are incremental (`lists.rs`). Comments and
 //! label history are kept per issue, valid while the issue's `updated_at` is the one they
 //! were read at (a comment or a label change moves it); merge requests too, checked
 //! against what changed in their projects (`merge_requests.rs`). Writes go straight through and
@@ -17,6 +14,7 @@
 //! A service reads within milliseconds of a change, so its first read of a changed issue
 //! is usually not final: it is read again at the next look, and kept from then on.
 
+mod lists;
 mod merge_requests;
 
 use std::collections::HashMap;
@@ -28,8 +26,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Comment, Dated, Issue, IssueEdit, LabelSpec, NewIssue, StateFilter, Tracker, TrackerError,
-    Versions,
+    Comment, Dated, Issue, IssueEdit, IssueQuery, LabelSpec, NewIssue, StateFilter, Tracker,
+    TrackerError, Versions,
 };
 use crate::core::snapshot::LabelEvent;
 use crate::store::Store;
@@ -47,13 +45,6 @@ pub struct CachedTracker<'a> {
     seen: Mutex<HashMap<u64, DateTime<Utc>>>,
     /// What changed in each project's merge requests (`merge_requests.rs`).
     feeds: merge_requests::Feeds,
-}
-
-#[derive(Serialize, Deserialize)]
-struct CachedList {
-    cursor: DateTime<Utc>,
-    full_at: DateTime<Utc>,
-    issues: Vec<Issue>,
 }
 
 /// Labels known to exist since `at` (`ensure_labels`).
@@ -241,88 +232,26 @@ impl Tracker for CachedTracker<'_> {
         Ok(issue)
     }
 
-    async fn list_issues(
-        &self,
-        state: StateFilter,
-        labels: &[String],
-    ) -> Result<Vec<Issue>, TrackerError> {
-        let mut sorted = labels.to_vec();
-        sorted.sort();
-        let key = self.key(&format!("list:{state:?}:{}", sorted.join("\u{1f}")));
-        let now = Utc::now();
-        let cached = match self.store.cache_get(&key).await {
-            Ok(Some(c)) => serde_json::from_str::<CachedList>(&c.value).ok(),
-            Ok(None) => None,
-            Err(e) => {
-                tracing::warn!("cache: {e}");
-                None
-            }
-        };
-        let list = match cached.filter(|c| now - c.full_at < FULL_EVERY) {
-            Some(mut list) => {
-                let changed = self
-                    .inner
-                    .list_issues_since(StateFilter::All, labels, list.cursor - MARGIN)
-                    .await?;
-                for issue in changed {
-                    list.cursor = list.cursor.max(issue.updated_at);
-                    list.issues.retain(|i| i.number != issue.number);
-                    if state == StateFilter::All || issue.open {
-                        list.issues.push(issue);
-                    }
-                }
-                list.issues.sort_by_key(|i| std::cmp::Reverse(i.number));
-                list
-            }
-            None => {
-                let issues = self.inner.list_issues(state, labels).await?;
-                let cursor = issues
-                    .iter()
-                    .map(|i| i.updated_at)
-                    .max()
-                    .unwrap_or(now - FULL_EVERY);
-                CachedList {
-                    cursor,
-                    full_at: now,
-                    issues,
-                }
-            }
-        };
-        self.put(&key, "1", &list).await;
-        self.saw(&list.issues);
-        Ok(list.issues)
+    async fn find_issues(&self, query: IssueQuery<'_>) -> Result<Vec<Issue>, TrackerError> {
+        if query.since.is_some() {
+            let issues = self.inner.find_issues(query).await?;
+            self.saw(&issues);
+            return Ok(issues);
+        }
+        self.cached_list(query.state, query.labels).await
     }
 
-    async fn list_issues_since(
+    async fn list_sets(
         &self,
         state: StateFilter,
-        labels: &[String],
-        since: DateTime<Utc>,
-    ) -> Result<Vec<Issue>, TrackerError> {
-        let issues = self.inner.list_issues_since(state, labels, since).await?;
-        self.saw(&issues);
-        Ok(issues)
+        sets: &[Vec<String>],
+    ) -> Result<Vec<Vec<Issue>>, TrackerError> {
+        self.cached_lists(state, sets).await
     }
 
     async fn update_body(&self, number: u64, body: &str) -> Result<(), TrackerError> {
         self.forget(number);
         self.inner.update_body(number, body).await
-    }
-
-    async fn edit_labels(
-        &self,
-        number: u64,
-        current: &[String],
-        add: &[String],
-        remove: &[String],
-    ) -> Result<(), TrackerError> {
-        self.forget(number);
-        self.inner.edit_labels(number, current, add, remove).await
-    }
-
-    async fn set_open(&self, number: u64, open: bool) -> Result<(), TrackerError> {
-        self.forget(number);
-        self.inner.set_open(number, open).await
     }
 
     async fn edit_issue(&self, number: u64, edit: &IssueEdit) -> Result<Issue, TrackerError> {

@@ -27,8 +27,8 @@ pub use self::children::{child_record, child_records};
 use self::json::{comment, label_query, since_query};
 pub use self::json::{convert, convert_any, link_page, GhLabelName, GhLogin, GhTimelineItem};
 use super::{
-    Access, Comment, Dated, Issue, IssueEdit, LabelCache, LabelSpec, LabelWrites, NewIssue,
-    ReadBack, StateFilter, Tracker, TrackerError, Versions,
+    Access, Comment, Dated, Issue, IssueEdit, IssueQuery, LabelCache, LabelSpec, LabelWrites,
+    NewIssue, ReadBack, StateFilter, Tracker, TrackerError, Versions,
 };
 use crate::core::facts::{MergeRequest, Release};
 use crate::core::snapshot::LabelEvent;
@@ -128,12 +128,12 @@ impl GitHubTracker {
             .collect()
     }
 
-    async fn list(
-        &self,
-        state: StateFilter,
-        labels: &[String],
-        since: Option<DateTime<Utc>>,
-    ) -> Result<Vec<Issue>, TrackerError> {
+    async fn list(&self, query: IssueQuery<'_>) -> Result<Vec<Issue>, TrackerError> {
+        let IssueQuery {
+            state,
+            labels,
+            since,
+        } = query;
         let state = if state == StateFilter::Open {
             "open"
         } else {
@@ -227,24 +227,13 @@ impl Tracker for GitHubTracker {
         }
     }
 
-    async fn list_issues(
-        &self,
-        state: StateFilter,
-        labels: &[String],
-    ) -> Result<Vec<Issue>, TrackerError> {
-        self.list(state, labels, None).await
-    }
-
     /// `since`, which GitHub applies to `updated_at` as "at or after" (to the second): the
     /// issues changed exactly at `since` are dropped here, as the trait promises.
-    async fn list_issues_since(
-        &self,
-        state: StateFilter,
-        labels: &[String],
-        since: DateTime<Utc>,
-    ) -> Result<Vec<Issue>, TrackerError> {
-        let mut issues = self.list(state, labels, Some(since)).await?;
-        issues.retain(|i| i.updated_at > since);
+    async fn find_issues(&self, query: IssueQuery<'_>) -> Result<Vec<Issue>, TrackerError> {
+        let mut issues = self.list(query).await?;
+        if let Some(since) = query.since {
+            issues.retain(|i| i.updated_at > since);
+        }
         Ok(issues)
     }
 
@@ -252,30 +241,6 @@ impl Tracker for GitHubTracker {
         self.patch_issue(number, json!({ "body": body }))
             .await
             .map(drop)
-    }
-
-    async fn edit_labels(
-        &self,
-        number: u64,
-        current: &[String],
-        add: &[String],
-        remove: &[String],
-    ) -> Result<(), TrackerError> {
-        let edit = IssueEdit {
-            current: current.to_vec(),
-            add: add.to_vec(),
-            remove: remove.to_vec(),
-            open: None,
-        };
-        self.edit_issue(number, &edit).await.map(drop)
-    }
-
-    async fn set_open(&self, number: u64, open: bool) -> Result<(), TrackerError> {
-        let edit = IssueEdit {
-            open: Some(open),
-            ..IssueEdit::default()
-        };
-        self.edit_issue(number, &edit).await.map(drop)
     }
 
     /// One `PATCH` with the whole new label set (`current - remove + add`) and the state;

@@ -19,8 +19,8 @@ pub use self::json::{
     GlIssue, GlLabel, GlLabelEvent, GlLabelRef, GlMergeRequest, GlNote, GlRelease, GlUser,
 };
 use super::{
-    Access, Comment, Issue, IssueEdit, LabelCache, LabelSpec, NewIssue, StateFilter, Tracker,
-    TrackerError,
+    Access, Comment, Issue, IssueEdit, IssueQuery, LabelCache, LabelSpec, NewIssue, StateFilter,
+    Tracker, TrackerError,
 };
 use crate::core::facts::{MergeRequest, Release};
 use crate::core::snapshot::LabelEvent;
@@ -83,12 +83,12 @@ impl GitLabTracker {
         &self.config.project
     }
 
-    async fn list(
-        &self,
-        state: StateFilter,
-        labels: &[String],
-        since: Option<DateTime<Utc>>,
-    ) -> Result<Vec<Issue>, TrackerError> {
+    async fn list(&self, query: IssueQuery<'_>) -> Result<Vec<Issue>, TrackerError> {
+        let IssueQuery {
+            state,
+            labels,
+            since,
+        } = query;
         let mut builder = gl_issues::Issues::builder();
         builder.project(self.project());
         if state == StateFilter::Open {
@@ -158,24 +158,13 @@ impl Tracker for GitLabTracker {
         }
     }
 
-    async fn list_issues(
-        &self,
-        state: StateFilter,
-        labels: &[String],
-    ) -> Result<Vec<Issue>, TrackerError> {
-        self.list(state, labels, None).await
-    }
-
     /// `updated_after`, which GitLab applies as "on or after" (to the second): the issues
     /// changed exactly at `since` are dropped here, as the trait promises.
-    async fn list_issues_since(
-        &self,
-        state: StateFilter,
-        labels: &[String],
-        since: DateTime<Utc>,
-    ) -> Result<Vec<Issue>, TrackerError> {
-        let mut issues = self.list(state, labels, Some(since)).await?;
-        issues.retain(|i| i.updated_at > since);
+    async fn find_issues(&self, query: IssueQuery<'_>) -> Result<Vec<Issue>, TrackerError> {
+        let mut issues = self.list(query).await?;
+        if let Some(since) = query.since {
+            issues.retain(|i| i.updated_at > since);
+        }
         Ok(issues)
     }
 
@@ -188,30 +177,6 @@ impl Tracker for GitLabTracker {
             .map_err(build_err)?;
         let _: GlIssue = self.http.get(&endpoint).await?;
         Ok(())
-    }
-
-    async fn edit_labels(
-        &self,
-        number: u64,
-        current: &[String],
-        add: &[String],
-        remove: &[String],
-    ) -> Result<(), TrackerError> {
-        let edit = IssueEdit {
-            current: current.to_vec(),
-            add: add.to_vec(),
-            remove: remove.to_vec(),
-            open: None,
-        };
-        self.edit_issue(number, &edit).await.map(drop)
-    }
-
-    async fn set_open(&self, number: u64, open: bool) -> Result<(), TrackerError> {
-        let edit = IssueEdit {
-            open: Some(open),
-            ..IssueEdit::default()
-        };
-        self.edit_issue(number, &edit).await.map(drop)
     }
 
     /// One `PUT` with `add_labels`, `remove_labels` and `state_event` together; the issue

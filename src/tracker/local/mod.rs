@@ -28,7 +28,7 @@ pub use clock::ClockSet;
 pub use flags::check_name as check_flag_name;
 pub use merge_requests::{MergeRequestChange, MergeRequestRecord, OWN_PROJECT};
 
-use super::{Comment, Issue, IssueEdit, LabelSpec, NewIssue, StateFilter, Tracker, TrackerError};
+use super::{Comment, Issue, IssueEdit, IssueQuery, LabelSpec, NewIssue, Tracker, TrackerError};
 use crate::core::facts::{MergeRequest, Release};
 use crate::core::snapshot::LabelEvent;
 use issues::{key, time, IssueRow};
@@ -270,22 +270,8 @@ impl Tracker for LocalTracker {
         self.read(|conn| self.load(conn, number))
     }
 
-    async fn list_issues(
-        &self,
-        state: StateFilter,
-        labels: &[String],
-    ) -> Result<Vec<Issue>, TrackerError> {
-        let rows = self.read(|conn| issues::list(conn, state, labels, None))?;
-        self.collect(rows)
-    }
-
-    async fn list_issues_since(
-        &self,
-        state: StateFilter,
-        labels: &[String],
-        since: DateTime<Utc>,
-    ) -> Result<Vec<Issue>, TrackerError> {
-        let rows = self.read(|conn| issues::list(conn, state, labels, Some(since)))?;
+    async fn find_issues(&self, query: IssueQuery<'_>) -> Result<Vec<Issue>, TrackerError> {
+        let rows = self.read(|conn| issues::list(conn, query.state, query.labels, query.since))?;
         self.collect(rows)
     }
 
@@ -301,31 +287,6 @@ impl Tracker for LocalTracker {
             .map_err(sql)?;
             issues::link_by_marker(tx, number, body)
         })
-    }
-
-    async fn edit_labels(
-        &self,
-        number: u64,
-        _current: &[String],
-        add: &[String],
-        remove: &[String],
-    ) -> Result<(), TrackerError> {
-        let edit = IssueEdit {
-            add: add.to_vec(),
-            remove: remove.to_vec(),
-            ..IssueEdit::default()
-        };
-        let at = time(self.now_at());
-        self.write(|tx| issues::edit(tx, number, &edit, &self.actor, &at))
-    }
-
-    async fn set_open(&self, number: u64, open: bool) -> Result<(), TrackerError> {
-        let edit = IssueEdit {
-            open: Some(open),
-            ..IssueEdit::default()
-        };
-        let at = time(self.now_at());
-        self.write(|tx| issues::edit(tx, number, &edit, &self.actor, &at))
     }
 
     async fn edit_issue(&self, number: u64, edit: &IssueEdit) -> Result<Issue, TrackerError> {
