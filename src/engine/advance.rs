@@ -20,7 +20,7 @@ use crate::core::portfolio::Slots;
 use crate::core::snapshot::LabelEvent;
 use crate::core::workflow::Workflow;
 use crate::render::{Context, IssueRef};
-use crate::tracker::{Comment, LabelWrites, NewIssue};
+use crate::tracker::{Comment, LabelWrites};
 
 impl<'a> Engine<'a> {
     /// Opens a tracking issue and enters the workflow's first stage.
@@ -69,14 +69,8 @@ impl<'a> Engine<'a> {
         self.ensure_labels(workflow).await?;
         let title = title.map(str::to_string).unwrap_or(rendered.title);
         let issue = self
-            .tracker
-            .create_issue(&NewIssue {
-                title,
-                body: marker.append_to(&rendered.body),
-                labels,
-            })
+            .create_marked(title, &rendered.body, &marker, labels)
             .await?;
-        let issue = self.fill_pending_ref(&issue, false).await?;
         let m = Migration::new(issue.clone(), marker);
         let advanced = self
             .with_lease(issue.number, self.drive(Advance::new_issue(m)))
@@ -133,15 +127,7 @@ impl<'a> Engine<'a> {
             commands.looked.extend(self.take_looked());
             self.keep_scans(&commands.looked).await;
             advanced.commands = commands.answered;
-            // Only a workflow that sets flags can drift: no read for the others.
-            let sets_flags = self
-                .catalog
-                .workflows
-                .get(&advanced.workflow)
-                .is_some_and(|w| w.sets_flags());
-            if self.note_drift && sets_flags {
-                self.note_drift(number).await?;
-            }
+            self.note_drift_after(number, &advanced).await?;
             Ok(advanced)
         })
         .await

@@ -234,15 +234,7 @@ impl<'a> Engine<'a> {
                 },
             };
             if let (Some(Start::Unstarted(n)), Some(advanced)) = (&top.start, &done) {
-                // As `advance` does: only a workflow that sets flags can drift.
-                let sets_flags = self
-                    .catalog
-                    .workflows
-                    .get(&advanced.workflow)
-                    .is_some_and(|w| w.sets_flags());
-                if self.note_drift && sets_flags {
-                    self.note_drift(*n).await?;
-                }
+                self.note_drift_after(*n, advanced).await?;
             }
             let frame = stack.pop().expect("the top frame");
             if stack.is_empty() {

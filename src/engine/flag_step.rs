@@ -88,6 +88,24 @@ fn chatops(name: &str, want: &FlagWant, env: Option<&str>) -> String {
 }
 
 impl Engine<'_> {
+    /// After an advance of `number`, where drift is noted: only a workflow that sets flags
+    /// can drift, so the others cost no read.
+    pub(crate) async fn note_drift_after(
+        &self,
+        number: u64,
+        advanced: &super::Advanced,
+    ) -> Result<()> {
+        let sets_flags = self
+            .catalog
+            .workflows
+            .get(&advanced.workflow)
+            .is_some_and(|w| w.sets_flags());
+        if self.note_drift && sets_flags {
+            self.note_drift(number).await?;
+        }
+        Ok(())
+    }
+
     /// Says on the tracking issue, once per drift, that a flag is not what the
     /// migration's stages set (the service does this after each advance, under the
     /// migration's lease). Each note carries a marker naming the flag and the state seen,

@@ -255,6 +255,9 @@ impl Engine<'_> {
     /// Drops from every line the migrations `index` (the open ones) no longer holds in a
     /// stage that leads to the line's stage (closed, moved on or elsewhere), and gives
     /// each place the priority its migration's labels say now, before any is looked at.
+    /// The places of those still before the stage are seen again (when half their time
+    /// is up): a run that finds them where they waited keeps their order, however long
+    /// it was since the last run (a weekend's freeze on the rehearsal clock).
     pub(crate) async fn prune_lines(&self, index: &[Migration], dry_run: bool) -> Result<()> {
         if dry_run {
             return Ok(());
@@ -276,9 +279,14 @@ impl Engine<'_> {
                 let priority = |number: u64| {
                     open(number).is_some_and(|m| m.issue.labels.iter().any(|l| l == PRIORITY_LABEL))
                 };
+                let now = self.now();
+                let fresh = |w: &Waiter| {
+                    now.signed_duration_since(w.seen) < Duration::minutes(FORGOTTEN_AFTER / 2)
+                };
                 let kept = |line: &[Waiter]| {
-                    line.iter()
-                        .all(|w| before_it(w.number) && w.priority == priority(w.number))
+                    line.iter().all(|w| {
+                        before_it(w.number) && w.priority == priority(w.number) && fresh(w)
+                    })
                 };
                 if kept(&line) {
                     continue;
@@ -290,6 +298,7 @@ impl Engine<'_> {
                     line.retain(|w| before_it(w.number));
                     for w in &mut line {
                         w.priority = priority(w.number);
+                        w.seen = w.seen.max(now);
                     }
                     let text = serde_json::to_string(&line)?;
                     self.store.cache_put(&key, &text, "1").await?;

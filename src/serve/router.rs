@@ -95,21 +95,26 @@ async fn page(
 /// `/m/{tracker}/{ref}`: one migration's page (the tracker and ref as in
 /// `/api/migrations/{tracker}/{ref}`).
 async fn migration_page(State(shared): State<Arc<Shared>>, Path(path): Path<String>) -> Response {
-    let (tracker, number) = match tracker_and_ref(&shared, &path) {
-        Ok(found) => found,
-        Err(why) => return not_found(&why),
-    };
-    let Some(page) = shared.page(tracker) else {
-        return not_ready();
-    };
+    match status_at(&shared, &path) {
+        Ok((tracker, status)) => {
+            let links = pages::pages_of(tracker);
+            Html(pages::migration(&status, tracker, &links)).into_response()
+        }
+        Err(response) => *response,
+    }
+}
+
+/// The tracker and the status of the migration `path` names (`{tracker}/{ref}`), from the
+/// page last published; else the answer to give.
+fn status_at<'s>(shared: &'s Shared, path: &str) -> Result<(&'s String, Value), Box<Response>> {
+    let (tracker, number) =
+        tracker_and_ref(shared, path).map_err(|why| Box::new(not_found(&why)))?;
+    let page = shared.page(tracker).ok_or_else(|| Box::new(not_ready()))?;
     match page.status(number) {
-        Some(status) => Html(pages::migration(
-            &status,
-            tracker,
-            &pages::pages_of(tracker),
-        ))
-        .into_response(),
-        None => not_found(&format!("#{number} is no open migration on {tracker}")),
+        Some(status) => Ok((tracker, status)),
+        None => Err(Box::new(not_found(&format!(
+            "#{number} is no open migration on {tracker}"
+        )))),
     }
 }
 
@@ -141,21 +146,14 @@ async fn migrations(
 /// (`gitlab:group/project`, slashes and all), its kind (`gitlab`) or its project
 /// (`group/project`); the ref as `12` or `#12` (`%2312`).
 async fn migration(State(shared): State<Arc<Shared>>, Path(path): Path<String>) -> Response {
-    let (tracker, number) = match tracker_and_ref(&shared, &path) {
-        Ok(found) => found,
-        Err(why) => return not_found(&why),
-    };
-    let Some(page) = shared.page(tracker) else {
-        return not_ready();
-    };
-    match page.status(number) {
-        Some(mut status) => {
+    match status_at(&shared, &path) {
+        Ok((tracker, mut status)) => {
             if let Some(map) = status.as_object_mut() {
                 map.insert("tracker".into(), tracker.clone().into());
             }
             Json(status).into_response()
         }
-        None => not_found(&format!("#{number} is no open migration on {tracker}")),
+        Err(response) => *response,
     }
 }
 

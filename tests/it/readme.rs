@@ -133,7 +133,8 @@ fn the_readme_portfolio_rehearsal_shows_each_wait() {
     let text = stdout(&out);
     assert!(out.status.success(), "{text}\n{}", stderr(&out));
     for wait in [
-        "waits (slot): waits for a slot in production: 2 of 2 taken by",
+        // The line kept its order through the freeze: worker and cron waited first.
+        "#5 waits (slot): waits for a slot in production: 2 of 2 taken by #3, #4",
         "#5 waits (after): rollout #1 is in",
         "waits (freeze): frozen until 2026-12-07 07:00 UTC",
         "(2 of 2 slots taken)",

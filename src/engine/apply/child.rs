@@ -134,14 +134,8 @@ impl Engine<'_> {
             n => format!("{} (attempt {})", rendered.title, n + 1),
         };
         let issue = self
-            .tracker
-            .create_issue(&NewIssue {
-                title,
-                body: marker.append_to(&rendered.body),
-                labels,
-            })
+            .create_marked(title, &rendered.body, &marker, labels)
             .await?;
-        let issue = self.fill_pending_ref(&issue, false).await?;
         if let (Some(w), Some(first)) = (workflow, born_in) {
             self.record_birth(w, first, issue.number).await?;
         }
@@ -257,6 +251,25 @@ impl Engine<'_> {
     /// Only the placeholders change: with `reread` (any time but right after creating
     /// it, when the creation's response is the newest copy) the body is read again right
     /// before writing, so an edit a person made in between is kept.
+    /// Creates an issue whose body ends with `marker`, and fills in its own number (the
+    /// creation's response is the newest copy: nothing is read again).
+    pub(crate) async fn create_marked(
+        &self,
+        title: String,
+        body: &str,
+        marker: &IssueMarker,
+        labels: Vec<String>,
+    ) -> Result<Issue> {
+        let body = marker.append_to(body);
+        let new = NewIssue {
+            title,
+            body,
+            labels,
+        };
+        let issue = self.tracker.create_issue(&new).await?;
+        self.fill_pending_ref(&issue, false).await
+    }
+
     pub(crate) async fn fill_pending_ref(&self, issue: &Issue, reread: bool) -> Result<Issue> {
         if !issue.body.contains(PENDING_REF) && !issue.body.contains(PENDING_URL) {
             return Ok(issue.clone());

@@ -1,6 +1,7 @@
 //! Many migrations as one plan (DESIGN §13): `after` gates, limited stages.
 
 mod after;
+mod line;
 mod remote;
 mod replicas;
 mod slots;
