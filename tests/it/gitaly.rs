@@ -5,7 +5,7 @@
 use serde_json::Value;
 use shepherd::core::marker::TransitionMarker;
 
-use crate::support::{at, blocked, moves, start_gitaly, Shepherd};
+use crate::support::{at, blocked, moved, moves, start_gitaly, Shepherd};
 
 fn stage(s: &Shepherd, n: u64) -> String {
     s.json(&["status", &n.to_string()])["stage"]
@@ -35,12 +35,32 @@ fn mr_open(s: &Shepherd, n: u64, project: &str, now: &str) -> u64 {
 
 /// Publishes a release of gitlab-org/gitlab.
 fn release(s: &Shepherd, tag: &str, now: &str) {
+    release_of(s, "gitlab-org/gitlab", tag, now);
+}
+
+/// Publishes a release of `project`.
+fn release_of(s: &Shepherd, project: &str, tag: &str, now: &str) {
     s.ok(&[
         "release",
         "publish",
         tag,
         "--project",
-        "gitlab-org/gitlab",
+        project,
+        "--now",
+        now,
+    ]);
+}
+
+/// Adds or removes (`op`) the label `Opt-In Approved` of #n as `actor`.
+fn approve(s: &Shepherd, n: u64, op: &str, actor: &str, now: &str) {
+    let n = n.to_string();
+    s.ok(&[
+        "label",
+        &n,
+        op,
+        "Opt-In Approved",
+        "--actor",
+        actor,
         "--now",
         now,
     ]);
@@ -237,23 +257,13 @@ fn a_gitaly_migration_from_selection_to_done() {
     );
     // reconcile takes the child to its end and then looks at the parent.
     let r = s.json(&["reconcile", "--now", &at("8d9h15m")]);
-    let child_run = r["migrations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["ref"] == child)
-        .unwrap();
+    let child_run = crate::support::run_of(&r, child);
     assert_eq!(moves(child_run), ["full-impact>complete"]);
     assert!(
         !s.issue(child).open,
         "a complete acceptance-testing issue is closed"
     );
-    let parent_run = r["migrations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["ref"] == n)
-        .unwrap();
+    let parent_run = crate::support::run_of(&r, n);
     assert_eq!(
         blocked(parent_run).len(),
         2,
@@ -262,16 +272,7 @@ fn a_gitaly_migration_from_selection_to_done() {
 
     // Approval: a label set by someone not in `by` does not count.
     s.tick_section(n, None, "Acceptance Testing", &at("9d"));
-    s.ok(&[
-        "label",
-        &n.to_string(),
-        "--add",
-        "Opt-In Approved",
-        "--actor",
-        "mallory",
-        "--now",
-        &at("9d"),
-    ]);
+    approve(&s, n, "--add", "mallory", &at("9d"));
     let v = advance(&s, n, &at("9d"));
     assert_eq!(moves(&v), Vec::<String>::new());
     assert!(
@@ -279,26 +280,8 @@ fn a_gitaly_migration_from_selection_to_done() {
         "{:?}",
         blocked(&v)
     );
-    s.ok(&[
-        "label",
-        &n.to_string(),
-        "--remove",
-        "Opt-In Approved",
-        "--actor",
-        "mallory",
-        "--now",
-        &at("9d1h"),
-    ]);
-    s.ok(&[
-        "label",
-        &n.to_string(),
-        "--add",
-        "Opt-In Approved",
-        "--actor",
-        "jacobvosmaer-gitlab",
-        "--now",
-        &at("9d1h"),
-    ]);
+    approve(&s, n, "--remove", "mallory", &at("9d1h"));
+    approve(&s, n, "--add", "jacobvosmaer-gitlab", &at("9d1h"));
     let v = advance(&s, n, &at("9d2h"));
     assert_eq!(moves(&v), ["acceptance-testing>opt-in"]);
     assert_eq!(stage(&s, n), "opt-in");
@@ -329,15 +312,7 @@ fn a_gitaly_migration_from_selection_to_done() {
     );
     s.tick_section(n, None, "Opt-Out", &at("40d"));
     // A release of another project does not count.
-    s.ok(&[
-        "release",
-        "publish",
-        "v17.4.0",
-        "--project",
-        "gitlab-org/gitaly",
-        "--now",
-        &at("60d"),
-    ]);
+    release_of(&s, "gitlab-org/gitaly", "v17.4.0", &at("60d"));
     assert_eq!(moves(&advance(&s, n, &at("60d"))), Vec::<String>::new());
     release(&s, "v17.4.0-ee", &at("69d"));
     assert_eq!(moves(&advance(&s, n, &at("69d2h"))), ["opt-out>mandatory"]);
@@ -360,20 +335,8 @@ fn a_gitaly_migration_from_selection_to_done() {
 
     // History: every transition with when and by.
     let history = s.json(&["history", &n.to_string()]);
-    let steps: Vec<String> = history["transitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            format!(
-                "{}>{}",
-                t["from"].as_str().unwrap_or("-"),
-                t["to"].as_str().unwrap()
-            )
-        })
-        .collect();
     assert_eq!(
-        steps,
+        moves(&history),
         [
             "->selection",
             "selection>migration-analysis",
@@ -401,14 +364,7 @@ fn a_gitaly_migration_from_selection_to_done() {
     let issues_before = s.issues().len();
     for _ in 0..2 {
         let r = s.json(&["reconcile", "--now", &at("80d")]);
-        assert!(
-            r["migrations"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|m| m["transitions"].as_array().unwrap().is_empty()),
-            "{r}"
-        );
+        assert_eq!(moved(&r), Vec::<u64>::new(), "{r}");
     }
     let after: Vec<usize> = s
         .issues()
