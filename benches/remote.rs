@@ -16,16 +16,7 @@
 //!
 //! Run with `cargo bench --bench remote` (`REMOTE_N=200` for fewer migrations).
 
-#[path = "../tests/it/api.rs"]
-mod api;
-#[path = "../tests/it/github_server.rs"]
-mod github_server;
-#[path = "../tests/it/gitlab_server.rs"]
-mod gitlab_server;
-#[path = "../tests/it/seeds.rs"]
-mod seeds;
-#[path = "../tests/it/test_server.rs"]
-mod test_server;
+include!("servers.rs");
 
 use std::time::{Duration, Instant};
 

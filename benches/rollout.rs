@@ -30,16 +30,7 @@
 //! one size, `ROLLOUT_TRACKERS=gitlab` one tracker. At 3,000 migrations the report (the
 //! Python script's alone takes minutes) is left out unless `ROLLOUT_FULL=1`.
 
-#[path = "../tests/it/api.rs"]
-mod api;
-#[path = "../tests/it/github_server.rs"]
-mod github_server;
-#[path = "../tests/it/gitlab_server.rs"]
-mod gitlab_server;
-#[path = "../tests/it/seeds.rs"]
-mod seeds;
-#[path = "../tests/it/test_server.rs"]
-mod test_server;
+include!("servers.rs");
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -10,18 +10,9 @@
 //!
 //! Run with `cargo bench --bench serve`; `SERVE_N=200` for fewer migrations.
 
-#[path = "../tests/it/api.rs"]
-mod api;
-#[path = "../tests/it/github_server.rs"]
-mod github_server;
-#[path = "../tests/it/gitlab_server.rs"]
-mod gitlab_server;
-#[path = "../tests/it/seeds.rs"]
-mod seeds;
+include!("servers.rs");
 #[path = "../tests/it/serve/service.rs"]
 mod service;
-#[path = "../tests/it/test_server.rs"]
-mod test_server;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -21,6 +21,20 @@ pub const SPREAD: [&str; 8] = [
     "opt-out",
 ];
 
+/// The `--var`s of a gitaly migration as the tests and benchmarks start it.
+pub const GITALY_VARS: &[&str] = &[
+    "--var",
+    "feature_flag=GITALY_FIND_COMMIT",
+    "--var",
+    "grpc_service=CommitService",
+    "--var",
+    "grpc_method=FindCommit",
+    "--var",
+    "gitaly_version=v1.2.3",
+    "--var",
+    "gitlab_version=v11.4",
+];
+
 /// `body` with every item under `section` ticked.
 pub fn ticked(body: &str, section: &str) -> String {
     let mut out = body.to_string();

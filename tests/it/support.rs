@@ -172,18 +172,7 @@ pub fn at(offset: &str) -> String {
     (base + d).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-pub const GITALY_VARS: &[&str] = &[
-    "--var",
-    "feature_flag=GITALY_FIND_COMMIT",
-    "--var",
-    "grpc_service=CommitService",
-    "--var",
-    "grpc_method=FindCommit",
-    "--var",
-    "gitaly_version=v1.2.3",
-    "--var",
-    "gitlab_version=v11.4",
-];
+pub use crate::seeds::GITALY_VARS;
 
 /// Starts a gitaly-migration at `now`; returns its number.
 pub fn start_gitaly(s: &Shepherd, now: &str) -> u64 {
