@@ -5,7 +5,7 @@
 //! from two reconciles at once that share no Store, with no request for it in an idle
 //! poll.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -42,17 +42,7 @@ fn nudges(bodies: impl Iterator<Item = String>) -> Vec<(u64, String)> {
 
 /// Runs shepherd on `s` with `env` (the sink's URL).
 fn run(s: &Shepherd, args: &[&str], env: &[(&str, &str)]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_shepherd"))
-        .current_dir(s.dir.path())
-        .env_remove("SHEPHERD_TRACKER")
-        .env("USER", "tester")
-        .env("SHEPHERD_NOTIFY_RETRY_MS", "0")
-        .envs(env.iter().copied())
-        .arg("--tracker")
-        .arg(format!("local:{}", s.db().display()))
-        .args(args)
-        .output()
-        .unwrap();
+    let out = crate::notify::command(s, args, env).output().unwrap();
     let text = stdout(&out);
     assert!(out.status.success(), "{args:?}: {text}{}", stderr(&out));
     assert!(!text.contains(TOKEN) && !stderr(&out).contains(TOKEN));

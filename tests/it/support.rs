@@ -158,6 +158,16 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
+/// Runs `work` to completion on a runtime and thread of its own, so that it may be called
+/// from sync code and from inside another runtime alike.
+pub fn block_on_apart<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    std::thread::spawn(move || block_on(work))
+        .join()
+        .expect("the helper thread")
+}
+
 /// A file in `tests/fixtures/` (third-party documents and seeds; origin in its README).
 pub fn fixture(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -1074,11 +1074,7 @@ pub(crate) fn serve_gitlab(
 }
 
 /// Seeds `count` gitaly migrations in Ready for Testing, every box ticked if `ticked`.
-pub(crate) fn seed_ready_for_testing(
-    server: &GitLabServer,
-    count: usize,
-    ticked: bool,
-) -> Vec<u64> {
+pub(crate) fn seed_ready_for_testing(server: &impl Api, count: usize, ticked: bool) -> Vec<u64> {
     let catalog = Sources::builtin().load().expect("shipped workflows load");
     let mut body = crate::api::gitaly_body(&catalog, 1, crate::api::gitaly_vars());
     if ticked {
