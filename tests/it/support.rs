@@ -369,6 +369,7 @@ stages:
     )
 }
 
+/// The tracking issue of `schema_change_workflow`: one box under each stage's section.
 pub const SCHEMA_CHANGE_TEMPLATE: &str =
     "---\ntitle: \"Schema change\"\n---\n## Plan\n- [ ] Write it\n\n## Review\n- [ ] Review it\n\n## Verify\n- [ ] Verify it\n";
 
