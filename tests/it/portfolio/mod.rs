@@ -63,15 +63,11 @@ pub fn reconcile(
 /// `global` holds at most `limit` migrations when given.
 pub fn flags(limit: Option<u32>) -> Shepherd {
     let s = Shepherd::new();
-    std::fs::create_dir_all(s.path("workflows")).unwrap();
-    std::fs::create_dir_all(s.path("templates")).unwrap();
     let limit = limit
         .map(|l| format!("    limit: {l}\n"))
         .unwrap_or_default();
-    std::fs::write(
-        s.path("workflows/flag.yaml"),
-        format!(
-            "name: flag
+    let workflow = format!(
+        "name: flag
 description: A flag rolled out after the flag it depends on
 variables:
   flag: {{required: true}}
@@ -101,14 +97,9 @@ stages:
     label: \"flag::rolled-back\"
     terminal: true
 "
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        s.path("templates/flag.md.hbs"),
-        "---\ntitle: \"Roll out {{flag}}\"\n---\nRoll out `{{flag}}`.\n",
-    )
-    .unwrap();
+    );
+    let template = "---\ntitle: \"Roll out {{flag}}\"\n---\nRoll out `{{flag}}`.\n";
+    crate::support::write_workflow(s.dir.path(), "flag", &workflow, &[("flag", template)]);
     std::fs::write(
         s.path("shepherd.toml"),
         "workflows = \"workflows\"\ntemplates = \"templates\"\n",
