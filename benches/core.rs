@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 mod timing;
+include!("servers.rs");
 
 use shepherd::catalog::Sources;
 use shepherd::core::machine;
@@ -33,17 +34,8 @@ fn main() {
     let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
 
     // 10,000 migrations across the three shipped workflows, at every stage.
-    let vars: BTreeMap<String, String> = [
-        ("feature_flag", "gitaly_find_commit"),
-        ("grpc_service", "CommitService"),
-        ("grpc_method", "FindCommit"),
-        ("gitaly_version", "v1.2.3"),
-        ("gitlab_version", "v11.4"),
-        ("release_project", "gitlab-org/gitlab"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    let mut vars = api::gitaly_vars();
+    vars.insert("feature_flag".into(), "gitaly_find_commit".into());
     let names = [
         "gitaly-migration",
         "acceptance-testing",

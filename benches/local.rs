@@ -7,6 +7,8 @@
 //!
 //! Run with `cargo bench --bench local`. Figures are medians of 5 runs after a warm-up.
 
+#[path = "../tests/it/seeds.rs"]
+mod seeds;
 mod timing;
 
 use std::collections::BTreeMap;
@@ -94,25 +96,12 @@ fn main() {
         k += 1;
         median(|| {
             k += 1;
-            shepherd(
-                db,
-                &[
-                    "start",
-                    "gitaly-migration",
-                    "--title",
-                    &format!("bench start {k}"),
-                    "--var",
-                    "feature_flag=BENCH_FLAG",
-                    "--var",
-                    "grpc_service=CommitService",
-                    "--var",
-                    "grpc_method=FindCommit",
-                    "--var",
-                    "gitaly_version=v1.2.3",
-                    "--var",
-                    "gitlab_version=v11.4",
-                ],
-            )
+            let title = format!("bench start {k}");
+            let mut args = vec!["start", "gitaly-migration", "--title", &title];
+            // The seed's variables, with a feature flag of its own.
+            args.extend(["--var", "feature_flag=BENCH_FLAG"]);
+            args.extend(&seeds::GITALY_VARS[2..]);
+            shepherd(db, &args)
         })
     };
     let start_small = start(&small);

@@ -16,20 +16,13 @@
 //!
 //! Run with `cargo bench --bench remote` (`REMOTE_N=200` for fewer migrations).
 
-#[path = "../tests/it/api.rs"]
-mod api;
-#[path = "../tests/it/github_server.rs"]
-mod github_server;
-#[path = "../tests/it/gitlab_server.rs"]
-mod gitlab_server;
-#[path = "../tests/it/test_server.rs"]
-mod test_server;
+include!("servers.rs");
 
 use std::time::{Duration, Instant};
 
 use api::Api;
+use seeds::SPREAD;
 use shepherd::catalog::{Catalog, Sources};
-use shepherd::core::checklist;
 use shepherd::core::workflow::{Gate, Stage};
 use shepherd::engine::{Engine, Settings};
 use shepherd::tracker::{github, gitlab, Tracker};
@@ -108,23 +101,13 @@ fn seed(server: &impl Api, catalog: &Catalog, n: usize) -> Seeded {
         chrono::Utc::now() - chrono::Duration::days(40),
         ReleaseKind::Published,
     );
-    let stages = [
-        "selection",
-        "migration-analysis",
-        "rpc-design",
-        "server-implementation",
-        "client-implementation",
-        "ready-for-testing",
-        "opt-in",
-        "opt-out",
-    ];
     let mut seeded = Seeded {
         n,
         waiting: Vec::new(),
         merge_requests: Vec::new(),
     };
     for i in 0..n {
-        let stage = workflow.stage(stages[i % stages.len()]).unwrap();
+        let stage = workflow.stage(SPREAD[i % SPREAD.len()]).unwrap();
         let releases = has(stage, |g| matches!(g, Gate::Release { .. }));
         let body = if releases {
             ticked(&body, stage)
@@ -158,22 +141,7 @@ fn has(stage: &Stage, f: impl Fn(&Gate) -> bool) -> bool {
 
 /// `body` with every item of `stage`'s own checklist section ticked.
 fn ticked(body: &str, stage: &Stage) -> String {
-    let section = stage
-        .gates
-        .iter()
-        .find_map(|g| match g {
-            Gate::Checklist(c) if c.child.is_none() => c.section.clone(),
-            _ => None,
-        })
-        .expect("a section");
-    let mut out = body.to_string();
-    for item in checklist::parse(body)
-        .iter()
-        .filter(|i| i.in_section(&section) && !i.done())
-    {
-        out = checklist::set(&out, item, true);
-    }
-    out
+    seeds::ticked(body, seeds::section(stage).expect("a section"))
 }
 
 async fn measure(

@@ -8,11 +8,14 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
+#[path = "../tests/it/seeds.rs"]
+mod seeds;
 mod timing;
 
+use seeds::{status, walked};
 use shepherd::catalog::Sources;
 use shepherd::core::gates::GateReport;
-use shepherd::core::report::{self, HistoryEntry, Status};
+use shepherd::core::report::{self, Status};
 use shepherd::report_format;
 use timing::median;
 
@@ -33,29 +36,15 @@ fn main() {
         .map(|i| {
             let w = &catalog.workflows[names[i % names.len()]];
             let depth = 1 + i % w.stages.len();
-            let history: Vec<HistoryEntry> = (0..depth)
-                .map(|k| HistoryEntry {
-                    from: (k > 0).then(|| w.stages[k - 1].id.clone()),
-                    to: w.stages[k].id.clone(),
-                    at: t0 + chrono::Duration::hours((i % 97) as i64 + 30 * k as i64),
-                    by: "shepherd".into(),
-                    reason: None,
-                })
-                .collect();
-            let stage = &w.stages[depth - 1];
+            let history = walked(w, depth, |k| {
+                t0 + chrono::Duration::hours((i % 97) as i64 + 30 * k as i64)
+            });
+            let title = format!("Migration {i}: move the thing, \"carefully\"");
+            let url = format!(
+                "https://gitlab.example.com/group/project/-/issues/{}",
+                i + 1
+            );
             Status {
-                number: i as u64 + 1,
-                title: format!("Migration {i}: move the thing, \"carefully\""),
-                url: format!(
-                    "https://gitlab.example.com/group/project/-/issues/{}",
-                    i + 1
-                ),
-                workflow: w.name.clone(),
-                stage: Some(stage.id.clone()),
-                label: Some(stage.label.clone()),
-                labels: Vec::new(),
-                state: if stage.terminal { "completed" } else { "open" }.into(),
-                entered_at: history.last().unwrap().at,
                 gates: vec![GateReport {
                     gate: "checklist".into(),
                     description: "all items are done".into(),
@@ -63,20 +52,12 @@ fn main() {
                     detail: "3/5 items in *5. Initial Impact Check*".into(),
                     waits_for: Some("whoever works on the migration to tick the items under *5. Initial Impact Check*".into()),
                 }],
-                children: Vec::new(),
-                parent: None,
-                history: Some(history),
                 // One in 50 paused, one in 200 failing, as a busy deployment might have.
                 paused: i % 50 == 7,
                 paused_by: (i % 50 == 7).then(|| "alice".to_string()),
                 paused_reason: (i % 50 == 7).then(|| "error rate up on staging".to_string()),
-                paused_at: None,
                 failing: (i % 200 == 3).then(|| "GitLab answered 502".to_string()),
-                flag_drift: Vec::new(),
-                overdue: false,
-                waiting: Vec::new(),
-                forecast: None,
-                events: Vec::new(),
+                ..status(w, i as u64 + 1, title, url, history)
             }
         })
         .collect();

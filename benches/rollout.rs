@@ -30,14 +30,7 @@
 //! one size, `ROLLOUT_TRACKERS=gitlab` one tracker. At 3,000 migrations the report (the
 //! Python script's alone takes minutes) is left out unless `ROLLOUT_FULL=1`.
 
-#[path = "../tests/it/api.rs"]
-mod api;
-#[path = "../tests/it/github_server.rs"]
-mod github_server;
-#[path = "../tests/it/gitlab_server.rs"]
-mod gitlab_server;
-#[path = "../tests/it/test_server.rs"]
-mod test_server;
+include!("servers.rs");
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -47,6 +40,7 @@ use std::time::{Duration, Instant};
 use api::Api;
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
+use seeds::{section, ticked, SPREAD};
 use serde_json::Value;
 use shepherd::catalog::{Catalog, Sources};
 use shepherd::core::checklist;
@@ -58,17 +52,6 @@ use test_server::{MrState, ReleaseKind};
 const LATENCY: Duration = Duration::from_millis(20);
 const CONCURRENCY: usize = 8;
 const TOKEN: &str = "bench-token";
-/// The stages the migrations are spread over, one in 8 each.
-const SPREAD: [&str; 8] = [
-    "selection",
-    "migration-analysis",
-    "rpc-design",
-    "server-implementation",
-    "client-implementation",
-    "ready-for-testing",
-    "opt-in",
-    "opt-out",
-];
 /// The project whose releases pace Opt-In and Opt-Out (the workflow's default
 /// `release_project`).
 const RELEASE_PROJECT: &str = "gitlab-org/gitlab";
@@ -138,9 +121,26 @@ trait Server: Api {
     /// The Python script and the flag naming the project.
     const SCRIPT: &'static str;
     const TARGET: [&'static str; 2];
+    /// The fields of an issue in this API: its number, its description, and its state
+    /// when it is open.
+    const FIELDS: [&'static str; 3];
     fn start() -> Self;
+    /// Every issue as the API answers it.
+    fn all_issues(&self) -> Vec<Value>;
+    /// The name of a label of an issue as the API answers it.
+    fn label_name(label: &Value) -> Option<&str>;
     /// Every issue by number.
-    fn state(&self) -> BTreeMap<u64, Seen>;
+    fn state(&self) -> BTreeMap<u64, Seen> {
+        let [number, body, open] = Self::FIELDS;
+        self.all_issues()
+            .iter()
+            .map(|i| {
+                let labels = strings(&i["labels"], Self::label_name);
+                let seen = seen(i["state"] == open, labels, &i[body], &i["created_at"]);
+                (i[number].as_u64().unwrap_or(0), seen)
+            })
+            .collect()
+    }
     /// shepherd's own client for this server, to tick as a person would.
     async fn client(&self) -> Box<dyn Tracker>;
     /// The method and path (below the project) of every request logged.
@@ -190,24 +190,15 @@ impl Server for gitlab_server::GitLabServer {
     const TOKEN_VAR: &'static str = "GITLAB_TOKEN";
     const SCRIPT: &'static str = "gitlab_rollout.py";
     const TARGET: [&'static str; 2] = ["--project", gitlab_server::PROJECT];
+    const FIELDS: [&'static str; 3] = ["iid", "description", "opened"];
     fn start() -> Self {
         Self::start(&[(TOKEN, "shepherd-bot")])
     }
-    fn state(&self) -> BTreeMap<u64, Seen> {
+    fn all_issues(&self) -> Vec<Value> {
         self.issues()
-            .iter()
-            .map(|i| {
-                (
-                    i["iid"].as_u64().unwrap_or(0),
-                    seen(
-                        i["state"] == "opened",
-                        strings(&i["labels"], |l| l.as_str()),
-                        &i["description"],
-                        &i["created_at"],
-                    ),
-                )
-            })
-            .collect()
+    }
+    fn label_name(label: &Value) -> Option<&str> {
+        label.as_str()
     }
     async fn client(&self) -> Box<dyn Tracker> {
         let mut config = gitlab::Config::new(&self.url, gitlab_server::PROJECT);
@@ -237,24 +228,15 @@ impl Server for github_server::GitHubServer {
     const TOKEN_VAR: &'static str = "GITHUB_TOKEN";
     const SCRIPT: &'static str = "github_rollout.py";
     const TARGET: [&'static str; 2] = ["--repo", "octo-org/migrations"];
+    const FIELDS: [&'static str; 3] = ["number", "body", "open"];
     fn start() -> Self {
         Self::start(&[(TOKEN, "shepherd-bot")])
     }
-    fn state(&self) -> BTreeMap<u64, Seen> {
+    fn all_issues(&self) -> Vec<Value> {
         self.issues()
-            .iter()
-            .map(|i| {
-                (
-                    i["number"].as_u64().unwrap_or(0),
-                    seen(
-                        i["state"] == "open",
-                        strings(&i["labels"], |l| l["name"].as_str()),
-                        &i["body"],
-                        &i["created_at"],
-                    ),
-                )
-            })
-            .collect()
+    }
+    fn label_name(label: &Value) -> Option<&str> {
+        label["name"].as_str()
     }
     async fn client(&self) -> Box<dyn Tracker> {
         let mut config = github::Config::new(
@@ -456,20 +438,6 @@ fn seed<S: Server>(servers: [&S; 2], catalog: &Catalog, n: usize) -> Plan {
     }
 }
 
-/// The section of a stage's own checklist gate (on its own or in an `any`).
-fn section(stage: &Stage) -> Option<&str> {
-    stage.gates.iter().find_map(section_of)
-}
-
-/// The first own checklist section in `gate`, borrowed from it.
-fn section_of(gate: &Gate) -> Option<&str> {
-    match gate {
-        Gate::Checklist(c) if c.child.is_none() => c.section.as_deref(),
-        Gate::Any(gates) | Gate::All(gates) => gates.iter().find_map(section_of),
-        _ => None,
-    }
-}
-
 /// The project of a stage's own `merge_request` gate (the alternative to its section),
 /// for a migration with `vars`.
 fn merge_request_project(stage: &Stage, vars: &BTreeMap<String, String>) -> Option<String> {
@@ -505,18 +473,6 @@ fn release_gates(stage: &Stage, vars: &BTreeMap<String, String>) -> Vec<(String,
                 }
             }
         });
-    }
-    out
-}
-
-/// `body` with every item under `section` ticked.
-fn ticked(body: &str, section: &str) -> String {
-    let mut out = body.to_string();
-    for item in checklist::parse(body)
-        .iter()
-        .filter(|i| i.in_section(section) && !i.done())
-    {
-        out = checklist::set(&out, item, true);
     }
     out
 }

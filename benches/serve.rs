@@ -10,16 +10,9 @@
 //!
 //! Run with `cargo bench --bench serve`; `SERVE_N=200` for fewer migrations.
 
-#[path = "../tests/it/api.rs"]
-mod api;
-#[path = "../tests/it/github_server.rs"]
-mod github_server;
-#[path = "../tests/it/gitlab_server.rs"]
-mod gitlab_server;
+include!("servers.rs");
 #[path = "../tests/it/serve/service.rs"]
 mod service;
-#[path = "../tests/it/test_server.rs"]
-mod test_server;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -28,10 +21,10 @@ use std::time::{Duration, Instant};
 
 use api::Api;
 use gitlab_server::{GitLabServer, PROJECT};
+use seeds::ticked;
 use serde_json::Value;
 use service::{http, Service};
 use shepherd::catalog::Sources;
-use shepherd::core::checklist;
 
 const LATENCY: Duration = Duration::from_millis(20);
 const BOT: &str = "bench-bot-token";
@@ -224,18 +217,6 @@ fn kinds(server: &GitLabServer) -> String {
         .join(", ")
 }
 
-/// `body` with every item under `section` ticked.
-fn ticked(body: &str, section: &str) -> String {
-    let mut out = body.to_string();
-    for item in checklist::parse(body)
-        .iter()
-        .filter(|i| i.in_section(section) && !i.done())
-    {
-        out = checklist::set(&out, item, true);
-    }
-    out
-}
-
 /// A person edits issue `n`'s description through the server's API.
 /// Makes project label `name`, as a maintainer would.
 fn make_label(url: &str, name: &str) {
@@ -292,19 +273,11 @@ fn issue_hook(n: u64, body: &str) -> Vec<u8> {
 
 /// Starts the service and waits until it is ready (its first resync done).
 fn start_service(dir: &Path, url: &str, state: &str) -> Service {
-    let tracker = format!("gitlab:{PROJECT}");
-    Service::start_args(
+    Service::on_gitlab(
         dir,
-        &[
-            "--tracker",
-            &tracker,
-            "--gitlab-url",
-            url,
-            "--state",
-            state,
-            "--concurrency",
-            CONCURRENCY,
-        ],
+        url,
+        state,
+        &["--concurrency", CONCURRENCY],
         &["--resync", "30s"],
         &[
             ("GITLAB_TOKEN", BOT),

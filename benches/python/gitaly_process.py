@@ -19,7 +19,9 @@ the benchmark sets no query, which makes them no gates at all, and the script re
 migration that has one.
 """
 
+import argparse
 import json
+import pathlib
 import re
 import urllib.parse
 from dataclasses import dataclass, field
@@ -441,3 +443,40 @@ def report(migrations, at, releases):
         "stages": counts,
         "migrations": [report_entry(m, at, releases) for m in migrations],
     }
+
+
+def arguments(doc, place):
+    """The command line of a rollout script whose tracker takes `place` (`--repo`,
+    `--project`): the command, the tracker's URL and place, the templates' folder."""
+    here = pathlib.Path(__file__).resolve().parent
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("command", choices=["reconcile", "report"])
+    parser.add_argument("--url", required=True)
+    parser.add_argument(place, required=True)
+    parser.add_argument("--templates", default=str(here.parent.parent / "templates"))
+    return parser.parse_args()
+
+
+def run(tracker, command, templates):
+    """`report`: prints the report of `tracker`'s migrations as JSON. `reconcile`: advances
+    each, children first, and prints how many moves and children it made."""
+    migrations = tracker.migrations()
+    at = now()
+    if command == "report":
+        for m in migrations:
+            m.events = tracker.label_events(m)
+            stage = stage_of(m.workflow, m.labels)
+            if stage and stage.child:
+                m.children = tracker.children(m)
+            if stage and stage.merge_request and not section_done(m.body, stage.section):
+                m.merge_requests = tracker.merge_requests(m)
+        print(json.dumps(report(migrations, at, tracker.releases), indent=1))
+        return
+    template = (pathlib.Path(templates) / "acceptance-testing.md.hbs").read_text()
+    moves = created = 0
+    # Children first, so that a parent sees what its child did in the same run.
+    for m in sorted(migrations, key=lambda m: (m.workflow != "acceptance-testing", m.number)):
+        a, b = advance(m, at, tracker, template)
+        moves += a
+        created += b
+    print(json.dumps({"moves": moves, "children": created}))

@@ -19,10 +19,7 @@ PyGithub's own pauses between requests (0.25 s) and between writes (1 s) are tur
 so that this script, like shepherd, waits only for the server.
 """
 
-import argparse
-import json
 import os
-import pathlib
 
 from github import Auth, Github
 
@@ -120,35 +117,8 @@ class GitHub:
 
 
 def main():
-    here = pathlib.Path(__file__).resolve().parent
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["reconcile", "report"])
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--repo", required=True)
-    parser.add_argument("--templates", default=str(here.parent.parent / "templates"))
-    args = parser.parse_args()
-
-    tracker = GitHub(args.url, args.repo)
-    migrations = tracker.migrations()
-    at = gp.now()
-    if args.command == "report":
-        for m in migrations:
-            m.events = tracker.label_events(m)
-            stage = gp.stage_of(m.workflow, m.labels)
-            if stage and stage.child:
-                m.children = tracker.children(m)
-            if stage and stage.merge_request and not gp.section_done(m.body, stage.section):
-                m.merge_requests = tracker.merge_requests(m)
-        print(json.dumps(gp.report(migrations, at, tracker.releases), indent=1))
-        return
-    template = (pathlib.Path(args.templates) / "acceptance-testing.md.hbs").read_text()
-    moves = created = 0
-    # Children first, so that a parent sees what its child did in the same run.
-    for m in sorted(migrations, key=lambda m: (m.workflow != "acceptance-testing", m.number)):
-        a, b = gp.advance(m, at, tracker, template)
-        moves += a
-        created += b
-    print(json.dumps({"moves": moves, "children": created}))
+    args = gp.arguments(__doc__, "--repo")
+    gp.run(GitHub(args.url, args.repo), args.command, args.templates)
 
 
 if __name__ == "__main__":

@@ -14,10 +14,7 @@ issue (then fills in its own number, comments its start and links it). It prints
 its label history (and its children, in Acceptance Testing).
 """
 
-import argparse
-import json
 import os
-import pathlib
 
 import gitlab
 
@@ -101,35 +98,8 @@ class GitLab:
 
 
 def main():
-    here = pathlib.Path(__file__).resolve().parent
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["reconcile", "report"])
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--project", required=True)
-    parser.add_argument("--templates", default=str(here.parent.parent / "templates"))
-    args = parser.parse_args()
-
-    tracker = GitLab(args.url, args.project)
-    migrations = tracker.migrations()
-    at = gp.now()
-    if args.command == "report":
-        for m in migrations:
-            m.events = tracker.label_events(m)
-            stage = gp.stage_of(m.workflow, m.labels)
-            if stage and stage.child:
-                m.children = tracker.children(m)
-            if stage and stage.merge_request and not gp.section_done(m.body, stage.section):
-                m.merge_requests = tracker.merge_requests(m)
-        print(json.dumps(gp.report(migrations, at, tracker.releases), indent=1))
-        return
-    template = (pathlib.Path(args.templates) / "acceptance-testing.md.hbs").read_text()
-    moves = created = 0
-    # Children first, so that a parent sees what its child did in the same run.
-    for m in sorted(migrations, key=lambda m: (m.workflow != "acceptance-testing", m.number)):
-        a, b = gp.advance(m, at, tracker, template)
-        moves += a
-        created += b
-    print(json.dumps({"moves": moves, "children": created}))
+    args = gp.arguments(__doc__, "--project")
+    gp.run(GitLab(args.url, args.project), args.command, args.templates)
 
 
 if __name__ == "__main__":

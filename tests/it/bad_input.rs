@@ -24,10 +24,7 @@ stages:
 
 pub(crate) fn project(workflow: &str) -> Shepherd {
     let s = Shepherd::new();
-    std::fs::create_dir_all(s.path("workflows")).unwrap();
-    std::fs::create_dir_all(s.path("templates")).unwrap();
-    std::fs::write(s.path("templates/mini.md.hbs"), MINI_TEMPLATE).unwrap();
-    std::fs::write(s.path("workflows/mini.yaml"), workflow).unwrap();
+    crate::support::write_workflow(s.dir.path(), "mini", workflow, &[("mini", MINI_TEMPLATE)]);
     s
 }
 

@@ -2,7 +2,7 @@
 //! issue, the rehearsal clock never goes past 9999-12-31, and a URL's user info is never
 //! shown.
 
-use crate::support::{at, stderr, Shepherd};
+use crate::support::{at, stderr, write_workflow, Shepherd};
 
 /// A workflow whose texts print its one variable everywhere a value can go: the tracking
 /// issue's title and body (at the start of a line, too), a child's title and body, and an
@@ -31,11 +31,12 @@ const ECHO_CHILD: &str = "---\ntitle: \"{{note}}\"\n---\n{{note}}\n";
 
 fn echo_project() -> Shepherd {
     let s = Shepherd::new();
-    std::fs::create_dir_all(s.path("workflows")).unwrap();
-    std::fs::create_dir_all(s.path("templates")).unwrap();
-    std::fs::write(s.path("workflows/echo.yaml"), ECHO).unwrap();
-    std::fs::write(s.path("templates/echo.md.hbs"), ECHO_TEMPLATE).unwrap();
-    std::fs::write(s.path("templates/echo-child.md.hbs"), ECHO_CHILD).unwrap();
+    write_workflow(
+        s.dir.path(),
+        "echo",
+        ECHO,
+        &[("echo", ECHO_TEMPLATE), ("echo-child", ECHO_CHILD)],
+    );
     s
 }
 
@@ -272,6 +273,8 @@ stages:
     terminal: true
 ";
 
+const WATCH_TEMPLATE: &str = "---\ntitle: Watch\n---\nbody\n";
+
 #[test]
 fn user_info_in_urls_is_never_shown() {
     let dir = tempfile::tempdir().unwrap();
@@ -418,14 +421,7 @@ fn user_info_in_urls_is_never_shown() {
     );
 
     // Prometheus, asked by a metric gate: its answer (none) is the gate's detail.
-    std::fs::create_dir_all(project.path().join("workflows")).unwrap();
-    std::fs::create_dir_all(project.path().join("templates")).unwrap();
-    std::fs::write(project.path().join("workflows/watch.yaml"), WATCH).unwrap();
-    std::fs::write(
-        project.path().join("templates/watch.md.hbs"),
-        "---\ntitle: Watch\n---\nbody\n",
-    )
-    .unwrap();
+    write_workflow(project.path(), "watch", WATCH, &[("watch", WATCH_TEMPLATE)]);
     std::fs::write(project.path().join("shepherd.toml"), "").unwrap();
     let prometheus = ["--prometheus-url", refused.as_str()];
     let (code, _) = run_hiding(
@@ -452,21 +448,11 @@ fn user_info_stays_out_of_what_a_remote_run_prints() {
     let server =
         crate::gitlab_server::GitLabServer::start(&[("glpat-bot-0123456789", "shepherd-bot")]);
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("workflows")).unwrap();
-    std::fs::create_dir_all(dir.path().join("templates")).unwrap();
-    std::fs::write(
-        dir.path().join("workflows/watch.yaml"),
-        WATCH.replace(
-            "      - metric: {query: \"up\", below: 1}",
-            "      - release: {project: nobody/nothing}",
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("templates/watch.md.hbs"),
-        "---\ntitle: Watch\n---\nbody\n",
-    )
-    .unwrap();
+    let watch = WATCH.replace(
+        "      - metric: {query: \"up\", below: 1}",
+        "      - release: {project: nobody/nothing}",
+    );
+    write_workflow(dir.path(), "watch", &watch, &[("watch", WATCH_TEMPLATE)]);
     let url = with_user_info(server.url());
     let remote = [
         "--tracker",

@@ -12,6 +12,7 @@ use crate::api::{gitaly_body, gitaly_vars, Api};
 use crate::github_server::{GitHubServer, OWNER, REPO};
 use crate::gitlab_server::{GitLabServer, PROJECT};
 use crate::remote::Remote;
+use crate::seeds::SPREAD;
 use crate::support::{block_on, moved, stderr};
 use crate::test_server::ReleaseKind;
 use shepherd::core::marker::TransitionMarker;
@@ -19,17 +20,6 @@ use shepherd::tracker::{github, gitlab, Tracker};
 
 const BOT_GL: &str = "glpat-budget-bot-0123456789";
 const BOT_GH: &str = "ghp_budgetbot0123456789";
-/// The stages the migrations are spread over, one in 8 each (as `benches/rollout.rs`).
-const SPREAD: [&str; 8] = [
-    "selection",
-    "migration-analysis",
-    "rpc-design",
-    "server-implementation",
-    "client-implementation",
-    "ready-for-testing",
-    "opt-in",
-    "opt-out",
-];
 const N: usize = 300;
 
 fn gitlab() -> Remote<GitLabServer> {

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use crate::support::{start_gitaly, stderr, stdout, Shepherd, T0};
+use crate::support::{start_gitaly, stderr, stdout, Shepherd, GITALY_VARS, T0};
 
 /// Runs shepherd in `dir` without `--tracker`, as a user in a project would.
 fn bare(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -292,22 +292,8 @@ fn shepherd_toml_is_found_from_a_subdirectory() {
     std::fs::create_dir(project.join("data")).unwrap();
     let deep = project.join("src/deep");
     std::fs::create_dir_all(&deep).unwrap();
-    let started = bare(
-        &deep,
-        &[
-            "start",
-            "gitaly-migration",
-            "--var",
-            "feature_flag=F",
-            "--var",
-            "grpc_service=S",
-            "--var",
-            "grpc_method=M",
-            "--now",
-            T0,
-        ],
-        &[],
-    );
+    let start = [&["start", "gitaly-migration", "--now", T0], GITALY_VARS].concat();
+    let started = bare(&deep, &start, &[]);
     assert!(started.status.success(), "{}", stderr(&started));
     let db = project.join("data/tracker.db");
     assert!(

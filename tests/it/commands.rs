@@ -1,7 +1,7 @@
 //! The commands around the main job: init, workflows, show, issue, report, and the JSON
 //! shapes of DESIGN.md §6.
 
-use crate::support::{at, start_gitaly, Shepherd};
+use crate::support::{at, start_gitaly, Shepherd, STATUS_KEYS};
 
 fn keys(v: &serde_json::Value) -> Vec<String> {
     v.as_object().unwrap().keys().cloned().collect()
@@ -102,18 +102,7 @@ fn json_shapes_follow_the_design() {
     );
     assert_eq!(issue["state"], "open");
     let status = s.json(&["status", &n.to_string(), "--now", &at("1h")]);
-    for key in [
-        "ref",
-        "title",
-        "url",
-        "workflow",
-        "stage",
-        "label",
-        "state",
-        "entered_at",
-        "gates",
-        "children",
-    ] {
+    for key in STATUS_KEYS {
         assert!(status.get(key).is_some(), "status lacks {key}: {status}");
     }
     assert_eq!(status["entered_at"], "2026-01-01T00:00:00Z");

@@ -30,14 +30,15 @@ stages:
 
 fn review(operators: Option<&str>) -> (Shepherd, String) {
     let s = Shepherd::new();
-    std::fs::create_dir_all(s.path("workflows")).unwrap();
-    std::fs::create_dir_all(s.path("templates")).unwrap();
-    std::fs::write(s.path("workflows/review.yaml"), REVIEW).unwrap();
-    std::fs::write(
-        s.path("templates/review.md.hbs"),
-        "---\ntitle: \"A schema change\"\n---\nWaits for a DBA.\n",
-    )
-    .unwrap();
+    crate::support::write_workflow(
+        s.dir.path(),
+        "review",
+        REVIEW,
+        &[(
+            "review",
+            "---\ntitle: \"A schema change\"\n---\nWaits for a DBA.\n",
+        )],
+    );
     let mut toml = "workflows = \"workflows\"\ntemplates = \"templates\"\n".to_string();
     if let Some(ops) = operators {
         toml.push_str(&format!("[people]\noperators = {ops}\n"));

@@ -277,14 +277,7 @@ fn one_failing_migration_does_not_hold_up_the_others() {
             .contains("retired-workflow"),
         "{v}"
     );
-    let moved: Vec<u64> = v["migrations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| !m["transitions"].as_array().unwrap().is_empty())
-        .map(|m| m["ref"].as_u64().unwrap())
-        .collect();
-    assert_eq!(moved, vec![good, other]);
+    assert_eq!(crate::support::moved(&v), vec![good, other]);
     assert!(stderr(&out).contains(&format!("#{retired}")));
 }
 

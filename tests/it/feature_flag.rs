@@ -2,21 +2,41 @@
 //! rollout on production step by step (10 %, 50 %, fully on, each with its checklist and
 //! soak), release, cleanup, and a rollback from any step.
 
+use serde_json::Value;
+
 use crate::support::{at, moves, Shepherd};
+
+/// Starts a feature-flag-rollout of `flag` at `now`, with `vars` more.
+fn start(s: &Shepherd, flag: &str, vars: &[&str], now: &str) -> Value {
+    let flag = format!("feature_flag={flag}");
+    let mut args = vec![
+        "start",
+        "feature-flag-rollout",
+        "--var",
+        &flag,
+        "--now",
+        now,
+    ];
+    for var in vars {
+        args.extend(["--var", var]);
+    }
+    s.json(&args)
+}
+
+/// `advance` of #n at `now`.
+fn advance(s: &Shepherd, n: u64, now: &str) -> Value {
+    s.json(&["advance", &n.to_string(), "--now", now])
+}
 
 #[test]
 fn a_flag_waits_for_the_flag_it_depends_on() {
     let s = Shepherd::new();
-    let started = s.json(&[
-        "start",
-        "feature-flag-rollout",
-        "--var",
-        "feature_flag=update_all_mirrors_job_tracker",
-        "--var",
-        "depends_on=project_import_schedule_worker_job_tracker",
-        "--now",
+    let started = start(
+        &s,
+        "update_all_mirrors_job_tracker",
+        &["depends_on=project_import_schedule_worker_job_tracker"],
         &at("0m"),
-    ]);
+    );
     assert_eq!(started["stage"], "non-production");
     let n = started["ref"].as_u64().unwrap();
     let issue = s.issue(n);
@@ -35,7 +55,7 @@ fn a_flag_waits_for_the_flag_it_depends_on() {
     ] {
         s.ok(&["tick", &n.to_string(), text, "--now", &at("1h")]);
     }
-    let v = s.json(&["advance", &n.to_string(), "--now", &at("1h")]);
+    let v = advance(&s, n, &at("1h"));
     assert_eq!(moves(&v), ["non-production>preparation"]);
     assert_eq!(
         v["blocked_by"][0]["detail"],
@@ -52,24 +72,22 @@ fn a_flag_waits_for_the_flag_it_depends_on() {
     ]);
     // The box is ticked, but the flag it depends on is no migration yet: the `after`
     // gate holds the rollout until that flag is fully on in production.
-    let v = s.json(&["advance", &n.to_string(), "--now", &at("2h")]);
+    let v = advance(&s, n, &at("2h"));
     assert_eq!(moves(&v), Vec::<String>::new());
     assert_eq!(
         v["blocked_by"][0]["detail"],
         "no open or completed feature-flag-rollout migration with feature_flag = project_import_schedule_worker_job_tracker yet"
     );
-    let dependency = s.json(&[
-        "start",
-        "feature-flag-rollout",
-        "--var",
-        "feature_flag=project_import_schedule_worker_job_tracker",
-        "--now",
+    let dependency = start(
+        &s,
+        "project_import_schedule_worker_job_tracker",
+        &[],
         &at("2h"),
-    ])["ref"]
+    )["ref"]
         .as_u64()
         .unwrap()
         .to_string();
-    let v = s.json(&["advance", &n.to_string(), "--now", &at("2h")]);
+    let v = advance(&s, n, &at("2h"));
     assert_eq!(
         v["blocked_by"][0]["detail"],
         format!("feature-flag-rollout #{dependency} is in non-production")
@@ -111,7 +129,7 @@ fn a_flag_waits_for_the_flag_it_depends_on() {
         ("2h30m", "production-50>global-rollout", None),
         ("1d2h29m", "", None),
     ] {
-        let v = s.json(&["advance", &n.to_string(), "--now", &at(when)]);
+        let v = advance(&s, n, &at(when));
         let want: Vec<&str> = [expected].into_iter().filter(|m| !m.is_empty()).collect();
         assert_eq!(moves(&v), want, "at {when}");
         let flag = production(&at(when));
@@ -122,7 +140,7 @@ fn a_flag_waits_for_the_flag_it_depends_on() {
         }
     }
     // Fully on for a day, then released.
-    let v = s.json(&["advance", &n.to_string(), "--now", &at("1d2h30m")]);
+    let v = advance(&s, n, &at("1d2h30m"));
     assert_eq!(moves(&v), ["global-rollout>release", "release>cleanup"]);
     s.ok(&[
         "tick",
@@ -131,7 +149,7 @@ fn a_flag_waits_for_the_flag_it_depends_on() {
         "--now",
         &at("1d3h"),
     ]);
-    let v = s.json(&["advance", &n.to_string(), "--now", &at("1d3h")]);
+    let v = advance(&s, n, &at("1d3h"));
     assert_eq!(moves(&v), ["cleanup>done"]);
     assert!(!s.issue(n).open, "done closes the rollout issue");
 }
@@ -139,27 +157,20 @@ fn a_flag_waits_for_the_flag_it_depends_on() {
 #[test]
 fn each_production_step_waits_for_its_own_checklist() {
     let s = Shepherd::new();
-    let started = s.json(&[
-        "start",
-        "feature-flag-rollout",
-        "--var",
-        "feature_flag=gitaly_backup",
-        "--now",
-        &at("0m"),
-    ]);
+    let started = start(&s, "gitaly_backup", &[], &at("0m"));
     let n = started["ref"].as_u64().unwrap();
     s.tick_section(n, None, "Rollout on non-production", &at("0m"));
     s.tick_section(n, None, "Preparation before global rollout", &at("0m"));
     s.tick_section(n, None, "Roll out to 10%", &at("0m"));
-    let v = s.json(&["advance", &n.to_string(), "--now", &at("1h")]);
+    let v = advance(&s, n, &at("1h"));
     assert_eq!(
         moves(&v),
         ["non-production>preparation", "preparation>production-10"]
     );
-    let v = s.json(&["advance", &n.to_string(), "--now", &at("2h")]);
+    let v = advance(&s, n, &at("2h"));
     assert_eq!(moves(&v), ["production-10>production-50"]);
     // 50 % is not left before its own items are ticked, however long it runs.
-    let v = s.json(&["advance", &n.to_string(), "--now", &at("1w")]);
+    let v = advance(&s, n, &at("1w"));
     assert_eq!(moves(&v), Vec::<String>::new());
     assert_eq!(
         v["blocked_by"][0]["detail"],
@@ -170,14 +181,7 @@ fn each_production_step_waits_for_its_own_checklist() {
 #[test]
 fn a_rollback_label_ends_the_rollout_at_any_step() {
     let s = Shepherd::new();
-    let started = s.json(&[
-        "start",
-        "feature-flag-rollout",
-        "--var",
-        "feature_flag=gitaly_backup",
-        "--now",
-        &at("0m"),
-    ]);
+    let started = start(&s, "gitaly_backup", &[], &at("0m"));
     let n = started["ref"].as_u64().unwrap();
     let body = s.issue(n).body;
     assert!(
@@ -192,7 +196,7 @@ fn a_rollback_label_ends_the_rollout_at_any_step() {
         "--now",
         &at("1h"),
     ]);
-    let v = s.json(&["advance", &n.to_string(), "--now", &at("1h")]);
+    let v = advance(&s, n, &at("1h"));
     assert_eq!(moves(&v), ["non-production>rolled-back"]);
     let issue = s.issue(n);
     assert!(!issue.labels.contains(&"rollback".to_string()));

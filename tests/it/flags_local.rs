@@ -187,32 +187,27 @@ fn the_acceptance_testing_rehearsal_turns_the_flag_up_step_by_step_and_off_on_ro
     );
 }
 
+/// `flag set` of `my_flag` at 25 % in staging.
+const SET_MY_FLAG: [&str; 7] = [
+    "flag",
+    "set",
+    "my_flag",
+    "--percentage",
+    "25",
+    "--environment",
+    "staging",
+];
+
 #[test]
 fn flag_commands_read_and_set_the_local_backend_and_refuse_bad_input() {
     let s = Shepherd::new();
     s.ok(&["clock", "set", &at("0m")]);
-    let v = s.json(&[
-        "flag",
-        "set",
-        "my_flag",
-        "--percentage",
-        "25",
-        "--environment",
-        "staging",
-    ]);
+    let v = s.json(&SET_MY_FLAG);
     assert_eq!(
         (v["changed"].clone(), v["percentage"].clone()),
         (true.into(), 25.0.into())
     );
-    let v = s.json(&[
-        "flag",
-        "set",
-        "my_flag",
-        "--percentage",
-        "25",
-        "--environment",
-        "staging",
-    ]);
+    let v = s.json(&SET_MY_FLAG);
     assert_eq!(v["changed"], false, "the same again writes nothing");
     assert!(s
         .ok(&["flag", "get", "my_flag", "--environment", "staging"])
@@ -228,34 +223,35 @@ fn flag_commands_read_and_set_the_local_backend_and_refuse_bad_input() {
     assert_eq!(names, ["my_flag", "other"]);
 
     // Bad input: exit 2 for flags clap checks, 1 for the backend's refusals.
-    let out = s.run(&["flag", "set", "my_flag", "--percentage", "150"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(crate::support::stderr(&out).contains("`150` is no percentage"));
-    let out = s.run(&["flag", "set", "bad name", "--on"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(crate::support::stderr(&out).contains("is no flag name"));
-    let out = s.run(&["flag", "set", "my_flag"]);
-    assert_eq!(out.status.code(), Some(1));
-    let out = s.run(&["--flags", "jira", "flag", "list"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(crate::support::stderr(&out).contains("unknown flags backend `jira`"));
+    for (args, code, error) in [
+        (
+            &["flag", "set", "my_flag", "--percentage", "150"][..],
+            2,
+            "`150` is no percentage",
+        ),
+        (&["flag", "set", "bad name", "--on"], 1, "is no flag name"),
+        (&["flag", "set", "my_flag"], 1, ""),
+        (
+            &["--flags", "jira", "flag", "list"],
+            1,
+            "unknown flags backend `jira`",
+        ),
+    ] {
+        let out = s.run(args);
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
+        assert!(crate::support::stderr(&out).contains(error), "{args:?}");
+    }
 }
 
 #[test]
 fn a_flag_gate_waits_for_the_flags_real_state() {
     let s = Shepherd::new();
-    std::fs::create_dir_all(s.path("workflows")).unwrap();
-    std::fs::create_dir_all(s.path("templates")).unwrap();
-    std::fs::write(
-        s.path("workflows/wait-flag.yaml"),
+    crate::support::write_workflow(
+        s.dir.path(),
+        "wait-flag",
         "name: wait-flag\nvariables: {flag: {required: true}}\ntracking: {template: wait-flag}\nstages:\n  - id: waiting\n    label: w::waiting\n    gates: [{flag: {name: \"{{flag}}\", percentage: 50, environment: production}}]\n    next: done\n  - id: done\n    label: w::done\n    terminal: true\n",
-    )
-    .unwrap();
-    std::fs::write(
-        s.path("templates/wait-flag.md.hbs"),
-        "---\ntitle: \"Wait for {{flag}}\"\n---\nWaiting.\n",
-    )
-    .unwrap();
+        &[("wait-flag", "---\ntitle: \"Wait for {{flag}}\"\n---\nWaiting.\n")],
+    );
     let dirs = ["--workflows", "workflows", "--templates", "templates"];
     let run = |args: &[&str]| {
         let mut all = dirs.to_vec();

@@ -8,34 +8,12 @@
 
 use serde_json::Value;
 
-use crate::support::{tool, Shepherd};
+use crate::support::{schema_change_workflow, tool, Shepherd, SCHEMA_CHANGE_TEMPLATE};
 
 /// draft → review (target 2d) → verify (target 1d) → done; each moves on a ticked box.
-const WORKFLOW: &str = r#"
-name: schema-change
-tracking: {template: schema-change}
-stages:
-  - id: draft
-    label: "sc::draft"
-    gates: [{checklist: {section: Plan}}]
-    next: review
-  - id: review
-    label: "sc::review"
-    target: 2d
-    gates: [{checklist: {section: Review}}]
-    next: verify
-  - id: verify
-    label: "sc::verify"
-    target: 1d
-    gates: [{checklist: {section: Verify}}]
-    next: done
-  - id: done
-    label: "sc::done"
-    terminal: true
-"#;
-
-const TEMPLATE: &str =
-    "---\ntitle: \"Schema change\"\n---\n## Plan\n- [ ] Write it\n\n## Review\n- [ ] Review it\n\n## Verify\n- [ ] Verify it\n";
+fn workflow() -> String {
+    schema_change_workflow("", "    target: 1d\n")
+}
 
 /// `2026-01-DD` at midnight, `day` days after the first.
 fn day(day: u32) -> String {
@@ -44,10 +22,12 @@ fn day(day: u32) -> String {
 
 fn project() -> Shepherd {
     let s = Shepherd::new();
-    std::fs::create_dir_all(s.path("workflows")).unwrap();
-    std::fs::create_dir_all(s.path("templates")).unwrap();
-    std::fs::write(s.path("workflows/schema-change.yaml"), WORKFLOW).unwrap();
-    std::fs::write(s.path("templates/schema-change.md.hbs"), TEMPLATE).unwrap();
+    crate::support::write_workflow(
+        s.dir.path(),
+        "schema-change",
+        &workflow(),
+        &[("schema-change", SCHEMA_CHANGE_TEMPLATE)],
+    );
     std::fs::write(
         s.path("shepherd.toml"),
         "workflows = \"workflows\"\ntemplates = \"templates\"\n",
@@ -235,7 +215,7 @@ fn dashboard(s: &Shepherd) {
 #[test]
 fn no_forecast_without_past_stays_or_targets() {
     let s = project();
-    let unpaced = WORKFLOW.replace("    target: 1d\n", "");
+    let unpaced = schema_change_workflow("", "");
     std::fs::write(s.path("workflows/schema-change.yaml"), unpaced).unwrap();
     s.ok(&["clock", "set", &day(0)]);
     s.ok(&["start", "schema-change"]);

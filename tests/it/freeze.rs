@@ -16,7 +16,7 @@ use shepherd::tracker::local::LocalTracker;
 
 use crate::gitlab_server::{GitLabServer, PROJECT};
 use crate::remote::Remote;
-use crate::support::{block_on, moves, stderr, Shepherd};
+use crate::support::{block_on, moves, stderr, write_workflow, Shepherd};
 
 /// ready (label `go`) → production (`freeze: wait`; label `shipped`) → done.
 const DEPLOY: &str = r#"
@@ -37,13 +37,20 @@ stages:
     terminal: true
 "#;
 
+/// `freeze add` of a freeze from Friday 23:00 to Monday 07:00 (UTC).
+const WEEKEND_FREEZE: [&str; 6] = [
+    "freeze",
+    "add",
+    "--start",
+    "0 23 * * 5",
+    "--end",
+    "0 7 * * 1",
+];
+
 const TRACKING: &str = "---\ntitle: \"Deploy\"\n---\nShip it.\n";
 
 fn write_deploy(dir: &std::path::Path) {
-    std::fs::create_dir_all(dir.join("workflows")).unwrap();
-    std::fs::create_dir_all(dir.join("templates")).unwrap();
-    std::fs::write(dir.join("workflows/deploy.yaml"), DEPLOY).unwrap();
-    std::fs::write(dir.join("templates/deploy.md.hbs"), TRACKING).unwrap();
+    write_workflow(dir, "deploy", DEPLOY, &[("deploy", TRACKING)]);
 }
 
 /// A local tracker with the deploy workflow, its clock on Saturday 2026-12-05 12:00 UTC,
@@ -86,14 +93,7 @@ fn held(s: &Shepherd, until: &str) {
 #[test]
 fn a_freeze_added_on_the_local_tracker_holds_a_move_until_it_ends() {
     let s = deploy();
-    let added = s.json(&[
-        "freeze",
-        "add",
-        "--start",
-        "0 23 * * 5",
-        "--end",
-        "0 7 * * 1",
-    ]);
+    let added = s.json(&WEEKEND_FREEZE);
     assert_eq!(added["id"], 1);
     assert_eq!(added["timezone"], "UTC");
     assert_eq!(added["in_effect"], true);
@@ -145,14 +145,7 @@ fn a_workflow_without_a_freeze_stage_is_not_held() {
     let s = deploy();
     let yaml = DEPLOY.replace("    freeze: wait\n", "");
     std::fs::write(s.path("workflows/deploy.yaml"), yaml).unwrap();
-    s.ok(&[
-        "freeze",
-        "add",
-        "--start",
-        "0 23 * * 5",
-        "--end",
-        "0 7 * * 1",
-    ]);
+    s.ok(&WEEKEND_FREEZE);
     let v = s.json(&["advance", "1"]);
     assert_eq!(moves(&v), ["ready>production"], "{v}");
 }
@@ -160,58 +153,51 @@ fn a_workflow_without_a_freeze_stage_is_not_held() {
 #[test]
 fn bad_crons_and_zones_are_clear_errors() {
     let s = deploy();
-    let err = s.fails(&["freeze", "add", "--start", "0 23 * *", "--end", "0 7 * * 1"]);
-    assert!(
-        err.contains("bad `start` cron `0 23 * *`: 4 fields"),
-        "{err}"
-    );
-    let err = s.fails(&[
-        "freeze",
-        "add",
-        "--start",
-        "0 23 * * 5",
-        "--end",
-        "0 25 * * 1",
-    ]);
-    assert!(err.contains("bad `end` cron `0 25 * * 1`"), "{err}");
-    let err = s.fails(&[
-        "freeze",
-        "add",
-        "--start",
-        "0 23 * * 5",
-        "--end",
-        "0 7 * * 1",
-        "--timezone",
-        "Mars/Olympus",
-    ]);
-    assert!(err.contains("unknown time zone `Mars/Olympus`"), "{err}");
+    for (start, end, zone, error) in [
+        (
+            "0 23 * *",
+            "0 7 * * 1",
+            None,
+            "bad `start` cron `0 23 * *`: 4 fields",
+        ),
+        (
+            "0 23 * * 5",
+            "0 25 * * 1",
+            None,
+            "bad `end` cron `0 25 * * 1`",
+        ),
+        (
+            "0 23 * * 5",
+            "0 7 * * 1",
+            Some("Mars/Olympus"),
+            "unknown time zone `Mars/Olympus`",
+        ),
+    ] {
+        let mut args = vec!["freeze", "add", "--start", start, "--end", end];
+        args.extend(zone.iter().flat_map(|z| ["--timezone", z]));
+        let err = s.fails(&args);
+        assert!(err.contains(error), "{err}");
+    }
     assert_eq!(s.json(&["freeze", "list"])["freezes"], json!([]));
 
-    std::fs::write(
-        s.path("shepherd.toml"),
-        "[[freeze]]\nstart = \"0 23 * * 5\"\nend = \"0 7 * * 8\"\n",
-    )
-    .unwrap();
-    let err = s.fails(&["status", "1"]);
-    assert!(err.contains("shepherd.toml"), "{err}");
-    assert!(
-        err.contains("[[freeze]]: bad `end` cron `0 7 * * 8`"),
-        "{err}"
-    );
-    std::fs::write(
-        s.path("shepherd.toml"),
-        "[[freeze]]\nstart = \"0 23 * * 5\"\nend = \"0 7 * * 1\"\ntimezone = \"Europe/Atlantis\"\n",
-    )
-    .unwrap();
-    let err = s.fails(&["status", "1"]);
-    assert!(err.contains("unknown time zone `Europe/Atlantis`"), "{err}");
-
-    std::fs::write(s.path("shepherd.toml"), "[tracker]\nfreezes = \"gitlab\"\n").unwrap();
-    let err = s.fails(&["status", "1"]);
-    assert!(err.contains("is no GitLab tracker"), "{err}");
-    std::fs::write(s.path("shepherd.toml"), "[tracker]\nfreezes = \"jira\"\n").unwrap();
-    let err = s.fails(&["status", "1"]);
-    assert!(err.contains("unknown variant `jira`"), "{err}");
+    for (toml, errors) in [
+        (
+            "[[freeze]]\nstart = \"0 23 * * 5\"\nend = \"0 7 * * 8\"\n",
+            &["shepherd.toml", "[[freeze]]: bad `end` cron `0 7 * * 8`"][..],
+        ),
+        (
+            "[[freeze]]\nstart = \"0 23 * * 5\"\nend = \"0 7 * * 1\"\ntimezone = \"Europe/Atlantis\"\n",
+            &["unknown time zone `Europe/Atlantis`"],
+        ),
+        ("[tracker]\nfreezes = \"gitlab\"\n", &["is no GitLab tracker"]),
+        ("[tracker]\nfreezes = \"jira\"\n", &["unknown variant `jira`"]),
+    ] {
+        std::fs::write(s.path("shepherd.toml"), toml).unwrap();
+        let err = s.fails(&["status", "1"]);
+        for error in errors {
+            assert!(err.contains(error), "{err}");
+        }
+    }
 }
 
 #[test]
@@ -219,14 +205,7 @@ fn freeze_commands_on_a_remote_tracker_are_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     for args in [
         vec!["freeze", "list"],
-        vec![
-            "freeze",
-            "add",
-            "--start",
-            "0 23 * * 5",
-            "--end",
-            "0 7 * * 1",
-        ],
+        WEEKEND_FREEZE.to_vec(),
         vec!["freeze", "remove", "1"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_shepherd"))
@@ -330,14 +309,7 @@ fn a_file_from_before_freezes_is_brought_forward() {
     )
     .unwrap();
     drop(conn);
-    let added = s.json(&[
-        "freeze",
-        "add",
-        "--start",
-        "0 23 * * 5",
-        "--end",
-        "0 7 * * 1",
-    ]);
+    let added = s.json(&WEEKEND_FREEZE);
     assert_eq!(added["id"], 1);
     held(&s, "2026-12-07 07:00 UTC");
 }
@@ -367,14 +339,7 @@ fn the_service_looks_again_when_a_freeze_ends() {
     let free = looks_of(&s, Vec::new());
     assert_eq!((free[0].may_move, free[0].due), (true, None));
     // A freeze of the tracker's: due when it ends.
-    s.ok(&[
-        "freeze",
-        "add",
-        "--start",
-        "0 23 * * 5",
-        "--end",
-        "0 7 * * 1",
-    ]);
+    s.ok(&WEEKEND_FREEZE);
     let held = looks_of(&s, Vec::new());
     assert!(!held[0].may_move);
     assert_eq!(

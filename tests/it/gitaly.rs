@@ -5,7 +5,7 @@
 use serde_json::Value;
 use shepherd::core::marker::TransitionMarker;
 
-use crate::support::{at, blocked, moves, start_gitaly, Shepherd};
+use crate::support::{at, blocked, moved, moves, start_gitaly, Shepherd};
 
 fn stage(s: &Shepherd, n: u64) -> String {
     s.json(&["status", &n.to_string()])["stage"]
@@ -35,12 +35,45 @@ fn mr_open(s: &Shepherd, n: u64, project: &str, now: &str) -> u64 {
 
 /// Publishes a release of gitlab-org/gitlab.
 fn release(s: &Shepherd, tag: &str, now: &str) {
+    release_of(s, "gitlab-org/gitlab", tag, now);
+}
+
+/// Publishes a release of `project`.
+fn release_of(s: &Shepherd, project: &str, tag: &str, now: &str) {
     s.ok(&[
         "release",
         "publish",
         tag,
         "--project",
-        "gitlab-org/gitlab",
+        project,
+        "--now",
+        now,
+    ]);
+}
+
+/// Adds or removes (`op`) `label` of #n at `now`.
+fn label(s: &Shepherd, n: u64, op: &str, label: &str, now: &str) {
+    s.ok(&["label", &n.to_string(), op, label, "--now", now]);
+}
+
+/// Starts a migration and moves it to Migration Analysis an hour later; its number.
+fn in_migration_analysis(s: &Shepherd) -> u64 {
+    let n = start_gitaly(s, &at("0m"));
+    s.tick_section(n, None, "Selection", &at("1h"));
+    advance(s, n, &at("1h"));
+    n
+}
+
+/// Adds or removes (`op`) the label `Opt-In Approved` of #n as `actor`.
+fn approve(s: &Shepherd, n: u64, op: &str, actor: &str, now: &str) {
+    let n = n.to_string();
+    s.ok(&[
+        "label",
+        &n,
+        op,
+        "Opt-In Approved",
+        "--actor",
+        actor,
         "--now",
         now,
     ]);
@@ -151,13 +184,10 @@ fn a_gitaly_migration_from_selection_to_done() {
     // The acceptance-testing child: each section, each soak time.
     let c = child.to_string();
     let child_advance = |now: &str| s.json(&["advance", &c, "--now", now]);
-    s.tick_section(n, Some("acceptance-testing"), "1. Preparation", &at("6h"));
-    s.tick_section(
-        n,
-        Some("acceptance-testing"),
-        "2. Development Trial",
-        &at("6h"),
-    );
+    let tick_child =
+        |section: &str, now: &str| s.tick_section(n, Some("acceptance-testing"), section, &at(now));
+    tick_child("1. Preparation", "6h");
+    tick_child("2. Development Trial", "6h");
     assert_eq!(
         moves(&child_advance(&at("6h"))),
         [
@@ -165,7 +195,7 @@ fn a_gitaly_migration_from_selection_to_done() {
             "development-trial>staging-trial"
         ]
     );
-    s.tick_section(n, Some("acceptance-testing"), "3. Staging Trial", &at("6h"));
+    tick_child("3. Staging Trial", "6h");
     let early = child_advance(&at("6h10m"));
     assert_eq!(moves(&early), Vec::<String>::new());
     assert_eq!(blocked(&early), ["min_duration: soak: 5m of 15m left"]);
@@ -173,87 +203,58 @@ fn a_gitaly_migration_from_selection_to_done() {
         moves(&child_advance(&at("6h15m"))),
         ["staging-trial>production-version-check"]
     );
-    s.tick_section(
-        n,
-        Some("acceptance-testing"),
-        "4. Production Server Version Check",
-        &at("7h"),
-    );
-    s.tick_section(
-        n,
-        Some("acceptance-testing"),
-        "5. Initial Impact Check",
-        &at("7h"),
-    );
-    assert_eq!(
-        moves(&child_advance(&at("7h"))),
-        ["production-version-check>initial-impact"]
-    );
-    assert_eq!(
-        blocked(&child_advance(&at("7h14m"))),
-        ["min_duration: soak: 1m of 15m left"]
-    );
-    s.tick_section(
-        n,
-        Some("acceptance-testing"),
-        "6. Low Impact Trial",
-        &at("7h15m"),
-    );
-    assert_eq!(
-        moves(&child_advance(&at("7h15m"))),
-        ["initial-impact>low-impact"]
-    );
-    assert_eq!(
-        blocked(&child_advance(&at("8h55m"))),
-        ["min_duration: soak: 20m of 2h left"]
-    );
-    s.tick_section(
-        n,
-        Some("acceptance-testing"),
-        "7. Mid Impact Trial",
-        &at("9h15m"),
-    );
-    assert_eq!(
-        moves(&child_advance(&at("9h15m"))),
-        ["low-impact>mid-impact"]
-    );
-    assert_eq!(
-        blocked(&child_advance(&at("1d9h")))[0],
-        "min_duration: soak: 15m of 1d left"
-    );
-    s.tick_section(
-        n,
-        Some("acceptance-testing"),
-        "8. Full Impact Trial",
-        &at("1d9h15m"),
-    );
-    assert_eq!(
-        moves(&child_advance(&at("1d9h15m"))),
-        ["mid-impact>full-impact"]
-    );
-    assert_eq!(
-        blocked(&child_advance(&at("8d9h")))[0],
-        "min_duration: soak: 15m of 1w left"
-    );
+    // Each step: its sections ticked at `now` move it on; then its soak holds it.
+    for (sections, now, step, soaking, left) in [
+        (
+            &[
+                "4. Production Server Version Check",
+                "5. Initial Impact Check",
+            ][..],
+            "7h",
+            "production-version-check>initial-impact",
+            "7h14m",
+            "1m of 15m",
+        ),
+        (
+            &["6. Low Impact Trial"],
+            "7h15m",
+            "initial-impact>low-impact",
+            "8h55m",
+            "20m of 2h",
+        ),
+        (
+            &["7. Mid Impact Trial"],
+            "9h15m",
+            "low-impact>mid-impact",
+            "1d9h",
+            "15m of 1d",
+        ),
+        (
+            &["8. Full Impact Trial"],
+            "1d9h15m",
+            "mid-impact>full-impact",
+            "8d9h",
+            "15m of 1w",
+        ),
+    ] {
+        for section in sections {
+            tick_child(section, now);
+        }
+        assert_eq!(moves(&child_advance(&at(now))), [step]);
+        assert_eq!(
+            blocked(&child_advance(&at(soaking))),
+            [format!("min_duration: soak: {left} left")]
+        );
+    }
     // reconcile takes the child to its end and then looks at the parent.
     let r = s.json(&["reconcile", "--now", &at("8d9h15m")]);
-    let child_run = r["migrations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["ref"] == child)
-        .unwrap();
+    let child_run = crate::support::run_of(&r, child);
     assert_eq!(moves(child_run), ["full-impact>complete"]);
     assert!(
         !s.issue(child).open,
         "a complete acceptance-testing issue is closed"
     );
-    let parent_run = r["migrations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["ref"] == n)
-        .unwrap();
+    let parent_run = crate::support::run_of(&r, n);
     assert_eq!(
         blocked(parent_run).len(),
         2,
@@ -262,16 +263,7 @@ fn a_gitaly_migration_from_selection_to_done() {
 
     // Approval: a label set by someone not in `by` does not count.
     s.tick_section(n, None, "Acceptance Testing", &at("9d"));
-    s.ok(&[
-        "label",
-        &n.to_string(),
-        "--add",
-        "Opt-In Approved",
-        "--actor",
-        "mallory",
-        "--now",
-        &at("9d"),
-    ]);
+    approve(&s, n, "--add", "mallory", &at("9d"));
     let v = advance(&s, n, &at("9d"));
     assert_eq!(moves(&v), Vec::<String>::new());
     assert!(
@@ -279,26 +271,8 @@ fn a_gitaly_migration_from_selection_to_done() {
         "{:?}",
         blocked(&v)
     );
-    s.ok(&[
-        "label",
-        &n.to_string(),
-        "--remove",
-        "Opt-In Approved",
-        "--actor",
-        "mallory",
-        "--now",
-        &at("9d1h"),
-    ]);
-    s.ok(&[
-        "label",
-        &n.to_string(),
-        "--add",
-        "Opt-In Approved",
-        "--actor",
-        "jacobvosmaer-gitlab",
-        "--now",
-        &at("9d1h"),
-    ]);
+    approve(&s, n, "--remove", "mallory", &at("9d1h"));
+    approve(&s, n, "--add", "jacobvosmaer-gitlab", &at("9d1h"));
     let v = advance(&s, n, &at("9d2h"));
     assert_eq!(moves(&v), ["acceptance-testing>opt-in"]);
     assert_eq!(stage(&s, n), "opt-in");
@@ -329,15 +303,7 @@ fn a_gitaly_migration_from_selection_to_done() {
     );
     s.tick_section(n, None, "Opt-Out", &at("40d"));
     // A release of another project does not count.
-    s.ok(&[
-        "release",
-        "publish",
-        "v17.4.0",
-        "--project",
-        "gitlab-org/gitaly",
-        "--now",
-        &at("60d"),
-    ]);
+    release_of(&s, "gitlab-org/gitaly", "v17.4.0", &at("60d"));
     assert_eq!(moves(&advance(&s, n, &at("60d"))), Vec::<String>::new());
     release(&s, "v17.4.0-ee", &at("69d"));
     assert_eq!(moves(&advance(&s, n, &at("69d2h"))), ["opt-out>mandatory"]);
@@ -360,20 +326,8 @@ fn a_gitaly_migration_from_selection_to_done() {
 
     // History: every transition with when and by.
     let history = s.json(&["history", &n.to_string()]);
-    let steps: Vec<String> = history["transitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            format!(
-                "{}>{}",
-                t["from"].as_str().unwrap_or("-"),
-                t["to"].as_str().unwrap()
-            )
-        })
-        .collect();
     assert_eq!(
-        steps,
+        moves(&history),
         [
             "->selection",
             "selection>migration-analysis",
@@ -401,14 +355,7 @@ fn a_gitaly_migration_from_selection_to_done() {
     let issues_before = s.issues().len();
     for _ in 0..2 {
         let r = s.json(&["reconcile", "--now", &at("80d")]);
-        assert!(
-            r["migrations"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|m| m["transitions"].as_array().unwrap().is_empty()),
-            "{r}"
-        );
+        assert_eq!(moved(&r), Vec::<u64>::new(), "{r}");
     }
     let after: Vec<usize> = s
         .issues()
@@ -460,17 +407,8 @@ fn an_existing_rpc_skips_design_and_server_work() {
 #[test]
 fn a_shelved_migration_is_closed() {
     let s = Shepherd::new();
-    let n = start_gitaly(&s, &at("0m"));
-    s.tick_section(n, None, "Selection", &at("1h"));
-    advance(&s, n, &at("1h"));
-    s.ok(&[
-        "label",
-        &n.to_string(),
-        "--add",
-        "shelve",
-        "--now",
-        &at("2h"),
-    ]);
+    let n = in_migration_analysis(&s);
+    label(&s, n, "--add", "shelve", &at("2h"));
     let v = advance(&s, n, &at("2h"));
     assert_eq!(moves(&v), ["migration-analysis>shelved"]);
     assert!(v["transitions"][0]["reason"]
@@ -592,21 +530,12 @@ fn rollback_goes_only_where_the_migration_has_been_unless_forced() {
     ]);
     let status = s.json(&["status", &n.to_string()]);
     assert_eq!(status["paused"], true, "{status}");
-    s.ok(&[
-        "label",
-        &n.to_string(),
-        "--add",
-        "shelve",
-        "--now",
-        &at("3h"),
-    ]);
+    label(&s, n, "--add", "shelve", &at("3h"));
     let v = advance(&s, n, &at("3h"));
     assert_eq!(moves(&v), ["migration-analysis>shelved"], "{v}");
 
     // Back to a stage it has been in: allowed, and paused there.
-    let n = start_gitaly(&s, &at("0m"));
-    s.tick_section(n, None, "Selection", &at("1h"));
-    advance(&s, n, &at("1h"));
+    let n = in_migration_analysis(&s);
     s.ok(&[
         "rollback",
         &n.to_string(),

@@ -138,6 +138,30 @@ impl Flags {
         json!({"id": id, "name": name, "parameters": parameters, "scopes": scopes, "user_list": null})
     }
 
+    /// A new strategy from a request's `s`: its name, parameters and environment scopes.
+    fn new_strategy(&mut self, s: &Value) -> Value {
+        let scopes: Vec<String> = s["scopes"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x["environment_scope"].as_str())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let name = s["name"].as_str().unwrap_or("");
+        self.strategy(name, parameters(&s["parameters"]), &scopes)
+    }
+
+    /// What is wrong with `name` for a new project flag, taken names included.
+    fn new_name_problems(&self, name: &str) -> Vec<String> {
+        let mut problems = name_problems(name);
+        if self.project.contains_key(name) {
+            problems.push("Name has already been taken".into());
+        }
+        problems
+    }
+
     /// A feature as the Features API answers it.
     fn feature_json(&self, name: &str, gates: &Gates) -> Value {
         let mut v = self.feature.clone();
@@ -304,10 +328,7 @@ fn project_flags(
             let Some(name) = body["name"].as_str() else {
                 return error(StatusCode::BAD_REQUEST, "400 Bad request - name is missing");
             };
-            let mut problems = name_problems(name);
-            if flags.project.contains_key(name) {
-                problems.push("Name has already been taken".into());
-            }
+            let mut problems = flags.new_name_problems(name);
             if body["version"] != "new_version_flag" {
                 // GitLab would make a legacy flag, which this server does not keep.
                 return error(
@@ -317,20 +338,13 @@ fn project_flags(
             }
             let active = body["active"].as_bool().unwrap_or(true);
             let mut flag = flags.new_flag(name, active, body["description"].as_str());
-            let mut strategies = Vec::new();
-            for s in body["strategies"].as_array().cloned().unwrap_or_default() {
-                let scopes: Vec<String> = s["scopes"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|x| x["environment_scope"].as_str())
-                            .map(String::from)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let name = s["name"].as_str().unwrap_or("");
-                strategies.push(flags.strategy(name, parameters(&s["parameters"]), &scopes));
-            }
+            let strategies: Vec<Value> = body["strategies"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|s| flags.new_strategy(s))
+                .collect();
             problems.extend(strategy_problems(&strategies));
             if !problems.is_empty() {
                 return invalid(&problems);
@@ -356,10 +370,7 @@ fn project_flags(
             let mut problems = Vec::new();
             let mut renamed = None;
             if let Some(new) = body["name"].as_str().filter(|n| n != name) {
-                problems = name_problems(new);
-                if flags.project.contains_key(new) {
-                    problems.push("Name has already been taken".into());
-                }
+                problems = flags.new_name_problems(new);
                 flag["name"] = json!(new);
                 renamed = Some(new.to_string());
             }
@@ -404,23 +415,7 @@ fn project_flags(
                             }
                         }
                     }
-                    None => {
-                        let scopes: Vec<String> = change["scopes"]
-                            .as_array()
-                            .map(|a| {
-                                a.iter()
-                                    .filter_map(|x| x["environment_scope"].as_str())
-                                    .map(String::from)
-                                    .collect()
-                            })
-                            .unwrap_or_default();
-                        let n = change["name"].as_str().unwrap_or("");
-                        strategies.push(flags.strategy(
-                            n,
-                            parameters(&change["parameters"]),
-                            &scopes,
-                        ));
-                    }
+                    None => strategies.push(flags.new_strategy(&change)),
                 }
             }
             problems.extend(strategy_problems(&strategies));

@@ -48,11 +48,12 @@ fn lab() -> Remote<GitLabServer> {
     )
     .cached();
     let dir = lab.dir();
-    std::fs::create_dir_all(dir.join("workflows")).unwrap();
-    std::fs::create_dir_all(dir.join("templates")).unwrap();
-    std::fs::write(dir.join("workflows/crash-child.yaml"), WORKFLOW).unwrap();
-    std::fs::write(dir.join("templates/crash-child.md.hbs"), TRACKING).unwrap();
-    std::fs::write(dir.join("templates/cc-rollout.md.hbs"), CHILD).unwrap();
+    crate::support::write_workflow(
+        dir,
+        "crash-child",
+        WORKFLOW,
+        &[("crash-child", TRACKING), ("cc-rollout", CHILD)],
+    );
     lab
 }
 

@@ -38,6 +38,7 @@ mod remote_race;
 mod render;
 mod report;
 mod schema;
+mod seeds;
 mod serve;
 mod stays;
 mod store;

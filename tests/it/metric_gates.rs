@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::prom::PromHarness;
-use crate::support::{blocked, moves, Shepherd};
+use crate::support::{blocked, moves, run_of, write_workflow, Shepherd, GITALY_VARS};
 
 const CANARY: &str = r#"name: canary
 description: A canary checked by its error rate
@@ -34,11 +34,13 @@ stages:
 
 const TEMPLATE: &str = "---\ntitle: \"Canary {{flag}}\"\n---\nWatching `{{flag}}`.\n";
 
-fn canary_dir(s: &Shepherd) {
-    std::fs::create_dir_all(s.path("workflows")).unwrap();
-    std::fs::create_dir_all(s.path("templates")).unwrap();
-    std::fs::write(s.path("workflows/canary.yaml"), CANARY).unwrap();
-    std::fs::write(s.path("templates/canary.md.hbs"), TEMPLATE).unwrap();
+/// A Prometheus, its URL, and a project with the canary workflow; none without Prometheus.
+fn canary() -> Option<(PromHarness, String, Shepherd)> {
+    let prom = PromHarness::start()?;
+    let url = prom.url();
+    let s = Shepherd::new();
+    write_workflow(s.dir.path(), "canary", CANARY, &[("canary", TEMPLATE)]);
+    Some((prom, url, s))
 }
 
 fn with(prom: &str, args: &[&str]) -> Vec<String> {
@@ -79,12 +81,9 @@ fn series(flag: &str) -> String {
 
 #[test]
 fn a_metric_gate_holds_for_its_window_blocks_when_over_and_rolls_back_above_its_exit() {
-    let Some(prom) = PromHarness::start() else {
+    let Some((prom, url, s)) = canary() else {
         return;
     };
-    let url = prom.url();
-    let s = Shepherd::new();
-    canary_dir(&s);
     prom.set("shepherd_test_error_rate", &[("flag", "good")], 0.2);
     prom.set("shepherd_test_error_rate", &[("flag", "bad")], 0.6);
     prom.set("shepherd_test_error_rate", &[("flag", "worse")], 0.7);
@@ -125,16 +124,8 @@ fn a_metric_gate_holds_for_its_window_blocks_when_over_and_rolls_back_above_its_
 
     std::thread::sleep(Duration::from_secs(4));
     let r = json(&s, &url, &["reconcile"]);
-    let run = |n: u64| {
-        r["migrations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["ref"] == n)
-            .cloned()
-            .unwrap()
-    };
-    assert_eq!(moves(&run(good)), ["canary>done"], "{r}");
+    let run = |n: u64| run_of(&r, n);
+    assert_eq!(moves(run(good)), ["canary>done"], "{r}");
     let audit = s.comments(good).last().unwrap().body.clone();
     assert!(audit.contains("Gates that held"), "{audit}");
     assert!(
@@ -142,8 +133,8 @@ fn a_metric_gate_holds_for_its_window_blocks_when_over_and_rolls_back_above_its_
         "{audit}"
     );
     // Between the two thresholds: neither moves on nor rolls back.
-    assert_eq!(moves(&run(bad)), Vec::<String>::new());
-    let why = &blocked(&run(bad))[0];
+    assert_eq!(moves(run(bad)), Vec::<String>::new());
+    let why = &blocked(run(bad))[0];
     assert!(why.contains("was 0.6 ≥ 0.5 in the last 3s"), "{why}");
 
     // It goes over: the next look rolls it back.
@@ -157,12 +148,9 @@ fn a_metric_gate_holds_for_its_window_blocks_when_over_and_rolls_back_above_its_
 
 #[test]
 fn no_data_and_a_prometheus_that_does_not_answer_are_inconclusive_not_errors() {
-    let Some(prom) = PromHarness::start() else {
+    let Some((_prom, url, s)) = canary() else {
         return;
     };
-    let url = prom.url();
-    let s = Shepherd::new();
-    canary_dir(&s);
     let n = start(&s, &url, "nobody");
     std::thread::sleep(Duration::from_secs(4));
     let v = json(&s, &url, &["advance", &n.to_string()]);
@@ -201,20 +189,18 @@ fn the_shipped_acceptance_testing_rolls_back_by_itself_when_its_error_rate_goes_
     );
     prom.wait_until(&series("GITALY_FIND_COMMIT"), |samples| samples.len() == 1);
     let begin = |query: &str| {
-        s.json(&[
+        let query = format!("error_rate_query={query}");
+        let mut args = vec![
             "--prometheus-url",
             &url,
             "start",
             "acceptance-testing",
             "--var",
-            "feature_flag=GITALY_FIND_COMMIT",
-            "--var",
-            "grpc_service=CommitService",
-            "--var",
-            "grpc_method=FindCommit",
-            "--var",
-            &format!("error_rate_query={query}"),
-        ])
+            &query,
+        ];
+        // The feature flag, service and method, but not the versions.
+        args.extend(&GITALY_VARS[..6]);
+        s.json(&args)
     };
     // 5 % is above the default threshold of 1 %: it is rolled back as it starts.
     let watched = begin(&series("GITALY_FIND_COMMIT"));
@@ -236,19 +222,11 @@ fn the_shipped_acceptance_testing_rolls_back_by_itself_when_its_error_rate_goes_
     assert!(audit.contains("= 0.05 > 0.01 now"), "{audit}");
     let unwatched = begin("")["ref"].as_u64().unwrap();
     let r = s.json(&["--prometheus-url", &url, "reconcile"]);
-    let run = |n: u64| {
-        r["migrations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["ref"] == n)
-            .cloned()
-            .unwrap()
-    };
+    let run = |n: u64| run_of(&r, n);
     // Without a query the trial is as it was: its checklist blocks it.
-    assert_eq!(moves(&run(unwatched)), Vec::<String>::new());
+    assert_eq!(moves(run(unwatched)), Vec::<String>::new());
     assert_eq!(
-        blocked(&run(unwatched)),
+        blocked(run(unwatched)),
         ["checklist: 0/1 items in *1. Preparation*"]
     );
 }

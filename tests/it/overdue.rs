@@ -5,7 +5,7 @@
 //! from two reconciles at once that share no Store, with no request for it in an idle
 //! poll.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -15,40 +15,22 @@ use crate::api::Api;
 use crate::gitlab_server::GitLabServer;
 use crate::notify::{slack_id, SinkServer, TOKEN};
 use crate::remote::Remote;
-use crate::support::{stderr, stdout, Shepherd, T0};
+use crate::support::{
+    schema_change_workflow, stderr, stdout, Shepherd, SCHEMA_CHANGE_TEMPLATE, T0,
+};
 
 /// draft (checklist *Plan*) → review (target 2d, owned by @dba-team) → verify → done.
-const WORKFLOW: &str = r#"
-name: schema-change
-tracking: {template: schema-change}
-stages:
-  - id: draft
-    label: "sc::draft"
-    gates: [{checklist: {section: Plan}}]
-    next: review
-  - id: review
-    label: "sc::review"
-    target: 2d
-    owners: ["@dba-team"]
-    gates: [{checklist: {section: Review}}]
-    next: verify
-  - id: verify
-    label: "sc::verify"
-    gates: [{checklist: {section: Verify}}]
-    next: done
-  - id: done
-    label: "sc::done"
-    terminal: true
-"#;
-
-const TEMPLATE: &str =
-    "---\ntitle: \"Schema change\"\n---\n## Plan\n- [ ] Write it\n\n## Review\n- [ ] Review it\n\n## Verify\n- [ ] Verify it\n";
+fn workflow() -> String {
+    schema_change_workflow("    owners: [\"@dba-team\"]\n", "")
+}
 
 fn write_workflow(dir: &std::path::Path) {
-    std::fs::create_dir_all(dir.join("workflows")).unwrap();
-    std::fs::create_dir_all(dir.join("templates")).unwrap();
-    std::fs::write(dir.join("workflows/schema-change.yaml"), WORKFLOW).unwrap();
-    std::fs::write(dir.join("templates/schema-change.md.hbs"), TEMPLATE).unwrap();
+    crate::support::write_workflow(
+        dir,
+        "schema-change",
+        &workflow(),
+        &[("schema-change", SCHEMA_CHANGE_TEMPLATE)],
+    );
 }
 
 /// The nudges on issue `n`: the stays they name.
@@ -60,17 +42,7 @@ fn nudges(bodies: impl Iterator<Item = String>) -> Vec<(u64, String)> {
 
 /// Runs shepherd on `s` with `env` (the sink's URL).
 fn run(s: &Shepherd, args: &[&str], env: &[(&str, &str)]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_shepherd"))
-        .current_dir(s.dir.path())
-        .env_remove("SHEPHERD_TRACKER")
-        .env("USER", "tester")
-        .env("SHEPHERD_NOTIFY_RETRY_MS", "0")
-        .envs(env.iter().copied())
-        .arg("--tracker")
-        .arg(format!("local:{}", s.db().display()))
-        .args(args)
-        .output()
-        .unwrap();
+    let out = crate::notify::command(s, args, env).output().unwrap();
     let text = stdout(&out);
     assert!(out.status.success(), "{args:?}: {text}{}", stderr(&out));
     assert!(!text.contains(TOKEN) && !stderr(&out).contains(TOKEN));
@@ -329,7 +301,7 @@ fn without_owners_the_nudge_mentions_the_assignees() {
     let tracker = format!("gitlab:{}", crate::gitlab_server::PROJECT);
     let remote = Remote::new(server, &tracker, "--gitlab-url", "GITLAB_TOKEN", bot);
     write_workflow(remote.dir());
-    let unowned = WORKFLOW.replace("    owners: [\"@dba-team\"]\n", "");
+    let unowned = schema_change_workflow("", "");
     std::fs::write(remote.dir().join("workflows/schema-change.yaml"), unowned).unwrap();
     let n = remote.json(&["start", "schema-change"])["ref"]
         .as_u64()

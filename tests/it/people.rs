@@ -7,20 +7,19 @@ use std::process::Command;
 
 use crate::support::{start_gitaly, stdout, Shepherd, T0};
 
+/// dave pauses #n at `now`: waiting for the DBA.
+fn dave_pauses(s: &Shepherd, n: &str, now: &str) {
+    let reason = "waiting for the DBA";
+    s.ok(&[
+        "pause", n, "--reason", reason, "--actor", "dave", "--now", now,
+    ]);
+}
+
 #[test]
 fn a_pause_shows_in_status_and_history_with_who_why_and_since() {
     let s = Shepherd::new();
     let n = start_gitaly(&s, T0).to_string();
-    s.ok(&[
-        "pause",
-        &n,
-        "--reason",
-        "waiting for the DBA",
-        "--actor",
-        "dave",
-        "--now",
-        "2026-01-02T10:00:00Z",
-    ]);
+    dave_pauses(&s, &n, "2026-01-02T10:00:00Z");
 
     let text = s.ok(&["status", &n, "--now", "2026-01-03T00:00:00Z"]);
     assert!(
@@ -159,16 +158,7 @@ fn log_prints_the_audit_trail_and_a_persons_comments_oldest_first() {
     let s = Shepherd::new();
     let number = start_gitaly(&s, T0);
     let n = number.to_string();
-    s.ok(&[
-        "pause",
-        &n,
-        "--reason",
-        "waiting for the DBA",
-        "--actor",
-        "dave",
-        "--now",
-        "2026-01-01T03:00:00Z",
-    ]);
+    dave_pauses(&s, &n, "2026-01-01T03:00:00Z");
     let log = s.json(&["log", &n]);
     assert_eq!(log["ref"], number);
     let comments = log["comments"].as_array().unwrap();
@@ -209,38 +199,23 @@ fn row(
     parent: Option<u64>,
 ) -> shepherd::core::report::Status {
     let w = &catalog.workflows[workflow];
-    let stage = &w.stages[stage];
     let entered = chrono::DateTime::parse_from_rfc3339(T0).unwrap().to_utc();
+    let history = vec![shepherd::core::report::HistoryEntry {
+        from: None,
+        to: w.stages[stage].id.clone(),
+        at: entered,
+        by: "shepherd".into(),
+        reason: None,
+    }];
     shepherd::core::report::Status {
-        number,
-        title: format!("migration {number}"),
-        url: format!("https://gitlab.example.com/g/p/-/issues/{number}"),
-        workflow: workflow.into(),
-        stage: Some(stage.id.clone()),
-        label: Some(stage.label.clone()),
-        labels: Vec::new(),
-        state: "open".into(),
-        entered_at: entered,
-        gates: Vec::new(),
-        children: Vec::new(),
         parent,
-        history: Some(vec![shepherd::core::report::HistoryEntry {
-            from: None,
-            to: stage.id.clone(),
-            at: entered,
-            by: "shepherd".into(),
-            reason: None,
-        }]),
-        paused: false,
-        paused_by: None,
-        paused_reason: None,
-        paused_at: None,
-        failing: None,
-        flag_drift: Vec::new(),
-        overdue: false,
-        waiting: Vec::new(),
-        forecast: None,
-        events: Vec::new(),
+        ..crate::seeds::status(
+            w,
+            number,
+            format!("migration {number}"),
+            format!("https://gitlab.example.com/g/p/-/issues/{number}"),
+            history,
+        )
     }
 }
 
@@ -319,7 +294,8 @@ fn pause_resume_advance_and_rollback_take_a_selection_and_a_dry_run() {
     s.ok(&["label", &numbers[1], "--add", "team-a"]);
 
     // A dry run lists what it would touch and writes nothing.
-    let text = s.ok(&[
+    // Team A's gitaly migrations, for a change freeze.
+    let pause_team_a = [
         "pause",
         "--workflow",
         "gitaly-migration",
@@ -327,8 +303,8 @@ fn pause_resume_advance_and_rollback_take_a_selection_and_a_dry_run() {
         "team-a",
         "--reason",
         "change freeze",
-        "--dry-run",
-    ]);
+    ];
+    let text = s.ok(&[&pause_team_a[..], &["--dry-run"]].concat());
     assert_eq!(text.lines().count(), 1, "{text}");
     assert!(
         text.starts_with(&format!("would pause #{} ", numbers[1])),
@@ -337,15 +313,7 @@ fn pause_resume_advance_and_rollback_take_a_selection_and_a_dry_run() {
     assert_eq!(s.json(&["status", &numbers[1]])["paused"], false);
 
     // The selection, for real: only the selected one is paused.
-    let done = s.json(&[
-        "pause",
-        "--workflow",
-        "gitaly-migration",
-        "--label",
-        "team-a",
-        "--reason",
-        "change freeze",
-    ]);
+    let done = s.json(&pause_team_a);
     assert_eq!(done["migrations"].as_array().unwrap().len(), 1, "{done}");
     assert_eq!(done["errors"], serde_json::json!([]));
     for (i, n) in numbers.iter().enumerate() {

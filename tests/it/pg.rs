@@ -4,12 +4,13 @@
 //! When the server cannot be reached, the test goes on without PostgreSQL and one line
 //! says why — unless `CI` is set, where PostgreSQL is required and its absence fails.
 
-use std::future::Future;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use shepherd::http::redact::url as redact_url;
+
+use crate::support::block_on_apart as block_on;
 
 const DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -122,18 +123,4 @@ fn error_text(e: &tokio_postgres::Error) -> String {
         Some(cause) => format!("{e}: {cause}"),
         None => e.to_string(),
     }
-}
-
-/// Runs `work` to completion on a runtime of its own, on a thread of its own, so that it
-/// may be called from sync code and from inside another runtime alike.
-fn block_on<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> T {
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a tokio runtime")
-            .block_on(work)
-    })
-    .join()
-    .expect("the PostgreSQL helper thread")
 }

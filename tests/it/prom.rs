@@ -17,7 +17,6 @@
 mod adapter;
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +27,7 @@ use axum::routing::get;
 use axum::Router;
 
 use crate::support;
+pub use crate::support::block_on_apart as block_on;
 
 /// How long `start` waits for Prometheus to be ready and to have scraped once.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -367,18 +367,4 @@ fn http_get(url: &str) -> Result<(u16, String), String> {
         let body = response.text().await.map_err(|e| e.to_string())?;
         Ok((status, body))
     })
-}
-
-/// Runs `work` on a runtime and thread of its own, so that it may be called from sync code
-/// and from inside another runtime alike.
-pub fn block_on<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> T {
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a tokio runtime")
-            .block_on(work)
-    })
-    .join()
-    .expect("the Prometheus helper thread")
 }

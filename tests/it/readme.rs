@@ -1,7 +1,8 @@
 //! The README's commands, run as a newcomer would: its rehearsal block in order, in a
 //! fresh directory, with `shepherd` being the binary under test.
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
 
 use crate::support::{stderr, stdout};
 
@@ -17,6 +18,23 @@ fn block_after(heading: &str) -> String {
     rest[start..end].to_string()
 }
 
+/// Runs `script` with bash in `dir` as user `newcomer`, with `shepherd` being the binary
+/// under test and no tracker or state from the environment.
+fn as_newcomer(dir: &Path, script: &str) -> Output {
+    let bin = env!("CARGO_BIN_EXE_shepherd");
+    Command::new("bash")
+        .current_dir(dir)
+        .env_remove("SHEPHERD_TRACKER")
+        .env_remove("SHEPHERD_STATE")
+        .env("USER", "newcomer")
+        .arg("-c")
+        .arg(format!(
+            "set -euo pipefail\nshepherd() {{ {bin:?} \"$@\"; }}\n{script}"
+        ))
+        .output()
+        .expect("bash runs")
+}
+
 #[test]
 fn the_readme_rehearsal_runs_in_order_on_a_fresh_directory() {
     let block = block_after("## Rehearse a whole Gitaly migration offline");
@@ -27,18 +45,7 @@ fn the_readme_rehearsal_runs_in_order_on_a_fresh_directory() {
         .collect::<Vec<_>>()
         .join("\n");
     let dir = tempfile::tempdir().expect("dir");
-    let bin = env!("CARGO_BIN_EXE_shepherd");
-    let out = Command::new("bash")
-        .current_dir(dir.path())
-        .env_remove("SHEPHERD_TRACKER")
-        .env_remove("SHEPHERD_STATE")
-        .env("USER", "newcomer")
-        .arg("-c")
-        .arg(format!(
-            "set -euo pipefail\nshepherd() {{ {bin:?} \"$@\"; }}\n{script}"
-        ))
-        .output()
-        .expect("bash runs");
+    let out = as_newcomer(dir.path(), &script);
     let text = stdout(&out);
     assert!(
         out.status.success(),
@@ -88,23 +95,12 @@ fn the_readme_main_job_runs_on_a_plain_directory() {
 fn the_readme_merge_request_and_release_commands_move_a_rehearsal_on() {
     let block = block_after("## Gates on the world");
     let dir = tempfile::tempdir().expect("dir");
-    let bin = env!("CARGO_BIN_EXE_shepherd");
     // A migration in RPC Design first, as the section assumes.
     let setup = "shepherd start gitaly-migration --var feature_flag=F --var grpc_service=S --var grpc_method=M >/dev/null
 shepherd tick 1 'route to migrate' >/dev/null && shepherd advance 1 >/dev/null
 for item in 'Rough estimation' 'Decision to move ahead' 'Optional: a new grpc'; do shepherd tick 1 \"$item\" >/dev/null; done
 shepherd advance 1 >/dev/null";
-    let out = Command::new("bash")
-        .current_dir(dir.path())
-        .env_remove("SHEPHERD_TRACKER")
-        .env_remove("SHEPHERD_STATE")
-        .env("USER", "newcomer")
-        .arg("-c")
-        .arg(format!(
-            "set -euo pipefail\nshepherd() {{ {bin:?} \"$@\"; }}\n{setup}\n{block}\nshepherd advance 1"
-        ))
-        .output()
-        .expect("bash runs");
+    let out = as_newcomer(dir.path(), &format!("{setup}\n{block}\nshepherd advance 1"));
     let text = stdout(&out);
     assert!(out.status.success(), "{text}\n{}", stderr(&out));
     assert!(text.contains("gitlab-org/gitaly-proto!1 merged"), "{text}");
@@ -118,18 +114,7 @@ shepherd advance 1 >/dev/null";
 fn the_readme_portfolio_rehearsal_shows_each_wait() {
     let block = block_after("## Many migrations, one plan");
     let dir = tempfile::tempdir().expect("dir");
-    let bin = env!("CARGO_BIN_EXE_shepherd");
-    let out = Command::new("bash")
-        .current_dir(dir.path())
-        .env_remove("SHEPHERD_TRACKER")
-        .env_remove("SHEPHERD_STATE")
-        .env("USER", "newcomer")
-        .arg("-c")
-        .arg(format!(
-            "set -euo pipefail\nshepherd() {{ {bin:?} \"$@\"; }}\n{block}"
-        ))
-        .output()
-        .expect("bash runs");
+    let out = as_newcomer(dir.path(), &block);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}\n{}", stderr(&out));
     for wait in [

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{self, at, start_gitaly, tool, Shepherd};
+use crate::support::{self, at, start_gitaly, tool, Shepherd, STATUS_KEYS};
 
 /// Four migrations in different places, one of them done, one stale.
 fn project() -> Shepherd {
@@ -157,27 +157,8 @@ fn check_page(html: &str, dom: &str, report: &Value) {
 
 /// A screenshot of `page` at a laptop's width into target/test-output/NAME.
 pub(crate) fn screenshot(chromium: &Path, page: &Path, name: &str, height: u32) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-output");
-    std::fs::create_dir_all(&dir).unwrap();
-    let png = dir.join(name);
-    let _ = std::fs::remove_file(&png);
-    let (_, console) = headless(
-        chromium,
-        page,
-        &[
-            &format!("--screenshot={}", png.display()),
-            &format!("--window-size=1280,{height}"),
-            "--hide-scrollbars",
-        ],
-    );
-    assert!(console.is_empty(), "{console:#?}");
-    let bytes = std::fs::read(&png).expect("a screenshot");
-    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
-    assert!(
-        bytes.len() > 20_000,
-        "a real picture, not a blank page: {} bytes",
-        bytes.len()
-    );
+    let url = format!("file://{}", page.display());
+    support::screenshot(chromium, &url, name, height, 20_000);
 }
 
 #[test]
@@ -291,7 +272,8 @@ fn the_html_report_renders_in_chromium() {
 /// A report as a deployment sees it, built with the library: issues on a web tracker,
 /// months of history, one paused and one failing migration, a workflow nobody uses.
 fn deployment_report() -> shepherd::core::report::Report {
-    use shepherd::core::report::{self, HistoryEntry};
+    use crate::seeds::{status, walked};
+    use shepherd::core::report;
     let catalog = shepherd::catalog::Sources::builtin().load().unwrap();
     let gitaly = &catalog.workflows["gitaly-migration"];
     let t0 = chrono::DateTime::parse_from_rfc3339("2026-01-05T09:00:00Z")
@@ -309,40 +291,17 @@ fn deployment_report() -> shepherd::core::report::Report {
         .enumerate()
         .map(|(i, title)| {
             let depth = 3 + 2 * i;
-            let history: Vec<HistoryEntry> = (0..depth)
-                .map(|k| HistoryEntry {
-                    from: (k > 0).then(|| gitaly.stages[k - 1].id.clone()),
-                    to: gitaly.stages[k].id.clone(),
-                    at: t0 + chrono::Duration::days((3 * i + 6 * k) as i64),
-                    by: "shepherd".into(),
-                    reason: None,
-                })
-                .collect();
-            let stage = &gitaly.stages[depth - 1];
+            let history = walked(gitaly, depth, |k| {
+                t0 + chrono::Duration::days((3 * i + 6 * k) as i64)
+            });
+            let number = 40 + i as u64;
+            let url = format!("https://gitlab.example.com/gitaly/-/issues/{number}");
             report::Status {
-                number: 40 + i as u64,
-                title: title.to_string(),
-                url: format!("https://gitlab.example.com/gitaly/-/issues/{}", 40 + i),
-                workflow: gitaly.name.clone(),
-                stage: Some(stage.id.clone()),
-                label: Some(stage.label.clone()),
-                labels: Vec::new(),
-                state: "open".into(),
-                entered_at: history.last().unwrap().at,
-                gates: Vec::new(),
-                children: Vec::new(),
-                parent: None,
-                history: Some(history),
                 paused: i == 1,
                 paused_by: (i == 1).then(|| "alice".into()),
                 paused_reason: (i == 1).then(|| "error rate up on staging".into()),
-                paused_at: None,
                 failing: (i == 2).then(|| "GitLab answered 502 Bad Gateway".into()),
-                flag_drift: Vec::new(),
-                overdue: false,
-                waiting: Vec::new(),
-                forecast: None,
-                events: Vec::new(),
+                ..status(gitaly, number, title.to_string(), url, history)
             }
         })
         .collect();
@@ -452,30 +411,12 @@ fn csv_reads_back_with_a_csv_reader() {
     let report = s.json(&["report", "--include-closed", "--now", &now]);
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     let headers: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    // Stable column names, new ones only ever added at the end.
     assert_eq!(
-        headers,
-        [
-            "ref",
-            "title",
-            "url",
-            "workflow",
-            "stage",
-            "label",
-            "state",
-            "entered_at",
-            "time_in_stage_hours",
-            "stale",
-            "blocked_by",
-            "children",
-            "transitions",
-            "paused",
-            "paused_by",
-            "paused_reason",
-            "failing",
-            "overdue",
-            "forecast_expected",
-            "forecast_p90"
-        ]
+        headers.join(","),
+        "ref,title,url,workflow,stage,label,state,entered_at,time_in_stage_hours,stale,\
+         blocked_by,children,transitions,paused,paused_by,paused_reason,failing,overdue,\
+         forecast_expected,forecast_p90"
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
     let migrations = report["migrations"].as_array().unwrap();
@@ -495,6 +436,21 @@ fn csv_reads_back_with_a_csv_reader() {
     assert!(text.contains("\r\n"), "RFC 4180 line ends");
 }
 
+/// The numbers of the report's migrations `m` for which `keep(m)`.
+fn refs_where(report: &Value, keep: impl Fn(&Value) -> bool) -> Vec<u64> {
+    report["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| keep(m))
+        .map(|m| m["ref"].as_u64().unwrap())
+        .collect()
+}
+
+fn is_stale(m: &Value) -> bool {
+    m["stale"] == true
+}
+
 #[test]
 fn json_report_shape_and_filters() {
     let s = project();
@@ -510,54 +466,26 @@ fn json_report_shape_and_filters() {
         assert!(report.get(key).is_some(), "report lacks {key}");
     }
     let m: &Value = &report["migrations"][0];
-    for key in [
-        "ref",
-        "title",
-        "url",
-        "workflow",
-        "stage",
-        "label",
-        "state",
-        "entered_at",
-        "gates",
-        "children",
-        "history",
-        "time_in_stage_seconds",
-        "blocked_by",
-        "stale",
-    ] {
+    let report_keys = ["history", "time_in_stage_seconds", "blocked_by", "stale"];
+    for key in STATUS_KEYS.iter().chain(&report_keys) {
         assert!(m.get(key).is_some(), "migration lacks {key}: {m}");
     }
-    let open: Vec<u64> = report["migrations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["ref"].as_u64().unwrap())
-        .collect();
-    assert_eq!(open, [1, 2, 3, 4], "three migrations and #3's acceptance-testing child; the closed #5 only with --include-closed");
+    assert_eq!(refs_where(&report, |_| true), [1, 2, 3, 4], "three migrations and #3's acceptance-testing child; the closed #5 only with --include-closed");
     let lead = report["lead_times"]["gitaly-migration"].as_array().unwrap();
     let selection = lead.iter().find(|l| l["stage"] == "selection").unwrap();
     assert_eq!(selection["samples"], 2);
     assert_eq!(selection["median_seconds"], 2 * 3600);
     assert_eq!(selection["p90_seconds"], 2 * 3600);
-    let stale: Vec<u64> = report["migrations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["stale"] == true)
-        .map(|m| m["ref"].as_u64().unwrap())
-        .collect();
-    assert_eq!(stale, [1, 2, 3, 4], "more than 14 days in their stage");
+    assert_eq!(
+        refs_where(&report, is_stale),
+        [1, 2, 3, 4],
+        "more than 14 days in their stage"
+    );
 
     let refs = |args: &[&str]| -> Vec<u64> {
         let mut all = vec!["report", "--now", &now];
         all.extend(args);
-        s.json(&all)["migrations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["ref"].as_u64().unwrap())
-            .collect()
+        refs_where(&s.json(&all), |_| true)
     };
     assert_eq!(refs(&["--stage", "selection"]), [2]);
     assert_eq!(refs(&["--label", "team-gitaly"]), [2]);
@@ -567,15 +495,8 @@ fn json_report_shape_and_filters() {
     );
     assert_eq!(refs(&["--workflow", "acceptance-testing"]), [4]);
     let stale = s.json(&["report", "--now", &now, "--stale-after", "16d"]);
-    let stale: Vec<u64> = stale["migrations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["stale"] == true)
-        .map(|m| m["ref"].as_u64().unwrap())
-        .collect();
     assert_eq!(
-        stale,
+        refs_where(&stale, is_stale),
         [1, 2],
         "#3 and its child entered their stage on day 5"
     );

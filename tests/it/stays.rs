@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::support::{moves, Shepherd};
+use crate::support::{moves, write_workflow, Shepherd};
 
 /// draft (checklist *Plan*) → review (approval by carol or dave) → express when ~tiny is
 /// set, else rollout.
@@ -41,21 +41,27 @@ const ROLLOUT: &str =
 /// A local tracker with the schema-change workflow beside it.
 pub fn schema_change() -> Shepherd {
     let s = Shepherd::new();
-    std::fs::create_dir_all(s.path("workflows")).unwrap();
-    std::fs::create_dir_all(s.path("templates")).unwrap();
-    std::fs::write(s.path("workflows/schema-change.yaml"), SCHEMA_CHANGE).unwrap();
-    std::fs::write(s.path("templates/schema-change.md.hbs"), TRACKING).unwrap();
-    std::fs::write(s.path("templates/sc-rollout.md.hbs"), ROLLOUT).unwrap();
+    write_workflow(
+        s.dir.path(),
+        "schema-change",
+        SCHEMA_CHANGE,
+        &[("schema-change", TRACKING), ("sc-rollout", ROLLOUT)],
+    );
     s.ok(&["clock", "set", "2026-01-01T00:00:00Z"]);
     s
+}
+
+/// Starts migration #1 (table `orders`) and ticks its *Plan*.
+fn start_planned(s: &Shepherd) {
+    s.ok(&["start", "schema-change", "--var", "table=orders"]);
+    s.ok(&["tick", "1", "Write the migration"]);
+    s.ok(&["tick", "1", "Estimate lock"]);
 }
 
 #[test]
 fn an_approval_given_before_the_stage_carries_it_on_in_one_advance() {
     let s = schema_change();
-    s.ok(&["start", "schema-change", "--var", "table=orders"]);
-    s.ok(&["tick", "1", "Write the migration"]);
-    s.ok(&["tick", "1", "Estimate lock"]);
+    start_planned(&s);
     s.ok(&["label", "1", "--add", "dba-approved", "--actor", "dave"]);
     s.ok(&["label", "1", "--add", "tiny"]);
     let v = s.json(&["advance", "1"]);
@@ -66,9 +72,7 @@ fn an_approval_given_before_the_stage_carries_it_on_in_one_advance() {
 #[test]
 fn an_approval_by_someone_else_stops_the_advance_in_review() {
     let s = schema_change();
-    s.ok(&["start", "schema-change", "--var", "table=orders"]);
-    s.ok(&["tick", "1", "Write the migration"]);
-    s.ok(&["tick", "1", "Estimate lock"]);
+    start_planned(&s);
     s.ok(&["label", "1", "--add", "dba-approved", "--actor", "mallory"]);
     let v = s.json(&["advance", "1"]);
     assert_eq!(moves(&v), ["draft>review"], "{v}");
@@ -95,6 +99,21 @@ fn reconcile_carries_every_approved_draft_through_review_in_one_run() {
     }
 }
 
+/// Opens a merge request on gitaly-proto for issue `n` at `now`; returns its number.
+fn open_proto_mr(s: &Shepherd, n: &str, now: &str) -> u64 {
+    let mr = s.json(&[
+        "mr",
+        "open",
+        "--issue",
+        n,
+        "--project",
+        "gitlab-org/gitaly-proto",
+        "--now",
+        now,
+    ]);
+    mr["number"].as_u64().unwrap()
+}
+
 #[test]
 fn a_rollback_holds_against_the_merge_request_that_ended_the_stage() {
     use crate::support::{at, start_gitaly};
@@ -104,18 +123,7 @@ fn a_rollback_holds_against_the_merge_request_that_ended_the_stage() {
     s.tick_section(n, None, "Selection", &at("1h"));
     s.tick_section(n, None, "Migration Analysis", &at("1h"));
     s.json(&["advance", &n_s, "--now", &at("1h")]);
-    let mr = s.json(&[
-        "mr",
-        "open",
-        "--issue",
-        &n_s,
-        "--project",
-        "gitlab-org/gitaly-proto",
-        "--now",
-        &at("2h"),
-    ])["number"]
-        .as_u64()
-        .unwrap();
+    let mr = open_proto_mr(&s, &n_s, &at("2h"));
     s.ok(&["mr", "merge", &mr.to_string(), "--now", &at("3h")]);
     let v = s.json(&["advance", &n_s, "--now", &at("3h")]);
     assert_eq!(moves(&v), ["rpc-design>server-implementation"]);
@@ -139,18 +147,7 @@ fn a_rollback_holds_against_the_merge_request_that_ended_the_stage() {
         "{detail}"
     );
     // A merge after the rollback carries it on.
-    let again = s.json(&[
-        "mr",
-        "open",
-        "--issue",
-        &n_s,
-        "--project",
-        "gitlab-org/gitaly-proto",
-        "--now",
-        &at("6h"),
-    ])["number"]
-        .as_u64()
-        .unwrap();
+    let again = open_proto_mr(&s, &n_s, &at("6h"));
     s.ok(&["mr", "merge", &again.to_string(), "--now", &at("7h")]);
     let v = s.json(&["advance", &n_s, "--now", &at("7h")]);
     assert_eq!(moves(&v), ["rpc-design>server-implementation"], "{v}");
@@ -159,9 +156,7 @@ fn a_rollback_holds_against_the_merge_request_that_ended_the_stage() {
 #[test]
 fn a_rollback_unticks_the_boxes_and_voids_the_approval_it_goes_back_over() {
     let s = schema_change();
-    s.ok(&["start", "schema-change", "--var", "table=orders"]);
-    s.ok(&["tick", "1", "Write the migration"]);
-    s.ok(&["tick", "1", "Estimate lock"]);
+    start_planned(&s);
     s.ok(&["tick", "1", "Tell the team"]);
     s.ok(&["label", "1", "--add", "dba-approved", "--actor", "dave"]);
     let v = s.json(&["advance", "1"]);
@@ -230,9 +225,7 @@ fn a_rollback_unticks_the_boxes_and_voids_the_approval_it_goes_back_over() {
 #[test]
 fn keep_checklists_leaves_the_boxes_ticked() {
     let s = schema_change();
-    s.ok(&["start", "schema-change", "--var", "table=orders"]);
-    s.ok(&["tick", "1", "Write the migration"]);
-    s.ok(&["tick", "1", "Estimate lock"]);
+    start_planned(&s);
     s.json(&["advance", "1"]);
     s.ok(&[
         "rollback",

@@ -158,6 +158,16 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
+/// Runs `work` to completion on a runtime and thread of its own, so that it may be called
+/// from sync code and from inside another runtime alike.
+pub fn block_on_apart<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    std::thread::spawn(move || block_on(work))
+        .join()
+        .expect("the helper thread")
+}
+
 /// A file in `tests/fixtures/` (third-party documents and seeds; origin in its README).
 pub fn fixture(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -172,18 +182,7 @@ pub fn at(offset: &str) -> String {
     (base + d).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-pub const GITALY_VARS: &[&str] = &[
-    "--var",
-    "feature_flag=GITALY_FIND_COMMIT",
-    "--var",
-    "grpc_service=CommitService",
-    "--var",
-    "grpc_method=FindCommit",
-    "--var",
-    "gitaly_version=v1.2.3",
-    "--var",
-    "gitlab_version=v11.4",
-];
+pub use crate::seeds::GITALY_VARS;
 
 /// Starts a gitaly-migration at `now`; returns its number.
 pub fn start_gitaly(s: &Shepherd, now: &str) -> u64 {
@@ -328,4 +327,99 @@ pub fn headless(chromium: &Path, url: &str, args: &[&str]) -> (String, Vec<Strin
         .map(String::from)
         .collect();
     (String::from_utf8_lossy(&out.stdout).into_owned(), console)
+}
+
+/// Writes workflow `name` (`yaml`) into `dir/workflows/` and each of `templates`, as
+/// (name, text), into `dir/templates/NAME.md.hbs`.
+pub fn write_workflow(dir: &Path, name: &str, yaml: &str, templates: &[(&str, &str)]) {
+    std::fs::create_dir_all(dir.join("workflows")).unwrap();
+    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    std::fs::write(dir.join(format!("workflows/{name}.yaml")), yaml).unwrap();
+    for (template, text) in templates {
+        std::fs::write(dir.join(format!("templates/{template}.md.hbs")), text).unwrap();
+    }
+}
+
+/// `schema-change`: draft (checklist *Plan*) → review (target 2d, then `review`'s lines)
+/// → verify (`verify`'s lines) → done, each left by ticking its section of
+/// `SCHEMA_CHANGE_TEMPLATE`.
+pub fn schema_change_workflow(review: &str, verify: &str) -> String {
+    format!(
+        r#"
+name: schema-change
+tracking: {{template: schema-change}}
+stages:
+  - id: draft
+    label: "sc::draft"
+    gates: [{{checklist: {{section: Plan}}}}]
+    next: review
+  - id: review
+    label: "sc::review"
+    target: 2d
+{review}    gates: [{{checklist: {{section: Review}}}}]
+    next: verify
+  - id: verify
+    label: "sc::verify"
+{verify}    gates: [{{checklist: {{section: Verify}}}}]
+    next: done
+  - id: done
+    label: "sc::done"
+    terminal: true
+"#
+    )
+}
+
+/// The tracking issue of `schema_change_workflow`: one box under each stage's section.
+pub const SCHEMA_CHANGE_TEMPLATE: &str =
+    "---\ntitle: \"Schema change\"\n---\n## Plan\n- [ ] Write it\n\n## Review\n- [ ] Review it\n\n## Verify\n- [ ] Verify it\n";
+
+/// What a `reconcile` JSON `r` reports of migration `n`.
+pub fn run_of(r: &Value, n: u64) -> &Value {
+    r["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["ref"] == n)
+        .unwrap_or_else(|| panic!("#{n} is not in {r}"))
+}
+
+/// The keys every migration has in `status REF` and in the report's JSON.
+pub const STATUS_KEYS: [&str; 10] = [
+    "ref",
+    "title",
+    "url",
+    "workflow",
+    "stage",
+    "label",
+    "state",
+    "entered_at",
+    "gates",
+    "children",
+];
+
+/// A screenshot of `url`, 1280 pixels wide and `height` high, into
+/// target/test-output/`name`, for a person to look at: it must be a picture of at least
+/// `min_bytes`, not a blank page, and the console must stay silent.
+pub fn screenshot(chromium: &Path, url: &str, name: &str, height: u32, min_bytes: usize) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-output");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = dir.join(name);
+    let _ = std::fs::remove_file(&png);
+    let (_, console) = headless(
+        chromium,
+        url,
+        &[
+            &format!("--screenshot={}", png.display()),
+            &format!("--window-size=1280,{height}"),
+            "--hide-scrollbars",
+        ],
+    );
+    assert!(console.is_empty(), "{console:#?}");
+    let bytes = std::fs::read(&png).expect("a screenshot");
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(
+        bytes.len() > min_bytes,
+        "a real picture, not a blank page: {} bytes",
+        bytes.len()
+    );
 }

@@ -138,14 +138,11 @@ pub fn project(toml: &str) -> Shepherd {
 pub fn project_with(toml: &str, ticked: bool) -> Shepherd {
     let s = Shepherd::new();
     let dir = s.dir.path();
-    std::fs::create_dir_all(dir.join("workflows")).unwrap();
-    std::fs::create_dir_all(dir.join("templates")).unwrap();
-    std::fs::write(dir.join("workflows/note.yaml"), WORKFLOW).unwrap();
     let template = match ticked {
         true => TEMPLATE.replace("[ ]", "[x]"),
         false => TEMPLATE.to_string(),
     };
-    std::fs::write(dir.join("templates/note.md.hbs"), template).unwrap();
+    crate::support::write_workflow(dir, "note", WORKFLOW, &[("note", &template)]);
     std::fs::write(dir.join("shepherd.toml"), toml).unwrap();
     s
 }

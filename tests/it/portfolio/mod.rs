@@ -6,22 +6,69 @@ mod remote;
 mod replicas;
 mod slots;
 
+use std::process::{Command, Stdio};
+
+use shepherd::core::marker::IssueMarker;
+
+use crate::api::Api;
+use crate::gitlab_server::{GitLabServer, PROJECT};
 use crate::support::Shepherd;
+
+/// Seeds `count` flag migrations of flags `f0`, `f1`… on the server, labelled `labels`.
+pub fn seed_flags(server: &GitLabServer, count: usize, labels: &[&str]) -> Vec<u64> {
+    (0..count)
+        .map(|i| {
+            let marker = IssueMarker {
+                workflow: Some("flag".into()),
+                vars: [("flag".to_string(), format!("f{i}"))].into(),
+                ..Default::default()
+            };
+            let body = format!("Roll out `f{i}`.\n\n{}", marker.render());
+            server.seed_issue(&format!("Roll out f{i}"), &body, labels)
+        })
+        .collect()
+}
+
+/// A `reconcile` of the server's project in `s`'s directory (`more` arguments), acting
+/// with `token` on the Store at `state`; its output piped.
+pub fn reconcile(
+    s: &Shepherd,
+    server: &GitLabServer,
+    token: &str,
+    state: &str,
+    more: &[&str],
+) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shepherd"));
+    cmd.current_dir(s.dir.path())
+        .env_remove("SHEPHERD_TRACKER")
+        .env("SHEPHERD_STATE", state)
+        .env("SHEPHERD_RETRY_BASE_MS", "10")
+        .env("GITLAB_TOKEN", token)
+        .args([
+            "--tracker",
+            &format!("gitlab:{PROJECT}"),
+            "--gitlab-url",
+            &server.url,
+            "reconcile",
+            "--format",
+            "json",
+        ])
+        .args(more)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
 
 /// A flag rollout in miniature: `prep` (label `ready`, and the flag it depends on fully
 /// rolled out) → `global` (label `released`) → `done`; `rollback` leaves for `rolled-back`.
 /// `global` holds at most `limit` migrations when given.
 pub fn flags(limit: Option<u32>) -> Shepherd {
     let s = Shepherd::new();
-    std::fs::create_dir_all(s.path("workflows")).unwrap();
-    std::fs::create_dir_all(s.path("templates")).unwrap();
     let limit = limit
         .map(|l| format!("    limit: {l}\n"))
         .unwrap_or_default();
-    std::fs::write(
-        s.path("workflows/flag.yaml"),
-        format!(
-            "name: flag
+    let workflow = format!(
+        "name: flag
 description: A flag rolled out after the flag it depends on
 variables:
   flag: {{required: true}}
@@ -51,14 +98,9 @@ stages:
     label: \"flag::rolled-back\"
     terminal: true
 "
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        s.path("templates/flag.md.hbs"),
-        "---\ntitle: \"Roll out {{flag}}\"\n---\nRoll out `{{flag}}`.\n",
-    )
-    .unwrap();
+    );
+    let template = "---\ntitle: \"Roll out {{flag}}\"\n---\nRoll out `{{flag}}`.\n";
+    crate::support::write_workflow(s.dir.path(), "flag", &workflow, &[("flag", template)]);
     std::fs::write(
         s.path("shepherd.toml"),
         "workflows = \"workflows\"\ntemplates = \"templates\"\n",

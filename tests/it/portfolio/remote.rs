@@ -3,55 +3,23 @@
 //! migrations into the stage — the tracker keeps them to it (an entry's audit comment is
 //! its claim on a slot; of two that want the last one, the earlier comment wins).
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use shepherd::core::marker::IssueMarker;
-
-use super::flags;
+use super::{flags, reconcile as reconcile_on, seed_flags};
 use crate::api::Api;
-use crate::gitlab_server::{GitLabServer, PROJECT};
+use crate::gitlab_server::GitLabServer;
 use crate::support::{stderr, stdout};
 
 #[test]
 fn reconciles_with_separate_stores_keep_a_stage_to_its_limit_through_the_tracker() {
     let s = flags(Some(2));
     let server = GitLabServer::start(&[("bot-token", "shepherd-bot")]);
-    let numbers: Vec<u64> = (0..6)
-        .map(|i| {
-            let marker = IssueMarker {
-                workflow: Some("flag".into()),
-                vars: [("flag".to_string(), format!("f{i}"))].into(),
-                ..Default::default()
-            };
-            let body = format!("Roll out `f{i}`.\n\n{}", marker.render());
-            server.seed_issue(&format!("Roll out f{i}"), &body, &["flag::prep", "ready"])
-        })
-        .collect();
+    let numbers = seed_flags(&server, 6, &["flag::prep", "ready"]);
     server.latency(Duration::from_millis(10));
     // A reconcile with a Store of its own.
     let reconcile = |i: usize| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shepherd"));
-        cmd.current_dir(s.dir.path())
-            .env_remove("SHEPHERD_TRACKER")
-            .env(
-                "SHEPHERD_STATE",
-                format!("sqlite:{}", s.path(&format!("state-{i}.db")).display()),
-            )
-            .env("SHEPHERD_RETRY_BASE_MS", "10")
-            .env("GITLAB_TOKEN", "bot-token")
-            .args([
-                "--tracker",
-                &format!("gitlab:{PROJECT}"),
-                "--gitlab-url",
-                server.url(),
-                "reconcile",
-                "--format",
-                "json",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd
+        let state = format!("sqlite:{}", s.path(&format!("state-{i}.db")).display());
+        reconcile_on(&s, &server, "bot-token", &state, &[])
     };
     let runs: Vec<_> = (0..4)
         .map(|i| reconcile(i).spawn().expect("shepherd starts"))

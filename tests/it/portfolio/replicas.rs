@@ -8,19 +8,19 @@
 //! two ever stood in `global`, not even for a moment before a rollback.
 
 use std::collections::BTreeSet;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use shepherd::core::marker::IssueMarker;
-
-use super::flags;
+use super::{flags, reconcile, seed_flags};
 use crate::api::Api;
 use crate::gitlab_server::{GitLabServer, PROJECT};
 use crate::pg::TestDb;
-use crate::serve::service::{http, Service};
-use crate::serve::{gitlab_headers, gitlab_issue_hook, sample, BOT, SECRET};
-use crate::support::{assert_no_duplicate_markers, stderr, stdout, Shepherd};
+use crate::serve::service::Service;
+use crate::serve::{
+    gitlab_headers, gitlab_issue_hook, put_issue, sample, serve_gitlab, BOT, SECRET,
+};
+use crate::support::{assert_no_duplicate_markers, stderr, stdout};
 
 const MIGRATIONS: usize = 8;
 const LIMIT: usize = 2;
@@ -32,64 +32,6 @@ const SETTLE: Duration = Duration::from_secs(120);
 
 /// A person's token on the server.
 const PERSON: &str = "glpat-person-0123456789";
-
-/// Seeds `MIGRATIONS` flag migrations in `prep`, not ready yet.
-fn seed(server: &GitLabServer) -> Vec<u64> {
-    (0..MIGRATIONS)
-        .map(|i| {
-            let marker = IssueMarker {
-                workflow: Some("flag".into()),
-                vars: [("flag".to_string(), format!("f{i}"))].into(),
-                ..Default::default()
-            };
-            let body = format!("Roll out `f{i}`.\n\n{}", marker.render());
-            server.seed_issue(&format!("Roll out f{i}"), &body, &[PREP])
-        })
-        .collect()
-}
-
-/// A person adds the label `ready` to issue `n` through the server's API.
-fn make_ready(server: &GitLabServer, n: u64) {
-    let path = format!(
-        "/api/v4/projects/{}/issues/{n}",
-        url::form_urlencoded::byte_serialize(PROJECT.as_bytes()).collect::<String>()
-    );
-    let (status, text) = http(
-        server.url.trim_start_matches("http://"),
-        "PUT",
-        &path,
-        &[
-            ("private-token", PERSON),
-            ("content-type", "application/x-www-form-urlencoded"),
-        ],
-        b"add_labels=ready",
-    );
-    assert_eq!(status, 200, "labelling #{n}: {text}");
-}
-
-/// A `reconcile` of the server's project on the Store at `state`.
-fn reconcile(s: &Shepherd, server: &GitLabServer, state: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shepherd"));
-    cmd.current_dir(s.dir.path())
-        .env_remove("SHEPHERD_TRACKER")
-        .env("SHEPHERD_STATE", state)
-        .env("SHEPHERD_RETRY_BASE_MS", "10")
-        .env("GITLAB_TOKEN", BOT)
-        .args([
-            "--tracker",
-            &format!("gitlab:{PROJECT}"),
-            "--gitlab-url",
-            &server.url,
-            "reconcile",
-            "--concurrency",
-            "4",
-            "--format",
-            "json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
 
 /// The most issues that ever stood in `label` at once, replaying the label events of
 /// `numbers` in the order the server recorded them (its ids count up across issues); each
@@ -131,28 +73,14 @@ fn four_reconciles_and_two_serve_replicas_on_postgres_never_put_more_than_the_li
     };
     let s = flags(Some(LIMIT as u32));
     let server = GitLabServer::start(&[(BOT, "shepherd-bot"), (PERSON, "a-person")]);
-    let numbers = seed(&server);
+    let numbers = seed_flags(&server, MIGRATIONS, &[PREP]);
     server.set_latency(Duration::from_millis(15));
-    let tracker = format!("gitlab:{PROJECT}");
     let start = || {
-        Service::start_args(
+        serve_gitlab(
             s.dir.path(),
-            &[
-                "--tracker",
-                &tracker,
-                "--gitlab-url",
-                &server.url,
-                "--state",
-                db.url(),
-                "--concurrency",
-                "2",
-            ],
-            &[],
-            &[
-                ("GITLAB_TOKEN", BOT),
-                ("SHEPHERD_WEBHOOK_SECRET", SECRET),
-                ("SHEPHERD_RETRY_BASE_MS", "10"),
-            ],
+            &server,
+            db.url(),
+            &[("SHEPHERD_RETRY_BASE_MS", "10")],
         )
     };
 
@@ -164,11 +92,12 @@ fn four_reconciles_and_two_serve_replicas_on_postgres_never_put_more_than_the_li
     });
     // Every migration becomes ready; the four reconciles start.
     for n in &numbers {
-        make_ready(&server, *n);
+        // A person adds the label `ready` through the server's API.
+        put_issue(&server, PERSON, *n, "add_labels=ready");
     }
     let (done_tx, done_rx) = mpsc::channel::<(usize, Output)>();
     for i in 0..RECONCILES {
-        let child = reconcile(&s, &server, db.url())
+        let child = reconcile(&s, &server, BOT, db.url(), &["--concurrency", "4"])
             .spawn()
             .expect("shepherd starts");
         let done_tx = done_tx.clone();

@@ -2,10 +2,8 @@
 //! `CI` is set): the page renders the migrations from the service's cache, fetches nothing
 //! from elsewhere, and says nothing on the console.
 
-use std::path::Path;
-
 use super::{Service, SECRET};
-use crate::support::{headless, start_gitaly, tool, Shepherd, T0};
+use crate::support::{headless, screenshot, start_gitaly, tool, Shepherd, T0};
 
 #[test]
 fn the_dashboard_opens_in_chromium_and_shows_the_migrations() {
@@ -38,30 +36,8 @@ fn the_dashboard_opens_in_chromium_and_shows_the_migrations() {
         "{dom}"
     );
     // A picture for a person to look at: target/test-output/serve-dashboard.png.
-    screenshot(&chromium, &url, "serve-dashboard.png", "1280,900");
+    screenshot(&chromium, &url, "serve-dashboard.png", 900, 10_000);
     assert_eq!(service.terminate(), Some(0));
-}
-
-/// A screenshot of `url` in target/test-output/`name`, for a person to look at; it must
-/// be a picture, not a blank page, and the console must stay silent.
-fn screenshot(chromium: &Path, url: &str, name: &str, size: &str) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-output");
-    std::fs::create_dir_all(&dir).unwrap();
-    let png = dir.join(name);
-    let _ = std::fs::remove_file(&png);
-    let (_, console) = headless(
-        chromium,
-        url,
-        &[
-            &format!("--screenshot={}", png.display()),
-            &format!("--window-size={size}"),
-            "--hide-scrollbars",
-        ],
-    );
-    assert!(console.is_empty(), "{console:#?}");
-    let bytes = std::fs::read(&png).expect("a screenshot");
-    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
-    assert!(bytes.len() > 10_000, "a picture, not a blank page");
 }
 
 #[test]
@@ -111,6 +87,6 @@ fn a_migrations_page_opens_in_chromium_with_its_gates_who_must_act_history_and_l
         dom.contains("href=\"/?tracker="),
         "a link back to the dashboard: {dom}"
     );
-    screenshot(&chromium, &url, "serve-migration-page.png", "1280,1000");
+    screenshot(&chromium, &url, "serve-migration-page.png", 1000, 10_000);
     assert_eq!(service.terminate(), Some(0));
 }

@@ -113,48 +113,23 @@ fn issue_comment(n: u64, body: &str, id: u64, text: &str) -> Vec<u8> {
 
 #[test]
 fn a_github_issue_comment_command_is_acted_on_at_once_and_answered_once() {
-    use crate::github_server::{GitHubServer, OWNER, REPO};
-    use crate::remote::Remote;
-    const BOT: &str = "ghp_bot0123456789";
-    let tracker = format!("github:{OWNER}/{REPO}");
-    let hub = Remote::new(
-        GitHubServer::start(&[(BOT, "shepherd-bot")]),
-        &tracker,
-        "--github-url",
-        "GITHUB_TOKEN",
-        BOT,
-    );
+    let (hub, tracker) = super::github::github_lab();
     hub.server.set_permission("octo-dev", "write");
     let n = hub.start();
     let dir = tempfile::tempdir().unwrap();
-    let state = format!("sqlite:{}", dir.path().join("state.db").display());
-    let service = super::Service::start(
-        dir.path(),
-        &[
-            "--tracker",
-            &tracker,
-            "--github-url",
-            hub.server.url(),
-            "--state",
-            &state,
-        ],
-        &[("GITHUB_TOKEN", BOT), ("SHEPHERD_WEBHOOK_SECRET", SECRET)],
-    );
+    let service = super::github::serve_github(dir.path(), &hub, &tracker);
     let text = "/shepherd pause the proto needs a review";
     let id = hub.server.comment_as(n, "octo-dev", text);
     let body = issue_comment(n, &hub.server.body(n), id, text);
-    let signature = super::hub_signature(SECRET, &body);
-    let headers = [
-        ("x-github-event", "issue_comment"),
-        ("x-github-delivery", "d7e5a1c0-cc78-11e3-81ab-4c9367dc0958"),
-        ("x-hub-signature-256", signature.as_str()),
-        ("content-type", "application/json"),
-    ];
-    assert_eq!(service.post("/hooks/github", &headers, &body).0, 202);
+    let deliver = || {
+        let delivery = "d7e5a1c0-cc78-11e3-81ab-4c9367dc0958";
+        super::github::deliver(&service, "issue_comment", delivery, &body).0
+    };
+    assert_eq!(deliver(), 202);
     service.wait_for("the pause", || {
         hub.labels(n).iter().any(|l| l == "shepherd::paused")
     });
-    assert_eq!(service.post("/hooks/github", &headers, &body).0, 200);
+    assert_eq!(deliver(), 200);
     let answers = hub
         .server
         .comment_bodies(n)
@@ -166,23 +141,12 @@ fn a_github_issue_comment_command_is_acted_on_at_once_and_answered_once() {
 
 /// A workflow whose stage opens a plain child issue (no workflow of its own).
 fn write_plain_workflow(dir: &std::path::Path) {
-    std::fs::create_dir_all(dir.join("workflows")).unwrap();
-    std::fs::create_dir_all(dir.join("templates")).unwrap();
-    std::fs::write(
-        dir.join("workflows/plain.yaml"),
+    crate::support::write_workflow(
+        dir,
+        "plain",
         "name: plain\ntracking: {template: plain}\nstages:\n  - id: work\n    label: \"plain::work\"\n    on_enter:\n      - create_issue: {template: task}\n    gates: [{label: done}]\n    next: finished\n  - id: finished\n    label: \"plain::finished\"\n    terminal: true\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("templates/plain.md.hbs"),
-        "---\ntitle: \"A plain migration\"\n---\nThe work.\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("templates/task.md.hbs"),
-        "---\ntitle: \"A task of {{parent.title}}\"\n---\n- [ ] Do it\n",
-    )
-    .unwrap();
+        &[("plain", "---\ntitle: \"A plain migration\"\n---\nThe work.\n"), ("task", "---\ntitle: \"A task of {{parent.title}}\"\n---\n- [ ] Do it\n")],
+    );
 }
 
 /// A command on a plain child issue (one with no workflow of its own) is for its

@@ -2,6 +2,8 @@
 //! delivery built from GitHub's own payload, signed with `X-Hub-Signature-256`, moves the
 //! label without any `reconcile`; the same delivery twice is one move.
 
+use std::path::Path;
+
 use serde_json::Value;
 
 use super::{hub_signature, read_fixture, sample, Service, SECRET};
@@ -22,8 +24,9 @@ fn issues_edited(n: u64, body: &str) -> Vec<u8> {
     serde_json::to_vec(&v).unwrap()
 }
 
-#[test]
-fn serve_moves_a_github_migration_when_its_webhook_arrives() {
+/// The GitHub test server's repository as a `Remote` acting with the bot's token, and
+/// its tracker.
+pub(super) fn github_lab() -> (Remote<GitHubServer>, String) {
     let tracker = format!("github:{OWNER}/{REPO}");
     let hub = Remote::new(
         GitHubServer::start(&[(BOT, "shepherd-bot")]),
@@ -32,22 +35,50 @@ fn serve_moves_a_github_migration_when_its_webhook_arrives() {
         "GITHUB_TOKEN",
         BOT,
     );
-    let n = hub.start();
-    assert!(hub.labels(n).contains(&"Selection".to_string()));
-    let dir = tempfile::tempdir().unwrap();
-    let state = format!("sqlite:{}", dir.path().join("state.db").display());
-    let mut service = Service::start(
-        dir.path(),
+    (hub, tracker)
+}
+
+/// `shepherd serve` of `hub`'s repository in `dir`, with a SQLite Store there.
+pub(super) fn serve_github(dir: &Path, hub: &Remote<GitHubServer>, tracker: &str) -> Service {
+    let state = format!("sqlite:{}", dir.join("state.db").display());
+    Service::start(
+        dir,
         &[
             "--tracker",
-            &tracker,
+            tracker,
             "--github-url",
             hub.server.url(),
             "--state",
             &state,
         ],
         &[("GITHUB_TOKEN", BOT), ("SHEPHERD_WEBHOOK_SECRET", SECRET)],
-    );
+    )
+}
+
+/// Delivers GitHub's `event` with id `delivery` and `body`, signed, to `service`.
+pub(super) fn deliver(
+    service: &Service,
+    event: &str,
+    delivery: &str,
+    body: &[u8],
+) -> (u16, String) {
+    let signature = hub_signature(SECRET, body);
+    let headers = [
+        ("x-github-event", event),
+        ("x-github-delivery", delivery),
+        ("x-hub-signature-256", signature.as_str()),
+        ("content-type", "application/json"),
+    ];
+    service.post("/hooks/github", &headers, body)
+}
+
+#[test]
+fn serve_moves_a_github_migration_when_its_webhook_arrives() {
+    let (hub, tracker) = github_lab();
+    let n = hub.start();
+    assert!(hub.labels(n).contains(&"Selection".to_string()));
+    let dir = tempfile::tempdir().unwrap();
+    let mut service = serve_github(dir.path(), &hub, &tracker);
     let (status, text) = service.get(&format!("/api/migrations/github/{n}"));
     assert_eq!(status, 200, "{text}");
     let before: Value = serde_json::from_str(&text).unwrap();
@@ -59,14 +90,8 @@ fn serve_moves_a_github_migration_when_its_webhook_arrives() {
     // A person ticks the Selection checklist; GitHub sends `issues` (edited).
     hub.tick_section(n, "Selection");
     let body = issues_edited(n, &hub.server.body(n));
-    let signature = hub_signature(SECRET, &body);
-    let headers = [
-        ("x-github-event", "issues"),
-        ("x-github-delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"),
-        ("x-hub-signature-256", signature.as_str()),
-        ("content-type", "application/json"),
-    ];
-    let (status, text) = service.post("/hooks/github", &headers, &body);
+    let delivery = "72d3162e-cc78-11e3-81ab-4c9367dc0958";
+    let (status, text) = deliver(&service, "issues", delivery, &body);
     assert_eq!(status, 202, "{text}");
     service.wait_for("the label to move", || {
         hub.labels(n).contains(&"Migration Analysis".to_string())
@@ -74,7 +99,7 @@ fn serve_moves_a_github_migration_when_its_webhook_arrives() {
     assert!(!hub.labels(n).contains(&"Selection".to_string()));
 
     // The same delivery again (GitHub's redelivery keeps its id): acknowledged only.
-    let (status, text) = service.post("/hooks/github", &headers, &body);
+    let (status, text) = deliver(&service, "issues", delivery, &body);
     assert_eq!(status, 200, "{text}");
     let transitions = format!(
         "shepherd_transitions_total{{tracker=\"{tracker}\",workflow=\"gitaly-migration\",from=\"selection\",to=\"migration-analysis\"}}"

@@ -325,20 +325,8 @@ fn serve_on_gitlab(
     serve_args: &[&str],
 ) -> Service {
     let state = format!("sqlite:{}", dir.join("state.db").display());
-    let tracker = format!("gitlab:{PROJECT}");
-    Service::start_args(
-        dir,
-        &[
-            "--tracker",
-            &tracker,
-            "--gitlab-url",
-            lab.server.url(),
-            "--state",
-            &state,
-        ],
-        serve_args,
-        &[("GITLAB_TOKEN", BOT), ("SHEPHERD_WEBHOOK_SECRET", SECRET)],
-    )
+    let env = [("GITLAB_TOKEN", BOT), ("SHEPHERD_WEBHOOK_SECRET", SECRET)];
+    Service::on_gitlab(dir, lab.server.url(), &state, &[], serve_args, &env)
 }
 
 fn rig_published() -> Rig {
@@ -1036,18 +1024,12 @@ fn a_failing_migration_backs_off_while_another_moves() {
 #[test]
 fn a_soak_moves_on_its_timer() {
     let s = Shepherd::new();
-    std::fs::create_dir_all(s.path("workflows")).unwrap();
-    std::fs::create_dir_all(s.path("templates")).unwrap();
-    std::fs::write(
-        s.path("workflows/soak-test.yaml"),
+    crate::support::write_workflow(
+        s.dir.path(),
+        "soak-test",
         "name: soak-test\ndescription: A one-minute soak\ntracking:\n  template: soak-test\n  labels: [\"soak\"]\nstages:\n  - id: soaking\n    label: \"soak::soaking\"\n    gates:\n      - min_duration: 1m\n    next: done\n  - id: done\n    label: \"soak::done\"\n    terminal: true\n",
-    )
-    .unwrap();
-    std::fs::write(
-        s.path("templates/soak-test.md.hbs"),
-        "---\ntitle: \"A soak\"\nlabels: [\"soak\"]\n---\nNothing to tick: a minute passes.\n",
-    )
-    .unwrap();
+        &[("soak-test", "---\ntitle: \"A soak\"\nlabels: [\"soak\"]\n---\nNothing to tick: a minute passes.\n")],
+    );
     // On the system clock (no --now): the soak ends a minute from now.
     let started = s.json(&["start", "soak-test"]);
     assert_eq!(started["stage"], "soaking");
@@ -1075,4 +1057,55 @@ fn a_soak_moves_on_its_timer() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(service.terminate(), Some(0));
+}
+
+/// `shepherd serve` of the GitLab test server's project in `dir`, on the Store at `state`,
+/// two advances at a time, with the bot's token and the webhook secret, and `env` more.
+pub(crate) fn serve_gitlab(
+    dir: &std::path::Path,
+    server: &GitLabServer,
+    state: &str,
+    env: &[(&str, &str)],
+) -> Service {
+    let mut all = vec![("GITLAB_TOKEN", BOT), ("SHEPHERD_WEBHOOK_SECRET", SECRET)];
+    all.extend(env);
+    let concurrency = ["--concurrency", "2"];
+    Service::on_gitlab(dir, &server.url, state, &concurrency, &[], &all)
+}
+
+/// Seeds `count` gitaly migrations in Ready for Testing, every box ticked if `ticked`.
+pub(crate) fn seed_ready_for_testing(server: &impl Api, count: usize, ticked: bool) -> Vec<u64> {
+    let catalog = Sources::builtin().load().expect("shipped workflows load");
+    let mut body = crate::api::gitaly_body(&catalog, 1, crate::api::gitaly_vars());
+    if ticked {
+        body = body.replace("- [ ] ", "- [x] ");
+    }
+    (0..count)
+        .map(|i| {
+            server.seed_issue(
+                &format!("migration {i}"),
+                &body,
+                &["Migration", "Conversation", "Migration:Ready-for-Testing"],
+            )
+        })
+        .collect()
+}
+
+/// The person with `token` edits issue `n` through the server's API, with the form `form`.
+pub(crate) fn put_issue(server: &GitLabServer, token: &str, n: u64, form: &str) {
+    let path = format!(
+        "/api/v4/projects/{}/issues/{n}",
+        url::form_urlencoded::byte_serialize(PROJECT.as_bytes()).collect::<String>()
+    );
+    let (status, text) = http(
+        server.url.trim_start_matches("http://"),
+        "PUT",
+        &path,
+        &[
+            ("private-token", token),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        form.as_bytes(),
+    );
+    assert_eq!(status, 200, "editing #{n} with {form}: {text}");
 }

@@ -7,10 +7,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use shepherd::catalog::Sources;
 use shepherd::core::marker::IssueMarker;
 
-use super::{gitlab_headers, gitlab_issue_hook, http, sample, Service, BOT, SECRET};
+use super::{
+    gitlab_headers, gitlab_issue_hook, put_issue, sample, seed_ready_for_testing, serve_gitlab,
+    BOT, SECRET,
+};
 use crate::api::Api;
 use crate::gitlab_server::{GitLabServer, PROJECT};
 use crate::pg::TestDb;
@@ -18,70 +20,21 @@ use crate::support::assert_no_duplicate_markers;
 
 const MIGRATIONS: usize = 8;
 
-/// Seeds `MIGRATIONS` gitaly migrations in Ready for Testing with no box ticked yet.
-fn seed(server: &GitLabServer) -> Vec<u64> {
-    let catalog = Sources::builtin().load().expect("shipped workflows load");
-    let body = crate::api::gitaly_body(&catalog, 1, crate::api::gitaly_vars());
-    (0..MIGRATIONS)
-        .map(|i| {
-            server.seed_issue(
-                &format!("migration {i}"),
-                &body,
-                &["Migration", "Conversation", "Migration:Ready-for-Testing"],
-            )
-        })
-        .collect()
-}
-
-/// Edits issue `n`'s description through the server's API, as a person would.
-pub(super) fn edit_description(server: &GitLabServer, n: u64, description: &str) {
-    let form = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("description", description)
-        .finish();
-    let path = format!(
-        "/api/v4/projects/{}/issues/{n}",
-        url::form_urlencoded::byte_serialize(PROJECT.as_bytes()).collect::<String>()
-    );
-    let (status, text) = http(
-        server.url.trim_start_matches("http://"),
-        "PUT",
-        &path,
-        &[
-            ("private-token", BOT),
-            ("content-type", "application/x-www-form-urlencoded"),
-        ],
-        form.as_bytes(),
-    );
-    assert_eq!(status, 200, "editing #{n}: {text}");
-}
-
 #[test]
 fn two_replicas_on_postgres_move_every_migration_once_when_one_is_killed() {
     let Some(db) = TestDb::create() else {
         return;
     };
     let server = GitLabServer::start(&[(BOT, "shepherd-bot")]);
-    let numbers = seed(&server);
+    let numbers = seed_ready_for_testing(&server, MIGRATIONS, false);
     server.set_latency(Duration::from_millis(30));
     let dir = tempfile::tempdir().unwrap();
-    let tracker = format!("gitlab:{PROJECT}");
     let start = || {
-        Service::start_args(
+        serve_gitlab(
             dir.path(),
+            &server,
+            db.url(),
             &[
-                "--tracker",
-                &tracker,
-                "--gitlab-url",
-                &server.url,
-                "--state",
-                db.url(),
-                "--concurrency",
-                "2",
-            ],
-            &[],
-            &[
-                ("GITLAB_TOKEN", BOT),
-                ("SHEPHERD_WEBHOOK_SECRET", SECRET),
                 ("SHEPHERD_RETRY_BASE_MS", "10"),
                 // A killed replica's leases (and the queue entries it took, three leases)
                 // run out soon.
@@ -107,7 +60,10 @@ fn two_replicas_on_postgres_move_every_migration_once_when_one_is_killed() {
     // delivery of its own to each.
     for (i, n) in numbers.iter().enumerate() {
         let body = server.body(*n).replace("- [ ] ", "- [x] ");
-        edit_description(&server, *n, &body);
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("description", &body)
+            .finish();
+        put_issue(&server, BOT, *n, &form);
         let hook = gitlab_issue_hook(*n, &body, PROJECT);
         if i % 2 == 0 {
             let uuid = format!("replicas-same-{n}");

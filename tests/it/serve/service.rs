@@ -20,6 +20,22 @@ impl Service {
         Service::start_args(dir, args, &[], env)
     }
 
+    /// `shepherd serve SERVE_ARGS` of the GitLab test server's project at `url` on the
+    /// Store at `state`, with `args` more before `serve` and `env`.
+    pub fn on_gitlab(
+        dir: &std::path::Path,
+        url: &str,
+        state: &str,
+        args: &[&str],
+        serve_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Service {
+        let tracker = format!("gitlab:{}", crate::gitlab_server::PROJECT);
+        let mut all = vec!["--tracker", &tracker, "--gitlab-url", url, "--state", state];
+        all.extend(args);
+        Service::start_args(dir, &all, serve_args, env)
+    }
+
     /// `shepherd ARGS serve --listen 127.0.0.1:0 SERVE_ARGS`, waited for until ready.
     pub fn start_args(
         dir: &std::path::Path,

@@ -7,12 +7,11 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use shepherd::catalog::Sources;
 use shepherd::core::marker::IssueMarker;
 use shepherd::store::sqlite::SqliteStore;
 use shepherd::store::Store;
 
-use super::{Service, BOT, SECRET};
+use super::{seed_ready_for_testing, serve_gitlab, BOT};
 use crate::api::Api;
 use crate::gitlab_server::{GitLabServer, PROJECT};
 use crate::support::{assert_no_duplicate_markers, block_on, stderr, stdout};
@@ -42,37 +41,13 @@ fn audits(server: &GitLabServer, n: u64) -> usize {
 fn sigterm_in_the_middle_of_work_leaves_no_half_done_transition() {
     let server = GitLabServer::start(&[(BOT, "shepherd-bot")]);
     // Ready for Testing with every box ticked: each may move now, opening a child.
-    let catalog = Sources::builtin().load().unwrap();
-    let body =
-        crate::api::gitaly_body(&catalog, 1, crate::api::gitaly_vars()).replace("- [ ] ", "- [x] ");
-    let numbers: Vec<u64> = (0..MIGRATIONS)
-        .map(|i| {
-            server.seed_issue(
-                &format!("migration {i}"),
-                &body,
-                &["Migration", "Conversation", "Migration:Ready-for-Testing"],
-            )
-        })
-        .collect();
+    let numbers = seed_ready_for_testing(&server, MIGRATIONS, true);
     server.set_latency(Duration::from_millis(100));
     let dir = tempfile::tempdir().unwrap();
     let state_path = dir.path().join("state.db");
     let state = format!("sqlite:{}", state_path.display());
+    let mut service = serve_gitlab(dir.path(), &server, &state, &[]);
     let tracker = format!("gitlab:{PROJECT}");
-    let mut service = Service::start(
-        dir.path(),
-        &[
-            "--tracker",
-            &tracker,
-            "--gitlab-url",
-            &server.url,
-            "--state",
-            &state,
-            "--concurrency",
-            "2",
-        ],
-        &[("GITLAB_TOKEN", BOT), ("SHEPHERD_WEBHOOK_SECRET", SECRET)],
-    );
     // The first resync queued them all; stop as soon as the first write is under way.
     service.wait_for("an advance to write", || {
         server.log().iter().any(|l| l.method != "GET")

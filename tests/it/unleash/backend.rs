@@ -340,15 +340,7 @@ fn bad_percentages_are_refused_without_a_request() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let flags = Unleash::new(
-        &url,
-        "default",
-        None,
-        Some("*:*.secret".into()),
-        Duration::from_secs(1),
-        Duration::from_secs(1),
-    )
-    .unwrap();
+    let flags = quick(&url, None, "*:*.secret");
     for p in [150.0, -1.0, 0.5, f64::NAN] {
         let message = invalid(set(
             &flags,
@@ -457,21 +449,30 @@ impl Script {
 const FEATURE: &str = r#"{"name": "f", "environments": [
     {"name": "production", "enabled": false, "strategies": []}]}"#;
 
-fn scripted(url: &str) -> Unleash {
+/// A client of project `default` at `url` (in `environment`) with `token`, giving up on
+/// a request after a second.
+fn quick(url: &str, environment: Option<&str>, token: &str) -> Unleash {
+    let second = Duration::from_secs(1);
+    let environment = environment.map(String::from);
     Unleash::new(
         url,
         "default",
-        Some("production".into()),
-        Some("*:*.scripted-secret".into()),
-        Duration::from_secs(1),
-        Duration::from_secs(1),
+        environment,
+        Some(token.into()),
+        second,
+        second,
     )
     .unwrap()
-    .with_retries(shepherd::http::retry::Policy {
-        attempts: 3,
-        min_delay: Duration::from_millis(10),
-        ..shepherd::http::retry::Policy::for_services()
-    })
+}
+
+fn scripted(url: &str) -> Unleash {
+    quick(url, Some("production"), "*:*.scripted-secret").with_retries(
+        shepherd::http::retry::Policy {
+            attempts: 3,
+            min_delay: Duration::from_millis(10),
+            ..shepherd::http::retry::Policy::for_services()
+        },
+    )
 }
 
 /// A 5xx and a 429 are tried again; adding a strategy is not repeated after a 5xx (it may
