@@ -17,20 +17,18 @@
 #[path = "github_facts.rs"]
 mod facts;
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 pub use crate::test_server::Fault;
-use crate::test_server::{cut_response, never, take, Clock};
+use crate::test_server::{admit, answered, created, ok, page_of, param, parse_time};
+use crate::test_server::{Clock, Common, Request, Served, Server};
 
 pub const OWNER: &str = "octo-org";
 pub const REPO: &str = "migrations";
@@ -58,7 +56,7 @@ impl Logged {
 }
 
 #[derive(Default)]
-struct Data {
+pub struct Data {
     /// Collaborators' permissions by login (`admin`, `write`, `read`, …).
     permissions: BTreeMap<String, String>,
     issues: BTreeMap<u64, Value>,
@@ -66,8 +64,7 @@ struct Data {
     timeline: Vec<(u64, Value)>,
     labels: Vec<Value>,
     subs: Vec<(u64, u64)>,
-    log: Vec<Logged>,
-    faults: VecDeque<Fault>,
+    common: Common<Logged>,
     next_id: u64,
     /// Answer 404 to the sub-issues API, as GitHub Enterprise Server before 3.18 does.
     no_sub_issues: bool,
@@ -145,11 +142,70 @@ fn api(shared: &Shared) -> &str {
         .unwrap_or("https://api.github.com")
 }
 
-pub struct GitHubServer {
-    pub url: String,
-    pub shared: Arc<Shared>,
-    /// Stops the server when this is dropped.
-    _stop: crate::test_server::Stop,
+/// The server, as a test holds it.
+pub type GitHubServer = Server<Shared>;
+
+impl Served for Shared {
+    type Data = Data;
+    type Logged = Logged;
+    const FAULT: &'static str = "You have exceeded a secondary rate limit (injected)";
+    const UNAUTHORIZED: &'static str = "Bad credentials";
+
+    fn data(&self) -> &Mutex<Data> {
+        &self.data
+    }
+    fn latency(&self) -> &Mutex<Duration> {
+        &self.latency
+    }
+    fn clock(&self) -> &Clock {
+        &self.clock
+    }
+    fn common(data: &mut Data) -> &mut Common<Logged> {
+        &mut data.common
+    }
+    fn status(logged: &mut Logged) -> &mut u16 {
+        &mut logged.status
+    }
+    fn method_and_path(l: &Logged) -> (&str, &str) {
+        (&l.method, &l.path)
+    }
+    fn issues(data: &mut Data) -> &mut BTreeMap<u64, Value> {
+        &mut data.issues
+    }
+    fn comments(data: &Data) -> &[(u64, Value)] {
+        &data.comments
+    }
+    fn labels(data: &Data) -> &[Value] {
+        &data.labels
+    }
+    fn stamp(t: DateTime<Utc>) -> Value {
+        json!(stamp(t))
+    }
+    /// Issues, their comments and timelines: created and updated; pull requests and
+    /// releases too when everything moves.
+    fn shift(data: &mut Data, only: Option<u64>, d: chrono::Duration) {
+        let mine = |n: &u64| only.is_none_or(|o| o == *n);
+        let shift = |v: &mut Value| {
+            for key in ["created_at", "updated_at"] {
+                if let Some(t) = v[key].as_str().map(parse_time) {
+                    v[key] = json!(stamp(t - d));
+                }
+            }
+        };
+        let issues = data.issues.iter_mut().filter(|(n, _)| mine(n));
+        issues.for_each(|(_, i)| shift(i));
+        let kept = data.comments.iter_mut().chain(data.timeline.iter_mut());
+        kept.filter(|(n, _)| mine(n)).for_each(|(_, v)| shift(v));
+        if only.is_none() {
+            data.facts.travel(d);
+        }
+    }
+    fn error(status: StatusCode, message: &str) -> Response {
+        error(status, message)
+    }
+    fn answer(&self, request: &Request) -> Option<Response> {
+        answer(self, request)
+    }
 }
 
 /// GitHub's OpenAPI description, parsed once per test process.
@@ -178,7 +234,7 @@ impl GitHubServer {
             comment: example("issue-comment"),
             label: example("label"),
         };
-        let shared = Arc::new(Shared {
+        let server = Server::serve(Shared {
             data: Mutex::new(Data {
                 next_id: 5000,
                 ..Default::default()
@@ -192,58 +248,13 @@ impl GitHubServer {
             api: OnceLock::new(),
             clock: Clock::default(),
         });
-        let (url, stop) = crate::test_server::serve_stoppable(
-            Router::new().fallback(handle).with_state(shared.clone()),
-        );
-        let _ = shared.api.set(url.clone());
-        GitHubServer {
-            url,
-            shared,
-            _stop: stop,
-        }
+        let _ = server.shared.api.set(server.url.clone());
+        server
     }
 
-    pub fn log(&self) -> Vec<Logged> {
-        self.shared.data.lock().unwrap().log.clone()
-    }
-    pub fn clear_log(&self) {
-        self.shared.data.lock().unwrap().log.clear();
-    }
-    pub fn fail(&self, fault: Fault) {
-        self.shared.data.lock().unwrap().faults.push_back(fault);
-    }
-    pub fn clear_faults(&self) {
-        self.shared.data.lock().unwrap().faults.clear();
-    }
-    pub fn set_latency(&self, d: Duration) {
-        *self.shared.latency.lock().unwrap() = d;
-    }
-    pub fn issue(&self, n: u64) -> Value {
-        self.shared.data.lock().unwrap().issues[&n].clone()
-    }
-    pub fn issues(&self) -> Vec<Value> {
-        self.shared
-            .data
-            .lock()
-            .unwrap()
-            .issues
-            .values()
-            .cloned()
-            .collect()
-    }
+    /// Issue `n`'s comments, oldest first.
     pub fn comments(&self, n: u64) -> Vec<Value> {
-        self.shared
-            .data
-            .lock()
-            .unwrap()
-            .comments
-            .iter()
-            .filter(|(i, _)| *i == n)
-            .map(|(_, c)| c.clone())
-            .collect()
-    }
-    pub fn labels(&self) -> Vec<Value> {
-        self.shared.data.lock().unwrap().labels.clone()
+        self.comments_of(n)
     }
     /// When the next `method` request whose path ends with `path_ends` arrives, `user`
     /// adds `label` to issue `n` first: a person acting at the same moment as a client.
@@ -266,18 +277,6 @@ impl GitHubServer {
     /// Answers 404 to the sub-issues API from now on, like GitHub Enterprise Server 3.17.
     pub fn without_sub_issues(&self) {
         self.shared.data.lock().unwrap().no_sub_issues = true;
-    }
-    /// Stamps an issue as changed now, as a person's edit would.
-    pub fn touch(&self, n: u64) {
-        let now = self.shared.clock.now();
-        let mut data = self.shared.data.lock().unwrap();
-        data.issues.get_mut(&n).unwrap()["updated_at"] = json!(stamp(now));
-    }
-
-    /// Holds the server's clock within the second of `at` (`None`: the real clock): every
-    /// write stamped with that second, every answer dated with it.
-    pub fn hold_clock(&self, at: Option<DateTime<Utc>>) {
-        self.shared.clock.hold(at);
     }
     /// The timeline events of issue `n`, oldest first.
     pub fn timeline(&self, n: u64) -> Vec<Value> {
@@ -309,50 +308,6 @@ impl GitHubServer {
             data.issues.get_mut(&n).unwrap()["pull_request"] = json!({"url": format!("https://api.github.com/repos/{OWNER}/{REPO}/pulls/{n}"), "html_url": format!("https://github.com/{OWNER}/{REPO}/pull/{n}"), "diff_url": format!("https://github.com/{OWNER}/{REPO}/pull/{n}.diff"), "patch_url": format!("https://github.com/{OWNER}/{REPO}/pull/{n}.patch")});
         }
         n
-    }
-
-    /// Lets `d` pass for everything recorded so far.
-    pub fn travel(&self, d: chrono::Duration) {
-        self.travel_some(None, d)
-    }
-
-    /// Lets `d` pass for one issue only: as if it had been opened and worked on earlier.
-    #[allow(dead_code)] // used by the benchmarks
-    pub fn backdate(&self, number: u64, d: chrono::Duration) {
-        self.travel_some(Some(number), d)
-    }
-
-    fn travel_some(&self, only: Option<u64>, d: chrono::Duration) {
-        let mine = |n: u64| only.is_none_or(|o| o == n);
-        let mut data = self.shared.data.lock().unwrap();
-        let shift = |v: &mut Value| {
-            for key in ["created_at", "updated_at"] {
-                if let Some(t) = v[key]
-                    .as_str()
-                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                {
-                    v[key] = json!(stamp(t.with_timezone(&Utc) - d));
-                }
-            }
-        };
-        data.issues
-            .iter_mut()
-            .filter(|(n, _)| mine(**n))
-            .for_each(|(_, i)| shift(i));
-        data.comments
-            .iter_mut()
-            .filter(|(n, _)| mine(*n))
-            .for_each(|(_, c)| shift(c));
-        data.timeline
-            .iter_mut()
-            .filter(|(n, _)| mine(*n))
-            .for_each(|(_, e)| shift(e));
-        if only.is_none() {
-            data.facts.travel(d);
-        }
-        if only.is_none() {
-            self.shared.clock.after_travel();
-        }
     }
 }
 
@@ -456,55 +411,19 @@ fn set_labels(
     data.issues.get_mut(&n).unwrap()["labels"] = json!(labels);
 }
 
-async fn handle(
-    State(shared): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let latency = *shared.latency.lock().unwrap();
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
-    match answer(&shared, &method, &uri, &headers, &body) {
-        Some(response) => response,
-        None => never().await,
-    }
-}
-
 /// The answer to one request; `None` for a request that is never answered.
-fn answer(
-    shared: &Shared,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> Option<Response> {
-    let query: Vec<(String, String)> =
-        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-            .into_owned()
-            .collect();
-    let body: Value = if body.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(body).unwrap_or(Value::Null)
-    };
-    let token = headers
-        .get("authorization")
-        .and_then(|t| t.to_str().ok())
-        .map(|t| {
-            t.trim_start_matches("Bearer ")
-                .trim_start_matches("token ")
-                .to_string()
-        });
+fn answer(shared: &Shared, request: &Request) -> Option<Response> {
+    let (method, uri, query) = (&request.method, &request.uri, &request.query);
+    let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+    let token = request.header("authorization").map(|t| {
+        t.trim_start_matches("Bearer ")
+            .trim_start_matches("token ")
+            .to_string()
+    });
     let user = token.and_then(|t| shared.tokens.get(&t).cloned());
-    let if_none_match = headers
-        .get("if-none-match")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let if_none_match = request.header("if-none-match").map(str::to_string);
     let mut data = shared.data.lock().unwrap();
-    data.log.push(Logged {
+    let logged = Logged {
         method: method.to_string(),
         path: uri.path().to_string(),
         query: query.clone(),
@@ -512,28 +431,11 @@ fn answer(
         user: user.clone().unwrap_or_default(),
         if_none_match: if_none_match.clone(),
         status: 0,
-    });
-    let at = data.log.len() - 1;
-    let Some(user) = user else {
-        data.log[at].status = 401;
-        return Some(error(StatusCode::UNAUTHORIZED, "Bad credentials"));
     };
-    let mut lost = None;
-    if let Some(f) = take(&mut data.faults, method.as_str(), uri.path()) {
-        if f.status == Fault::HANG {
-            return None;
-        }
-        if f.status == Fault::CUT {
-            data.log[at].status = 200;
-            return Some(cut_response());
-        }
-        if f.after {
-            lost = Some(f);
-        } else {
-            data.log[at].status = f.status;
-            return Some(fault_response(&f));
-        }
-    }
+    let admitted = match admit::<Shared>(&mut data, request, logged, user) {
+        Ok(admitted) => admitted,
+        Err(answer) => return answer,
+    };
     let acting = data
         .meanwhile
         .iter()
@@ -558,9 +460,10 @@ fn answer(
         parts.next().unwrap_or("")
     );
     let segs: Vec<&str> = parts.filter(|s| !s.is_empty()).collect();
-    let mut response = match facts::route(&data, method.as_str(), &repo, &segs, &query, uri) {
+    let user = &admitted.user;
+    let mut response = match facts::route(&data, method.as_str(), &repo, &segs, query, uri) {
         Some(response) => response,
-        None => route(shared, &mut data, method, &segs, &query, &body, &user, uri),
+        None => route(shared, &mut data, method, &segs, query, &body, user, uri),
     };
     // The pages of a list are on this server, not on api.github.com.
     if let Some(link) = response.headers().get("link").and_then(|v| v.to_str().ok()) {
@@ -569,10 +472,6 @@ fn answer(
             response.headers_mut().insert("link", v);
         }
     }
-    let mut response = match lost {
-        Some(f) => fault_response(&f),
-        None => response,
-    };
     // A conditional request whose ETag still matches: 304, no body, no rate limit spent.
     let etag = response.headers().get("etag").cloned();
     if let (Some(etag), Some(sent)) = (etag, &if_none_match) {
@@ -586,23 +485,7 @@ fn answer(
             response = not_modified;
         }
     }
-    data.log[at].status = response.status().as_u16();
-    response.headers_mut().insert("date", shared.clock.date());
-    Some(response)
-}
-
-fn fault_response(f: &Fault) -> Response {
-    let mut r = error(
-        StatusCode::from_u16(f.status).unwrap(),
-        "You have exceeded a secondary rate limit (injected)",
-    );
-    if let Some(s) = f.retry_after {
-        r.headers_mut().insert(
-            "retry-after",
-            HeaderValue::from_str(&s.to_string()).unwrap(),
-        );
-    }
-    r
+    answered(shared, &mut data, admitted, response)
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -615,34 +498,8 @@ fn error(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-fn ok(v: Value) -> Response {
-    axum::Json(v).into_response()
-}
-
-fn created(v: Value) -> Response {
-    (StatusCode::CREATED, axum::Json(v)).into_response()
-}
-
-fn param<'a>(q: &'a [(String, String)], k: &str) -> Option<&'a str> {
-    q.iter().find(|(x, _)| x == k).map(|(_, v)| v.as_str())
-}
-
 fn page(list: Vec<&Value>, query: &[(String, String)], uri: &Uri) -> Response {
-    let per_page: usize = param(query, "per_page")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30)
-        .clamp(1, 100);
-    let page: usize = param(query, "page")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1)
-        .max(1);
-    let last = list.len().div_ceil(per_page).max(1);
-    let items: Vec<Value> = list
-        .into_iter()
-        .skip((page - 1) * per_page)
-        .take(per_page)
-        .cloned()
-        .collect();
+    let (items, page, last) = page_of(list.into_iter(), query, 30);
     let items = Value::Array(items);
     let etag = {
         use std::hash::{Hash, Hasher};

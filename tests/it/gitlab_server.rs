@@ -21,20 +21,19 @@ pub mod flags;
 #[path = "gitlab_freezes.rs"]
 pub mod freezes;
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 pub use crate::test_server::Fault;
-use crate::test_server::{cut_response, never, take, Clock};
+use crate::test_server::{admit, answered, page_of, page_size, parse_time};
+pub(crate) use crate::test_server::{created, ok, param};
+use crate::test_server::{Clock, Common, Request, Served, Server};
 
 pub const PROJECT: &str = "group/project";
 
@@ -68,14 +67,13 @@ impl Logged {
 }
 
 #[derive(Default)]
-struct Data {
+pub struct Data {
     issues: BTreeMap<u64, Value>,
     notes: Vec<(u64, Value)>,
     events: Vec<(u64, Value)>,
     labels: Vec<Value>,
     links: Vec<(u64, u64)>,
-    log: Vec<Logged>,
-    faults: VecDeque<Fault>,
+    common: Common<Logged>,
     next_id: u64,
     rate_limit: Option<(u64, i64)>,
     /// Merge requests and releases (`gitlab_facts.rs`).
@@ -113,11 +111,72 @@ struct Fixtures {
     user: Value,
 }
 
-pub struct GitLabServer {
-    pub url: String,
-    pub shared: Arc<Shared>,
-    /// Stops the server when this is dropped.
-    _stop: crate::test_server::Stop,
+/// The server, as a test holds it.
+pub type GitLabServer = Server<Shared>;
+
+impl Served for Shared {
+    type Data = Data;
+    type Logged = Logged;
+    const FAULT: &'static str = "injected fault";
+    const UNAUTHORIZED: &'static str = "401 Unauthorized";
+
+    fn data(&self) -> &Mutex<Data> {
+        &self.data
+    }
+    fn latency(&self) -> &Mutex<Duration> {
+        &self.latency
+    }
+    fn clock(&self) -> &Clock {
+        &self.clock
+    }
+    fn common(data: &mut Data) -> &mut Common<Logged> {
+        &mut data.common
+    }
+    fn status(logged: &mut Logged) -> &mut u16 {
+        &mut logged.status
+    }
+    fn method_and_path(l: &Logged) -> (&str, &str) {
+        (&l.method, &l.path)
+    }
+    fn issues(data: &mut Data) -> &mut BTreeMap<u64, Value> {
+        &mut data.issues
+    }
+    fn comments(data: &Data) -> &[(u64, Value)] {
+        &data.notes
+    }
+    fn labels(data: &Data) -> &[Value] {
+        &data.labels
+    }
+    fn stamp(t: DateTime<Utc>) -> Value {
+        time(t)
+    }
+    /// Issues (created and updated), their notes and label events (created); merge
+    /// requests and releases too when everything moves.
+    fn shift(data: &mut Data, only: Option<u64>, d: chrono::Duration) {
+        let mine = |n: u64| only.is_none_or(|o| o == n);
+        let shift = |v: &mut Value, key: &str| {
+            if let Some(t) = v[key].as_str().map(parse_time) {
+                v[key] = time(t - d);
+            }
+        };
+        for (_, issue) in data.issues.iter_mut().filter(|(n, _)| mine(**n)) {
+            shift(issue, "created_at");
+            shift(issue, "updated_at");
+        }
+        let recorded = data.notes.iter_mut().chain(data.events.iter_mut());
+        for (_, v) in recorded.filter(|(n, _)| mine(*n)) {
+            shift(v, "created_at");
+        }
+        if only.is_none() {
+            data.facts.travel(d);
+        }
+    }
+    fn error(status: StatusCode, message: &str) -> Response {
+        error(status, message)
+    }
+    fn answer(&self, request: &Request) -> Option<Response> {
+        answer(self, request)
+    }
 }
 
 fn fixture(name: &str) -> Value {
@@ -141,7 +200,7 @@ impl GitLabServer {
             event: events[0].clone(),
             label: fixture("create_label.json"),
         };
-        let shared = Arc::new(Shared {
+        Server::serve(Shared {
             data: Mutex::new(Data {
                 next_id: 1000,
                 ..Default::default()
@@ -153,15 +212,7 @@ impl GitLabServer {
             latency: Mutex::new(Duration::ZERO),
             fixtures,
             clock: Clock::default(),
-        });
-        let (url, stop) = crate::test_server::serve_stoppable(
-            Router::new().fallback(handle).with_state(shared.clone()),
-        );
-        GitLabServer {
-            url,
-            shared,
-            _stop: stop,
-        }
+        })
     }
 
     /// Makes `user` a project member with `level` (10 Guest, 30 Developer, …).
@@ -199,18 +250,6 @@ impl GitLabServer {
         data.next_id
     }
 
-    pub fn log(&self) -> Vec<Logged> {
-        self.shared.data.lock().unwrap().log.clone()
-    }
-
-    pub fn clear_log(&self) {
-        self.shared.data.lock().unwrap().log.clear();
-    }
-
-    pub fn fail(&self, fault: Fault) {
-        self.shared.data.lock().unwrap().faults.push_back(fault);
-    }
-
     /// Creates an issue directly in the server's state (no request, no log), as if a
     /// person had made it; returns its iid.
     pub fn seed(&self, title: &str, description: &str, labels: &[&str], user: &str) -> u64 {
@@ -238,11 +277,7 @@ impl GitLabServer {
     }
 
     pub fn shared_clear_faults(&self) {
-        self.shared.data.lock().unwrap().faults.clear();
-    }
-
-    pub fn set_latency(&self, d: Duration) {
-        *self.shared.latency.lock().unwrap() = d;
+        self.clear_faults();
     }
 
     /// Sends `RateLimit-Remaining`/`RateLimit-Reset` (seconds from now) on every response.
@@ -250,79 +285,9 @@ impl GitLabServer {
         self.shared.data.lock().unwrap().rate_limit = Some((remaining, reset_in));
     }
 
-    /// Lets `d` pass for everything recorded so far: every stored time moves `d` into the
-    /// past, while the server keeps stamping new records with the real clock (which is
-    /// the clock shepherd reads against a remote tracker).
-    pub fn travel(&self, d: chrono::Duration) {
-        self.travel_some(None, d)
-    }
-
-    /// Lets `d` pass for one issue only: as if it had been opened and worked on earlier.
-    #[allow(dead_code)] // used by the benchmarks
-    pub fn backdate(&self, iid: u64, d: chrono::Duration) {
-        self.travel_some(Some(iid), d)
-    }
-
-    fn travel_some(&self, only: Option<u64>, d: chrono::Duration) {
-        let mine = |n: u64| only.is_none_or(|o| o == n);
-        let mut data = self.shared.data.lock().unwrap();
-        let shift = |v: &mut Value, key: &str| {
-            if let Some(t) = v[key]
-                .as_str()
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            {
-                v[key] = time(t.with_timezone(&Utc) - d);
-            }
-        };
-        for (n, issue) in data.issues.iter_mut() {
-            if mine(*n) {
-                shift(issue, "created_at");
-                shift(issue, "updated_at");
-            }
-        }
-        for (n, note) in data.notes.iter_mut() {
-            if mine(*n) {
-                shift(note, "created_at");
-            }
-        }
-        for (n, event) in data.events.iter_mut() {
-            if mine(*n) {
-                shift(event, "created_at");
-            }
-        }
-        if only.is_none() {
-            data.facts.travel(d);
-        }
-        if only.is_none() {
-            self.shared.clock.after_travel();
-        }
-    }
-
-    pub fn issue(&self, iid: u64) -> Value {
-        self.shared.data.lock().unwrap().issues[&iid].clone()
-    }
-
-    pub fn issues(&self) -> Vec<Value> {
-        self.shared
-            .data
-            .lock()
-            .unwrap()
-            .issues
-            .values()
-            .cloned()
-            .collect()
-    }
-
+    /// Issue `iid`'s notes, oldest first.
     pub fn notes(&self, iid: u64) -> Vec<Value> {
-        self.shared
-            .data
-            .lock()
-            .unwrap()
-            .notes
-            .iter()
-            .filter(|(i, _)| *i == iid)
-            .map(|(_, n)| n.clone())
-            .collect()
+        self.comments_of(iid)
     }
 
     pub fn events(&self, iid: u64) -> Vec<Value> {
@@ -337,11 +302,6 @@ impl GitLabServer {
             .collect()
     }
 
-    pub fn labels(&self) -> Vec<Value> {
-        self.shared.data.lock().unwrap().labels.clone()
-    }
-
-    /// Stamps an issue as changed now, as a person's edit would.
     /// A person's edit of an issue's description in GitLab's own editor: no request.
     pub fn edit_description(&self, iid: u64, description: &str, _user: &str) {
         let now = self.shared.clock.now();
@@ -351,61 +311,20 @@ impl GitLabServer {
         issue["updated_at"] = time(now);
     }
 
-    pub fn touch(&self, iid: u64) {
-        let now = self.shared.clock.now();
-        let mut data = self.shared.data.lock().unwrap();
-        data.issues.get_mut(&iid).unwrap()["updated_at"] = time(now);
-    }
-
-    /// Holds the server's clock within the second of `at` (`None`: the real clock): every
-    /// write stamped within that second, a millisecond after the one before.
-    pub fn hold_clock(&self, at: Option<DateTime<Utc>>) {
-        self.shared.clock.hold(at);
-    }
-
     pub fn links(&self) -> Vec<(u64, u64)> {
         self.shared.data.lock().unwrap().links.clone()
     }
 }
 
-async fn handle(
-    State(shared): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let latency = *shared.latency.lock().unwrap();
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
-    match answer(&shared, &method, &uri, &headers, &body) {
-        Some(response) => response,
-        None => never().await,
-    }
-}
-
 /// The answer to one request; `None` for a request that is never answered.
-fn answer(
-    shared: &Shared,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> Option<Response> {
-    let query: Vec<(String, String)> =
-        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-            .into_owned()
-            .collect();
-    let form = form_params(headers, body);
-    let json = json_body(headers, body);
-    let user = headers
-        .get("private-token")
-        .and_then(|t| t.to_str().ok())
-        .and_then(|t| shared.tokens.get(t))
-        .cloned();
+fn answer(shared: &Shared, request: &Request) -> Option<Response> {
+    let (method, uri, query) = (&request.method, &request.uri, &request.query);
+    let form = form_params(request);
+    let json = json_body(request);
+    let user = request.header("private-token");
+    let user = user.and_then(|t| shared.tokens.get(t)).cloned();
     let mut data = shared.data.lock().unwrap();
-    data.log.push(Logged {
+    let logged = Logged {
         method: method.to_string(),
         path: uri.path().to_string(),
         query: query.clone(),
@@ -413,28 +332,12 @@ fn answer(
         user: user.clone().unwrap_or_default(),
         status: 0,
         json: json.clone(),
-    });
-    let at = data.log.len() - 1;
-    let Some(user) = user else {
-        data.log[at].status = 401;
-        return Some(error(StatusCode::UNAUTHORIZED, "401 Unauthorized"));
     };
-    let mut lost = None;
-    if let Some(f) = take(&mut data.faults, method.as_str(), uri.path()) {
-        if f.status == Fault::HANG {
-            return None;
-        }
-        if f.status == Fault::CUT {
-            data.log[at].status = 200;
-            return Some(cut_response());
-        }
-        if f.after {
-            lost = Some(f);
-        } else {
-            data.log[at].status = f.status;
-            return Some(fault_response(&f));
-        }
-    }
+    let admitted = match admit::<Shared>(&mut data, request, logged, user) {
+        Ok(admitted) => admitted,
+        Err(answer) => return answer,
+    };
+    let user = &admitted.user;
     let now = shared.clock.now();
     let segments: Vec<String> = uri
         .path()
@@ -465,14 +368,14 @@ fn answer(
         &mut data,
         method.as_str(),
         &segs,
-        &query,
+        query,
         &form,
         json.as_ref(),
-        &user,
+        user,
     );
     let mut response = match flag_answer {
         Some(answer) => answer,
-        None => route(shared, &mut data, method, &segs, &query, &form, &user, now),
+        None => route(shared, &mut data, method, &segs, query, &form, user, now),
     };
     if let Some((remaining, reset_in)) = data.rate_limit {
         let reset = (Utc::now().timestamp() + reset_in).to_string();
@@ -484,25 +387,16 @@ fn answer(
             .headers_mut()
             .insert("ratelimit-reset", HeaderValue::from_str(&reset).unwrap());
     }
-    link_pages(&mut response, headers, uri);
-    let mut response = match lost {
-        Some(f) => fault_response(&f),
-        None => response,
-    };
-    data.log[at].status = response.status().as_u16();
-    response.headers_mut().insert("date", shared.clock.date());
-    Some(response)
+    link_pages(&mut response, request);
+    answered(shared, &mut data, admitted, response)
 }
 
 /// The parameters of a request body: form-encoded, or a JSON object (GitLab takes both;
 /// python-gitlab sends JSON). A JSON array becomes a comma-separated list, as GitLab
 /// accepts `labels` either way.
-fn form_params(headers: &HeaderMap, body: &[u8]) -> Vec<(String, String)> {
-    let json = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !json {
+fn form_params(request: &Request) -> Vec<(String, String)> {
+    let body = &request.body;
+    if !request.is_json() {
         return url::form_urlencoded::parse(body).into_owned().collect();
     }
     let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
@@ -525,17 +419,15 @@ fn form_params(headers: &HeaderMap, body: &[u8]) -> Vec<(String, String)> {
 }
 
 /// The body, when it is JSON (feature flag strategies are nested: `form_params` flattens).
-fn json_body(headers: &HeaderMap, body: &[u8]) -> Option<Value> {
-    let json = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    json.then(|| serde_json::from_slice(body).ok()).flatten()
+fn json_body(request: &Request) -> Option<Value> {
+    let json = request.is_json();
+    json.then(|| serde_json::from_slice(&request.body).ok())
+        .flatten()
 }
 
 /// GitLab's `Link` header on a paged list (`rel="next"`, `"prev"`, `"first"`, `"last"`),
 /// with the address the client used: python-gitlab follows it.
-fn link_pages(response: &mut Response, headers: &HeaderMap, uri: &Uri) {
+fn link_pages(response: &mut Response, request: &Request) {
     let header = |name: &str| {
         response
             .headers()
@@ -546,18 +438,12 @@ fn link_pages(response: &mut Response, headers: &HeaderMap, uri: &Uri) {
     let (Some(page), Some(last)) = (header("x-page"), header("x-total-pages")) else {
         return;
     };
-    let host = headers
-        .get("host")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost");
-    let query: Vec<(String, String)> =
-        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-            .into_owned()
-            .filter(|(k, _)| k != "page")
-            .collect();
+    let (host, uri) = (request.header("host").unwrap_or("localhost"), &request.uri);
+    let query = request.query.iter().filter(|(k, _)| k != "page");
     let to = |p: usize, rel: &str| {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
-        q.extend_pairs(&query).append_pair("page", &p.to_string());
+        q.extend_pairs(query.clone())
+            .append_pair("page", &p.to_string());
         format!(
             "<http://{host}{}?{}>; rel=\"{rel}\"",
             uri.path(),
@@ -578,38 +464,13 @@ fn link_pages(response: &mut Response, headers: &HeaderMap, uri: &Uri) {
     }
 }
 
-fn fault_response(f: &Fault) -> Response {
-    let mut r = error(StatusCode::from_u16(f.status).unwrap(), "injected fault");
-    if let Some(s) = f.retry_after {
-        r.headers_mut().insert(
-            "retry-after",
-            HeaderValue::from_str(&s.to_string()).unwrap(),
-        );
-    }
-    r
-}
-
 fn error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(json!({"message": message}))).into_response()
 }
 
-fn ok(value: Value) -> Response {
-    axum::Json(value).into_response()
-}
-
-fn created(value: Value) -> Response {
-    (StatusCode::CREATED, axum::Json(value)).into_response()
-}
-
-pub(crate) fn param<'a>(list: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    list.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
-}
-
 /// A time the server stored.
 fn stamp(v: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(v.as_str().expect("a time"))
-        .expect("a stored time")
-        .with_timezone(&Utc)
+    parse_time(v.as_str().expect("a time"))
 }
 
 fn time(t: DateTime<Utc>) -> Value {
@@ -954,30 +815,15 @@ fn paginate(list: &[Value], query: &[(String, String)]) -> Response {
 
 /// One page of `list`, with GitLab's pagination headers; only that page is copied.
 fn paginate_refs(list: &[&Value], query: &[(String, String)]) -> Response {
-    let per_page: usize = param(query, "per_page")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20)
-        .clamp(1, 100);
-    let page: usize = param(query, "page")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1)
-        .max(1);
-    let total = list.len();
-    let pages = total.div_ceil(per_page).max(1);
-    let items: Vec<Value> = list
-        .iter()
-        .skip((page - 1) * per_page)
-        .take(per_page)
-        .map(|v| (*v).clone())
-        .collect();
+    let (items, page, pages) = page_of(list.iter().copied(), query, 20);
     let mut r = ok(Value::Array(items));
     let h = r.headers_mut();
     let set = |h: &mut HeaderMap, k: &'static str, v: String| {
         h.insert(k, HeaderValue::from_str(&v).unwrap());
     };
     set(h, "x-page", page.to_string());
-    set(h, "x-per-page", per_page.to_string());
-    set(h, "x-total", total.to_string());
+    set(h, "x-per-page", page_size(query, 20).to_string());
+    set(h, "x-total", list.len().to_string());
     set(h, "x-total-pages", pages.to_string());
     set(
         h,

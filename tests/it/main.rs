@@ -44,5 +44,6 @@ mod store;
 mod support;
 mod test_server;
 mod tidy;
+mod twins;
 mod unleash;
 mod validate_sections;

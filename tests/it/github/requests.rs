@@ -6,16 +6,16 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use serde_json::json;
 use shepherd::http::retry::Policy;
 use shepherd::tracker::github::{self, GitHubTracker};
-use shepherd::tracker::{IssueEdit, NewIssue, StateFilter, Tracker};
+use shepherd::tracker::{StateFilter, Tracker};
 
 use super::{hub, Hub, BOT};
 use crate::github_server::{Fault, Logged, OWNER, REPO};
 use crate::remote::{fails_within, quick_policy};
 use crate::support::block_on;
+use crate::twins;
 
 fn config(hub: &Hub, policy: Policy) -> github::Config {
     let mut config = github::Config::new(&hub.server.url, &format!("{OWNER}/{REPO}"));
@@ -113,36 +113,7 @@ fn writes_are_one_request_each_and_their_answer_is_not_read_again() {
     let hub = hub();
     block_on(async {
         let t = GitHubTracker::connect(config(&hub, quick_policy()), BOT).unwrap();
-        let issue = t
-            .create_issue(&NewIssue {
-                title: "m".into(),
-                body: "body".into(),
-                labels: vec!["Migration".into(), "Selection".into()],
-            })
-            .await
-            .unwrap();
-        let n = issue.number;
-        t.update_body(n, "new body").await.unwrap();
-        t.add_comment(n, "a comment").await.unwrap();
-        let moved = t
-            .edit_issue(
-                n,
-                &IssueEdit {
-                    current: issue.labels.clone(),
-                    add: vec!["Shelved".into()],
-                    remove: vec!["Selection".into()],
-                    open: Some(false),
-                },
-            )
-            .await
-            .unwrap();
-        assert_eq!(moved.labels, ["Migration", "Shelved"]);
-        assert!(!moved.open);
-        assert_eq!(
-            moved.body, "new body",
-            "the issue as the PATCH's answer shows it"
-        );
-        t.set_open(n, true).await.unwrap();
+        let n = twins::writes_each_once(&t).await;
         let log = hub.server.log();
         assert_eq!(
             shapes(&log),
@@ -166,31 +137,11 @@ fn writes_are_one_request_each_and_their_answer_is_not_read_again() {
 #[test]
 fn the_incremental_list_asks_for_what_changed_since_and_a_second_look_is_a_304() {
     let hub = hub();
-    let a = hub
-        .server
-        .seed("a", "", &["Migration"], "shepherd-bot", false);
-    let b = hub
-        .server
-        .seed("b", "", &["Migration"], "shepherd-bot", false);
-    let c = hub.server.seed("c", "", &["Other"], "shepherd-bot", false);
-    hub.server.travel(chrono::Duration::hours(1));
-    let since = Utc::now() - chrono::Duration::minutes(30);
-    hub.server.touch(b);
-    hub.server.touch(c);
+    let ([a, b, c], since) = twins::changed_half_an_hour_ago(&hub.server);
     block_on(async {
         let t = GitHubTracker::connect(config(&hub, quick_policy()), BOT).unwrap();
+        let changed = twins::lists_what_changed_since(&t, [a, b, c], since).await;
         let migration = ["Migration".to_string()];
-        let changed = t
-            .list_issues_since(StateFilter::All, &migration, since)
-            .await
-            .unwrap();
-        assert_eq!(changed.iter().map(|i| i.number).collect::<Vec<_>>(), [b]);
-        let all = t
-            .list_issues_since(StateFilter::Open, &[], since)
-            .await
-            .unwrap();
-        assert_eq!(all.iter().map(|i| i.number).collect::<Vec<_>>(), [c, b]);
-        assert!(!all.iter().any(|i| i.number == a));
         // Nothing changed: the same question again is answered 304, from memory.
         let again = t
             .list_issues_since(StateFilter::All, &migration, since)
@@ -230,22 +181,9 @@ fn a_comment_is_deleted_and_deleting_it_again_is_no_error() {
         .seed("m", "", &["Migration"], "shepherd-bot", false);
     block_on(async {
         let t = GitHubTracker::connect(config(&hub, quick_policy()), BOT).unwrap();
-        let keep = t.add_comment(n, "keep").await.unwrap();
-        let claim = t.add_comment(n, "claim").await.unwrap();
-        hub.server.clear_log();
-        t.delete_comment(n, claim.id).await.unwrap();
-        t.delete_comment(n, claim.id).await.unwrap();
-        let left = t.comments(n).await.unwrap();
-        assert_eq!(left.iter().map(|c| c.id).collect::<Vec<_>>(), [keep.id]);
-        let deletes: Vec<(String, u16)> = hub
-            .server
-            .log()
-            .iter()
-            .filter(|l| l.method == "DELETE")
-            .map(|l| (shapes(std::slice::from_ref(l)).remove(0), l.status))
-            .collect();
-        let path = format!("DELETE /issues/comments/{}", claim.id);
-        assert_eq!(deletes, [(path.clone(), 204), (path, 404)]);
+        let (claim, deletes) = twins::comment_deleted_twice(&t, &hub.server, n).await;
+        let path = format!("/repos/{OWNER}/{REPO}/issues/comments/{claim}");
+        assert_eq!(deletes, [path.clone(), path]);
     });
 }
 
