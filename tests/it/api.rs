@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::github_server::GitHubServer;
 use crate::gitlab_server::GitLabServer;
-use crate::test_server::{Fault, MergedAt, MrState, ReleaseKind, Served, Server};
+use crate::test_server::{Fault, MergedAt, MrState, ReleaseKind, Server, Tracked};
 
 /// The variables of a seeded gitaly migration, every one given, as `--var` takes them.
 const GITALY_VARS: [&str; 6] = [
@@ -110,8 +110,8 @@ pub trait Api {
 }
 
 /// What `Api` needs of one tracker's test server beyond what both servers share
-/// (`Served`): the keys of its JSON, and what only that tracker does or names its own way.
-pub trait Twin: Served {
+/// (`Server`): the keys of its JSON, and what only that tracker does or names its own way.
+pub trait Twin: Tracked {
     /// The key of an issue's number (GitLab: `iid`).
     const NUMBER: &'static str;
     /// The key of an issue's body (GitLab: `description`).
@@ -240,7 +240,7 @@ impl<S: Twin> Api for Server<S> {
     }
 }
 
-impl Twin for crate::gitlab_server::Shared {
+impl Twin for crate::gitlab_server::GitLab {
     const NUMBER: &'static str = "iid";
     const BODY: &'static str = "description";
     fn project() -> String {
@@ -273,7 +273,7 @@ impl Twin for crate::gitlab_server::Shared {
     }
 }
 
-impl Twin for crate::github_server::Shared {
+impl Twin for crate::github_server::GitHub {
     const NUMBER: &'static str = "number";
     const BODY: &'static str = "body";
     fn project() -> String {

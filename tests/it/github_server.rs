@@ -18,54 +18,41 @@
 mod facts;
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
+use std::sync::OnceLock;
 
-use axum::http::{HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 pub use crate::test_server::Fault;
-use crate::test_server::{admit, answered, created, ok, page_of, param, parse_time};
-use crate::test_server::{Clock, Common, Request, Served, Server};
+use crate::test_server::{created, issues_asked, ok, page_of, param, parse_time};
+use crate::test_server::{Request, Server, Tracked};
 
 pub const OWNER: &str = "octo-org";
 pub const REPO: &str = "migrations";
 
+/// One request as the server saw it.
+pub type Logged = crate::test_server::Logged<Sent>;
+
+/// What GitHub's server logs of a request besides its method, path, query and user.
 #[derive(Clone, Debug)]
-pub struct Logged {
-    pub method: String,
-    pub path: String,
-    pub query: Vec<(String, String)>,
+pub struct Sent {
     pub body: Value,
-    pub user: String,
     /// The `If-None-Match` the request carried.
     pub if_none_match: Option<String>,
-    /// The status answered (0 while a request is unanswered).
-    pub status: u16,
 }
 
-impl Logged {
-    pub fn query(&self, key: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-}
+/// What the server keeps behind its lock.
+pub type Data = crate::test_server::Data<GitHub>;
 
+/// What GitHub's server keeps besides issues, comments and labels.
 #[derive(Default)]
-pub struct Data {
+pub struct Own {
     /// Collaborators' permissions by login (`admin`, `write`, `read`, …).
     permissions: BTreeMap<String, String>,
-    issues: BTreeMap<u64, Value>,
-    comments: Vec<(u64, Value)>,
     timeline: Vec<(u64, Value)>,
-    labels: Vec<Value>,
     subs: Vec<(u64, u64)>,
-    common: Common<Logged>,
-    next_id: u64,
     /// Answer 404 to the sub-issues API, as GitHub Enterprise Server before 3.18 does.
     no_sub_issues: bool,
     /// Pull requests and releases (`github_facts.rs`).
@@ -121,17 +108,16 @@ impl GitHubServer {
     }
 }
 
-pub struct Shared {
-    data: Mutex<Data>,
-    tokens: BTreeMap<String, String>,
-    latency: Mutex<Duration>,
+/// GitHub's part of what the server shares with its handler.
+pub struct GitHub {
     examples: Examples,
     /// The address clients reach the API at: the `url` of every issue and the `Link`
     /// pages point there, as GitHub (and GitHub Enterprise Server) answer.
     api: OnceLock<String>,
-    /// What the server stamps and answers as `Date`.
-    clock: Clock,
 }
+
+/// What the server shares with its handler.
+pub type Shared = crate::test_server::Shared<GitHub>;
 
 /// The API's address for `url` fields and `Link` headers.
 fn api(shared: &Shared) -> &str {
@@ -142,42 +128,11 @@ fn api(shared: &Shared) -> &str {
         .unwrap_or("https://api.github.com")
 }
 
-/// The server, as a test holds it.
-pub type GitHubServer = Server<Shared>;
-
-impl Served for Shared {
-    type Data = Data;
-    type Logged = Logged;
+impl Tracked for GitHub {
+    type Own = Own;
+    type Sent = Sent;
     const FAULT: &'static str = "You have exceeded a secondary rate limit (injected)";
-    const UNAUTHORIZED: &'static str = "Bad credentials";
 
-    fn data(&self) -> &Mutex<Data> {
-        &self.data
-    }
-    fn latency(&self) -> &Mutex<Duration> {
-        &self.latency
-    }
-    fn clock(&self) -> &Clock {
-        &self.clock
-    }
-    fn common(data: &mut Data) -> &mut Common<Logged> {
-        &mut data.common
-    }
-    fn status(logged: &mut Logged) -> &mut u16 {
-        &mut logged.status
-    }
-    fn method_and_path(l: &Logged) -> (&str, &str) {
-        (&l.method, &l.path)
-    }
-    fn issues(data: &mut Data) -> &mut BTreeMap<u64, Value> {
-        &mut data.issues
-    }
-    fn comments(data: &Data) -> &[(u64, Value)] {
-        &data.comments
-    }
-    fn labels(data: &Data) -> &[Value] {
-        &data.labels
-    }
     fn stamp(t: DateTime<Utc>) -> Value {
         json!(stamp(t))
     }
@@ -194,17 +149,89 @@ impl Served for Shared {
         };
         let issues = data.issues.iter_mut().filter(|(n, _)| mine(n));
         issues.for_each(|(_, i)| shift(i));
-        let kept = data.comments.iter_mut().chain(data.timeline.iter_mut());
+        let kept = data.comments.iter_mut().chain(data.own.timeline.iter_mut());
         kept.filter(|(n, _)| mine(n)).for_each(|(_, v)| shift(v));
         if only.is_none() {
-            data.facts.travel(d);
+            data.own.facts.travel(d);
         }
     }
-    fn error(status: StatusCode, message: &str) -> Response {
-        error(status, message)
+    fn error_body(message: &str) -> Value {
+        json!({"message": message, "documentation_url": "https://docs.github.com/rest"})
     }
-    fn answer(&self, request: &Request) -> Option<Response> {
-        answer(self, request)
+    /// The answer to one request; `None` for a request that is never answered.
+    /// The JSON body and `If-None-Match` of a request, and the user of its token (`Bearer`
+    /// or `token`).
+    fn read(shared: &Shared, request: &Request) -> (Sent, Result<String, Response>) {
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        let token = request.header("authorization").map(|t| {
+            t.trim_start_matches("Bearer ")
+                .trim_start_matches("token ")
+                .to_string()
+        });
+        let user = token.and_then(|t| shared.tokens.get(&t).cloned());
+        let user = user.ok_or_else(|| error(StatusCode::UNAUTHORIZED, "Bad credentials"));
+        let if_none_match = request.header("if-none-match").map(str::to_string);
+        (
+            Sent {
+                body,
+                if_none_match,
+            },
+            user,
+        )
+    }
+    /// The answer to a request let in: pull requests and releases of any repository
+    /// (`facts`), or the repository's issues, comments, labels.
+    fn respond(shared: &Shared, data: &mut Data, r: &Request, sent: &Sent, user: &str) -> Response {
+        let (method, uri, query) = (&r.method, &r.uri, &r.query);
+        let acting = data
+            .meanwhile
+            .iter()
+            .position(|m| m.method == method.as_str() && uri.path().ends_with(&m.path_ends));
+        if let Some(i) = acting {
+            let m = data.meanwhile.remove(i);
+            let mut labels: Vec<String> = data.issues[&m.issue]["labels"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["name"].as_str().unwrap().to_string())
+                .collect();
+            labels.push(m.label);
+            let now = shared.clock.now();
+            set_labels(shared, data, m.issue, &labels, (&m.user, now));
+            data.issues.get_mut(&m.issue).unwrap()["updated_at"] = json!(stamp(now));
+        }
+        let mut parts = uri.path().strip_prefix("/repos/").unwrap_or("").split('/');
+        let repo = format!(
+            "{}/{}",
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or("")
+        );
+        let segs: Vec<&str> = parts.filter(|s| !s.is_empty()).collect();
+        let mut response = match facts::route(data, method.as_str(), &repo, &segs, query, uri) {
+            Some(response) => response,
+            None => route(shared, data, r, &segs, &sent.body, user),
+        };
+        // The pages of a list are on this server, not on api.github.com.
+        if let Some(link) = response.headers().get("link").and_then(|v| v.to_str().ok()) {
+            let own = link.replace("https://api.github.com", api(shared));
+            if let Ok(v) = HeaderValue::from_str(&own) {
+                response.headers_mut().insert("link", v);
+            }
+        }
+        // A conditional request whose ETag still matches: 304, no body, no rate limit spent.
+        let etag = response.headers().get("etag").cloned();
+        if let (Some(etag), Some(sent)) = (etag, &sent.if_none_match) {
+            if response.status() == StatusCode::OK && etag.to_str().ok() == Some(sent.as_str()) {
+                let mut not_modified = StatusCode::NOT_MODIFIED.into_response();
+                for name in ["etag", "link", "x-ratelimit-limit", "x-ratelimit-remaining"] {
+                    if let Some(v) = response.headers().get(name) {
+                        not_modified.headers_mut().insert(name, v.clone());
+                    }
+                }
+                response = not_modified;
+            }
+        }
+        response
     }
 }
 
@@ -225,6 +252,9 @@ pub fn example(name: &str) -> Value {
     spec()["components"]["examples"][name]["value"].clone()
 }
 
+/// The server, as a test holds it.
+pub type GitHubServer = Server<GitHub>;
+
 impl GitHubServer {
     pub fn start(tokens: &[(&str, &str)]) -> GitHubServer {
         let issue = example("issue");
@@ -234,20 +264,8 @@ impl GitHubServer {
             comment: example("issue-comment"),
             label: example("label"),
         };
-        let server = Server::serve(Shared {
-            data: Mutex::new(Data {
-                next_id: 5000,
-                ..Default::default()
-            }),
-            tokens: tokens
-                .iter()
-                .map(|(t, u)| (t.to_string(), u.to_string()))
-                .collect(),
-            latency: Mutex::new(Duration::ZERO),
-            examples,
-            api: OnceLock::new(),
-            clock: Clock::default(),
-        });
+        let api = OnceLock::new();
+        let server = Server::start_with(GitHub { examples, api }, tokens, 5000);
         let _ = server.shared.api.set(server.url.clone());
         server
     }
@@ -311,6 +329,9 @@ impl GitHubServer {
     }
 }
 
+/// A time the server stamps a record with.
+type Stamp = DateTime<Utc>;
+
 fn stamp(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
@@ -367,19 +388,15 @@ fn create(
     issue["url"] = json!(format!("{}/repos/{OWNER}/{REPO}/issues/{n}", api(shared)));
     data.issues.insert(n, issue);
     // Every issue's timeline starts with an event type octocrab's `Event` does not know.
-    data.timeline.push((n, json!({"event": "blocked_by_added", "id": data.next_id, "actor": user_json(shared, user), "created_at": stamp(now)})));
-    set_labels(shared, data, n, labels, user, now);
+    data.own.timeline.push((n, json!({"event": "blocked_by_added", "id": data.next_id, "actor": user_json(shared, user), "created_at": stamp(now)})));
+    set_labels(shared, data, n, labels, (user, now));
     n
 }
 
-fn set_labels(
-    shared: &Shared,
-    data: &mut Data,
-    n: u64,
-    wanted: &[String],
-    user: &str,
-    now: DateTime<Utc>,
-) {
+/// Gives issue `n` the labels `wanted`, set `by` a user at a time: a `labeled` or
+/// `unlabeled` event each.
+fn set_labels(shared: &Shared, data: &mut Data, n: u64, wanted: &[String], by: (&str, Stamp)) {
+    let (user, now) = by;
     let current: Vec<String> = data.issues[&n]["labels"]
         .as_array()
         .unwrap()
@@ -406,96 +423,13 @@ fn set_labels(
     for (label, event) in events {
         data.next_id += 1;
         let l = label_json(shared, data, &label);
-        data.timeline.push((n, json!({"id": data.next_id, "node_id": "LE_x", "url": "https://api.github.com/x", "event": event, "actor": user_json(shared, user), "created_at": stamp(now), "label": {"name": l["name"], "color": l["color"]}, "commit_id": null, "commit_url": null, "performed_via_github_app": null})));
+        data.own.timeline.push((n, json!({"id": data.next_id, "node_id": "LE_x", "url": "https://api.github.com/x", "event": event, "actor": user_json(shared, user), "created_at": stamp(now), "label": {"name": l["name"], "color": l["color"]}, "commit_id": null, "commit_url": null, "performed_via_github_app": null})));
     }
     data.issues.get_mut(&n).unwrap()["labels"] = json!(labels);
 }
 
-/// The answer to one request; `None` for a request that is never answered.
-fn answer(shared: &Shared, request: &Request) -> Option<Response> {
-    let (method, uri, query) = (&request.method, &request.uri, &request.query);
-    let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
-    let token = request.header("authorization").map(|t| {
-        t.trim_start_matches("Bearer ")
-            .trim_start_matches("token ")
-            .to_string()
-    });
-    let user = token.and_then(|t| shared.tokens.get(&t).cloned());
-    let if_none_match = request.header("if-none-match").map(str::to_string);
-    let mut data = shared.data.lock().unwrap();
-    let logged = Logged {
-        method: method.to_string(),
-        path: uri.path().to_string(),
-        query: query.clone(),
-        body: body.clone(),
-        user: user.clone().unwrap_or_default(),
-        if_none_match: if_none_match.clone(),
-        status: 0,
-    };
-    let admitted = match admit::<Shared>(&mut data, request, logged, user) {
-        Ok(admitted) => admitted,
-        Err(answer) => return answer,
-    };
-    let acting = data
-        .meanwhile
-        .iter()
-        .position(|m| m.method == method.as_str() && uri.path().ends_with(&m.path_ends));
-    if let Some(i) = acting {
-        let m = data.meanwhile.remove(i);
-        let mut labels: Vec<String> = data.issues[&m.issue]["labels"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["name"].as_str().unwrap().to_string())
-            .collect();
-        labels.push(m.label);
-        let now = shared.clock.now();
-        set_labels(shared, &mut data, m.issue, &labels, &m.user, now);
-        data.issues.get_mut(&m.issue).unwrap()["updated_at"] = json!(stamp(now));
-    }
-    let mut parts = uri.path().strip_prefix("/repos/").unwrap_or("").split('/');
-    let repo = format!(
-        "{}/{}",
-        parts.next().unwrap_or(""),
-        parts.next().unwrap_or("")
-    );
-    let segs: Vec<&str> = parts.filter(|s| !s.is_empty()).collect();
-    let user = &admitted.user;
-    let mut response = match facts::route(&data, method.as_str(), &repo, &segs, query, uri) {
-        Some(response) => response,
-        None => route(shared, &mut data, method, &segs, query, &body, user, uri),
-    };
-    // The pages of a list are on this server, not on api.github.com.
-    if let Some(link) = response.headers().get("link").and_then(|v| v.to_str().ok()) {
-        let own = link.replace("https://api.github.com", api(shared));
-        if let Ok(v) = HeaderValue::from_str(&own) {
-            response.headers_mut().insert("link", v);
-        }
-    }
-    // A conditional request whose ETag still matches: 304, no body, no rate limit spent.
-    let etag = response.headers().get("etag").cloned();
-    if let (Some(etag), Some(sent)) = (etag, &if_none_match) {
-        if response.status() == StatusCode::OK && etag.to_str().ok() == Some(sent.as_str()) {
-            let mut not_modified = StatusCode::NOT_MODIFIED.into_response();
-            for name in ["etag", "link", "x-ratelimit-limit", "x-ratelimit-remaining"] {
-                if let Some(v) = response.headers().get(name) {
-                    not_modified.headers_mut().insert(name, v.clone());
-                }
-            }
-            response = not_modified;
-        }
-    }
-    answered(shared, &mut data, admitted, response)
-}
-
 fn error(status: StatusCode, message: &str) -> Response {
-    (
-        status,
-        axum::Json(
-            json!({"message": message, "documentation_url": "https://docs.github.com/rest"}),
-        ),
-    )
-        .into_response()
+    crate::test_server::error::<GitHub>(status, message)
 }
 
 fn page(list: Vec<&Value>, query: &[(String, String)], uri: &Uri) -> Response {
@@ -548,56 +482,24 @@ fn page(list: Vec<&Value>, query: &[(String, String)], uri: &Uri) -> Response {
     r
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The answer about the repository's own issues, comments, labels and collaborators.
 fn route(
     shared: &Shared,
     data: &mut Data,
-    method: &Method,
+    request: &Request,
     segs: &[&str],
-    query: &[(String, String)],
     body: &Value,
     user: &str,
-    uri: &Uri,
 ) -> Response {
+    let (method, query, uri) = (&request.method, &request.query[..], &request.uri);
     let now = shared.clock.now();
     let n = |s: &str| s.parse::<u64>().unwrap_or(0);
     match (method.as_str(), segs) {
         ("GET", ["issues"]) => {
-            let state = param(query, "state").unwrap_or("open");
-            let labels: Vec<&str> = param(query, "labels")
-                .map(|l| l.split(',').filter(|s| !s.is_empty()).collect())
-                .unwrap_or_default();
             // GitHub: "only show results that were last updated after the given time",
             // to the second and inclusive.
-            let since = param(query, "since").map(|t| {
-                DateTime::parse_from_rfc3339(t)
-                    .expect("since in ISO 8601")
-                    .with_timezone(&Utc)
-            });
-            let list: Vec<&Value> = data
-                .issues
-                .values()
-                .rev()
-                .filter(|i| state == "all" || i["state"] == state)
-                .filter(|i| {
-                    since.is_none_or(|t| {
-                        let updated =
-                            DateTime::parse_from_rfc3339(i["updated_at"].as_str().unwrap())
-                                .unwrap()
-                                .with_timezone(&Utc);
-                        updated >= t
-                    })
-                })
-                .filter(|i| {
-                    labels.iter().all(|l| {
-                        i["labels"]
-                            .as_array()
-                            .unwrap()
-                            .iter()
-                            .any(|x| x["name"] == *l)
-                    })
-                })
-                .collect();
+            let state = param(query, "state").unwrap_or("open");
+            let list = issues_asked(&data.issues, query, Some(state), "since");
             page(list, query, uri)
         }
         ("POST", ["issues"]) => {
@@ -640,7 +542,7 @@ fn route(
                     .iter()
                     .filter_map(|l| l.as_str().map(String::from))
                     .collect();
-                set_labels(shared, data, num, &wanted, user, now);
+                set_labels(shared, data, num, &wanted, (user, now));
             }
             if let Some(state) = body["state"].as_str() {
                 let i = data.issues.get_mut(&num).unwrap();

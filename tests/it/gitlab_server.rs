@@ -22,8 +22,6 @@ pub mod flags;
 pub mod freezes;
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -31,50 +29,37 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 pub use crate::test_server::Fault;
-use crate::test_server::{admit, answered, page_of, page_size, parse_time};
 pub(crate) use crate::test_server::{created, ok, param};
-use crate::test_server::{Clock, Common, Request, Served, Server};
+use crate::test_server::{issues_asked, page_of, page_size, parse_time};
+use crate::test_server::{Request, Server, Tracked};
 
 pub const PROJECT: &str = "group/project";
 
 /// One request as the server saw it.
+pub type Logged = crate::test_server::Logged<Sent>;
+
+/// What GitLab's server logs of a request besides its method, path, query and user.
 #[derive(Clone, Debug)]
-pub struct Logged {
-    pub method: String,
-    pub path: String,
-    pub query: Vec<(String, String)>,
+pub struct Sent {
     pub form: Vec<(String, String)>,
-    pub user: String,
-    /// The status answered (0 while a request is unanswered).
-    pub status: u16,
     /// The body, when it was JSON.
     pub json: Option<Value>,
 }
 
-impl Logged {
-    pub fn query(&self, key: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
+impl Sent {
     pub fn form(&self, key: &str) -> Option<&str> {
-        self.form
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        param(&self.form, key)
     }
 }
 
+/// What the server keeps behind its lock (the issues' notes are its `comments`).
+pub type Data = crate::test_server::Data<GitLab>;
+
+/// What GitLab's server keeps besides issues, notes and labels.
 #[derive(Default)]
-pub struct Data {
-    issues: BTreeMap<u64, Value>,
-    notes: Vec<(u64, Value)>,
+pub struct Own {
     events: Vec<(u64, Value)>,
-    labels: Vec<Value>,
     links: Vec<(u64, u64)>,
-    common: Common<Logged>,
-    next_id: u64,
     rate_limit: Option<(u64, i64)>,
     /// Merge requests and releases (`gitlab_facts.rs`).
     facts: facts::Facts,
@@ -94,14 +79,13 @@ pub fn user_id(name: &str) -> u64 {
         + 1
 }
 
-pub struct Shared {
-    data: Mutex<Data>,
-    tokens: BTreeMap<String, String>,
-    latency: Mutex<Duration>,
+/// GitLab's part of what the server shares with its handler: its documented responses.
+pub struct GitLab {
     fixtures: Fixtures,
-    /// What the server stamps and answers as `Date`.
-    clock: Clock,
 }
+
+/// What the server shares with its handler.
+pub type Shared = crate::test_server::Shared<GitLab>;
 
 struct Fixtures {
     issue: Value,
@@ -111,42 +95,11 @@ struct Fixtures {
     user: Value,
 }
 
-/// The server, as a test holds it.
-pub type GitLabServer = Server<Shared>;
-
-impl Served for Shared {
-    type Data = Data;
-    type Logged = Logged;
+impl Tracked for GitLab {
+    type Own = Own;
+    type Sent = Sent;
     const FAULT: &'static str = "injected fault";
-    const UNAUTHORIZED: &'static str = "401 Unauthorized";
 
-    fn data(&self) -> &Mutex<Data> {
-        &self.data
-    }
-    fn latency(&self) -> &Mutex<Duration> {
-        &self.latency
-    }
-    fn clock(&self) -> &Clock {
-        &self.clock
-    }
-    fn common(data: &mut Data) -> &mut Common<Logged> {
-        &mut data.common
-    }
-    fn status(logged: &mut Logged) -> &mut u16 {
-        &mut logged.status
-    }
-    fn method_and_path(l: &Logged) -> (&str, &str) {
-        (&l.method, &l.path)
-    }
-    fn issues(data: &mut Data) -> &mut BTreeMap<u64, Value> {
-        &mut data.issues
-    }
-    fn comments(data: &Data) -> &[(u64, Value)] {
-        &data.notes
-    }
-    fn labels(data: &Data) -> &[Value] {
-        &data.labels
-    }
     fn stamp(t: DateTime<Utc>) -> Value {
         time(t)
     }
@@ -163,19 +116,83 @@ impl Served for Shared {
             shift(issue, "created_at");
             shift(issue, "updated_at");
         }
-        let recorded = data.notes.iter_mut().chain(data.events.iter_mut());
+        let recorded = data.comments.iter_mut().chain(data.own.events.iter_mut());
         for (_, v) in recorded.filter(|(n, _)| mine(*n)) {
             shift(v, "created_at");
         }
         if only.is_none() {
-            data.facts.travel(d);
+            data.own.facts.travel(d);
         }
     }
-    fn error(status: StatusCode, message: &str) -> Response {
-        error(status, message)
+    fn error_body(message: &str) -> Value {
+        json!({ "message": message })
     }
-    fn answer(&self, request: &Request) -> Option<Response> {
-        answer(self, request)
+    /// The answer to one request; `None` for a request that is never answered.
+    /// The form and JSON body of a request, and the user of its `PRIVATE-TOKEN`.
+    fn read(shared: &Shared, request: &Request) -> (Sent, Result<String, Response>) {
+        let (form, json) = (form_params(request), json_body(request));
+        let user = request.header("private-token");
+        let user = user.and_then(|t| shared.tokens.get(t)).cloned();
+        let unauthorized = || error(StatusCode::UNAUTHORIZED, "401 Unauthorized");
+        (Sent { form, json }, user.ok_or_else(unauthorized))
+    }
+    /// The answer to a request let in: feature flags (`flags`), or the project's issues,
+    /// notes, labels, links and members, merge requests and releases of any project
+    /// (`facts`), freeze periods (`freezes`); with the rate limit set and the pages linked.
+    fn respond(shared: &Shared, data: &mut Data, r: &Request, sent: &Sent, user: &str) -> Response {
+        let (method, uri, query) = (&r.method, &r.uri, &r.query);
+        let (form, json) = (&sent.form, &sent.json);
+        let now = shared.clock.now();
+        let segments: Vec<String> = uri
+            .path()
+            .trim_start_matches("/api/v4/")
+            .split('/')
+            .map(|s| {
+                url::form_urlencoded::parse(s.as_bytes())
+                    .map(|(k, v)| {
+                        if v.is_empty() {
+                            k.into_owned()
+                        } else {
+                            format!("{k}={v}")
+                        }
+                    })
+                    .collect::<String>()
+            })
+            .collect();
+        // GitLab takes a project's numeric id (1 here) wherever it takes its path.
+        let segs: Vec<&str> = segments
+            .iter()
+            .enumerate()
+            .map(|(i, s)| match (i, s.as_str()) {
+                (1, "1") if segments[0] == "projects" => PROJECT,
+                (_, s) => s,
+            })
+            .collect();
+        let flag_answer = flags::route(
+            data,
+            method.as_str(),
+            &segs,
+            query,
+            form,
+            json.as_ref(),
+            user,
+        );
+        let mut response = match flag_answer {
+            Some(answer) => answer,
+            None => route(shared, data, method, &segs, query, form, user, now),
+        };
+        if let Some((remaining, reset_in)) = data.rate_limit {
+            let reset = (Utc::now().timestamp() + reset_in).to_string();
+            response.headers_mut().insert(
+                "ratelimit-remaining",
+                HeaderValue::from_str(&remaining.to_string()).unwrap(),
+            );
+            response
+                .headers_mut()
+                .insert("ratelimit-reset", HeaderValue::from_str(&reset).unwrap());
+        }
+        link_pages(&mut response, r);
+        response
     }
 }
 
@@ -186,6 +203,9 @@ fn fixture(name: &str) -> Value {
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).expect("fixture JSON")
 }
+
+/// The server, as a test holds it.
+pub type GitLabServer = Server<GitLab>;
 
 impl GitLabServer {
     /// Starts a server; `tokens` maps each token to its user's name.
@@ -200,19 +220,7 @@ impl GitLabServer {
             event: events[0].clone(),
             label: fixture("create_label.json"),
         };
-        Server::serve(Shared {
-            data: Mutex::new(Data {
-                next_id: 1000,
-                ..Default::default()
-            }),
-            tokens: tokens
-                .iter()
-                .map(|(t, u)| (t.to_string(), u.to_string()))
-                .collect(),
-            latency: Mutex::new(Duration::ZERO),
-            fixtures,
-            clock: Clock::default(),
-        })
+        Server::start_with(GitLab { fixtures }, tokens, 1000)
     }
 
     /// Makes `user` a project member with `level` (10 Guest, 30 Developer, …).
@@ -242,8 +250,8 @@ impl GitLabServer {
         note["updated_at"] = time(now);
         note["system"] = json!(false);
         note["noteable_iid"] = json!(iid);
-        data.notes.push((iid, note));
-        let count = data.notes.iter().filter(|(i, _)| *i == iid).count();
+        data.comments.push((iid, note));
+        let count = data.comments.iter().filter(|(i, _)| *i == iid).count();
         let issue = data.issues.get_mut(&iid).expect("the issue exists");
         issue["user_notes_count"] = json!(count);
         issue["updated_at"] = time(now);
@@ -314,81 +322,6 @@ impl GitLabServer {
     pub fn links(&self) -> Vec<(u64, u64)> {
         self.shared.data.lock().unwrap().links.clone()
     }
-}
-
-/// The answer to one request; `None` for a request that is never answered.
-fn answer(shared: &Shared, request: &Request) -> Option<Response> {
-    let (method, uri, query) = (&request.method, &request.uri, &request.query);
-    let form = form_params(request);
-    let json = json_body(request);
-    let user = request.header("private-token");
-    let user = user.and_then(|t| shared.tokens.get(t)).cloned();
-    let mut data = shared.data.lock().unwrap();
-    let logged = Logged {
-        method: method.to_string(),
-        path: uri.path().to_string(),
-        query: query.clone(),
-        form: form.clone(),
-        user: user.clone().unwrap_or_default(),
-        status: 0,
-        json: json.clone(),
-    };
-    let admitted = match admit::<Shared>(&mut data, request, logged, user) {
-        Ok(admitted) => admitted,
-        Err(answer) => return answer,
-    };
-    let user = &admitted.user;
-    let now = shared.clock.now();
-    let segments: Vec<String> = uri
-        .path()
-        .trim_start_matches("/api/v4/")
-        .split('/')
-        .map(|s| {
-            url::form_urlencoded::parse(s.as_bytes())
-                .map(|(k, v)| {
-                    if v.is_empty() {
-                        k.into_owned()
-                    } else {
-                        format!("{k}={v}")
-                    }
-                })
-                .collect::<String>()
-        })
-        .collect();
-    // GitLab takes a project's numeric id (1 here) wherever it takes its path.
-    let segs: Vec<&str> = segments
-        .iter()
-        .enumerate()
-        .map(|(i, s)| match (i, s.as_str()) {
-            (1, "1") if segments[0] == "projects" => PROJECT,
-            (_, s) => s,
-        })
-        .collect();
-    let flag_answer = flags::route(
-        &mut data,
-        method.as_str(),
-        &segs,
-        query,
-        &form,
-        json.as_ref(),
-        user,
-    );
-    let mut response = match flag_answer {
-        Some(answer) => answer,
-        None => route(shared, &mut data, method, &segs, query, &form, user, now),
-    };
-    if let Some((remaining, reset_in)) = data.rate_limit {
-        let reset = (Utc::now().timestamp() + reset_in).to_string();
-        response.headers_mut().insert(
-            "ratelimit-remaining",
-            HeaderValue::from_str(&remaining.to_string()).unwrap(),
-        );
-        response
-            .headers_mut()
-            .insert("ratelimit-reset", HeaderValue::from_str(&reset).unwrap());
-    }
-    link_pages(&mut response, request);
-    answered(shared, &mut data, admitted, response)
 }
 
 /// The parameters of a request body: form-encoded, or a JSON object (GitLab takes both;
@@ -465,7 +398,7 @@ fn link_pages(response: &mut Response, request: &Request) {
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(json!({"message": message}))).into_response()
+    crate::test_server::error::<GitLab>(status, message)
 }
 
 /// A time the server stored.
@@ -505,28 +438,9 @@ fn route(
     match (method.as_str(), segs) {
         ("GET", ["user"]) => ok(user_json()),
         ("GET", ["projects", p, "issues"]) if *p == PROJECT => {
-            let state = param(query, "state");
-            let labels: Vec<&str> = param(query, "labels")
-                .map(|l| l.split(',').filter(|s| !s.is_empty()).collect())
-                .unwrap_or_default();
             // GitLab: "issues updated on or after the given time".
-            let after = param(query, "updated_after").map(|t| {
-                DateTime::parse_from_rfc3339(t)
-                    .expect("updated_after in ISO 8601")
-                    .with_timezone(&Utc)
-            });
-            let matching: Vec<&Value> = data
-                .issues
-                .values()
-                .rev()
-                .filter(|i| state.is_none_or(|s| s == "all" || i["state"] == s))
-                .filter(|i| after.is_none_or(|t| stamp(&i["updated_at"]) >= t))
-                .filter(|i| {
-                    labels
-                        .iter()
-                        .all(|l| i["labels"].as_array().unwrap().iter().any(|x| x == l))
-                })
-                .collect();
+            let state = param(query, "state");
+            let matching = issues_asked(&data.issues, query, state, "updated_after");
             paginate_refs(&matching, query)
         }
         ("POST", ["projects", p, "issues"]) if *p == PROJECT => {
@@ -676,7 +590,7 @@ fn route(
         ("GET", ["projects", p, "issues", iid, "notes"]) if *p == PROJECT => {
             let iid: u64 = iid.parse().unwrap_or(0);
             let mut list: Vec<Value> = data
-                .notes
+                .comments
                 .iter()
                 .filter(|(i, _)| *i == iid)
                 .map(|(_, n)| n.clone())
@@ -707,8 +621,8 @@ fn route(
             note["updated_at"] = time(now);
             note["system"] = json!(false);
             note["noteable_iid"] = json!(iid);
-            data.notes.push((iid, note.clone()));
-            let count = data.notes.iter().filter(|(i, _)| *i == iid).count();
+            data.comments.push((iid, note.clone()));
+            let count = data.comments.iter().filter(|(i, _)| *i == iid).count();
             let issue = data.issues.get_mut(&iid).unwrap();
             issue["user_notes_count"] = json!(count);
             issue["updated_at"] = time(now);
@@ -718,14 +632,14 @@ fn route(
             let iid: u64 = iid.parse().unwrap_or(0);
             let id: u64 = id.parse().unwrap_or(0);
             let Some(at) = data
-                .notes
+                .comments
                 .iter()
                 .position(|(i, n)| *i == iid && n["id"] == id)
             else {
                 return error(StatusCode::NOT_FOUND, "404 Note Not Found");
             };
-            data.notes.remove(at);
-            let count = data.notes.iter().filter(|(i, _)| *i == iid).count();
+            data.comments.remove(at);
+            let count = data.comments.iter().filter(|(i, _)| *i == iid).count();
             if let Some(issue) = data.issues.get_mut(&iid) {
                 issue["user_notes_count"] = json!(count);
             }

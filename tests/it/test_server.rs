@@ -5,10 +5,12 @@
 //! seed of merge requests and releases (`MrState`, `ReleaseKind`); and the clock the
 //! servers stamp with and send as `Date` (`Clock`: real, or held within one second).
 //!
-//! `Server` is either server as a test holds it; `Served` is what each server's state tells
-//! the machinery both share: the request log, faults and latency, the handler that logs a
-//! request and checks its token before the tracker's own routes answer it, paging, and
-//! what moving the clock does to the issues it keeps.
+//! `Server` is either server as a test holds it, with what both keep (`Data`: issues,
+//! comments, labels, the request log, the faults to inject) and share with their handler
+//! (`Shared`: tokens, latency, clock), and the handler that logs a request and checks its
+//! token and faults before the tracker's own routes answer it; `Tracked` is what differs
+//! (`GitHub`, `GitLab`). Paging, and the merge requests and releases tests record
+//! (`Change`, `Published`), are shared too.
 
 #![allow(dead_code)]
 
@@ -363,71 +365,136 @@ impl Request {
     }
 }
 
-/// What both servers keep of the requests: the log, and the faults still to inject.
-pub struct Common<L> {
-    pub log: Vec<L>,
-    pub faults: VecDeque<Fault>,
+/// One request as a server logged it: what both log, and what the tracker's server logs
+/// besides (`sent`: GitHub the JSON body and `If-None-Match`, GitLab the form and the JSON
+/// body), which it derefs to.
+#[derive(Clone, Debug)]
+pub struct Logged<X> {
+    pub method: String,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub user: String,
+    /// The status answered (0 while a request is unanswered).
+    pub status: u16,
+    pub sent: X,
 }
 
-impl<L> Default for Common<L> {
-    fn default() -> Self {
-        Common {
-            log: Vec::new(),
-            faults: VecDeque::new(),
-        }
+impl<X> Logged<X> {
+    pub fn query(&self, key: &str) -> Option<&str> {
+        param(&self.query, key)
     }
 }
 
-/// A test server's shared state, as the machinery both servers share sees it.
-pub trait Served: Send + Sync + Sized + 'static {
-    /// What the server keeps behind its lock.
-    type Data: Send;
-    /// One request as the server logs it.
-    type Logged: Clone;
+impl<X> std::ops::Deref for Logged<X> {
+    type Target = X;
+    fn deref(&self) -> &X {
+        &self.sent
+    }
+}
+
+/// A tracker's test server: what it answers and keeps beyond what both servers share.
+pub trait Tracked: Send + Sync + Sized + 'static {
+    /// What the tracker's server keeps besides issues, comments and labels.
+    type Own: Default + Send;
+    /// What it logs of a request besides its method, path, query and user.
+    type Sent: Clone + Send;
     /// The message of an injected fault's error.
     const FAULT: &'static str;
-    /// The message of a 401.
-    const UNAUTHORIZED: &'static str;
-
-    fn data(&self) -> &Mutex<Self::Data>;
-    fn latency(&self) -> &Mutex<Duration>;
-    fn clock(&self) -> &Clock;
-    fn common(data: &mut Self::Data) -> &mut Common<Self::Logged>;
-    /// The status a logged request was answered with (0 while unanswered).
-    fn status(logged: &mut Self::Logged) -> &mut u16;
-    fn method_and_path(logged: &Self::Logged) -> (&str, &str);
-    /// The issues by number (GitLab: iid).
-    fn issues(data: &mut Self::Data) -> &mut BTreeMap<u64, Value>;
-    /// Each issue's comments (GitLab: notes), oldest first.
-    fn comments(data: &Self::Data) -> &[(u64, Value)];
-    fn labels(data: &Self::Data) -> &[Value];
     /// A time as the tracker writes it in its JSON.
     fn stamp(t: DateTime<Utc>) -> Value;
     /// Moves what is recorded of issue `only` (or of everything) `d` into the past.
-    fn shift(data: &mut Self::Data, only: Option<u64>, d: chrono::Duration);
-    /// The tracker's error answer.
-    fn error(status: StatusCode, message: &str) -> Response;
-    /// The answer to a request; `None` for a request that is never answered.
-    fn answer(&self, request: &Request) -> Option<Response>;
+    fn shift(data: &mut Data<Self>, only: Option<u64>, d: chrono::Duration);
+    /// The body of the tracker's error answer.
+    fn error_body(message: &str) -> Value;
+    /// What the server logs of `request` besides what both log, and the user whose token
+    /// it carried: without a token the server knows, the tracker's 401.
+    fn read(shared: &Shared<Self>, request: &Request) -> (Self::Sent, Result<String, Response>);
+    /// The tracker's answer to a request let in (`admit`), from `user`.
+    fn respond(
+        shared: &Shared<Self>,
+        data: &mut Data<Self>,
+        request: &Request,
+        sent: &Self::Sent,
+        user: &str,
+    ) -> Response;
+}
+
+/// What a test server keeps behind its lock: issues by number (GitLab: iid), each issue's
+/// comments (GitLab: notes) oldest first, labels, the request log, the faults still to
+/// inject, and the tracker's own (`own`, which it derefs to).
+pub struct Data<T: Tracked> {
+    pub issues: BTreeMap<u64, Value>,
+    pub comments: Vec<(u64, Value)>,
+    pub labels: Vec<Value>,
+    pub log: Vec<Logged<T::Sent>>,
+    pub faults: VecDeque<Fault>,
+    /// The last id given to anything.
+    pub next_id: u64,
+    pub own: T::Own,
+}
+
+impl<T: Tracked> std::ops::Deref for Data<T> {
+    type Target = T::Own;
+    fn deref(&self) -> &T::Own {
+        &self.own
+    }
+}
+
+impl<T: Tracked> std::ops::DerefMut for Data<T> {
+    fn deref_mut(&mut self) -> &mut T::Own {
+        &mut self.own
+    }
+}
+
+/// What a server's handler shares with the test: its data, the tokens it knows (each a
+/// user), its latency and clock, and the tracker's own (`tracker`, which it derefs to).
+pub struct Shared<T: Tracked> {
+    pub data: Mutex<Data<T>>,
+    pub tokens: BTreeMap<String, String>,
+    pub latency: Mutex<Duration>,
+    /// What the server stamps and answers as `Date`.
+    pub clock: Clock,
+    pub tracker: T,
+}
+
+impl<T: Tracked> std::ops::Deref for Shared<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.tracker
+    }
 }
 
 /// A test server that runs until it is dropped.
-pub struct Server<S> {
+pub struct Server<T: Tracked> {
     pub url: String,
-    pub shared: Arc<S>,
+    pub shared: Arc<Shared<T>>,
     /// Stops the server when this is dropped.
     _stop: Stop,
 }
 
-impl<S: Served> Server<S> {
-    /// Serves `shared` on a free port.
-    pub fn serve(shared: S) -> Server<S> {
-        let shared = Arc::new(shared);
-        let (url, stop) = serve_stoppable(
-            Router::new()
-                .fallback(handle::<S>)
-                .with_state(shared.clone()),
-        );
+impl<T: Tracked> Server<T> {
+    /// Starts a server of `tracker` on a free port; `tokens` maps each token to its user's
+    /// name; ids given start after `first_id`.
+    pub fn start_with(tracker: T, tokens: &[(&str, &str)], first_id: u64) -> Server<T> {
+        let data = Data {
+            issues: BTreeMap::new(),
+            comments: Vec::new(),
+            labels: Vec::new(),
+            log: Vec::new(),
+            faults: VecDeque::new(),
+            next_id: first_id,
+            own: T::Own::default(),
+        };
+        let tokens = tokens.iter().map(|(t, u)| (t.to_string(), u.to_string()));
+        let shared = Arc::new(Shared {
+            data: Mutex::new(data),
+            tokens: tokens.collect(),
+            latency: Mutex::new(Duration::ZERO),
+            clock: Clock::default(),
+            tracker,
+        });
+        let app = Router::new().fallback(handle::<T>);
+        let (url, stop) = serve_stoppable(app.with_state(shared.clone()));
         Server {
             url,
             shared,
@@ -435,98 +502,97 @@ impl<S: Served> Server<S> {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, S::Data> {
-        self.shared.data().lock().unwrap()
+    fn lock(&self) -> MutexGuard<'_, Data<T>> {
+        self.shared.data.lock().unwrap()
     }
 
-    pub fn log(&self) -> Vec<S::Logged> {
-        S::common(&mut self.lock()).log.clone()
+    pub fn log(&self) -> Vec<Logged<T::Sent>> {
+        self.lock().log.clone()
     }
 
     pub fn clear_log(&self) {
-        S::common(&mut self.lock()).log.clear();
+        self.lock().log.clear();
     }
 
     pub fn fail(&self, fault: Fault) {
-        S::common(&mut self.lock()).faults.push_back(fault);
+        self.lock().faults.push_back(fault);
     }
 
     pub fn clear_faults(&self) {
-        S::common(&mut self.lock()).faults.clear();
+        self.lock().faults.clear();
     }
 
     pub fn set_latency(&self, d: Duration) {
-        *self.shared.latency().lock().unwrap() = d;
+        *self.shared.latency.lock().unwrap() = d;
     }
 
     /// Holds the server's clock within the second of `at` (`None`: the real clock): every
     /// write stamped within that second, every answer dated with it.
     pub fn hold_clock(&self, at: Option<DateTime<Utc>>) {
-        self.shared.clock().hold(at);
+        self.shared.clock.hold(at);
     }
 
     pub fn issue(&self, n: u64) -> Value {
-        S::issues(&mut self.lock())[&n].clone()
+        self.lock().issues[&n].clone()
     }
 
     pub fn issues(&self) -> Vec<Value> {
-        S::issues(&mut self.lock()).values().cloned().collect()
+        self.lock().issues.values().cloned().collect()
     }
 
     /// Issue `n`'s comments (GitLab: notes), oldest first.
     pub fn comments_of(&self, n: u64) -> Vec<Value> {
         let data = self.lock();
-        let all = S::comments(&data).iter();
+        let all = data.comments.iter();
         all.filter(|(i, _)| *i == n)
             .map(|(_, c)| c.clone())
             .collect()
     }
 
     pub fn labels(&self) -> Vec<Value> {
-        S::labels(&self.lock()).to_vec()
+        self.lock().labels.clone()
     }
 
     /// Stamps an issue as changed now, as a person's edit would.
     pub fn touch(&self, n: u64) {
-        let now = self.shared.clock().now();
-        S::issues(&mut self.lock()).get_mut(&n).unwrap()["updated_at"] = S::stamp(now);
+        let now = self.shared.clock.now();
+        self.lock().issues.get_mut(&n).unwrap()["updated_at"] = T::stamp(now);
     }
 
     /// Lets `d` pass for everything recorded so far: every stored time moves `d` into the
     /// past, while the server keeps stamping new records with its clock (which is the
     /// clock shepherd reads against a remote tracker).
     pub fn travel(&self, d: chrono::Duration) {
-        S::shift(&mut self.lock(), None, d);
-        self.shared.clock().after_travel();
+        T::shift(&mut self.lock(), None, d);
+        self.shared.clock.after_travel();
     }
 
     /// Lets `d` pass for one issue only: as if it had been opened and worked on earlier.
     pub fn backdate(&self, n: u64, d: chrono::Duration) {
-        S::shift(&mut self.lock(), Some(n), d);
+        T::shift(&mut self.lock(), Some(n), d);
     }
 
     /// The status each logged request was answered with (0: not yet).
     pub fn statuses(&self) -> Vec<u16> {
-        let mut log = self.log();
-        log.iter_mut().map(|l| *S::status(l)).collect()
+        self.lock().log.iter().map(|l| l.status).collect()
     }
 
     /// `METHOD path` of each logged request.
     pub fn method_paths(&self) -> Vec<(String, String)> {
-        let log = self.log();
-        let pairs = log.iter().map(S::method_and_path);
-        pairs.map(|(m, p)| (m.to_string(), p.to_string())).collect()
+        let data = self.lock();
+        let pairs = data.log.iter().map(|l| (l.method.clone(), l.path.clone()));
+        pairs.collect()
     }
 }
 
-async fn handle<S: Served>(
-    State(shared): State<Arc<S>>,
+async fn handle<T: Tracked>(
+    State(shared): State<Arc<Shared<T>>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let latency = *shared.latency().lock().unwrap();
+    let latency = *shared.latency.lock().unwrap();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -540,15 +606,32 @@ async fn handle<S: Served>(
         body,
         query,
     };
-    match shared.answer(&request) {
+    match answer(&shared, &request) {
         Some(response) => response,
         None => never().await,
     }
 }
 
+/// The answer to one request; `None` for a request that is never answered.
+fn answer<T: Tracked>(shared: &Shared<T>, request: &Request) -> Option<Response> {
+    let (sent, user) = T::read(shared, request);
+    let mut data = shared.data.lock().unwrap();
+    let admitted = match admit(&mut data, request, sent.clone(), user) {
+        Ok(admitted) => admitted,
+        Err(answer) => return answer,
+    };
+    let response = T::respond(shared, &mut data, request, &sent, &admitted.user);
+    answered(shared, &mut data, admitted, response)
+}
+
+/// The tracker's error answer.
+pub fn error<T: Tracked>(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(T::error_body(message))).into_response()
+}
+
 /// An injected fault's answer: the tracker's error, with `Retry-After` where it has one.
-pub fn fault_response<S: Served>(f: &Fault) -> Response {
-    let mut r = S::error(StatusCode::from_u16(f.status).unwrap(), S::FAULT);
+pub fn fault_response<T: Tracked>(f: &Fault) -> Response {
+    let mut r = error::<T>(StatusCode::from_u16(f.status).unwrap(), T::FAULT);
     if let Some(s) = f.retry_after {
         r.headers_mut().insert(
             "retry-after",
@@ -566,54 +649,68 @@ pub struct Admitted {
     pub lost: Option<Fault>,
 }
 
-/// Logs a request (`logged`, unanswered so far), then answers it as it must be before any
-/// route does: 401 without a known token (`user`), or the first fault that matches.
-/// `Err(None)`: never answered.
-pub fn admit<S: Served>(
-    data: &mut S::Data,
+/// Logs a request (with `sent`, unanswered so far) as `user` sent it, then answers it as
+/// it must be before any route does: 401 without a known token (`user`'s error), or the
+/// first fault that matches. `Err(None)`: never answered.
+pub fn admit<T: Tracked>(
+    data: &mut Data<T>,
     request: &Request,
-    logged: S::Logged,
-    user: Option<String>,
+    sent: T::Sent,
+    user: Result<String, Response>,
 ) -> Result<Admitted, Option<Response>> {
-    let common = S::common(data);
-    common.log.push(logged);
-    let at = common.log.len() - 1;
-    let status = |common: &mut Common<S::Logged>, status: u16| {
-        *S::status(&mut common.log[at]) = status;
-    };
-    let Some(user) = user else {
-        status(common, 401);
-        return Err(Some(S::error(StatusCode::UNAUTHORIZED, S::UNAUTHORIZED)));
-    };
-    let fault = take(&mut common.faults, request.method.as_str(), request.path());
-    match fault {
-        Some(f) if f.status == Fault::HANG => Err(None),
-        Some(f) if f.status == Fault::CUT => {
-            status(common, 200);
-            Err(Some(cut_response()))
+    data.log.push(Logged {
+        method: request.method.to_string(),
+        path: request.path().to_string(),
+        query: request.query.clone(),
+        user: user.as_ref().cloned().unwrap_or_default(),
+        status: 0,
+        sent,
+    });
+    let at = data.log.len() - 1;
+    let user = match user {
+        Ok(user) => user,
+        Err(unauthorized) => {
+            data.log[at].status = 401;
+            return Err(Some(unauthorized));
         }
-        Some(f) if !f.after => {
-            status(common, f.status);
-            Err(Some(fault_response::<S>(&f)))
+    };
+    let Some(f) = take(&mut data.faults, request.method.as_str(), request.path()) else {
+        return Ok(Admitted {
+            at,
+            user,
+            lost: None,
+        });
+    };
+    let (status, response) = match f.status {
+        Fault::HANG => return Err(None),
+        Fault::CUT => (200, cut_response()),
+        _ if f.after => {
+            return Ok(Admitted {
+                at,
+                user,
+                lost: Some(f),
+            })
         }
-        lost => Ok(Admitted { at, user, lost }),
-    }
+        status => (status, fault_response::<T>(&f)),
+    };
+    data.log[at].status = status;
+    Err(Some(response))
 }
 
 /// The answer sent for an admitted request: `response`, or the lost one's fault; logged
 /// with its status and dated by the server's clock.
-pub fn answered<S: Served>(
-    shared: &S,
-    data: &mut S::Data,
+pub fn answered<T: Tracked>(
+    shared: &Shared<T>,
+    data: &mut Data<T>,
     admitted: Admitted,
     response: Response,
 ) -> Option<Response> {
     let mut response = match admitted.lost {
-        Some(f) => fault_response::<S>(&f),
+        Some(f) => fault_response::<T>(&f),
         None => response,
     };
-    *S::status(&mut S::common(data).log[admitted.at]) = response.status().as_u16();
-    response.headers_mut().insert("date", shared.clock().date());
+    data.log[admitted.at].status = response.status().as_u16();
+    response.headers_mut().insert("date", shared.clock.date());
     Some(response)
 }
 
@@ -649,6 +746,37 @@ pub fn page_of<'a>(
     let pages = list.len().div_ceil(per_page).max(1);
     let items = list.skip((page - 1) * per_page).take(per_page).cloned();
     (items.collect(), page, pages)
+}
+
+/// The issues a list asks for, newest first: in `state` (`all` or `None`: any), changed at
+/// or after the time the query's `changed_since` names (both trackers read it so: to the
+/// second on GitHub, inclusive), with every label its `labels` names (comma-separated).
+/// GitLab lists an issue's label names, GitHub its labels.
+pub fn issues_asked<'a>(
+    issues: &'a BTreeMap<u64, Value>,
+    query: &[(String, String)],
+    state: Option<&str>,
+    changed_since: &str,
+) -> Vec<&'a Value> {
+    let labels = param(query, "labels").unwrap_or("").split(',');
+    let labels: Vec<&str> = labels.filter(|s| !s.is_empty()).collect();
+    let since = param(query, changed_since).map(parse_time);
+    let name = |l: &'a Value| l["name"].as_str().or(l.as_str());
+    let has = |i: &'a Value, label: &str| {
+        i["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| name(l) == Some(label))
+    };
+    let changed = |i: &Value| parse_time(i["updated_at"].as_str().unwrap());
+    issues
+        .values()
+        .rev()
+        .filter(|i| state.is_none_or(|s| s == "all" || i["state"] == s))
+        .filter(|i| since.is_none_or(|t| changed(i) >= t))
+        .filter(|i| labels.iter().all(|l| has(i, l)))
+        .collect()
 }
 
 /// The time a JSON value holds (RFC 3339).
