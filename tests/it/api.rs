@@ -118,15 +118,9 @@ pub trait Twin: Tracked {
     const BODY: &'static str;
     fn project() -> String;
     fn seed(server: &Server<Self>, title: &str, body: &str, labels: &[&str]) -> u64;
-    /// Whether an entry of an issue's label history adds `label`.
-    fn adds(entry: &Value, label: &str) -> bool;
-    /// Issue `n`'s label history, oldest first.
-    fn label_history(server: &Server<Self>, n: u64) -> Vec<Value>;
     fn grant(server: &Server<Self>, user: &str, write: bool);
-    fn comment_as(server: &Server<Self>, n: u64, user: &str, body: &str) -> u64;
     fn add_merge_request(server: &Server<Self>, issue: u64, mr: Mr) -> u64;
     fn set_merge_request(server: &Server<Self>, number: u64, mr: Mr);
-    fn publish_release(server: &Server<Self>, project: &str, tag: &str, at: Release);
 }
 
 /// A merge request (GitHub: pull request) of `project` as a test records it.
@@ -137,9 +131,6 @@ pub struct Mr<'a> {
     pub merged_at: MergedAt,
 }
 
-/// When a release is published, and of what kind.
-pub type Release = (DateTime<Utc>, ReleaseKind);
-
 impl<S: Twin> Api for Server<S> {
     fn travel(&self, d: chrono::Duration) {
         Server::travel(self, d)
@@ -148,7 +139,7 @@ impl<S: Twin> Api for Server<S> {
         S::grant(self, user, write)
     }
     fn comment_as(&self, n: u64, user: &str, body: &str) -> u64 {
-        S::comment_as(self, n, user, body)
+        Server::comment_as(self, n, user, body)
     }
     fn url(&self) -> &str {
         &self.url
@@ -194,8 +185,7 @@ impl<S: Twin> Api for Server<S> {
         comments.iter().map(body).collect()
     }
     fn label_added_count(&self, n: u64, label: &str) -> usize {
-        let history = S::label_history(self, n);
-        history.iter().filter(|e| S::adds(e, label)).count()
+        Server::label_added_count(self, n, label)
     }
     fn project(&self) -> String {
         S::project()
@@ -217,7 +207,7 @@ impl<S: Twin> Api for Server<S> {
         S::set_merge_request(self, number, mr)
     }
     fn publish_release(&self, project: &str, tag: &str, at: DateTime<Utc>, kind: ReleaseKind) {
-        S::publish_release(self, project, tag, (at, kind))
+        Server::publish_release(self, project, tag, at, kind)
     }
     fn hold_clock(&self, at: Option<DateTime<Utc>>) {
         Server::hold_clock(self, at)
@@ -249,27 +239,15 @@ impl Twin for crate::gitlab_server::GitLab {
     fn seed(server: &GitLabServer, title: &str, body: &str, labels: &[&str]) -> u64 {
         server.seed(title, body, labels, "shepherd-bot")
     }
-    fn adds(entry: &Value, label: &str) -> bool {
-        entry["action"] == "add" && entry["label"]["name"] == label
-    }
-    fn label_history(server: &GitLabServer, n: u64) -> Vec<Value> {
-        server.events(n)
-    }
     /// Developer, or Guest.
     fn grant(server: &GitLabServer, user: &str, write: bool) {
         server.set_member(user, if write { 30 } else { 10 })
-    }
-    fn comment_as(server: &GitLabServer, n: u64, user: &str, body: &str) -> u64 {
-        server.comment_as(n, user, body)
     }
     fn add_merge_request(server: &GitLabServer, issue: u64, mr: Mr) -> u64 {
         server.add_merge_request(issue, mr.project, mr.state, mr.merged_at)
     }
     fn set_merge_request(server: &GitLabServer, number: u64, mr: Mr) {
         server.set_merge_request(mr.project, number, mr.state, mr.merged_at)
-    }
-    fn publish_release(server: &GitLabServer, project: &str, tag: &str, at: Release) {
-        server.publish_release(project, tag, at.0, at.1)
     }
 }
 
@@ -283,26 +261,14 @@ impl Twin for crate::github_server::GitHub {
     fn seed(server: &GitHubServer, title: &str, body: &str, labels: &[&str]) -> u64 {
         server.seed(title, body, labels, "shepherd-bot", false)
     }
-    fn adds(entry: &Value, label: &str) -> bool {
-        entry["event"] == "labeled" && entry["label"]["name"] == label
-    }
-    fn label_history(server: &GitHubServer, n: u64) -> Vec<Value> {
-        server.timeline(n)
-    }
     /// `write`, or `read`.
     fn grant(server: &GitHubServer, user: &str, write: bool) {
         server.set_permission(user, if write { "write" } else { "read" })
-    }
-    fn comment_as(server: &GitHubServer, n: u64, user: &str, body: &str) -> u64 {
-        server.comment_as(n, user, body)
     }
     fn add_merge_request(server: &GitHubServer, issue: u64, mr: Mr) -> u64 {
         server.add_pull_request(issue, mr.project, mr.state, mr.merged_at)
     }
     fn set_merge_request(server: &GitHubServer, number: u64, mr: Mr) {
         server.set_pull_request(mr.project, number, mr.state, mr.merged_at)
-    }
-    fn publish_release(server: &GitHubServer, project: &str, tag: &str, at: Release) {
-        server.publish_release(project, tag, at.0, at.1)
     }
 }

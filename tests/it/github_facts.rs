@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use super::{create, error, example, ok, page, stamp, user_json, Data, GitHubServer, Shared};
 use super::{OWNER, REPO};
-use crate::test_server::{Change, MergedAt, MrState, Published, ReleaseKind};
+use crate::test_server::{knows, Change, MergedAt, MrState, Published, ReleaseKind};
 
 /// A pull request of any repository (its `project`).
 pub type Pull = Change;
@@ -33,9 +33,6 @@ pub struct Mention {
 pub struct Facts {
     pulls: Vec<Pull>,
     mentions: Vec<Mention>,
-    releases: Vec<Published>,
-    /// Repositories known besides the server's own.
-    repos: Vec<String>,
     /// Leave `merged_at` out of the pull requests in timelines.
     no_merged_at: bool,
 }
@@ -45,21 +42,11 @@ fn own() -> String {
 }
 
 impl Facts {
-    fn knows(&self, repo: &str) -> bool {
-        repo == own()
-            || self.repos.iter().any(|r| r == repo)
-            || self.pulls.iter().any(|p| p.project == repo)
-            || self.releases.iter().any(|r| r.project == repo)
-    }
-
     /// Moves every recorded time `d` into the past.
     pub fn travel(&mut self, d: chrono::Duration) {
         self.pulls.iter_mut().for_each(|p| p.travel(d));
         for m in &mut self.mentions {
             m.at -= d;
-        }
-        for r in &mut self.releases {
-            r.at -= d;
         }
     }
 }
@@ -123,28 +110,9 @@ impl GitHubServer {
         sync_issue(&mut data, repo, number);
     }
 
-    /// Publishes release `tag` of `repo` at `at`, as `kind` says (a draft has no
-    /// `published_at`).
-    pub fn publish_release(&self, repo: &str, tag: &str, at: DateTime<Utc>, kind: ReleaseKind) {
-        assert_ne!(
-            kind,
-            ReleaseKind::Upcoming,
-            "GitHub has no upcoming releases"
-        );
-        let release = Published::new(repo, tag, at, kind);
-        self.shared
-            .data
-            .lock()
-            .unwrap()
-            .facts
-            .releases
-            .push(release);
-    }
-
     /// Makes `repo` known (its release and pull-request lists answer, empty).
     pub fn add_repo(&self, repo: &str) {
-        let mut data = self.shared.data.lock().unwrap();
-        data.facts.repos.push(repo.to_string());
+        self.add_project(repo)
     }
 
     /// From now on, cross-references carry no `merged_at` (as older servers answer).
@@ -191,7 +159,7 @@ pub(super) fn route(
     uri: &Uri,
 ) -> Option<Response> {
     let facts = &data.facts;
-    let known = facts.knows(repo);
+    let known = knows(data, &own(), repo, &facts.pulls.iter().collect::<Vec<_>>());
     match (method, segs) {
         ("GET", ["pulls", number]) if known => {
             let number: u64 = number.parse().unwrap_or(0);
@@ -209,11 +177,8 @@ pub(super) fn route(
             Some(page(list.iter().collect(), query, uri))
         }
         ("GET", ["releases"]) if known => {
-            let mut releases: Vec<&Published> = facts
-                .releases
-                .iter()
-                .filter(|r| r.project == repo)
-                .collect();
+            let mut releases: Vec<&Published> =
+                data.releases.iter().filter(|r| r.project == repo).collect();
             releases.sort_by_key(|r| std::cmp::Reverse(r.at));
             let list: Vec<Value> = releases.into_iter().map(release_json).collect();
             Some(page(list.iter().collect(), query, uri))

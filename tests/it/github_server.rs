@@ -26,8 +26,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 pub use crate::test_server::Fault;
+use crate::test_server::ReleaseKind::{self, *};
+use crate::test_server::{add_comment, Request, Server, Tracked};
 use crate::test_server::{created, issues_asked, ok, page_of, param, parse_time};
-use crate::test_server::{Request, Server, Tracked};
 
 pub const OWNER: &str = "octo-org";
 pub const REPO: &str = "migrations";
@@ -51,7 +52,6 @@ pub type Data = crate::test_server::Data<GitHub>;
 pub struct Own {
     /// Collaborators' permissions by login (`admin`, `write`, `read`, …).
     permissions: BTreeMap<String, String>,
-    timeline: Vec<(u64, Value)>,
     subs: Vec<(u64, u64)>,
     /// Answer 404 to the sub-issues API, as GitHub Enterprise Server before 3.18 does.
     no_sub_issues: bool,
@@ -87,25 +87,6 @@ impl GitHubServer {
             .permissions
             .insert(login.to_string(), permission.to_string());
     }
-
-    /// A comment on issue `num` by `login`, as a person writes it (no request); its id.
-    pub fn comment_as(&self, num: u64, login: &str, body: &str) -> u64 {
-        let now = self.shared.clock.now();
-        let mut data = self.shared.data.lock().unwrap();
-        data.next_id += 1;
-        let mut c = self.shared.examples.comment.clone();
-        c["id"] = json!(data.next_id);
-        c["body"] = json!(body);
-        c["user"] = user_json(&self.shared, login);
-        c["created_at"] = json!(stamp(now));
-        c["updated_at"] = json!(stamp(now));
-        data.comments.push((num, c));
-        let count = data.comments.iter().filter(|(i, _)| *i == num).count();
-        let issue = data.issues.get_mut(&num).expect("the issue exists");
-        issue["comments"] = json!(count);
-        issue["updated_at"] = json!(stamp(now));
-        data.next_id
-    }
 }
 
 /// GitHub's part of what the server shares with its handler.
@@ -132,6 +113,23 @@ impl Tracked for GitHub {
     type Own = Own;
     type Sent = Sent;
     const FAULT: &'static str = "You have exceeded a secondary rate limit (injected)";
+    const COMMENTS: &'static str = "comments";
+    const ADDED: (&'static str, &'static str) = ("event", "labeled");
+
+    fn comment_json(shared: &Shared, n: u64, id: u64, user: &str, body: &str, now: Stamp) -> Value {
+        let mut c = shared.examples.comment.clone();
+        c["id"] = json!(id);
+        c["body"] = json!(body);
+        c["user"] = user_json(shared, user);
+        c["created_at"] = json!(stamp(now));
+        c["updated_at"] = json!(stamp(now));
+        c["issue_url"] = json!(format!(
+            "https://api.github.com/repos/{OWNER}/{REPO}/issues/{n}"
+        ));
+        c
+    }
+    /// A draft has no `published_at`; GitHub has no upcoming releases.
+    const RELEASES: &'static [ReleaseKind] = &[Published, Draft, Prerelease];
 
     fn stamp(t: DateTime<Utc>) -> Value {
         json!(stamp(t))
@@ -149,7 +147,7 @@ impl Tracked for GitHub {
         };
         let issues = data.issues.iter_mut().filter(|(n, _)| mine(n));
         issues.for_each(|(_, i)| shift(i));
-        let kept = data.comments.iter_mut().chain(data.own.timeline.iter_mut());
+        let kept = data.comments.iter_mut().chain(data.events.iter_mut());
         kept.filter(|(n, _)| mine(n)).for_each(|(_, v)| shift(v));
         if only.is_none() {
             data.own.facts.travel(d);
@@ -298,12 +296,7 @@ impl GitHubServer {
     }
     /// The timeline events of issue `n`, oldest first.
     pub fn timeline(&self, n: u64) -> Vec<Value> {
-        let data = self.shared.data.lock().unwrap();
-        data.timeline
-            .iter()
-            .filter(|(i, _)| *i == n)
-            .map(|(_, e)| e.clone())
-            .collect()
+        self.events(n)
     }
     pub fn subs(&self) -> Vec<(u64, u64)> {
         self.shared.data.lock().unwrap().subs.clone()
@@ -388,7 +381,7 @@ fn create(
     issue["url"] = json!(format!("{}/repos/{OWNER}/{REPO}/issues/{n}", api(shared)));
     data.issues.insert(n, issue);
     // Every issue's timeline starts with an event type octocrab's `Event` does not know.
-    data.own.timeline.push((n, json!({"event": "blocked_by_added", "id": data.next_id, "actor": user_json(shared, user), "created_at": stamp(now)})));
+    data.events.push((n, json!({"event": "blocked_by_added", "id": data.next_id, "actor": user_json(shared, user), "created_at": stamp(now)})));
     set_labels(shared, data, n, labels, (user, now));
     n
 }
@@ -423,7 +416,7 @@ fn set_labels(shared: &Shared, data: &mut Data, n: u64, wanted: &[String], by: (
     for (label, event) in events {
         data.next_id += 1;
         let l = label_json(shared, data, &label);
-        data.own.timeline.push((n, json!({"id": data.next_id, "node_id": "LE_x", "url": "https://api.github.com/x", "event": event, "actor": user_json(shared, user), "created_at": stamp(now), "label": {"name": l["name"], "color": l["color"]}, "commit_id": null, "commit_url": null, "performed_via_github_app": null})));
+        data.events.push((n, json!({"id": data.next_id, "node_id": "LE_x", "url": "https://api.github.com/x", "event": event, "actor": user_json(shared, user), "created_at": stamp(now), "label": {"name": l["name"], "color": l["color"]}, "commit_id": null, "commit_url": null, "performed_via_github_app": null})));
     }
     data.issues.get_mut(&n).unwrap()["labels"] = json!(labels);
 }
@@ -588,22 +581,7 @@ fn route(
             if !data.issues.contains_key(&num) {
                 return error(StatusCode::NOT_FOUND, "Not Found");
             }
-            data.next_id += 1;
-            let mut c = shared.examples.comment.clone();
-            c["id"] = json!(data.next_id);
-            c["body"] = json!(text);
-            c["user"] = user_json(shared, user);
-            c["created_at"] = json!(stamp(now));
-            c["updated_at"] = json!(stamp(now));
-            c["issue_url"] = json!(format!(
-                "https://api.github.com/repos/{OWNER}/{REPO}/issues/{num}"
-            ));
-            data.comments.push((num, c.clone()));
-            let count = data.comments.iter().filter(|(i, _)| *i == num).count();
-            let issue = data.issues.get_mut(&num).unwrap();
-            issue["comments"] = json!(count);
-            issue["updated_at"] = json!(stamp(now));
-            created(c)
+            created(add_comment(shared, data, num, user, text, now))
         }
         ("DELETE", ["issues", "comments", id]) => {
             let Some(at) = data.comments.iter().position(|(_, c)| c["id"] == n(id)) else {
@@ -622,7 +600,7 @@ fn route(
                 return error(StatusCode::NOT_FOUND, "Not Found");
             }
             let mut list: Vec<Value> = data
-                .timeline
+                .events
                 .iter()
                 .filter(|(i, _)| *i == n(num))
                 .map(|(_, e)| e.clone())

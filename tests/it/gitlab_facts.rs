@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::{error, fixture, paginate, param, time, Data, GitLabServer, PROJECT};
-use crate::test_server::{Change, MergedAt, MrState, Published, ReleaseKind};
+use crate::test_server::{knows, Change, MergedAt, MrState, Published, ReleaseKind};
 
 /// Which of the two lists a merge request is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,9 +43,6 @@ impl std::ops::Deref for MergeRequest {
 
 pub struct Facts {
     merge_requests: Vec<MergeRequest>,
-    releases: Vec<Published>,
-    /// Projects known besides the server's own.
-    projects: Vec<String>,
     related: Value,
     closing: Value,
     release: Value,
@@ -55,8 +52,6 @@ impl Default for Facts {
     fn default() -> Facts {
         Facts {
             merge_requests: Vec::new(),
-            releases: Vec::new(),
-            projects: Vec::new(),
             related: fixture("related_merge_requests.json")[0].clone(),
             closing: fixture("closed_by.json")[0].clone(),
             release: fixture("list_releases.json")[1].clone(),
@@ -65,18 +60,16 @@ impl Default for Facts {
 }
 
 impl Facts {
-    fn knows(&self, project: &str) -> bool {
-        project == PROJECT
-            || self.projects.iter().any(|p| p == project)
-            || self.releases.iter().any(|r| r.project == project)
-            || self.merge_requests.iter().any(|m| m.project == project)
+    /// Whether `project` is known.
+    fn knows(&self, data: &Data, project: &str) -> bool {
+        let mrs: Vec<&Change> = self.merge_requests.iter().map(|m| &m.change).collect();
+        knows(data, PROJECT, project, &mrs)
     }
 
     /// Moves every recorded time `d` into the past.
     pub fn travel(&mut self, d: chrono::Duration) {
         let mrs = self.merge_requests.iter_mut();
         mrs.for_each(|m| m.change.travel(d));
-        self.releases.iter_mut().for_each(|r| r.at -= d);
     }
 }
 
@@ -128,27 +121,6 @@ impl GitLabServer {
         mr.set(state, at);
         mr.updated_at = millis(Utc::now()).max(mr.updated_at + chrono::Duration::milliseconds(1));
     }
-
-    /// Publishes release `tag` of `project` at `at` (upcoming: `kind` says so, or `at` is
-    /// still to come, as GitLab decides).
-    pub fn publish_release(&self, project: &str, tag: &str, at: DateTime<Utc>, kind: ReleaseKind) {
-        let ours = matches!(kind, ReleaseKind::Published | ReleaseKind::Upcoming);
-        assert!(ours, "GitLab has no {kind:?} releases");
-        let release = Published::new(project, tag, at, kind);
-        self.shared
-            .data
-            .lock()
-            .unwrap()
-            .facts
-            .releases
-            .push(release);
-    }
-
-    /// Makes `project` known (its release list answers, empty).
-    pub fn add_project(&self, project: &str) {
-        let mut data = self.shared.data.lock().unwrap();
-        data.facts.projects.push(project.to_string());
-    }
 }
 
 /// The answer to a request about merge requests or releases; `None` for other requests.
@@ -188,7 +160,7 @@ pub(super) fn route(
         // `order_by=updated_at`; `updated_after` as GitLab reads it (on or after).
         ("GET", ["projects", p, "merge_requests"]) => {
             let facts = &data.facts;
-            if !facts.knows(p) {
+            if !facts.knows(data, p) {
                 return Some(error(StatusCode::NOT_FOUND, "404 Project Not Found"));
             }
             let after = param(query, "updated_after").map(|t| {
@@ -214,11 +186,11 @@ pub(super) fn route(
         }
         ("GET", ["projects", p, "releases"]) => {
             let facts = &data.facts;
-            if !facts.knows(p) {
+            if !facts.knows(data, p) {
                 return Some(error(StatusCode::NOT_FOUND, "404 Project Not Found"));
             }
             let mut releases: Vec<&Published> =
-                facts.releases.iter().filter(|r| r.project == *p).collect();
+                data.releases.iter().filter(|r| r.project == *p).collect();
             // GitLab's default order: `released_at`, newest first.
             releases.sort_by_key(|r| std::cmp::Reverse(r.at));
             let list: Vec<Value> = releases

@@ -29,9 +29,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 pub use crate::test_server::Fault;
+use crate::test_server::ReleaseKind::{self, *};
+use crate::test_server::{add_comment, Request, Server, Tracked};
 pub(crate) use crate::test_server::{created, ok, param};
 use crate::test_server::{issues_asked, page_of, page_size, parse_time};
-use crate::test_server::{Request, Server, Tracked};
 
 pub const PROJECT: &str = "group/project";
 
@@ -58,7 +59,6 @@ pub type Data = crate::test_server::Data<GitLab>;
 /// What GitLab's server keeps besides issues, notes and labels.
 #[derive(Default)]
 pub struct Own {
-    events: Vec<(u64, Value)>,
     links: Vec<(u64, u64)>,
     rate_limit: Option<(u64, i64)>,
     /// Merge requests and releases (`gitlab_facts.rs`).
@@ -99,6 +99,22 @@ impl Tracked for GitLab {
     type Own = Own;
     type Sent = Sent;
     const FAULT: &'static str = "injected fault";
+    const COMMENTS: &'static str = "user_notes_count";
+    const ADDED: (&'static str, &'static str) = ("action", "add");
+
+    fn comment_json(shared: &Shared, n: u64, id: u64, user: &str, body: &str, now: Stamp) -> Value {
+        let mut note = shared.fixtures.note.clone();
+        note["id"] = json!(id);
+        note["body"] = json!(body);
+        note["author"] = user_json(&shared.fixtures, user);
+        note["created_at"] = time(now);
+        note["updated_at"] = time(now);
+        note["system"] = json!(false);
+        note["noteable_iid"] = json!(n);
+        note
+    }
+    /// Upcoming: as `kind` says, or when `at` is still to come, as GitLab decides.
+    const RELEASES: &'static [ReleaseKind] = &[Published, Upcoming];
 
     fn stamp(t: DateTime<Utc>) -> Value {
         time(t)
@@ -116,7 +132,7 @@ impl Tracked for GitLab {
             shift(issue, "created_at");
             shift(issue, "updated_at");
         }
-        let recorded = data.comments.iter_mut().chain(data.own.events.iter_mut());
+        let recorded = data.comments.iter_mut().chain(data.events.iter_mut());
         for (_, v) in recorded.filter(|(n, _)| mine(*n)) {
             shift(v, "created_at");
         }
@@ -233,31 +249,6 @@ impl GitLabServer {
             .insert(user.to_string(), level);
     }
 
-    /// A note on issue `iid` by `user`, as a person writes it (no request); its id.
-    pub fn comment_as(&self, iid: u64, user: &str, body: &str) -> u64 {
-        let now = self.shared.clock.now();
-        let mut data = self.shared.data.lock().unwrap();
-        data.next_id += 1;
-        let mut note = self.shared.fixtures.note.clone();
-        let mut author = self.shared.fixtures.user.clone();
-        author["username"] = json!(user);
-        author["name"] = json!(user);
-        author["id"] = json!(user_id(user));
-        note["id"] = json!(data.next_id);
-        note["body"] = json!(body);
-        note["author"] = author;
-        note["created_at"] = time(now);
-        note["updated_at"] = time(now);
-        note["system"] = json!(false);
-        note["noteable_iid"] = json!(iid);
-        data.comments.push((iid, note));
-        let count = data.comments.iter().filter(|(i, _)| *i == iid).count();
-        let issue = data.issues.get_mut(&iid).expect("the issue exists");
-        issue["user_notes_count"] = json!(count);
-        issue["updated_at"] = time(now);
-        data.next_id
-    }
-
     /// Creates an issue directly in the server's state (no request, no log), as if a
     /// person had made it; returns its iid.
     pub fn seed(&self, title: &str, description: &str, labels: &[&str], user: &str) -> u64 {
@@ -296,18 +287,6 @@ impl GitLabServer {
     /// Issue `iid`'s notes, oldest first.
     pub fn notes(&self, iid: u64) -> Vec<Value> {
         self.comments_of(iid)
-    }
-
-    pub fn events(&self, iid: u64) -> Vec<Value> {
-        self.shared
-            .data
-            .lock()
-            .unwrap()
-            .events
-            .iter()
-            .filter(|(i, _)| *i == iid)
-            .map(|(_, n)| n.clone())
-            .collect()
     }
 
     /// A person's edit of an issue's description in GitLab's own editor: no request.
@@ -406,6 +385,18 @@ fn stamp(v: &Value) -> DateTime<Utc> {
     parse_time(v.as_str().expect("a time"))
 }
 
+/// A user as GitLab shows one: the same id for the same name.
+fn user_json(f: &Fixtures, user: &str) -> Value {
+    let mut u = f.user.clone();
+    u["username"] = json!(user);
+    u["name"] = json!(user);
+    u["id"] = json!(user_id(user));
+    u
+}
+
+/// A time the server stamps a record with.
+type Stamp = DateTime<Utc>;
+
 fn time(t: DateTime<Utc>) -> Value {
     Value::String(t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
 }
@@ -422,13 +413,7 @@ fn route(
     now: DateTime<Utc>,
 ) -> Response {
     let f = &shared.fixtures;
-    let user_json = || {
-        let mut u = f.user.clone();
-        u["username"] = json!(user);
-        u["name"] = json!(user);
-        u["id"] = json!(user_id(user));
-        u
-    };
+    let user_json = || user_json(f, user);
     if let Some(answer) = facts::route(data, method.as_str(), segs, query) {
         return answer;
     }
@@ -612,21 +597,7 @@ fn route(
                     Quick::Close => data.issues.get_mut(&iid).unwrap()["state"] = json!("closed"),
                 }
             }
-            data.next_id += 1;
-            let mut note = f.note.clone();
-            note["id"] = json!(data.next_id);
-            note["body"] = json!(body);
-            note["author"] = user_json();
-            note["created_at"] = time(now);
-            note["updated_at"] = time(now);
-            note["system"] = json!(false);
-            note["noteable_iid"] = json!(iid);
-            data.comments.push((iid, note.clone()));
-            let count = data.comments.iter().filter(|(i, _)| *i == iid).count();
-            let issue = data.issues.get_mut(&iid).unwrap();
-            issue["user_notes_count"] = json!(count);
-            issue["updated_at"] = time(now);
-            created(note)
+            created(add_comment(shared, data, iid, user, &body, now))
         }
         ("DELETE", ["projects", p, "issues", iid, "notes", id]) if *p == PROJECT => {
             let iid: u64 = iid.parse().unwrap_or(0);

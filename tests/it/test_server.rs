@@ -22,7 +22,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use chrono::{DateTime, SubsecRound as _, Utc};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use axum::body::{Body, Bytes};
 use axum::response::{IntoResponse, Response};
@@ -187,6 +187,15 @@ pub enum MrState {
 /// When a merge request was merged (`None`: it is not).
 pub type MergedAt = Option<DateTime<Utc>>;
 
+/// Whether `project` is known to a server whose own project is `own`: its own, one made
+/// known, or one with a merge request or a release.
+pub fn knows<T: Tracked>(data: &Data<T>, own: &str, project: &str, mrs: &[&Change]) -> bool {
+    project == own
+        || data.projects.iter().any(|p| p == project)
+        || data.releases.iter().any(|r| r.project == project)
+        || mrs.iter().any(|m| m.project == project)
+}
+
 /// A merge request (GitHub: pull request) as a test server keeps it.
 pub struct Change {
     pub project: String,
@@ -251,8 +260,7 @@ pub struct Published {
 }
 
 impl Published {
-    /// Release `tag` of `project` at `at`, of `kind`, which must be one of `kinds` (the
-    /// tracker's own).
+    /// Release `tag` of `project` at `at`, of `kind`.
     pub fn new(project: &str, tag: &str, at: DateTime<Utc>, kind: ReleaseKind) -> Published {
         Published {
             project: project.to_string(),
@@ -400,6 +408,21 @@ pub trait Tracked: Send + Sync + Sized + 'static {
     type Sent: Clone + Send;
     /// The message of an injected fault's error.
     const FAULT: &'static str;
+    /// The kinds of release the tracker has.
+    const RELEASES: &'static [ReleaseKind];
+    /// The key of an issue's comment count (GitLab: `user_notes_count`).
+    const COMMENTS: &'static str;
+    /// The key and value of an event that adds a label (GitHub: `event`, `labeled`).
+    const ADDED: (&'static str, &'static str);
+    /// Comment (GitLab: note) `id` on issue `n` by `user`, written at `now`.
+    fn comment_json(
+        shared: &Shared<Self>,
+        n: u64,
+        id: u64,
+        user: &str,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> Value;
     /// A time as the tracker writes it in its JSON.
     fn stamp(t: DateTime<Utc>) -> Value;
     /// Moves what is recorded of issue `only` (or of everything) `d` into the past.
@@ -420,12 +443,17 @@ pub trait Tracked: Send + Sync + Sized + 'static {
 }
 
 /// What a test server keeps behind its lock: issues by number (GitLab: iid), each issue's
-/// comments (GitLab: notes) oldest first, labels, the request log, the faults still to
-/// inject, and the tracker's own (`own`, which it derefs to).
+/// comments (GitLab: notes) oldest first, labels, releases of any project and the projects
+/// it knows besides its own, the request log, the faults still to inject, and the
+/// tracker's own (`own`, which it derefs to).
 pub struct Data<T: Tracked> {
     pub issues: BTreeMap<u64, Value>,
     pub comments: Vec<(u64, Value)>,
     pub labels: Vec<Value>,
+    /// Each issue's events, oldest first (GitHub: its timeline; GitLab: its label events).
+    pub events: Vec<(u64, Value)>,
+    pub releases: Vec<Published>,
+    pub projects: Vec<String>,
     pub log: Vec<Logged<T::Sent>>,
     pub faults: VecDeque<Fault>,
     /// The last id given to anything.
@@ -480,6 +508,9 @@ impl<T: Tracked> Server<T> {
             issues: BTreeMap::new(),
             comments: Vec::new(),
             labels: Vec::new(),
+            events: Vec::new(),
+            releases: Vec::new(),
+            projects: Vec::new(),
             log: Vec::new(),
             faults: VecDeque::new(),
             next_id: first_id,
@@ -553,6 +584,29 @@ impl<T: Tracked> Server<T> {
         self.lock().labels.clone()
     }
 
+    /// Issue `n`'s events, oldest first.
+    pub fn events(&self, n: u64) -> Vec<Value> {
+        let data = self.lock();
+        let all = data.events.iter();
+        all.filter(|(i, _)| *i == n)
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
+
+    /// How many times `label` was added to issue `n`.
+    pub fn label_added_count(&self, n: u64, label: &str) -> usize {
+        let (key, added) = T::ADDED;
+        let adds = |e: &&Value| e[key] == added && e["label"]["name"] == label;
+        self.events(n).iter().filter(adds).count()
+    }
+
+    /// A comment on issue `n` by `user`, as a person writes it (no request); its id.
+    pub fn comment_as(&self, n: u64, user: &str, body: &str) -> u64 {
+        let now = self.shared.clock.now();
+        let c = add_comment(&self.shared, &mut self.lock(), n, user, body, now);
+        c["id"].as_u64().unwrap()
+    }
+
     /// Stamps an issue as changed now, as a person's edit would.
     pub fn touch(&self, n: u64) {
         let now = self.shared.clock.now();
@@ -563,8 +617,22 @@ impl<T: Tracked> Server<T> {
     /// past, while the server keeps stamping new records with its clock (which is the
     /// clock shepherd reads against a remote tracker).
     pub fn travel(&self, d: chrono::Duration) {
-        T::shift(&mut self.lock(), None, d);
+        let mut data = self.lock();
+        data.releases.iter_mut().for_each(|r| r.at -= d);
+        T::shift(&mut data, None, d);
         self.shared.clock.after_travel();
+    }
+
+    /// Publishes release `tag` of `project` at `at`, of `kind` (one the tracker has).
+    pub fn publish_release(&self, project: &str, tag: &str, at: DateTime<Utc>, kind: ReleaseKind) {
+        assert!(T::RELEASES.contains(&kind), "no {kind:?} releases here");
+        let release = Published::new(project, tag, at, kind);
+        self.lock().releases.push(release);
+    }
+
+    /// Makes `project` known (its lists answer, empty).
+    pub fn add_project(&self, project: &str) {
+        self.lock().projects.push(project.to_string());
     }
 
     /// Lets `d` pass for one issue only: as if it had been opened and worked on earlier.
@@ -622,6 +690,26 @@ fn answer<T: Tracked>(shared: &Shared<T>, request: &Request) -> Option<Response>
     };
     let response = T::respond(shared, &mut data, request, &sent, &admitted.user);
     answered(shared, &mut data, admitted, response)
+}
+
+/// Adds a comment (GitLab: note) by `user` to issue `n`, written at `now`; the issue's
+/// comment count and `updated_at` follow. Returns the comment.
+pub fn add_comment<T: Tracked>(
+    shared: &Shared<T>,
+    data: &mut Data<T>,
+    n: u64,
+    user: &str,
+    body: &str,
+    now: DateTime<Utc>,
+) -> Value {
+    data.next_id += 1;
+    let comment = T::comment_json(shared, n, data.next_id, user, body, now);
+    data.comments.push((n, comment.clone()));
+    let count = data.comments.iter().filter(|(i, _)| *i == n).count();
+    let issue = data.issues.get_mut(&n).expect("the issue exists");
+    issue[T::COMMENTS] = json!(count);
+    issue["updated_at"] = T::stamp(now);
+    comment
 }
 
 /// The tracker's error answer.

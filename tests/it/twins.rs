@@ -114,7 +114,7 @@ pub async fn a_long_release_list<S: Twin>(
     for i in 0..150 {
         let at = first + step * i;
         let tag = format!("v1.{i}.0");
-        S::publish_release(server, project, &tag, (at, ReleaseKind::Published));
+        server.publish_release(project, &tag, at, ReleaseKind::Published);
     }
     server.clear_log();
     let releases = t.releases(Some(project)).await.unwrap();
