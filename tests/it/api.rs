@@ -104,7 +104,7 @@ pub trait Api {
     fn fail(&self, fault: Fault);
     fn clear_faults(&self);
     /// Issue `n`'s state as the tracker writes it (`opened`, `open`, `closed`).
-    fn state(&self, n: u64) -> String;
+    fn issue_state(&self, n: u64) -> String;
     /// `METHOD path` of each request since `forget_requests` that is no GET.
     fn writes(&self) -> Vec<String>;
 }
@@ -218,7 +218,7 @@ impl<S: Twin> Api for Server<S> {
     fn clear_faults(&self) {
         Server::clear_faults(self)
     }
-    fn state(&self, n: u64) -> String {
+    fn issue_state(&self, n: u64) -> String {
         self.issue(n)["state"].as_str().unwrap().to_string()
     }
     fn writes(&self) -> Vec<String> {

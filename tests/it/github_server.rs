@@ -11,6 +11,8 @@
 //! sub-issues API as GitHub Enterprise Server 3.17 does (`without_sub_issues`), can
 //! let time pass for what it recorded (`travel`), and can hold its clock within one
 //! second (`hold_clock`: the stamps it records and the `Date` it answers with).
+//! What it shares with the GitLab server (its data, log, faults, clock and handler) is
+//! `test_server.rs`; this file is what only GitHub has.
 
 #![allow(dead_code)]
 
@@ -25,6 +27,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
+#[allow(unused_imports)] // the benchmarks inject no faults
 pub use crate::test_server::Fault;
 use crate::test_server::ReleaseKind::{self, *};
 use crate::test_server::{add_comment, Request, Server, Tracked};
@@ -47,7 +50,7 @@ pub struct Sent {
 /// What the server keeps behind its lock.
 pub type Data = crate::test_server::Data<GitHub>;
 
-/// What GitHub's server keeps besides issues, comments and labels.
+/// What GitHub's server keeps besides what `Data` holds for both (its timeline is `events`).
 #[derive(Default)]
 pub struct Own {
     /// Collaborators' permissions by login (`admin`, `write`, `read`, …).

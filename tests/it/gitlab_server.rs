@@ -11,6 +11,8 @@
 //! second (stamps a millisecond apart, as GitLab's are; the `Date` it answers with).
 //! Project feature flags and the instance's Features API are `gitlab_flags.rs`; deploy
 //! freeze periods `gitlab_freezes.rs`.
+//! What it shares with the GitHub server (its data, log, faults, clock and handler) is
+//! `test_server.rs`; this file is what only GitLab has.
 
 #![allow(dead_code)]
 
@@ -28,6 +30,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
+#[allow(unused_imports)] // the benchmarks inject no faults
 pub use crate::test_server::Fault;
 use crate::test_server::ReleaseKind::{self, *};
 use crate::test_server::{add_comment, Request, Server, Tracked};
@@ -56,7 +59,8 @@ impl Sent {
 /// What the server keeps behind its lock (the issues' notes are its `comments`).
 pub type Data = crate::test_server::Data<GitLab>;
 
-/// What GitLab's server keeps besides issues, notes and labels.
+/// What GitLab's server keeps besides what `Data` holds for both (its notes are `comments`,
+/// its label events `events`).
 #[derive(Default)]
 pub struct Own {
     links: Vec<(u64, u64)>,

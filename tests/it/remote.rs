@@ -396,7 +396,7 @@ impl<S: Api> Remote<S> {
         let migrations = r["migrations"].as_array().unwrap();
         let complete = |m: &Value| m["ref"] == c && m["stage"] == "complete";
         assert!(migrations.iter().any(complete), "{r}");
-        assert_eq!(self.server.state(c), "closed");
+        assert_eq!(self.server.issue_state(c), "closed");
     }
 
     /// Two reconciles where nothing can move write nothing.

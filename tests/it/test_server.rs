@@ -6,11 +6,11 @@
 //! servers stamp with and send as `Date` (`Clock`: real, or held within one second).
 //!
 //! `Server` is either server as a test holds it, with what both keep (`Data`: issues,
-//! comments, labels, the request log, the faults to inject) and share with their handler
-//! (`Shared`: tokens, latency, clock), and the handler that logs a request and checks its
-//! token and faults before the tracker's own routes answer it; `Tracked` is what differs
-//! (`GitHub`, `GitLab`). Paging, and the merge requests and releases tests record
-//! (`Change`, `Published`), are shared too.
+//! comments, labels, events, releases and known projects, the request log, the faults to
+//! inject) and share with their handler (`Shared`: tokens, latency, clock), and the
+//! handler that logs a request and checks its token and faults before the tracker's own
+//! routes answer it; `Tracked` is what differs (`GitHub`, `GitLab`). Paging, the issue
+//! list's filters, and the merge requests tests record (`Change`) are shared too.
 
 #![allow(dead_code)]
 
@@ -402,7 +402,7 @@ impl<X> std::ops::Deref for Logged<X> {
 
 /// A tracker's test server: what it answers and keeps beyond what both servers share.
 pub trait Tracked: Send + Sync + Sized + 'static {
-    /// What the tracker's server keeps besides issues, comments and labels.
+    /// What the tracker's server keeps besides what `Data` holds for both.
     type Own: Default + Send;
     /// What it logs of a request besides its method, path, query and user.
     type Sent: Clone + Send;
@@ -680,16 +680,49 @@ async fn handle<T: Tracked>(
     }
 }
 
-/// The answer to one request; `None` for a request that is never answered.
+/// The answer to one request; `None` for a request that is never answered. The request
+/// is logged (unanswered so far), then answered as it must be before any route does: 401
+/// without a known token, or the first fault that matches; else by the tracker's routes,
+/// unless a fault loses that answer. Logged with its status, dated by the server's clock.
 fn answer<T: Tracked>(shared: &Shared<T>, request: &Request) -> Option<Response> {
     let (sent, user) = T::read(shared, request);
     let mut data = shared.data.lock().unwrap();
-    let admitted = match admit(&mut data, request, sent.clone(), user) {
-        Ok(admitted) => admitted,
-        Err(answer) => return answer,
+    data.log.push(Logged {
+        method: request.method.to_string(),
+        path: request.path().to_string(),
+        query: request.query.clone(),
+        user: user.as_ref().cloned().unwrap_or_default(),
+        status: 0,
+        sent: sent.clone(),
+    });
+    let at = data.log.len() - 1;
+    let user = match user {
+        Ok(user) => user,
+        Err(unauthorized) => {
+            data.log[at].status = 401;
+            return Some(unauthorized);
+        }
     };
-    let response = T::respond(shared, &mut data, request, &sent, &admitted.user);
-    answered(shared, &mut data, admitted, response)
+    let lost = match take(&mut data.faults, request.method.as_str(), request.path()) {
+        Some(f) if f.status == Fault::HANG => return None,
+        Some(f) if f.status == Fault::CUT => {
+            data.log[at].status = 200;
+            return Some(cut_response());
+        }
+        Some(f) if !f.after => {
+            data.log[at].status = f.status;
+            return Some(fault_response::<T>(&f));
+        }
+        lost => lost,
+    };
+    let response = T::respond(shared, &mut data, request, &sent, &user);
+    let mut response = match lost {
+        Some(f) => fault_response::<T>(&f),
+        None => response,
+    };
+    data.log[at].status = response.status().as_u16();
+    response.headers_mut().insert("date", shared.clock.date());
+    Some(response)
 }
 
 /// Adds a comment (GitLab: note) by `user` to issue `n`, written at `now`; the issue's
@@ -727,79 +760,6 @@ pub fn fault_response<T: Tracked>(f: &Fault) -> Response {
         );
     }
     r
-}
-
-/// A request let in: where it stands in the log, whose token it carried, and the fault
-/// whose error replaces its answer once it is applied (the response is lost).
-pub struct Admitted {
-    pub at: usize,
-    pub user: String,
-    pub lost: Option<Fault>,
-}
-
-/// Logs a request (with `sent`, unanswered so far) as `user` sent it, then answers it as
-/// it must be before any route does: 401 without a known token (`user`'s error), or the
-/// first fault that matches. `Err(None)`: never answered.
-pub fn admit<T: Tracked>(
-    data: &mut Data<T>,
-    request: &Request,
-    sent: T::Sent,
-    user: Result<String, Response>,
-) -> Result<Admitted, Option<Response>> {
-    data.log.push(Logged {
-        method: request.method.to_string(),
-        path: request.path().to_string(),
-        query: request.query.clone(),
-        user: user.as_ref().cloned().unwrap_or_default(),
-        status: 0,
-        sent,
-    });
-    let at = data.log.len() - 1;
-    let user = match user {
-        Ok(user) => user,
-        Err(unauthorized) => {
-            data.log[at].status = 401;
-            return Err(Some(unauthorized));
-        }
-    };
-    let Some(f) = take(&mut data.faults, request.method.as_str(), request.path()) else {
-        return Ok(Admitted {
-            at,
-            user,
-            lost: None,
-        });
-    };
-    let (status, response) = match f.status {
-        Fault::HANG => return Err(None),
-        Fault::CUT => (200, cut_response()),
-        _ if f.after => {
-            return Ok(Admitted {
-                at,
-                user,
-                lost: Some(f),
-            })
-        }
-        status => (status, fault_response::<T>(&f)),
-    };
-    data.log[at].status = status;
-    Err(Some(response))
-}
-
-/// The answer sent for an admitted request: `response`, or the lost one's fault; logged
-/// with its status and dated by the server's clock.
-pub fn answered<T: Tracked>(
-    shared: &Shared<T>,
-    data: &mut Data<T>,
-    admitted: Admitted,
-    response: Response,
-) -> Option<Response> {
-    let mut response = match admitted.lost {
-        Some(f) => fault_response::<T>(&f),
-        None => response,
-    };
-    data.log[admitted.at].status = response.status().as_u16();
-    response.headers_mut().insert("date", shared.clock.date());
-    Some(response)
 }
 
 pub fn ok(value: Value) -> Response {

@@ -4,12 +4,48 @@
 //! the test server (`Server`); what the requests look like on the wire stays in each
 //! tracker's tests.
 
+use std::future::Future;
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use shepherd::core::facts::Release;
 use shepherd::tracker::{Issue, IssueEdit, NewIssue, StateFilter, Tracker, TrackerError};
 
 use crate::api::Twin;
-use crate::test_server::{ReleaseKind, Server};
+use crate::remote::fails_within;
+use crate::test_server::{Fault, ReleaseKind, Server};
+
+/// What a list of issues gives.
+type Listed = Result<Vec<Issue>, TrackerError>;
+
+/// A list the server never answers (`GET …/issues`): `list` fails within 10 s (the
+/// timeout, retried), its error without `token`. Returns the error.
+pub fn a_list_never_answered<S: Twin>(
+    server: &Server<S>,
+    token: &str,
+    list: impl Future<Output = Listed>,
+) -> String {
+    server.fail(Fault::hang("GET", "/issues"));
+    fails_within(Duration::from_secs(10), token, list)
+}
+
+/// A list answered `status` with `Retry-After: 3600`, an hour longer than `list`'s longest
+/// wait allows: it fails at once (within 5 s), without `token`, and asks no second time.
+/// Returns the error.
+pub fn a_wait_beyond_max_wait<S: Twin>(
+    server: &Server<S>,
+    token: &str,
+    status: u16,
+    list: impl Future<Output = Listed>,
+) -> String {
+    server.fail(Fault::status("GET", "/issues", status, Some(3600), 1));
+    server.clear_log();
+    let err = fails_within(Duration::from_secs(5), token, list);
+    let requests = server.method_paths();
+    let lists = requests.iter().filter(|(_, p)| p.ends_with("/issues"));
+    assert_eq!(lists.count(), 1, "no second try");
+    err
+}
 
 /// Opens an issue and writes it every way a run does (its body, a comment, a move that
 /// closes it, reopening it): the answers are the issue as written, never read again.

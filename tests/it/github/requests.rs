@@ -13,7 +13,7 @@ use shepherd::tracker::{StateFilter, Tracker};
 
 use super::{hub, Hub, BOT};
 use crate::github_server::{Fault, Logged, OWNER, REPO};
-use crate::remote::{fails_within, quick_policy};
+use crate::remote::quick_policy;
 use crate::support::block_on;
 use crate::twins;
 
@@ -35,8 +35,7 @@ fn shapes(log: &[Logged]) -> Vec<String> {
 fn a_server_that_never_answers_is_an_error_within_the_timeout() {
     let hub = hub();
     let url = hub.server.url.clone();
-    hub.server.fail(Fault::hang("GET", "/issues"));
-    let err = fails_within(Duration::from_secs(10), BOT, async {
+    let err = twins::a_list_never_answered(&hub.server, BOT, async {
         let t = GitHubTracker::connect(config(&hub, quick_policy()), BOT)?;
         t.list_issues(StateFilter::Open, &[]).await
     });
@@ -88,13 +87,11 @@ fn a_rate_limited_first_request_is_retried_and_a_cut_answer_too() {
 #[test]
 fn a_wait_beyond_max_wait_fails_at_once() {
     let hub = hub();
-    hub.server
-        .fail(Fault::status("GET", "/issues", 403, Some(3600), 1));
     let policy = Policy {
         max_wait: Duration::from_secs(120),
         ..quick_policy()
     };
-    let err = fails_within(Duration::from_secs(5), BOT, async {
+    let err = twins::a_wait_beyond_max_wait(&hub.server, BOT, 403, async {
         let t = GitHubTracker::connect(config(&hub, policy), BOT)?;
         t.list_issues(StateFilter::Open, &[]).await
     });
@@ -105,7 +102,7 @@ fn a_wait_beyond_max_wait_fails_at_once() {
         )),
         "{err}"
     );
-    assert_eq!(hub.server.log().len(), 1, "no second try");
+    assert_eq!(hub.server.log().len(), 1, "nothing else asked");
 }
 
 #[test]
