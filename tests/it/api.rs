@@ -107,6 +107,9 @@ pub trait Api {
     fn issue_state(&self, n: u64) -> String;
     /// `METHOD path` of each request since `forget_requests` that is no GET.
     fn writes(&self) -> Vec<String>;
+    /// The statuses the requests since `forget_requests` whose path ends with `path_ends`
+    /// were answered with, in order.
+    fn answers(&self, path_ends: &str) -> Vec<u16>;
 }
 
 /// What `Api` needs of one tracker's test server beyond what both servers share
@@ -220,6 +223,11 @@ impl<S: Twin> Api for Server<S> {
     }
     fn issue_state(&self, n: u64) -> String {
         self.issue(n)["state"].as_str().unwrap().to_string()
+    }
+    fn answers(&self, path_ends: &str) -> Vec<u16> {
+        let answered = self.method_paths().into_iter().zip(self.statuses());
+        let these = answered.filter(|((_, path), _)| path.ends_with(path_ends));
+        these.map(|(_, status)| status).collect()
     }
     fn writes(&self) -> Vec<String> {
         let requests = self.method_paths().into_iter();

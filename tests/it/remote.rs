@@ -460,6 +460,22 @@ impl<S: Api> Remote<S> {
         v["ref"].as_u64().unwrap()
     }
 
+    /// `status` of `n`, whose first request (the issue) is answered 429 with `Retry-After:
+    /// 1`, then as `faults` say: the run waits that second, asks again, and succeeds.
+    /// Returns the statuses the issue's requests were answered with.
+    pub fn status_after_a_429(&self, n: u64, faults: Vec<Fault>) -> Vec<u16> {
+        let issue = format!("/issues/{n}");
+        self.server
+            .fail(Fault::status("GET", &issue, 429, Some(1), 1));
+        faults.into_iter().for_each(|f| self.server.fail(f));
+        self.server.forget_requests();
+        let started = Instant::now();
+        self.ok_as(self.bot, &["status", &n.to_string()]);
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_secs(1), "Retry-After: 1 honoured");
+        self.server.answers(&issue)
+    }
+
     /// `status` of `n`, which fails (exit 1): its stderr, which shows no token.
     pub fn status_fails(&self, n: u64) -> String {
         let out = self.run_as(self.bot, &["status", &n.to_string()]);

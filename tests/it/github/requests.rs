@@ -4,7 +4,7 @@
 //! (304), deleting comments, and children recorded on the parent where the server has no
 //! sub-issues API (GitHub Enterprise Server 3.17).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use shepherd::http::retry::Policy;
@@ -50,33 +50,13 @@ fn a_rate_limited_first_request_is_retried_and_a_cut_answer_too() {
     let hub = hub();
     let n = hub.start();
     // `status` starts with the issue; its first answer is a 429, its second breaks off.
-    hub.server.fail(Fault::status(
-        "GET",
-        &format!("/issues/{n}"),
-        429,
-        Some(1),
-        1,
-    ));
-    hub.server
-        .fail(Fault::cut("GET", &format!("/issues/{n}"), 1));
-    hub.server.clear_log();
-    let started = Instant::now();
-    hub.ok_as(BOT, &["status", &n.to_string()]);
-    assert!(
-        started.elapsed() >= Duration::from_secs(1),
-        "Retry-After: 1 honoured"
-    );
-    let log = hub.server.log();
+    let cut = Fault::cut("GET", &format!("/issues/{n}"), 1);
+    let tries = hub.status_after_a_429(n, vec![cut]);
     assert_eq!(
-        shapes(&log[..1]),
+        shapes(&hub.server.log()[..1]),
         [format!("GET /issues/{n}")],
         "the run's first request"
     );
-    let tries: Vec<u16> = log
-        .iter()
-        .filter(|l| l.path.ends_with(&format!("/issues/{n}")))
-        .map(|l| l.status)
-        .collect();
     assert_eq!(
         tries[..3],
         [429, 200, 200],

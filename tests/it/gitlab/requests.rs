@@ -3,7 +3,7 @@
 //! waits beyond `max_wait`, one `PUT` per move and close with no read after a write,
 //! `updated_after`, deleting notes.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shepherd::http::retry::Policy;
 use shepherd::tracker::gitlab::{Config, GitLabTracker};
@@ -87,23 +87,7 @@ fn a_rate_limited_first_request_is_retried() {
     let lab = lab();
     let n = lab.start();
     // The run's first request (`status` reads the issue).
-    let path = format!("/issues/{n}");
-    lab.server
-        .fail(Fault::status("GET", &path, 429, Some(1), 1));
-    lab.server.clear_log();
-    let started = Instant::now();
-    lab.ok_as(BOT, &["status", &n.to_string()]);
-    assert!(
-        started.elapsed() >= Duration::from_secs(1),
-        "Retry-After: 1 honoured"
-    );
-    let first: Vec<u16> = lab
-        .server
-        .log()
-        .iter()
-        .filter(|l| l.path.ends_with(&path))
-        .map(|l| l.status)
-        .collect();
+    let first = lab.status_after_a_429(n, vec![]);
     assert_eq!(first[..2], [429, 200]);
 }
 
