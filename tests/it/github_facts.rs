@@ -16,25 +16,10 @@ use serde_json::{json, Value};
 
 use super::{create, error, example, ok, page, stamp, user_json, Data, GitHubServer, Shared};
 use super::{OWNER, REPO};
-use crate::test_server::{MrState, ReleaseKind};
+use crate::test_server::{knows, Change, MergedAt, MrState, Published, ReleaseKind};
 
-pub struct Pull {
-    repo: String,
-    number: u64,
-    title: String,
-    state: MrState,
-    merged_at: Option<DateTime<Utc>>,
-    created_at: DateTime<Utc>,
-    /// Moved by every change: a new state, a new mention of an issue.
-    updated_at: DateTime<Utc>,
-}
-
-pub struct Release {
-    repo: String,
-    tag: String,
-    at: DateTime<Utc>,
-    kind: ReleaseKind,
-}
+/// A pull request of any repository (its `project`).
+pub type Pull = Change;
 
 /// A pull request's mention of an issue: a `cross-referenced` event in its timeline.
 pub struct Mention {
@@ -48,9 +33,6 @@ pub struct Mention {
 pub struct Facts {
     pulls: Vec<Pull>,
     mentions: Vec<Mention>,
-    releases: Vec<Release>,
-    /// Repositories known besides the server's own.
-    repos: Vec<String>,
     /// Leave `merged_at` out of the pull requests in timelines.
     no_merged_at: bool,
 }
@@ -60,25 +42,11 @@ fn own() -> String {
 }
 
 impl Facts {
-    fn knows(&self, repo: &str) -> bool {
-        repo == own()
-            || self.repos.iter().any(|r| r == repo)
-            || self.pulls.iter().any(|p| p.repo == repo)
-            || self.releases.iter().any(|r| r.repo == repo)
-    }
-
     /// Moves every recorded time `d` into the past.
     pub fn travel(&mut self, d: chrono::Duration) {
-        for p in &mut self.pulls {
-            p.created_at -= d;
-            p.updated_at -= d;
-            p.merged_at = p.merged_at.map(|t| t - d);
-        }
+        self.pulls.iter_mut().for_each(|p| p.travel(d));
         for m in &mut self.mentions {
             m.at -= d;
-        }
-        for r in &mut self.releases {
-            r.at -= d;
         }
     }
 }
@@ -86,36 +54,25 @@ impl Facts {
 impl GitHubServer {
     /// Records a pull request of `repo` (`owner/repo`) that references issue `issue`;
     /// returns its number. One of this repository shares the issues' numbers, as on GitHub.
-    pub fn add_pull_request(
-        &self,
-        issue: u64,
-        repo: &str,
-        state: MrState,
-        merged_at: Option<DateTime<Utc>>,
-    ) -> u64 {
+    pub fn add_pull_request(&self, issue: u64, repo: &str, state: MrState, at: MergedAt) -> u64 {
         let mut data = self.shared.data.lock().unwrap();
         let title = format!("Fix #{issue}");
         let now = Utc::now();
-        let number = if repo == own() {
-            create(&self.shared, &mut data, &title, "", &[], "octocat", now)
-        } else {
-            let facts = &data.facts;
-            let last = facts
-                .pulls
-                .iter()
-                .filter(|p| p.repo == repo)
-                .map(|p| p.number);
-            last.max().unwrap_or(0) + 1
-        };
-        data.facts.pulls.push(Pull {
-            repo: repo.to_string(),
-            number,
-            title,
-            state,
-            merged_at: merged_at.filter(|_| state == MrState::Merged),
-            created_at: now,
-            updated_at: now,
-        });
+        let mut pull = Change::next(data.facts.pulls.iter(), repo, issue, title, now);
+        if repo == own() {
+            pull.number = create(
+                &self.shared,
+                &mut data,
+                &pull.title,
+                "",
+                &[],
+                "octocat",
+                now,
+            );
+        }
+        pull.set(state, at);
+        let number = pull.number;
+        data.facts.pulls.push(pull);
         sync_issue(&mut data, repo, number);
         data.facts.mentions.push(Mention {
             issue,
@@ -131,12 +88,7 @@ impl GitHubServer {
     /// the issue does not, as on GitHub.
     pub fn mention(&self, issue: u64, repo: &str, number: u64) {
         let mut data = self.shared.data.lock().unwrap();
-        if let Some(p) = data
-            .facts
-            .pulls
-            .iter_mut()
-            .find(|p| p.repo == repo && p.number == number)
-        {
+        if let Some(p) = data.facts.pulls.iter_mut().find(|p| p.is(repo, number)) {
             p.updated_at = Utc::now();
         }
         data.facts.mentions.push(Mention {
@@ -148,52 +100,19 @@ impl GitHubServer {
     }
 
     /// Changes the state of pull request `number` of `repo`.
-    pub fn set_pull_request(
-        &self,
-        repo: &str,
-        number: u64,
-        state: MrState,
-        merged_at: Option<DateTime<Utc>>,
-    ) {
+    pub fn set_pull_request(&self, repo: &str, number: u64, state: MrState, at: MergedAt) {
         let mut data = self.shared.data.lock().unwrap();
-        let pull = data
-            .facts
-            .pulls
-            .iter_mut()
-            .find(|p| p.repo == repo && p.number == number)
-            .expect("a pull request the test added");
-        pull.state = state;
-        pull.merged_at = merged_at.filter(|_| state == MrState::Merged);
+        let mut pulls = data.facts.pulls.iter_mut();
+        let pull = pulls.find(|p| p.is(repo, number));
+        let pull = pull.expect("a pull request the test added");
+        pull.set(state, at);
         pull.updated_at = Utc::now();
         sync_issue(&mut data, repo, number);
     }
 
-    /// Publishes release `tag` of `repo` at `at`, as `kind` says (a draft has no
-    /// `published_at`).
-    pub fn publish_release(&self, repo: &str, tag: &str, at: DateTime<Utc>, kind: ReleaseKind) {
-        assert_ne!(
-            kind,
-            ReleaseKind::Upcoming,
-            "GitHub has no upcoming releases"
-        );
-        self.shared
-            .data
-            .lock()
-            .unwrap()
-            .facts
-            .releases
-            .push(Release {
-                repo: repo.to_string(),
-                tag: tag.to_string(),
-                at,
-                kind,
-            });
-    }
-
     /// Makes `repo` known (its release and pull-request lists answer, empty).
     pub fn add_repo(&self, repo: &str) {
-        let mut data = self.shared.data.lock().unwrap();
-        data.facts.repos.push(repo.to_string());
+        self.add_project(repo)
     }
 
     /// From now on, cross-references carry no `merged_at` (as older servers answer).
@@ -207,12 +126,7 @@ fn sync_issue(data: &mut Data, repo: &str, number: u64) {
     if repo != own() {
         return;
     }
-    let Some(pull) = data
-        .facts
-        .pulls
-        .iter()
-        .find(|p| p.repo == repo && p.number == number)
-    else {
+    let Some(pull) = data.facts.pulls.iter().find(|p| p.is(repo, number)) else {
         return;
     };
     let (state, merged_at) = (pull.state, pull.merged_at);
@@ -245,14 +159,11 @@ pub(super) fn route(
     uri: &Uri,
 ) -> Option<Response> {
     let facts = &data.facts;
-    let known = facts.knows(repo);
+    let known = knows(data, &own(), repo, &facts.pulls.iter().collect::<Vec<_>>());
     match (method, segs) {
         ("GET", ["pulls", number]) if known => {
             let number: u64 = number.parse().unwrap_or(0);
-            let pull = facts
-                .pulls
-                .iter()
-                .find(|p| p.repo == repo && p.number == number);
+            let pull = facts.pulls.iter().find(|p| p.is(repo, number));
             Some(match pull {
                 Some(p) => ok(pull_json(p)),
                 None => error(StatusCode::NOT_FOUND, "Not Found"),
@@ -260,14 +171,14 @@ pub(super) fn route(
         }
         // Sorted by `updated_at`, newest first, as `sort=updated&direction=desc` asks.
         ("GET", ["pulls"]) if known => {
-            let mut pulls: Vec<&Pull> = facts.pulls.iter().filter(|p| p.repo == repo).collect();
+            let mut pulls: Vec<&Pull> = facts.pulls.iter().filter(|p| p.project == repo).collect();
             pulls.sort_by_key(|p| std::cmp::Reverse((p.updated_at, p.number)));
             let list: Vec<Value> = pulls.into_iter().map(pull_json).collect();
             Some(page(list.iter().collect(), query, uri))
         }
         ("GET", ["releases"]) if known => {
-            let mut releases: Vec<&Release> =
-                facts.releases.iter().filter(|r| r.repo == repo).collect();
+            let mut releases: Vec<&Published> =
+                data.releases.iter().filter(|r| r.project == repo).collect();
             releases.sort_by_key(|r| std::cmp::Reverse(r.at));
             let list: Vec<Value> = releases.into_iter().map(release_json).collect();
             Some(page(list.iter().collect(), query, uri))
@@ -286,12 +197,9 @@ pub(super) fn cross_references(shared: &Shared, data: &Data, issue: u64) -> Vec<
         .iter()
         .filter(|m| m.issue == issue)
         .filter_map(|m| {
-            let p = facts
-                .pulls
-                .iter()
-                .find(|p| p.repo == m.repo && p.number == m.number)?;
+            let p = facts.pulls.iter().find(|p| p.is(&m.repo, m.number))?;
             let mut source = shared.examples.issue.clone();
-            let repo = &p.repo;
+            let repo = &p.project;
             let (owner, name) = repo.split_once('/').unwrap_or((repo, repo));
             let mut repository = example("minimal-repository");
             repository["name"] = json!(name);
@@ -340,7 +248,7 @@ pub(super) fn cross_references(shared: &Shared, data: &Data, issue: u64) -> Vec<
 
 fn pull_json(p: &Pull) -> Value {
     let mut v = example("pull-request");
-    let repo = &p.repo;
+    let repo = &p.project;
     let merged = p.merged_at.is_some();
     v["id"] = json!(80_000 + p.number);
     v["number"] = json!(p.number);
@@ -371,9 +279,9 @@ fn pull_json(p: &Pull) -> Value {
     v
 }
 
-fn release_json(r: &Release) -> Value {
+fn release_json(r: &Published) -> Value {
     let mut v = example("release-items")[0].clone();
-    let repo = &r.repo;
+    let repo = &r.project;
     v["tag_name"] = json!(r.tag);
     v["name"] = json!(r.tag);
     v["draft"] = json!(r.kind == ReleaseKind::Draft);

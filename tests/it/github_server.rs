@@ -11,64 +11,51 @@
 //! sub-issues API as GitHub Enterprise Server 3.17 does (`without_sub_issues`), can
 //! let time pass for what it recorded (`travel`), and can hold its clock within one
 //! second (`hold_clock`: the stamps it records and the `Date` it answers with).
+//! What it shares with the GitLab server (its data, log, faults, clock and handler) is
+//! `test_server.rs`; this file is what only GitHub has.
 
 #![allow(dead_code)]
 
 #[path = "github_facts.rs"]
 mod facts;
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
+#[allow(unused_imports)] // the benchmarks inject no faults
 pub use crate::test_server::Fault;
-use crate::test_server::{cut_response, never, take, Clock};
+use crate::test_server::ReleaseKind::{self, *};
+use crate::test_server::{add_comment, Request, Server, Tracked};
+use crate::test_server::{created, issues_asked, ok, page_of, param, parse_time};
 
 pub const OWNER: &str = "octo-org";
 pub const REPO: &str = "migrations";
 
+/// One request as the server saw it.
+pub type Logged = crate::test_server::Logged<Sent>;
+
+/// What GitHub's server logs of a request besides its method, path, query and user.
 #[derive(Clone, Debug)]
-pub struct Logged {
-    pub method: String,
-    pub path: String,
-    pub query: Vec<(String, String)>,
+pub struct Sent {
     pub body: Value,
-    pub user: String,
     /// The `If-None-Match` the request carried.
     pub if_none_match: Option<String>,
-    /// The status answered (0 while a request is unanswered).
-    pub status: u16,
 }
 
-impl Logged {
-    pub fn query(&self, key: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-}
+/// What the server keeps behind its lock.
+pub type Data = crate::test_server::Data<GitHub>;
 
+/// What GitHub's server keeps besides what `Data` holds for both (its timeline is `events`).
 #[derive(Default)]
-struct Data {
+pub struct Own {
     /// Collaborators' permissions by login (`admin`, `write`, `read`, …).
     permissions: BTreeMap<String, String>,
-    issues: BTreeMap<u64, Value>,
-    comments: Vec<(u64, Value)>,
-    timeline: Vec<(u64, Value)>,
-    labels: Vec<Value>,
     subs: Vec<(u64, u64)>,
-    log: Vec<Logged>,
-    faults: VecDeque<Fault>,
-    next_id: u64,
     /// Answer 404 to the sub-issues API, as GitHub Enterprise Server before 3.18 does.
     no_sub_issues: bool,
     /// Pull requests and releases (`github_facts.rs`).
@@ -103,38 +90,18 @@ impl GitHubServer {
             .permissions
             .insert(login.to_string(), permission.to_string());
     }
-
-    /// A comment on issue `num` by `login`, as a person writes it (no request); its id.
-    pub fn comment_as(&self, num: u64, login: &str, body: &str) -> u64 {
-        let now = self.shared.clock.now();
-        let mut data = self.shared.data.lock().unwrap();
-        data.next_id += 1;
-        let mut c = self.shared.examples.comment.clone();
-        c["id"] = json!(data.next_id);
-        c["body"] = json!(body);
-        c["user"] = user_json(&self.shared, login);
-        c["created_at"] = json!(stamp(now));
-        c["updated_at"] = json!(stamp(now));
-        data.comments.push((num, c));
-        let count = data.comments.iter().filter(|(i, _)| *i == num).count();
-        let issue = data.issues.get_mut(&num).expect("the issue exists");
-        issue["comments"] = json!(count);
-        issue["updated_at"] = json!(stamp(now));
-        data.next_id
-    }
 }
 
-pub struct Shared {
-    data: Mutex<Data>,
-    tokens: BTreeMap<String, String>,
-    latency: Mutex<Duration>,
+/// GitHub's part of what the server shares with its handler.
+pub struct GitHub {
     examples: Examples,
     /// The address clients reach the API at: the `url` of every issue and the `Link`
     /// pages point there, as GitHub (and GitHub Enterprise Server) answer.
     api: OnceLock<String>,
-    /// What the server stamps and answers as `Date`.
-    clock: Clock,
 }
+
+/// What the server shares with its handler.
+pub type Shared = crate::test_server::Shared<GitHub>;
 
 /// The API's address for `url` fields and `Link` headers.
 fn api(shared: &Shared) -> &str {
@@ -145,11 +112,128 @@ fn api(shared: &Shared) -> &str {
         .unwrap_or("https://api.github.com")
 }
 
-pub struct GitHubServer {
-    pub url: String,
-    pub shared: Arc<Shared>,
-    /// Stops the server when this is dropped.
-    _stop: crate::test_server::Stop,
+impl Tracked for GitHub {
+    type Own = Own;
+    type Sent = Sent;
+    const FAULT: &'static str = "You have exceeded a secondary rate limit (injected)";
+    const COMMENTS: &'static str = "comments";
+    const ADDED: (&'static str, &'static str) = ("event", "labeled");
+
+    fn comment_json(shared: &Shared, n: u64, id: u64, user: &str, body: &str, now: Stamp) -> Value {
+        let mut c = shared.examples.comment.clone();
+        c["id"] = json!(id);
+        c["body"] = json!(body);
+        c["user"] = user_json(shared, user);
+        c["created_at"] = json!(stamp(now));
+        c["updated_at"] = json!(stamp(now));
+        c["issue_url"] = json!(format!(
+            "https://api.github.com/repos/{OWNER}/{REPO}/issues/{n}"
+        ));
+        c
+    }
+    /// A draft has no `published_at`; GitHub has no upcoming releases.
+    const RELEASES: &'static [ReleaseKind] = &[Published, Draft, Prerelease];
+
+    fn stamp(t: DateTime<Utc>) -> Value {
+        json!(stamp(t))
+    }
+    /// Issues, their comments and timelines: created and updated; pull requests and
+    /// releases too when everything moves.
+    fn shift(data: &mut Data, only: Option<u64>, d: chrono::Duration) {
+        let mine = |n: &u64| only.is_none_or(|o| o == *n);
+        let shift = |v: &mut Value| {
+            for key in ["created_at", "updated_at"] {
+                if let Some(t) = v[key].as_str().map(parse_time) {
+                    v[key] = json!(stamp(t - d));
+                }
+            }
+        };
+        let issues = data.issues.iter_mut().filter(|(n, _)| mine(n));
+        issues.for_each(|(_, i)| shift(i));
+        let kept = data.comments.iter_mut().chain(data.events.iter_mut());
+        kept.filter(|(n, _)| mine(n)).for_each(|(_, v)| shift(v));
+        if only.is_none() {
+            data.own.facts.travel(d);
+        }
+    }
+    fn error_body(message: &str) -> Value {
+        json!({"message": message, "documentation_url": "https://docs.github.com/rest"})
+    }
+    /// The answer to one request; `None` for a request that is never answered.
+    /// The JSON body and `If-None-Match` of a request, and the user of its token (`Bearer`
+    /// or `token`).
+    fn read(shared: &Shared, request: &Request) -> (Sent, Result<String, Response>) {
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        let token = request.header("authorization").map(|t| {
+            t.trim_start_matches("Bearer ")
+                .trim_start_matches("token ")
+                .to_string()
+        });
+        let user = token.and_then(|t| shared.tokens.get(&t).cloned());
+        let user = user.ok_or_else(|| error(StatusCode::UNAUTHORIZED, "Bad credentials"));
+        let if_none_match = request.header("if-none-match").map(str::to_string);
+        (
+            Sent {
+                body,
+                if_none_match,
+            },
+            user,
+        )
+    }
+    /// The answer to a request let in: pull requests and releases of any repository
+    /// (`facts`), or the repository's issues, comments, labels.
+    fn respond(shared: &Shared, data: &mut Data, r: &Request, sent: &Sent, user: &str) -> Response {
+        let (method, uri, query) = (&r.method, &r.uri, &r.query);
+        let acting = data
+            .meanwhile
+            .iter()
+            .position(|m| m.method == method.as_str() && uri.path().ends_with(&m.path_ends));
+        if let Some(i) = acting {
+            let m = data.meanwhile.remove(i);
+            let mut labels: Vec<String> = data.issues[&m.issue]["labels"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["name"].as_str().unwrap().to_string())
+                .collect();
+            labels.push(m.label);
+            let now = shared.clock.now();
+            set_labels(shared, data, m.issue, &labels, (&m.user, now));
+            data.issues.get_mut(&m.issue).unwrap()["updated_at"] = json!(stamp(now));
+        }
+        let mut parts = uri.path().strip_prefix("/repos/").unwrap_or("").split('/');
+        let repo = format!(
+            "{}/{}",
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or("")
+        );
+        let segs: Vec<&str> = parts.filter(|s| !s.is_empty()).collect();
+        let mut response = match facts::route(data, method.as_str(), &repo, &segs, query, uri) {
+            Some(response) => response,
+            None => route(shared, data, r, &segs, &sent.body, user),
+        };
+        // The pages of a list are on this server, not on api.github.com.
+        if let Some(link) = response.headers().get("link").and_then(|v| v.to_str().ok()) {
+            let own = link.replace("https://api.github.com", api(shared));
+            if let Ok(v) = HeaderValue::from_str(&own) {
+                response.headers_mut().insert("link", v);
+            }
+        }
+        // A conditional request whose ETag still matches: 304, no body, no rate limit spent.
+        let etag = response.headers().get("etag").cloned();
+        if let (Some(etag), Some(sent)) = (etag, &sent.if_none_match) {
+            if response.status() == StatusCode::OK && etag.to_str().ok() == Some(sent.as_str()) {
+                let mut not_modified = StatusCode::NOT_MODIFIED.into_response();
+                for name in ["etag", "link", "x-ratelimit-limit", "x-ratelimit-remaining"] {
+                    if let Some(v) = response.headers().get(name) {
+                        not_modified.headers_mut().insert(name, v.clone());
+                    }
+                }
+                response = not_modified;
+            }
+        }
+        response
+    }
 }
 
 /// GitHub's OpenAPI description, parsed once per test process.
@@ -169,6 +253,9 @@ pub fn example(name: &str) -> Value {
     spec()["components"]["examples"][name]["value"].clone()
 }
 
+/// The server, as a test holds it.
+pub type GitHubServer = Server<GitHub>;
+
 impl GitHubServer {
     pub fn start(tokens: &[(&str, &str)]) -> GitHubServer {
         let issue = example("issue");
@@ -178,72 +265,15 @@ impl GitHubServer {
             comment: example("issue-comment"),
             label: example("label"),
         };
-        let shared = Arc::new(Shared {
-            data: Mutex::new(Data {
-                next_id: 5000,
-                ..Default::default()
-            }),
-            tokens: tokens
-                .iter()
-                .map(|(t, u)| (t.to_string(), u.to_string()))
-                .collect(),
-            latency: Mutex::new(Duration::ZERO),
-            examples,
-            api: OnceLock::new(),
-            clock: Clock::default(),
-        });
-        let (url, stop) = crate::test_server::serve_stoppable(
-            Router::new().fallback(handle).with_state(shared.clone()),
-        );
-        let _ = shared.api.set(url.clone());
-        GitHubServer {
-            url,
-            shared,
-            _stop: stop,
-        }
+        let api = OnceLock::new();
+        let server = Server::start_with(GitHub { examples, api }, tokens, 5000);
+        let _ = server.shared.api.set(server.url.clone());
+        server
     }
 
-    pub fn log(&self) -> Vec<Logged> {
-        self.shared.data.lock().unwrap().log.clone()
-    }
-    pub fn clear_log(&self) {
-        self.shared.data.lock().unwrap().log.clear();
-    }
-    pub fn fail(&self, fault: Fault) {
-        self.shared.data.lock().unwrap().faults.push_back(fault);
-    }
-    pub fn clear_faults(&self) {
-        self.shared.data.lock().unwrap().faults.clear();
-    }
-    pub fn set_latency(&self, d: Duration) {
-        *self.shared.latency.lock().unwrap() = d;
-    }
-    pub fn issue(&self, n: u64) -> Value {
-        self.shared.data.lock().unwrap().issues[&n].clone()
-    }
-    pub fn issues(&self) -> Vec<Value> {
-        self.shared
-            .data
-            .lock()
-            .unwrap()
-            .issues
-            .values()
-            .cloned()
-            .collect()
-    }
+    /// Issue `n`'s comments, oldest first.
     pub fn comments(&self, n: u64) -> Vec<Value> {
-        self.shared
-            .data
-            .lock()
-            .unwrap()
-            .comments
-            .iter()
-            .filter(|(i, _)| *i == n)
-            .map(|(_, c)| c.clone())
-            .collect()
-    }
-    pub fn labels(&self) -> Vec<Value> {
-        self.shared.data.lock().unwrap().labels.clone()
+        self.comments_of(n)
     }
     /// When the next `method` request whose path ends with `path_ends` arrives, `user`
     /// adds `label` to issue `n` first: a person acting at the same moment as a client.
@@ -267,26 +297,9 @@ impl GitHubServer {
     pub fn without_sub_issues(&self) {
         self.shared.data.lock().unwrap().no_sub_issues = true;
     }
-    /// Stamps an issue as changed now, as a person's edit would.
-    pub fn touch(&self, n: u64) {
-        let now = self.shared.clock.now();
-        let mut data = self.shared.data.lock().unwrap();
-        data.issues.get_mut(&n).unwrap()["updated_at"] = json!(stamp(now));
-    }
-
-    /// Holds the server's clock within the second of `at` (`None`: the real clock): every
-    /// write stamped with that second, every answer dated with it.
-    pub fn hold_clock(&self, at: Option<DateTime<Utc>>) {
-        self.shared.clock.hold(at);
-    }
     /// The timeline events of issue `n`, oldest first.
     pub fn timeline(&self, n: u64) -> Vec<Value> {
-        let data = self.shared.data.lock().unwrap();
-        data.timeline
-            .iter()
-            .filter(|(i, _)| *i == n)
-            .map(|(_, e)| e.clone())
-            .collect()
+        self.events(n)
     }
     pub fn subs(&self) -> Vec<(u64, u64)> {
         self.shared.data.lock().unwrap().subs.clone()
@@ -310,51 +323,10 @@ impl GitHubServer {
         }
         n
     }
-
-    /// Lets `d` pass for everything recorded so far.
-    pub fn travel(&self, d: chrono::Duration) {
-        self.travel_some(None, d)
-    }
-
-    /// Lets `d` pass for one issue only: as if it had been opened and worked on earlier.
-    #[allow(dead_code)] // used by the benchmarks
-    pub fn backdate(&self, number: u64, d: chrono::Duration) {
-        self.travel_some(Some(number), d)
-    }
-
-    fn travel_some(&self, only: Option<u64>, d: chrono::Duration) {
-        let mine = |n: u64| only.is_none_or(|o| o == n);
-        let mut data = self.shared.data.lock().unwrap();
-        let shift = |v: &mut Value| {
-            for key in ["created_at", "updated_at"] {
-                if let Some(t) = v[key]
-                    .as_str()
-                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                {
-                    v[key] = json!(stamp(t.with_timezone(&Utc) - d));
-                }
-            }
-        };
-        data.issues
-            .iter_mut()
-            .filter(|(n, _)| mine(**n))
-            .for_each(|(_, i)| shift(i));
-        data.comments
-            .iter_mut()
-            .filter(|(n, _)| mine(*n))
-            .for_each(|(_, c)| shift(c));
-        data.timeline
-            .iter_mut()
-            .filter(|(n, _)| mine(*n))
-            .for_each(|(_, e)| shift(e));
-        if only.is_none() {
-            data.facts.travel(d);
-        }
-        if only.is_none() {
-            self.shared.clock.after_travel();
-        }
-    }
 }
+
+/// A time the server stamps a record with.
+type Stamp = DateTime<Utc>;
 
 fn stamp(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -412,19 +384,15 @@ fn create(
     issue["url"] = json!(format!("{}/repos/{OWNER}/{REPO}/issues/{n}", api(shared)));
     data.issues.insert(n, issue);
     // Every issue's timeline starts with an event type octocrab's `Event` does not know.
-    data.timeline.push((n, json!({"event": "blocked_by_added", "id": data.next_id, "actor": user_json(shared, user), "created_at": stamp(now)})));
-    set_labels(shared, data, n, labels, user, now);
+    data.events.push((n, json!({"event": "blocked_by_added", "id": data.next_id, "actor": user_json(shared, user), "created_at": stamp(now)})));
+    set_labels(shared, data, n, labels, (user, now));
     n
 }
 
-fn set_labels(
-    shared: &Shared,
-    data: &mut Data,
-    n: u64,
-    wanted: &[String],
-    user: &str,
-    now: DateTime<Utc>,
-) {
+/// Gives issue `n` the labels `wanted`, set `by` a user at a time: a `labeled` or
+/// `unlabeled` event each.
+fn set_labels(shared: &Shared, data: &mut Data, n: u64, wanted: &[String], by: (&str, Stamp)) {
+    let (user, now) = by;
     let current: Vec<String> = data.issues[&n]["labels"]
         .as_array()
         .unwrap()
@@ -451,198 +419,17 @@ fn set_labels(
     for (label, event) in events {
         data.next_id += 1;
         let l = label_json(shared, data, &label);
-        data.timeline.push((n, json!({"id": data.next_id, "node_id": "LE_x", "url": "https://api.github.com/x", "event": event, "actor": user_json(shared, user), "created_at": stamp(now), "label": {"name": l["name"], "color": l["color"]}, "commit_id": null, "commit_url": null, "performed_via_github_app": null})));
+        data.events.push((n, json!({"id": data.next_id, "node_id": "LE_x", "url": "https://api.github.com/x", "event": event, "actor": user_json(shared, user), "created_at": stamp(now), "label": {"name": l["name"], "color": l["color"]}, "commit_id": null, "commit_url": null, "performed_via_github_app": null})));
     }
     data.issues.get_mut(&n).unwrap()["labels"] = json!(labels);
 }
 
-async fn handle(
-    State(shared): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let latency = *shared.latency.lock().unwrap();
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
-    match answer(&shared, &method, &uri, &headers, &body) {
-        Some(response) => response,
-        None => never().await,
-    }
-}
-
-/// The answer to one request; `None` for a request that is never answered.
-fn answer(
-    shared: &Shared,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> Option<Response> {
-    let query: Vec<(String, String)> =
-        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-            .into_owned()
-            .collect();
-    let body: Value = if body.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(body).unwrap_or(Value::Null)
-    };
-    let token = headers
-        .get("authorization")
-        .and_then(|t| t.to_str().ok())
-        .map(|t| {
-            t.trim_start_matches("Bearer ")
-                .trim_start_matches("token ")
-                .to_string()
-        });
-    let user = token.and_then(|t| shared.tokens.get(&t).cloned());
-    let if_none_match = headers
-        .get("if-none-match")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let mut data = shared.data.lock().unwrap();
-    data.log.push(Logged {
-        method: method.to_string(),
-        path: uri.path().to_string(),
-        query: query.clone(),
-        body: body.clone(),
-        user: user.clone().unwrap_or_default(),
-        if_none_match: if_none_match.clone(),
-        status: 0,
-    });
-    let at = data.log.len() - 1;
-    let Some(user) = user else {
-        data.log[at].status = 401;
-        return Some(error(StatusCode::UNAUTHORIZED, "Bad credentials"));
-    };
-    let mut lost = None;
-    if let Some(f) = take(&mut data.faults, method.as_str(), uri.path()) {
-        if f.status == Fault::HANG {
-            return None;
-        }
-        if f.status == Fault::CUT {
-            data.log[at].status = 200;
-            return Some(cut_response());
-        }
-        if f.after {
-            lost = Some(f);
-        } else {
-            data.log[at].status = f.status;
-            return Some(fault_response(&f));
-        }
-    }
-    let acting = data
-        .meanwhile
-        .iter()
-        .position(|m| m.method == method.as_str() && uri.path().ends_with(&m.path_ends));
-    if let Some(i) = acting {
-        let m = data.meanwhile.remove(i);
-        let mut labels: Vec<String> = data.issues[&m.issue]["labels"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["name"].as_str().unwrap().to_string())
-            .collect();
-        labels.push(m.label);
-        let now = shared.clock.now();
-        set_labels(shared, &mut data, m.issue, &labels, &m.user, now);
-        data.issues.get_mut(&m.issue).unwrap()["updated_at"] = json!(stamp(now));
-    }
-    let mut parts = uri.path().strip_prefix("/repos/").unwrap_or("").split('/');
-    let repo = format!(
-        "{}/{}",
-        parts.next().unwrap_or(""),
-        parts.next().unwrap_or("")
-    );
-    let segs: Vec<&str> = parts.filter(|s| !s.is_empty()).collect();
-    let mut response = match facts::route(&data, method.as_str(), &repo, &segs, &query, uri) {
-        Some(response) => response,
-        None => route(shared, &mut data, method, &segs, &query, &body, &user, uri),
-    };
-    // The pages of a list are on this server, not on api.github.com.
-    if let Some(link) = response.headers().get("link").and_then(|v| v.to_str().ok()) {
-        let own = link.replace("https://api.github.com", api(shared));
-        if let Ok(v) = HeaderValue::from_str(&own) {
-            response.headers_mut().insert("link", v);
-        }
-    }
-    let mut response = match lost {
-        Some(f) => fault_response(&f),
-        None => response,
-    };
-    // A conditional request whose ETag still matches: 304, no body, no rate limit spent.
-    let etag = response.headers().get("etag").cloned();
-    if let (Some(etag), Some(sent)) = (etag, &if_none_match) {
-        if response.status() == StatusCode::OK && etag.to_str().ok() == Some(sent.as_str()) {
-            let mut not_modified = StatusCode::NOT_MODIFIED.into_response();
-            for name in ["etag", "link", "x-ratelimit-limit", "x-ratelimit-remaining"] {
-                if let Some(v) = response.headers().get(name) {
-                    not_modified.headers_mut().insert(name, v.clone());
-                }
-            }
-            response = not_modified;
-        }
-    }
-    data.log[at].status = response.status().as_u16();
-    response.headers_mut().insert("date", shared.clock.date());
-    Some(response)
-}
-
-fn fault_response(f: &Fault) -> Response {
-    let mut r = error(
-        StatusCode::from_u16(f.status).unwrap(),
-        "You have exceeded a secondary rate limit (injected)",
-    );
-    if let Some(s) = f.retry_after {
-        r.headers_mut().insert(
-            "retry-after",
-            HeaderValue::from_str(&s.to_string()).unwrap(),
-        );
-    }
-    r
-}
-
 fn error(status: StatusCode, message: &str) -> Response {
-    (
-        status,
-        axum::Json(
-            json!({"message": message, "documentation_url": "https://docs.github.com/rest"}),
-        ),
-    )
-        .into_response()
-}
-
-fn ok(v: Value) -> Response {
-    axum::Json(v).into_response()
-}
-
-fn created(v: Value) -> Response {
-    (StatusCode::CREATED, axum::Json(v)).into_response()
-}
-
-fn param<'a>(q: &'a [(String, String)], k: &str) -> Option<&'a str> {
-    q.iter().find(|(x, _)| x == k).map(|(_, v)| v.as_str())
+    crate::test_server::error::<GitHub>(status, message)
 }
 
 fn page(list: Vec<&Value>, query: &[(String, String)], uri: &Uri) -> Response {
-    let per_page: usize = param(query, "per_page")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30)
-        .clamp(1, 100);
-    let page: usize = param(query, "page")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1)
-        .max(1);
-    let last = list.len().div_ceil(per_page).max(1);
-    let items: Vec<Value> = list
-        .into_iter()
-        .skip((page - 1) * per_page)
-        .take(per_page)
-        .cloned()
-        .collect();
+    let (items, page, last) = page_of(list.into_iter(), query, 30);
     let items = Value::Array(items);
     let etag = {
         use std::hash::{Hash, Hasher};
@@ -691,56 +478,24 @@ fn page(list: Vec<&Value>, query: &[(String, String)], uri: &Uri) -> Response {
     r
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The answer about the repository's own issues, comments, labels and collaborators.
 fn route(
     shared: &Shared,
     data: &mut Data,
-    method: &Method,
+    request: &Request,
     segs: &[&str],
-    query: &[(String, String)],
     body: &Value,
     user: &str,
-    uri: &Uri,
 ) -> Response {
+    let (method, query, uri) = (&request.method, &request.query[..], &request.uri);
     let now = shared.clock.now();
     let n = |s: &str| s.parse::<u64>().unwrap_or(0);
     match (method.as_str(), segs) {
         ("GET", ["issues"]) => {
-            let state = param(query, "state").unwrap_or("open");
-            let labels: Vec<&str> = param(query, "labels")
-                .map(|l| l.split(',').filter(|s| !s.is_empty()).collect())
-                .unwrap_or_default();
             // GitHub: "only show results that were last updated after the given time",
             // to the second and inclusive.
-            let since = param(query, "since").map(|t| {
-                DateTime::parse_from_rfc3339(t)
-                    .expect("since in ISO 8601")
-                    .with_timezone(&Utc)
-            });
-            let list: Vec<&Value> = data
-                .issues
-                .values()
-                .rev()
-                .filter(|i| state == "all" || i["state"] == state)
-                .filter(|i| {
-                    since.is_none_or(|t| {
-                        let updated =
-                            DateTime::parse_from_rfc3339(i["updated_at"].as_str().unwrap())
-                                .unwrap()
-                                .with_timezone(&Utc);
-                        updated >= t
-                    })
-                })
-                .filter(|i| {
-                    labels.iter().all(|l| {
-                        i["labels"]
-                            .as_array()
-                            .unwrap()
-                            .iter()
-                            .any(|x| x["name"] == *l)
-                    })
-                })
-                .collect();
+            let state = param(query, "state").unwrap_or("open");
+            let list = issues_asked(&data.issues, query, Some(state), "since");
             page(list, query, uri)
         }
         ("POST", ["issues"]) => {
@@ -783,7 +538,7 @@ fn route(
                     .iter()
                     .filter_map(|l| l.as_str().map(String::from))
                     .collect();
-                set_labels(shared, data, num, &wanted, user, now);
+                set_labels(shared, data, num, &wanted, (user, now));
             }
             if let Some(state) = body["state"].as_str() {
                 let i = data.issues.get_mut(&num).unwrap();
@@ -829,22 +584,7 @@ fn route(
             if !data.issues.contains_key(&num) {
                 return error(StatusCode::NOT_FOUND, "Not Found");
             }
-            data.next_id += 1;
-            let mut c = shared.examples.comment.clone();
-            c["id"] = json!(data.next_id);
-            c["body"] = json!(text);
-            c["user"] = user_json(shared, user);
-            c["created_at"] = json!(stamp(now));
-            c["updated_at"] = json!(stamp(now));
-            c["issue_url"] = json!(format!(
-                "https://api.github.com/repos/{OWNER}/{REPO}/issues/{num}"
-            ));
-            data.comments.push((num, c.clone()));
-            let count = data.comments.iter().filter(|(i, _)| *i == num).count();
-            let issue = data.issues.get_mut(&num).unwrap();
-            issue["comments"] = json!(count);
-            issue["updated_at"] = json!(stamp(now));
-            created(c)
+            created(add_comment(shared, data, num, user, text, now))
         }
         ("DELETE", ["issues", "comments", id]) => {
             let Some(at) = data.comments.iter().position(|(_, c)| c["id"] == n(id)) else {
@@ -863,7 +603,7 @@ fn route(
                 return error(StatusCode::NOT_FOUND, "Not Found");
             }
             let mut list: Vec<Value> = data
-                .timeline
+                .events
                 .iter()
                 .filter(|(i, _)| *i == n(num))
                 .map(|(_, e)| e.clone())

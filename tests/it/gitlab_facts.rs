@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::{error, fixture, paginate, param, time, Data, GitLabServer, PROJECT};
-use crate::test_server::{MrState, ReleaseKind};
+use crate::test_server::{knows, Change, MergedAt, MrState, Published, ReleaseKind};
 
 /// Which of the two lists a merge request is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,31 +28,21 @@ pub enum Lists {
     ClosingOnly,
 }
 
+/// A merge request (its times at GitLab's millisecond precision), and the lists it is in.
 pub struct MergeRequest {
-    project: String,
-    iid: u64,
-    issue: u64,
-    title: String,
-    state: MrState,
-    merged_at: Option<DateTime<Utc>>,
-    created_at: DateTime<Utc>,
-    /// Moved by every change, at GitLab's millisecond precision.
-    updated_at: DateTime<Utc>,
+    change: Change,
     lists: Lists,
 }
 
-pub struct Release {
-    project: String,
-    tag: String,
-    released_at: DateTime<Utc>,
-    upcoming: bool,
+impl std::ops::Deref for MergeRequest {
+    type Target = Change;
+    fn deref(&self) -> &Change {
+        &self.change
+    }
 }
 
 pub struct Facts {
     merge_requests: Vec<MergeRequest>,
-    releases: Vec<Release>,
-    /// Projects known besides the server's own.
-    projects: Vec<String>,
     related: Value,
     closing: Value,
     release: Value,
@@ -62,8 +52,6 @@ impl Default for Facts {
     fn default() -> Facts {
         Facts {
             merge_requests: Vec::new(),
-            releases: Vec::new(),
-            projects: Vec::new(),
             related: fixture("related_merge_requests.json")[0].clone(),
             closing: fixture("closed_by.json")[0].clone(),
             release: fixture("list_releases.json")[1].clone(),
@@ -72,23 +60,16 @@ impl Default for Facts {
 }
 
 impl Facts {
-    fn knows(&self, project: &str) -> bool {
-        project == PROJECT
-            || self.projects.iter().any(|p| p == project)
-            || self.releases.iter().any(|r| r.project == project)
-            || self.merge_requests.iter().any(|m| m.project == project)
+    /// Whether `project` is known.
+    fn knows(&self, data: &Data, project: &str) -> bool {
+        let mrs: Vec<&Change> = self.merge_requests.iter().map(|m| &m.change).collect();
+        knows(data, PROJECT, project, &mrs)
     }
 
     /// Moves every recorded time `d` into the past.
     pub fn travel(&mut self, d: chrono::Duration) {
-        for mr in &mut self.merge_requests {
-            mr.created_at -= d;
-            mr.updated_at -= d;
-            mr.merged_at = mr.merged_at.map(|t| t - d);
-        }
-        for r in &mut self.releases {
-            r.released_at -= d;
-        }
+        let mrs = self.merge_requests.iter_mut();
+        mrs.for_each(|m| m.change.travel(d));
     }
 }
 
@@ -100,9 +81,9 @@ impl GitLabServer {
         issue: u64,
         project: &str,
         state: MrState,
-        merged_at: Option<DateTime<Utc>>,
+        at: MergedAt,
     ) -> u64 {
-        self.add_merge_request_in(issue, project, state, merged_at, Lists::Closing)
+        self.add_merge_request_in(issue, project, state, at, Lists::Closing)
     }
 
     /// The same, in the lists `lists` says.
@@ -111,31 +92,18 @@ impl GitLabServer {
         issue: u64,
         project: &str,
         state: MrState,
-        merged_at: Option<DateTime<Utc>>,
+        at: MergedAt,
         lists: Lists,
     ) -> u64 {
         let mut data = self.shared.data.lock().unwrap();
         let now = millis(Utc::now());
         let facts = &mut data.facts;
-        let iid = facts
-            .merge_requests
-            .iter()
-            .filter(|m| m.project == project)
-            .map(|m| m.iid)
-            .max()
-            .unwrap_or(0)
-            + 1;
-        facts.merge_requests.push(MergeRequest {
-            project: project.to_string(),
-            iid,
-            issue,
-            title: format!("Resolve #{issue}"),
-            state,
-            merged_at: merged_at.filter(|_| state == MrState::Merged),
-            created_at: now,
-            updated_at: now,
-            lists,
-        });
+        let title = format!("Resolve #{issue}");
+        let mrs = facts.merge_requests.iter().map(|m| &m.change);
+        let mut change = Change::next(mrs, project, issue, title, now);
+        change.set(state, at);
+        let iid = change.number;
+        facts.merge_requests.push(MergeRequest { change, lists });
         // The reference adds a "mentioned in merge request" system note to the issue, and
         // a note touches what it is on (GitLab's `Note#touch_noteable`).
         if let Some(i) = data.issues.get_mut(&issue) {
@@ -145,50 +113,13 @@ impl GitLabServer {
     }
 
     /// Changes the state of merge request `iid` of `project`.
-    pub fn set_merge_request(
-        &self,
-        project: &str,
-        iid: u64,
-        state: MrState,
-        merged_at: Option<DateTime<Utc>>,
-    ) {
+    pub fn set_merge_request(&self, project: &str, iid: u64, state: MrState, at: MergedAt) {
         let mut data = self.shared.data.lock().unwrap();
-        let mr = data
-            .facts
-            .merge_requests
-            .iter_mut()
-            .find(|m| m.project == project && m.iid == iid)
-            .expect("a merge request the test added");
-        mr.state = state;
-        mr.merged_at = merged_at.filter(|_| state == MrState::Merged);
+        let mrs = data.facts.merge_requests.iter_mut();
+        let mr = mrs.map(|m| &mut m.change).find(|m| m.is(project, iid));
+        let mr = mr.expect("a merge request the test added");
+        mr.set(state, at);
         mr.updated_at = millis(Utc::now()).max(mr.updated_at + chrono::Duration::milliseconds(1));
-    }
-
-    /// Publishes release `tag` of `project` at `at` (upcoming: `kind` says so, or `at` is
-    /// still to come, as GitLab decides).
-    pub fn publish_release(&self, project: &str, tag: &str, at: DateTime<Utc>, kind: ReleaseKind) {
-        assert!(
-            matches!(kind, ReleaseKind::Published | ReleaseKind::Upcoming),
-            "GitLab has no {kind:?} releases"
-        );
-        self.shared
-            .data
-            .lock()
-            .unwrap()
-            .facts
-            .releases
-            .push(Release {
-                project: project.to_string(),
-                tag: tag.to_string(),
-                released_at: at,
-                upcoming: kind == ReleaseKind::Upcoming,
-            });
-    }
-
-    /// Makes `project` known (its release list answers, empty).
-    pub fn add_project(&self, project: &str) {
-        let mut data = self.shared.data.lock().unwrap();
-        data.facts.projects.push(project.to_string());
     }
 }
 
@@ -229,7 +160,7 @@ pub(super) fn route(
         // `order_by=updated_at`; `updated_after` as GitLab reads it (on or after).
         ("GET", ["projects", p, "merge_requests"]) => {
             let facts = &data.facts;
-            if !facts.knows(p) {
+            if !facts.knows(data, p) {
                 return Some(error(StatusCode::NOT_FOUND, "404 Project Not Found"));
             }
             let after = param(query, "updated_after").map(|t| {
@@ -255,13 +186,13 @@ pub(super) fn route(
         }
         ("GET", ["projects", p, "releases"]) => {
             let facts = &data.facts;
-            if !facts.knows(p) {
+            if !facts.knows(data, p) {
                 return Some(error(StatusCode::NOT_FOUND, "404 Project Not Found"));
             }
-            let mut releases: Vec<&Release> =
-                facts.releases.iter().filter(|r| r.project == *p).collect();
+            let mut releases: Vec<&Published> =
+                data.releases.iter().filter(|r| r.project == *p).collect();
             // GitLab's default order: `released_at`, newest first.
-            releases.sort_by_key(|r| std::cmp::Reverse(r.released_at));
+            releases.sort_by_key(|r| std::cmp::Reverse(r.at));
             let list: Vec<Value> = releases
                 .into_iter()
                 .map(|r| release_json(facts, r, now))
@@ -285,8 +216,8 @@ fn merge_request_json(facts: &Facts, m: &MergeRequest, closing: bool) -> Value {
         MrState::Closed => ("closed", time(m.created_at)),
     };
     let own = m.project == PROJECT;
-    v["id"] = json!(10_000 + m.iid);
-    v["iid"] = json!(m.iid);
+    v["id"] = json!(10_000 + m.number);
+    v["iid"] = json!(m.number);
     v["project_id"] = json!(if own { 1 } else { 2 });
     v["title"] = json!(m.title);
     v["description"] = json!(format!("Closes {PROJECT}#{}", m.issue));
@@ -298,26 +229,27 @@ fn merge_request_json(facts: &Facts, m: &MergeRequest, closing: bool) -> Value {
     v["closed_at"] = closed_at;
     v["web_url"] = json!(format!(
         "http://gitlab.test/{}/-/merge_requests/{}",
-        m.project, m.iid
+        m.project, m.number
     ));
-    v["reference"] = json!(format!("!{}", m.iid));
+    v["reference"] = json!(format!("!{}", m.number));
     v["references"] = json!({
-        "short": format!("!{}", m.iid),
-        "relative": if own { format!("!{}", m.iid) } else { format!("{}!{}", m.project, m.iid) },
-        "full": format!("{}!{}", m.project, m.iid),
+        "short": format!("!{}", m.number),
+        "relative": if own { format!("!{}", m.number) } else { format!("{}!{}", m.project, m.number) },
+        "full": format!("{}!{}", m.project, m.number),
     });
     v
 }
 
 /// A release as GitLab lists it, from the documented example.
-fn release_json(facts: &Facts, r: &Release, now: DateTime<Utc>) -> Value {
+fn release_json(facts: &Facts, r: &Published, now: DateTime<Utc>) -> Value {
     let mut v = facts.release.clone();
     let page = format!("http://gitlab.test/{}/-/releases/{}", r.project, r.tag);
     v["tag_name"] = json!(r.tag);
     v["name"] = json!(r.tag);
-    v["created_at"] = time(r.released_at);
-    v["released_at"] = time(r.released_at);
-    v["upcoming_release"] = json!(r.upcoming || r.released_at > now);
+    v["created_at"] = time(r.at);
+    v["released_at"] = time(r.at);
+    let upcoming = r.kind == ReleaseKind::Upcoming;
+    v["upcoming_release"] = json!(upcoming || r.at > now);
     v["_links"]["self"] = json!(page);
     v["_links"]["edit_url"] = json!(format!("{page}/edit"));
     v

@@ -11,6 +11,8 @@
 //! second (stamps a millisecond apart, as GitLab's are; the `Date` it answers with).
 //! Project feature flags and the instance's Features API are `gitlab_flags.rs`; deploy
 //! freeze periods `gitlab_freezes.rs`.
+//! What it shares with the GitHub server (its data, log, faults, clock and handler) is
+//! `test_server.rs`; this file is what only GitLab has.
 
 #![allow(dead_code)]
 
@@ -21,62 +23,47 @@ pub mod flags;
 #[path = "gitlab_freezes.rs"]
 pub mod freezes;
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::collections::BTreeMap;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
+#[allow(unused_imports)] // the benchmarks inject no faults
 pub use crate::test_server::Fault;
-use crate::test_server::{cut_response, never, take, Clock};
+use crate::test_server::ReleaseKind::{self, *};
+use crate::test_server::{add_comment, Request, Server, Tracked};
+pub(crate) use crate::test_server::{created, ok, param};
+use crate::test_server::{issues_asked, page_of, page_size, parse_time};
 
 pub const PROJECT: &str = "group/project";
 
 /// One request as the server saw it.
+pub type Logged = crate::test_server::Logged<Sent>;
+
+/// What GitLab's server logs of a request besides its method, path, query and user.
 #[derive(Clone, Debug)]
-pub struct Logged {
-    pub method: String,
-    pub path: String,
-    pub query: Vec<(String, String)>,
+pub struct Sent {
     pub form: Vec<(String, String)>,
-    pub user: String,
-    /// The status answered (0 while a request is unanswered).
-    pub status: u16,
     /// The body, when it was JSON.
     pub json: Option<Value>,
 }
 
-impl Logged {
-    pub fn query(&self, key: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
+impl Sent {
     pub fn form(&self, key: &str) -> Option<&str> {
-        self.form
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        param(&self.form, key)
     }
 }
 
+/// What the server keeps behind its lock (the issues' notes are its `comments`).
+pub type Data = crate::test_server::Data<GitLab>;
+
+/// What GitLab's server keeps besides what `Data` holds for both (its notes are `comments`,
+/// its label events `events`).
 #[derive(Default)]
-struct Data {
-    issues: BTreeMap<u64, Value>,
-    notes: Vec<(u64, Value)>,
-    events: Vec<(u64, Value)>,
-    labels: Vec<Value>,
+pub struct Own {
     links: Vec<(u64, u64)>,
-    log: Vec<Logged>,
-    faults: VecDeque<Fault>,
-    next_id: u64,
     rate_limit: Option<(u64, i64)>,
     /// Merge requests and releases (`gitlab_facts.rs`).
     facts: facts::Facts,
@@ -96,14 +83,13 @@ pub fn user_id(name: &str) -> u64 {
         + 1
 }
 
-pub struct Shared {
-    data: Mutex<Data>,
-    tokens: BTreeMap<String, String>,
-    latency: Mutex<Duration>,
+/// GitLab's part of what the server shares with its handler: its documented responses.
+pub struct GitLab {
     fixtures: Fixtures,
-    /// What the server stamps and answers as `Date`.
-    clock: Clock,
 }
+
+/// What the server shares with its handler.
+pub type Shared = crate::test_server::Shared<GitLab>;
 
 struct Fixtures {
     issue: Value,
@@ -113,11 +99,121 @@ struct Fixtures {
     user: Value,
 }
 
-pub struct GitLabServer {
-    pub url: String,
-    pub shared: Arc<Shared>,
-    /// Stops the server when this is dropped.
-    _stop: crate::test_server::Stop,
+impl Tracked for GitLab {
+    type Own = Own;
+    type Sent = Sent;
+    const FAULT: &'static str = "injected fault";
+    const COMMENTS: &'static str = "user_notes_count";
+    const ADDED: (&'static str, &'static str) = ("action", "add");
+
+    fn comment_json(shared: &Shared, n: u64, id: u64, user: &str, body: &str, now: Stamp) -> Value {
+        let mut note = shared.fixtures.note.clone();
+        note["id"] = json!(id);
+        note["body"] = json!(body);
+        note["author"] = user_json(&shared.fixtures, user);
+        note["created_at"] = time(now);
+        note["updated_at"] = time(now);
+        note["system"] = json!(false);
+        note["noteable_iid"] = json!(n);
+        note
+    }
+    /// Upcoming: as `kind` says, or when `at` is still to come, as GitLab decides.
+    const RELEASES: &'static [ReleaseKind] = &[Published, Upcoming];
+
+    fn stamp(t: DateTime<Utc>) -> Value {
+        time(t)
+    }
+    /// Issues (created and updated), their notes and label events (created); merge
+    /// requests and releases too when everything moves.
+    fn shift(data: &mut Data, only: Option<u64>, d: chrono::Duration) {
+        let mine = |n: u64| only.is_none_or(|o| o == n);
+        let shift = |v: &mut Value, key: &str| {
+            if let Some(t) = v[key].as_str().map(parse_time) {
+                v[key] = time(t - d);
+            }
+        };
+        for (_, issue) in data.issues.iter_mut().filter(|(n, _)| mine(**n)) {
+            shift(issue, "created_at");
+            shift(issue, "updated_at");
+        }
+        let recorded = data.comments.iter_mut().chain(data.events.iter_mut());
+        for (_, v) in recorded.filter(|(n, _)| mine(*n)) {
+            shift(v, "created_at");
+        }
+        if only.is_none() {
+            data.own.facts.travel(d);
+        }
+    }
+    fn error_body(message: &str) -> Value {
+        json!({ "message": message })
+    }
+    /// The answer to one request; `None` for a request that is never answered.
+    /// The form and JSON body of a request, and the user of its `PRIVATE-TOKEN`.
+    fn read(shared: &Shared, request: &Request) -> (Sent, Result<String, Response>) {
+        let (form, json) = (form_params(request), json_body(request));
+        let user = request.header("private-token");
+        let user = user.and_then(|t| shared.tokens.get(t)).cloned();
+        let unauthorized = || error(StatusCode::UNAUTHORIZED, "401 Unauthorized");
+        (Sent { form, json }, user.ok_or_else(unauthorized))
+    }
+    /// The answer to a request let in: feature flags (`flags`), or the project's issues,
+    /// notes, labels, links and members, merge requests and releases of any project
+    /// (`facts`), freeze periods (`freezes`); with the rate limit set and the pages linked.
+    fn respond(shared: &Shared, data: &mut Data, r: &Request, sent: &Sent, user: &str) -> Response {
+        let (method, uri, query) = (&r.method, &r.uri, &r.query);
+        let (form, json) = (&sent.form, &sent.json);
+        let now = shared.clock.now();
+        let segments: Vec<String> = uri
+            .path()
+            .trim_start_matches("/api/v4/")
+            .split('/')
+            .map(|s| {
+                url::form_urlencoded::parse(s.as_bytes())
+                    .map(|(k, v)| {
+                        if v.is_empty() {
+                            k.into_owned()
+                        } else {
+                            format!("{k}={v}")
+                        }
+                    })
+                    .collect::<String>()
+            })
+            .collect();
+        // GitLab takes a project's numeric id (1 here) wherever it takes its path.
+        let segs: Vec<&str> = segments
+            .iter()
+            .enumerate()
+            .map(|(i, s)| match (i, s.as_str()) {
+                (1, "1") if segments[0] == "projects" => PROJECT,
+                (_, s) => s,
+            })
+            .collect();
+        let flag_answer = flags::route(
+            data,
+            method.as_str(),
+            &segs,
+            query,
+            form,
+            json.as_ref(),
+            user,
+        );
+        let mut response = match flag_answer {
+            Some(answer) => answer,
+            None => route(shared, data, method, &segs, query, form, user, now),
+        };
+        if let Some((remaining, reset_in)) = data.rate_limit {
+            let reset = (Utc::now().timestamp() + reset_in).to_string();
+            response.headers_mut().insert(
+                "ratelimit-remaining",
+                HeaderValue::from_str(&remaining.to_string()).unwrap(),
+            );
+            response
+                .headers_mut()
+                .insert("ratelimit-reset", HeaderValue::from_str(&reset).unwrap());
+        }
+        link_pages(&mut response, r);
+        response
+    }
 }
 
 fn fixture(name: &str) -> Value {
@@ -127,6 +223,9 @@ fn fixture(name: &str) -> Value {
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).expect("fixture JSON")
 }
+
+/// The server, as a test holds it.
+pub type GitLabServer = Server<GitLab>;
 
 impl GitLabServer {
     /// Starts a server; `tokens` maps each token to its user's name.
@@ -141,27 +240,7 @@ impl GitLabServer {
             event: events[0].clone(),
             label: fixture("create_label.json"),
         };
-        let shared = Arc::new(Shared {
-            data: Mutex::new(Data {
-                next_id: 1000,
-                ..Default::default()
-            }),
-            tokens: tokens
-                .iter()
-                .map(|(t, u)| (t.to_string(), u.to_string()))
-                .collect(),
-            latency: Mutex::new(Duration::ZERO),
-            fixtures,
-            clock: Clock::default(),
-        });
-        let (url, stop) = crate::test_server::serve_stoppable(
-            Router::new().fallback(handle).with_state(shared.clone()),
-        );
-        GitLabServer {
-            url,
-            shared,
-            _stop: stop,
-        }
+        Server::start_with(GitLab { fixtures }, tokens, 1000)
     }
 
     /// Makes `user` a project member with `level` (10 Guest, 30 Developer, …).
@@ -172,43 +251,6 @@ impl GitLabServer {
             .unwrap()
             .members
             .insert(user.to_string(), level);
-    }
-
-    /// A note on issue `iid` by `user`, as a person writes it (no request); its id.
-    pub fn comment_as(&self, iid: u64, user: &str, body: &str) -> u64 {
-        let now = self.shared.clock.now();
-        let mut data = self.shared.data.lock().unwrap();
-        data.next_id += 1;
-        let mut note = self.shared.fixtures.note.clone();
-        let mut author = self.shared.fixtures.user.clone();
-        author["username"] = json!(user);
-        author["name"] = json!(user);
-        author["id"] = json!(user_id(user));
-        note["id"] = json!(data.next_id);
-        note["body"] = json!(body);
-        note["author"] = author;
-        note["created_at"] = time(now);
-        note["updated_at"] = time(now);
-        note["system"] = json!(false);
-        note["noteable_iid"] = json!(iid);
-        data.notes.push((iid, note));
-        let count = data.notes.iter().filter(|(i, _)| *i == iid).count();
-        let issue = data.issues.get_mut(&iid).expect("the issue exists");
-        issue["user_notes_count"] = json!(count);
-        issue["updated_at"] = time(now);
-        data.next_id
-    }
-
-    pub fn log(&self) -> Vec<Logged> {
-        self.shared.data.lock().unwrap().log.clone()
-    }
-
-    pub fn clear_log(&self) {
-        self.shared.data.lock().unwrap().log.clear();
-    }
-
-    pub fn fail(&self, fault: Fault) {
-        self.shared.data.lock().unwrap().faults.push_back(fault);
     }
 
     /// Creates an issue directly in the server's state (no request, no log), as if a
@@ -238,11 +280,7 @@ impl GitLabServer {
     }
 
     pub fn shared_clear_faults(&self) {
-        self.shared.data.lock().unwrap().faults.clear();
-    }
-
-    pub fn set_latency(&self, d: Duration) {
-        *self.shared.latency.lock().unwrap() = d;
+        self.clear_faults();
     }
 
     /// Sends `RateLimit-Remaining`/`RateLimit-Reset` (seconds from now) on every response.
@@ -250,98 +288,11 @@ impl GitLabServer {
         self.shared.data.lock().unwrap().rate_limit = Some((remaining, reset_in));
     }
 
-    /// Lets `d` pass for everything recorded so far: every stored time moves `d` into the
-    /// past, while the server keeps stamping new records with the real clock (which is
-    /// the clock shepherd reads against a remote tracker).
-    pub fn travel(&self, d: chrono::Duration) {
-        self.travel_some(None, d)
-    }
-
-    /// Lets `d` pass for one issue only: as if it had been opened and worked on earlier.
-    #[allow(dead_code)] // used by the benchmarks
-    pub fn backdate(&self, iid: u64, d: chrono::Duration) {
-        self.travel_some(Some(iid), d)
-    }
-
-    fn travel_some(&self, only: Option<u64>, d: chrono::Duration) {
-        let mine = |n: u64| only.is_none_or(|o| o == n);
-        let mut data = self.shared.data.lock().unwrap();
-        let shift = |v: &mut Value, key: &str| {
-            if let Some(t) = v[key]
-                .as_str()
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            {
-                v[key] = time(t.with_timezone(&Utc) - d);
-            }
-        };
-        for (n, issue) in data.issues.iter_mut() {
-            if mine(*n) {
-                shift(issue, "created_at");
-                shift(issue, "updated_at");
-            }
-        }
-        for (n, note) in data.notes.iter_mut() {
-            if mine(*n) {
-                shift(note, "created_at");
-            }
-        }
-        for (n, event) in data.events.iter_mut() {
-            if mine(*n) {
-                shift(event, "created_at");
-            }
-        }
-        if only.is_none() {
-            data.facts.travel(d);
-        }
-        if only.is_none() {
-            self.shared.clock.after_travel();
-        }
-    }
-
-    pub fn issue(&self, iid: u64) -> Value {
-        self.shared.data.lock().unwrap().issues[&iid].clone()
-    }
-
-    pub fn issues(&self) -> Vec<Value> {
-        self.shared
-            .data
-            .lock()
-            .unwrap()
-            .issues
-            .values()
-            .cloned()
-            .collect()
-    }
-
+    /// Issue `iid`'s notes, oldest first.
     pub fn notes(&self, iid: u64) -> Vec<Value> {
-        self.shared
-            .data
-            .lock()
-            .unwrap()
-            .notes
-            .iter()
-            .filter(|(i, _)| *i == iid)
-            .map(|(_, n)| n.clone())
-            .collect()
+        self.comments_of(iid)
     }
 
-    pub fn events(&self, iid: u64) -> Vec<Value> {
-        self.shared
-            .data
-            .lock()
-            .unwrap()
-            .events
-            .iter()
-            .filter(|(i, _)| *i == iid)
-            .map(|(_, n)| n.clone())
-            .collect()
-    }
-
-    pub fn labels(&self) -> Vec<Value> {
-        self.shared.data.lock().unwrap().labels.clone()
-    }
-
-    /// Stamps an issue as changed now, as a person's edit would.
     /// A person's edit of an issue's description in GitLab's own editor: no request.
     pub fn edit_description(&self, iid: u64, description: &str, _user: &str) {
         let now = self.shared.clock.now();
@@ -351,158 +302,17 @@ impl GitLabServer {
         issue["updated_at"] = time(now);
     }
 
-    pub fn touch(&self, iid: u64) {
-        let now = self.shared.clock.now();
-        let mut data = self.shared.data.lock().unwrap();
-        data.issues.get_mut(&iid).unwrap()["updated_at"] = time(now);
-    }
-
-    /// Holds the server's clock within the second of `at` (`None`: the real clock): every
-    /// write stamped within that second, a millisecond after the one before.
-    pub fn hold_clock(&self, at: Option<DateTime<Utc>>) {
-        self.shared.clock.hold(at);
-    }
-
     pub fn links(&self) -> Vec<(u64, u64)> {
         self.shared.data.lock().unwrap().links.clone()
     }
 }
 
-async fn handle(
-    State(shared): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let latency = *shared.latency.lock().unwrap();
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
-    match answer(&shared, &method, &uri, &headers, &body) {
-        Some(response) => response,
-        None => never().await,
-    }
-}
-
-/// The answer to one request; `None` for a request that is never answered.
-fn answer(
-    shared: &Shared,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> Option<Response> {
-    let query: Vec<(String, String)> =
-        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-            .into_owned()
-            .collect();
-    let form = form_params(headers, body);
-    let json = json_body(headers, body);
-    let user = headers
-        .get("private-token")
-        .and_then(|t| t.to_str().ok())
-        .and_then(|t| shared.tokens.get(t))
-        .cloned();
-    let mut data = shared.data.lock().unwrap();
-    data.log.push(Logged {
-        method: method.to_string(),
-        path: uri.path().to_string(),
-        query: query.clone(),
-        form: form.clone(),
-        user: user.clone().unwrap_or_default(),
-        status: 0,
-        json: json.clone(),
-    });
-    let at = data.log.len() - 1;
-    let Some(user) = user else {
-        data.log[at].status = 401;
-        return Some(error(StatusCode::UNAUTHORIZED, "401 Unauthorized"));
-    };
-    let mut lost = None;
-    if let Some(f) = take(&mut data.faults, method.as_str(), uri.path()) {
-        if f.status == Fault::HANG {
-            return None;
-        }
-        if f.status == Fault::CUT {
-            data.log[at].status = 200;
-            return Some(cut_response());
-        }
-        if f.after {
-            lost = Some(f);
-        } else {
-            data.log[at].status = f.status;
-            return Some(fault_response(&f));
-        }
-    }
-    let now = shared.clock.now();
-    let segments: Vec<String> = uri
-        .path()
-        .trim_start_matches("/api/v4/")
-        .split('/')
-        .map(|s| {
-            url::form_urlencoded::parse(s.as_bytes())
-                .map(|(k, v)| {
-                    if v.is_empty() {
-                        k.into_owned()
-                    } else {
-                        format!("{k}={v}")
-                    }
-                })
-                .collect::<String>()
-        })
-        .collect();
-    // GitLab takes a project's numeric id (1 here) wherever it takes its path.
-    let segs: Vec<&str> = segments
-        .iter()
-        .enumerate()
-        .map(|(i, s)| match (i, s.as_str()) {
-            (1, "1") if segments[0] == "projects" => PROJECT,
-            (_, s) => s,
-        })
-        .collect();
-    let flag_answer = flags::route(
-        &mut data,
-        method.as_str(),
-        &segs,
-        &query,
-        &form,
-        json.as_ref(),
-        &user,
-    );
-    let mut response = match flag_answer {
-        Some(answer) => answer,
-        None => route(shared, &mut data, method, &segs, &query, &form, &user, now),
-    };
-    if let Some((remaining, reset_in)) = data.rate_limit {
-        let reset = (Utc::now().timestamp() + reset_in).to_string();
-        response.headers_mut().insert(
-            "ratelimit-remaining",
-            HeaderValue::from_str(&remaining.to_string()).unwrap(),
-        );
-        response
-            .headers_mut()
-            .insert("ratelimit-reset", HeaderValue::from_str(&reset).unwrap());
-    }
-    link_pages(&mut response, headers, uri);
-    let mut response = match lost {
-        Some(f) => fault_response(&f),
-        None => response,
-    };
-    data.log[at].status = response.status().as_u16();
-    response.headers_mut().insert("date", shared.clock.date());
-    Some(response)
-}
-
 /// The parameters of a request body: form-encoded, or a JSON object (GitLab takes both;
 /// python-gitlab sends JSON). A JSON array becomes a comma-separated list, as GitLab
 /// accepts `labels` either way.
-fn form_params(headers: &HeaderMap, body: &[u8]) -> Vec<(String, String)> {
-    let json = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !json {
+fn form_params(request: &Request) -> Vec<(String, String)> {
+    let body = &request.body;
+    if !request.is_json() {
         return url::form_urlencoded::parse(body).into_owned().collect();
     }
     let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
@@ -525,17 +335,15 @@ fn form_params(headers: &HeaderMap, body: &[u8]) -> Vec<(String, String)> {
 }
 
 /// The body, when it is JSON (feature flag strategies are nested: `form_params` flattens).
-fn json_body(headers: &HeaderMap, body: &[u8]) -> Option<Value> {
-    let json = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    json.then(|| serde_json::from_slice(body).ok()).flatten()
+fn json_body(request: &Request) -> Option<Value> {
+    let json = request.is_json();
+    json.then(|| serde_json::from_slice(&request.body).ok())
+        .flatten()
 }
 
 /// GitLab's `Link` header on a paged list (`rel="next"`, `"prev"`, `"first"`, `"last"`),
 /// with the address the client used: python-gitlab follows it.
-fn link_pages(response: &mut Response, headers: &HeaderMap, uri: &Uri) {
+fn link_pages(response: &mut Response, request: &Request) {
     let header = |name: &str| {
         response
             .headers()
@@ -546,18 +354,12 @@ fn link_pages(response: &mut Response, headers: &HeaderMap, uri: &Uri) {
     let (Some(page), Some(last)) = (header("x-page"), header("x-total-pages")) else {
         return;
     };
-    let host = headers
-        .get("host")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost");
-    let query: Vec<(String, String)> =
-        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-            .into_owned()
-            .filter(|(k, _)| k != "page")
-            .collect();
+    let (host, uri) = (request.header("host").unwrap_or("localhost"), &request.uri);
+    let query = request.query.iter().filter(|(k, _)| k != "page");
     let to = |p: usize, rel: &str| {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
-        q.extend_pairs(&query).append_pair("page", &p.to_string());
+        q.extend_pairs(query.clone())
+            .append_pair("page", &p.to_string());
         format!(
             "<http://{host}{}?{}>; rel=\"{rel}\"",
             uri.path(),
@@ -578,39 +380,26 @@ fn link_pages(response: &mut Response, headers: &HeaderMap, uri: &Uri) {
     }
 }
 
-fn fault_response(f: &Fault) -> Response {
-    let mut r = error(StatusCode::from_u16(f.status).unwrap(), "injected fault");
-    if let Some(s) = f.retry_after {
-        r.headers_mut().insert(
-            "retry-after",
-            HeaderValue::from_str(&s.to_string()).unwrap(),
-        );
-    }
-    r
-}
-
 fn error(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(json!({"message": message}))).into_response()
-}
-
-fn ok(value: Value) -> Response {
-    axum::Json(value).into_response()
-}
-
-fn created(value: Value) -> Response {
-    (StatusCode::CREATED, axum::Json(value)).into_response()
-}
-
-pub(crate) fn param<'a>(list: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    list.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    crate::test_server::error::<GitLab>(status, message)
 }
 
 /// A time the server stored.
 fn stamp(v: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(v.as_str().expect("a time"))
-        .expect("a stored time")
-        .with_timezone(&Utc)
+    parse_time(v.as_str().expect("a time"))
 }
+
+/// A user as GitLab shows one: the same id for the same name.
+fn user_json(f: &Fixtures, user: &str) -> Value {
+    let mut u = f.user.clone();
+    u["username"] = json!(user);
+    u["name"] = json!(user);
+    u["id"] = json!(user_id(user));
+    u
+}
+
+/// A time the server stamps a record with.
+type Stamp = DateTime<Utc>;
 
 fn time(t: DateTime<Utc>) -> Value {
     Value::String(t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
@@ -628,13 +417,7 @@ fn route(
     now: DateTime<Utc>,
 ) -> Response {
     let f = &shared.fixtures;
-    let user_json = || {
-        let mut u = f.user.clone();
-        u["username"] = json!(user);
-        u["name"] = json!(user);
-        u["id"] = json!(user_id(user));
-        u
-    };
+    let user_json = || user_json(f, user);
     if let Some(answer) = facts::route(data, method.as_str(), segs, query) {
         return answer;
     }
@@ -644,28 +427,9 @@ fn route(
     match (method.as_str(), segs) {
         ("GET", ["user"]) => ok(user_json()),
         ("GET", ["projects", p, "issues"]) if *p == PROJECT => {
-            let state = param(query, "state");
-            let labels: Vec<&str> = param(query, "labels")
-                .map(|l| l.split(',').filter(|s| !s.is_empty()).collect())
-                .unwrap_or_default();
             // GitLab: "issues updated on or after the given time".
-            let after = param(query, "updated_after").map(|t| {
-                DateTime::parse_from_rfc3339(t)
-                    .expect("updated_after in ISO 8601")
-                    .with_timezone(&Utc)
-            });
-            let matching: Vec<&Value> = data
-                .issues
-                .values()
-                .rev()
-                .filter(|i| state.is_none_or(|s| s == "all" || i["state"] == s))
-                .filter(|i| after.is_none_or(|t| stamp(&i["updated_at"]) >= t))
-                .filter(|i| {
-                    labels
-                        .iter()
-                        .all(|l| i["labels"].as_array().unwrap().iter().any(|x| x == l))
-                })
-                .collect();
+            let state = param(query, "state");
+            let matching = issues_asked(&data.issues, query, state, "updated_after");
             paginate_refs(&matching, query)
         }
         ("POST", ["projects", p, "issues"]) if *p == PROJECT => {
@@ -815,7 +579,7 @@ fn route(
         ("GET", ["projects", p, "issues", iid, "notes"]) if *p == PROJECT => {
             let iid: u64 = iid.parse().unwrap_or(0);
             let mut list: Vec<Value> = data
-                .notes
+                .comments
                 .iter()
                 .filter(|(i, _)| *i == iid)
                 .map(|(_, n)| n.clone())
@@ -837,34 +601,20 @@ fn route(
                     Quick::Close => data.issues.get_mut(&iid).unwrap()["state"] = json!("closed"),
                 }
             }
-            data.next_id += 1;
-            let mut note = f.note.clone();
-            note["id"] = json!(data.next_id);
-            note["body"] = json!(body);
-            note["author"] = user_json();
-            note["created_at"] = time(now);
-            note["updated_at"] = time(now);
-            note["system"] = json!(false);
-            note["noteable_iid"] = json!(iid);
-            data.notes.push((iid, note.clone()));
-            let count = data.notes.iter().filter(|(i, _)| *i == iid).count();
-            let issue = data.issues.get_mut(&iid).unwrap();
-            issue["user_notes_count"] = json!(count);
-            issue["updated_at"] = time(now);
-            created(note)
+            created(add_comment(shared, data, iid, user, &body, now))
         }
         ("DELETE", ["projects", p, "issues", iid, "notes", id]) if *p == PROJECT => {
             let iid: u64 = iid.parse().unwrap_or(0);
             let id: u64 = id.parse().unwrap_or(0);
             let Some(at) = data
-                .notes
+                .comments
                 .iter()
                 .position(|(i, n)| *i == iid && n["id"] == id)
             else {
                 return error(StatusCode::NOT_FOUND, "404 Note Not Found");
             };
-            data.notes.remove(at);
-            let count = data.notes.iter().filter(|(i, _)| *i == iid).count();
+            data.comments.remove(at);
+            let count = data.comments.iter().filter(|(i, _)| *i == iid).count();
             if let Some(issue) = data.issues.get_mut(&iid) {
                 issue["user_notes_count"] = json!(count);
             }
@@ -954,30 +704,15 @@ fn paginate(list: &[Value], query: &[(String, String)]) -> Response {
 
 /// One page of `list`, with GitLab's pagination headers; only that page is copied.
 fn paginate_refs(list: &[&Value], query: &[(String, String)]) -> Response {
-    let per_page: usize = param(query, "per_page")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20)
-        .clamp(1, 100);
-    let page: usize = param(query, "page")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1)
-        .max(1);
-    let total = list.len();
-    let pages = total.div_ceil(per_page).max(1);
-    let items: Vec<Value> = list
-        .iter()
-        .skip((page - 1) * per_page)
-        .take(per_page)
-        .map(|v| (*v).clone())
-        .collect();
+    let (items, page, pages) = page_of(list.iter().copied(), query, 20);
     let mut r = ok(Value::Array(items));
     let h = r.headers_mut();
     let set = |h: &mut HeaderMap, k: &'static str, v: String| {
         h.insert(k, HeaderValue::from_str(&v).unwrap());
     };
     set(h, "x-page", page.to_string());
-    set(h, "x-per-page", per_page.to_string());
-    set(h, "x-total", total.to_string());
+    set(h, "x-per-page", page_size(query, 20).to_string());
+    set(h, "x-total", list.len().to_string());
     set(h, "x-total-pages", pages.to_string());
     set(
         h,

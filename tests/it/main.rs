@@ -45,5 +45,6 @@ mod store;
 mod support;
 mod test_server;
 mod tidy;
+mod twins;
 mod unleash;
 mod validate_sections;

@@ -11,8 +11,9 @@ use shepherd::http::retry::Policy;
 use shepherd::tracker::TrackerError;
 
 use crate::api::Api;
-use crate::support::{block_on, moved, moves, stderr, stdout, GITALY_VARS, TO_ACCEPTANCE_TESTING};
-use crate::test_server::MrState;
+use crate::support::{assert_no_duplicate_markers, block_on, moved, moves, stderr, stdout};
+use crate::support::{GITALY_VARS, TO_ACCEPTANCE_TESTING};
+use crate::test_server::{Fault, MrState};
 
 pub struct Remote<S: Api> {
     pub server: S,
@@ -103,21 +104,20 @@ impl<S: Api> Remote<S> {
         serde_json::from_str(&stdout(&out)).unwrap()
     }
 
+    /// Runs as `token` and expects success; returns stdout.
     pub fn ok_as(&self, token: &str, args: &[&str]) -> String {
         let out = self.run_as(token, args);
+        let (printed, err) = (stdout(&out), stderr(&out));
         assert!(
             out.status.success(),
-            "shepherd {args:?} failed:\n{}{}",
-            stdout(&out),
-            stderr(&out)
+            "shepherd {args:?} failed:\n{printed}{err}"
         );
-        stdout(&out)
+        printed
     }
 
     /// Runs as the bot with `--format json`.
     pub fn json(&self, args: &[&str]) -> Value {
-        let mut args = args.to_vec();
-        args.extend(["--format", "json"]);
+        let args = [args, &["--format", "json"]].concat();
         serde_json::from_str(&self.ok_as(self.bot, &args)).unwrap()
     }
 
@@ -339,6 +339,176 @@ impl<S: Api> Remote<S> {
             .filter(|p| p.ends_with(&end))
             .count()
     }
+}
+
+/// The scenarios the GitLab and GitHub tests share: the same behaviour on either tracker,
+/// written once; the tracker's own checks stay in its tests.
+impl<S: Api> Remote<S> {
+    /// A gitaly migration started and ticked through Ready for Testing, then advanced: six
+    /// moves into Acceptance Testing, the first run of which opens a child. Returns the
+    /// migration and the advance's JSON (its `created[0]` is the child); the log holds the
+    /// advance's requests.
+    pub fn started_into_acceptance_testing(&self) -> (u64, Value) {
+        let n = self.start();
+        assert_eq!(self.labels(n), ["Migration", "Conversation", "Selection"]);
+        self.tick_through_ready_for_testing(n);
+        self.server.forget_requests();
+        let v = self.advance(n);
+        assert_eq!(moves(&v).len(), 6, "{v}");
+        assert_eq!(v["stage"], "acceptance-testing", "{v}");
+        (n, v)
+    }
+
+    /// The acceptance-testing child `c`, from its first ticks to complete: each soak time
+    /// waited with the server's clock moved instead of `--now`; the completed child is
+    /// closed.
+    pub fn child_to_complete(&self, c: u64) {
+        for section in ["1. Preparation", "2. Development Trial", "3. Staging Trial"] {
+            self.tick_section(c, section);
+        }
+        let v = self.advance(c);
+        assert_eq!(
+            moves(&v),
+            [
+                "preparation>development-trial",
+                "development-trial>staging-trial"
+            ]
+        );
+        let soak = v["blocked_by"][0]["detail"].as_str().unwrap();
+        assert!(soak.starts_with("soak: "), "{v}");
+        self.server.travel(chrono::Duration::minutes(16));
+        assert_eq!(
+            moves(&self.advance(c)),
+            ["staging-trial>production-version-check"]
+        );
+        for (section, soak) in [
+            ("4. Production", 0),
+            ("5. Initial Impact", 16),
+            ("6. Low Impact", 121),
+            ("7. Mid Impact", 24 * 60 + 1),
+            ("8. Full Impact", 7 * 24 * 60 + 1),
+        ] {
+            self.tick_section(c, section);
+            self.advance(c);
+            self.server.travel(chrono::Duration::minutes(soak));
+        }
+        let r = self.json(&["reconcile"]);
+        let migrations = r["migrations"].as_array().unwrap();
+        let complete = |m: &Value| m["ref"] == c && m["stage"] == "complete";
+        assert!(migrations.iter().any(complete), "{r}");
+        assert_eq!(self.server.issue_state(c), "closed");
+    }
+
+    /// Two reconciles where nothing can move write nothing.
+    pub fn reconcile_twice_writes_nothing(&self) {
+        self.server.forget_requests();
+        self.json(&["reconcile"]);
+        self.json(&["reconcile"]);
+        assert_eq!(
+            self.server.writes(),
+            Vec::<String>::new(),
+            "reconcile twice writes nothing"
+        );
+    }
+
+    /// Back to Ready for Testing with the checklists kept, for `reason`, and resumed (a
+    /// rollback pauses the migration): it moves on again, on the same ticks.
+    pub fn again_from_ready_for_testing(&self, n: u64, reason: &str) {
+        let n = &n.to_string();
+        self.ok_as(
+            self.bot,
+            &[
+                "rollback",
+                n,
+                "--to",
+                "ready-for-testing",
+                "--reason",
+                reason,
+                "--keep-checklists",
+            ],
+        );
+        self.ok_as(self.bot, &["resume", n]);
+    }
+
+    /// Each of `faults` in turn (migration `n` in Ready for Testing, its sections ticked):
+    /// with the fault in place, `advance` stops halfway and fails; without it, the next
+    /// completes the move into Acceptance Testing with no comment twice, and `check` sees
+    /// the children whole. Then back to Ready for Testing for the next fault.
+    pub fn lost_halfway_is_completed(&self, n: u64, faults: Vec<Fault>, check: impl Fn(&S)) {
+        for fault in faults {
+            self.server.fail(fault);
+            let out = self.run_as(self.bot, &["advance", &n.to_string()]);
+            assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+            self.server.clear_faults();
+            let v = self.advance(n);
+            assert_eq!(v["stage"], "acceptance-testing", "{v}");
+            check(&self.server);
+            let comments = self.server.comment_bodies(n);
+            assert_no_duplicate_markers(comments.iter().map(String::as_str));
+            self.again_from_ready_for_testing(n, "again");
+        }
+    }
+
+    /// Starts a feature-flag rollout as the bot with `vars` (`name=value`); its number.
+    pub fn start_rollout(&self, vars: &[&str]) -> u64 {
+        let mut args = vec!["start", "feature-flag-rollout"];
+        args.extend(vars.iter().flat_map(|v| ["--var", v]));
+        args.extend(["--format", "json"]);
+        let out = self.run_as(self.bot, &args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["ref"].as_u64().unwrap()
+    }
+
+    /// `status` of `n`, whose first request (the issue) is answered 429 with `Retry-After:
+    /// 1`, then as `faults` say: the run waits that second, asks again, and succeeds.
+    /// Returns the statuses the issue's requests were answered with.
+    pub fn status_after_a_429(&self, n: u64, faults: Vec<Fault>) -> Vec<u16> {
+        let issue = format!("/issues/{n}");
+        self.server
+            .fail(Fault::status("GET", &issue, 429, Some(1), 1));
+        faults.into_iter().for_each(|f| self.server.fail(f));
+        self.server.forget_requests();
+        let started = Instant::now();
+        self.ok_as(self.bot, &["status", &n.to_string()]);
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_secs(1), "Retry-After: 1 honoured");
+        self.server.answers(&issue)
+    }
+
+    /// `status` of `n`, which fails (exit 1): its stderr, which shows no token.
+    pub fn status_fails(&self, n: u64) -> String {
+        let out = self.run_as(self.bot, &["status", &n.to_string()]);
+        assert_eq!(out.status.code(), Some(1));
+        stderr_without(&out, self.bot)
+    }
+}
+
+/// A run against a real tracker (`tracker` `github` or `gitlab`), only with `project_var`
+/// (the project: `OWNER/REPO`, `GROUP/PROJECT`) and `token_var` set: a feature-flag
+/// rollout started, its status read, closed.
+pub fn live(tracker: &str, project_var: &str, token_var: &str) {
+    let (Ok(project), Ok(_)) = (std::env::var(project_var), std::env::var(token_var)) else {
+        println!("skipped live_{tracker}: set {project_var} and {token_var} to run it");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let tracker = format!("{tracker}:{project}");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_shepherd"))
+            .current_dir(dir.path())
+            .args(["--tracker", &tracker, "--format", "json"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let flag = "feature_flag=shepherd_live_test";
+    let out = run(&["start", "feature-flag-rollout", "--var", flag]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let n = v["ref"].as_u64().unwrap().to_string();
+    assert!(run(&["status", &n]).status.success());
+    assert!(run(&["close", &n]).status.success());
 }
 
 /// A workflow with one stage that waits for an approval by APPROVER.

@@ -5,7 +5,8 @@
 //! comment or stage label move.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use shepherd::catalog::Sources;
@@ -18,20 +19,16 @@ use crate::support::{stderr, stdout};
 
 const MIGRATIONS: usize = 4;
 
+/// The labels of a gitaly migration in Ready for Testing.
+const READY: [&str; 3] = ["Migration", "Conversation", "Migration:Ready-for-Testing"];
+
 /// Seeds `MIGRATIONS` gitaly migrations in Ready for Testing with every box ticked.
 fn seed(server: &impl Api) -> Vec<u64> {
     let catalog = Sources::builtin().load().expect("shipped workflows load");
-    let body =
-        crate::api::gitaly_body(&catalog, 1, crate::api::gitaly_vars()).replace("- [ ] ", "- [x] ");
-    (0..MIGRATIONS)
-        .map(|i| {
-            server.seed_issue(
-                &format!("migration {i}"),
-                &body,
-                &["Migration", "Conversation", "Migration:Ready-for-Testing"],
-            )
-        })
-        .collect()
+    let body = crate::api::gitaly_body(&catalog, 1, crate::api::gitaly_vars());
+    let body = body.replace("- [ ] ", "- [x] ");
+    let seed = |i| server.seed_issue(&format!("migration {i}"), &body, &READY);
+    (0..MIGRATIONS).map(seed).collect()
 }
 
 struct Target<'a> {
@@ -41,50 +38,60 @@ struct Target<'a> {
     token: &'a str,
 }
 
+impl Target<'_> {
+    /// Starts `shepherd args` in `dir` against `server` as `token`, with the Store
+    /// `state` (`None`: the default).
+    fn spawn(
+        &self,
+        dir: &Path,
+        server: &impl Api,
+        token: &str,
+        state: Option<String>,
+        args: &[&str],
+    ) -> Child {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_shepherd"));
+        command.current_dir(dir).env_remove("SHEPHERD_TRACKER");
+        match state {
+            Some(state) => command.env("SHEPHERD_STATE", state),
+            None => command.env_remove("SHEPHERD_STATE"),
+        };
+        command
+            .env("SHEPHERD_RETRY_BASE_MS", "10")
+            .env(self.token_var, token)
+            .args(["--tracker", &self.tracker, self.url_flag, server.url()])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("shepherd starts")
+    }
+}
+
+/// Waits for every run, each of which must succeed.
+fn all_succeed(runs: Vec<Child>) {
+    for run in runs {
+        let out = run.wait_with_output().expect("ends");
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    }
+}
+
 fn race(server: &impl Api, target: &Target, shared_store: bool) {
     let numbers = seed(server);
     server.latency(Duration::from_millis(15));
     let dir = tempfile::tempdir().expect("dir");
-    let runs: Vec<_> = (0..4)
+    let runs = (0..4)
         .map(|i| {
-            let state = if shared_store {
-                format!("sqlite:{}", dir.path().join("state.db").display())
+            let store = if shared_store {
+                "state.db".to_string()
             } else {
-                format!(
-                    "sqlite:{}",
-                    dir.path().join(format!("state-{i}.db")).display()
-                )
+                format!("state-{i}.db")
             };
-            Command::new(env!("CARGO_BIN_EXE_shepherd"))
-                .current_dir(dir.path())
-                .env_remove("SHEPHERD_TRACKER")
-                .env("SHEPHERD_STATE", state)
-                .env("SHEPHERD_RETRY_BASE_MS", "10")
-                .env(target.token_var, target.token)
-                .args([
-                    "--tracker",
-                    &target.tracker,
-                    target.url_flag,
-                    server.url(),
-                    "reconcile",
-                    "--format",
-                    "json",
-                ])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("shepherd starts")
+            let state = format!("sqlite:{}", dir.path().join(store).display());
+            let args = ["reconcile", "--format", "json"];
+            target.spawn(dir.path(), server, target.token, Some(state), &args)
         })
         .collect();
-    for run in runs {
-        let out = run.wait_with_output().expect("ends");
-        assert!(
-            out.status.success(),
-            "reconcile failed:\n{}{}",
-            stdout(&out),
-            stderr(&out)
-        );
-    }
+    all_succeed(runs);
     server.latency(Duration::ZERO);
     // One child per migration, each migration in Acceptance Testing, no duplicate comment.
     let mut children: BTreeMap<u64, usize> = BTreeMap::new();
@@ -183,37 +190,16 @@ fn three_people_ticking_at_once_on_gitlab_lose_no_tick() {
         ("bob-token", ["three", "four"]),
         ("carol-token", ["five", "six"]),
     ];
-    let (dir, server) = (&dir, &server);
-    let runs: Vec<_> = people
+    let target = gitlab_target();
+    let runs = people
         .iter()
-        .flat_map(|(token, items)| {
-            items.iter().map(move |item| {
-                Command::new(env!("CARGO_BIN_EXE_shepherd"))
-                    .current_dir(dir.path())
-                    .env_remove("SHEPHERD_TRACKER")
-                    .env_remove("SHEPHERD_STATE")
-                    .env("SHEPHERD_RETRY_BASE_MS", "10")
-                    .env("GITLAB_TOKEN", token)
-                    .args([
-                        "--tracker",
-                        &format!("gitlab:{}", crate::gitlab_server::PROJECT),
-                        "--gitlab-url",
-                        server.url(),
-                        "tick",
-                        &n.to_string(),
-                        item,
-                    ])
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .expect("shepherd starts")
-            })
+        .flat_map(|(token, items)| items.iter().map(move |item| (token, item)))
+        .map(|(token, item)| {
+            let args = ["tick", &n.to_string(), item];
+            target.spawn(dir.path(), &server, token, None, &args)
         })
         .collect();
-    for run in runs {
-        let out = run.wait_with_output().expect("ends");
-        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    }
+    all_succeed(runs);
     let body = server.body(n);
     let done: Vec<String> = shepherd::core::checklist::parse(&body)
         .into_iter()

@@ -7,13 +7,14 @@
 use chrono::{Duration, Utc};
 use shepherd::core::facts::{MrState as State, Release};
 use shepherd::tracker::github::{self, GitHubTracker};
-use shepherd::tracker::{Tracker, TrackerError};
+use shepherd::tracker::Tracker;
 
 use super::{day, shown};
 use crate::github_server::{GitHubServer, Logged, OWNER, REPO};
 use crate::remote::quick_policy;
 use crate::support::block_on;
 use crate::test_server::{MrState, ReleaseKind};
+use crate::twins;
 
 const BOT: &str = "ghp_facts0123456789";
 
@@ -73,11 +74,7 @@ fn pull_requests_come_from_the_timeline_each_once() {
             [format!("GET /repos/{}/issues/{n}/timeline", own())],
             "one request: the timeline says which are merged"
         );
-        assert_eq!(t.merge_requests(quiet).await.unwrap(), []);
-        assert!(matches!(
-            t.merge_requests(999).await,
-            Err(TrackerError::NotFound(999))
-        ));
+        twins::no_merge_requests(&t, quiet).await;
     });
 }
 
@@ -175,18 +172,7 @@ fn releases_leave_out_drafts_and_pre_releases_and_name_an_unknown_repository() {
             .log()
             .iter()
             .all(|l| l.query("per_page") == Some("100")));
-        let err = t
-            .releases(Some("octo-org/nope"))
-            .await
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            err,
-            format!(
-                "project `octo-org/nope` not found on {} (or this token cannot see it)",
-                server.url
-            )
-        );
+        twins::unknown_project(&t, &server.url, "octo-org/nope", BOT).await;
         let err = t.releases(Some("no-slash")).await.unwrap_err().to_string();
         assert_eq!(err, "`no-slash` is no GitHub repository: write OWNER/REPO");
         let err = t
@@ -204,22 +190,10 @@ fn releases_leave_out_drafts_and_pre_releases_and_name_an_unknown_repository() {
 #[test]
 fn a_long_release_list_is_read_100_a_page() {
     let server = server();
-    let base = Utc::now() - Duration::days(200);
-    for i in 0..150 {
-        let at = base + Duration::days(i);
-        server.publish_release(
-            "octo-org/gitaly",
-            &format!("v1.{i}.0"),
-            at,
-            ReleaseKind::Published,
-        );
-    }
+    let days = (Utc::now() - Duration::days(200), Duration::days(1));
     block_on(async {
         let t = tracker(&server);
-        server.clear_log();
-        let releases = t.releases(Some("octo-org/gitaly")).await.unwrap();
-        assert_eq!(releases.len(), 150);
-        assert_eq!(releases[0].tag, "v1.149.0");
+        let releases = twins::a_long_release_list(&t, &server, "octo-org/gitaly", days).await;
         assert_eq!(server.log().len(), 2);
         // Again: conditional requests, each answered 304.
         assert_eq!(t.releases(Some("octo-org/gitaly")).await.unwrap(), releases);

@@ -6,7 +6,7 @@
 use chrono::{Duration, Utc};
 use shepherd::core::facts::{MrState as State, Release};
 use shepherd::tracker::gitlab::{Config, GitLabTracker, GlMergeRequest, GlRelease};
-use shepherd::tracker::{Tracker, TrackerError};
+use shepherd::tracker::Tracker;
 
 use super::{day, shown};
 use crate::gitlab_server::facts::Lists;
@@ -14,6 +14,7 @@ use crate::gitlab_server::{GitLabServer, Logged, PROJECT};
 use crate::remote::quick_policy;
 use crate::support::{block_on, fixture};
 use crate::test_server::{MrState, ReleaseKind};
+use crate::twins;
 
 const BOT: &str = "glpat-facts-0123456789";
 
@@ -98,11 +99,7 @@ fn merge_requests_come_from_the_related_list_each_once() {
         assert_eq!(mrs[3].merged_at, Some(day(5)));
         // None at all, and an issue that does not exist.
         let none = server.seed("Quiet", "", &[], "alice");
-        assert_eq!(t.merge_requests(none).await.unwrap(), []);
-        assert!(matches!(
-            t.merge_requests(999).await,
-            Err(TrackerError::NotFound(999))
-        ));
+        twins::no_merge_requests(&t, none).await;
     });
 }
 
@@ -155,40 +152,17 @@ fn releases_leave_out_upcoming_ones_and_name_an_unknown_project() {
             ],
             "one request a project"
         );
-        let err = t
-            .releases(Some("group/nope"))
-            .await
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            err,
-            format!(
-                "project `group/nope` not found on {} (or this token cannot see it)",
-                server.url
-            )
-        );
-        assert!(!err.contains(BOT));
+        twins::unknown_project(&t, &server.url, "group/nope", BOT).await;
     });
 }
 
 #[test]
 fn a_long_release_list_is_read_100_a_page() {
     let server = server();
-    for i in 0..150 {
-        let at = day(1) + Duration::minutes(i);
-        server.publish_release(
-            "gitlab-org/gitaly",
-            &format!("v1.{i}.0"),
-            at,
-            ReleaseKind::Published,
-        );
-    }
+    let minutes = (day(1), Duration::minutes(1));
     block_on(async {
         let t = tracker(&server).await;
-        let releases = t.releases(Some("gitlab-org/gitaly")).await.unwrap();
-        assert_eq!(releases.len(), 150);
-        assert_eq!(releases[0].tag, "v1.149.0");
-        assert_eq!(releases[149].tag, "v1.0.0");
+        twins::a_long_release_list(&t, &server, "gitlab-org/gitaly", minutes).await;
         assert_eq!(server.log().len(), 2, "{:?}", requests(&server.log()));
     });
 }

@@ -9,14 +9,13 @@ mod contract;
 mod requests;
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 use shepherd::tracker::github::{self, GhTimelineItem};
 
 use crate::github_server::{example, Fault, GitHubServer, Logged, OWNER, REPO};
 use crate::remote::Remote;
-use crate::support::{assert_no_duplicate_markers, moves, stderr, stdout};
+use crate::support::{assert_no_duplicate_markers, moves};
 
 const BOT: &str = "ghp_bot0123456789";
 const JACOB: &str = "ghp_jacob0123456789";
@@ -39,22 +38,10 @@ fn hub() -> Hub {
     )
 }
 
-fn writes(log: &[Logged]) -> Vec<String> {
-    log.iter()
-        .filter(|l| l.method != "GET")
-        .map(|l| format!("{} {}", l.method, l.path))
-        .collect()
-}
-
 #[test]
 fn a_gitaly_migration_runs_on_github() {
     let hub = hub();
-    let n = hub.start();
-    assert_eq!(hub.labels(n), ["Migration", "Conversation", "Selection"]);
-    hub.tick_through_ready_for_testing(n);
-    hub.server.clear_log();
-    let v = hub.advance(n);
-    assert_eq!(moves(&v).len(), 6, "{v}");
+    let (n, v) = hub.started_into_acceptance_testing();
     let child = v["created"][0].as_u64().unwrap();
     assert_eq!(
         hub.server.subs(),
@@ -77,56 +64,9 @@ fn a_gitaly_migration_runs_on_github() {
         ["Migration", "Conversation", "Acceptance Testing"]
     );
 
-    let c = child;
-    for section in ["1. Preparation", "2. Development Trial", "3. Staging Trial"] {
-        hub.tick_section(c, section);
-    }
-    let v = hub.advance(c);
-    assert_eq!(
-        moves(&v),
-        [
-            "preparation>development-trial",
-            "development-trial>staging-trial"
-        ]
-    );
-    assert!(v["blocked_by"][0]["detail"]
-        .as_str()
-        .unwrap()
-        .starts_with("soak: "));
-    hub.server.travel(chrono::Duration::minutes(16));
-    for (section, soak) in [
-        ("4. Production", 0),
-        ("5. Initial Impact", 16),
-        ("6. Low Impact", 121),
-        ("7. Mid Impact", 24 * 60 + 1),
-        ("8. Full Impact", 7 * 24 * 60 + 1),
-    ] {
-        hub.advance(c);
-        hub.tick_section(c, section);
-        hub.advance(c);
-        hub.server.travel(chrono::Duration::minutes(soak));
-    }
-    let r = hub.json(&["reconcile"]);
-    assert!(
-        r["migrations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|m| m["ref"] == c && m["stage"] == "complete"),
-        "{r}"
-    );
-    assert_eq!(hub.server.issue(c)["state"], "closed");
-
+    hub.child_to_complete(child);
     hub.acceptance_testing_to_done(n, MALLORY, JACOB);
-
-    hub.server.clear_log();
-    hub.json(&["reconcile"]);
-    hub.json(&["reconcile"]);
-    assert_eq!(
-        writes(&hub.server.log()),
-        Vec::<String>::new(),
-        "reconcile twice writes nothing"
-    );
+    hub.reconcile_twice_writes_nothing();
 }
 
 #[test]
@@ -183,22 +123,11 @@ fn secondary_rate_limits_are_retried_and_permission_errors_are_not() {
     let hub = hub();
     let n = hub.start();
     hub.tick_section(n, "Selection");
-    hub.server.fail(Fault {
-        method: Some("PATCH"),
-        path_ends: format!("/issues/{n}"),
-        status: 403,
-        retry_after: Some(1),
-        after: false,
-        times: 1,
-    });
-    hub.server.fail(Fault {
-        method: Some("GET"),
-        path_ends: "/comments".into(),
-        status: 429,
-        retry_after: Some(0),
-        after: false,
-        times: 1,
-    });
+    let issue = format!("/issues/{n}");
+    hub.server
+        .fail(Fault::status("PATCH", &issue, 403, Some(1), 1));
+    hub.server
+        .fail(Fault::status("GET", "/comments", 429, Some(0), 1));
     hub.server.clear_log();
     assert_eq!(moves(&hub.advance(n)), ["selection>migration-analysis"]);
     assert_eq!(
@@ -209,24 +138,14 @@ fn secondary_rate_limits_are_retried_and_permission_errors_are_not() {
             .count(),
         2
     );
-    hub.server.fail(Fault {
-        method: Some("GET"),
-        path_ends: format!("/issues/{n}"),
-        status: 403,
-        retry_after: None,
-        after: false,
-        times: 1,
-    });
-    let out = hub.run_as(BOT, &["status", &n.to_string()]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
+    hub.server.fail(Fault::status("GET", &issue, 403, None, 1));
+    let err = hub.status_fails(n);
     assert!(
         err.contains(&format!(
             "GitHub request GET /repos/{OWNER}/{REPO}/issues/{n} failed: 403"
         )),
         "{err}"
     );
-    assert!(!err.contains(BOT));
 }
 
 #[test]
@@ -234,25 +153,13 @@ fn a_lost_response_halfway_is_completed_without_duplicates() {
     let hub = hub();
     let n = hub.start();
     hub.tick_through_ready_for_testing(n);
-    for (method, path, after) in [
-        ("POST", format!("/repos/{OWNER}/{REPO}/issues"), true),
-        ("POST", format!("/issues/{n}/sub_issues"), false),
-        ("POST", format!("/issues/{n}/comments"), true),
-    ] {
-        hub.server.fail(Fault {
-            method: Some(method),
-            path_ends: path,
-            status: 502,
-            retry_after: None,
-            after,
-            times: 100,
-        });
-        let out = hub.run_as(BOT, &["advance", &n.to_string()]);
-        assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
-        hub.server.clear_faults();
-        assert_eq!(hub.advance(n)["stage"], "acceptance-testing");
-        let children = hub
-            .server
+    let faults = vec![
+        Fault::lost("POST", &format!("/repos/{OWNER}/{REPO}/issues"), 502, 100),
+        Fault::status("POST", &format!("/issues/{n}/sub_issues"), 502, None, 100),
+        Fault::lost("POST", &format!("/issues/{n}/comments"), 502, 100),
+    ];
+    hub.lost_halfway_is_completed(n, faults, |server| {
+        let children = server
             .issues()
             .into_iter()
             .filter(|i| {
@@ -262,53 +169,19 @@ fn a_lost_response_halfway_is_completed_without_duplicates() {
                     .contains(&format!("\"parent\":{n},"))
             })
             .count();
-        let subs = hub.server.subs().len();
-        assert_eq!(
-            (children, subs),
-            (hub.server.subs().len(), subs),
-            "every child linked once"
-        );
-        let comments = hub.server.comments(n);
-        assert_no_duplicate_markers(comments.iter().map(|c| c["body"].as_str().unwrap()));
-        hub.ok_as(
-            BOT,
-            &[
-                "rollback",
-                &n.to_string(),
-                "--to",
-                "ready-for-testing",
-                "--reason",
-                "again",
-                "--keep-checklists",
-            ],
-        );
-        // A rollback pauses the migration; let it move on, on the same ticks.
-        hub.ok_as(BOT, &["resume", &n.to_string()]);
-    }
+        let subs = server.subs().len();
+        assert_eq!((children, subs), (subs, subs), "every child linked once");
+    });
 }
 
 #[test]
 fn values_do_not_mention_people() {
     let hub = hub();
-    let out = hub.run_as(
-        BOT,
-        &[
-            "start",
-            "feature-flag-rollout",
-            "--var",
-            "feature_flag=my_flag",
-            "--var",
-            "feature_description=a fix from @octocat for @octo-org/team",
-            "--var",
-            "owner=qmnguyen",
-            "--format",
-            "json",
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let n = serde_json::from_slice::<Value>(&out.stdout).unwrap()["ref"]
-        .as_u64()
-        .unwrap();
+    let n = hub.start_rollout(&[
+        "feature_flag=my_flag",
+        "feature_description=a fix from @octocat for @octo-org/team",
+        "owner=qmnguyen",
+    ]);
     let body = hub.server.issue(n)["body"].as_str().unwrap().to_string();
     assert!(
         body.contains("a fix from @\u{200B}octocat for @\u{200B}octo-org/team"),
@@ -516,37 +389,7 @@ fn github_payloads_parse() {
 /// Runs only with `SHEPHERD_LIVE_GITHUB=owner/repo` and `GITHUB_TOKEN` set.
 #[test]
 fn live_github() {
-    let (Ok(repo), Ok(_)) = (
-        std::env::var("SHEPHERD_LIVE_GITHUB"),
-        std::env::var("GITHUB_TOKEN"),
-    ) else {
-        println!(
-            "skipped live_github: set SHEPHERD_LIVE_GITHUB=OWNER/REPO and GITHUB_TOKEN to run it"
-        );
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_shepherd"))
-            .current_dir(dir.path())
-            .args(["--tracker", &format!("github:{repo}"), "--format", "json"])
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    let out = run(&[
-        "start",
-        "feature-flag-rollout",
-        "--var",
-        "feature_flag=shepherd_live_test",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let n = serde_json::from_slice::<Value>(&out.stdout).unwrap()["ref"]
-        .as_u64()
-        .unwrap()
-        .to_string();
-    assert!(run(&["status", &n]).status.success());
-    assert!(run(&["close", &n]).status.success());
+    crate::remote::live("github", "SHEPHERD_LIVE_GITHUB", "GITHUB_TOKEN");
 }
 
 #[test]

@@ -4,18 +4,18 @@
 //! (304), deleting comments, and children recorded on the parent where the server has no
 //! sub-issues API (GitHub Enterprise Server 3.17).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use chrono::Utc;
 use serde_json::json;
 use shepherd::http::retry::Policy;
 use shepherd::tracker::github::{self, GitHubTracker};
-use shepherd::tracker::{IssueEdit, NewIssue, StateFilter, Tracker};
+use shepherd::tracker::{StateFilter, Tracker};
 
 use super::{hub, Hub, BOT};
 use crate::github_server::{Fault, Logged, OWNER, REPO};
-use crate::remote::{fails_within, quick_policy};
+use crate::remote::quick_policy;
 use crate::support::block_on;
+use crate::twins;
 
 fn config(hub: &Hub, policy: Policy) -> github::Config {
     let mut config = github::Config::new(&hub.server.url, &format!("{OWNER}/{REPO}"));
@@ -35,8 +35,7 @@ fn shapes(log: &[Logged]) -> Vec<String> {
 fn a_server_that_never_answers_is_an_error_within_the_timeout() {
     let hub = hub();
     let url = hub.server.url.clone();
-    hub.server.fail(Fault::hang("GET", "/issues"));
-    let err = fails_within(Duration::from_secs(10), BOT, async {
+    let err = twins::a_list_never_answered(&hub.server, BOT, async {
         let t = GitHubTracker::connect(config(&hub, quick_policy()), BOT)?;
         t.list_issues(StateFilter::Open, &[]).await
     });
@@ -51,33 +50,13 @@ fn a_rate_limited_first_request_is_retried_and_a_cut_answer_too() {
     let hub = hub();
     let n = hub.start();
     // `status` starts with the issue; its first answer is a 429, its second breaks off.
-    hub.server.fail(Fault::status(
-        "GET",
-        &format!("/issues/{n}"),
-        429,
-        Some(1),
-        1,
-    ));
-    hub.server
-        .fail(Fault::cut("GET", &format!("/issues/{n}"), 1));
-    hub.server.clear_log();
-    let started = Instant::now();
-    hub.ok_as(BOT, &["status", &n.to_string()]);
-    assert!(
-        started.elapsed() >= Duration::from_secs(1),
-        "Retry-After: 1 honoured"
-    );
-    let log = hub.server.log();
+    let cut = Fault::cut("GET", &format!("/issues/{n}"), 1);
+    let tries = hub.status_after_a_429(n, vec![cut]);
     assert_eq!(
-        shapes(&log[..1]),
+        shapes(&hub.server.log()[..1]),
         [format!("GET /issues/{n}")],
         "the run's first request"
     );
-    let tries: Vec<u16> = log
-        .iter()
-        .filter(|l| l.path.ends_with(&format!("/issues/{n}")))
-        .map(|l| l.status)
-        .collect();
     assert_eq!(
         tries[..3],
         [429, 200, 200],
@@ -88,13 +67,11 @@ fn a_rate_limited_first_request_is_retried_and_a_cut_answer_too() {
 #[test]
 fn a_wait_beyond_max_wait_fails_at_once() {
     let hub = hub();
-    hub.server
-        .fail(Fault::status("GET", "/issues", 403, Some(3600), 1));
     let policy = Policy {
         max_wait: Duration::from_secs(120),
         ..quick_policy()
     };
-    let err = fails_within(Duration::from_secs(5), BOT, async {
+    let err = twins::a_wait_beyond_max_wait(&hub.server, BOT, 403, async {
         let t = GitHubTracker::connect(config(&hub, policy), BOT)?;
         t.list_issues(StateFilter::Open, &[]).await
     });
@@ -105,7 +82,7 @@ fn a_wait_beyond_max_wait_fails_at_once() {
         )),
         "{err}"
     );
-    assert_eq!(hub.server.log().len(), 1, "no second try");
+    assert_eq!(hub.server.log().len(), 1, "nothing else asked");
 }
 
 #[test]
@@ -113,36 +90,7 @@ fn writes_are_one_request_each_and_their_answer_is_not_read_again() {
     let hub = hub();
     block_on(async {
         let t = GitHubTracker::connect(config(&hub, quick_policy()), BOT).unwrap();
-        let issue = t
-            .create_issue(&NewIssue {
-                title: "m".into(),
-                body: "body".into(),
-                labels: vec!["Migration".into(), "Selection".into()],
-            })
-            .await
-            .unwrap();
-        let n = issue.number;
-        t.update_body(n, "new body").await.unwrap();
-        t.add_comment(n, "a comment").await.unwrap();
-        let moved = t
-            .edit_issue(
-                n,
-                &IssueEdit {
-                    current: issue.labels.clone(),
-                    add: vec!["Shelved".into()],
-                    remove: vec!["Selection".into()],
-                    open: Some(false),
-                },
-            )
-            .await
-            .unwrap();
-        assert_eq!(moved.labels, ["Migration", "Shelved"]);
-        assert!(!moved.open);
-        assert_eq!(
-            moved.body, "new body",
-            "the issue as the PATCH's answer shows it"
-        );
-        t.set_open(n, true).await.unwrap();
+        let n = twins::writes_each_once(&t).await;
         let log = hub.server.log();
         assert_eq!(
             shapes(&log),
@@ -166,31 +114,11 @@ fn writes_are_one_request_each_and_their_answer_is_not_read_again() {
 #[test]
 fn the_incremental_list_asks_for_what_changed_since_and_a_second_look_is_a_304() {
     let hub = hub();
-    let a = hub
-        .server
-        .seed("a", "", &["Migration"], "shepherd-bot", false);
-    let b = hub
-        .server
-        .seed("b", "", &["Migration"], "shepherd-bot", false);
-    let c = hub.server.seed("c", "", &["Other"], "shepherd-bot", false);
-    hub.server.travel(chrono::Duration::hours(1));
-    let since = Utc::now() - chrono::Duration::minutes(30);
-    hub.server.touch(b);
-    hub.server.touch(c);
+    let ([a, b, c], since) = twins::changed_half_an_hour_ago(&hub.server);
     block_on(async {
         let t = GitHubTracker::connect(config(&hub, quick_policy()), BOT).unwrap();
+        let changed = twins::lists_what_changed_since(&t, [a, b, c], since).await;
         let migration = ["Migration".to_string()];
-        let changed = t
-            .list_issues_since(StateFilter::All, &migration, since)
-            .await
-            .unwrap();
-        assert_eq!(changed.iter().map(|i| i.number).collect::<Vec<_>>(), [b]);
-        let all = t
-            .list_issues_since(StateFilter::Open, &[], since)
-            .await
-            .unwrap();
-        assert_eq!(all.iter().map(|i| i.number).collect::<Vec<_>>(), [c, b]);
-        assert!(!all.iter().any(|i| i.number == a));
         // Nothing changed: the same question again is answered 304, from memory.
         let again = t
             .list_issues_since(StateFilter::All, &migration, since)
@@ -230,22 +158,9 @@ fn a_comment_is_deleted_and_deleting_it_again_is_no_error() {
         .seed("m", "", &["Migration"], "shepherd-bot", false);
     block_on(async {
         let t = GitHubTracker::connect(config(&hub, quick_policy()), BOT).unwrap();
-        let keep = t.add_comment(n, "keep").await.unwrap();
-        let claim = t.add_comment(n, "claim").await.unwrap();
-        hub.server.clear_log();
-        t.delete_comment(n, claim.id).await.unwrap();
-        t.delete_comment(n, claim.id).await.unwrap();
-        let left = t.comments(n).await.unwrap();
-        assert_eq!(left.iter().map(|c| c.id).collect::<Vec<_>>(), [keep.id]);
-        let deletes: Vec<(String, u16)> = hub
-            .server
-            .log()
-            .iter()
-            .filter(|l| l.method == "DELETE")
-            .map(|l| (shapes(std::slice::from_ref(l)).remove(0), l.status))
-            .collect();
-        let path = format!("DELETE /issues/comments/{}", claim.id);
-        assert_eq!(deletes, [(path.clone(), 204), (path, 404)]);
+        let (claim, deletes) = twins::comment_deleted_twice(&t, &hub.server, n).await;
+        let path = format!("/repos/{OWNER}/{REPO}/issues/comments/{claim}");
+        assert_eq!(deletes, [path.clone(), path]);
     });
 }
 

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::gitlab_server::{Fault, GitLabServer, Logged, PROJECT};
 use crate::remote::Remote;
-use crate::support::{assert_no_duplicate_markers, moves, stderr, stdout};
+use crate::support::{moved, moves, stderr, stdout};
 
 const BOT: &str = "glpat-bot-0123456789";
 const JACOB: &str = "glpat-jacob-0123456789";
@@ -34,32 +34,10 @@ fn lab() -> Lab {
     )
 }
 
-fn minutes(n: i64) -> chrono::Duration {
-    chrono::Duration::minutes(n)
-}
-
-/// Requests that write (everything but GET).
-fn writes(log: &[Logged]) -> Vec<String> {
-    log.iter()
-        .filter(|l| l.method != "GET")
-        .map(|l| {
-            format!(
-                "{} {}",
-                l.method,
-                l.path.trim_start_matches(&format!(
-                    "/api/v4/projects/{}",
-                    PROJECT.replace('/', "%2F")
-                ))
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn a_gitaly_migration_runs_on_gitlab() {
     let lab = lab();
-    let n = lab.start();
-    assert_eq!(lab.labels(n), ["Migration", "Conversation", "Selection"]);
+    let (n, v) = lab.started_into_acceptance_testing();
     let labels: Vec<String> = lab
         .server
         .labels()
@@ -79,11 +57,6 @@ fn a_gitaly_migration_runs_on_gitlab() {
             "label {l} created: {labels:?}"
         );
     }
-    lab.tick_through_ready_for_testing(n);
-    lab.server.clear_log();
-    let v = lab.advance(n);
-    assert_eq!(moves(&v).len(), 6, "{v}");
-    assert_eq!(v["stage"], "acceptance-testing");
     let child = v["created"][0].as_u64().unwrap();
     assert_eq!(
         lab.server.links(),
@@ -115,50 +88,7 @@ fn a_gitaly_migration_runs_on_gitlab() {
     );
 
     // The child: ticks and soak times, with the server's clock moved instead of --now.
-    for section in ["1. Preparation", "2. Development Trial", "3. Staging Trial"] {
-        lab.tick_section(child, section);
-    }
-    let v = lab.advance(child);
-    assert_eq!(
-        moves(&v),
-        [
-            "preparation>development-trial",
-            "development-trial>staging-trial"
-        ]
-    );
-    assert!(
-        v["blocked_by"][0]["detail"]
-            .as_str()
-            .unwrap()
-            .starts_with("soak: "),
-        "{v}"
-    );
-    lab.server.travel(minutes(16));
-    assert_eq!(
-        moves(&lab.advance(child)),
-        ["staging-trial>production-version-check"]
-    );
-    for (section, soak) in [
-        ("4. Production", 0),
-        ("5. Initial Impact", 16),
-        ("6. Low Impact", 121),
-        ("7. Mid Impact", 24 * 60 + 1),
-        ("8. Full Impact", 7 * 24 * 60 + 1),
-    ] {
-        lab.tick_section(child, section);
-        lab.advance(child);
-        lab.server.travel(minutes(soak));
-    }
-    let r = lab.json(&["reconcile"]);
-    assert!(
-        r["migrations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|m| m["ref"] == child && m["stage"] == "complete"),
-        "{r}"
-    );
-    assert_eq!(lab.server.issue(child)["state"], "closed");
+    lab.child_to_complete(child);
     // GitLab's project flags (the default backend on GitLab) cannot hold the seed's
     // `GITALY_FIND_COMMIT`: each step says so and what to run, and no flag is made.
     let not_set: Vec<String> = lab
@@ -182,11 +112,7 @@ fn a_gitaly_migration_runs_on_gitlab() {
     let history = lab.json(&["history", &n.to_string()]);
     assert_eq!(history["transitions"][7]["by"], "shepherd-bot");
 
-    // Reconcile twice: nothing written.
-    lab.server.clear_log();
-    lab.json(&["reconcile"]);
-    lab.json(&["reconcile"]);
-    assert_eq!(writes(&lab.server.log()), Vec::<String>::new());
+    lab.reconcile_twice_writes_nothing();
 }
 
 /// Every write of `start` and of one move, with its form fields.
@@ -341,21 +267,12 @@ fn lists_are_filtered_and_paged_and_reconcile_makes_no_request_per_issue() {
     }
     // 230 more migrations in Selection, created through the API as shepherd would.
     let first = lab.server.issue(1);
+    let mut args = vec!["start", "gitaly-migration"];
+    for var in ["feature_flag=F", "grpc_service=S", "grpc_method=M"] {
+        args.extend(["--var", var]);
+    }
     for _ in 0..230 {
-        let out = lab.run_as(
-            BOT,
-            &[
-                "start",
-                "gitaly-migration",
-                "--var",
-                "feature_flag=F",
-                "--var",
-                "grpc_service=S",
-                "--var",
-                "grpc_method=M",
-            ],
-        );
-        assert!(out.status.success());
+        assert!(lab.run_as(BOT, &args).status.success());
     }
     let _ = first;
     lab.server.clear_log();
@@ -452,22 +369,11 @@ fn rate_limits_and_server_errors_are_retried() {
     let lab = lab().cached();
     let n = lab.start();
     lab.tick_section(n, "Selection");
-    lab.server.fail(Fault {
-        method: Some("PUT"),
-        path_ends: format!("/issues/{n}"),
-        status: 429,
-        retry_after: Some(1),
-        after: false,
-        times: 1,
-    });
-    lab.server.fail(Fault {
-        method: Some("GET"),
-        path_ends: "/notes".into(),
-        status: 502,
-        retry_after: None,
-        after: false,
-        times: 2,
-    });
+    let issue = format!("/issues/{n}");
+    lab.server
+        .fail(Fault::status("PUT", &issue, 429, Some(1), 1));
+    lab.server
+        .fail(Fault::status("GET", "/notes", 502, None, 2));
     lab.server.clear_log();
     assert_eq!(moves(&lab.advance(n)), ["selection>migration-analysis"]);
     let log = lab.server.log();
@@ -484,24 +390,15 @@ fn rate_limits_and_server_errors_are_retried() {
         "two 502s, the read, and the claim's read-back after the audit comment"
     );
     // After the last retry: a clear error that names the request, never the token.
-    lab.server.fail(Fault {
-        method: Some("GET"),
-        path_ends: format!("/issues/{n}"),
-        status: 503,
-        retry_after: None,
-        after: false,
-        times: 100,
-    });
-    let out = lab.run_as(BOT, &["status", &n.to_string()]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
+    lab.server
+        .fail(Fault::status("GET", &issue, 503, None, 100));
+    let err = lab.status_fails(n);
     assert!(
         err.contains(
             "GitLab request GET projects/group%2Fproject/issues/1 failed after 6 tries: 503"
         ),
         "{err}"
     );
-    assert!(!err.contains(BOT) && !stdout(&out).contains(BOT));
 }
 
 #[test]
@@ -534,39 +431,13 @@ fn a_lost_response_halfway_is_completed_without_duplicates() {
     lab.advance(n);
     // Leave Ready for Testing; the child is created but its creation's response is lost,
     // and every later write fails too: the run stops halfway.
-    lab.ok_as(
-        BOT,
-        &[
-            "rollback",
-            &n.to_string(),
-            "--to",
-            "ready-for-testing",
-            "--reason",
-            "retry",
-            "--keep-checklists",
-        ],
-    );
-    // A rollback pauses the migration; let it move on, on the same ticks.
-    lab.ok_as(BOT, &["resume", &n.to_string()]);
-    for (method, path, after) in [
-        ("POST", "/issues".to_string(), true),
-        ("POST", format!("/issues/{n}/notes"), false),
-    ] {
-        lab.server.fail(Fault {
-            method: Some(method),
-            path_ends: path,
-            status: 500,
-            retry_after: None,
-            after,
-            times: 100,
-        });
-        let out = lab.run_as(BOT, &["advance", &n.to_string()]);
-        assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
-        lab.server.shared_clear_faults();
-        let v = lab.advance(n);
-        assert_eq!(v["stage"], "acceptance-testing", "{v}");
-        let children: Vec<Value> = lab
-            .server
+    lab.again_from_ready_for_testing(n, "retry");
+    let faults = vec![
+        Fault::lost("POST", "/issues", 500, 100),
+        Fault::status("POST", &format!("/issues/{n}/notes"), 500, None, 100),
+    ];
+    lab.lost_halfway_is_completed(n, faults, |server| {
+        let children: Vec<Value> = server
             .issues()
             .into_iter()
             .filter(|i| {
@@ -593,47 +464,19 @@ fn a_lost_response_halfway_is_completed_without_duplicates() {
             entries.len(),
             "one child per entry into the stage"
         );
-        let notes = lab.server.notes(n);
-        assert_no_duplicate_markers(notes.iter().map(|c| c["body"].as_str().unwrap()));
-        lab.ok_as(
-            BOT,
-            &[
-                "rollback",
-                &n.to_string(),
-                "--to",
-                "ready-for-testing",
-                "--reason",
-                "again",
-                "--keep-checklists",
-            ],
-        );
-        // A rollback pauses the migration; let it move on, on the same ticks.
-        lab.ok_as(BOT, &["resume", &n.to_string()]);
-    }
+    });
 }
 
 #[test]
 fn untrusted_values_do_not_run_quick_actions() {
     let lab = lab();
-    let out = lab.run_as(
-        BOT,
-        &[
-            "start",
-            "feature-flag-rollout",
-            "--var",
-            "feature_flag=my_flag",
-            "--var",
-            "feature_description=the thing\n/close\n/label ~hacked",
-            "--var",
-            // File, group and record separators, which a GitLab may read as line breaks.
-            "team=\u{1c}/close\u{1d}/label ~hacked\u{1e}/unassign\u{9b}",
-            "--format",
-            "json",
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let issue = lab.server.issue(v["ref"].as_u64().unwrap());
+    let n = lab.start_rollout(&[
+        "feature_flag=my_flag",
+        "feature_description=the thing\n/close\n/label ~hacked",
+        // File, group and record separators, which a GitLab may read as line breaks.
+        "team=\u{1c}/close\u{1d}/label ~hacked\u{1e}/unassign\u{9b}",
+    ]);
+    let issue = lab.server.issue(n);
     assert_eq!(issue["state"], "opened");
     assert!(!issue["labels"]
         .as_array()
@@ -708,40 +551,7 @@ fn documented_payloads_parse() {
 /// Runs only with `SHEPHERD_LIVE_GITLAB=group/project` and `GITLAB_TOKEN` set.
 #[test]
 fn live_gitlab() {
-    let (Ok(project), Ok(_)) = (
-        std::env::var("SHEPHERD_LIVE_GITLAB"),
-        std::env::var("GITLAB_TOKEN"),
-    ) else {
-        println!("skipped live_gitlab: set SHEPHERD_LIVE_GITLAB=GROUP/PROJECT and GITLAB_TOKEN to run it");
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_shepherd"))
-            .current_dir(dir.path())
-            .args([
-                "--tracker",
-                &format!("gitlab:{project}"),
-                "--format",
-                "json",
-            ])
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    let mut args = vec![
-        "start",
-        "feature-flag-rollout",
-        "--var",
-        "feature_flag=shepherd_live_test",
-    ];
-    args.extend::<[&str; 0]>([]);
-    let out = run(&args);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let n = v["ref"].as_u64().unwrap().to_string();
-    assert!(run(&["status", &n]).status.success());
-    assert!(run(&["close", &n]).status.success());
+    crate::remote::live("gitlab", "SHEPHERD_LIVE_GITLAB", "GITLAB_TOKEN");
 }
 
 #[test]
@@ -841,14 +651,7 @@ fn a_release_gate_costs_one_release_list_per_project_per_run() {
     let log = lab.server.log();
     assert_eq!(releases(&log), 1, "one release list for twenty migrations");
     assert_eq!(mrs(&log), 0, "Opt-In has no merge request gate");
-    assert!(
-        r["migrations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|m| m["transitions"].as_array().unwrap().is_empty()),
-        "{r}"
-    );
+    assert!(moved(&r).is_empty(), "{r}");
 
     lab.server.publish_release(
         "gitlab-org/gitlab",
@@ -858,15 +661,8 @@ fn a_release_gate_costs_one_release_list_per_project_per_run() {
     );
     lab.server.clear_log();
     let r = lab.json(&["reconcile"]);
-    let moved: Vec<u64> = r["migrations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| !m["transitions"].as_array().unwrap().is_empty())
-        .map(|m| m["ref"].as_u64().unwrap())
-        .collect();
     let ticked: Vec<u64> = waiting.iter().copied().step_by(2).collect();
-    assert_eq!(moved, ticked, "{r}");
+    assert_eq!(moved(&r), ticked, "{r}");
     assert_eq!(releases(&lab.server.log()), 1);
 }
 

@@ -3,17 +3,17 @@
 //! waits beyond `max_wait`, one `PUT` per move and close with no read after a write,
 //! `updated_after`, deleting notes.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use chrono::Utc;
 use shepherd::http::retry::Policy;
 use shepherd::tracker::gitlab::{Config, GitLabTracker};
-use shepherd::tracker::{IssueEdit, NewIssue, StateFilter, Tracker};
+use shepherd::tracker::{StateFilter, Tracker};
 
 use super::{lab, Lab, BOT};
 use crate::gitlab_server::{Fault, Logged, PROJECT};
-use crate::remote::{announced_wait, fails_within, quick_policy, stderr_without};
+use crate::remote::{announced_wait, quick_policy, stderr_without};
 use crate::support::{block_on, stderr};
+use crate::twins;
 
 fn config(lab: &Lab, policy: Policy) -> Config {
     let mut config = Config::new(&lab.server.url, PROJECT);
@@ -43,8 +43,7 @@ fn a_server_that_never_answers_is_an_error_within_the_timeout() {
     block_on(GitLabTracker::connect(config(&lab, quick_policy()), BOT)).unwrap();
     assert!(lab.server.log().is_empty(), "no request of its own");
     // A list that is never answered.
-    lab.server.fail(Fault::hang("GET", "/issues"));
-    let err = fails_within(Duration::from_secs(10), BOT, async {
+    let err = twins::a_list_never_answered(&lab.server, BOT, async {
         let t = GitLabTracker::connect(config(&lab, quick_policy()), BOT).await?;
         t.list_issues(StateFilter::Open, &[]).await
     });
@@ -88,23 +87,7 @@ fn a_rate_limited_first_request_is_retried() {
     let lab = lab();
     let n = lab.start();
     // The run's first request (`status` reads the issue).
-    let path = format!("/issues/{n}");
-    lab.server
-        .fail(Fault::status("GET", &path, 429, Some(1), 1));
-    lab.server.clear_log();
-    let started = Instant::now();
-    lab.ok_as(BOT, &["status", &n.to_string()]);
-    assert!(
-        started.elapsed() >= Duration::from_secs(1),
-        "Retry-After: 1 honoured"
-    );
-    let first: Vec<u16> = lab
-        .server
-        .log()
-        .iter()
-        .filter(|l| l.path.ends_with(&path))
-        .map(|l| l.status)
-        .collect();
+    let first = lab.status_after_a_429(n, vec![]);
     assert_eq!(first[..2], [429, 200]);
 }
 
@@ -125,14 +108,11 @@ fn long_waits_are_announced_and_waits_beyond_max_wait_fail_at_once() {
     assert!(announced_wait(&err, "GitLab rate limit"), "{err}");
     assert_eq!(err.matches("waiting").count(), 1, "announced once: {err}");
 
-    lab.server
-        .fail(Fault::status("GET", "/issues", 429, Some(3600), 1));
-    lab.server.clear_log();
     let policy = Policy {
         max_wait: Duration::from_secs(60),
         ..quick_policy()
     };
-    let err = fails_within(Duration::from_secs(5), BOT, async {
+    let err = twins::a_wait_beyond_max_wait(&lab.server, BOT, 429, async {
         let t = GitLabTracker::connect(config(&lab, policy), BOT).await?;
         t.list_issues(StateFilter::Open, &[]).await
     });
@@ -142,15 +122,6 @@ fn long_waits_are_announced_and_waits_beyond_max_wait_fail_at_once() {
              is sent again, longer than the longest wait allowed (60 s, --max-wait)"
         ),
         "{err}"
-    );
-    assert_eq!(
-        lab.server
-            .log()
-            .iter()
-            .filter(|l| l.path.ends_with("/issues"))
-            .count(),
-        1,
-        "no second try"
     );
 }
 
@@ -162,37 +133,7 @@ fn writes_are_one_request_each_and_their_answer_is_not_read_again() {
             .await
             .unwrap();
         lab.server.clear_log();
-        let issue = t
-            .create_issue(&NewIssue {
-                title: "m".into(),
-                body: "body".into(),
-                labels: vec!["Migration".into(), "Selection".into()],
-            })
-            .await
-            .unwrap();
-        let n = issue.number;
-        t.update_body(n, "new body").await.unwrap();
-        let c = t.add_comment(n, "a comment").await.unwrap();
-        assert_eq!(c.body, "a comment");
-        let moved = t
-            .edit_issue(
-                n,
-                &IssueEdit {
-                    current: issue.labels.clone(),
-                    add: vec!["Shelved".into()],
-                    remove: vec!["Selection".into()],
-                    open: Some(false),
-                },
-            )
-            .await
-            .unwrap();
-        assert_eq!(moved.labels, ["Migration", "Shelved"]);
-        assert!(!moved.open);
-        assert_eq!(
-            moved.body, "new body",
-            "the issue as the PUT's answer shows it"
-        );
-        t.set_open(n, true).await.unwrap();
+        let n = twins::writes_each_once(&t).await;
         t.edit_labels(n, &[], &["Later".into()], &[]).await.unwrap();
         let log = lab.server.log();
         assert_eq!(
@@ -223,29 +164,13 @@ fn writes_are_one_request_each_and_their_answer_is_not_read_again() {
 #[test]
 fn the_incremental_list_asks_for_what_changed_since() {
     let lab = lab();
-    let a = lab.server.seed("a", "", &["Migration"], "shepherd-bot");
-    let b = lab.server.seed("b", "", &["Migration"], "shepherd-bot");
-    let c = lab.server.seed("c", "", &["Other"], "shepherd-bot");
-    lab.server.travel(chrono::Duration::hours(1));
-    let since = Utc::now() - chrono::Duration::minutes(30);
-    lab.server.touch(b);
-    lab.server.touch(c);
+    let (issues, since) = twins::changed_half_an_hour_ago(&lab.server);
     block_on(async {
         let t = GitLabTracker::connect(config(&lab, quick_policy()), BOT)
             .await
             .unwrap();
         lab.server.clear_log();
-        let changed = t
-            .list_issues_since(StateFilter::All, &["Migration".into()], since)
-            .await
-            .unwrap();
-        assert_eq!(changed.iter().map(|i| i.number).collect::<Vec<_>>(), [b]);
-        let all = t
-            .list_issues_since(StateFilter::Open, &[], since)
-            .await
-            .unwrap();
-        assert_eq!(all.iter().map(|i| i.number).collect::<Vec<_>>(), [c, b]);
-        assert!(!all.iter().any(|i| i.number == a));
+        twins::lists_what_changed_since(&t, issues, since).await;
         let log = lab.server.log();
         assert_eq!(log.len(), 2, "one page each");
         let stamp = since.format("%Y-%m-%dT%H:%M:%SZ").to_string();
@@ -264,21 +189,8 @@ fn a_comment_is_deleted_and_deleting_it_again_is_no_error() {
         let t = GitLabTracker::connect(config(&lab, quick_policy()), BOT)
             .await
             .unwrap();
-        let keep = t.add_comment(n, "keep").await.unwrap();
-        let claim = t.add_comment(n, "claim").await.unwrap();
-        lab.server.clear_log();
-        t.delete_comment(n, claim.id).await.unwrap();
-        t.delete_comment(n, claim.id).await.unwrap();
-        let left = t.comments(n).await.unwrap();
-        assert_eq!(left.iter().map(|c| c.id).collect::<Vec<_>>(), [keep.id]);
-        let deletes: Vec<(String, u16)> = lab
-            .server
-            .log()
-            .iter()
-            .filter(|l| l.method == "DELETE")
-            .map(|l| (shapes(std::slice::from_ref(l)).remove(0), l.status))
-            .collect();
-        let path = format!("DELETE issues/{n}/notes/{}", claim.id);
-        assert_eq!(deletes, [(path.clone(), 204), (path, 404)]);
+        let (claim, deletes) = twins::comment_deleted_twice(&t, &lab.server, n).await;
+        let path = format!("/api/v4/projects/group%2Fproject/issues/{n}/notes/{claim}");
+        assert_eq!(deletes, [path.clone(), path]);
     });
 }
