@@ -129,21 +129,16 @@ impl GitHubTracker {
     }
 
     async fn list(&self, query: IssueQuery<'_>) -> Result<Vec<Issue>, TrackerError> {
-        let IssueQuery {
-            state,
-            labels,
-            since,
-        } = query;
-        let state = if state == StateFilter::Open {
+        let state = if query.state == StateFilter::Open {
             "open"
         } else {
             "all"
         };
         let mut path = self.repo_path(&format!("/issues?state={state}"));
-        if !labels.is_empty() {
-            path.push_str(&format!("&labels={}", label_query(labels)));
+        if !query.labels.is_empty() {
+            path.push_str(&format!("&labels={}", label_query(query.labels)));
         }
-        if let Some(since) = since {
+        if let Some(since) = query.since {
             path.push_str(&format!("&since={}", since_query(since)));
         }
         let issues: Vec<GhIssue> = self.http.all(&path).await?;

@@ -84,20 +84,15 @@ impl GitLabTracker {
     }
 
     async fn list(&self, query: IssueQuery<'_>) -> Result<Vec<Issue>, TrackerError> {
-        let IssueQuery {
-            state,
-            labels,
-            since,
-        } = query;
         let mut builder = gl_issues::Issues::builder();
         builder.project(self.project());
-        if state == StateFilter::Open {
+        if query.state == StateFilter::Open {
             builder.state(IssueState::Opened);
         }
-        if !labels.is_empty() {
-            builder.labels(labels.iter().map(String::as_str));
+        if !query.labels.is_empty() {
+            builder.labels(query.labels.iter().map(String::as_str));
         }
-        if let Some(since) = since {
+        if let Some(since) = query.since {
             builder.updated_after(since);
         }
         let endpoint = builder.build().map_err(build_err)?;
