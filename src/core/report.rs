@@ -14,7 +14,7 @@ use super::snapshot::Snapshot;
 use super::workflow::Workflow;
 
 /// One migration as `status REF --format json` prints it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Status {
     #[serde(rename = "ref")]
     pub number: u64,
@@ -459,19 +459,8 @@ mod tests {
                 detail: "1/2 items".into(),
                 waits_for: None,
             }],
-            children: Vec::new(),
-            parent: None,
             history: Some(history),
-            paused: false,
-            paused_by: None,
-            paused_reason: None,
-            paused_at: None,
-            failing: None,
-            flag_drift: Vec::new(),
-            overdue: false,
-            waiting: Vec::new(),
-            forecast: None,
-            events: Vec::new(),
+            ..Status::default()
         }
     }
 

@@ -80,12 +80,9 @@ impl Engine<'_> {
         if status.state != "open" || status.stage.is_none() {
             return Ok(None);
         }
-        // Sorted, as the index asks: the same list in the Store's cache.
-        let mut labels = workflow.tracking.labels.clone();
-        labels.sort();
         let index: Vec<Migration> = self
             .tracker
-            .list_issues(StateFilter::All, &labels)
+            .list_issues(StateFilter::All, &workflow.tracking.labels)
             .await?
             .into_iter()
             .filter_map(|issue| {

@@ -102,22 +102,9 @@ pub fn status(
         workflow: w.name.clone(),
         stage: Some(stage.id.clone()),
         label: Some(stage.label.clone()),
-        labels: Vec::new(),
         state: if stage.terminal { "completed" } else { "open" }.into(),
         entered_at: last.at,
-        gates: Vec::new(),
-        children: Vec::new(),
-        parent: None,
         history: Some(history),
-        paused: false,
-        paused_by: None,
-        paused_reason: None,
-        paused_at: None,
-        failing: None,
-        flag_drift: Vec::new(),
-        overdue: false,
-        waiting: Vec::new(),
-        forecast: None,
-        events: Vec::new(),
+        ..Status::default()
     }
 }

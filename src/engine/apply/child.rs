@@ -247,10 +247,6 @@ impl Engine<'_> {
         Ok(())
     }
 
-    /// Fills in a new issue's own number and URL where its body still waits for them.
-    /// Only the placeholders change: with `reread` (any time but right after creating
-    /// it, when the creation's response is the newest copy) the body is read again right
-    /// before writing, so an edit a person made in between is kept.
     /// Creates an issue whose body ends with `marker`, and fills in its own number (the
     /// creation's response is the newest copy: nothing is read again).
     pub(crate) async fn create_marked(
@@ -270,6 +266,10 @@ impl Engine<'_> {
         self.fill_pending_ref(&issue, false).await
     }
 
+    /// Fills in a new issue's own number and URL where its body still waits for them.
+    /// Only the placeholders change: with `reread` (any time but right after creating
+    /// it, when the creation's response is the newest copy) the body is read again right
+    /// before writing, so an edit a person made in between is kept.
     pub(crate) async fn fill_pending_ref(&self, issue: &Issue, reread: bool) -> Result<Issue> {
         if !issue.body.contains(PENDING_REF) && !issue.body.contains(PENDING_URL) {
             return Ok(issue.clone());
